@@ -1,0 +1,215 @@
+// core/util.c: the one error path, checked allocation and files, timing and RNG.
+#define _GNU_SOURCE
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+// Temp files to remove if we die; a small table is enough (one per open atomic writer).
+enum { MAX_TEMP_FILES = 16 };
+static char *temp_files[MAX_TEMP_FILES];
+
+void temp_register(const char *path) {
+    for (int i = 0; i < MAX_TEMP_FILES; i++) {
+        if (!temp_files[i]) {
+            temp_files[i] = strdup(path);
+            return;
+        }
+    }
+}
+
+void temp_unregister(const char *path) {
+    for (int i = 0; i < MAX_TEMP_FILES; i++) {
+        if (temp_files[i] && strcmp(temp_files[i], path) == 0) {
+            free(temp_files[i]);
+            temp_files[i] = NULL;
+        }
+    }
+}
+
+_Noreturn void die(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fflush(stdout);
+    fprintf(stderr, "bolt: error: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    for (int i = 0; i < MAX_TEMP_FILES; i++) {
+        if (temp_files[i]) unlink(temp_files[i]);
+    }
+    exit(1);
+}
+
+void check(bool ok, const char *fmt, ...) {
+    if (ok) return;
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    die("%s", msg);
+}
+
+void *xmalloc(size_t bytes) {
+    void *p = malloc(bytes ? bytes : 1);
+    check(p != NULL, "out of memory allocating %zu bytes", bytes);
+    return p;
+}
+
+void *xcalloc(size_t count, size_t size) {
+    void *p = calloc(count ? count : 1, size ? size : 1);
+    check(p != NULL, "out of memory allocating %zu x %zu bytes", count, size);
+    return p;
+}
+
+void *xrealloc(void *p, size_t bytes) {
+    void *q = realloc(p, bytes ? bytes : 1);
+    check(q != NULL, "out of memory allocating %zu bytes", bytes);
+    return q;
+}
+
+char *xstrdup(const char *s) {
+    size_t n = strlen(s) + 1;
+    char *p = xmalloc(n);
+    memcpy(p, s, n);
+    return p;
+}
+
+FILE *xfopen(const char *path, const char *mode) {
+    FILE *f = fopen(path, mode);
+    check(f != NULL, "%s: cannot open (%s)", path, strerror(errno));
+    return f;
+}
+
+void xfread(void *dst, size_t bytes, FILE *f, const char *path) {
+    size_t got = fread(dst, 1, bytes, f);
+    check(got == bytes, "%s: truncated (wanted %zu more bytes, got %zu)", path, bytes, got);
+}
+
+void xfwrite(const void *src, size_t bytes, FILE *f, const char *path) {
+    size_t put = fwrite(src, 1, bytes, f);
+    check(put == bytes, "%s: write failed (%s)", path, strerror(errno));
+}
+
+char *read_file(const char *path, size_t *len) {
+    FILE *f = xfopen(path, "rb");
+    check(fseeko(f, 0, SEEK_END) == 0, "%s: cannot seek", path);
+    off_t size = ftello(f);
+    check(size >= 0, "%s: cannot tell size", path);
+    rewind(f);
+    char *buf = xmalloc((size_t)size + 1);
+    xfread(buf, (size_t)size, f, path);
+    buf[size] = '\0';
+    fclose(f);
+    if (len) *len = (size_t)size;
+    return buf;
+}
+
+int64_t file_size(const char *path) {
+    struct stat st;
+    if (stat(path, &st) != 0) return -1;
+    return (int64_t)st.st_size;
+}
+
+AtomicFile atomic_open(const char *path) {
+    AtomicFile af;
+    af.path = xstrdup(path);
+    af.tmp_path = xmalloc(strlen(path) + 8);
+    sprintf(af.tmp_path, "%s.tmp", path);
+    temp_register(af.tmp_path);
+    af.f = xfopen(af.tmp_path, "wb");
+    return af;
+}
+
+// Directory part of a path ("." if none), for fsync after rename.
+static void dir_of(const char *path, char *out, size_t cap) {
+    const char *slash = strrchr(path, '/');
+    if (!slash) {
+        snprintf(out, cap, ".");
+    } else {
+        snprintf(out, cap, "%.*s", (int)(slash - path), path);
+        if (out[0] == '\0') snprintf(out, cap, "/");
+    }
+}
+
+void fsync_dir(const char *dir) {
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+}
+
+void atomic_commit(AtomicFile *af) {
+    check(fflush(af->f) == 0, "%s: write failed (%s)", af->tmp_path, strerror(errno));
+    check(fsync(fileno(af->f)) == 0, "%s: fsync failed (%s)", af->tmp_path, strerror(errno));
+    check(fclose(af->f) == 0, "%s: close failed (%s)", af->tmp_path, strerror(errno));
+    check(rename(af->tmp_path, af->path) == 0, "%s: rename failed (%s)", af->path,
+          strerror(errno));
+    temp_unregister(af->tmp_path);
+    char dir[4096];
+    dir_of(af->path, dir, sizeof dir);
+    fsync_dir(dir);
+    free(af->path);
+    free(af->tmp_path);
+    af->f = NULL;
+}
+
+void atomic_abort(AtomicFile *af) {
+    if (af->f) fclose(af->f);
+    unlink(af->tmp_path);
+    temp_unregister(af->tmp_path);
+    free(af->path);
+    free(af->tmp_path);
+    af->f = NULL;
+}
+
+void make_dirs(const char *path) {
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            mkdir(buf, 0755);
+            *p = '/';
+        }
+    }
+    check(mkdir(buf, 0755) == 0 || errno == EEXIST, "%s: cannot create directory (%s)", path,
+          strerror(errno));
+}
+
+double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+Rng rng_seeded(uint64_t seed) {
+    Rng r = {seed * 0x9E3779B97F4A7C15ULL + 0x2545F4914F6CDD1DULL};
+    if (r.state == 0) r.state = 1;
+    return r;
+}
+
+uint64_t rng_next(Rng *r) {
+    uint64_t x = r->state;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    r->state = x;
+    return x * 0x2545F4914F6CDD1DULL;
+}
+
+float rng_uniform(Rng *r) { return (float)(rng_next(r) >> 40) * (1.0f / 16777216.0f); }
+
+float rng_normal(Rng *r) {
+    float u1 = rng_uniform(r), u2 = rng_uniform(r);
+    if (u1 < 1e-7f) u1 = 1e-7f;
+    return sqrtf(-2.0f * logf(u1)) * cosf(6.2831853f * u2);
+}

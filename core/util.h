@@ -1,0 +1,59 @@
+// core/util.h: the one error path, checked allocation and file helpers, timing, RNG.
+// Every failure that a user can cause ends in `die`: one line on stderr naming what is
+// wrong, temp files removed, exit status 1.
+#pragma once
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+// Print "bolt: error: <message>" and exit(1), removing any registered temp file first.
+_Noreturn void die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+// The checked-call helper: if `ok` is false, die with the message.
+void check(bool ok, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+void *xmalloc(size_t bytes);             // malloc or die
+void *xcalloc(size_t count, size_t size); // calloc or die
+void *xrealloc(void *p, size_t bytes);    // realloc or die
+char *xstrdup(const char *s);             // strdup or die
+FILE *xfopen(const char *path, const char *mode); // fopen or die naming the path
+
+// Read exactly `bytes` from f or die naming `path` (truncated file).
+void xfread(void *dst, size_t bytes, FILE *f, const char *path);
+// Write exactly `bytes` or die naming `path` (disk full).
+void xfwrite(const void *src, size_t bytes, FILE *f, const char *path);
+// Read a whole file into a NUL-terminated buffer; *len gets its size. Dies on error.
+char *read_file(const char *path, size_t *len);
+int64_t file_size(const char *path); // -1 if it does not exist
+
+// Atomic writes: open "<path>.tmp", write, then commit = fflush+fsync+close+rename.
+// The temp path is registered so `die` removes it: a failed run leaves no partial file.
+typedef struct AtomicFile {
+    FILE *f;
+    char *path;
+    char *tmp_path;
+} AtomicFile;
+AtomicFile atomic_open(const char *path);
+void atomic_commit(AtomicFile *af);
+void atomic_abort(AtomicFile *af); // close and remove the temp file
+void fsync_dir(const char *dir);   // make a rename durable
+void make_dirs(const char *path);  // mkdir -p or die
+
+// Wall-clock seconds (monotonic).
+double now_seconds(void);
+
+// Deterministic random numbers (xorshift64*), the only RNG bolt uses, so runs and
+// resumes are reproducible and independent of the C library.
+typedef struct Rng {
+    uint64_t state;
+} Rng;
+Rng rng_seeded(uint64_t seed);
+uint64_t rng_next(Rng *r);
+float rng_uniform(Rng *r); // [0, 1)
+float rng_normal(Rng *r);  // N(0, 1), Box-Muller
+
+// Temp-file registry used by `die` (small fixed table).
+void temp_register(const char *path);
+void temp_unregister(const char *path);

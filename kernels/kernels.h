@@ -1,0 +1,141 @@
+// kernels/kernels.h: the CPU reference kernels, fp32, forward and backward for every op.
+//
+// Conventions (all kernels):
+// - Tensors are row-major; activations are [B, T, H, d] (a [N, C] matrix with N = B*T
+//   rows) unless the function says otherwise. Weights are stored as PyTorch stores them,
+//   [out_features, in_features], so checkpoints copy straight to and from safetensors.
+// - Backward functions ACCUMULATE (+=) into every gradient they write (inputs and
+//   parameters); the caller zeroes gradients once per step. A gradient pointer that may
+//   be NULL says so, and NULL means "not needed".
+// - Every kernel is deterministic and independent of the OpenMP thread count: each
+//   output element is summed by one thread in a fixed order (no atomics), so a resumed
+//   run is bit-identical to an uninterrupted one.
+// - Linear-attention kernels take an optional initial state and return the final state
+//   (and the gradients of both): sequence parallelism and generation depend on it.
+#pragma once
+#include <stdint.h>
+
+// ---- kernels/matmul.c --------------------------------------------------------------
+// out[N, OC] = inp[N, C] @ weight[OC, C]^T (+ bias[OC] if non-NULL).
+void matmul_forward(float *out, const float *inp, const float *weight, const float *bias, int N,
+                    int C, int OC);
+// dinp += dout @ weight; dweight += dout^T @ inp; dbias += colsum(dout). Any may be NULL.
+void matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                     const float *inp, const float *weight, int N, int C, int OC);
+
+// ---- kernels/embedding.c -----------------------------------------------------------
+// out[N, D] = scale * table[tokens[n]]. Dies if a token id is outside [0, V).
+void embedding_forward(float *out, const int *tokens, const float *table, int N, int D, int V,
+                       float scale);
+// dtable[tokens[n]] += scale * dout[n].
+void embedding_backward(float *dtable, const float *dout, const int *tokens, int N, int D,
+                        float scale);
+
+// ---- kernels/norm.c ----------------------------------------------------------------
+typedef enum NormKind {
+    NORM_RMS,  // y = x / sqrt(mean(x^2) + eps) * weight           (Llama, GLA)
+    NORM_SRMS, // y = x / (sqrt(mean(x^2)) + eps), no weight       (TNL SimpleRMSNorm)
+} NormKind;
+// Normalise each of N rows of length D. `weight` [D] or NULL (NULL: no weight).
+// rstd[N] saves the per-row inverse scale for the backward pass.
+void norm_forward(float *out, float *rstd, const float *x, const float *weight, int N, int D,
+                  float eps, NormKind kind);
+// dx += ..., dweight += ... (dweight may be NULL; ignored when weight is NULL).
+void norm_backward(float *dx, float *dweight, const float *dout, const float *x,
+                   const float *weight, const float *rstd, int N, int D, float eps,
+                   NormKind kind);
+
+// ---- kernels/activation.c ----------------------------------------------------------
+void add_forward(float *out, const float *a, const float *b, long n); // out = a + b
+void silu_forward(float *out, const float *x, long n);
+void silu_backward(float *dx, const float *dout, const float *x, long n);
+// SwiGLU / swish gate: out = silu(gate) * up.
+void swiglu_forward(float *out, const float *gate, const float *up, long n);
+void swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate,
+                     const float *up, long n);
+// SGLU (no activation): out = a * b.
+void mul_forward(float *out, const float *a, const float *b, long n);
+void mul_backward(float *da, float *db, const float *dout, const float *a, const float *b,
+                  long n);
+// GLA gate: out = logsigmoid(x) * scale (scale = 1/16 for fla's normaliser).
+void logsigmoid_forward(float *out, const float *x, float scale, long n);
+void logsigmoid_backward(float *dx, const float *dout, const float *x, float scale, long n);
+
+// ---- kernels/rope.c ----------------------------------------------------------------
+// Rotary embedding in Hugging Face rotate_half form on x [B, T, H, hd] (hd even):
+// inv_freq_i = theta^(-2i/hd); position of row t is pos0 + t. out may alias x.
+void rope_forward(float *out, const float *x, int B, int T, int H, int hd, float theta, int pos0);
+void rope_backward(float *dx, const float *dout, int B, int T, int H, int hd, float theta,
+                   int pos0);
+
+// ---- kernels/lightning_attn.c ------------------------------------------------------
+// Lightning attention (constant decay per head), q,k [B,T,H,dk], v,o [B,T,H,dv]:
+//   o_t = q_t S_t,  S_t = lambda_h S_{t-1} + k_t^T v_t,  S_{-1} = state_in (or 0).
+// log_decay[H] = log(lambda_h) <= 0. States are [B, H, dk, dv], fp32; state_in and
+// state_out may be NULL. `block` is the block size of the block form (SPEC sec. 3).
+void lightning_attn_forward(float *o, float *state_out, const float *q, const float *k,
+                            const float *v, const float *state_in, const float *log_decay,
+                            int B, int T, int H, int dk, int dv, int block);
+// dq, dk, dv += ...; dstate_in += d loss / d state_in (may be NULL); dstate_out is the
+// incoming gradient of state_out (NULL: zero).
+void lightning_attn_backward(float *dq, float *dk, float *dv, float *dstate_in,
+                             const float *dout, const float *dstate_out, const float *q,
+                             const float *k, const float *v, const float *state_in,
+                             const float *log_decay, int B, int T, int H, int dk, int dv,
+                             int block);
+// The token-by-token recurrence: same contract, the reference the block form is tested
+// against, and the decoding step when T = 1.
+void lightning_attn_recurrent_forward(float *o, float *state_out, const float *q,
+                                      const float *k, const float *v, const float *state_in,
+                                      const float *log_decay, int B, int T, int H, int dk,
+                                      int dv);
+void lightning_attn_recurrent_backward(float *dq, float *dk, float *dv, float *dstate_in,
+                                       const float *dout, const float *dstate_out,
+                                       const float *q, const float *k, const float *v,
+                                       const float *state_in, const float *log_decay, int B,
+                                       int T, int H, int dk, int dv);
+
+// ---- kernels/gla.c -----------------------------------------------------------------
+// Gated linear attention, q,k,g [B,T,H,dk], v,o [B,T,H,dv]; g is the per-channel log
+// decay (natural log, <= 0):
+//   S_t = diag(exp(g_t)) S_{t-1} + k_t^T v_t,  o_t = scale * q_t S_t.
+// States [B, H, dk, dv] fp32, optional in/out as for lightning. `chunk` is the chunk
+// size of the chunked form (SPEC sec. 3: 64 with sub-chunks of 16; any size works).
+void gla_forward(float *o, float *state_out, const float *q, const float *k, const float *v,
+                 const float *g, const float *state_in, float scale, int B, int T, int H,
+                 int dk, int dv, int chunk);
+void gla_backward(float *dq, float *dk, float *dv, float *dg, float *dstate_in,
+                  const float *dout, const float *dstate_out, const float *q, const float *k,
+                  const float *v, const float *g, const float *state_in, float scale, int B,
+                  int T, int H, int dk, int dv, int chunk);
+void gla_recurrent_forward(float *o, float *state_out, const float *q, const float *k,
+                           const float *v, const float *g, const float *state_in, float scale,
+                           int B, int T, int H, int dk, int dv);
+void gla_recurrent_backward(float *dq, float *dk, float *dv, float *dg, float *dstate_in,
+                            const float *dout, const float *dstate_out, const float *q,
+                            const float *k, const float *v, const float *g,
+                            const float *state_in, float scale, int B, int T, int H, int dk,
+                            int dv);
+
+// ---- kernels/softmax_attn.c --------------------------------------------------------
+// Causal softmax attention with GQA (H query heads share Hkv = H / group key/value
+// heads), scale 1/sqrt(hd). q,o [B,Tq,H,hd]; k,v [B,Tk,Hkv,hd], Tk >= Tq; query t sits at
+// absolute position Tk - Tq + t (so Tq = 1 is one decoding step against a KV cache).
+// lse[B,H,Tq] saves the row log-sum-exp; no Tq x Tk matrix is kept.
+void softmax_attn_forward(float *o, float *lse, const float *q, const float *k, const float *v,
+                          int B, int Tq, int Tk, int H, int Hkv, int hd);
+void softmax_attn_backward(float *dq, float *dk, float *dv, const float *dout, const float *o,
+                           const float *lse, const float *q, const float *k, const float *v,
+                           int B, int Tq, int Tk, int H, int Hkv, int hd);
+
+// ---- kernels/cross_entropy.c -------------------------------------------------------
+// Fused LM head + cross-entropy: logits = h[N,D] @ W[V,D]^T row block by row block, so
+// the [N, V] matrix is never stored. losses[N] gets -log p(target) (0 where target < 0,
+// which means "ignore"). If dh / dW are non-NULL, also accumulates the gradient of
+// grad_scale * sum(losses) into them. Returns the number of counted (target >= 0) rows.
+int lm_head_cross_entropy(float *losses, float *dh, float *dW, const float *h, const float *W,
+                          const int *targets, int N, int D, int V, float grad_scale);
+
+// ---- kernels/reduce.c --------------------------------------------------------------
+double sum_squares(const float *x, long n); // fp64 accumulation, fixed order
+void scale_inplace(float *x, float s, long n);

@@ -1,0 +1,102 @@
+// model/model.h: one model description for every family (TNL, GLA, Llama) and hybrids.
+// The config picks the family (norm, MLP, embedding scale, tensor names) and each layer's
+// token mixer; the parameter table built from it drives init, forward, backward,
+// checkpoints and the optimizer, so no family has its own copy of any of them.
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../kernels/ops.h"
+
+enum { MAX_LAYERS = 256, MAX_PARAMS = 4096, PARAM_NAME_LEN = 96 };
+
+typedef enum Family { FAMILY_TNL, FAMILY_GLA, FAMILY_LLAMA } Family;
+typedef enum MixerKind { MIXER_LIGHTNING, MIXER_GLA, MIXER_SOFTMAX } MixerKind;
+typedef enum DecayKind { DECAY_ALIBI, DECAY_MINIMAX } DecayKind;
+
+typedef struct ModelConfig {
+    Family family;
+    int vocab_size;
+    int dim;        // D, the residual width
+    int n_layers;   // L
+    int n_heads;    // H (query heads)
+    int n_kv_heads; // softmax layers' key/value heads (GQA); 0: = n_heads
+    int head_dim;   // softmax and lightning head size; 0: D / H
+    int mlp_dim;    // GLU hidden size; 0: the family default
+    MixerKind mixer[MAX_LAYERS];
+    bool tie_embeddings;
+    float norm_eps;
+    float rope_theta;
+    DecayKind decay;       // TNL decay slopes
+    int gate_low_rank;     // GLA gate rank (16)
+    float gate_normalizer; // GLA: gk = logsigmoid(.) / gate_normalizer (16)
+    int attn_block;        // block / chunk size of the linear-attention kernels
+    bool doc_reset;        // reset linear-attention state at EOT (packed documents)
+    int eot_token;
+} ModelConfig;
+
+// Fill family defaults (dims left 0, eps, theta, ...) and check the config; dies naming
+// the offending setting. `mixers` is a pattern such as "lightning*7,softmax" repeated to
+// n_layers; NULL or "" means the family's own mixer everywhere.
+void model_config_finalize(ModelConfig *c, const char *mixers);
+const char *family_name(Family f);
+const char *mixer_name(MixerKind m);
+bool family_from_name(const char *name, Family *out);
+void model_config_print(const ModelConfig *c, FILE *f);
+
+// One parameter tensor: its Hugging Face name, shape and place in the flat buffers.
+typedef struct ParamInfo {
+    char name[PARAM_NAME_LEN];
+    int ndim;
+    int shape[2];
+    size_t offset; // in floats, into Model.weights / grads / optimizer state
+    size_t numel;
+    bool no_decay;  // norms, biases, gate biases: no weight decay
+    bool trainable; // false: frozen (distillation)
+} ParamInfo;
+
+typedef struct LayerActs LayerActs; // per-layer saved activations (model.c)
+
+typedef struct Model {
+    ModelConfig cfg;
+    const Ops *ops;
+    ParamInfo params[MAX_PARAMS];
+    int n_params;
+    size_t n_weights; // total floats over all parameters
+    float *weights;   // [n_weights], device memory
+    float *grads;     // [n_weights], device memory
+    float *log_decay; // [L][H] lightning decays (fixed), device memory
+    // Activations, sized for the (B, T) of the last forward; grown on demand.
+    int act_B, act_T;
+    LayerActs *layers;
+    float *embed_out, *final_in, *final_norm, *final_rstd, *losses, *d_resid, *d_tmp;
+    float *scratch;
+    int *tokens, *targets;
+} Model;
+
+// Build the parameter table and allocate weights and gradients (zeroed).
+void model_create(Model *m, const ModelConfig *cfg, const Ops *ops);
+void model_free(Model *m);
+// Initialise weights: normal(0, 0.02) for matrices, ones for norm weights, the family's
+// rules for gate biases; deterministic from seed.
+void model_init_weights(Model *m, uint64_t seed);
+const ParamInfo *model_find_param(const Model *m, const char *name);
+float *model_param(Model *m, const char *name); // device pointer; dies if absent
+
+// Mean cross-entropy of targets given tokens, both [B, T] host arrays (target < 0:
+// ignored). Forward only.
+float model_loss(Model *m, const int *tokens, const int *targets, int B, int T);
+// Forward and backward: accumulates grad_scale * d(mean loss)/d(weights) into m->grads
+// and returns the mean loss.
+float model_forward_backward(Model *m, const int *tokens, const int *targets, int B, int T,
+                             float grad_scale);
+void model_zero_grad(Model *m);
+double model_flops_per_token(const Model *m, int T); // training FLOPs (fwd + bwd)
+
+// Recurrent decoding: per layer a linear-attention state or a KV cache.
+typedef struct DecodeState DecodeState;
+DecodeState *decode_state_new(const Model *m, int max_len);
+void decode_state_free(DecodeState *s);
+// Feed one token; writes next-token logits [vocab_size] (host memory).
+void model_decode_step(Model *m, DecodeState *s, int token, float *logits);

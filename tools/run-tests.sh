@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Run each Check test program, then print one summary line: "N passed, N failed".
+set -u
+passed=0 failed=0 bad=()
+for t in "$@"; do
+    log=$(mktemp)
+    "$t" 2>&1 | tee "$log"
+    status=${PIPESTATUS[0]}
+    # Check prints "NN%: Checks: C, Failures: F, Errors: E".
+    line=$(grep -E '^[0-9]+%: Checks: ' "$log" | tail -1)
+    rm -f "$log"
+    if [ -z "$line" ]; then
+        echo "$t: no Check summary (exit $status)"
+        failed=$((failed + 1)); bad+=("$t"); continue
+    fi
+    c=$(echo "$line" | sed -E 's/.*Checks: ([0-9]+).*/\1/')
+    f=$(echo "$line" | sed -E 's/.*Failures: ([0-9]+).*/\1/')
+    e=$(echo "$line" | sed -E 's/.*Errors: ([0-9]+).*/\1/')
+    passed=$((passed + c - f - e))
+    failed=$((failed + f + e))
+    [ "$status" -ne 0 ] || [ $((f + e)) -ne 0 ] && bad+=("$t")
+done
+[ ${#bad[@]} -gt 0 ] && echo "failing: ${bad[*]}"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
