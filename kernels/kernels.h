@@ -136,6 +136,12 @@ void softmax_attn_backward(float *dq, float *dk, float *dv, const float *dout, c
 int lm_head_cross_entropy(float *losses, float *dh, float *dW, const float *h, const float *W,
                           const int *targets, int N, int D, int V, float grad_scale);
 
+// ---- kernels/adamw.c ---------------------------------------------------------------
+// One AdamW step on n values (decoupled weight decay: w -= lr * wd * w). `step` counts
+// from 1 (bias correction). m and v are the fp32 moments.
+void adamw_update(float *w, const float *grad, float *m, float *v, long n, float lr, float beta1,
+                  float beta2, float eps, float weight_decay, int step);
+
 // ---- kernels/reduce.c --------------------------------------------------------------
 double sum_squares(const float *x, long n); // fp64 accumulation, fixed order
 void scale_inplace(float *x, float s, long n);

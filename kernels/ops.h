@@ -72,6 +72,8 @@ typedef struct Ops {
     int (*lm_head_cross_entropy)(float *losses, float *dh, float *dW, const float *h,
                                  const float *W, const int *targets, int N, int D, int V,
                                  float grad_scale);
+    void (*adamw_update)(float *w, const float *grad, float *m, float *v, long n, float lr,
+                         float beta1, float beta2, float eps, float weight_decay, int step);
     double (*sum_squares)(const float *x, long n);
     void (*scale_inplace)(float *x, float s, long n);
 } Ops;

@@ -41,6 +41,7 @@ const Ops ops_cpu = {
     .softmax_attn_forward = softmax_attn_forward,
     .softmax_attn_backward = softmax_attn_backward,
     .lm_head_cross_entropy = lm_head_cross_entropy,
+    .adamw_update = adamw_update,
     .sum_squares = sum_squares,
     .scale_inplace = scale_inplace,
 };

@@ -1,0 +1,8 @@
+// train/commands.h: the entry points of bolt's subcommands (train/main.c dispatches).
+// Each takes the arguments after the subcommand name and returns the exit status.
+#pragma once
+
+int train_main(int argc, char **argv);        // train/train.c
+int sample_main(int argc, char **argv);       // train/sample.c
+int prep_main(int argc, char **argv);         // train/prep.c
+int bench_tokenizer_main(int argc, char **argv); // train/bench_tokenizer.c
