@@ -20,8 +20,8 @@
 void matmul_forward(float *out, const float *inp, const float *weight, const float *bias, int N,
                     int C, int OC);
 // dinp += dout @ weight; dweight += dout^T @ inp; dbias += colsum(dout). Any may be NULL.
-void matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout,
-                     const float *inp, const float *weight, int N, int C, int OC);
+void matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                     const float *weight, int N, int C, int OC);
 
 // ---- kernels/embedding.c -----------------------------------------------------------
 // out[N, D] = scale * table[tokens[n]]. Dies if a token id is outside [0, V).
@@ -42,8 +42,7 @@ void norm_forward(float *out, float *rstd, const float *x, const float *weight, 
                   float eps, NormKind kind);
 // dx += ..., dweight += ... (dweight may be NULL; ignored when weight is NULL).
 void norm_backward(float *dx, float *dweight, const float *dout, const float *x,
-                   const float *weight, const float *rstd, int N, int D, float eps,
-                   NormKind kind);
+                   const float *weight, const float *rstd, int N, int D, float eps, NormKind kind);
 
 // ---- kernels/activation.c ----------------------------------------------------------
 void add_forward(float *out, const float *a, const float *b, long n); // out = a + b
@@ -55,8 +54,7 @@ void swiglu_backward(float *dgate, float *dup, const float *dout, const float *g
                      const float *up, long n);
 // SGLU (no activation): out = a * b.
 void mul_forward(float *out, const float *a, const float *b, long n);
-void mul_backward(float *da, float *db, const float *dout, const float *a, const float *b,
-                  long n);
+void mul_backward(float *da, float *db, const float *dout, const float *a, const float *b, long n);
 // GLA gate: out = logsigmoid(x) * scale (scale = 1/16 for fla's normaliser).
 void logsigmoid_forward(float *out, const float *x, float scale, long n);
 void logsigmoid_backward(float *dx, const float *dout, const float *x, float scale, long n);
@@ -69,53 +67,50 @@ void rope_backward(float *dx, const float *dout, int B, int T, int H, int hd, fl
                    int pos0);
 
 // ---- kernels/lightning_attn.c ------------------------------------------------------
-// Lightning attention (constant decay per head), q,k [B,T,H,dk], v,o [B,T,H,dv]:
+// Lightning attention (constant decay per head), q,k [B,T,H,kdim], v,o [B,T,H,vdim]:
 //   o_t = q_t S_t,  S_t = lambda_h S_{t-1} + k_t^T v_t,  S_{-1} = state_in (or 0).
-// log_decay[H] = log(lambda_h) <= 0. States are [B, H, dk, dv], fp32; state_in and
+// log_decay[H] = log(lambda_h) <= 0. States are [B, H, kdim, vdim], fp32; state_in and
 // state_out may be NULL. `block` is the block size of the block form (SPEC sec. 3).
 void lightning_attn_forward(float *o, float *state_out, const float *q, const float *k,
-                            const float *v, const float *state_in, const float *log_decay,
-                            int B, int T, int H, int dk, int dv, int block);
+                            const float *v, const float *state_in, const float *log_decay, int B,
+                            int T, int H, int kdim, int vdim, int block);
 // dq, dk, dv += ...; dstate_in += d loss / d state_in (may be NULL); dstate_out is the
 // incoming gradient of state_out (NULL: zero).
-void lightning_attn_backward(float *dq, float *dk, float *dv, float *dstate_in,
-                             const float *dout, const float *dstate_out, const float *q,
-                             const float *k, const float *v, const float *state_in,
-                             const float *log_decay, int B, int T, int H, int dk, int dv,
-                             int block);
+void lightning_attn_backward(float *dq, float *dk, float *dv, float *dstate_in, const float *dout,
+                             const float *dstate_out, const float *q, const float *k,
+                             const float *v, const float *state_in, const float *log_decay, int B,
+                             int T, int H, int kdim, int vdim, int block);
 // The token-by-token recurrence: same contract, the reference the block form is tested
 // against, and the decoding step when T = 1.
-void lightning_attn_recurrent_forward(float *o, float *state_out, const float *q,
-                                      const float *k, const float *v, const float *state_in,
-                                      const float *log_decay, int B, int T, int H, int dk,
-                                      int dv);
+void lightning_attn_recurrent_forward(float *o, float *state_out, const float *q, const float *k,
+                                      const float *v, const float *state_in, const float *log_decay,
+                                      int B, int T, int H, int kdim, int vdim);
 void lightning_attn_recurrent_backward(float *dq, float *dk, float *dv, float *dstate_in,
-                                       const float *dout, const float *dstate_out,
-                                       const float *q, const float *k, const float *v,
-                                       const float *state_in, const float *log_decay, int B,
-                                       int T, int H, int dk, int dv);
+                                       const float *dout, const float *dstate_out, const float *q,
+                                       const float *k, const float *v, const float *state_in,
+                                       const float *log_decay, int B, int T, int H, int kdim,
+                                       int vdim);
 
 // ---- kernels/gla.c -----------------------------------------------------------------
-// Gated linear attention, q,k,g [B,T,H,dk], v,o [B,T,H,dv]; g is the per-channel log
+// Gated linear attention, q,k,g [B,T,H,kdim], v,o [B,T,H,vdim]; g is the per-channel log
 // decay (natural log, <= 0):
 //   S_t = diag(exp(g_t)) S_{t-1} + k_t^T v_t,  o_t = scale * q_t S_t.
-// States [B, H, dk, dv] fp32, optional in/out as for lightning. `chunk` is the chunk
+// States [B, H, kdim, vdim] fp32, optional in/out as for lightning. `chunk` is the chunk
 // size of the chunked form (SPEC sec. 3: 64 with sub-chunks of 16; any size works).
 void gla_forward(float *o, float *state_out, const float *q, const float *k, const float *v,
-                 const float *g, const float *state_in, float scale, int B, int T, int H,
-                 int dk, int dv, int chunk);
-void gla_backward(float *dq, float *dk, float *dv, float *dg, float *dstate_in,
-                  const float *dout, const float *dstate_out, const float *q, const float *k,
-                  const float *v, const float *g, const float *state_in, float scale, int B,
-                  int T, int H, int dk, int dv, int chunk);
+                 const float *g, const float *state_in, float scale, int B, int T, int H, int kdim,
+                 int vdim, int chunk);
+void gla_backward(float *dq, float *dk, float *dv, float *dg, float *dstate_in, const float *dout,
+                  const float *dstate_out, const float *q, const float *k, const float *v,
+                  const float *g, const float *state_in, float scale, int B, int T, int H, int kdim,
+                  int vdim, int chunk);
 void gla_recurrent_forward(float *o, float *state_out, const float *q, const float *k,
                            const float *v, const float *g, const float *state_in, float scale,
-                           int B, int T, int H, int dk, int dv);
+                           int B, int T, int H, int kdim, int vdim);
 void gla_recurrent_backward(float *dq, float *dk, float *dv, float *dg, float *dstate_in,
                             const float *dout, const float *dstate_out, const float *q,
-                            const float *k, const float *v, const float *g,
-                            const float *state_in, float scale, int B, int T, int H, int dk,
-                            int dv);
+                            const float *k, const float *v, const float *g, const float *state_in,
+                            float scale, int B, int T, int H, int kdim, int vdim);
 
 // ---- kernels/softmax_attn.c --------------------------------------------------------
 // Causal softmax attention with GQA (H query heads share Hkv = H / group key/value
@@ -125,8 +120,8 @@ void gla_recurrent_backward(float *dq, float *dk, float *dv, float *dg, float *d
 void softmax_attn_forward(float *o, float *lse, const float *q, const float *k, const float *v,
                           int B, int Tq, int Tk, int H, int Hkv, int hd);
 void softmax_attn_backward(float *dq, float *dk, float *dv, const float *dout, const float *o,
-                           const float *lse, const float *q, const float *k, const float *v,
-                           int B, int Tq, int Tk, int H, int Hkv, int hd);
+                           const float *lse, const float *q, const float *k, const float *v, int B,
+                           int Tq, int Tk, int H, int Hkv, int hd);
 
 // ---- kernels/cross_entropy.c -------------------------------------------------------
 // Fused LM head + cross-entropy: logits = h[N,D] @ W[V,D]^T row block by row block, so

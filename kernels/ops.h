@@ -26,8 +26,8 @@ typedef struct Ops {
                               int V, float scale);
     void (*embedding_backward)(float *dtable, const float *dout, const int *tokens, int N, int D,
                                float scale);
-    void (*norm_forward)(float *out, float *rstd, const float *x, const float *weight, int N,
-                         int D, float eps, NormKind kind);
+    void (*norm_forward)(float *out, float *rstd, const float *x, const float *weight, int N, int D,
+                         float eps, NormKind kind);
     void (*norm_backward)(float *dx, float *dweight, const float *dout, const float *x,
                           const float *weight, const float *rstd, int N, int D, float eps,
                           NormKind kind);
@@ -38,37 +38,34 @@ typedef struct Ops {
     void (*swiglu_backward)(float *dgate, float *dup, const float *dout, const float *gate,
                             const float *up, long n);
     void (*mul_forward)(float *out, const float *a, const float *b, long n);
-    void (*mul_backward)(float *da, float *db, const float *dout, const float *a,
-                         const float *b, long n);
+    void (*mul_backward)(float *da, float *db, const float *dout, const float *a, const float *b,
+                         long n);
     void (*logsigmoid_forward)(float *out, const float *x, float scale, long n);
-    void (*logsigmoid_backward)(float *dx, const float *dout, const float *x, float scale,
-                                long n);
+    void (*logsigmoid_backward)(float *dx, const float *dout, const float *x, float scale, long n);
     void (*rope_forward)(float *out, const float *x, int B, int T, int H, int hd, float theta,
                          int pos0);
-    void (*rope_backward)(float *dx, const float *dout, int B, int T, int H, int hd,
-                          float theta, int pos0);
+    void (*rope_backward)(float *dx, const float *dout, int B, int T, int H, int hd, float theta,
+                          int pos0);
     void (*lightning_attn_forward)(float *o, float *state_out, const float *q, const float *k,
-                                   const float *v, const float *state_in,
-                                   const float *log_decay, int B, int T, int H, int dk, int dv,
-                                   int block);
+                                   const float *v, const float *state_in, const float *log_decay,
+                                   int B, int T, int H, int kdim, int vdim, int block);
     void (*lightning_attn_backward)(float *dq, float *dk, float *dv, float *dstate_in,
                                     const float *dout, const float *dstate_out, const float *q,
                                     const float *k, const float *v, const float *state_in,
-                                    const float *log_decay, int B, int T, int H, int dk,
-                                    int dv, int block);
-    void (*gla_forward)(float *o, float *state_out, const float *q, const float *k,
-                        const float *v, const float *g, const float *state_in, float scale,
-                        int B, int T, int H, int dk, int dv, int chunk);
+                                    const float *log_decay, int B, int T, int H, int kdim, int vdim,
+                                    int block);
+    void (*gla_forward)(float *o, float *state_out, const float *q, const float *k, const float *v,
+                        const float *g, const float *state_in, float scale, int B, int T, int H,
+                        int kdim, int vdim, int chunk);
     void (*gla_backward)(float *dq, float *dk, float *dv, float *dg, float *dstate_in,
-                         const float *dout, const float *dstate_out, const float *q,
-                         const float *k, const float *v, const float *g, const float *state_in,
-                         float scale, int B, int T, int H, int dk, int dv, int chunk);
+                         const float *dout, const float *dstate_out, const float *q, const float *k,
+                         const float *v, const float *g, const float *state_in, float scale, int B,
+                         int T, int H, int kdim, int vdim, int chunk);
     void (*softmax_attn_forward)(float *o, float *lse, const float *q, const float *k,
                                  const float *v, int B, int Tq, int Tk, int H, int Hkv, int hd);
     void (*softmax_attn_backward)(float *dq, float *dk, float *dv, const float *dout,
-                                  const float *o, const float *lse, const float *q,
-                                  const float *k, const float *v, int B, int Tq, int Tk, int H,
-                                  int Hkv, int hd);
+                                  const float *o, const float *lse, const float *q, const float *k,
+                                  const float *v, int B, int Tq, int Tk, int H, int Hkv, int hd);
     int (*lm_head_cross_entropy)(float *losses, float *dh, float *dW, const float *h,
                                  const float *W, const int *targets, int N, int D, int V,
                                  float grad_scale);

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "../kernels/ops.h"
 
@@ -44,6 +45,9 @@ const char *family_name(Family f);
 const char *mixer_name(MixerKind m);
 bool family_from_name(const char *name, Family *out);
 void model_config_print(const ModelConfig *c, FILE *f);
+// TNL decays of one layer: log_decay[h] = -s_h * (1 - l/(L-1) + 1e-5), s_h the ALiBi (or
+// MiniMax) slope of head h. Fixed, not learned.
+void lightning_log_decays(const ModelConfig *c, int layer, float *log_decay);
 
 // One parameter tensor: its Hugging Face name, shape and place in the flat buffers.
 typedef struct ParamInfo {
