@@ -11,12 +11,14 @@
 typedef struct Ops {
     const char *name; // "cpu" or "cuda"
 
-    // Memory: alloc returns zeroed memory; upload/download copy host <-> device.
+    // Memory: alloc returns zeroed memory; upload/download copy host <-> device, copy
+    // device -> device.
     void *(*alloc)(size_t bytes);
     void (*free)(void *p);
     void (*zero)(void *p, size_t bytes);
     void (*upload)(void *dst, const void *host_src, size_t bytes);
     void (*download)(void *host_dst, const void *src, size_t bytes);
+    void (*copy)(void *dst, const void *src, size_t bytes);
 
     void (*matmul_forward)(float *out, const float *inp, const float *weight, const float *bias,
                            int N, int C, int OC);

@@ -17,6 +17,7 @@ const Ops ops_cpu = {
     .zero = cpu_zero,
     .upload = cpu_copy,
     .download = cpu_copy,
+    .copy = cpu_copy,
     .matmul_forward = matmul_forward,
     .matmul_backward = matmul_backward,
     .embedding_forward = embedding_forward,

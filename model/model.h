@@ -10,7 +10,7 @@
 
 #include "../kernels/ops.h"
 
-enum { MAX_LAYERS = 256, MAX_PARAMS = 4096, PARAM_NAME_LEN = 96 };
+enum { MAX_LAYERS = 256, MAX_PARAMS = 4096, PARAM_NAME_LEN = 96, N_SCRATCH = 10 };
 
 typedef enum Family { FAMILY_TNL, FAMILY_GLA, FAMILY_LLAMA } Family;
 typedef enum MixerKind { MIXER_LIGHTNING, MIXER_GLA, MIXER_SOFTMAX } MixerKind;
@@ -71,14 +71,19 @@ typedef struct Model {
     float *weights;   // [n_weights], device memory
     float *grads;     // [n_weights], device memory
     float *log_decay; // [L][H] lightning decays (fixed), device memory
-    // Activations, sized for the (B, T) of the last forward; grown on demand.
+    // Activations, sized for act_B x act_T tokens; reallocated when that changes.
     int act_B, act_T;
-    LayerActs *layers;
-    float *embed_out, *final_in, *final_norm, *final_rstd, *losses, *d_resid, *d_tmp;
-    float *scratch;
-    int *tokens, *targets;
+    LayerActs *layers;      // [n_layers]
+    float *final_in;        // [N, D] residual stream after the last block
+    float *final_ln, *final_rstd;
+    float *losses;          // [N]
+    float *d_resid, *d_ln;  // [N, D] gradient of the residual stream / of a norm output
+    float *tmp[N_SCRATCH];  // backward scratch, each [N, max layer width]
+    int *tokens, *targets;  // [N] device copies of the batch
 } Model;
 
+// Fill m->params from m->cfg (names, shapes, offsets); no allocation. model_create calls it.
+void model_build_params(Model *m);
 // Build the parameter table and allocate weights and gradients (zeroed).
 void model_create(Model *m, const ModelConfig *cfg, const Ops *ops);
 void model_free(Model *m);

@@ -1,0 +1,59 @@
+// model/mixer_softmax.c: Llama attention (SPEC sec. 2): q, k, v projections, RoPE in
+// rotate_half form, causal softmax attention with GQA, output projection. In decoding
+// (st != NULL) keys and values go to the layer's KV cache and the query attends to it.
+#include "../core/util.h"
+#include "layers.h"
+
+void softmax_mixer_forward(Model *m, int l, LayerActs *a, int B, int T, float *out,
+                           MixerState *st) {
+    const Ops *ops = m->ops;
+    const ModelConfig *c = &m->cfg;
+    int N = B * T, D = c->dim, H = c->n_heads, Hkv = c->n_kv_heads, hd = c->head_dim;
+    int Dq = H * hd, Dkv = Hkv * hd, pos0 = st ? st->pos : 0;
+    const float *w = m->weights;
+    ops->matmul_forward(a->q, a->ln1, w + mixer_param(m, l, "q_proj.weight"), NULL, N, D, Dq);
+    ops->matmul_forward(a->k, a->ln1, w + mixer_param(m, l, "k_proj.weight"), NULL, N, D, Dkv);
+    ops->matmul_forward(a->v, a->ln1, w + mixer_param(m, l, "v_proj.weight"), NULL, N, D, Dkv);
+    ops->rope_forward(a->qa, a->q, B, T, H, hd, c->rope_theta, pos0);
+    ops->rope_forward(a->ka, a->k, B, T, Hkv, hd, c->rope_theta, pos0);
+    if (st) {
+        check(B == 1 && st->pos + T <= st->max_len, "decoding past the context of %d tokens",
+              st->max_len);
+        size_t at = (size_t)st->pos * Dkv, bytes = (size_t)T * Dkv * sizeof(float);
+        ops->copy(st->k_cache + at, a->ka, bytes);
+        ops->copy(st->v_cache + at, a->v, bytes);
+        ops->softmax_attn_forward(a->o, a->lse, a->qa, st->k_cache, st->v_cache, 1, T,
+                                  st->pos + T, H, Hkv, hd);
+    } else {
+        ops->softmax_attn_forward(a->o, a->lse, a->qa, a->ka, a->v, B, T, T, H, Hkv, hd);
+    }
+    ops->matmul_forward(out, a->o, w + mixer_param(m, l, "o_proj.weight"), NULL, N, Dq, D);
+}
+
+void softmax_mixer_backward(Model *m, int l, LayerActs *a, int B, int T, const float *dout,
+                            float *dln) {
+    const Ops *ops = m->ops;
+    const ModelConfig *c = &m->cfg;
+    int N = B * T, D = c->dim, H = c->n_heads, Hkv = c->n_kv_heads, hd = c->head_dim;
+    int Dq = H * hd, Dkv = Hkv * hd;
+    const float *w = m->weights;
+    float *g = m->grads;
+    size_t bytes = (size_t)N * (Dq > D ? Dq : D) * sizeof(float);
+    float *d_o = m->tmp[0], *d_qa = m->tmp[1], *d_ka = m->tmp[2], *d_v = m->tmp[3];
+    float *d_q = m->tmp[4], *d_k = m->tmp[5];
+    for (int i = 0; i < 6; i++) ops->zero(m->tmp[i], bytes);
+
+    size_t off = mixer_param(m, l, "o_proj.weight");
+    ops->matmul_backward(d_o, g + off, NULL, dout, a->o, w + off, N, Dq, D);
+    ops->softmax_attn_backward(d_qa, d_ka, d_v, d_o, a->o, a->lse, a->qa, a->ka, a->v, B, T, T,
+                               H, Hkv, hd);
+    ops->rope_backward(d_q, d_qa, B, T, H, hd, c->rope_theta, 0);
+    ops->rope_backward(d_k, d_ka, B, T, Hkv, hd, c->rope_theta, 0);
+    const char *names[3] = {"q_proj.weight", "k_proj.weight", "v_proj.weight"};
+    const float *douts[3] = {d_q, d_k, d_v};
+    const int widths[3] = {Dq, Dkv, Dkv};
+    for (int i = 0; i < 3; i++) {
+        off = mixer_param(m, l, names[i]);
+        ops->matmul_backward(dln, g + off, NULL, douts[i], a->ln1, w + off, N, D, widths[i]);
+    }
+}

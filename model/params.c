@@ -1,0 +1,169 @@
+// model/params.c: the parameter table. Every tensor gets its Hugging Face name (Llama's,
+// fla's GLA names, or TNL's scheme), its shape, and a slice of the flat weight buffer.
+// Init, checkpoints, the optimizer and distillation all walk this one table.
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/util.h"
+#include "layers.h"
+#include "model.h"
+
+// Name pieces that differ by family: embeddings, block norms, mixer and MLP prefixes.
+typedef struct FamilyNames {
+    const char *embed, *attn_norm, *mixer, *mlp_norm, *final_norm;
+    const char *mlp_in0, *mlp_in1, *mlp_out; // gate/l1, up/l2, down/l3
+} FamilyNames;
+
+static const FamilyNames names_by_family[] = {
+    [FAMILY_TNL] = {"model.embed_tokens", "token_norm", "token_mixer", "channel_norm",
+                    "model.final_norm", "channel_mixer.l1", "channel_mixer.l2",
+                    "channel_mixer.l3"},
+    [FAMILY_GLA] = {"model.embeddings", "attn_norm", "attn", "mlp_norm", "model.norm",
+                    "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"},
+    [FAMILY_LLAMA] = {"model.embed_tokens", "input_layernorm", "self_attn",
+                      "post_attention_layernorm", "model.norm", "mlp.gate_proj", "mlp.up_proj",
+                      "mlp.down_proj"},
+};
+
+// Append one tensor to the table. rows x cols (cols = 0 for a vector).
+static void add_param(Model *m, bool no_decay, int rows, int cols, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static void add_param(Model *m, bool no_decay, int rows, int cols, const char *fmt, ...) {
+    check(m->n_params < MAX_PARAMS, "model has more than %d tensors", MAX_PARAMS);
+    ParamInfo *p = &m->params[m->n_params++];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(p->name, sizeof p->name, fmt, ap);
+    va_end(ap);
+    p->ndim = cols ? 2 : 1;
+    p->shape[0] = rows;
+    p->shape[1] = cols;
+    p->numel = (size_t)rows * (size_t)(cols ? cols : 1);
+    p->offset = m->n_weights;
+    p->no_decay = no_decay;
+    p->trainable = true;
+    m->n_weights += p->numel;
+}
+
+// The mixer's tensors for layer l, under "model.layers.l.<mixer prefix>".
+static void add_mixer_params(Model *m, int l, const char *pre) {
+    const ModelConfig *c = &m->cfg;
+    int D = c->dim;
+    if (c->mixer[l] == MIXER_LIGHTNING) {
+        add_param(m, false, 4 * D, D, "model.layers.%d.%s.qkvu_proj.weight", l, pre);
+        add_param(m, false, D, D, "model.layers.%d.%s.out_proj.weight", l, pre);
+    } else if (c->mixer[l] == MIXER_GLA) {
+        int Dk = D / 2, Dv = D, hv = Dv / c->n_heads, r = c->gate_low_rank;
+        add_param(m, false, Dk, D, "model.layers.%d.%s.q_proj.weight", l, pre);
+        add_param(m, false, Dk, D, "model.layers.%d.%s.k_proj.weight", l, pre);
+        add_param(m, false, Dv, D, "model.layers.%d.%s.v_proj.weight", l, pre);
+        add_param(m, false, Dv, D, "model.layers.%d.%s.g_proj.weight", l, pre);
+        add_param(m, false, r, D, "model.layers.%d.%s.gk_proj.0.weight", l, pre);
+        add_param(m, false, Dk, r, "model.layers.%d.%s.gk_proj.1.weight", l, pre);
+        add_param(m, true, Dk, 0, "model.layers.%d.%s.gk_proj.1.bias", l, pre);
+        add_param(m, true, hv, 0, "model.layers.%d.%s.g_norm_swish_gate.weight", l, pre);
+        add_param(m, false, D, Dv, "model.layers.%d.%s.o_proj.weight", l, pre);
+    } else {
+        int q = c->n_heads * c->head_dim, kv = c->n_kv_heads * c->head_dim;
+        add_param(m, false, q, D, "model.layers.%d.%s.q_proj.weight", l, pre);
+        add_param(m, false, kv, D, "model.layers.%d.%s.k_proj.weight", l, pre);
+        add_param(m, false, kv, D, "model.layers.%d.%s.v_proj.weight", l, pre);
+        add_param(m, false, D, q, "model.layers.%d.%s.o_proj.weight", l, pre);
+    }
+}
+
+// Build the table in a fixed order: embedding, per layer (norm, mixer, norm, MLP), final
+// norm, LM head. SRMSNorm (TNL) has no weight, so no tensor.
+void model_build_params(Model *m) {
+    const ModelConfig *c = &m->cfg;
+    const FamilyNames *nm = &names_by_family[c->family];
+    bool norm_weight = c->family != FAMILY_TNL;
+    int D = c->dim, F = c->mlp_dim;
+    m->n_params = 0;
+    m->n_weights = 0;
+    add_param(m, false, c->vocab_size, D, "%s.weight", nm->embed);
+    for (int l = 0; l < c->n_layers; l++) {
+        if (norm_weight) add_param(m, true, D, 0, "model.layers.%d.%s.weight", l, nm->attn_norm);
+        add_mixer_params(m, l, nm->mixer);
+        if (norm_weight) add_param(m, true, D, 0, "model.layers.%d.%s.weight", l, nm->mlp_norm);
+        add_param(m, false, F, D, "model.layers.%d.%s.weight", l, nm->mlp_in0);
+        add_param(m, false, F, D, "model.layers.%d.%s.weight", l, nm->mlp_in1);
+        add_param(m, false, D, F, "model.layers.%d.%s.weight", l, nm->mlp_out);
+    }
+    if (norm_weight) add_param(m, true, D, 0, "%s.weight", nm->final_norm);
+    if (!c->tie_embeddings) add_param(m, false, c->vocab_size, D, "lm_head.weight");
+}
+
+const ParamInfo *model_find_param(const Model *m, const char *name) {
+    for (int i = 0; i < m->n_params; i++) {
+        if (strcmp(m->params[i].name, name) == 0) return &m->params[i];
+    }
+    return NULL;
+}
+
+float *model_param(Model *m, const char *name) {
+    const ParamInfo *p = model_find_param(m, name);
+    check(p != NULL, "model has no tensor '%s'", name);
+    return m->weights + p->offset;
+}
+
+// Is this tensor a norm weight (initialised to ones)?
+static bool is_norm_weight(const ParamInfo *p) {
+    return p->ndim == 1 && strstr(p->name, ".bias") == NULL;
+}
+
+void model_init_weights(Model *m, uint64_t seed) {
+    Rng rng = rng_seeded(seed);
+    float *host = xmalloc(m->n_weights * sizeof(float));
+    for (int i = 0; i < m->n_params; i++) {
+        const ParamInfo *p = &m->params[i];
+        float *w = host + p->offset;
+        for (size_t j = 0; j < p->numel; j++) {
+            if (p->ndim == 2) w[j] = 0.02f * rng_normal(&rng);
+            else w[j] = is_norm_weight(p) ? 1.0f : 0.0f;
+        }
+    }
+    m->ops->upload(m->weights, host, m->n_weights * sizeof(float));
+    free(host);
+}
+
+// Offset of the tensor named "model.layers.<l>.<part>.weight"-style, or SIZE_MAX.
+static size_t offset_of(const Model *m, const char *name) {
+    const ParamInfo *p = model_find_param(m, name);
+    return p ? p->offset : SIZE_MAX;
+}
+
+size_t block_param(const Model *m, int l, BlockParam role) {
+    const FamilyNames *nm = &names_by_family[m->cfg.family];
+    const char *part = role == BP_ATTN_NORM  ? nm->attn_norm
+                       : role == BP_MLP_NORM ? nm->mlp_norm
+                       : role == BP_MLP_IN0  ? nm->mlp_in0
+                       : role == BP_MLP_IN1  ? nm->mlp_in1
+                                             : nm->mlp_out;
+    char name[PARAM_NAME_LEN];
+    snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, part);
+    return offset_of(m, name);
+}
+
+size_t mixer_param(const Model *m, int l, const char *suffix) {
+    char name[PARAM_NAME_LEN];
+    snprintf(name, sizeof name, "model.layers.%d.%s.%s", l, names_by_family[m->cfg.family].mixer,
+             suffix);
+    size_t off = offset_of(m, name);
+    check(off != SIZE_MAX, "model has no tensor '%s'", name);
+    return off;
+}
+
+size_t embed_param(const Model *m) { return 0; }
+
+size_t final_norm_param(const Model *m) {
+    char name[PARAM_NAME_LEN];
+    snprintf(name, sizeof name, "%s.weight", names_by_family[m->cfg.family].final_norm);
+    return offset_of(m, name);
+}
+
+size_t lm_head_param(const Model *m) {
+    return m->cfg.tie_embeddings ? embed_param(m) : offset_of(m, "lm_head.weight");
+}
