@@ -61,5 +61,9 @@ void config_set(Config *c, const char *key, const char *value, const char *origi
 void config_from_args(Config *c, int argc, char **argv);
 // Resolve derived settings (model defaults, mixers) and check cross-key consistency.
 void config_finalize(Config *c);
+// Every key with its help text and default, for --help.
+void config_usage(FILE *f);
+// The valid key nearest to `key` (edit distance), or NULL if none is close.
+const char *config_nearest_key(const char *key);
 // Print every key = value, in a form config_load_file reads back.
 void config_print(const Config *c, FILE *f);

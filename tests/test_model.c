@@ -1,0 +1,245 @@
+// tests/test_model.c: whole-model checks for every family and hybrids: finite-difference
+// gradients of the full forward/backward, recurrent decoding == the parallel forward,
+// parameter tables, and the mixer pattern / config validation.
+#include "../model/model.h"
+#include "testing.h"
+
+// A tiny config of the given family; `mixers` may be NULL.
+static ModelConfig tiny_config(Family family, const char *mixers, bool tied) {
+    ModelConfig c;
+    memset(&c, 0, sizeof c);
+    c.family = family;
+    c.vocab_size = 23;
+    c.dim = 16;
+    c.n_layers = 2;
+    c.n_heads = 2;
+    c.n_kv_heads = family == FAMILY_LLAMA ? 1 : 0; // GQA for Llama
+    c.mlp_dim = 24;
+    c.tie_embeddings = tied;
+    c.attn_block = 4; // T below is not a multiple of it
+    model_config_finalize(&c, mixers);
+    return c;
+}
+
+// Weights with more spread than the training init, so gradients are well above fp32 noise.
+static void spread_weights(Model *m, uint64_t seed) {
+    Rng rng = rng_seeded(seed);
+    for (int i = 0; i < m->n_params; i++) {
+        const ParamInfo *p = &m->params[i];
+        for (size_t j = 0; j < p->numel; j++) {
+            float r = rng_normal(&rng);
+            m->weights[p->offset + j] = p->ndim == 2 ? 0.3f * r : 1.0f + 0.2f * r;
+        }
+    }
+}
+
+static void random_tokens(Rng *rng, int *tokens, int *targets, int n, int V) {
+    for (int i = 0; i < n; i++) {
+        tokens[i] = (int)(rng_next(rng) % (uint64_t)V);
+        targets[i] = (int)(rng_next(rng) % (uint64_t)V);
+    }
+}
+
+typedef struct LossCtx {
+    Model *m;
+    int *tokens, *targets;
+    int B, T;
+} LossCtx;
+
+static double model_loss_fn(void *p) {
+    LossCtx *c = p;
+    return model_loss(c->m, c->tokens, c->targets, c->B, c->T);
+}
+
+// Every tensor's gradient against central differences on a few of its entries.
+static void check_model_gradients(Family family, const char *mixers, bool tied) {
+    ModelConfig cfg = tiny_config(family, mixers, tied);
+    Model m;
+    model_create(&m, &cfg, &ops_cpu);
+    spread_weights(&m, 7);
+    Rng rng = rng_seeded(11);
+    int B = 2, T = 9;
+    int tokens[18], targets[18];
+    random_tokens(&rng, tokens, targets, B * T, cfg.vocab_size);
+    targets[3] = -1; // ignored position
+    model_zero_grad(&m);
+    float loss = model_forward_backward(&m, tokens, targets, B, T, 1.0f);
+    ck_assert(isfinite(loss));
+    ck_assert_float_eq_tol(loss, model_loss(&m, tokens, targets, B, T), 1e-5f);
+    LossCtx ctx = {&m, tokens, targets, B, T};
+    double worst = 0;
+    for (int i = 0; i < m.n_params; i++) {
+        const ParamInfo *p = &m.params[i];
+        double err = grad_check(model_loss_fn, &ctx, m.weights + p->offset, m.grads + p->offset,
+                                (long)p->numel, 6, 1e-2f, &rng);
+        if (err > worst) worst = err;
+        // fp32 central differences on a whole network: 5% per tensor, a wrong gradient is
+        // off by O(1).
+        ck_assert_msg(err < 5e-2, "%s/%s: gradient of %s off by %.3g", family_name(family),
+                      mixers ? mixers : "-", p->name, err);
+    }
+    model_free(&m);
+}
+
+START_TEST(test_grad_tnl) { check_model_gradients(FAMILY_TNL, NULL, false); }
+END_TEST
+START_TEST(test_grad_gla) { check_model_gradients(FAMILY_GLA, NULL, false); }
+END_TEST
+START_TEST(test_grad_llama) { check_model_gradients(FAMILY_LLAMA, NULL, true); }
+END_TEST
+START_TEST(test_grad_hybrid) { check_model_gradients(FAMILY_TNL, "lightning,softmax", true); }
+END_TEST
+START_TEST(test_grad_hybrid_gla) { check_model_gradients(FAMILY_GLA, "softmax,gla", false); }
+END_TEST
+
+// Cross-entropy of `target` under `logits`, in double.
+static double token_loss(const float *logits, int V, int target) {
+    double mx = logits[0];
+    for (int i = 1; i < V; i++) mx = fmax(mx, logits[i]);
+    double s = 0;
+    for (int i = 0; i < V; i++) s += exp(logits[i] - mx);
+    return log(s) + mx - logits[target];
+}
+
+// Feeding tokens one at a time through the recurrent state / KV cache gives the same
+// predictions as the parallel forward over the whole sequence.
+static void check_decode(Family family, const char *mixers) {
+    ModelConfig cfg = tiny_config(family, mixers, false);
+    Model m;
+    model_create(&m, &cfg, &ops_cpu);
+    spread_weights(&m, 3);
+    Rng rng = rng_seeded(5);
+    enum { T = 13 };
+    int tokens[T], targets[T];
+    random_tokens(&rng, tokens, targets, T, cfg.vocab_size);
+    for (int t = 0; t + 1 < T; t++) targets[t] = tokens[t + 1];
+    targets[T - 1] = -1;
+    float parallel = model_loss(&m, tokens, targets, 1, T);
+    DecodeState *s = decode_state_new(&m, T);
+    float *logits = xmalloc(cfg.vocab_size * sizeof(float));
+    double sum = 0;
+    for (int t = 0; t + 1 < T; t++) {
+        model_decode_step(&m, s, tokens[t], logits);
+        sum += token_loss(logits, cfg.vocab_size, targets[t]);
+    }
+    double recurrent = sum / (T - 1);
+    ck_assert_msg(fabs(recurrent - parallel) < 1e-4 * fabs(parallel),
+                  "%s: recurrent %.7f vs parallel %.7f", family_name(family), recurrent, parallel);
+    free(logits);
+    decode_state_free(s);
+    model_free(&m);
+}
+
+START_TEST(test_decode_tnl) { check_decode(FAMILY_TNL, NULL); }
+END_TEST
+START_TEST(test_decode_gla) { check_decode(FAMILY_GLA, NULL); }
+END_TEST
+START_TEST(test_decode_llama) { check_decode(FAMILY_LLAMA, NULL); }
+END_TEST
+START_TEST(test_decode_hybrid) { check_decode(FAMILY_TNL, "lightning,softmax"); }
+END_TEST
+
+// Parameter tables carry the Hugging Face names and shapes the spec gives.
+START_TEST(test_param_names) {
+    ModelConfig cfg = tiny_config(FAMILY_GLA, NULL, false);
+    Model m;
+    model_create(&m, &cfg, &ops_cpu);
+    const ParamInfo *p = model_find_param(&m, "model.layers.1.attn.gk_proj.0.weight");
+    ck_assert_ptr_nonnull(p);
+    ck_assert_int_eq(p->shape[0], 16);
+    ck_assert_int_eq(p->shape[1], cfg.dim);
+    p = model_find_param(&m, "model.layers.0.attn.gk_proj.1.bias");
+    ck_assert_ptr_nonnull(p);
+    ck_assert(p->no_decay);
+    ck_assert_ptr_nonnull(model_find_param(&m, "lm_head.weight"));
+    ck_assert_ptr_nonnull(model_find_param(&m, "model.embeddings.weight"));
+    size_t total = 0;
+    for (int i = 0; i < m.n_params; i++) total += m.params[i].numel;
+    ck_assert_uint_eq(total, m.n_weights);
+    model_free(&m);
+
+    cfg = tiny_config(FAMILY_LLAMA, NULL, true);
+    model_create(&m, &cfg, &ops_cpu);
+    p = model_find_param(&m, "model.layers.0.self_attn.k_proj.weight");
+    ck_assert_ptr_nonnull(p);
+    ck_assert_int_eq(p->shape[0], cfg.n_kv_heads * cfg.head_dim);
+    ck_assert_ptr_null(model_find_param(&m, "lm_head.weight")); // tied
+    model_free(&m);
+}
+END_TEST
+
+START_TEST(test_mixer_pattern) {
+    ModelConfig c;
+    memset(&c, 0, sizeof c);
+    c.family = FAMILY_TNL;
+    c.vocab_size = 10;
+    c.dim = 8;
+    c.n_layers = 8;
+    c.n_heads = 2;
+    model_config_finalize(&c, "lightning*3,softmax");
+    for (int l = 0; l < 8; l++)
+        ck_assert_int_eq(c.mixer[l], l % 4 == 3 ? MIXER_SOFTMAX : MIXER_LIGHTNING);
+}
+END_TEST
+
+START_TEST(test_mixer_pattern_bad) {
+    ModelConfig c;
+    memset(&c, 0, sizeof c);
+    c.family = FAMILY_TNL;
+    c.vocab_size = 10;
+    c.dim = 8;
+    c.n_layers = 8;
+    c.n_heads = 2;
+    model_config_finalize(&c, "lightning*3,softmx");
+}
+END_TEST
+
+// TNL decays: ALiBi slopes for 8 heads, layer 0 of L decays fastest, all in (0, 1).
+START_TEST(test_decays) {
+    ModelConfig c;
+    memset(&c, 0, sizeof c);
+    c.family = FAMILY_TNL;
+    c.vocab_size = 10;
+    c.dim = 16;
+    c.n_layers = 4;
+    c.n_heads = 8;
+    model_config_finalize(&c, NULL);
+    float first[8], last[8];
+    lightning_log_decays(&c, 0, first);
+    lightning_log_decays(&c, 3, last);
+    for (int h = 0; h < 8; h++) {
+        double slope = pow(2.0, -8.0 * (h + 1) / 8);
+        ck_assert(fabs(first[h] - (-slope * (1 + 1e-5))) < 1e-6);
+        ck_assert(fabs(last[h] - (-slope * 1e-5)) < 1e-7);
+    }
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("model");
+    TCase *tc = tcase_create("gradients");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_grad_tnl);
+    tcase_add_test(tc, test_grad_gla);
+    tcase_add_test(tc, test_grad_llama);
+    tcase_add_test(tc, test_grad_hybrid);
+    tcase_add_test(tc, test_grad_hybrid_gla);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("decode");
+    tcase_add_test(tc, test_decode_tnl);
+    tcase_add_test(tc, test_decode_gla);
+    tcase_add_test(tc, test_decode_llama);
+    tcase_add_test(tc, test_decode_hybrid);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("layout");
+    tcase_add_test(tc, test_param_names);
+    tcase_add_test(tc, test_mixer_pattern);
+    tcase_add_exit_test(tc, test_mixer_pattern_bad, 1);
+    tcase_add_test(tc, test_decays);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}

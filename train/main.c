@@ -1,0 +1,29 @@
+// train/main.c: the `bolt` binary: dispatch to a subcommand.
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+
+static void usage(void) {
+    printf("bolt: train linear-attention language models (TNL/Lightning, GLA, hybrids)\n\n"
+           "usage: bolt COMMAND [args]   (bolt COMMAND --help for each)\n\n"
+           "  train CONFIG [--key=value ...]  pretrain or continue training a model\n"
+           "  sample CKPT [--prompt=...]       generate text with the recurrent form\n"
+           "  prep --tokenizer=... --out=DIR FILES...  tokenize text/jsonl into shards\n"
+           "  bench tokenizer TOKENIZER FILE   tokenizer encode speed\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        usage();
+        return argc < 2 ? 2 : 0;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "train") == 0) return train_main(argc - 2, argv + 2);
+    if (strcmp(cmd, "sample") == 0) return sample_main(argc - 2, argv + 2);
+    if (strcmp(cmd, "prep") == 0) return prep_main(argc - 2, argv + 2);
+    if (strcmp(cmd, "bench") == 0 && argc > 2 && strcmp(argv[2], "tokenizer") == 0)
+        return bench_tokenizer_main(argc - 3, argv + 3);
+    fprintf(stderr, "bolt: error: unknown command '%s' (see bolt --help)\n", cmd);
+    return 2;
+}

@@ -1,0 +1,243 @@
+// train/train.c: `bolt train CONFIG [--key=value ...]`: pretrain or continue training.
+// One loop for every family: accumulate gradients over micro-batches, skip non-finite
+// steps, clip, AdamW, log, validate, checkpoint atomically, resume bit-exactly.
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../data/loader.h"
+#include "../data/tokenizer.h"
+#include "../model/checkpoint.h"
+#include "../optim/optimizer.h"
+#include "../optim/schedule.h"
+#include "commands.h"
+#include "config.h"
+#include "sample.h"
+
+// Everything one run holds.
+typedef struct Run {
+    Config cfg;
+    const Ops *ops;
+    Tokenizer tok;
+    Model model;
+    Optimizer opt;
+    TrainState state;
+    Loader *train, *val;
+    int *tokens, *targets; // one micro-batch, host
+    FILE *metrics;
+    double start_time;
+    int64_t start_step;
+} Run;
+
+// "41.2k" / "1.3M": a rate in a short human form.
+static void format_rate(double x, char *buf, size_t cap) {
+    if (x >= 1e6) snprintf(buf, cap, "%.2fM", x / 1e6);
+    else if (x >= 1e3) snprintf(buf, cap, "%.1fk", x / 1e3);
+    else snprintf(buf, cap, "%.0f", x);
+}
+
+// "45s" / "12m" / "2h05m".
+static void format_duration(double s, char *buf, size_t cap) {
+    if (s < 60) snprintf(buf, cap, "%.0fs", s);
+    else if (s < 3600) snprintf(buf, cap, "%.0fm", s / 60);
+    else snprintf(buf, cap, "%dh%02dm", (int)(s / 3600), (int)fmod(s / 60, 60));
+}
+
+// Mean loss over the validation set (val_batches batches, or all of it).
+static float validate(Run *r) {
+    Config *c = &r->cfg;
+    loader_reset(r->val);
+    int64_t n = loader_batches_per_epoch(r->val);
+    if (c->val_batches > 0 && c->val_batches < n) n = c->val_batches;
+    double sum = 0;
+    for (int64_t i = 0; i < n; i++) {
+        loader_next(r->val, r->tokens, r->targets);
+        sum += model_loss(&r->model, r->tokens, r->targets, c->batch_size, c->seq_len);
+    }
+    return (float)(sum / (double)n);
+}
+
+static void save_checkpoint(Run *r) {
+    size_t bytes = r->model.n_weights * sizeof(float);
+    float *m = xmalloc(bytes), *v = xmalloc(bytes);
+    r->ops->download(m, r->opt.m, bytes);
+    r->ops->download(v, r->opt.v, bytes);
+    checkpoint_save(r->cfg.out_dir, &r->model, m, v, &r->state, r->cfg.tokenizer);
+    checkpoint_prune(r->cfg.out_dir, r->cfg.keep_checkpoints);
+    free(m);
+    free(v);
+    printf("saved checkpoint %s/step_%08lld\n", r->cfg.out_dir, (long long)r->state.step);
+}
+
+// Build the model: from the latest checkpoint when resuming, from init_from, or fresh.
+static void setup_model(Run *r) {
+    Config *c = &r->cfg;
+    char ckpt[4096], tok_spec[CONFIG_STR];
+    bool resuming = c->resume && checkpoint_latest(c->out_dir, ckpt, sizeof ckpt);
+    const char *source = resuming ? ckpt : c->init_from[0] ? c->init_from : NULL;
+    ModelConfig mc = c->model;
+    if (source) model_config_load(&mc, tok_spec, sizeof tok_spec, source);
+    model_create(&r->model, &mc, r->ops);
+    if (source) model_load_weights(&r->model, source);
+    else model_init_weights(&r->model, c->seed);
+    optimizer_create(&r->opt, &r->model, c->beta1, c->beta2, c->adam_eps, c->weight_decay);
+    memset(&r->state, 0, sizeof r->state);
+    if (resuming) {
+        size_t bytes = r->model.n_weights * sizeof(float);
+        float *m = xmalloc(bytes), *v = xmalloc(bytes);
+        checkpoint_load_train_state(ckpt, &r->model, m, v, &r->state);
+        r->ops->upload(r->opt.m, m, bytes);
+        r->ops->upload(r->opt.v, v, bytes);
+        free(m);
+        free(v);
+        loader_seek(r->train, r->state.loader);
+        printf("resuming from %s (step %lld)\n", ckpt, (long long)r->state.step);
+    } else if (c->resume) {
+        printf("resume: no complete checkpoint in %s, starting fresh\n", c->out_dir);
+    }
+}
+
+static void log_step(Run *r, int64_t step, float loss, float lr, double norm, double dt) {
+    Config *c = &r->cfg;
+    double tokens = (double)c->batch_size * c->seq_len * c->grad_accum;
+    double elapsed = now_seconds() - r->start_time;
+    double per_step = elapsed / (double)(step + 1 - r->start_step);
+    char rate[32], eta[32];
+    format_rate(tokens / dt, rate, sizeof rate);
+    format_duration(per_step * (double)(c->steps - step - 1), eta, sizeof eta);
+    if (c->log_every > 0 && ((step + 1) % c->log_every == 0 || step + 1 == c->steps)) {
+        printf("step %lld/%d | loss %.4f | lr %.1e | norm %.2f | %s tok/s | eta %s\n",
+               (long long)(step + 1), c->steps, loss, lr, norm, rate, eta);
+        fflush(stdout);
+    }
+    fprintf(r->metrics,
+            "{\"step\": %lld, \"loss\": %.6f, \"lr\": %.6e, \"norm\": %.6f, \"tok_per_s\": %.1f, "
+            "\"tokens\": %.0f, \"elapsed_s\": %.3f}\n",
+            (long long)(step + 1), loss, lr, norm, tokens / dt, r->state.tokens_seen, elapsed);
+    fflush(r->metrics);
+}
+
+// One optimizer step over grad_accum micro-batches. Returns false if it was skipped.
+static bool train_step(Run *r, int64_t step) {
+    Config *c = &r->cfg;
+    double t0 = now_seconds();
+    float lr = lr_at(c->schedule, c->lr, c->min_lr_ratio, c->warmup, c->steps, c->decay_frac,
+                     (int)step);
+    model_zero_grad(&r->model);
+    double loss = 0;
+    for (int a = 0; a < c->grad_accum; a++) {
+        loader_next(r->train, r->tokens, r->targets);
+        loss += model_forward_backward(&r->model, r->tokens, r->targets, c->batch_size,
+                                       c->seq_len, 1.0f / c->grad_accum) /
+                c->grad_accum;
+    }
+    double norm = grad_global_norm(&r->model);
+    r->state.tokens_seen += (double)c->batch_size * c->seq_len * c->grad_accum;
+    r->state.step = step + 1;
+    r->state.loader = loader_tell(r->train);
+    if (!isfinite(loss) || !isfinite(norm)) {
+        r->state.bad_steps++;
+        printf("step %lld/%d | non-finite %s, step skipped (%d in a row)\n",
+               (long long)(step + 1), c->steps, isfinite(loss) ? "gradient" : "loss",
+               r->state.bad_steps);
+        check(r->state.bad_steps < c->max_bad_steps,
+              "%d non-finite steps in a row (last at step %lld): stopping; lower lr or check "
+              "the data",
+              r->state.bad_steps, (long long)(step + 1));
+        return false;
+    }
+    r->state.bad_steps = 0;
+    clip_gradients(&r->model, norm, c->grad_clip);
+    optimizer_step(&r->opt, &r->model, lr, (int)step + 1);
+    log_step(r, step, (float)loss, lr, norm, now_seconds() - t0);
+    return true;
+}
+
+static void train_usage(void) {
+    printf("usage: bolt train [CONFIG] [--key=value ...]\n"
+           "  Trains the model CONFIG describes; --key=value overrides any config key.\n\n"
+           "keys:\n");
+    config_usage(stdout);
+}
+
+int train_main(int argc, char **argv) {
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            train_usage();
+            return 0;
+        }
+    }
+    Run run, *r = &run;
+    memset(r, 0, sizeof *r);
+    Config *c = &r->cfg;
+    config_defaults(c);
+    config_from_args(c, argc, argv);
+    r->tok = tokenizer_load(c->tokenizer);
+    c->model.eot_token = r->tok.eot;
+    config_finalize(c);
+    check(c->train_data[0] != '\0', "train_data is not set (a glob of token shards)");
+    check(r->tok.vocab_size <= c->model.vocab_size,
+          "vocab_size %d is smaller than the tokenizer's %d", c->model.vocab_size,
+          r->tok.vocab_size);
+    if (c->threads > 0) omp_set_num_threads(c->threads);
+    r->ops = ops_for_device(c->device);
+    make_dirs(c->out_dir);
+
+    printf("# bolt train: resolved config\n");
+    config_print(c, stdout);
+    r->train = loader_open(c->train_data, c->batch_size, c->seq_len, 0, 1, c->seed, true);
+    if (c->val_data[0])
+        r->val = loader_open(c->val_data, c->batch_size, c->seq_len, 0, 1, c->seed, false);
+    setup_model(r);
+    model_config_print(&r->model.cfg, stdout);
+    printf("parameters: %.2fM | device %s | threads %d | train tokens %lld\n",
+           r->model.n_weights / 1e6, r->ops->name, omp_get_max_threads(),
+           (long long)loader_total_tokens(r->train));
+    fflush(stdout);
+
+    char path[4096];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", c->out_dir);
+    r->metrics = xfopen(path, r->state.step > 0 ? "a" : "w");
+    size_t N = (size_t)c->batch_size * c->seq_len;
+    r->tokens = xmalloc(N * sizeof(int));
+    r->targets = xmalloc(N * sizeof(int));
+    Rng sample_rng = rng_seeded(c->seed + 1);
+    if (r->state.rng) sample_rng.state = r->state.rng;
+    r->start_time = now_seconds();
+    r->start_step = r->state.step;
+    float val_loss = NAN;
+
+    for (int64_t step = r->state.step; step < c->steps; step++) {
+        train_step(r, step);
+        bool last = step + 1 == c->steps;
+        if (r->val && (last || (c->val_every > 0 && (step + 1) % c->val_every == 0))) {
+            val_loss = validate(r);
+            printf("step %lld/%d | val loss %.4f\n", (long long)(step + 1), c->steps, val_loss);
+            fprintf(r->metrics, "{\"step\": %lld, \"val_loss\": %.6f}\n", (long long)(step + 1),
+                    val_loss);
+            fflush(r->metrics);
+        }
+        if (c->sample_every > 0 && ((step + 1) % c->sample_every == 0 || last)) {
+            char *text = generate_text(&r->model, &r->tok, "", c->sample_len, 0.8f, 40, true,
+                                       &sample_rng);
+            printf("--- sample at step %lld ---\n%s\n---\n", (long long)(step + 1), text);
+            free(text);
+        }
+        r->state.rng = sample_rng.state;
+        if (last || (c->save_every > 0 && (step + 1) % c->save_every == 0)) save_checkpoint(r);
+    }
+    double elapsed = now_seconds() - r->start_time;
+    printf("done: %lld steps in %.1fs", (long long)(c->steps - r->start_step), elapsed);
+    if (!isnan(val_loss)) printf(" | final val loss %.4f", val_loss);
+    printf("\n");
+    fclose(r->metrics);
+    free(r->tokens);
+    free(r->targets);
+    loader_close(r->train);
+    if (r->val) loader_close(r->val);
+    optimizer_free(&r->opt, &r->model);
+    model_free(&r->model);
+    tokenizer_free(&r->tok);
+    return 0;
+}
