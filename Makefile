@@ -3,7 +3,7 @@
 CC ?= gcc
 CFLAGS ?= -O2 -march=native
 CFLAGS += -std=c11 -fopenmp -Wall -Wextra -Wno-unused-parameter -D_GNU_SOURCE -MMD -MP
-LDLIBS = -lzstd -lcjson -lpthread -lm
+LDLIBS = -lzstd -lcjson -lpcre2-8 -lpthread -lm
 TEST_LDLIBS = $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt) $(LDLIBS)
 
 SRC := $(wildcard core/*.c kernels/*.c model/*.c data/*.c optim/*.c dist/*.c train/*.c)

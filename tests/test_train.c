@@ -1,0 +1,174 @@
+// tests/test_train.c: `bolt train` end to end on tiny models: the loss falls, a resumed
+// run is bit-identical to an uninterrupted one (every family and a hybrid), non-finite
+// steps are skipped and then stop the run, bad checkpoints and configs are clear errors.
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include "../data/shard.h"
+#include "../train/commands.h"
+#include "testing.h"
+
+static char workdir[256];
+
+// A byte corpus with structure to learn: repeated words in random order.
+static void write_corpus(void) {
+    snprintf(workdir, sizeof workdir, "/tmp/bolt_train_XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(workdir));
+    const char *words[] = {"the ", "quick ", "brown ", "fox ", "jumps ", "over ", "lazy ", "dog. "};
+    Rng rng = rng_seeded(99);
+    int64_t n = 40000;
+    uint32_t *tok = xmalloc((size_t)n * sizeof(uint32_t));
+    int64_t i = 0;
+    while (i < n) {
+        const char *w = words[rng_next(&rng) % 8];
+        for (const char *p = w; *p && i < n; p++) tok[i++] = (unsigned char)*p;
+    }
+    char path[512];
+    snprintf(path, sizeof path, "%s/c_train_000000.bin", workdir);
+    shard_write(path, tok, n - 4000, false, false);
+    snprintf(path, sizeof path, "%s/c_val_000000.bin", workdir);
+    shard_write(path, tok + n - 4000, 4000, false, false);
+    free(tok);
+}
+
+// Run `bolt train` in-process with the given overrides (NULL-terminated list).
+static int run_train(const char *family, const char *mixers, const char *out, int steps,
+                     const char *extra) {
+    char a[14][600];
+    int n = 0;
+    snprintf(a[n++], 600, "--model=%s", family);
+    snprintf(a[n++], 600, "--train_data=%s/c_train_*.bin", workdir);
+    snprintf(a[n++], 600, "--val_data=%s/c_val_*.bin", workdir);
+    snprintf(a[n++], 600, "--out_dir=%s/%s", workdir, out);
+    snprintf(a[n++], 600, "--steps=%d", steps);
+    snprintf(a[n++], 600, "--mixers=%s", mixers);
+    snprintf(a[n++], 600, "--dim=32");
+    snprintf(a[n++], 600, "--n_layers=2");
+    snprintf(a[n++], 600, "--n_heads=2");
+    snprintf(a[n++], 600, "--batch_size=4");
+    snprintf(a[n++], 600, "--seq_len=32");
+    snprintf(a[n++], 600, "--log_every=20");
+    snprintf(a[n++], 600, "%s", extra ? extra : "--val_every=0");
+    char *argv[14];
+    for (int i = 0; i < n; i++) argv[i] = a[i];
+    return train_main(n, argv);
+}
+
+// First and last training loss in a run's metrics.jsonl.
+static void read_losses(const char *out, float *first, float *last) {
+    char path[600];
+    snprintf(path, sizeof path, "%s/%s/metrics.jsonl", workdir, out);
+    FILE *f = xfopen(path, "r");
+    char line[1024];
+    *first = *last = NAN;
+    while (fgets(line, sizeof line, f)) {
+        cJSON *j = cJSON_Parse(line);
+        ck_assert_ptr_nonnull(j);
+        cJSON *loss = cJSON_GetObjectItem(j, "loss");
+        if (loss) {
+            if (isnan(*first)) *first = (float)loss->valuedouble;
+            *last = (float)loss->valuedouble;
+        }
+        cJSON_Delete(j);
+    }
+    fclose(f);
+}
+
+START_TEST(test_loss_falls) {
+    write_corpus();
+    ck_assert_int_eq(run_train("tnl", "", "falls", 60, "--lr=1e-2"), 0);
+    float first, last;
+    read_losses("falls", &first, &last);
+    ck_assert_msg(first > 4.5f, "first loss %.3f should be near log(256)", first);
+    ck_assert_msg(last < first - 2.0f, "loss did not fall: %.3f -> %.3f", first, last);
+}
+END_TEST
+
+static bool same_file(const char *a, const char *b) {
+    size_t na, nb;
+    char *x = read_file(a, &na), *y = read_file(b, &nb);
+    bool same = na == nb && memcmp(x, y, na) == 0;
+    free(x);
+    free(y);
+    return same;
+}
+
+// Train 6 steps saving at 3 and 6; copy the run, drop step 6, resume: step 6 must match
+// byte for byte (weights, Adam moments, loader position).
+static void check_resume(const char *family, const char *mixers) {
+    write_corpus();
+    ck_assert_int_eq(run_train(family, mixers, "a", 6, "--save_every=3"), 0);
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "cp -r %s/a %s/b && rm -rf %s/b/step_00000006", workdir, workdir,
+             workdir);
+    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_int_eq(run_train(family, mixers, "b", 6, "--resume=1"), 0);
+    const char *files[] = {"model.safetensors", "train_state.safetensors"};
+    for (int i = 0; i < 2; i++) {
+        char pa[600], pb[600];
+        snprintf(pa, sizeof pa, "%s/a/step_00000006/%s", workdir, files[i]);
+        snprintf(pb, sizeof pb, "%s/b/step_00000006/%s", workdir, files[i]);
+        ck_assert_msg(same_file(pa, pb), "%s: resumed %s differs", family, files[i]);
+    }
+}
+
+START_TEST(test_resume_tnl) { check_resume("tnl", ""); }
+END_TEST
+START_TEST(test_resume_gla) { check_resume("gla", ""); }
+END_TEST
+START_TEST(test_resume_llama) { check_resume("llama", ""); }
+END_TEST
+START_TEST(test_resume_hybrid) { check_resume("tnl", "lightning,softmax"); }
+END_TEST
+
+// An absurd learning rate makes every step non-finite: the run stops with exit 1.
+START_TEST(test_nan_guard) {
+    write_corpus();
+    run_train("tnl", "", "nan", 50, "--lr=1e30");
+}
+END_TEST
+
+// A truncated checkpoint is a clear error on resume, not a crash.
+START_TEST(test_truncated_checkpoint) {
+    write_corpus();
+    ck_assert_int_eq(run_train("tnl", "", "t", 2, "--save_every=2"), 0);
+    char path[600];
+    snprintf(path, sizeof path, "%s/t/step_00000002/model.safetensors", workdir);
+    ck_assert_int_eq(truncate(path, file_size(path) / 2), 0);
+    run_train("tnl", "", "t", 4, "--resume=1");
+}
+END_TEST
+
+START_TEST(test_unknown_key) {
+    write_corpus();
+    run_train("tnl", "", "k", 2, "--lerning_rate=3");
+}
+END_TEST
+
+START_TEST(test_missing_data) {
+    char *argv[] = {"--train_data=/nonexistent/x_*.bin", "--steps=1"};
+    train_main(2, argv);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("train");
+    TCase *tc = tcase_create("train");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, test_loss_falls);
+    tcase_add_test(tc, test_resume_tnl);
+    tcase_add_test(tc, test_resume_gla);
+    tcase_add_test(tc, test_resume_llama);
+    tcase_add_test(tc, test_resume_hybrid);
+    tcase_add_exit_test(tc, test_nan_guard, 1);
+    tcase_add_exit_test(tc, test_truncated_checkpoint, 1);
+    tcase_add_exit_test(tc, test_unknown_key, 1);
+    tcase_add_exit_test(tc, test_missing_data, 1);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
