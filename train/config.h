@@ -57,7 +57,7 @@ void config_load_file(Config *c, const char *path);
 // "command line") for error messages.
 void config_set(Config *c, const char *key, const char *value, const char *origin);
 // Parse argv: the first non-option argument is a config file, then --key=value overrides
-// (applied after the file, whatever their order). Returns the number of args consumed.
+// (applied after the file, whatever their order).
 void config_from_args(Config *c, int argc, char **argv);
 // Resolve derived settings (model defaults, mixers) and check cross-key consistency.
 void config_finalize(Config *c);
