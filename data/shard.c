@@ -1,0 +1,265 @@
+// data/shard.c: read and write llm.c token shards, plain or zstd-compressed, with every
+// size and offset in 64 bits. Reading decompresses as it goes (ZSTD_decompressStream), so
+// a frame need not declare its content size and no compressed copy is held in memory.
+#include "shard.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <zstd.h>
+
+#include "../core/util.h"
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "bolt's shard code assumes a little-endian host (shards are little-endian)"
+#endif
+
+enum {
+    MAGIC_U16 = 20240520,
+    VERSION_U16 = 1,
+    MAGIC_U32 = 20240801,
+    VERSION_U32 = 7,
+    CHUNK_TOKENS = 1 << 16, // uint16 <-> uint32 conversion is done in chunks of this size
+};
+
+int64_t shard_file_bytes(int64_t ntok, int width) {
+    return (int64_t)SHARD_HEADER_BYTES + (int64_t)width * ntok;
+}
+
+// Header for `ntok` tokens of `width` bytes; the high half of ntok goes in [3] (see shard.h).
+void shard_header_encode(int32_t header[SHARD_HEADER_INTS], int64_t ntok, int width) {
+    memset(header, 0, SHARD_HEADER_BYTES);
+    header[0] = width == 2 ? MAGIC_U16 : MAGIC_U32;
+    header[1] = width == 2 ? VERSION_U16 : VERSION_U32;
+    uint64_t n = (uint64_t)ntok;
+    header[2] = (int32_t)(uint32_t)(n & 0xFFFFFFFFu);
+    header[3] = (int32_t)(uint32_t)(n >> 32);
+}
+
+int64_t shard_header_decode(const int32_t header[SHARD_HEADER_INTS], const char *path, int *width) {
+    int32_t magic = header[0], version = header[1];
+    if (magic == MAGIC_U16) {
+        check(version == VERSION_U16,
+              "%s: unsupported shard version %d for magic %d (expected version %d)", path, version,
+              magic, VERSION_U16);
+        *width = 2;
+    } else if (magic == MAGIC_U32) {
+        check(version == VERSION_U32,
+              "%s: unsupported shard version %d for magic %d (expected version %d)", path, version,
+              magic, VERSION_U32);
+        *width = 4;
+    } else {
+        die("%s: not a token shard (magic %d, version %d; expected magic %d or %d)", path, magic,
+            version, MAGIC_U16, MAGIC_U32);
+    }
+    uint64_t n = (uint64_t)(uint32_t)header[2] | ((uint64_t)(uint32_t)header[3] << 32);
+    check(n <= (uint64_t)(INT64_MAX - SHARD_HEADER_BYTES) / 4,
+          "%s: implausible token count %llu in the shard header", path, (unsigned long long)n);
+    return (int64_t)n;
+}
+
+// True if `path` ends in ".zst".
+static bool is_zstd_path(const char *path) {
+    size_t n = strlen(path);
+    return n >= 4 && strcmp(path + n - 4, ".zst") == 0;
+}
+
+// A sequential byte source over a shard file: plain reads, or zstd streaming decompression.
+typedef struct ShardReader {
+    const char *path;
+    FILE *f;
+    bool zstd;
+    ZSTD_DCtx *dctx;
+    char *in_buf;
+    ZSTD_inBuffer in;
+    bool frame_open; // inside a frame that has not been fully decoded
+    bool at_end;     // the file has no more input
+} ShardReader;
+
+static void reader_open(ShardReader *r, const char *path) {
+    memset(r, 0, sizeof *r);
+    r->path = path;
+    r->f = xfopen(path, "rb");
+    r->zstd = is_zstd_path(path);
+    if (r->zstd) {
+        r->dctx = ZSTD_createDCtx();
+        check(r->dctx != NULL, "%s: cannot create a zstd decoder", path);
+        size_t cap = ZSTD_DStreamInSize();
+        r->in_buf = xmalloc(cap);
+        r->in = (ZSTD_inBuffer){r->in_buf, 0, 0};
+    }
+}
+
+static void reader_close(ShardReader *r) {
+    fclose(r->f);
+    if (r->zstd) {
+        ZSTD_freeDCtx(r->dctx);
+        free(r->in_buf);
+    }
+}
+
+// Read up to n bytes into dst; fewer only at the end of the data. A zstd stream that ends
+// inside a frame, or a corrupt one, dies naming the file.
+static size_t reader_read(ShardReader *r, void *dst, size_t n) {
+    if (!r->zstd) {
+        size_t got = fread(dst, 1, n, r->f);
+        check(!ferror(r->f), "%s: read error (%s)", r->path, strerror(errno));
+        return got;
+    }
+    ZSTD_outBuffer out = {dst, n, 0};
+    while (out.pos < out.size) {
+        if (r->in.pos == r->in.size && !r->at_end) {
+            size_t got = fread(r->in_buf, 1, ZSTD_DStreamInSize(), r->f);
+            check(!ferror(r->f), "%s: read error (%s)", r->path, strerror(errno));
+            r->in = (ZSTD_inBuffer){r->in_buf, got, 0};
+            if (got == 0) r->at_end = true;
+        }
+        size_t in_before = r->in.pos, out_before = out.pos;
+        size_t ret = ZSTD_decompressStream(r->dctx, &out, &r->in);
+        check(!ZSTD_isError(ret), "%s: bad zstd data (%s)", r->path, ZSTD_getErrorName(ret));
+        bool progress = r->in.pos != in_before || out.pos != out_before;
+        if (progress) r->frame_open = ret != 0; // 0: a frame just ended, fully flushed
+        // Out of input and the decoder has nothing more to give: the stream is over.
+        if (r->at_end && !progress) break;
+    }
+    check(!(r->at_end && r->frame_open && out.pos < out.size),
+          "%s: truncated zstd stream (the last frame is incomplete)", r->path);
+    return out.pos;
+}
+
+// Bytes left in the stream (read and discarded), for the size-mismatch message.
+static int64_t reader_drain(ShardReader *r) {
+    char buf[1 << 14];
+    int64_t total = 0;
+    size_t got;
+    while ((got = reader_read(r, buf, sizeof buf)) > 0) total += (int64_t)got;
+    return total;
+}
+
+static _Noreturn void die_size_mismatch(const char *path, int64_t ntok, int width, int64_t got) {
+    die("%s: size mismatch: expected %lld bytes (1024 + %d x %lld tokens), got %lld%s", path,
+        (long long)shard_file_bytes(ntok, width), width, (long long)ntok, (long long)got,
+        is_zstd_path(path) ? " after decompression" : "");
+}
+
+// Read and validate the header; for an uncompressed file also compare the file size.
+static int64_t read_header(ShardReader *r, int *width) {
+    int32_t header[SHARD_HEADER_INTS];
+    size_t got = reader_read(r, header, SHARD_HEADER_BYTES);
+    check(got == SHARD_HEADER_BYTES, "%s: too short for a shard header (%zu bytes, need %d)",
+          r->path, got, SHARD_HEADER_BYTES);
+    int64_t ntok = shard_header_decode(header, r->path, width);
+    if (!r->zstd) {
+        struct stat st;
+        check(fstat(fileno(r->f), &st) == 0, "%s: cannot stat (%s)", r->path, strerror(errno));
+        if ((int64_t)st.st_size != shard_file_bytes(ntok, *width))
+            die_size_mismatch(r->path, ntok, *width, (int64_t)st.st_size);
+    }
+    return ntok;
+}
+
+int64_t shard_peek(const char *path, int *width) {
+    ShardReader r;
+    reader_open(&r, path);
+    int64_t ntok = read_header(&r, width);
+    reader_close(&r);
+    return ntok;
+}
+
+uint32_t *shard_read(const char *path, int64_t *ntok) {
+    ShardReader r;
+    reader_open(&r, path);
+    int width;
+    int64_t n = read_header(&r, &width);
+    check((uint64_t)n <= SIZE_MAX / 4, "%s: %lld tokens do not fit in memory", path, (long long)n);
+    uint32_t *tokens = xmalloc((size_t)n * 4);
+    int64_t got = 0; // token bytes read so far
+    if (width == 4) {
+        got = (int64_t)reader_read(&r, tokens, (size_t)n * 4);
+    } else {
+        uint16_t *chunk = xmalloc(CHUNK_TOKENS * sizeof(uint16_t));
+        for (int64_t i = 0; i < n; i += CHUNK_TOKENS) {
+            int64_t m = n - i < CHUNK_TOKENS ? n - i : CHUNK_TOKENS;
+            size_t part = reader_read(&r, chunk, (size_t)m * 2);
+            got += (int64_t)part;
+            for (size_t k = 0; k < part / 2; k++) tokens[i + (int64_t)k] = chunk[k];
+            if (part < (size_t)m * 2) break;
+        }
+        free(chunk);
+    }
+    if (got < (int64_t)width * n) die_size_mismatch(path, n, width, SHARD_HEADER_BYTES + got);
+    int64_t extra = reader_drain(&r);
+    if (extra > 0) die_size_mismatch(path, n, width, shard_file_bytes(n, width) + extra);
+    reader_close(&r);
+    *ntok = n;
+    return tokens;
+}
+
+// A byte sink over an atomic file: plain writes, or zstd streaming compression.
+typedef struct ShardWriter {
+    AtomicFile af;
+    ZSTD_CCtx *cctx; // NULL for an uncompressed shard
+    char *out_buf;
+    size_t out_cap;
+} ShardWriter;
+
+// Push n bytes through the compressor (or straight to the file); with `end`, finish the
+// frame and flush everything.
+static void writer_put(ShardWriter *w, const void *src, size_t n, bool end) {
+    if (!w->cctx) {
+        if (n > 0) xfwrite(src, n, w->af.f, w->af.tmp_path);
+        return;
+    }
+    ZSTD_inBuffer in = {src, n, 0};
+    ZSTD_EndDirective mode = end ? ZSTD_e_end : ZSTD_e_continue;
+    for (;;) {
+        ZSTD_outBuffer out = {w->out_buf, w->out_cap, 0};
+        size_t left = ZSTD_compressStream2(w->cctx, &out, &in, mode);
+        check(!ZSTD_isError(left), "%s: zstd compression failed (%s)", w->af.path,
+              ZSTD_getErrorName(left));
+        xfwrite(w->out_buf, out.pos, w->af.f, w->af.tmp_path);
+        if (end ? left == 0 : in.pos == in.size) break;
+    }
+}
+
+void shard_write(const char *path, const uint32_t *tokens, int64_t ntok, bool force_wide,
+                 bool zstd) {
+    check(ntok >= 0, "%s: negative token count %lld", path, (long long)ntok);
+    int width = 2;
+    if (force_wide) width = 4;
+    for (int64_t i = 0; i < ntok && width == 2; i++)
+        if (tokens[i] > 0xFFFF) width = 4;
+    int32_t header[SHARD_HEADER_INTS];
+    shard_header_encode(header, ntok, width);
+
+    ShardWriter w = {0};
+    w.af = atomic_open(path);
+    if (zstd) {
+        w.cctx = ZSTD_createCCtx();
+        check(w.cctx != NULL, "%s: cannot create a zstd encoder", path);
+        ZSTD_CCtx_setParameter(w.cctx, ZSTD_c_compressionLevel, 3);
+        ZSTD_CCtx_setParameter(w.cctx, ZSTD_c_checksumFlag, 1);
+        ZSTD_CCtx_setPledgedSrcSize(w.cctx, (unsigned long long)shard_file_bytes(ntok, width));
+        w.out_cap = ZSTD_CStreamOutSize();
+        w.out_buf = xmalloc(w.out_cap);
+    }
+    writer_put(&w, header, SHARD_HEADER_BYTES, false);
+    if (width == 4) {
+        writer_put(&w, tokens, (size_t)ntok * 4, false);
+    } else {
+        uint16_t *chunk = xmalloc(CHUNK_TOKENS * sizeof(uint16_t));
+        for (int64_t i = 0; i < ntok; i += CHUNK_TOKENS) {
+            int64_t m = ntok - i < CHUNK_TOKENS ? ntok - i : CHUNK_TOKENS;
+            for (int64_t k = 0; k < m; k++) chunk[k] = (uint16_t)tokens[i + k];
+            writer_put(&w, chunk, (size_t)m * 2, false);
+        }
+        free(chunk);
+    }
+    writer_put(&w, NULL, 0, true);
+    if (w.cctx) {
+        ZSTD_freeCCtx(w.cctx);
+        free(w.out_buf);
+    }
+    atomic_commit(&w.af);
+}

@@ -1,0 +1,894 @@
+// tests/test_data.c: shards (uint16/uint32/zstd, validation, 64-bit sizes), the loader
+// (targets, shuffle, ranks, tell/seek/reset), the byte tokenizer and `bolt prep`.
+#include <ftw.h>
+#include <glob.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include "../data/loader.h"
+#include "../data/shard.h"
+#include "../data/tokenizer.h"
+#include "../train/commands.h"
+#include "testing.h"
+
+// ---------------------------------------------------------------------------------------
+// Temp directories: one per test process, removed at exit (also when the code under test
+// dies, which exits through exit(1)).
+
+static char test_dir[256];
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static void remove_test_dir(void) {
+    if (test_dir[0]) nftw(test_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static const char *new_test_dir(void) {
+    snprintf(test_dir, sizeof test_dir, "/tmp/bolt_test_data_XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(test_dir));
+    atexit(remove_test_dir);
+    return test_dir;
+}
+
+static char *path_in(const char *dir, const char *name) {
+    char *p = xmalloc(strlen(dir) + strlen(name) + 2);
+    sprintf(p, "%s/%s", dir, name);
+    return p;
+}
+
+static void write_bytes(const char *path, const void *data, size_t n) {
+    FILE *f = xfopen(path, "wb");
+    xfwrite(data, n, f, path);
+    fclose(f);
+}
+
+static uint32_t *random_tokens(Rng *rng, int64_t n, uint32_t limit) {
+    uint32_t *t = xmalloc((size_t)n * sizeof(uint32_t));
+    for (int64_t i = 0; i < n; i++) t[i] = (uint32_t)(rng_next(rng) % limit);
+    return t;
+}
+
+// Little-endian int32 i of a byte buffer (independent of the code under test).
+static int32_t le_int32(const char *buf, int i) {
+    const unsigned char *b = (const unsigned char *)buf + 4 * i;
+    return (int32_t)((uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 |
+                     (uint32_t)b[3] << 24);
+}
+
+// ---------------------------------------------------------------------------------------
+// Shards
+
+// Write, check the raw bytes against llm.c's layout, read back.
+static void roundtrip(const char *dir, const char *name, uint32_t limit, bool force_wide,
+                      int want_width) {
+    Rng rng = rng_seeded(11);
+    int64_t n = 70001;
+    uint32_t *tok = random_tokens(&rng, n, limit);
+    if (limit > 65536) tok[n / 2] = 65536 + (uint32_t)(rng_next(&rng) % (limit - 65536));
+    char *path = path_in(dir, name);
+    shard_write(path, tok, n, force_wide, false);
+    size_t len;
+    char *raw = read_file(path, &len);
+    ck_assert_uint_eq(len, 1024 + (size_t)want_width * (size_t)n);
+    ck_assert_int_eq(le_int32(raw, 0), want_width == 2 ? 20240520 : 20240801);
+    ck_assert_int_eq(le_int32(raw, 1), want_width == 2 ? 1 : 7);
+    ck_assert_int_eq(le_int32(raw, 2), n);
+    for (int i = 3; i < 256; i++) ck_assert_int_eq(le_int32(raw, i), 0);
+    for (int64_t i = 0; i < n; i += 997) {
+        const unsigned char *b = (const unsigned char *)raw + 1024 + want_width * i;
+        uint32_t v = b[0] | (uint32_t)b[1] << 8;
+        if (want_width == 4) v |= (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+        ck_assert_uint_eq(v, tok[i]);
+    }
+    int64_t m;
+    uint32_t *back = shard_read(path, &m);
+    ck_assert_int_eq(m, n);
+    ck_assert(memcmp(back, tok, (size_t)n * 4) == 0);
+    int width;
+    ck_assert_int_eq(shard_peek(path, &width), n);
+    ck_assert_int_eq(width, want_width);
+    free(raw);
+    free(back);
+    free(tok);
+    free(path);
+}
+
+START_TEST(test_shard_uint16) {
+    roundtrip(new_test_dir(), "a.bin", 65536, false, 2);
+}
+END_TEST
+
+START_TEST(test_shard_uint32) {
+    const char *dir = new_test_dir();
+    roundtrip(dir, "wide.bin", 200000, false, 4);
+    roundtrip(dir, "forced.bin", 300, true, 4);
+}
+END_TEST
+
+START_TEST(test_shard_empty) {
+    const char *dir = new_test_dir();
+    char *path = path_in(dir, "empty.bin");
+    shard_write(path, NULL, 0, false, false);
+    ck_assert_int_eq(file_size(path), 1024);
+    int64_t n = -1;
+    free(shard_read(path, &n));
+    ck_assert_int_eq(n, 0);
+    free(path);
+}
+END_TEST
+
+// The .zst file decompresses (with zstd's one-shot API) to exactly the plain shard's bytes,
+// and reads back to the same tokens, for both widths.
+START_TEST(test_shard_zstd) {
+    const char *dir = new_test_dir();
+    Rng rng = rng_seeded(12);
+    for (int wide = 0; wide < 2; wide++) {
+        int64_t n = 50000;
+        uint32_t *tok = random_tokens(&rng, n, wide ? 100000 : 300);
+        char *plain = path_in(dir, "z.bin"), *packed = path_in(dir, "z.bin.zst");
+        shard_write(plain, tok, n, false, false);
+        shard_write(packed, tok, n, false, true);
+        size_t plain_len, packed_len;
+        char *plain_bytes = read_file(plain, &plain_len);
+        char *packed_bytes = read_file(packed, &packed_len);
+        ck_assert_uint_eq((unsigned char)packed_bytes[0], 0x28); // zstd frame magic
+        ck_assert_uint_eq((unsigned char)packed_bytes[3], 0xFD);
+        char *out = xmalloc(plain_len);
+        size_t got = ZSTD_decompress(out, plain_len, packed_bytes, packed_len);
+        ck_assert(!ZSTD_isError(got));
+        ck_assert_uint_eq(got, plain_len);
+        ck_assert(memcmp(out, plain_bytes, plain_len) == 0);
+        int64_t m;
+        uint32_t *back = shard_read(packed, &m);
+        ck_assert_int_eq(m, n);
+        ck_assert(memcmp(back, tok, (size_t)n * 4) == 0);
+        free(back);
+        free(out);
+        free(plain_bytes);
+        free(packed_bytes);
+        free(plain);
+        free(packed);
+        free(tok);
+    }
+}
+END_TEST
+
+// Compress `src` as two frames without declared content sizes (like a streaming or
+// multi-threaded compressor would) into path.
+static void write_two_frames(const char *path, const char *src, size_t n) {
+    ZSTD_CCtx *c = ZSTD_createCCtx();
+    ZSTD_CCtx_setParameter(c, ZSTD_c_contentSizeFlag, 0);
+    size_t cap = ZSTD_compressBound(n) * 2 + 64;
+    char *dst = xmalloc(cap);
+    size_t half = n / 2, total = 0;
+    for (int part = 0; part < 2; part++) {
+        ZSTD_inBuffer in = {src + (part ? half : 0), part ? n - half : half, 0};
+        ZSTD_outBuffer out = {dst + total, cap - total, 0};
+        size_t left;
+        do {
+            left = ZSTD_compressStream2(c, &out, &in, ZSTD_e_end);
+            ck_assert(!ZSTD_isError(left));
+        } while (left != 0);
+        total += out.pos;
+    }
+    write_bytes(path, dst, total);
+    free(dst);
+    ZSTD_freeCCtx(c);
+}
+
+START_TEST(test_shard_zstd_streamed_frames) {
+    const char *dir = new_test_dir();
+    Rng rng = rng_seeded(13);
+    int64_t n = 300000;
+    uint32_t *tok = random_tokens(&rng, n, 50000);
+    char *plain = path_in(dir, "s.bin"), *packed = path_in(dir, "s.bin.zst");
+    shard_write(plain, tok, n, false, false);
+    size_t len;
+    char *bytes = read_file(plain, &len);
+    write_two_frames(packed, bytes, len);
+    int64_t m;
+    uint32_t *back = shard_read(packed, &m);
+    ck_assert_int_eq(m, n);
+    ck_assert(memcmp(back, tok, (size_t)n * 4) == 0);
+    free(back);
+    free(bytes);
+    free(tok);
+    free(plain);
+    free(packed);
+}
+END_TEST
+
+// A valid plain shard of 1000 uint16 tokens at dir/name; returns its path.
+static char *good_shard(const char *dir, const char *name, bool zstd) {
+    Rng rng = rng_seeded(14);
+    uint32_t *tok = random_tokens(&rng, 1000, 60000);
+    char *path = path_in(dir, name);
+    shard_write(path, tok, 1000, false, zstd);
+    free(tok);
+    return path;
+}
+
+// Rewrite the file at path through fn (which edits the bytes and length).
+static void edit_file(const char *path, void (*fn)(char **bytes, size_t *len)) {
+    size_t len;
+    char *bytes = read_file(path, &len);
+    bytes = xrealloc(bytes, len + 64);
+    fn(&bytes, &len);
+    write_bytes(path, bytes, len);
+    free(bytes);
+}
+
+static void cut_to_500(char **b, size_t *len) {
+    (void)b, *len = 500;
+}
+static void cut_half(char **b, size_t *len) {
+    (void)b, *len /= 2;
+}
+static void bad_magic(char **b, size_t *len) {
+    (void)len, (*b)[0] ^= 0x5A;
+}
+static void bad_version(char **b, size_t *len) {
+    (void)len, (*b)[4] = 3;
+}
+static void append_byte(char **b, size_t *len) {
+    (*b)[(*len)++] = 7;
+}
+static void flip_middle(char **b, size_t *len) {
+    for (size_t i = *len / 2; i < *len / 2 + 8; i++) (*b)[i] ^= 0xFF;
+}
+static void append_garbage(char **b, size_t *len) {
+    for (int i = 0; i < 16; i++) (*b)[(*len)++] = (char)(i * 37 + 1);
+}
+
+// Edit a good shard, then read it: every case must die.
+static void read_broken(const char *name, bool zstd, void (*fn)(char **, size_t *)) {
+    char *path = good_shard(new_test_dir(), name, zstd);
+    edit_file(path, fn);
+    int64_t n;
+    shard_read(path, &n);
+}
+
+START_TEST(test_shard_too_short) {
+    read_broken("s.bin", false, cut_to_500);
+}
+END_TEST
+START_TEST(test_shard_truncated_tokens) {
+    read_broken("s.bin", false, cut_half);
+}
+END_TEST
+START_TEST(test_shard_wrong_magic) {
+    read_broken("s.bin", false, bad_magic);
+}
+END_TEST
+START_TEST(test_shard_wrong_version) {
+    read_broken("s.bin", false, bad_version);
+}
+END_TEST
+START_TEST(test_shard_size_mismatch) {
+    read_broken("s.bin", false, append_byte);
+}
+END_TEST
+START_TEST(test_shard_zstd_truncated) {
+    read_broken("s.bin.zst", true, cut_half);
+}
+END_TEST
+START_TEST(test_shard_zstd_corrupt) {
+    read_broken("s.bin.zst", true, flip_middle);
+}
+END_TEST
+START_TEST(test_shard_zstd_trailing_garbage) {
+    read_broken("s.bin.zst", true, append_garbage);
+}
+END_TEST
+
+// A .zst whose decompressed bytes are one too many: the size check still applies.
+START_TEST(test_shard_zstd_size_mismatch) {
+    const char *dir = new_test_dir();
+    char *plain = good_shard(dir, "p.bin", false);
+    edit_file(plain, append_byte);
+    size_t len;
+    char *bytes = read_file(plain, &len);
+    char *packed = path_in(dir, "p.bin.zst");
+    write_two_frames(packed, bytes, len);
+    int64_t n;
+    shard_read(packed, &n);
+}
+END_TEST
+
+// 64-bit sizes: expected values are worked out by hand.
+START_TEST(test_shard_64bit_arithmetic) {
+    ck_assert_int_eq(shard_file_bytes(3000000000LL, 2), 6000001024LL);
+    ck_assert_int_eq(shard_file_bytes(5000000000LL, 4), 20000001024LL);
+    int32_t h[SHARD_HEADER_INTS];
+    int width;
+    shard_header_encode(h, 5000000000LL, 4); // 5e9 = 1 * 2^32 + 705032704
+    ck_assert_int_eq(h[0], 20240801);
+    ck_assert_int_eq(h[1], 7);
+    ck_assert_int_eq(h[2], 705032704);
+    ck_assert_int_eq(h[3], 1);
+    ck_assert_int_eq(shard_header_decode(h, "x", &width), 5000000000LL);
+    ck_assert_int_eq(width, 4);
+    shard_header_encode(h, 3000000000LL, 2); // above INT32_MAX, below 2^32
+    ck_assert_int_eq(h[2], -1294967296);
+    ck_assert_int_eq(h[3], 0);
+    ck_assert_int_eq(shard_header_decode(h, "x", &width), 3000000000LL);
+    ck_assert_int_eq(width, 2);
+    shard_header_encode(h, 123456, 2); // small shards: llm.c's exact header
+    ck_assert_int_eq(h[2], 123456);
+    for (int i = 3; i < SHARD_HEADER_INTS; i++) ck_assert_int_eq(h[i], 0);
+}
+END_TEST
+
+// A sparse 6 GB file with a 3e9-token uint16 header: its size validates (or not) without
+// the tokens ever being written or read.
+static char *sparse_shard(int64_t extra) {
+    const char *dir = new_test_dir();
+    char *path = path_in(dir, "huge.bin");
+    int32_t h[SHARD_HEADER_INTS];
+    shard_header_encode(h, 3000000000LL, 2);
+    write_bytes(path, h, sizeof h);
+    ck_assert_int_eq(truncate(path, (off_t)6000001024LL + extra), 0);
+    return path;
+}
+
+START_TEST(test_shard_sparse_huge_peek) {
+    char *path = sparse_shard(0);
+    int width;
+    ck_assert_int_eq(shard_peek(path, &width), 3000000000LL);
+    ck_assert_int_eq(width, 2);
+    free(path);
+}
+END_TEST
+
+START_TEST(test_shard_sparse_huge_mismatch) {
+    char *path = sparse_shard(1);
+    int width;
+    shard_peek(path, &width);
+}
+END_TEST
+
+// ---------------------------------------------------------------------------------------
+// Loader. Shards hold a counter (token i of the data set = i + 1, uint32), so the first
+// token of a row names its window and shard uniquely.
+
+typedef struct Data {
+    int nshards;
+    int64_t sizes[8];
+    int64_t base[8]; // counter value of each shard's first token
+    char glob[300];
+} Data;
+
+static Data counter_shards(const int64_t *sizes, int n, bool zstd_odd) {
+    Data d = {.nshards = n};
+    const char *dir = new_test_dir();
+    snprintf(d.glob, sizeof d.glob, "%s/d_*.bin*", dir);
+    int64_t next = 1;
+    for (int s = 0; s < n; s++) {
+        d.sizes[s] = sizes[s];
+        d.base[s] = next;
+        uint32_t *tok = xmalloc((size_t)sizes[s] * sizeof(uint32_t) + 4);
+        for (int64_t i = 0; i < sizes[s]; i++) tok[i] = (uint32_t)(next + i);
+        next += sizes[s];
+        char name[64];
+        bool zstd = zstd_odd && s % 2 == 1;
+        snprintf(name, sizeof name, "d_%03d.bin%s", s, zstd ? ".zst" : "");
+        char *path = path_in(dir, name);
+        shard_write(path, tok, sizes[s], true, zstd);
+        free(path);
+        free(tok);
+    }
+    return d;
+}
+
+// Number of windows of T+1 tokens over all shards, and their first tokens in `firsts`.
+static int64_t all_windows(const Data *d, int T, int64_t *firsts) {
+    int64_t k = 0;
+    for (int s = 0; s < d->nshards; s++)
+        for (int64_t w = 0; w < (d->sizes[s] - 1) / T; w++) {
+            if (firsts) firsts[k] = d->base[s] + w * T;
+            k++;
+        }
+    return k;
+}
+
+// Every row is a window: consecutive tokens, targets shifted by one, starting at a window
+// boundary of some shard. Returns the first tokens of the rows in firsts[0..B).
+static void check_batch(const Data *d, int B, int T, const int *tok, const int *tgt,
+                        int64_t *firsts) {
+    for (int b = 0; b < B; b++) {
+        int64_t first = tok[b * T];
+        for (int t = 0; t < T; t++) {
+            ck_assert_int_eq(tok[b * T + t], first + t);
+            ck_assert_int_eq(tgt[b * T + t], first + t + 1);
+        }
+        bool boundary = false;
+        for (int s = 0; s < d->nshards; s++) {
+            int64_t off = first - d->base[s];
+            if (off >= 0 && off + T < d->sizes[s] && off % T == 0) boundary = true;
+        }
+        ck_assert_msg(boundary, "row %d starts at %lld: not a window", b, (long long)first);
+        if (firsts) firsts[b] = first;
+    }
+}
+
+static int compare_int64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static const int64_t SIZES[4] = {161, 97, 130, 81}; // T=16: 10, 6, 8, 5 windows (29)
+
+START_TEST(test_loader_sequential) {
+    Data d = counter_shards(SIZES, 4, true);
+    int B = 3, T = 16;
+    Loader *l = loader_open(d.glob, B, T, 0, 1, 1, false);
+    int64_t nwin = all_windows(&d, T, NULL);
+    int64_t *expect = xmalloc((size_t)nwin * 2 * sizeof(int64_t));
+    all_windows(&d, T, expect);
+    all_windows(&d, T, expect + nwin); // the second epoch repeats the first in order
+    ck_assert_int_eq(loader_total_tokens(l), 161 + 97 + 130 + 81);
+    ck_assert_int_eq(loader_batches_per_epoch(l), nwin / B);
+    int *tok = xmalloc((size_t)B * T * sizeof(int)), *tgt = xmalloc((size_t)B * T * sizeof(int));
+    int64_t firsts[3];
+    for (int64_t k = 0; k + B <= 2 * nwin; k += B) {
+        loader_next(l, tok, tgt);
+        check_batch(&d, B, T, tok, tgt, firsts);
+        for (int b = 0; b < B; b++) ck_assert_int_eq(firsts[b], expect[k + b]);
+    }
+    loader_close(l);
+    free(expect);
+    free(tok);
+    free(tgt);
+}
+END_TEST
+
+// The first `count` window starts a loader gives (B = 1).
+static int64_t *first_windows(const char *glob, int T, int rank, int world, uint64_t seed,
+                              bool shuffle, int64_t count, const Data *d) {
+    Loader *l = loader_open(glob, 1, T, rank, world, seed, shuffle);
+    int64_t *out = xmalloc((size_t)(count > 0 ? count : 1) * sizeof(int64_t));
+    int *tok = xmalloc((size_t)T * sizeof(int)), *tgt = xmalloc((size_t)T * sizeof(int));
+    for (int64_t k = 0; k < count; k++) {
+        loader_next(l, tok, tgt);
+        check_batch(d, 1, T, tok, tgt, &out[k]);
+    }
+    free(tok);
+    free(tgt);
+    loader_close(l);
+    return out;
+}
+
+START_TEST(test_loader_shuffle) {
+    Data d = counter_shards(SIZES, 4, false);
+    int T = 16;
+    int64_t nwin = all_windows(&d, T, NULL);
+    int64_t *all = xmalloc((size_t)nwin * sizeof(int64_t));
+    all_windows(&d, T, all);
+    int64_t *a = first_windows(d.glob, T, 0, 1, 42, true, 2 * nwin, &d);
+    int64_t *b = first_windows(d.glob, T, 0, 1, 42, true, 2 * nwin, &d);
+    int64_t *c = first_windows(d.glob, T, 0, 1, 43, true, 2 * nwin, &d);
+    ck_assert(memcmp(a, b, (size_t)(2 * nwin) * sizeof(int64_t)) == 0);
+    ck_assert(memcmp(a, c, (size_t)nwin * sizeof(int64_t)) != 0);
+    ck_assert(memcmp(a, all, (size_t)nwin * sizeof(int64_t)) != 0);      // not in order
+    ck_assert(memcmp(a, a + nwin, (size_t)nwin * sizeof(int64_t)) != 0); // epochs differ
+    for (int epoch = 0; epoch < 2; epoch++) { // each epoch is a permutation of all windows
+        qsort(a + epoch * nwin, (size_t)nwin, sizeof(int64_t), compare_int64);
+        ck_assert(memcmp(a + epoch * nwin, all, (size_t)nwin * sizeof(int64_t)) == 0);
+    }
+    free(a);
+    free(b);
+    free(c);
+    free(all);
+}
+END_TEST
+
+// Ranks are disjoint and together cover every window of an epoch, with shard window
+// counts that do not divide by the world size.
+START_TEST(test_loader_ranks) {
+    Data d = counter_shards(SIZES, 4, true);
+    int T = 16;
+    int64_t nwin = all_windows(&d, T, NULL); // 29
+    int64_t *all = xmalloc((size_t)nwin * sizeof(int64_t));
+    all_windows(&d, T, all);
+    for (int world = 2; world <= 3; world++) {
+        int64_t *got = xmalloc((size_t)nwin * sizeof(int64_t));
+        int64_t k = 0;
+        for (int r = 0; r < world; r++) {
+            int64_t count = (nwin - r + world - 1) / world; // stream indices r, r+world, ...
+            int64_t *w = first_windows(d.glob, T, r, world, 7, true, count, &d);
+            memcpy(got + k, w, (size_t)count * sizeof(int64_t));
+            k += count;
+            free(w);
+        }
+        ck_assert_int_eq(k, nwin);
+        qsort(got, (size_t)nwin, sizeof(int64_t), compare_int64);
+        ck_assert(memcmp(got, all, (size_t)nwin * sizeof(int64_t)) == 0);
+        free(got);
+    }
+    free(all);
+}
+END_TEST
+
+// tell/seek: from every position of an uninterrupted run (crossing shard and epoch
+// boundaries, batches straddling them), a seek reproduces the next batches exactly, for
+// each rank; all ranks report the same position after the same number of batches.
+START_TEST(test_loader_tell_seek) {
+    Data d = counter_shards(SIZES, 4, true);
+    int B = 2, T = 16, world = 2, steps = 40; // 29 windows: an epoch is 7.25 steps
+    size_t bt = (size_t)B * T;
+    for (int rank = 0; rank < world; rank++) {
+        Loader *a = loader_open(d.glob, B, T, rank, world, 99, true);
+        Loader *other = loader_open(d.glob, B, T, 1 - rank, world, 99, true);
+        LoaderPos *pos = xmalloc((size_t)steps * sizeof(LoaderPos));
+        int *tok = xmalloc((size_t)steps * bt * sizeof(int));
+        int *tgt = xmalloc((size_t)steps * bt * sizeof(int));
+        int *scratch = xmalloc(2 * bt * sizeof(int));
+        bool saw_epoch = false, saw_shard = false;
+        for (int k = 0; k < steps; k++) {
+            pos[k] = loader_tell(a);
+            LoaderPos p = loader_tell(other);
+            ck_assert(p.epoch == pos[k].epoch && p.shard == pos[k].shard &&
+                      p.window == pos[k].window);
+            if (pos[k].epoch > 0) saw_epoch = true;
+            if (pos[k].shard > 0) saw_shard = true;
+            loader_next(a, tok + k * bt, tgt + k * bt);
+            loader_next(other, scratch, scratch + bt);
+        }
+        ck_assert(saw_epoch && saw_shard);
+        Loader *b = loader_open(d.glob, B, T, rank, world, 99, true);
+        for (int k = 0; k < steps; k++) {
+            loader_seek(b, pos[k]);
+            for (int j = k; j < steps && j < k + 3; j++) {
+                loader_next(b, scratch, scratch + bt);
+                ck_assert(memcmp(scratch, tok + j * bt, bt * sizeof(int)) == 0);
+                ck_assert(memcmp(scratch + bt, tgt + j * bt, bt * sizeof(int)) == 0);
+            }
+        }
+        loader_reset(b); // reset = the first batch again
+        loader_next(b, scratch, scratch + bt);
+        ck_assert(memcmp(scratch, tok, bt * sizeof(int)) == 0);
+        loader_close(a);
+        loader_close(b);
+        loader_close(other);
+        free(pos);
+        free(tok);
+        free(tgt);
+        free(scratch);
+    }
+}
+END_TEST
+
+START_TEST(test_loader_no_match) {
+    const char *dir = new_test_dir();
+    char *glob = path_in(dir, "nothing_*.bin");
+    loader_open(glob, 1, 8, 0, 1, 0, false);
+}
+END_TEST
+
+START_TEST(test_loader_too_few_windows) {
+    const int64_t sizes[1] = {20}; // one window of 16+1
+    Data d = counter_shards(sizes, 1, false);
+    loader_open(d.glob, 1, 16, 1, 2, 0, false);
+}
+END_TEST
+
+START_TEST(test_loader_bad_shard) {
+    Data d = counter_shards(SIZES, 2, false);
+    char *path = path_in(test_dir, "d_001.bin");
+    edit_file(path, append_byte);
+    loader_open(d.glob, 1, 16, 0, 1, 0, false);
+}
+END_TEST
+
+// ---------------------------------------------------------------------------------------
+// Byte tokenizer
+
+START_TEST(test_byte_tokenizer) {
+    Tokenizer t = tokenizer_load("byte");
+    ck_assert_int_eq(t.vocab_size, 256);
+    ck_assert_int_eq(t.eot, 0);
+    Rng rng = rng_seeded(21);
+    size_t len = 5000;
+    char *text = xmalloc(len);
+    for (size_t i = 0; i < len; i++) text[i] = (char)(rng_next(&rng) % 256);
+    uint32_t *ids = NULL;
+    size_t n = 0, cap = 0;
+    tokenizer_encode(&t, text, len, &ids, &n, &cap);
+    size_t k = 0; // ids are the bytes, NULs dropped
+    for (size_t i = 0; i < len; i++)
+        if (text[i] != 0) ck_assert_uint_eq(ids[k++], (unsigned char)text[i]);
+    ck_assert_uint_eq(n, k);
+    ids = xrealloc(ids, (n + 1) * sizeof(uint32_t)); // an EOT, then append more
+    cap = n + 1;
+    ids[n++] = 0;
+    tokenizer_encode(&t, "ab", 2, &ids, &n, &cap);
+    ck_assert_uint_eq(n, k + 3);
+    ck_assert_uint_eq(ids[k + 1], 'a');
+    size_t out_len;
+    char *out = tokenizer_decode(&t, ids, n, &out_len);
+    ck_assert_uint_eq(out_len, k + 2);
+    size_t j = 0;
+    for (size_t i = 0; i < len; i++)
+        if (text[i] != 0) ck_assert_int_eq(out[j++], text[i]);
+    ck_assert(memcmp(out + j, "ab", 3) == 0); // NUL-terminated
+    free(out);
+    free(ids);
+    free(text);
+    tokenizer_free(&t);
+}
+END_TEST
+
+// ---------------------------------------------------------------------------------------
+// prep
+
+static int run_prep(int argc, const char **argv) {
+    return prep_main(argc, (char **)argv);
+}
+
+// Concatenated tokens of the shards matching pattern (sorted), and how many files.
+static uint32_t *read_split(const char *pattern, int64_t *n, int *files, int64_t max_shard) {
+    glob_t g;
+    *n = 0;
+    *files = 0;
+    uint32_t *all = NULL;
+    if (glob(pattern, 0, NULL, &g) != 0) return NULL;
+    for (size_t i = 0; i < g.gl_pathc; i++) {
+        int64_t m;
+        uint32_t *t = shard_read(g.gl_pathv[i], &m);
+        if (i + 1 < g.gl_pathc) ck_assert_int_eq(m, max_shard); // only the last is short
+        ck_assert_int_le(m, max_shard);
+        all = xrealloc(all, (size_t)(*n + m) * sizeof(uint32_t));
+        memcpy(all + *n, t, (size_t)m * sizeof(uint32_t));
+        *n += m;
+        free(t);
+    }
+    *files = (int)g.gl_pathc;
+    globfree(&g);
+    return all;
+}
+
+// The expected byte-tokenizer stream of documents: EOT (0), then each non-NUL byte.
+static uint32_t *expected_stream(const char **docs, const size_t *lens, int ndocs, int64_t *n) {
+    uint32_t *out = xmalloc(1 << 16);
+    *n = 0;
+    for (int i = 0; i < ndocs; i++) {
+        out[(*n)++] = 0;
+        for (size_t k = 0; k < lens[i]; k++)
+            if (docs[i][k] != 0) out[(*n)++] = (unsigned char)docs[i][k];
+    }
+    return out;
+}
+
+static void check_split(const char *pattern, const char **docs, const size_t *lens, int ndocs,
+                        int64_t shard_tokens, int want_files) {
+    int64_t n, m;
+    int files;
+    uint32_t *got = read_split(pattern, &n, &files, shard_tokens);
+    uint32_t *want = expected_stream(docs, lens, ndocs, &m);
+    ck_assert_int_eq(files, want_files);
+    ck_assert_int_eq(n, m);
+    ck_assert(memcmp(got, want, (size_t)n * sizeof(uint32_t)) == 0);
+    free(got);
+    free(want);
+}
+
+START_TEST(test_prep_split) {
+    const char *dir = new_test_dir();
+    char *a = path_in(dir, "alpha.txt"), *b = path_in(dir, "beta.txt");
+    char *j = path_in(dir, "docs.jsonl");
+    const char doc_a[] = "Hello, world!\nA second line.\n";
+    const char doc_b[] = {'n', 'u', 'l', 0, 'l', '\n', (char)0xC3, (char)0xA9};
+    write_bytes(a, doc_a, strlen(doc_a));
+    write_bytes(b, doc_b, sizeof doc_b);
+    const char *jsonl = "{\"text\": \"first json doc\", \"id\": 1}\n"
+                        "\n"
+                        "{\"id\": 2, \"text\": \"line\\nwith \\\"quotes\\\" and \\u00e9\"}\r\n"
+                        "{\"text\": \"last one\"}";
+    write_bytes(j, jsonl, strlen(jsonl));
+    const char *docs[5] = {doc_a, doc_b, "first json doc", "line\nwith \"quotes\" and \xc3\xa9",
+                           "last one"};
+    size_t lens[5] = {strlen(doc_a), sizeof doc_b, 14, strlen(docs[3]), 8};
+    for (int zstd = 0; zstd < 2; zstd++) {
+        char out[300];
+        snprintf(out, sizeof out, "%s/out%d", dir, zstd);
+        char out_flag[320];
+        snprintf(out_flag, sizeof out_flag, "--out=%s", out);
+        const char *argv[] = {"--tokenizer=byte",
+                              out_flag,
+                              "--val_fraction=0.4",
+                              "--shard_tokens=16",
+                              a,
+                              b,
+                              j,
+                              zstd ? "--zstd" : "--name=alpha"};
+        ck_assert_int_eq(run_prep(8, argv), 0);
+        // 5 documents, 40% -> the last 2 are validation; default name = "alpha".
+        int64_t train_tokens = 0;
+        for (int i = 0; i < 3; i++) train_tokens += 1 + (int64_t)lens[i] - (i == 1);
+        int train_files = (int)((train_tokens + 15) / 16);
+        char pattern[400];
+        snprintf(pattern, sizeof pattern, "%s/alpha_train_*.bin%s", out, zstd ? ".zst" : "");
+        check_split(pattern, docs, lens, 3, 16, train_files);
+        snprintf(pattern, sizeof pattern, "%s/alpha_val_*.bin%s", out, zstd ? ".zst" : "");
+        check_split(pattern, docs + 3, lens + 3, 2, 16, (int)((1 + lens[3] + 1 + 8 + 15) / 16));
+        char first[400];
+        snprintf(first, sizeof first, "%s/alpha_train_000000.bin%s", out, zstd ? ".zst" : "");
+        ck_assert_int_ge(file_size(first), 0);
+    }
+    free(a);
+    free(b);
+    free(j);
+}
+END_TEST
+
+// A small fraction still holds out one document; no fraction holds out none.
+START_TEST(test_prep_val_count) {
+    const char *dir = new_test_dir();
+    char *j = path_in(dir, "many.jsonl");
+    char text[4096] = "";
+    const char *docs[20];
+    size_t lens[20];
+    char bodies[20][16];
+    for (int i = 0; i < 20; i++) {
+        snprintf(bodies[i], sizeof bodies[i], "doc %d", i);
+        docs[i] = bodies[i];
+        lens[i] = strlen(bodies[i]);
+        char line[64];
+        snprintf(line, sizeof line, "{\"body\": \"%s\"}\n", bodies[i]);
+        strcat(text, line);
+    }
+    write_bytes(j, text, strlen(text));
+    char out_flag[320];
+    snprintf(out_flag, sizeof out_flag, "--out=%s/o", dir);
+    const char *argv[] = {"--tokenizer=byte", out_flag, "--val_fraction=0.001", "--text_field=body",
+                          j};
+    ck_assert_int_eq(run_prep(5, argv), 0);
+    char pattern[400];
+    snprintf(pattern, sizeof pattern, "%s/o/many_val_*.bin", dir);
+    check_split(pattern, docs + 19, lens + 19, 1, 100000000, 1);
+    snprintf(pattern, sizeof pattern, "%s/o/many_train_*.bin", dir);
+    check_split(pattern, docs, lens, 19, 100000000, 1);
+    snprintf(out_flag, sizeof out_flag, "--out=%s/p", dir);
+    const char *argv0[] = {"--tokenizer=byte", out_flag, "--val_fraction=0", "--text_field=body",
+                           j};
+    ck_assert_int_eq(run_prep(5, argv0), 0);
+    snprintf(pattern, sizeof pattern, "%s/p/many_train_*.bin", dir);
+    check_split(pattern, docs, lens, 20, 100000000, 1);
+    snprintf(pattern, sizeof pattern, "%s/p/many_val_*.bin", dir);
+    glob_t g;
+    ck_assert_int_eq(glob(pattern, 0, NULL, &g), GLOB_NOMATCH);
+    free(j);
+}
+END_TEST
+
+// A bad jsonl line dies (exit 1) before any shard is written.
+START_TEST(test_prep_bad_jsonl_writes_nothing) {
+    const char *dir = new_test_dir();
+    char *good = path_in(dir, "good.txt"), *bad = path_in(dir, "bad.jsonl");
+    write_bytes(good, "fine", 4);
+    const char *jsonl = "{\"text\": \"ok\"}\n{\"text\": \"broken\"\n";
+    write_bytes(bad, jsonl, strlen(jsonl));
+    char out_flag[320];
+    snprintf(out_flag, sizeof out_flag, "--out=%s/o", dir);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        test_dir[0] = '\0'; // the parent removes the directory, after looking into it
+        const char *argv[] = {"--tokenizer=byte", out_flag, "--shard_tokens=2", good, bad};
+        freopen("/dev/null", "w", stdout);
+        _exit(run_prep(5, argv) == 0 ? 0 : 2); // run_prep dies with exit(1) first
+    }
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFEXITED(status));
+    ck_assert_int_eq(WEXITSTATUS(status), 1);
+    char pattern[400];
+    snprintf(pattern, sizeof pattern, "%s/o/*", dir);
+    glob_t g;
+    ck_assert_int_eq(glob(pattern, 0, NULL, &g), GLOB_NOMATCH);
+    free(good);
+    free(bad);
+}
+END_TEST
+
+static void prep_dies(const char *bad_arg, const char *jsonl_line) {
+    const char *dir = new_test_dir();
+    char *input = path_in(dir, jsonl_line ? "in.jsonl" : "in.txt");
+    const char *content = jsonl_line ? jsonl_line : "text";
+    write_bytes(input, content, strlen(content));
+    char out_flag[320];
+    snprintf(out_flag, sizeof out_flag, "--out=%s/o", dir);
+    const char *argv[] = {"--tokenizer=byte", out_flag, input, bad_arg};
+    run_prep(bad_arg ? 4 : 3, argv);
+}
+
+START_TEST(test_prep_bad_json) {
+    prep_dies(NULL, "{\"text\": \"a\"}\nnot json\n");
+}
+END_TEST
+START_TEST(test_prep_missing_field) {
+    prep_dies(NULL, "{\"txt\": \"a\"}\n");
+}
+END_TEST
+START_TEST(test_prep_unknown_flag) {
+    prep_dies("--shards=3", NULL);
+}
+END_TEST
+START_TEST(test_prep_bad_value) {
+    prep_dies("--val_fraction=1.5", NULL);
+}
+END_TEST
+START_TEST(test_prep_missing_input) {
+    prep_dies("/nonexistent/file.txt", NULL);
+}
+END_TEST
+
+START_TEST(test_prep_help) {
+    const char *argv[] = {"--help"};
+    ck_assert_int_eq(run_prep(1, argv), 0);
+}
+END_TEST
+
+// ---------------------------------------------------------------------------------------
+
+static Suite *data_suite(void) {
+    Suite *s = suite_create("data");
+    TCase *tc = tcase_create("shard");
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, test_shard_uint16);
+    tcase_add_test(tc, test_shard_uint32);
+    tcase_add_test(tc, test_shard_empty);
+    tcase_add_test(tc, test_shard_zstd);
+    tcase_add_test(tc, test_shard_zstd_streamed_frames);
+    tcase_add_test(tc, test_shard_64bit_arithmetic);
+    tcase_add_test(tc, test_shard_sparse_huge_peek);
+    tcase_add_exit_test(tc, test_shard_too_short, 1);
+    tcase_add_exit_test(tc, test_shard_truncated_tokens, 1);
+    tcase_add_exit_test(tc, test_shard_wrong_magic, 1);
+    tcase_add_exit_test(tc, test_shard_wrong_version, 1);
+    tcase_add_exit_test(tc, test_shard_size_mismatch, 1);
+    tcase_add_exit_test(tc, test_shard_zstd_truncated, 1);
+    tcase_add_exit_test(tc, test_shard_zstd_corrupt, 1);
+    tcase_add_exit_test(tc, test_shard_zstd_trailing_garbage, 1);
+    tcase_add_exit_test(tc, test_shard_zstd_size_mismatch, 1);
+    tcase_add_exit_test(tc, test_shard_sparse_huge_mismatch, 1);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("loader");
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, test_loader_sequential);
+    tcase_add_test(tc, test_loader_shuffle);
+    tcase_add_test(tc, test_loader_ranks);
+    tcase_add_test(tc, test_loader_tell_seek);
+    tcase_add_exit_test(tc, test_loader_no_match, 1);
+    tcase_add_exit_test(tc, test_loader_too_few_windows, 1);
+    tcase_add_exit_test(tc, test_loader_bad_shard, 1);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("tokenizer_prep");
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, test_byte_tokenizer);
+    tcase_add_test(tc, test_prep_split);
+    tcase_add_test(tc, test_prep_val_count);
+    tcase_add_test(tc, test_prep_bad_jsonl_writes_nothing);
+    tcase_add_test(tc, test_prep_help);
+    tcase_add_exit_test(tc, test_prep_bad_json, 1);
+    tcase_add_exit_test(tc, test_prep_missing_field, 1);
+    tcase_add_exit_test(tc, test_prep_unknown_flag, 1);
+    tcase_add_exit_test(tc, test_prep_bad_value, 1);
+    tcase_add_exit_test(tc, test_prep_missing_input, 1);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) {
+    SRunner *sr = srunner_create(data_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? 0 : 1;
+}
