@@ -32,7 +32,7 @@ typedef struct SafeTensors SafeTensors;
 SafeTensors *st_open(const char *path);
 void st_close(SafeTensors *st);
 int st_count(const SafeTensors *st);
-const StTensor *st_tensor(const SafeTensors *st, int i); // sorted by name
+const StTensor *st_tensor(const SafeTensors *st, int i);          // sorted by name
 const StTensor *st_find(const SafeTensors *st, const char *name); // NULL if absent
 // Read a tensor's data converted to fp32 into dst[numel].
 void st_read_f32(const SafeTensors *st, const StTensor *t, float *dst);

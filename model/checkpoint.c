@@ -1,0 +1,737 @@
+// model/checkpoint.c: model checkpoints (config.json in the Hugging Face layout of the
+// family plus a "bolt" object, and model.safetensors) and training checkpoints
+// (step_%08lld directories that count only once their DONE marker is written).
+#include "checkpoint.h"
+
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../core/util.h"
+#include "safetensors.h"
+
+enum { PATH_CAP = 4096, PATTERN_CAP = 1024 };
+
+// snprintf into a path buffer, dying if it does not fit.
+static void join_path(char *out, size_t cap, const char *dir, const char *name) {
+    int n = snprintf(out, cap, "%s/%s", dir, name);
+    check(n >= 0 && (size_t)n < cap, "%s/%s: path too long", dir, name);
+}
+
+// ---------------------------------------------------------------------------------------
+// config.json writing
+
+// A float as the shortest decimal that reads back as the same float (1e-06, not
+// 9.99999997e-07), so config.json is readable and loads bit-exactly.
+static cJSON *json_float(float x) {
+    char buf[48];
+    for (int digits = 6; digits <= 9; digits++) {
+        snprintf(buf, sizeof buf, "%.*g", digits, (double)x);
+        if (strtof(buf, NULL) == x) break;
+    }
+    return cJSON_CreateNumber(strtod(buf, NULL));
+}
+
+static void add_float(cJSON *obj, const char *key, float x) {
+    cJSON_AddItemToObject(obj, key, json_float(x));
+}
+
+static void add_strings(cJSON *obj, const char *key, const char *only) {
+    cJSON *arr = cJSON_AddArrayToObject(obj, key);
+    cJSON_AddItemToArray(arr, cJSON_CreateString(only));
+}
+
+// Hugging Face Llama keys.
+static void add_llama_keys(cJSON *j, const ModelConfig *c) {
+    cJSON_AddStringToObject(j, "model_type", "llama");
+    add_strings(j, "architectures", "LlamaForCausalLM");
+    cJSON_AddNumberToObject(j, "hidden_size", c->dim);
+    cJSON_AddNumberToObject(j, "intermediate_size", c->mlp_dim);
+    cJSON_AddNumberToObject(j, "num_hidden_layers", c->n_layers);
+    cJSON_AddNumberToObject(j, "num_attention_heads", c->n_heads);
+    cJSON_AddNumberToObject(j, "num_key_value_heads", c->n_kv_heads);
+    cJSON_AddNumberToObject(j, "head_dim", c->head_dim);
+    add_float(j, "rms_norm_eps", c->norm_eps);
+    add_float(j, "rope_theta", c->rope_theta);
+    cJSON_AddNumberToObject(j, "vocab_size", c->vocab_size);
+    cJSON_AddBoolToObject(j, "tie_word_embeddings", c->tie_embeddings);
+    cJSON_AddStringToObject(j, "hidden_act", "silu");
+    cJSON_AddNumberToObject(j, "max_position_embeddings", 2048);
+    cJSON_AddBoolToObject(j, "attention_bias", false);
+    cJSON_AddBoolToObject(j, "mlp_bias", false);
+    cJSON_AddNumberToObject(j, "eos_token_id", c->eot_token);
+}
+
+// fla's GLAConfig keys; softmax layers of a hybrid go in fla's `attn` dict.
+static void add_gla_keys(cJSON *j, const ModelConfig *c) {
+    cJSON_AddStringToObject(j, "model_type", "gla");
+    add_strings(j, "architectures", "GLAForCausalLM");
+    cJSON_AddNumberToObject(j, "hidden_size", c->dim);
+    cJSON_AddNumberToObject(j, "num_hidden_layers", c->n_layers);
+    cJSON_AddNumberToObject(j, "num_heads", c->n_heads);
+    cJSON_AddNumberToObject(j, "expand_k", 0.5);
+    cJSON_AddNumberToObject(j, "expand_v", 1);
+    cJSON_AddNumberToObject(j, "hidden_ratio", 4);
+    cJSON_AddNumberToObject(j, "intermediate_size", c->mlp_dim);
+    cJSON_AddStringToObject(j, "attn_mode", "chunk");
+    cJSON_AddBoolToObject(j, "use_short_conv", false);
+    cJSON_AddBoolToObject(j, "use_output_gate", true);
+    cJSON_AddBoolToObject(j, "use_gk", true);
+    cJSON_AddBoolToObject(j, "use_gv", false);
+    cJSON_AddStringToObject(j, "gate_fn", "swish");
+    cJSON_AddStringToObject(j, "hidden_act", "swish");
+    add_float(j, "gate_logit_normalizer", c->gate_normalizer);
+    cJSON_AddNumberToObject(j, "gate_low_rank_dim", c->gate_low_rank);
+    add_float(j, "norm_eps", c->norm_eps);
+    cJSON_AddBoolToObject(j, "elementwise_affine", true);
+    cJSON_AddNumberToObject(j, "vocab_size", c->vocab_size);
+    cJSON_AddBoolToObject(j, "tie_word_embeddings", c->tie_embeddings);
+    cJSON_AddBoolToObject(j, "fuse_norm", true);
+    cJSON_AddNumberToObject(j, "max_position_embeddings", 2048);
+    cJSON_AddNumberToObject(j, "eos_token_id", c->eot_token);
+    cJSON *layers = cJSON_CreateArray();
+    for (int l = 0; l < c->n_layers; l++) {
+        if (c->mixer[l] == MIXER_SOFTMAX) cJSON_AddItemToArray(layers, cJSON_CreateNumber(l));
+    }
+    if (cJSON_GetArraySize(layers) == 0) {
+        cJSON_Delete(layers);
+        cJSON_AddNullToObject(j, "attn");
+        return;
+    }
+    cJSON *attn = cJSON_AddObjectToObject(j, "attn");
+    cJSON_AddItemToObject(attn, "layers", layers);
+    cJSON_AddNumberToObject(attn, "num_heads", c->n_heads);
+    cJSON_AddNumberToObject(attn, "num_kv_heads", c->n_kv_heads);
+    cJSON_AddBoolToObject(attn, "qkv_bias", false);
+    cJSON_AddNullToObject(attn, "window_size");
+    add_float(attn, "rope_theta", c->rope_theta);
+}
+
+// TNL has no canonical Hugging Face config; these are TransNormerLLM's own key names.
+static void add_tnl_keys(cJSON *j, const ModelConfig *c) {
+    cJSON_AddStringToObject(j, "model_type", "transnormer");
+    add_strings(j, "architectures", "TransnormerForCausalLM");
+    cJSON_AddNumberToObject(j, "decoder_embed_dim", c->dim);
+    cJSON_AddNumberToObject(j, "decoder_layers", c->n_layers);
+    cJSON_AddNumberToObject(j, "decoder_attention_heads", c->n_heads);
+    cJSON_AddNumberToObject(j, "glu_dim", c->mlp_dim);
+    cJSON_AddNumberToObject(j, "vocab_size", c->vocab_size);
+    cJSON_AddStringToObject(j, "norm_type", "simplermsnorm");
+    cJSON_AddStringToObject(j, "linear_act_fun", "silu");
+    cJSON_AddBoolToObject(j, "no_scale_embedding", false);
+    cJSON_AddBoolToObject(j, "tie_word_embeddings", c->tie_embeddings);
+    cJSON_AddNumberToObject(j, "eos_token_id", c->eot_token);
+}
+
+// Everything bolt needs to rebuild the config exactly, whatever the family's HF keys say.
+static void add_bolt_object(cJSON *j, const ModelConfig *c, const char *tokenizer) {
+    cJSON *b = cJSON_AddObjectToObject(j, "bolt");
+    cJSON_AddStringToObject(b, "family", family_name(c->family));
+    cJSON *mixers = cJSON_AddArrayToObject(b, "mixers");
+    for (int l = 0; l < c->n_layers; l++) {
+        cJSON_AddItemToArray(mixers, cJSON_CreateString(mixer_name(c->mixer[l])));
+    }
+    cJSON_AddNumberToObject(b, "vocab_size", c->vocab_size);
+    cJSON_AddNumberToObject(b, "dim", c->dim);
+    cJSON_AddNumberToObject(b, "n_layers", c->n_layers);
+    cJSON_AddNumberToObject(b, "n_heads", c->n_heads);
+    cJSON_AddNumberToObject(b, "n_kv_heads", c->n_kv_heads);
+    cJSON_AddNumberToObject(b, "head_dim", c->head_dim);
+    cJSON_AddNumberToObject(b, "mlp_dim", c->mlp_dim);
+    cJSON_AddBoolToObject(b, "tie_embeddings", c->tie_embeddings);
+    add_float(b, "norm_eps", c->norm_eps);
+    add_float(b, "rope_theta", c->rope_theta);
+    cJSON_AddStringToObject(b, "decay", c->decay == DECAY_MINIMAX ? "minimax" : "alibi");
+    cJSON_AddNumberToObject(b, "gate_low_rank", c->gate_low_rank);
+    add_float(b, "gate_normalizer", c->gate_normalizer);
+    cJSON_AddNumberToObject(b, "attn_block", c->attn_block);
+    cJSON_AddBoolToObject(b, "doc_reset", c->doc_reset);
+    cJSON_AddNumberToObject(b, "eot_token", c->eot_token);
+    cJSON_AddStringToObject(b, "tokenizer", tokenizer ? tokenizer : "");
+}
+
+static void write_config(const ModelConfig *c, const char *path, bool bf16, const char *tokenizer) {
+    cJSON *j = cJSON_CreateObject();
+    if (c->family == FAMILY_LLAMA)
+        add_llama_keys(j, c);
+    else if (c->family == FAMILY_GLA)
+        add_gla_keys(j, c);
+    else
+        add_tnl_keys(j, c);
+    cJSON_AddStringToObject(j, "torch_dtype", bf16 ? "bfloat16" : "float32");
+    add_bolt_object(j, c, tokenizer);
+    char *text = cJSON_Print(j);
+    check(text != NULL, "%s: cannot format config", path);
+    cJSON_Delete(j);
+    AtomicFile af = atomic_open(path);
+    xfwrite(text, strlen(text), af.f, af.tmp_path);
+    xfwrite("\n", 1, af.f, af.tmp_path);
+    atomic_commit(&af);
+    free(text);
+}
+
+void model_save(const Model *m, const char *dir, bool bf16, const char *tokenizer) {
+    make_dirs(dir);
+    float *host = xmalloc(m->n_weights * sizeof(float));
+    m->ops->download(host, m->weights, m->n_weights * sizeof(float));
+    StWriteTensor *ts = xcalloc((size_t)m->n_params, sizeof *ts);
+    for (int i = 0; i < m->n_params; i++) {
+        const ParamInfo *p = &m->params[i];
+        ts[i].name = p->name;
+        ts[i].dtype = bf16 ? ST_BF16 : ST_F32;
+        ts[i].ndim = p->ndim;
+        for (int d = 0; d < p->ndim; d++) ts[i].shape[d] = p->shape[d];
+        ts[i].data = host + p->offset;
+    }
+    // transformers refuses safetensors without format "pt".
+    const char *keys[] = {"format"}, *values[] = {"pt"};
+    char path[PATH_CAP];
+    join_path(path, sizeof path, dir, "model.safetensors");
+    st_write(path, ts, m->n_params, keys, values, 1);
+    join_path(path, sizeof path, dir, "config.json");
+    write_config(&m->cfg, path, bf16, tokenizer);
+    free(ts);
+    free(host);
+}
+
+// ---------------------------------------------------------------------------------------
+// config.json reading: every getter names the file and the key on error.
+
+typedef struct JsonCtx {
+    const char *path;   // the config file
+    const char *prefix; // "" or "bolt." / "attn." for messages
+} JsonCtx;
+
+static const cJSON *get_item(JsonCtx ctx, const cJSON *obj, const char *key, bool required) {
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (item && cJSON_IsNull(item)) item = NULL;
+    check(item || !required, "%s: missing key \"%s%s\"", ctx.path, ctx.prefix, key);
+    return item;
+}
+
+static int item_int(JsonCtx ctx, const cJSON *item, const char *key) {
+    double v = item->valuedouble;
+    check(cJSON_IsNumber(item) && v >= INT_MIN && v <= INT_MAX && v == (double)(int)v,
+          "%s: key \"%s%s\" must be an integer", ctx.path, ctx.prefix, key);
+    return (int)v;
+}
+
+// An integer key; `fallback` if absent or null and not required.
+static int get_int(JsonCtx ctx, const cJSON *obj, const char *key, bool required, int fallback) {
+    const cJSON *item = get_item(ctx, obj, key, required);
+    return item ? item_int(ctx, item, key) : fallback;
+}
+
+static double get_num(JsonCtx ctx, const cJSON *obj, const char *key, bool required,
+                      double fallback) {
+    const cJSON *item = get_item(ctx, obj, key, required);
+    if (!item) return fallback;
+    check(cJSON_IsNumber(item), "%s: key \"%s%s\" must be a number", ctx.path, ctx.prefix, key);
+    return item->valuedouble;
+}
+
+static bool get_bool(JsonCtx ctx, const cJSON *obj, const char *key, bool required, bool fallback) {
+    const cJSON *item = get_item(ctx, obj, key, required);
+    if (!item) return fallback;
+    check(cJSON_IsBool(item), "%s: key \"%s%s\" must be true or false", ctx.path, ctx.prefix, key);
+    return cJSON_IsTrue(item);
+}
+
+static const char *get_str(JsonCtx ctx, const cJSON *obj, const char *key, bool required,
+                           const char *fallback) {
+    const cJSON *item = get_item(ctx, obj, key, required);
+    if (!item) return fallback;
+    check(cJSON_IsString(item), "%s: key \"%s%s\" must be a string", ctx.path, ctx.prefix, key);
+    return item->valuestring;
+}
+
+// eos_token_id may be an int or a list of ints (the first is used); 0 if absent.
+static int get_eos(JsonCtx ctx, const cJSON *obj) {
+    const cJSON *item = get_item(ctx, obj, "eos_token_id", false);
+    if (!item) return 0;
+    if (cJSON_IsArray(item)) {
+        check(cJSON_GetArraySize(item) > 0, "%s: key \"eos_token_id\" is an empty list", ctx.path);
+        item = cJSON_GetArrayItem(item, 0);
+    }
+    return item_int(ctx, item, "eos_token_id");
+}
+
+// Die unless an optional key is absent or has the only value bolt supports.
+static void require_bool(JsonCtx ctx, const cJSON *obj, const char *key, bool supported) {
+    check(get_bool(ctx, obj, key, false, supported) == supported,
+          "%s: key \"%s%s\" = %s is not supported", ctx.path, ctx.prefix, key,
+          supported ? "false" : "true");
+}
+
+static void require_str(JsonCtx ctx, const cJSON *obj, const char *key, const char *supported) {
+    const char *v = get_str(ctx, obj, key, false, supported);
+    check(strcmp(v, supported) == 0, "%s: key \"%s%s\" = \"%s\" is not supported (only \"%s\")",
+          ctx.path, ctx.prefix, key, v, supported);
+}
+
+// The shortest pattern string ("lightning*3,softmax") whose repetition gives the
+// per-layer mixers: the smallest period that tiles the layers, run-length encoded.
+static void mixer_pattern(const MixerKind *mixer, int n, char *out, size_t cap, const char *path) {
+    int period = n;
+    for (int p = 1; p <= n; p++) {
+        if (n % p != 0) continue;
+        bool ok = true;
+        for (int l = p; l < n && ok; l++) ok = mixer[l] == mixer[l % p];
+        if (ok) {
+            period = p;
+            break;
+        }
+    }
+    size_t len = 0;
+    out[0] = '\0';
+    for (int l = 0; l < period;) {
+        int run = 1;
+        while (l + run < period && mixer[l + run] == mixer[l]) run++;
+        int k = run > 1
+                    ? snprintf(out + len, cap - len, "%s%s*%d", len ? "," : "",
+                               mixer_name(mixer[l]), run)
+                    : snprintf(out + len, cap - len, "%s%s", len ? "," : "", mixer_name(mixer[l]));
+        check(k >= 0 && len + (size_t)k < cap, "%s: mixer pattern too long", path);
+        len += (size_t)k;
+        l += run;
+    }
+}
+
+static void load_bolt_object(JsonCtx ctx, const cJSON *b, ModelConfig *c, MixerKind *mixers,
+                             char *tokenizer_out, size_t cap) {
+    const char *family = get_str(ctx, b, "family", true, NULL);
+    check(family_from_name(family, &c->family), "%s: key \"bolt.family\": unknown family '%s'",
+          ctx.path, family);
+    c->vocab_size = get_int(ctx, b, "vocab_size", true, 0);
+    c->dim = get_int(ctx, b, "dim", true, 0);
+    c->n_layers = get_int(ctx, b, "n_layers", true, 0);
+    c->n_heads = get_int(ctx, b, "n_heads", true, 0);
+    c->n_kv_heads = get_int(ctx, b, "n_kv_heads", true, 0);
+    c->head_dim = get_int(ctx, b, "head_dim", true, 0);
+    c->mlp_dim = get_int(ctx, b, "mlp_dim", true, 0);
+    c->tie_embeddings = get_bool(ctx, b, "tie_embeddings", true, false);
+    c->norm_eps = (float)get_num(ctx, b, "norm_eps", true, 0);
+    c->rope_theta = (float)get_num(ctx, b, "rope_theta", true, 0);
+    const char *decay = get_str(ctx, b, "decay", true, NULL);
+    check(strcmp(decay, "alibi") == 0 || strcmp(decay, "minimax") == 0,
+          "%s: key \"bolt.decay\": '%s' is not alibi or minimax", ctx.path, decay);
+    c->decay = strcmp(decay, "minimax") == 0 ? DECAY_MINIMAX : DECAY_ALIBI;
+    c->gate_low_rank = get_int(ctx, b, "gate_low_rank", true, 0);
+    c->gate_normalizer = (float)get_num(ctx, b, "gate_normalizer", true, 0);
+    c->attn_block = get_int(ctx, b, "attn_block", true, 0);
+    c->doc_reset = get_bool(ctx, b, "doc_reset", true, false);
+    c->eot_token = get_int(ctx, b, "eot_token", true, 0);
+    const char *tok = get_str(ctx, b, "tokenizer", false, "");
+    check(strlen(tok) < cap, "%s: key \"bolt.tokenizer\" is too long", ctx.path);
+    snprintf(tokenizer_out, cap, "%s", tok);
+
+    const cJSON *arr = get_item(ctx, b, "mixers", true);
+    check(cJSON_IsArray(arr) && cJSON_GetArraySize(arr) == c->n_layers && c->n_layers <= MAX_LAYERS,
+          "%s: key \"bolt.mixers\" must be a list of n_layers = %d mixer names", ctx.path,
+          c->n_layers);
+    int l = 0;
+    for (const cJSON *e = arr->child; e; e = e->next, l++) {
+        int kind = -1;
+        for (int k = 0; k < 3 && cJSON_IsString(e); k++) {
+            if (strcmp(e->valuestring, mixer_name((MixerKind)k)) == 0) kind = k;
+        }
+        check(kind >= 0, "%s: key \"bolt.mixers\"[%d] is not lightning, gla or softmax", ctx.path,
+              l);
+        mixers[l] = (MixerKind)kind;
+    }
+}
+
+// Hugging Face Llama config.
+static void load_llama_keys(JsonCtx ctx, const cJSON *j, ModelConfig *c, MixerKind *mixers) {
+    c->family = FAMILY_LLAMA;
+    c->dim = get_int(ctx, j, "hidden_size", true, 0);
+    c->mlp_dim = get_int(ctx, j, "intermediate_size", true, 0);
+    c->n_layers = get_int(ctx, j, "num_hidden_layers", true, 0);
+    c->n_heads = get_int(ctx, j, "num_attention_heads", true, 0);
+    c->n_kv_heads = get_int(ctx, j, "num_key_value_heads", false, c->n_heads);
+    c->head_dim = get_int(ctx, j, "head_dim", false, 0);
+    c->vocab_size = get_int(ctx, j, "vocab_size", true, 0);
+    c->norm_eps = (float)get_num(ctx, j, "rms_norm_eps", false, 1e-6);
+    const cJSON *rope = get_item(ctx, j, "rope_parameters", false);
+    double theta =
+        rope ? get_num((JsonCtx){ctx.path, "rope_parameters."}, rope, "rope_theta", false, 10000.0)
+             : 10000.0;
+    c->rope_theta = (float)get_num(ctx, j, "rope_theta", false, theta);
+    c->tie_embeddings = get_bool(ctx, j, "tie_word_embeddings", false, false);
+    c->eot_token = get_eos(ctx, j);
+    require_str(ctx, j, "hidden_act", "silu");
+    require_bool(ctx, j, "attention_bias", false);
+    require_bool(ctx, j, "mlp_bias", false);
+    check(get_item(ctx, j, "rope_scaling", false) == NULL,
+          "%s: key \"rope_scaling\" is not supported (plain RoPE only)", ctx.path);
+    check(c->n_layers >= 1 && c->n_layers <= MAX_LAYERS, "%s: num_hidden_layers %d out of range",
+          ctx.path, c->n_layers);
+    for (int l = 0; l < c->n_layers; l++) mixers[l] = MIXER_SOFTMAX;
+}
+
+// fla GLAConfig; the softmax layers of a hybrid come from its `attn` dict.
+static void load_gla_keys(JsonCtx ctx, const cJSON *j, ModelConfig *c, MixerKind *mixers) {
+    c->family = FAMILY_GLA;
+    c->dim = get_int(ctx, j, "hidden_size", true, 0);
+    c->n_layers = get_int(ctx, j, "num_hidden_layers", true, 0);
+    c->n_heads = get_int(ctx, j, "num_heads", true, 0);
+    c->vocab_size = get_int(ctx, j, "vocab_size", true, 0);
+    c->norm_eps = (float)get_num(ctx, j, "norm_eps", false, 1e-6);
+    c->tie_embeddings = get_bool(ctx, j, "tie_word_embeddings", false, false);
+    c->gate_low_rank = get_int(ctx, j, "gate_low_rank_dim", false, 16);
+    c->gate_normalizer = (float)get_num(ctx, j, "gate_logit_normalizer", false, 16.0);
+    c->eot_token = get_eos(ctx, j);
+    check(get_num(ctx, j, "expand_k", false, 0.5) == 0.5,
+          "%s: key \"expand_k\" must be 0.5 (Dk = D/2)", ctx.path);
+    check(get_num(ctx, j, "expand_v", false, 1.0) == 1.0, "%s: key \"expand_v\" must be 1 (Dv = D)",
+          ctx.path);
+    require_bool(ctx, j, "use_short_conv", false);
+    require_bool(ctx, j, "use_output_gate", true);
+    require_bool(ctx, j, "use_gk", true);
+    require_bool(ctx, j, "use_gv", false);
+    require_bool(ctx, j, "elementwise_affine", true);
+    require_str(ctx, j, "hidden_act", "swish");
+    check(get_item(ctx, j, "feature_map", false) == NULL,
+          "%s: key \"feature_map\" is not supported", ctx.path);
+    check(get_item(ctx, j, "clamp_min", false) == NULL, "%s: key \"clamp_min\" is not supported",
+          ctx.path);
+    check(get_int(ctx, j, "num_kv_heads", false, c->n_heads) == c->n_heads,
+          "%s: key \"num_kv_heads\" must equal num_heads for GLA layers", ctx.path);
+    c->mlp_dim = get_int(ctx, j, "intermediate_size", false, 0);
+    if (c->mlp_dim == 0) {
+        // fla: 256 * ceil(int(D * hidden_ratio * 2/3) / 256).
+        int ratio = get_int(ctx, j, "hidden_ratio", false, 4);
+        int hidden = (int)((double)c->dim * ratio * 2.0 / 3.0);
+        c->mlp_dim = 256 * ((hidden + 255) / 256);
+    }
+    check(c->n_layers >= 1 && c->n_layers <= MAX_LAYERS, "%s: num_hidden_layers %d out of range",
+          ctx.path, c->n_layers);
+    for (int l = 0; l < c->n_layers; l++) mixers[l] = MIXER_GLA;
+    const cJSON *attn = get_item(ctx, j, "attn", false);
+    if (!attn) return;
+    JsonCtx actx = {ctx.path, "attn."};
+    check(cJSON_IsObject(attn), "%s: key \"attn\" must be an object or null", ctx.path);
+    check(get_int(actx, attn, "num_heads", true, 0) == c->n_heads,
+          "%s: key \"attn.num_heads\" must equal num_heads (%d)", ctx.path, c->n_heads);
+    c->n_kv_heads = get_int(actx, attn, "num_kv_heads", false, c->n_heads);
+    c->rope_theta = (float)get_num(actx, attn, "rope_theta", false, 10000.0);
+    require_bool(actx, attn, "qkv_bias", false);
+    check(get_item(actx, attn, "window_size", false) == NULL,
+          "%s: key \"attn.window_size\" is not supported", ctx.path);
+    const cJSON *layers = get_item(actx, attn, "layers", true);
+    check(cJSON_IsArray(layers), "%s: key \"attn.layers\" must be a list", ctx.path);
+    for (const cJSON *e = layers->child; e; e = e->next) {
+        int l = item_int(actx, e, "layers");
+        check(l >= 0 && l < c->n_layers, "%s: key \"attn.layers\": layer %d out of range [0, %d)",
+              ctx.path, l, c->n_layers);
+        mixers[l] = MIXER_SOFTMAX;
+    }
+}
+
+// TransNormerLLM's own config keys (model_type "transnormer").
+static void load_tnl_keys(JsonCtx ctx, const cJSON *j, ModelConfig *c, MixerKind *mixers) {
+    c->family = FAMILY_TNL;
+    c->dim = get_int(ctx, j, "decoder_embed_dim", true, 0);
+    c->n_layers = get_int(ctx, j, "decoder_layers", true, 0);
+    c->n_heads = get_int(ctx, j, "decoder_attention_heads", true, 0);
+    c->mlp_dim = get_int(ctx, j, "glu_dim", true, 0);
+    c->vocab_size = get_int(ctx, j, "vocab_size", true, 0);
+    c->tie_embeddings = get_bool(ctx, j, "tie_word_embeddings", false, false);
+    c->eot_token = get_eos(ctx, j);
+    require_str(ctx, j, "norm_type", "simplermsnorm");
+    require_str(ctx, j, "linear_act_fun", "silu");
+    require_bool(ctx, j, "no_scale_embedding", false);
+    check(c->n_layers >= 1 && c->n_layers <= MAX_LAYERS, "%s: decoder_layers %d out of range",
+          ctx.path, c->n_layers);
+    for (int l = 0; l < c->n_layers; l++) mixers[l] = MIXER_LIGHTNING;
+}
+
+void model_config_load(ModelConfig *c, char *tokenizer_out, size_t cap, const char *dir) {
+    char path[PATH_CAP];
+    struct stat sb;
+    if (stat(dir, &sb) == 0 && S_ISDIR(sb.st_mode))
+        join_path(path, sizeof path, dir, "config.json");
+    else
+        snprintf(path, sizeof path, "%s", dir);
+    char *text = read_file(path, NULL);
+    cJSON *j = cJSON_Parse(text);
+    check(j != NULL && cJSON_IsObject(j), "%s: not a JSON object", path);
+    memset(c, 0, sizeof *c);
+    check(cap > 0, "model_config_load: no room for the tokenizer name");
+    tokenizer_out[0] = '\0';
+    MixerKind mixers[MAX_LAYERS];
+    JsonCtx ctx = {path, ""};
+    const cJSON *bolt = get_item(ctx, j, "bolt", false);
+    if (bolt) {
+        check(cJSON_IsObject(bolt), "%s: key \"bolt\" must be an object", path);
+        load_bolt_object((JsonCtx){path, "bolt."}, bolt, c, mixers, tokenizer_out, cap);
+    } else {
+        const char *type = get_str(ctx, j, "model_type", true, NULL);
+        if (strcmp(type, "llama") == 0)
+            load_llama_keys(ctx, j, c, mixers);
+        else if (strcmp(type, "gla") == 0)
+            load_gla_keys(ctx, j, c, mixers);
+        else if (strcmp(type, "transnormer") == 0)
+            load_tnl_keys(ctx, j, c, mixers);
+        else
+            die("%s: model_type '%s' is not supported (llama, gla, transnormer)", path, type);
+    }
+    char pattern[PATTERN_CAP];
+    check(c->n_layers >= 1 && c->n_layers <= MAX_LAYERS, "%s: n_layers %d out of range", path,
+          c->n_layers);
+    mixer_pattern(mixers, c->n_layers, pattern, sizeof pattern, path);
+    cJSON_Delete(j);
+    free(text);
+    model_config_finalize(c, pattern);
+}
+
+// ---------------------------------------------------------------------------------------
+// Weights
+
+static void format_shape(char *out, size_t cap, int ndim, const int64_t *shape) {
+    size_t len = (size_t)snprintf(out, cap, "[");
+    for (int d = 0; d < ndim && len < cap; d++) {
+        len += (size_t)snprintf(out + len, cap - len, "%s%lld", d ? ", " : "", (long long)shape[d]);
+    }
+    if (len < cap) snprintf(out + len, cap - len, "]");
+}
+
+// Buffers that are not parameters: old Llama checkpoints store RoPE's inv_freq.
+static bool ignorable_tensor(const char *name) {
+    const char *suffix = "rotary_emb.inv_freq";
+    size_t n = strlen(name), k = strlen(suffix);
+    return n >= k && strcmp(name + n - k, suffix) == 0;
+}
+
+void model_load_weights(Model *m, const char *dir_or_file) {
+    SafeTensors *st = st_open(dir_or_file);
+    size_t max_numel = 1;
+    for (int i = 0; i < m->n_params; i++) {
+        const ParamInfo *p = &m->params[i];
+        int64_t want[2] = {p->shape[0], p->shape[1]};
+        char want_s[64], got_s[160];
+        format_shape(want_s, sizeof want_s, p->ndim, want);
+        const StTensor *t = st_find(st, p->name);
+        check(t != NULL, "%s: missing tensor '%s' (expected shape %s)", dir_or_file, p->name,
+              want_s);
+        bool same = t->ndim == p->ndim;
+        for (int d = 0; d < p->ndim && same; d++) same = t->shape[d] == want[d];
+        format_shape(got_s, sizeof got_s, t->ndim, t->shape);
+        check(same, "%s: tensor '%s' has shape %s but the model expects %s", dir_or_file, p->name,
+              got_s, want_s);
+        if (p->numel > max_numel) max_numel = p->numel;
+    }
+    int ignored = 0;
+    for (int i = 0; i < st_count(st); i++) ignored += ignorable_tensor(st_tensor(st, i)->name);
+    if (st_count(st) - ignored != m->n_params) {
+        for (int i = 0; i < st_count(st); i++) {
+            const char *name = st_tensor(st, i)->name;
+            check(ignorable_tensor(name) || model_find_param(m, name) != NULL,
+                  "%s: unexpected tensor '%s' (not a parameter of this %s model)", dir_or_file,
+                  name, family_name(m->cfg.family));
+        }
+    }
+    float *buf = xmalloc(max_numel * sizeof(float));
+    for (int i = 0; i < m->n_params; i++) {
+        const ParamInfo *p = &m->params[i];
+        st_read_f32(st, st_find(st, p->name), buf);
+        m->ops->upload(m->weights + p->offset, buf, p->numel * sizeof(float));
+    }
+    free(buf);
+    st_close(st);
+}
+
+// ---------------------------------------------------------------------------------------
+// Training checkpoints
+
+typedef struct StepDir {
+    int64_t step;
+    char name[256];
+} StepDir;
+
+// "step_<digits>" -> step number, or -1.
+static int64_t parse_step_name(const char *name) {
+    if (strncmp(name, "step_", 5) != 0 || name[5] == '\0') return -1;
+    for (const char *p = name + 5; *p; p++) {
+        if (*p < '0' || *p > '9') return -1;
+    }
+    errno = 0;
+    long long v = strtoll(name + 5, NULL, 10);
+    return errno ? -1 : (int64_t)v;
+}
+
+static int compare_steps(const void *a, const void *b) {
+    const StepDir *x = a, *y = b;
+    return x->step < y->step ? -1 : x->step > y->step;
+}
+
+// The complete (DONE-marked) step directories of out_dir, oldest first; *n gets the count.
+static StepDir *list_complete(const char *out_dir, int *n) {
+    *n = 0;
+    DIR *d = opendir(out_dir);
+    if (!d) return NULL;
+    StepDir *list = NULL;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        int64_t step = parse_step_name(e->d_name);
+        if (step < 0 || strlen(e->d_name) >= sizeof list->name) continue;
+        char path[PATH_CAP], done[PATH_CAP];
+        join_path(path, sizeof path, out_dir, e->d_name);
+        join_path(done, sizeof done, path, "DONE");
+        struct stat sb;
+        if (stat(done, &sb) != 0 || !S_ISREG(sb.st_mode)) continue;
+        list = xrealloc(list, (size_t)(*n + 1) * sizeof *list);
+        list[*n].step = step;
+        snprintf(list[*n].name, sizeof list[*n].name, "%s", e->d_name);
+        (*n)++;
+    }
+    closedir(d);
+    if (*n > 1) qsort(list, (size_t)*n, sizeof *list, compare_steps);
+    return list;
+}
+
+void checkpoint_save(const char *out_dir, const Model *m, const float *adam_m, const float *adam_v,
+                     const TrainState *s, const char *tokenizer) {
+    char dir[PATH_CAP], name[64], path[PATH_CAP];
+    snprintf(name, sizeof name, "step_%08lld", (long long)s->step);
+    join_path(dir, sizeof dir, out_dir, name);
+    make_dirs(dir);
+    // Re-saving a step: it stops counting until the new DONE is written.
+    join_path(path, sizeof path, dir, "DONE");
+    check(unlink(path) == 0 || errno == ENOENT, "%s: cannot remove (%s)", path, strerror(errno));
+    fsync_dir(dir);
+
+    model_save(m, dir, false, tokenizer);
+
+    StWriteTensor ts[2] = {
+        {"adam_m", ST_F32, 1, {(int64_t)m->n_weights}, adam_m},
+        {"adam_v", ST_F32, 1, {(int64_t)m->n_weights}, adam_v},
+    };
+    char vals[8][64];
+    snprintf(vals[0], 64, "%lld", (long long)s->step);
+    snprintf(vals[1], 64, "%lld", (long long)s->loader.epoch);
+    snprintf(vals[2], 64, "%lld", (long long)s->loader.shard);
+    snprintf(vals[3], 64, "%lld", (long long)s->loader.window);
+    snprintf(vals[4], 64, "%" PRIu64, s->rng);
+    snprintf(vals[5], 64, "%d", s->bad_steps);
+    snprintf(vals[6], 64, "%.17g", s->tokens_seen);
+    snprintf(vals[7], 64, "%zu", m->n_weights);
+    const char *keys[] = {"step", "loader_epoch", "loader_shard", "loader_window",
+                          "rng",  "bad_steps",    "tokens_seen",  "n_weights"};
+    const char *values[8];
+    for (int i = 0; i < 8; i++) values[i] = vals[i];
+    join_path(path, sizeof path, dir, "train_state.safetensors");
+    st_write(path, ts, 2, keys, values, 8);
+
+    join_path(path, sizeof path, dir, "DONE");
+    AtomicFile done = atomic_open(path);
+    atomic_commit(&done);
+    fsync_dir(dir);
+    fsync_dir(out_dir);
+}
+
+bool checkpoint_latest(const char *out_dir, char *path, size_t cap) {
+    int n;
+    StepDir *list = list_complete(out_dir, &n);
+    if (n == 0) {
+        free(list);
+        return false;
+    }
+    join_path(path, cap, out_dir, list[n - 1].name);
+    free(list);
+    return true;
+}
+
+// A metadata value of train_state.safetensors as a whole decimal number, or die.
+static const char *meta_text(const SafeTensors *st, const char *path, const char *key) {
+    const char *v = st_metadata(st, key);
+    check(v != NULL && v[0] != '\0', "%s: metadata '%s' is missing", path, key);
+    return v;
+}
+
+static int64_t meta_i64(const SafeTensors *st, const char *path, const char *key) {
+    const char *v = meta_text(st, path, key);
+    char *end;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    check(*end == '\0' && errno == 0, "%s: metadata '%s' = '%s' is not an integer", path, key, v);
+    return (int64_t)x;
+}
+
+void checkpoint_load_train_state(const char *ckpt_dir, const Model *m, float *adam_m, float *adam_v,
+                                 TrainState *s) {
+    char path[PATH_CAP];
+    join_path(path, sizeof path, ckpt_dir, "train_state.safetensors");
+    SafeTensors *st = st_open(path);
+    const char *names[2] = {"adam_m", "adam_v"};
+    float *dst[2] = {adam_m, adam_v};
+    for (int i = 0; i < 2; i++) {
+        const StTensor *t = st_find(st, names[i]);
+        check(t != NULL, "%s: missing tensor '%s'", path, names[i]);
+        check(t->dtype == ST_F32 && t->ndim == 1, "%s: tensor '%s' must be 1-D F32", path,
+              names[i]);
+        check(t->shape[0] == (int64_t)m->n_weights,
+              "%s: tensor '%s' has %lld values but the model has %zu weights (different model?)",
+              path, names[i], (long long)t->shape[0], m->n_weights);
+        st_read_f32(st, t, dst[i]);
+    }
+    check(meta_i64(st, path, "n_weights") == (int64_t)m->n_weights,
+          "%s: metadata n_weights does not match the model's %zu", path, m->n_weights);
+    memset(s, 0, sizeof *s);
+    s->step = meta_i64(st, path, "step");
+    s->loader.epoch = meta_i64(st, path, "loader_epoch");
+    s->loader.shard = meta_i64(st, path, "loader_shard");
+    s->loader.window = meta_i64(st, path, "loader_window");
+    int64_t bad = meta_i64(st, path, "bad_steps");
+    check(bad >= INT_MIN && bad <= INT_MAX, "%s: metadata 'bad_steps' out of range", path);
+    s->bad_steps = (int)bad;
+    const char *rng = meta_text(st, path, "rng");
+    char *end;
+    errno = 0;
+    unsigned long long r = strtoull(rng, &end, 10);
+    check(*end == '\0' && errno == 0 && rng[0] != '-', "%s: metadata 'rng' = '%s' is not a u64",
+          path, rng);
+    s->rng = (uint64_t)r;
+    const char *tokens = meta_text(st, path, "tokens_seen");
+    s->tokens_seen = strtod(tokens, &end);
+    check(*end == '\0', "%s: metadata 'tokens_seen' = '%s' is not a number", path, tokens);
+    st_close(st);
+}
+
+// Delete a checkpoint directory: DONE first (so a crash leaves an incomplete directory,
+// never a complete-looking partial one), then its files, then the directory.
+static void remove_checkpoint(const char *dir) {
+    char path[PATH_CAP];
+    join_path(path, sizeof path, dir, "DONE");
+    check(unlink(path) == 0 || errno == ENOENT, "%s: cannot remove (%s)", path, strerror(errno));
+    fsync_dir(dir);
+    DIR *d = opendir(dir);
+    check(d != NULL, "%s: cannot open directory (%s)", dir, strerror(errno));
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+        join_path(path, sizeof path, dir, e->d_name);
+        check(unlink(path) == 0, "%s: cannot remove (%s)", path, strerror(errno));
+    }
+    closedir(d);
+    check(rmdir(dir) == 0, "%s: cannot remove directory (%s)", dir, strerror(errno));
+}
+
+void checkpoint_prune(const char *out_dir, int keep) {
+    if (keep <= 0) return;
+    int n;
+    StepDir *list = list_complete(out_dir, &n);
+    for (int i = 0; i < n - keep; i++) {
+        char dir[PATH_CAP];
+        join_path(dir, sizeof dir, out_dir, list[i].name);
+        remove_checkpoint(dir);
+    }
+    free(list);
+    fsync_dir(out_dir);
+}

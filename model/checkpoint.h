@@ -1,0 +1,48 @@
+// model/checkpoint.h: model checkpoints (safetensors + a Hugging Face config.json, so GLA
+// and Llama checkpoints load in fla / transformers) and training checkpoints (model,
+// optimizer moments, loader position, RNG, step), each counted only once complete.
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../data/loader.h"
+#include "model.h"
+
+// Write dir/config.json and dir/model.safetensors (fp32, or bf16 rounded to nearest
+// even), both atomically. config.json holds the family's Hugging Face keys plus a "bolt"
+// object from which bolt rebuilds the exact config; `tokenizer` is stored in it.
+void model_save(const Model *m, const char *dir, bool bf16, const char *tokenizer);
+
+// Read dir/config.json into c (finalized). Uses the "bolt" object when present; otherwise
+// the Hugging Face keys of model_type llama, gla or transnormer. tokenizer_out gets the
+// saved tokenizer string ("" if none). Dies naming the file and key on any problem.
+void model_config_load(ModelConfig *c, char *tokenizer_out, size_t cap, const char *dir);
+
+// Load every tensor of m->params from a safetensors file, a directory (model.safetensors
+// or a sharded index) or an index file. Shapes must match exactly; a missing or an
+// unexpected tensor is an error. F32/F16/BF16 are converted to fp32 and uploaded.
+void model_load_weights(Model *m, const char *dir_or_file);
+
+// Everything besides weights and Adam moments that a resumed run needs.
+typedef struct TrainState {
+    int64_t step;
+    LoaderPos loader;
+    uint64_t rng;
+    int bad_steps;
+    double tokens_seen;
+} TrainState;
+
+// Write out_dir/step_%08lld/: model.safetensors + config.json (fp32), train_state.safetensors
+// (adam_m, adam_v [n_weights] from host memory, and TrainState in its metadata), then an
+// empty DONE marker last. Only a directory with DONE counts as a checkpoint.
+void checkpoint_save(const char *out_dir, const Model *m, const float *adam_m, const float *adam_v,
+                     const TrainState *s, const char *tokenizer);
+// The newest complete step_* directory under out_dir into path; false if there is none.
+bool checkpoint_latest(const char *out_dir, char *path, size_t cap);
+// Read the Adam moments (host memory, [n_weights]) and TrainState of a checkpoint
+// directory; dies if its sizes do not match m. Weights: model_load_weights(m, ckpt_dir).
+void checkpoint_load_train_state(const char *ckpt_dir, const Model *m, float *adam_m, float *adam_v,
+                                 TrainState *s);
+// Remove all but the newest `keep` complete checkpoints (keep <= 0: keep all).
+void checkpoint_prune(const char *out_dir, int keep);
