@@ -30,7 +30,9 @@ static MixerKind family_mixer(Family f) {
 
 // Parse "lightning*7,softmax" into kinds[]; returns the pattern length. Dies on bad items.
 static int parse_mixer_pattern(const char *pattern, MixerKind *kinds) {
-    char buf[1024];
+    char buf[4096];
+    check(strlen(pattern) < sizeof buf, "mixers: pattern longer than %zu characters",
+          sizeof buf - 1);
     snprintf(buf, sizeof buf, "%s", pattern);
     int n = 0;
     for (char *save = NULL, *item = strtok_r(buf, ",", &save); item;
