@@ -26,6 +26,7 @@ struct LayerActs {
 // or a KV cache for softmax layers.
 typedef struct MixerState {
     float *state_in, *state_out; // [H, kdim, vdim]
+    size_t state_bytes;
     float *k_cache, *v_cache;    // [max_len, Hkv, hd] after RoPE
     int pos;                     // tokens already in the cache / state
     int max_len;
@@ -47,8 +48,9 @@ size_t final_norm_param(const Model *m); // SIZE_MAX for TNL (SRMSNorm, no weigh
 size_t lm_head_param(const Model *m);    // the embedding when tied
 
 // Mixers: forward writes out [N, D] from a->ln1 (and fills a's mixer buffers); backward
-// takes dout [N, D] and accumulates into dln [N, D] and the weight gradients. st is NULL
-// in training, the layer's decoding state otherwise (B = T = 1).
+// takes dout [N, D] and accumulates into dln [N, D] and the weight gradients. The
+// projections run over all N tokens at once, the token mixing once per span of
+// m->spans. st is NULL in training, the layer's decoding state otherwise (B = T = 1).
 void lightning_mixer_forward(Model *m, int l, struct LayerActs *a, int B, int T, float *out,
                              MixerState *st);
 void lightning_mixer_backward(Model *m, int l, struct LayerActs *a, int B, int T,

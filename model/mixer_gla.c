@@ -22,9 +22,13 @@ void gla_mixer_forward(Model *m, int l, LayerActs *a, int B, int T, float *out, 
     ops->matmul_forward(a->gk_pre, a->gk_low, w + mixer_param(m, l, "gk_proj.1.weight"),
                         w + mixer_param(m, l, "gk_proj.1.bias"), N, r, Dk);
     ops->logsigmoid_forward(a->gk, a->gk_pre, 1.0f / c->gate_normalizer, (long)N * Dk);
-    ops->gla_forward(a->o, st ? st->state_out : NULL, a->q, a->k, a->v, a->gk,
-                     st ? st->state_in : NULL, 1.0f / sqrtf((float)hk), B, T, H, hk, hv,
-                     c->attn_block);
+    for (int i = 0; i < m->n_spans; i++) {
+        const Span *sp = &m->spans[i];
+        size_t ak = sp->offset * Dk, av = sp->offset * Dv;
+        ops->gla_forward(a->o + av, st ? st->state_out : NULL, a->q + ak, a->k + ak, a->v + av,
+                         a->gk + ak, st ? st->state_in : NULL, 1.0f / sqrtf((float)hk), sp->B,
+                         sp->T, H, hk, hv, c->attn_block);
+    }
     ops->norm_forward(a->onorm, a->orstd, a->o, w + mixer_param(m, l, "g_norm_swish_gate.weight"),
                       N * H, hv, c->norm_eps, NORM_RMS);
     ops->swiglu_forward(a->gated, a->u, a->onorm, (long)N * Dv);
@@ -51,8 +55,13 @@ void gla_mixer_backward(Model *m, int l, LayerActs *a, int B, int T, const float
     off = mixer_param(m, l, "g_norm_swish_gate.weight");
     ops->norm_backward(d_o, g + off, d_onorm, a->o, w + off, a->orstd, N * H, hv, c->norm_eps,
                        NORM_RMS);
-    ops->gla_backward(d_q, d_k, d_v, d_gk, NULL, d_o, NULL, a->q, a->k, a->v, a->gk, NULL,
-                      1.0f / sqrtf((float)hk), B, T, H, hk, hv, c->attn_block);
+    for (int i = 0; i < m->n_spans; i++) {
+        const Span *sp = &m->spans[i];
+        size_t ak = sp->offset * Dk, av = sp->offset * Dv;
+        ops->gla_backward(d_q + ak, d_k + ak, d_v + av, d_gk + ak, NULL, d_o + av, NULL,
+                          a->q + ak, a->k + ak, a->v + av, a->gk + ak, NULL,
+                          1.0f / sqrtf((float)hk), sp->B, sp->T, H, hk, hv, c->attn_block);
+    }
     ops->logsigmoid_backward(d_gk_pre, d_gk, a->gk_pre, 1.0f / c->gate_normalizer, (long)N * Dk);
     off = mixer_param(m, l, "gk_proj.1.weight");
     ops->matmul_backward(d_gk_low, g + off, g + mixer_param(m, l, "gk_proj.1.bias"), d_gk_pre,

@@ -21,9 +21,14 @@ void lightning_mixer_forward(Model *m, int l, LayerActs *a, int B, int T, float 
     ops->matmul_forward(a->u, a->ln1, w_qkvu + 3 * DD, NULL, N, D, D);
     ops->silu_forward(a->qa, a->q, (long)N * D);
     ops->silu_forward(a->ka, a->k, (long)N * D);
-    ops->lightning_attn_forward(a->o, st ? st->state_out : NULL, a->qa, a->ka, a->v,
-                                st ? st->state_in : NULL, m->log_decay + (size_t)l * H, B, T, H,
-                                hd, hd, c->attn_block);
+    for (int i = 0; i < m->n_spans; i++) {
+        const Span *sp = &m->spans[i];
+        size_t at = sp->offset * D;
+        ops->lightning_attn_forward(a->o + at, st ? st->state_out : NULL, a->qa + at, a->ka + at,
+                                    a->v + at, st ? st->state_in : NULL,
+                                    m->log_decay + (size_t)l * H, sp->B, sp->T, H, hd, hd,
+                                    c->attn_block);
+    }
     ops->norm_forward(a->onorm, a->orstd, a->o, NULL, N, D, c->norm_eps, NORM_SRMS);
     ops->mul_forward(a->gated, a->onorm, a->u, (long)N * D);
     ops->matmul_forward(out, a->gated, w_out, NULL, N, D, D);
@@ -46,8 +51,14 @@ void lightning_mixer_backward(Model *m, int l, LayerActs *a, int B, int T, const
                          m->weights + off_out, N, D, D);
     ops->mul_backward(d_onorm, d_u, d_gated, a->onorm, a->u, (long)N * D);
     ops->norm_backward(d_o, NULL, d_onorm, a->o, NULL, a->orstd, N, D, c->norm_eps, NORM_SRMS);
-    ops->lightning_attn_backward(d_qa, d_ka, d_v, NULL, d_o, NULL, a->qa, a->ka, a->v, NULL,
-                                 m->log_decay + (size_t)l * H, B, T, H, hd, hd, c->attn_block);
+    for (int i = 0; i < m->n_spans; i++) {
+        const Span *sp = &m->spans[i];
+        size_t at = sp->offset * D;
+        ops->lightning_attn_backward(d_qa + at, d_ka + at, d_v + at, NULL, d_o + at, NULL,
+                                     a->qa + at, a->ka + at, a->v + at, NULL,
+                                     m->log_decay + (size_t)l * H, sp->B, sp->T, H, hd, hd,
+                                     c->attn_block);
+    }
     ops->silu_backward(d_q, d_qa, a->q, (long)N * D);
     ops->silu_backward(d_k, d_ka, a->k, (long)N * D);
     const float *dproj[4] = {d_q, d_k, d_v, d_u};

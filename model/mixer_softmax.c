@@ -1,6 +1,7 @@
 // model/mixer_softmax.c: Llama attention (SPEC sec. 2): q, k, v projections, RoPE in
-// rotate_half form, causal softmax attention with GQA, output projection. In decoding
-// (st != NULL) keys and values go to the layer's KV cache and the query attends to it.
+// rotate_half form, causal softmax attention with GQA, output projection. Positions count
+// from the start of each span (each document, with doc_reset). In decoding (st != NULL)
+// keys and values go to the layer's KV cache and the query attends to it.
 #include "../core/util.h"
 #include "layers.h"
 
@@ -14,8 +15,16 @@ void softmax_mixer_forward(Model *m, int l, LayerActs *a, int B, int T, float *o
     ops->matmul_forward(a->q, a->ln1, w + mixer_param(m, l, "q_proj.weight"), NULL, N, D, Dq);
     ops->matmul_forward(a->k, a->ln1, w + mixer_param(m, l, "k_proj.weight"), NULL, N, D, Dkv);
     ops->matmul_forward(a->v, a->ln1, w + mixer_param(m, l, "v_proj.weight"), NULL, N, D, Dkv);
-    ops->rope_forward(a->qa, a->q, B, T, H, hd, c->rope_theta, pos0);
-    ops->rope_forward(a->ka, a->k, B, T, Hkv, hd, c->rope_theta, pos0);
+    for (int i = 0; i < m->n_spans; i++) {
+        const Span *sp = &m->spans[i];
+        size_t aq = sp->offset * Dq, akv = sp->offset * Dkv;
+        ops->rope_forward(a->qa + aq, a->q + aq, sp->B, sp->T, H, hd, c->rope_theta, pos0);
+        ops->rope_forward(a->ka + akv, a->k + akv, sp->B, sp->T, Hkv, hd, c->rope_theta, pos0);
+        if (!st) {
+            ops->softmax_attn_forward(a->o + aq, a->lse + sp->offset * H, a->qa + aq,
+                                      a->ka + akv, a->v + akv, sp->B, sp->T, sp->T, H, Hkv, hd);
+        }
+    }
     if (st) {
         check(B == 1 && st->pos + T <= st->max_len, "decoding past the context of %d tokens",
               st->max_len);
@@ -24,8 +33,6 @@ void softmax_mixer_forward(Model *m, int l, LayerActs *a, int B, int T, float *o
         ops->copy(st->v_cache + at, a->v, bytes);
         ops->softmax_attn_forward(a->o, a->lse, a->qa, st->k_cache, st->v_cache, 1, T,
                                   st->pos + T, H, Hkv, hd);
-    } else {
-        ops->softmax_attn_forward(a->o, a->lse, a->qa, a->ka, a->v, B, T, T, H, Hkv, hd);
     }
     ops->matmul_forward(out, a->o, w + mixer_param(m, l, "o_proj.weight"), NULL, N, Dq, D);
 }
@@ -45,10 +52,15 @@ void softmax_mixer_backward(Model *m, int l, LayerActs *a, int B, int T, const f
 
     size_t off = mixer_param(m, l, "o_proj.weight");
     ops->matmul_backward(d_o, g + off, NULL, dout, a->o, w + off, N, Dq, D);
-    ops->softmax_attn_backward(d_qa, d_ka, d_v, d_o, a->o, a->lse, a->qa, a->ka, a->v, B, T, T,
-                               H, Hkv, hd);
-    ops->rope_backward(d_q, d_qa, B, T, H, hd, c->rope_theta, 0);
-    ops->rope_backward(d_k, d_ka, B, T, Hkv, hd, c->rope_theta, 0);
+    for (int i = 0; i < m->n_spans; i++) {
+        const Span *sp = &m->spans[i];
+        size_t aq = sp->offset * Dq, akv = sp->offset * Dkv;
+        ops->softmax_attn_backward(d_qa + aq, d_ka + akv, d_v + akv, d_o + aq, a->o + aq,
+                                   a->lse + sp->offset * H, a->qa + aq, a->ka + akv, a->v + akv,
+                                   sp->B, sp->T, sp->T, H, Hkv, hd);
+        ops->rope_backward(d_q + aq, d_qa + aq, sp->B, sp->T, H, hd, c->rope_theta, 0);
+        ops->rope_backward(d_k + akv, d_ka + akv, sp->B, sp->T, Hkv, hd, c->rope_theta, 0);
+    }
     const char *names[3] = {"q_proj.weight", "k_proj.weight", "v_proj.weight"};
     const float *douts[3] = {d_q, d_k, d_v};
     const int widths[3] = {Dq, Dkv, Dkv};

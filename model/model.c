@@ -62,6 +62,8 @@ static void free_acts(Model *m) {
         if (m->tmp[i]) ops->free(m->tmp[i]);
         m->tmp[i] = NULL;
     }
+    free(m->spans);
+    m->spans = NULL;
     if (m->tokens) ops->free(m->tokens);
     if (m->targets) ops->free(m->targets);
     m->tokens = m->targets = NULL;
@@ -145,6 +147,7 @@ static void ensure_acts(Model *m, int B, int T) {
     for (int i = 0; i < N_SCRATCH; i++) m->tmp[i] = ops->alloc(N * (size_t)max_width(c) * f);
     m->tokens = ops->alloc(N * sizeof(int));
     m->targets = ops->alloc(N * sizeof(int));
+    m->spans = xmalloc(N * sizeof(Span));
     m->act_B = B;
     m->act_T = T;
 }
@@ -225,9 +228,29 @@ static void forward_blocks(Model *m, int B, int T, MixerState *states) {
                       weight_at(m, final_norm_param(m)), N, D, c->norm_eps, nk);
 }
 
+// The spans the mixers run over: the whole batch, or with doc_reset one span per document
+// (a document starts at each EOT, as prep writes an EOT before every document).
+static void find_spans(Model *m, const int *tokens, int B, int T) {
+    m->n_spans = 0;
+    if (!m->cfg.doc_reset) {
+        m->spans[m->n_spans++] = (Span){0, B, T};
+        return;
+    }
+    for (int b = 0; b < B; b++) {
+        int start = 0;
+        for (int t = 1; t <= T; t++) {
+            if (t == T || tokens[(size_t)b * T + t] == m->cfg.eot_token) {
+                m->spans[m->n_spans++] = (Span){(size_t)b * T + start, 1, t - start};
+                start = t;
+            }
+        }
+    }
+}
+
 // Copy a host batch to the device; returns the number of counted targets (>= 0).
 static int load_batch(Model *m, const int *tokens, const int *targets, int B, int T) {
     ensure_acts(m, B, T);
+    find_spans(m, tokens, B, T);
     size_t N = (size_t)B * T;
     m->ops->upload(m->tokens, tokens, N * sizeof(int));
     m->ops->upload(m->targets, targets, N * sizeof(int));
@@ -344,6 +367,7 @@ DecodeState *decode_state_new(const Model *m, int max_len) {
         if (c->mixer[l] == MIXER_LIGHTNING) state = H * (c->dim / H) * (c->dim / H);
         if (c->mixer[l] == MIXER_GLA) state = H * (c->dim / 2 / H) * (c->dim / H);
         if (state) {
+            st->state_bytes = state * sizeof(float);
             st->state_in = ops->alloc(state * sizeof(float));
             st->state_out = ops->alloc(state * sizeof(float));
         } else {
@@ -368,9 +392,21 @@ void decode_state_free(DecodeState *s) {
     free(s);
 }
 
+// Forget everything decoded so far (a new document starts).
+static void decode_state_reset(DecodeState *s) {
+    for (int l = 0; l < s->n_layers; l++) {
+        MixerState *st = &s->layers[l];
+        if (st->state_in) s->ops->zero(st->state_in, st->state_bytes);
+        st->pos = 0;
+    }
+}
+
 void model_decode_step(Model *m, DecodeState *s, int token, float *logits) {
     const ModelConfig *c = &m->cfg;
     ensure_acts(m, 1, 1);
+    m->spans[0] = (Span){0, 1, 1};
+    m->n_spans = 1;
+    if (c->doc_reset && token == c->eot_token) decode_state_reset(s);
     m->ops->upload(m->tokens, &token, sizeof(int));
     forward_blocks(m, 1, 1, s->layers);
     for (int l = 0; l < c->n_layers; l++) {

@@ -62,6 +62,15 @@ typedef struct ParamInfo {
 
 typedef struct LayerActs LayerActs; // per-layer saved activations (model.c)
 
+// A run of tokens the token mixers process as independent sequences: rows
+// [offset, offset + B*T) of the [N, width] activations, as B sequences of T tokens. One
+// span covers the whole batch; with doc_reset each document of each row is its own span,
+// so no state (linear) or attention (softmax) crosses a document boundary.
+typedef struct Span {
+    size_t offset;
+    int B, T;
+} Span;
+
 typedef struct Model {
     ModelConfig cfg;
     const Ops *ops;
@@ -80,6 +89,8 @@ typedef struct Model {
     float *d_resid, *d_ln;  // [N, D] gradient of the residual stream / of a norm output
     float *tmp[N_SCRATCH];  // backward scratch, each [N, max layer width]
     int *tokens, *targets;  // [N] device copies of the batch
+    Span *spans;            // [n_spans] host; see Span
+    int n_spans;
 } Model;
 
 // Fill m->params from m->cfg (names, shapes, offsets); no allocation. model_create calls it.

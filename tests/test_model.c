@@ -52,8 +52,9 @@ static double model_loss_fn(void *p) {
 }
 
 // Every tensor's gradient against central differences on a few of its entries.
-static void check_model_gradients(Family family, const char *mixers, bool tied) {
+static void check_model_gradients(Family family, const char *mixers, bool tied, bool doc_reset) {
     ModelConfig cfg = tiny_config(family, mixers, tied);
+    cfg.doc_reset = doc_reset; // eot_token 0: the random batch holds a few document starts
     Model m;
     model_create(&m, &cfg, &ops_cpu);
     spread_weights(&m, 7);
@@ -62,6 +63,7 @@ static void check_model_gradients(Family family, const char *mixers, bool tied) 
     int tokens[18], targets[18];
     random_tokens(&rng, tokens, targets, B * T, cfg.vocab_size);
     targets[3] = -1; // ignored position
+    tokens[4] = tokens[12] = 0;
     model_zero_grad(&m);
     float loss = model_forward_backward(&m, tokens, targets, B, T, 1.0f);
     ck_assert(isfinite(loss));
@@ -81,15 +83,20 @@ static void check_model_gradients(Family family, const char *mixers, bool tied) 
     model_free(&m);
 }
 
-START_TEST(test_grad_tnl) { check_model_gradients(FAMILY_TNL, NULL, false); }
+START_TEST(test_grad_tnl) { check_model_gradients(FAMILY_TNL, NULL, false, false); }
 END_TEST
-START_TEST(test_grad_gla) { check_model_gradients(FAMILY_GLA, NULL, false); }
+START_TEST(test_grad_gla) { check_model_gradients(FAMILY_GLA, NULL, false, false); }
 END_TEST
-START_TEST(test_grad_llama) { check_model_gradients(FAMILY_LLAMA, NULL, true); }
+START_TEST(test_grad_llama) { check_model_gradients(FAMILY_LLAMA, NULL, true, false); }
 END_TEST
-START_TEST(test_grad_hybrid) { check_model_gradients(FAMILY_TNL, "lightning,softmax", true); }
+START_TEST(test_grad_hybrid) { check_model_gradients(FAMILY_TNL, "lightning,softmax", true, false); }
 END_TEST
-START_TEST(test_grad_hybrid_gla) { check_model_gradients(FAMILY_GLA, "softmax,gla", false); }
+START_TEST(test_grad_hybrid_gla) { check_model_gradients(FAMILY_GLA, "softmax,gla", false, false); }
+END_TEST
+START_TEST(test_grad_doc_reset) {
+    check_model_gradients(FAMILY_TNL, "lightning,softmax", false, true);
+    check_model_gradients(FAMILY_GLA, NULL, false, true);
+}
 END_TEST
 
 // Cross-entropy of `target` under `logits`, in double.
@@ -137,6 +144,50 @@ END_TEST
 START_TEST(test_decode_llama) { check_decode(FAMILY_LLAMA, NULL); }
 END_TEST
 START_TEST(test_decode_hybrid) { check_decode(FAMILY_TNL, "lightning,softmax"); }
+END_TEST
+
+// With doc_reset, a row packing several documents (each starting with EOT) gives every
+// token the same loss as running each document alone: no state crosses a boundary.
+static void check_packed(Family family, const char *mixers) {
+    ModelConfig cfg = tiny_config(family, mixers, false);
+    cfg.doc_reset = true;
+    cfg.eot_token = 0;
+    Model m;
+    model_create(&m, &cfg, &ops_cpu);
+    spread_weights(&m, 9);
+    Rng rng = rng_seeded(21);
+    enum { T = 24 };
+    const int starts[] = {0, 5, 14, T}; // three documents: 5, 9 and 10 tokens
+    int tokens[T], targets[T];
+    random_tokens(&rng, tokens, targets, T, cfg.vocab_size);
+    for (int t = 0; t < T; t++) {
+        if (tokens[t] == 0) tokens[t] = 1;
+    }
+    for (int d = 0; d < 3; d++) tokens[starts[d]] = 0;
+    model_loss(&m, tokens, targets, 1, T);
+    float packed[T];
+    memcpy(packed, m.losses, sizeof packed);
+    for (int d = 0; d < 3; d++) {
+        int s = starts[d], len = starts[d + 1] - s;
+        model_loss(&m, tokens + s, targets + s, 1, len);
+        for (int t = 0; t < len; t++) {
+            ck_assert_msg(fabsf(packed[s + t] - m.losses[t]) <= 1e-5f * fabsf(m.losses[t]) + 1e-6f,
+                          "%s: doc %d token %d: packed %.7f alone %.7f", family_name(family), d,
+                          t, packed[s + t], m.losses[t]);
+        }
+    }
+    // And without doc_reset the documents do see each other (the test can fail).
+    m.cfg.doc_reset = false;
+    model_loss(&m, tokens, targets, 1, T);
+    ck_assert(fabsf(m.losses[T - 1] - packed[T - 1]) > 1e-6f);
+    model_free(&m);
+}
+
+START_TEST(test_packed_tnl) { check_packed(FAMILY_TNL, NULL); }
+END_TEST
+START_TEST(test_packed_gla) { check_packed(FAMILY_GLA, NULL); }
+END_TEST
+START_TEST(test_packed_hybrid) { check_packed(FAMILY_LLAMA, "gla,softmax"); }
 END_TEST
 
 // Parameter tables carry the Hugging Face names and shapes the spec gives.
@@ -224,12 +275,18 @@ int main(void) {
     tcase_add_test(tc, test_grad_llama);
     tcase_add_test(tc, test_grad_hybrid);
     tcase_add_test(tc, test_grad_hybrid_gla);
+    tcase_add_test(tc, test_grad_doc_reset);
     suite_add_tcase(s, tc);
     tc = tcase_create("decode");
     tcase_add_test(tc, test_decode_tnl);
     tcase_add_test(tc, test_decode_gla);
     tcase_add_test(tc, test_decode_llama);
     tcase_add_test(tc, test_decode_hybrid);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("packed");
+    tcase_add_test(tc, test_packed_tnl);
+    tcase_add_test(tc, test_packed_gla);
+    tcase_add_test(tc, test_packed_hybrid);
     suite_add_tcase(s, tc);
     tc = tcase_create("layout");
     tcase_add_test(tc, test_param_names);
