@@ -1,15 +1,13 @@
 // tests/test_data.c: shards (uint16/uint32/zstd, validation, 64-bit sizes), the loader
-// (targets, shuffle, ranks, tell/seek/reset), the byte tokenizer and `bolt prep`.
+// (targets, shuffle, ranks, tell/seek/reset) and the byte tokenizer (`bolt prep` is in
+// tests/test_prep.c).
 #include <ftw.h>
-#include <glob.h>
-#include <sys/wait.h>
 #include <unistd.h>
 #include <zstd.h>
 
 #include "../data/loader.h"
 #include "../data/shard.h"
 #include "../data/tokenizer.h"
-#include "../train/commands.h"
 #include "testing.h"
 
 // ---------------------------------------------------------------------------------------
@@ -623,217 +621,6 @@ START_TEST(test_byte_tokenizer) {
 END_TEST
 
 // ---------------------------------------------------------------------------------------
-// prep
-
-static int run_prep(int argc, const char **argv) {
-    return prep_main(argc, (char **)argv);
-}
-
-// Concatenated tokens of the shards matching pattern (sorted), and how many files.
-static uint32_t *read_split(const char *pattern, int64_t *n, int *files, int64_t max_shard) {
-    glob_t g;
-    *n = 0;
-    *files = 0;
-    uint32_t *all = NULL;
-    if (glob(pattern, 0, NULL, &g) != 0) return NULL;
-    for (size_t i = 0; i < g.gl_pathc; i++) {
-        int64_t m;
-        uint32_t *t = shard_read(g.gl_pathv[i], &m);
-        if (i + 1 < g.gl_pathc) ck_assert_int_eq(m, max_shard); // only the last is short
-        ck_assert_int_le(m, max_shard);
-        all = xrealloc(all, (size_t)(*n + m) * sizeof(uint32_t));
-        memcpy(all + *n, t, (size_t)m * sizeof(uint32_t));
-        *n += m;
-        free(t);
-    }
-    *files = (int)g.gl_pathc;
-    globfree(&g);
-    return all;
-}
-
-// The expected byte-tokenizer stream of documents: EOT (0), then each non-NUL byte.
-static uint32_t *expected_stream(const char **docs, const size_t *lens, int ndocs, int64_t *n) {
-    uint32_t *out = xmalloc(1 << 16);
-    *n = 0;
-    for (int i = 0; i < ndocs; i++) {
-        out[(*n)++] = 0;
-        for (size_t k = 0; k < lens[i]; k++)
-            if (docs[i][k] != 0) out[(*n)++] = (unsigned char)docs[i][k];
-    }
-    return out;
-}
-
-static void check_split(const char *pattern, const char **docs, const size_t *lens, int ndocs,
-                        int64_t shard_tokens, int want_files) {
-    int64_t n, m;
-    int files;
-    uint32_t *got = read_split(pattern, &n, &files, shard_tokens);
-    uint32_t *want = expected_stream(docs, lens, ndocs, &m);
-    ck_assert_int_eq(files, want_files);
-    ck_assert_int_eq(n, m);
-    ck_assert(memcmp(got, want, (size_t)n * sizeof(uint32_t)) == 0);
-    free(got);
-    free(want);
-}
-
-START_TEST(test_prep_split) {
-    const char *dir = new_test_dir();
-    char *a = path_in(dir, "alpha.txt"), *b = path_in(dir, "beta.txt");
-    char *j = path_in(dir, "docs.jsonl");
-    const char doc_a[] = "Hello, world!\nA second line.\n";
-    const char doc_b[] = {'n', 'u', 'l', 0, 'l', '\n', (char)0xC3, (char)0xA9};
-    write_bytes(a, doc_a, strlen(doc_a));
-    write_bytes(b, doc_b, sizeof doc_b);
-    const char *jsonl = "{\"text\": \"first json doc\", \"id\": 1}\n"
-                        "\n"
-                        "{\"id\": 2, \"text\": \"line\\nwith \\\"quotes\\\" and \\u00e9\"}\r\n"
-                        "{\"text\": \"last one\"}";
-    write_bytes(j, jsonl, strlen(jsonl));
-    const char *docs[5] = {doc_a, doc_b, "first json doc", "line\nwith \"quotes\" and \xc3\xa9",
-                           "last one"};
-    size_t lens[5] = {strlen(doc_a), sizeof doc_b, 14, strlen(docs[3]), 8};
-    for (int zstd = 0; zstd < 2; zstd++) {
-        char out[300];
-        snprintf(out, sizeof out, "%s/out%d", dir, zstd);
-        char out_flag[320];
-        snprintf(out_flag, sizeof out_flag, "--out=%s", out);
-        const char *argv[] = {"--tokenizer=byte",
-                              out_flag,
-                              "--val_fraction=0.4",
-                              "--shard_tokens=16",
-                              a,
-                              b,
-                              j,
-                              zstd ? "--zstd" : "--name=alpha"};
-        ck_assert_int_eq(run_prep(8, argv), 0);
-        // 5 documents, 40% -> the last 2 are validation; default name = "alpha".
-        int64_t train_tokens = 0;
-        for (int i = 0; i < 3; i++) train_tokens += 1 + (int64_t)lens[i] - (i == 1);
-        int train_files = (int)((train_tokens + 15) / 16);
-        char pattern[400];
-        snprintf(pattern, sizeof pattern, "%s/alpha_train_*.bin%s", out, zstd ? ".zst" : "");
-        check_split(pattern, docs, lens, 3, 16, train_files);
-        snprintf(pattern, sizeof pattern, "%s/alpha_val_*.bin%s", out, zstd ? ".zst" : "");
-        check_split(pattern, docs + 3, lens + 3, 2, 16, (int)((1 + lens[3] + 1 + 8 + 15) / 16));
-        char first[400];
-        snprintf(first, sizeof first, "%s/alpha_train_000000.bin%s", out, zstd ? ".zst" : "");
-        ck_assert_int_ge(file_size(first), 0);
-    }
-    free(a);
-    free(b);
-    free(j);
-}
-END_TEST
-
-// A small fraction still holds out one document; no fraction holds out none.
-START_TEST(test_prep_val_count) {
-    const char *dir = new_test_dir();
-    char *j = path_in(dir, "many.jsonl");
-    char text[4096] = "";
-    const char *docs[20];
-    size_t lens[20];
-    char bodies[20][16];
-    for (int i = 0; i < 20; i++) {
-        snprintf(bodies[i], sizeof bodies[i], "doc %d", i);
-        docs[i] = bodies[i];
-        lens[i] = strlen(bodies[i]);
-        char line[64];
-        snprintf(line, sizeof line, "{\"body\": \"%s\"}\n", bodies[i]);
-        strcat(text, line);
-    }
-    write_bytes(j, text, strlen(text));
-    char out_flag[320];
-    snprintf(out_flag, sizeof out_flag, "--out=%s/o", dir);
-    const char *argv[] = {"--tokenizer=byte", out_flag, "--val_fraction=0.001", "--text_field=body",
-                          j};
-    ck_assert_int_eq(run_prep(5, argv), 0);
-    char pattern[400];
-    snprintf(pattern, sizeof pattern, "%s/o/many_val_*.bin", dir);
-    check_split(pattern, docs + 19, lens + 19, 1, 100000000, 1);
-    snprintf(pattern, sizeof pattern, "%s/o/many_train_*.bin", dir);
-    check_split(pattern, docs, lens, 19, 100000000, 1);
-    snprintf(out_flag, sizeof out_flag, "--out=%s/p", dir);
-    const char *argv0[] = {"--tokenizer=byte", out_flag, "--val_fraction=0", "--text_field=body",
-                           j};
-    ck_assert_int_eq(run_prep(5, argv0), 0);
-    snprintf(pattern, sizeof pattern, "%s/p/many_train_*.bin", dir);
-    check_split(pattern, docs, lens, 20, 100000000, 1);
-    snprintf(pattern, sizeof pattern, "%s/p/many_val_*.bin", dir);
-    glob_t g;
-    ck_assert_int_eq(glob(pattern, 0, NULL, &g), GLOB_NOMATCH);
-    free(j);
-}
-END_TEST
-
-// A bad jsonl line dies (exit 1) before any shard is written.
-START_TEST(test_prep_bad_jsonl_writes_nothing) {
-    const char *dir = new_test_dir();
-    char *good = path_in(dir, "good.txt"), *bad = path_in(dir, "bad.jsonl");
-    write_bytes(good, "fine", 4);
-    const char *jsonl = "{\"text\": \"ok\"}\n{\"text\": \"broken\"\n";
-    write_bytes(bad, jsonl, strlen(jsonl));
-    char out_flag[320];
-    snprintf(out_flag, sizeof out_flag, "--out=%s/o", dir);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        test_dir[0] = '\0'; // the parent removes the directory, after looking into it
-        const char *argv[] = {"--tokenizer=byte", out_flag, "--shard_tokens=2", good, bad};
-        freopen("/dev/null", "w", stdout);
-        _exit(run_prep(5, argv) == 0 ? 0 : 2); // run_prep dies with exit(1) first
-    }
-    int status;
-    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-    ck_assert(WIFEXITED(status));
-    ck_assert_int_eq(WEXITSTATUS(status), 1);
-    char pattern[400];
-    snprintf(pattern, sizeof pattern, "%s/o/*", dir);
-    glob_t g;
-    ck_assert_int_eq(glob(pattern, 0, NULL, &g), GLOB_NOMATCH);
-    free(good);
-    free(bad);
-}
-END_TEST
-
-static void prep_dies(const char *bad_arg, const char *jsonl_line) {
-    const char *dir = new_test_dir();
-    char *input = path_in(dir, jsonl_line ? "in.jsonl" : "in.txt");
-    const char *content = jsonl_line ? jsonl_line : "text";
-    write_bytes(input, content, strlen(content));
-    char out_flag[320];
-    snprintf(out_flag, sizeof out_flag, "--out=%s/o", dir);
-    const char *argv[] = {"--tokenizer=byte", out_flag, input, bad_arg};
-    run_prep(bad_arg ? 4 : 3, argv);
-}
-
-START_TEST(test_prep_bad_json) {
-    prep_dies(NULL, "{\"text\": \"a\"}\nnot json\n");
-}
-END_TEST
-START_TEST(test_prep_missing_field) {
-    prep_dies(NULL, "{\"txt\": \"a\"}\n");
-}
-END_TEST
-START_TEST(test_prep_unknown_flag) {
-    prep_dies("--shards=3", NULL);
-}
-END_TEST
-START_TEST(test_prep_bad_value) {
-    prep_dies("--val_fraction=1.5", NULL);
-}
-END_TEST
-START_TEST(test_prep_missing_input) {
-    prep_dies("/nonexistent/file.txt", NULL);
-}
-END_TEST
-
-START_TEST(test_prep_help) {
-    const char *argv[] = {"--help"};
-    ck_assert_int_eq(run_prep(1, argv), 0);
-}
-END_TEST
-
-// ---------------------------------------------------------------------------------------
 
 static Suite *data_suite(void) {
     Suite *s = suite_create("data");
@@ -869,18 +656,9 @@ static Suite *data_suite(void) {
     tcase_add_exit_test(tc, test_loader_bad_shard, 1);
     suite_add_tcase(s, tc);
 
-    tc = tcase_create("tokenizer_prep");
+    tc = tcase_create("tokenizer");
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_byte_tokenizer);
-    tcase_add_test(tc, test_prep_split);
-    tcase_add_test(tc, test_prep_val_count);
-    tcase_add_test(tc, test_prep_bad_jsonl_writes_nothing);
-    tcase_add_test(tc, test_prep_help);
-    tcase_add_exit_test(tc, test_prep_bad_json, 1);
-    tcase_add_exit_test(tc, test_prep_missing_field, 1);
-    tcase_add_exit_test(tc, test_prep_unknown_flag, 1);
-    tcase_add_exit_test(tc, test_prep_bad_value, 1);
-    tcase_add_exit_test(tc, test_prep_missing_input, 1);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -6,3 +6,4 @@ int train_main(int argc, char **argv);        // train/train.c
 int sample_main(int argc, char **argv);       // train/sample.c
 int prep_main(int argc, char **argv);         // train/prep.c
 int bench_tokenizer_main(int argc, char **argv); // train/bench_tokenizer.c
+int bench_loader_main(int argc, char **argv);    // train/bench_loader.c

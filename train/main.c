@@ -10,7 +10,8 @@ static void usage(void) {
            "  train CONFIG [--key=value ...]  pretrain or continue training a model\n"
            "  sample CKPT [--prompt=...]       generate text with the recurrent form\n"
            "  prep --tokenizer=... --out=DIR FILES...  tokenize text/jsonl into shards\n"
-           "  bench tokenizer TOKENIZER FILE   tokenizer encode speed\n");
+           "  bench tokenizer TOKENIZER FILE   tokenizer encode speed\n"
+           "  bench loader GLOB [--batch_size=B] [--seq_len=T] [--batches=N]  loader tokens/s\n");
 }
 
 int main(int argc, char **argv) {
@@ -22,6 +23,8 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "train") == 0) return train_main(argc - 2, argv + 2);
     if (strcmp(cmd, "sample") == 0) return sample_main(argc - 2, argv + 2);
     if (strcmp(cmd, "prep") == 0) return prep_main(argc - 2, argv + 2);
+    if (strcmp(cmd, "bench") == 0 && argc > 2 && strcmp(argv[2], "loader") == 0)
+        return bench_loader_main(argc - 3, argv + 3);
     if (strcmp(cmd, "bench") == 0 && argc > 2 && strcmp(argv[2], "tokenizer") == 0)
         return bench_tokenizer_main(argc - 3, argv + 3);
     fprintf(stderr, "bolt: error: unknown command '%s' (see bolt --help)\n", cmd);

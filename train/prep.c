@@ -1,22 +1,44 @@
-// train/prep.c: `bolt prep`: tokenize text files and jsonl into llm.c shards, with the last
-// documents held out as a validation split.
+// train/prep.c: `bolt prep`: tokenize text files and jsonl (plain or zstd-compressed) into
+// llm.c shards, with the last documents held out as a validation split.
 //
-// Every text file is one document; every non-blank line of a .jsonl file is one document
-// (the string in field --text_field). Like llm.c, an EOT token goes before each document.
-// The inputs are read twice: a first pass counts (and validates) the documents, so a bad
-// jsonl line stops the run before any shard is written and the split point is known; the
-// second pass tokenizes and streams tokens into shards of at most --shard_tokens tokens.
+// Every text file is one document; every non-blank line of a .jsonl or .jsonl.zst file is
+// one document (the string in field --text_field). Like llm.c, an EOT token goes before
+// each document. The inputs are read twice: a scan pass counts (and validates) the
+// documents, so a bad jsonl line stops the run before any shard is written and the split
+// point is known; the encode pass tokenizes and streams tokens into shards of at most
+// --shard_tokens tokens. A ".zst" input is decompressed while streaming, never held whole.
+//
+// Both passes run as a pipeline: a reader thread cuts the inputs into batches of documents
+// (about 1 MiB each), --threads worker threads parse and tokenize batches, and the main
+// thread takes the batches strictly in order (shards, counts, progress), so the output is
+// byte-identical for every thread count. --threads=1 runs the same steps inline.
+//
+// SIGINT/SIGTERM remove the temp file of the shard being written before the process dies;
+// every file under a final name is complete (written as NAME.tmp, then renamed).
 #include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
+#include <zstd.h>
 
 #include "../core/util.h"
 #include "../data/shard.h"
 #include "../data/tokenizer.h"
 #include "commands.h"
+
+enum {
+    BATCH_BYTES = 1 << 20, // a batch is cut after this many bytes of documents...
+    BATCH_DOCS = 1 << 14,  // ...or this many documents
+    MAX_THREADS = 128,
+};
 
 typedef struct PrepArgs {
     const char *tokenizer;
@@ -26,6 +48,8 @@ typedef struct PrepArgs {
     int64_t shard_tokens;
     bool zstd;
     const char *text_field;
+    int threads;  // worker threads that parse and tokenize
+    int progress; // 1 on, 0 off, -1 on when stderr is a terminal
     int ninputs;
     char **inputs;
 } PrepArgs;
@@ -35,8 +59,10 @@ static void prep_usage(FILE *f) {
                "\n"
                "Tokenize documents into llm.c token shards: DIR/NAME_train_000000.bin, ...\n"
                "and DIR/NAME_val_000000.bin. Each text file is one document; each line of a\n"
-               ".jsonl file is one JSON object holding a document. An end-of-text token is\n"
-               "written before every document. The last documents form the validation split.\n"
+               ".jsonl or .jsonl.zst file is one JSON object holding a document. An\n"
+               "end-of-text token is written before every document. The last documents form\n"
+               "the validation split. Shards hold uint16 tokens when the vocabulary fits,\n"
+               "uint32 otherwise. Output is identical for every --threads.\n"
                "\n"
                "  --tokenizer=SPEC      byte (vocab 256, EOT 0), a tokenizer.json (or a\n"
                "                        directory holding one) or a .tiktoken ranks file\n"
@@ -49,6 +75,8 @@ static void prep_usage(FILE *f) {
                "  --shard_tokens=N      at most N tokens per shard (default 100000000)\n"
                "  --zstd                write zstd-compressed shards (.bin.zst)\n"
                "  --text_field=KEY      jsonl field holding the text (default text)\n"
+               "  --threads=N           tokenizer threads (default: all cores)\n"
+               "  --progress=0|1        progress bar on stderr (default: if it is a terminal)\n"
                "  --help                show this help\n");
 }
 
@@ -77,7 +105,14 @@ static int64_t parse_count(const char *flag, const char *s) {
 
 // Fill `a` from argv (the arguments after "prep"); false if --help was asked for.
 static bool parse_args(int argc, char **argv, PrepArgs *a) {
-    *a = (PrepArgs){.val_fraction = 0.01, .shard_tokens = 100000000, .text_field = "text"};
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    *a = (PrepArgs){.val_fraction = 0.01,
+                    .shard_tokens = 100000000,
+                    .text_field = "text",
+                    .threads = cores < 1             ? 1
+                               : cores > MAX_THREADS ? MAX_THREADS
+                                                     : (int)cores,
+                    .progress = -1};
     a->inputs = xmalloc((size_t)(argc > 0 ? argc : 1) * sizeof(char *));
     const char *v;
     for (int i = 0; i < argc; i++) {
@@ -95,6 +130,14 @@ static bool parse_args(int argc, char **argv, PrepArgs *a) {
             a->shard_tokens = parse_count("--shard_tokens", v);
         } else if ((v = option_value(arg, "--text_field"))) {
             a->text_field = v;
+        } else if ((v = option_value(arg, "--threads"))) {
+            int64_t n = parse_count("--threads", v);
+            check(n <= MAX_THREADS, "prep: --threads: %s is more than %d", v, MAX_THREADS);
+            a->threads = (int)n;
+        } else if ((v = option_value(arg, "--progress"))) {
+            check(strcmp(v, "0") == 0 || strcmp(v, "1") == 0,
+                  "prep: --progress: '%s' is not 0 or 1", v);
+            a->progress = v[0] - '0';
         } else if (strcmp(arg, "--zstd") == 0) {
             a->zstd = true;
         } else if (arg[0] == '-' && arg[1] != '\0') {
@@ -117,36 +160,389 @@ static bool has_suffix(const char *s, const char *suffix) {
     return n >= m && strcmp(s + n - m, suffix) == 0;
 }
 
-// "dir/corpus.txt" -> "corpus" (written into out).
+static bool is_jsonl(const char *path) {
+    return has_suffix(path, ".jsonl") || has_suffix(path, ".jsonl.zst");
+}
+
+// "dir/corpus.txt" or "dir/corpus.jsonl.zst" -> "corpus" (written into out).
 static void default_name(const char *path, char *out, size_t cap) {
     const char *base = strrchr(path, '/');
     base = base ? base + 1 : path;
     snprintf(out, cap, "%s", base);
+    size_t n = strlen(out);
+    if (n > 4 && strcmp(out + n - 4, ".zst") == 0) out[n - 4] = '\0';
     char *dot = strrchr(out, '.');
     if (dot && dot != out) *dot = '\0';
     if (out[0] == '\0') snprintf(out, cap, "data");
 }
 
-// Where the token stream goes: the current split's partial shard and the counters.
+// ---------------------------------------------------------------------------------------
+// Input files as byte streams
+
+// One input file: plain reads, or zstd streaming decompression when the name ends in
+// ".zst". Lines are cut from a buffer that only grows to the longest line.
+typedef struct Input {
+    const char *path;
+    FILE *f;
+    int64_t consumed; // bytes read from the file so far (progress)
+    ZSTD_DCtx *dctx;  // NULL: a plain file
+    char *zbuf;       // compressed bytes read from the file
+    size_t zcap;
+    ZSTD_inBuffer zin;
+    bool file_end;   // the file has no more bytes
+    bool frame_open; // the decoder is inside a frame it has not finished
+    char *buf;       // decoded bytes; [head, tail) not handed out yet
+    size_t head, tail, cap;
+    size_t scanned; // bytes after head already known to hold no '\n'
+    bool data_end;  // no more decoded bytes
+    int64_t lineno; // of the line input_line returned last
+} Input;
+
+static void input_open(Input *in, const char *path) {
+    memset(in, 0, sizeof *in);
+    in->path = path;
+    in->f = xfopen(path, "rb");
+    if (has_suffix(path, ".zst")) {
+        in->dctx = ZSTD_createDCtx();
+        check(in->dctx != NULL, "%s: cannot create a zstd decoder", path);
+        in->zcap = ZSTD_DStreamInSize();
+        in->zbuf = xmalloc(in->zcap);
+        in->zin = (ZSTD_inBuffer){in->zbuf, 0, 0};
+    }
+}
+
+static void input_close(Input *in) {
+    fclose(in->f);
+    if (in->dctx) ZSTD_freeDCtx(in->dctx);
+    free(in->zbuf);
+    free(in->buf);
+    memset(in, 0, sizeof *in);
+}
+
+// Up to n (> 0) decoded bytes into dst; 0 only at the end of the data. Corrupt zstd data,
+// or a stream that ends inside a frame, dies naming the file.
+static size_t input_read(Input *in, char *dst, size_t n) {
+    if (!in->dctx) {
+        size_t got = fread(dst, 1, n, in->f);
+        check(!ferror(in->f), "%s: read error (%s)", in->path, strerror(errno));
+        in->consumed += (int64_t)got;
+        return got;
+    }
+    ZSTD_outBuffer out = {dst, n, 0};
+    while (out.pos == 0) {
+        if (in->zin.pos == in->zin.size && !in->file_end) {
+            size_t got = fread(in->zbuf, 1, in->zcap, in->f);
+            check(!ferror(in->f), "%s: read error (%s)", in->path, strerror(errno));
+            in->consumed += (int64_t)got;
+            in->zin = (ZSTD_inBuffer){in->zbuf, got, 0};
+            in->file_end = got == 0;
+        }
+        size_t in_before = in->zin.pos;
+        size_t ret = ZSTD_decompressStream(in->dctx, &out, &in->zin);
+        check(!ZSTD_isError(ret), "%s: corrupt zstd data (%s)", in->path, ZSTD_getErrorName(ret));
+        // No input taken and no output made: the data is over (the file was read to its end).
+        if (out.pos == 0 && in->zin.pos == in_before) break;
+        in->frame_open = ret != 0; // 0: a frame just ended and is fully flushed
+    }
+    check(out.pos > 0 || !in->frame_open, "%s: truncated zstd data (the last frame is incomplete)",
+          in->path);
+    return out.pos;
+}
+
+// The next line without its '\n' (valid until the next call); false at the end of the
+// file. The last line need not end in '\n'.
+static bool input_line(Input *in, const char **line, size_t *len) {
+    for (;;) {
+        char *start = in->buf + in->head;
+        size_t avail = in->tail - in->head;
+        char *nl =
+            avail > in->scanned ? memchr(start + in->scanned, '\n', avail - in->scanned) : NULL;
+        if (nl || (in->data_end && avail > 0)) {
+            *line = start;
+            *len = nl ? (size_t)(nl - start) : avail;
+            in->head += nl ? *len + 1 : avail;
+            in->scanned = 0;
+            in->lineno++;
+            return true;
+        }
+        if (in->data_end) return false;
+        // Keep the partial line: move it to the front, grow the buffer if it is nearly full.
+        in->scanned = avail;
+        if (avail > 0) memmove(in->buf, start, avail);
+        in->head = 0;
+        in->tail = avail;
+        if (in->cap - in->tail < (1 << 16)) {
+            in->cap = in->cap ? 2 * in->cap : 1 << 20;
+            in->buf = xrealloc(in->buf, in->cap);
+        }
+        size_t got = input_read(in, in->buf + in->tail, in->cap - in->tail);
+        in->tail += got;
+        in->data_end = got == 0;
+    }
+}
+
+static bool is_blank(const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!isspace((unsigned char)s[i])) return false;
+    return true;
+}
+
+// ---------------------------------------------------------------------------------------
+// Batches of documents
+
+enum { SLOT_FREE, SLOT_READ, SLOT_BUSY, SLOT_DONE };
+
+// One document of a batch: its raw bytes end at text_end and its ids at ids_end (each
+// starts where the previous document's end); the input it came from and its line there
+// (0: a whole text file).
+typedef struct DocRef {
+    size_t text_end, ids_end;
+    int file;
+    int64_t line;
+} DocRef;
+
+// Documents read from the inputs (raw jsonl lines or whole text files, back to back) and,
+// once encoded, their token ids (EOT first in each).
+typedef struct Batch {
+    int64_t seq; // position in the stream of batches
+    int state;   // SLOT_*, under the pipeline's lock
+    char *text;
+    size_t ntext, captext;
+    DocRef *docs; // [BATCH_DOCS]
+    int ndocs;
+    int64_t in_bytes;   // input file bytes this batch accounts for (progress)
+    int64_t text_bytes; // bytes of document text (after JSON decoding)
+    uint32_t *ids;
+    size_t nids, capids;
+} Batch;
+
+static void batch_clear(Batch *b) {
+    b->ntext = 0;
+    b->ndocs = 0;
+    b->in_bytes = 0;
+    b->text_bytes = 0;
+    b->nids = 0;
+    if (!b->docs) b->docs = xmalloc(BATCH_DOCS * sizeof(DocRef));
+}
+
+static void batch_free(Batch *b) {
+    free(b->text);
+    free(b->docs);
+    free(b->ids);
+}
+
+// Make room for `extra` more bytes of text.
+static void batch_reserve_text(Batch *b, size_t extra) {
+    if (b->ntext + extra <= b->captext) return;
+    size_t cap = b->captext ? b->captext : BATCH_BYTES + (1 << 16);
+    while (cap < b->ntext + extra) cap *= 2;
+    b->text = xrealloc(b->text, cap);
+    b->captext = cap;
+}
+
+// The text appended since the last document is one more document (reader_fill keeps
+// ndocs < BATCH_DOCS before each call).
+static void batch_end_doc(Batch *b, int file, int64_t line) {
+    b->docs[b->ndocs++] = (DocRef){.text_end = b->ntext, .file = file, .line = line};
+}
+
+// Append a whole (possibly .zst) text file to the batch's text.
+static void read_text_document(Batch *b, const char *path) {
+    Input in;
+    input_open(&in, path);
+    for (;;) {
+        batch_reserve_text(b, 1 << 16);
+        size_t got = input_read(&in, b->text + b->ntext, b->captext - b->ntext);
+        if (got == 0) break;
+        b->ntext += got;
+    }
+    b->in_bytes += in.consumed;
+    input_close(&in);
+}
+
+// The reader's place in the inputs.
+typedef struct Reader {
+    const PrepArgs *args;
+    bool load_text; // false in the scan pass: text files are counted, not read
+    int file;       // the input being read (ninputs: all done)
+    bool open;      // `in` is open on that (jsonl) file
+    Input in;
+    int64_t reported; // in.consumed already credited to a batch
+} Reader;
+
+// Fill b with the next documents; false when the inputs are exhausted.
+static bool reader_fill(Reader *r, Batch *b) {
+    const PrepArgs *a = r->args;
+    batch_clear(b);
+    while (r->file < a->ninputs && b->ntext < BATCH_BYTES && b->ndocs < BATCH_DOCS) {
+        const char *path = a->inputs[r->file];
+        if (!is_jsonl(path)) {
+            if (r->load_text) {
+                read_text_document(b, path);
+            } else {
+                int64_t size = file_size(path);
+                check(size >= 0, "%s: input file not found", path);
+                b->in_bytes += size;
+            }
+            batch_end_doc(b, r->file, 0);
+            r->file++;
+            continue;
+        }
+        if (!r->open) {
+            input_open(&r->in, path);
+            r->open = true;
+            r->reported = 0;
+        }
+        const char *line;
+        size_t len;
+        if (input_line(&r->in, &line, &len)) {
+            if (is_blank(line, len)) continue;
+            batch_reserve_text(b, len);
+            memcpy(b->text + b->ntext, line, len);
+            b->ntext += len;
+            batch_end_doc(b, r->file, r->in.lineno);
+        } else {
+            b->in_bytes += r->in.consumed - r->reported;
+            input_close(&r->in);
+            r->open = false;
+            r->file++;
+        }
+    }
+    if (r->open) {
+        b->in_bytes += r->in.consumed - r->reported;
+        r->reported = r->in.consumed;
+    }
+    return b->ndocs > 0 || b->in_bytes > 0;
+}
+
+static void push_id(Batch *b, uint32_t id) {
+    if (b->nids == b->capids) {
+        b->capids = b->capids ? 2 * b->capids : 1 << 16;
+        b->ids = xrealloc(b->ids, b->capids * sizeof(uint32_t));
+    }
+    b->ids[b->nids++] = id;
+}
+
+// Parse the jsonl documents of a batch (dying on a bad line) and, when encoding, tokenize
+// every document (EOT, then its ids) and add the ids to the worker's `counts`. Runs on a
+// worker thread; touches only the batch and that worker's counts.
+static void encode_batch(const PrepArgs *a, const Tokenizer *tok, Batch *b, bool encode,
+                         uint64_t *counts) {
+    b->nids = 0;
+    b->text_bytes = 0;
+    for (int d = 0; d < b->ndocs; d++) {
+        size_t start = d > 0 ? b->docs[d - 1].text_end : 0;
+        const char *text = b->text + start;
+        size_t len = b->docs[d].text_end - start;
+        cJSON *obj = NULL;
+        if (b->docs[d].line > 0) {
+            const char *path = a->inputs[b->docs[d].file];
+            long long line = (long long)b->docs[d].line;
+            obj = cJSON_ParseWithLength(text, len);
+            check(obj != NULL, "%s:%lld: not valid JSON", path, line);
+            cJSON *field = cJSON_GetObjectItemCaseSensitive(obj, a->text_field);
+            check(cJSON_IsObject(obj) && cJSON_IsString(field) && field->valuestring,
+                  "%s:%lld: no string field \"%s\"", path, line, a->text_field);
+            text = field->valuestring;
+            len = strlen(text);
+        }
+        b->text_bytes += (int64_t)len;
+        if (encode) {
+            push_id(b, (uint32_t)tok->eot);
+            tokenizer_encode(tok, text, len, &b->ids, &b->nids, &b->capids);
+        }
+        b->docs[d].ids_end = b->nids;
+        cJSON_Delete(obj);
+    }
+    if (!encode) return;
+    uint32_t vocab = (uint32_t)tok->vocab_size;
+    for (size_t i = 0; i < b->nids; i++) {
+        if (b->ids[i] >= vocab)
+            die("prep: the tokenizer produced id %u, outside its vocabulary of %u", b->ids[i],
+                vocab);
+        counts[b->ids[i]]++;
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Interrupts. A signal handler can reach only static data, so the temp file of the shard
+// being written is published here (the one piece of global state in prep).
+
+static char interrupt_tmp_path[4200];
+static volatile sig_atomic_t interrupt_tmp_set;
+
+// SIGINT/SIGTERM: remove the partial shard, then die of the same signal (the handler was
+// installed with SA_RESETHAND, so the re-raised signal takes the default action).
+static void on_interrupt(int sig) {
+    if (interrupt_tmp_set) unlink(interrupt_tmp_path);
+    static const char msg[] = "\nbolt: prep interrupted (no partial shard left)\n";
+    ssize_t ignored = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)ignored;
+    raise(sig);
+}
+
+// ---------------------------------------------------------------------------------------
+// The consumer: shards, counts and progress, fed batches in order
+
 typedef struct Prep {
     const PrepArgs *args;
     const char *name;
     Tokenizer tok;
     bool force_wide;       // vocab > 65536: uint32 shards for every file, never a mix
-    int64_t ndocs, ntrain; // documents in all; documents in the train split
-    int64_t doc;           // documents tokenized so far
+    bool encode;           // the pass: false scan, true encode
+    int64_t ndocs, ntrain; // documents in all (counted by the scan); in the train split
+    int64_t doc;           // documents written so far
     int split;             // 0 train, 1 val
     int shard_index;       // next shard number of the split
     uint32_t *buf;         // tokens of the shard being filled
     int64_t nbuf, capbuf;
-    uint32_t *ids; // scratch for one document's ids
-    size_t nids, capids;
     int64_t text_bytes;
     int64_t split_tokens[2];
     int files;
+    uint64_t *counts; // [threads][vocab] occurrences of each id, counted per worker
+    // progress of the current pass
+    bool show_progress;
+    double pass_start, last_draw;
+    int64_t total_bytes, done_bytes, pass_docs, pass_tokens;
 } Prep;
 
 static const char *split_names[2] = {"train", "val"};
+
+// 1234567 -> "1.23M" (into out).
+static void human_count(double v, char *out, size_t cap) {
+    if (v >= 1e9)
+        snprintf(out, cap, "%.2fB", v / 1e9);
+    else if (v >= 1e6)
+        snprintf(out, cap, "%.2fM", v / 1e6);
+    else if (v >= 1e3)
+        snprintf(out, cap, "%.1fk", v / 1e3);
+    else
+        snprintf(out, cap, "%.0f", v);
+}
+
+// Redraw the progress line (at most ~4 times a second unless `now`).
+static void progress_draw(Prep *p, bool now) {
+    double t = now_seconds();
+    if (!p->show_progress || (!now && t - p->last_draw < 0.25)) return;
+    p->last_draw = t;
+    double elapsed = t - p->pass_start;
+    double rate = elapsed > 0 ? (double)p->done_bytes / elapsed : 0;
+    double left = rate > 0 ? (double)(p->total_bytes - p->done_bytes) / rate : 0;
+    if (left < 0) left = 0;
+    char docs[32], tokens[48] = "";
+    human_count((double)p->pass_docs, docs, sizeof docs);
+    if (p->encode) {
+        char n[32];
+        human_count((double)p->pass_tokens, n, sizeof n);
+        snprintf(tokens, sizeof tokens, "  %s tokens", n);
+    }
+    double pct = p->total_bytes > 0 ? 100.0 * (double)p->done_bytes / (double)p->total_bytes : 100;
+    fprintf(stderr, "\rprep %-6s %.1f/%.1f MB %3.0f%%  %s docs%s  %.1f MB/s  ETA %d:%02d\033[K",
+            p->encode ? "encode" : "scan", (double)p->done_bytes / 1e6,
+            (double)p->total_bytes / 1e6, pct, docs, tokens, rate / 1e6, (int)(left / 60),
+            (int)fmod(left, 60));
+    fflush(stderr);
+}
 
 // Write the buffered tokens as the split's next shard.
 static void flush_shard(Prep *p) {
@@ -154,8 +550,14 @@ static void flush_shard(Prep *p) {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s_%s_%06d.bin%s", p->args->out, p->name, split_names[p->split],
              p->shard_index, p->args->zstd ? ".zst" : "");
+    snprintf(interrupt_tmp_path, sizeof interrupt_tmp_path, "%s.tmp", path); // atomic_open's name
+    atomic_signal_fence(memory_order_seq_cst);
+    interrupt_tmp_set = 1;
     shard_write(path, p->buf, p->nbuf, p->force_wide, p->args->zstd);
+    interrupt_tmp_set = 0;
+    if (p->show_progress) fputs("\r\033[K", stderr);
     printf("prep: wrote %s (%lld tokens)\n", path, (long long)p->nbuf);
+    if (p->show_progress) fflush(stdout);
     p->split_tokens[p->split] += p->nbuf;
     p->shard_index++;
     p->files++;
@@ -180,65 +582,164 @@ static void push_tokens(Prep *p, const uint32_t *ids, size_t n) {
     }
 }
 
-// One document: EOT, then its tokens; the first validation document switches the split.
-static void add_document(Prep *p, const char *text, size_t len) {
-    if (p->doc == p->ntrain && p->split == 0) {
-        flush_shard(p);
-        p->split = 1;
-        p->shard_index = 0;
+// Take the next batch in order: count it (scan), or append its documents to the shards,
+// switching to the val split at the first validation document (encode).
+static void consume_batch(Prep *p, const Batch *b) {
+    if (p->encode) {
+        for (int d = 0; d < b->ndocs; d++) {
+            if (p->doc == p->ntrain && p->split == 0) {
+                flush_shard(p);
+                p->split = 1;
+                p->shard_index = 0;
+            }
+            size_t start = d > 0 ? b->docs[d - 1].ids_end : 0;
+            push_tokens(p, b->ids + start, b->docs[d].ids_end - start);
+            p->doc++;
+        }
+        p->text_bytes += b->text_bytes;
+        p->pass_tokens += (int64_t)b->nids;
+    } else {
+        p->ndocs += b->ndocs;
     }
-    p->nids = 0;
-    uint32_t eot = (uint32_t)p->tok.eot;
-    push_tokens(p, &eot, 1);
-    tokenizer_encode(&p->tok, text, len, &p->ids, &p->nids, &p->capids);
-    push_tokens(p, p->ids, p->nids);
-    p->text_bytes += (int64_t)len;
-    p->doc++;
+    p->pass_docs += b->ndocs;
+    p->done_bytes += b->in_bytes;
+    progress_draw(p, false);
 }
 
-// Visit every document of every input (p == NULL: only count and validate); returns the
-// number of documents.
-static int64_t visit_documents(const PrepArgs *a, Prep *p) {
-    int64_t count = 0;
-    for (int i = 0; i < a->ninputs; i++) {
-        const char *path = a->inputs[i];
-        if (!has_suffix(path, ".jsonl")) {
-            if (p) {
-                size_t len;
-                char *text = read_file(path, &len);
-                add_document(p, text, len);
-                free(text);
-            } else {
-                check(file_size(path) >= 0, "%s: input file not found", path);
-            }
-            count++;
-            continue;
+// ---------------------------------------------------------------------------------------
+// The pipeline: reader thread -> worker threads -> consumer (the calling thread)
+
+typedef struct Pipeline {
+    Prep *prep;
+    Reader *reader;
+    Batch *slots; // batch seq lives in slots[seq % nslots]
+    int nslots;
+    pthread_mutex_t mu;
+    pthread_cond_t changed; // broadcast on every state change
+    int64_t nread;          // batches the reader has filled
+    int64_t ntaken;         // batches workers have taken
+    bool read_all;          // the reader is done: nread is the total
+} Pipeline;
+
+static void *reader_thread(void *arg) {
+    Pipeline *pl = arg;
+    for (int64_t seq = 0;; seq++) {
+        Batch *b = &pl->slots[seq % pl->nslots];
+        pthread_mutex_lock(&pl->mu);
+        while (b->state != SLOT_FREE) pthread_cond_wait(&pl->changed, &pl->mu);
+        pthread_mutex_unlock(&pl->mu);
+        bool more = reader_fill(pl->reader, b);
+        pthread_mutex_lock(&pl->mu);
+        if (more) {
+            b->seq = seq;
+            b->state = SLOT_READ;
+            pl->nread++;
+        } else {
+            pl->read_all = true;
         }
-        FILE *f = xfopen(path, "rb");
-        char *line = NULL;
-        size_t cap = 0;
-        ssize_t len;
-        long long lineno = 0;
-        while ((len = getline(&line, &cap, f)) >= 0) {
-            lineno++;
-            size_t n = (size_t)len;
-            bool blank = true;
-            for (size_t k = 0; k < n && blank; k++) blank = isspace((unsigned char)line[k]);
-            if (blank) continue;
-            cJSON *obj = cJSON_ParseWithLength(line, n);
-            check(obj != NULL, "%s:%lld: not valid JSON", path, lineno);
-            cJSON *field = cJSON_GetObjectItemCaseSensitive(obj, a->text_field);
-            check(cJSON_IsObject(obj) && cJSON_IsString(field) && field->valuestring,
-                  "%s:%lld: no string field \"%s\"", path, lineno, a->text_field);
-            if (p) add_document(p, field->valuestring, strlen(field->valuestring));
-            cJSON_Delete(obj);
-            count++;
-        }
-        check(!ferror(f), "%s: read error", path);
-        free(line);
-        fclose(f);
+        pthread_cond_broadcast(&pl->changed);
+        pthread_mutex_unlock(&pl->mu);
+        if (!more) return NULL;
     }
-    return count;
+}
+
+// A worker thread and the row of token counts it owns.
+typedef struct Worker {
+    Pipeline *pl;
+    uint64_t *counts;
+    pthread_t id;
+} Worker;
+
+static void *worker_thread(void *arg) {
+    Worker *w = arg;
+    Pipeline *pl = w->pl;
+    for (;;) {
+        pthread_mutex_lock(&pl->mu);
+        while (pl->ntaken == pl->nread && !pl->read_all) pthread_cond_wait(&pl->changed, &pl->mu);
+        if (pl->ntaken == pl->nread) {
+            pthread_mutex_unlock(&pl->mu);
+            return NULL;
+        }
+        Batch *b = &pl->slots[pl->ntaken % pl->nslots];
+        pl->ntaken++;
+        b->state = SLOT_BUSY;
+        pthread_mutex_unlock(&pl->mu);
+        encode_batch(pl->prep->args, &pl->prep->tok, b, pl->prep->encode, w->counts);
+        pthread_mutex_lock(&pl->mu);
+        b->state = SLOT_DONE;
+        pthread_cond_broadcast(&pl->changed);
+        pthread_mutex_unlock(&pl->mu);
+    }
+}
+
+// One pass over all inputs (p->encode says which).
+static void run_pass(Prep *p) {
+    const PrepArgs *a = p->args;
+    Reader reader = {.args = a, .load_text = p->encode};
+    p->pass_start = now_seconds();
+    p->last_draw = p->pass_start;
+    p->done_bytes = p->pass_docs = p->pass_tokens = 0;
+    if (a->threads == 1) {
+        Batch b = {0};
+        while (reader_fill(&reader, &b)) {
+            encode_batch(a, &p->tok, &b, p->encode, p->counts);
+            consume_batch(p, &b);
+        }
+        batch_free(&b);
+    } else {
+        Pipeline pl = {.prep = p, .reader = &reader, .nslots = 2 * a->threads + 2};
+        pl.slots = xcalloc((size_t)pl.nslots, sizeof(Batch));
+        pthread_mutex_init(&pl.mu, NULL);
+        pthread_cond_init(&pl.changed, NULL);
+        pthread_t reader_id;
+        check(pthread_create(&reader_id, NULL, reader_thread, &pl) == 0,
+              "prep: cannot start the reader thread");
+        Worker *workers = xmalloc((size_t)a->threads * sizeof(Worker));
+        for (int i = 0; i < a->threads; i++) {
+            workers[i] = (Worker){.pl = &pl, .counts = p->counts + (size_t)i * p->tok.vocab_size};
+            check(pthread_create(&workers[i].id, NULL, worker_thread, &workers[i]) == 0,
+                  "prep: cannot start worker thread %d of %d", i + 1, a->threads);
+        }
+        for (int64_t seq = 0;; seq++) {
+            Batch *b = &pl.slots[seq % pl.nslots];
+            pthread_mutex_lock(&pl.mu);
+            while (!(b->state == SLOT_DONE && b->seq == seq) && !(pl.read_all && seq == pl.nread))
+                pthread_cond_wait(&pl.changed, &pl.mu);
+            bool finished = !(b->state == SLOT_DONE && b->seq == seq);
+            pthread_mutex_unlock(&pl.mu);
+            if (finished) break;
+            consume_batch(p, b);
+            pthread_mutex_lock(&pl.mu);
+            b->state = SLOT_FREE;
+            pthread_cond_broadcast(&pl.changed);
+            pthread_mutex_unlock(&pl.mu);
+        }
+        pthread_join(reader_id, NULL);
+        for (int i = 0; i < a->threads; i++) pthread_join(workers[i].id, NULL);
+        for (int i = 0; i < pl.nslots; i++) batch_free(&pl.slots[i]);
+        free(pl.slots);
+        free(workers);
+        pthread_mutex_destroy(&pl.mu);
+        pthread_cond_destroy(&pl.changed);
+    }
+    if (reader.open) input_close(&reader.in);
+    if (p->show_progress) {
+        progress_draw(p, true);
+        fputc('\n', stderr);
+    }
+}
+
+// -sum p log p over the token frequencies, in nats; *distinct gets the ids that occur.
+static double unigram_entropy(const uint64_t *counts, int vocab, int64_t total, int *distinct) {
+    double h = 0;
+    *distinct = 0;
+    for (int i = 0; i < vocab; i++) {
+        if (counts[i] == 0) continue;
+        double q = (double)counts[i] / (double)total;
+        h -= q * log(q);
+        (*distinct)++;
+    }
+    return h;
 }
 
 int prep_main(int argc, char **argv) {
@@ -256,7 +757,26 @@ int prep_main(int argc, char **argv) {
         default_name(a.inputs[0], name, sizeof name);
 
     Prep p = {.args = &a, .name = name};
-    p.ndocs = visit_documents(&a, NULL);
+    for (int i = 0; i < a.ninputs; i++) {
+        int64_t size = file_size(a.inputs[i]);
+        check(size >= 0, "%s: input file not found", a.inputs[i]);
+        p.total_bytes += size;
+    }
+    p.show_progress = a.progress == 1 || (a.progress == -1 && isatty(STDERR_FILENO));
+    p.tok = tokenizer_load(a.tokenizer);
+    p.force_wide = p.tok.vocab_size > 65536;
+
+    // A signal now removes the shard being written (see on_interrupt).
+    struct sigaction on_signal = {.sa_handler = on_interrupt, .sa_flags = SA_RESETHAND}, old_int,
+                     old_term;
+    sigemptyset(&on_signal.sa_mask);
+    sigaction(SIGINT, &on_signal, &old_int);
+    sigaction(SIGTERM, &on_signal, &old_term);
+
+    double t_scan = now_seconds();
+    p.encode = false;
+    run_pass(&p);
+    t_scan = now_seconds() - t_scan;
     check(p.ndocs > 0, "prep: the inputs hold no documents");
     int64_t nval = 0;
     if (a.val_fraction > 0 && p.ndocs >= 2) {
@@ -266,24 +786,43 @@ int prep_main(int argc, char **argv) {
     }
     p.ntrain = p.ndocs - nval;
 
-    p.tok = tokenizer_load(a.tokenizer);
-    p.force_wide = p.tok.vocab_size > 65536;
     make_dirs(a.out);
-    visit_documents(&a, &p);
+    p.counts = xcalloc((size_t)a.threads * (size_t)p.tok.vocab_size, sizeof(uint64_t));
+    double t_encode = now_seconds();
+    p.encode = true;
+    run_pass(&p);
     flush_shard(&p);
+    t_encode = now_seconds() - t_encode;
+    check(p.doc == p.ndocs, "prep: the inputs changed during the run (%lld documents, then %lld)",
+          (long long)p.ndocs, (long long)p.doc);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
 
     double seconds = now_seconds() - t0;
     int64_t tokens = p.split_tokens[0] + p.split_tokens[1];
-    printf("prep: %lld documents (%lld train, %lld val), %lld bytes -> %lld tokens (train "
-           "%lld, val %lld), %d files in %s, %.2f s, %.1f MB/s\n",
+    for (int i = 1; i < a.threads; i++) // the workers' counts, summed into row 0
+        for (int k = 0; k < p.tok.vocab_size; k++)
+            p.counts[k] += p.counts[(size_t)i * p.tok.vocab_size + k];
+    int distinct;
+    double entropy = unigram_entropy(p.counts, p.tok.vocab_size, tokens, &distinct);
+    printf("prep: %lld documents (%lld train, %lld val), %lld bytes of text from %lld input "
+           "bytes -> %lld tokens (train %lld, val %lld)\n",
            (long long)p.ndocs, (long long)p.ntrain, (long long)nval, (long long)p.text_bytes,
-           (long long)tokens, (long long)p.split_tokens[0], (long long)p.split_tokens[1], p.files,
-           a.out, seconds, seconds > 0 ? (double)p.text_bytes / seconds / 1e6 : 0.0);
+           (long long)p.total_bytes, (long long)tokens, (long long)p.split_tokens[0],
+           (long long)p.split_tokens[1]);
+    double mbps = seconds > 0 ? 1e-6 / seconds : 0;
+    printf("prep: %d files in %s (%s tokens%s), %.2f s (scan %.2f s, encode %.2f s) with %d "
+           "thread%s: %.1f MB/s of input, %.1f MB/s of text\n",
+           p.files, a.out, p.force_wide ? "uint32" : "uint16", a.zstd ? ", zstd" : "", seconds,
+           t_scan, t_encode, a.threads, a.threads == 1 ? "" : "s", (double)p.total_bytes * mbps,
+           (double)p.text_bytes * mbps);
+    printf("prep: unigram entropy %.4f nats/token (%d distinct ids of vocab %d)\n", entropy,
+           distinct, p.tok.vocab_size);
     if (a.val_fraction > 0 && nval == 0)
         printf("prep: note: a single document, so no validation split was written\n");
     tokenizer_free(&p.tok);
+    free(p.counts);
     free(p.buf);
-    free(p.ids);
     free(a.inputs);
     return 0;
 }

@@ -1,0 +1,271 @@
+// train/interop.c: `bolt import HF_DIR OUT` and `bolt export CKPT HF_DIR`: Hugging Face
+// checkpoints (transformers' Llama, fla's GLA) to and from bolt model checkpoints.
+// Both go through model_config_load and model_load_weights, which validate every key,
+// tensor name, shape and byte before anything is written, and model_save, which writes
+// the family's config.json (HF keys plus a "bolt" object) and model.safetensors.
+//
+// Tokenizer: a checkpoint directory carries its own tokenizer file. import copies
+// HF_DIR/tokenizer.json into OUT and records the relative name "tokenizer.json"; export
+// copies the checkpoint's tokenizer file into HF_DIR the same way. A relative tokenizer
+// name is looked up in the checkpoint directory first (checkpoint_tokenizer_path), so a
+// directory can be moved or copied whole.
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "../core/util.h"
+#include "../model/checkpoint.h"
+#include "../model/safetensors.h"
+#include "commands.h"
+
+enum { PATH_CAP = 4096 };
+
+// The tokenizer a checkpoint's config names, as a path that works from the current
+// directory: a relative name is looked up in the checkpoint directory first (where import
+// and export put it), else used as it is ("byte", an absolute path, or a path relative to
+// where training ran). "" (none) becomes "byte". For train/sample.c and train/eval.c.
+void checkpoint_tokenizer_path(const char *ckpt_dir, const char *spec, char *out, size_t cap);
+
+static bool is_dir(const char *path) {
+    struct stat sb;
+    return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+static bool is_file(const char *path) {
+    struct stat sb;
+    return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
+}
+
+// snprintf "dir/name" into out, dying if it does not fit.
+static void join(char *out, size_t cap, const char *dir, const char *name) {
+    int n = snprintf(out, cap, "%s/%s", dir, name);
+    check(n >= 0 && (size_t)n < cap, "%s/%s: path too long", dir, name);
+}
+
+void checkpoint_tokenizer_path(const char *ckpt_dir, const char *spec, char *out, size_t cap) {
+    const char *s = spec[0] ? spec : "byte";
+    char local[PATH_CAP];
+    if (strcmp(s, "byte") != 0 && s[0] != '/') {
+        join(local, sizeof local, ckpt_dir, s);
+        if (file_size(local) >= 0) s = local;
+    }
+    check(strlen(s) < cap, "%s: tokenizer path too long", s);
+    snprintf(out, cap, "%s", s);
+}
+
+// Copy a (tokenizer) file atomically.
+static void copy_file(const char *src, const char *dst) {
+    size_t len;
+    char *data = read_file(src, &len);
+    AtomicFile af = atomic_open(dst);
+    xfwrite(data, len, af.f, af.tmp_path);
+    atomic_commit(&af);
+    free(data);
+}
+
+// The tokenizer that travels from src_dir to dst_dir. `spec` is what src_dir's config
+// names ("" if nothing). If it resolves to a file, *copy_from gets that path (else "") and
+// `recorded` the name dst_dir's config will hold: "tokenizer.json" for a Hugging Face
+// tokenizer, the file's own name for a tiktoken ranks file; otherwise the spec as it is.
+static void plan_tokenizer(const char *src_dir, const char *spec, char *copy_from, size_t from_cap,
+                           char *recorded, size_t rec_cap) {
+    copy_from[0] = '\0';
+    check(strlen(spec) < rec_cap, "%s: tokenizer name too long", spec);
+    snprintf(recorded, rec_cap, "%s", spec);
+    if (!spec[0] || strcmp(spec, "byte") == 0) return;
+    char path[PATH_CAP];
+    checkpoint_tokenizer_path(src_dir, spec, path, sizeof path);
+    if (is_dir(path)) {
+        char inner[PATH_CAP];
+        join(inner, sizeof inner, path, "tokenizer.json");
+        snprintf(path, sizeof path, "%s", inner);
+    }
+    if (!is_file(path)) {
+        fprintf(stderr, "bolt: warning: tokenizer '%s' not found; recorded as it is\n", spec);
+        return;
+    }
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    size_t n = strlen(base);
+    bool json = n >= 5 && strcmp(base + n - 5, ".json") == 0;
+    check(strlen(path) < from_cap, "%s: path too long", path);
+    snprintf(copy_from, from_cap, "%s", path);
+    snprintf(recorded, rec_cap, "%s", json ? "tokenizer.json" : base);
+}
+
+// Die if two directories are the same one: writing the output would overwrite the input.
+static void check_distinct(const char *in, const char *out) {
+    char a[PATH_MAX], b[PATH_MAX];
+    if (!realpath(in, a) || !realpath(out, b)) return; // out does not exist yet
+    check(strcmp(a, b) != 0, "%s: the output directory must differ from the input %s", out, in);
+}
+
+// "BF16" or "F32 x 3, BF16 x 18": the dtypes of the tensors stored in a checkpoint.
+static void describe_dtypes(const char *dir, char *out, size_t cap) {
+    SafeTensors *st = st_open(dir);
+    int count[3] = {0, 0, 0};
+    for (int i = 0; i < st_count(st); i++) count[st_tensor(st, i)->dtype]++;
+    st_close(st);
+    StDtype kinds[3] = {ST_F32, ST_F16, ST_BF16};
+    int present = 0;
+    for (int k = 0; k < 3; k++) present += count[kinds[k]] > 0;
+    size_t len = 0;
+    out[0] = '\0';
+    for (int k = 0; k < 3 && len < cap; k++) {
+        int c = count[kinds[k]];
+        if (c == 0) continue;
+        const char *name = st_dtype_name(kinds[k]);
+        int w = present == 1
+                    ? snprintf(out + len, cap - len, "%s", name)
+                    : snprintf(out + len, cap - len, "%s%s x %d", len ? ", " : "", name, c);
+        if (w < 0) break;
+        len += (size_t)w;
+    }
+}
+
+// "--dtype=f32|bf16" -> true for bf16.
+static bool parse_dtype(const char *cmd, const char *v) {
+    if (strcmp(v, "f32") == 0 || strcmp(v, "fp32") == 0) return false;
+    if (strcmp(v, "bf16") == 0) return true;
+    die("%s: --dtype '%s' is not f32 or bf16", cmd, v);
+}
+
+// Load a model (config and weights, both validated) from a checkpoint directory onto
+// the CPU; tok gets the tokenizer its config names.
+static void load_model(Model *m, const char *dir, char *tok, size_t cap) {
+    ModelConfig cfg;
+    model_config_load(&cfg, tok, cap, dir);
+    model_create(m, &cfg, &ops_cpu);
+    model_load_weights(m, dir);
+}
+
+// Write the model and tokenizer to dst: the tokenizer first and config.json last, so a
+// directory with a config.json is complete.
+static void write_model(const Model *m, const char *dst, bool bf16, const char *tok_from,
+                        const char *tok_recorded) {
+    make_dirs(dst);
+    if (tok_from[0]) {
+        char to[PATH_CAP];
+        join(to, sizeof to, dst, tok_recorded);
+        copy_file(tok_from, to);
+    }
+    model_save(m, dst, bf16, tok_recorded);
+}
+
+static void import_usage(void) {
+    printf("usage: bolt import HF_DIR OUT [--dtype=f32|bf16]\n"
+           "  HF_DIR: a Hugging Face model directory: config.json (model_type llama, gla or\n"
+           "  transnormer; or a bolt export) and model.safetensors or a sharded\n"
+           "  model.safetensors.index.json; F32, F16 or BF16 tensors.\n"
+           "  OUT: a bolt model checkpoint (what `bolt sample OUT`, `bolt eval OUT` and\n"
+           "  `bolt train --init_from=OUT` take), fp32 unless --dtype=bf16. HF_DIR's\n"
+           "  tokenizer.json, if any, is copied into OUT.\n");
+}
+
+int import_main(int argc, char **argv) {
+    const char *src = NULL, *dst = NULL;
+    bool bf16 = false;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            import_usage();
+            return 0;
+        } else if (strncmp(a, "--dtype=", 8) == 0)
+            bf16 = parse_dtype("import", a + 8);
+        else if (strncmp(a, "--", 2) == 0)
+            die("import: unknown option '%s' (see --help)", a);
+        else if (!src)
+            src = a;
+        else if (!dst)
+            dst = a;
+        else
+            die("import: unexpected argument '%s' (see --help)", a);
+    }
+    if (!src || !dst) {
+        import_usage();
+        return 2;
+    }
+    check(is_dir(src), "%s: not a directory (expected a Hugging Face model directory)", src);
+    char path[PATH_CAP];
+    join(path, sizeof path, src, "config.json");
+    check(is_file(path), "%s: no config.json (not a Hugging Face model directory)", src);
+    check_distinct(src, dst);
+
+    Model m;
+    char tok[PATH_CAP], dtypes[128];
+    load_model(&m, src, tok, sizeof tok);
+    describe_dtypes(src, dtypes, sizeof dtypes);
+    // A Hugging Face tokenizer.json next to the weights wins over what the config says.
+    join(path, sizeof path, src, "tokenizer.json");
+    if (is_file(path)) snprintf(tok, sizeof tok, "tokenizer.json");
+    char tok_from[PATH_CAP], tok_rec[PATH_CAP];
+    plan_tokenizer(src, tok, tok_from, sizeof tok_from, tok_rec, sizeof tok_rec);
+    write_model(&m, dst, bf16, tok_from, tok_rec);
+    printf("imported %s: %d layers, dim %d, vocab %d, %zu parameters (%.2fM), weights %s -> "
+           "%s (%s)%s%s\n",
+           family_name(m.cfg.family), m.cfg.n_layers, m.cfg.dim, m.cfg.vocab_size, m.n_weights,
+           m.n_weights / 1e6, dtypes, dst, bf16 ? "bf16" : "fp32", tok_rec[0] ? ", tokenizer " : "",
+           tok_rec);
+    model_free(&m);
+    return 0;
+}
+
+static void export_usage(void) {
+    printf("usage: bolt export CKPT HF_DIR [--dtype=f32|bf16]\n"
+           "  CKPT: a checkpoint directory (step_*, or an import) or a run's out_dir (its\n"
+           "  latest complete checkpoint).\n"
+           "  HF_DIR gets model.safetensors and config.json: Llama loads with transformers'\n"
+           "  LlamaForCausalLM.from_pretrained, GLA with fla's GLAForCausalLM (tied\n"
+           "  embeddings: no lm_head.weight, tie_word_embeddings true). The tokenizer file,\n"
+           "  if the checkpoint names one, is copied too.\n");
+}
+
+int export_main(int argc, char **argv) {
+    const char *src = NULL, *dst = NULL;
+    bool bf16 = false;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            export_usage();
+            return 0;
+        } else if (strncmp(a, "--dtype=", 8) == 0)
+            bf16 = parse_dtype("export", a + 8);
+        else if (strncmp(a, "--", 2) == 0)
+            die("export: unknown option '%s' (see --help)", a);
+        else if (!src)
+            src = a;
+        else if (!dst)
+            dst = a;
+        else
+            die("export: unexpected argument '%s' (see --help)", a);
+    }
+    if (!src || !dst) {
+        export_usage();
+        return 2;
+    }
+    check(is_dir(src), "%s: no such checkpoint directory", src);
+    char dir[PATH_CAP], path[PATH_CAP];
+    if (!checkpoint_latest(src, dir, sizeof dir)) snprintf(dir, sizeof dir, "%s", src);
+    join(path, sizeof path, dir, "config.json");
+    check(is_file(path), "%s: no config.json (not a checkpoint, and no complete step_* in it)",
+          dir);
+    check_distinct(dir, dst);
+
+    Model m;
+    char tok[PATH_CAP];
+    load_model(&m, dir, tok, sizeof tok);
+    char tok_from[PATH_CAP], tok_rec[PATH_CAP];
+    plan_tokenizer(dir, tok, tok_from, sizeof tok_from, tok_rec, sizeof tok_rec);
+    write_model(&m, dst, bf16, tok_from, tok_rec);
+    const char *library = m.cfg.family == FAMILY_LLAMA ? "transformers LlamaForCausalLM"
+                          : m.cfg.family == FAMILY_GLA ? "fla GLAForCausalLM"
+                                                       : "TransNormerLLM's own code";
+    printf("exported %s (%s): %d layers, %zu parameters (%.2fM) -> %s (%s, for %s)\n",
+           family_name(m.cfg.family), dir, m.cfg.n_layers, m.n_weights, m.n_weights / 1e6, dst,
+           bf16 ? "bf16" : "fp32", library);
+    model_free(&m);
+    return 0;
+}
