@@ -23,10 +23,14 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "train") == 0) return train_main(argc - 2, argv + 2);
     if (strcmp(cmd, "sample") == 0) return sample_main(argc - 2, argv + 2);
     if (strcmp(cmd, "prep") == 0) return prep_main(argc - 2, argv + 2);
-    if (strcmp(cmd, "bench") == 0 && argc > 2 && strcmp(argv[2], "loader") == 0)
-        return bench_loader_main(argc - 3, argv + 3);
-    if (strcmp(cmd, "bench") == 0 && argc > 2 && strcmp(argv[2], "tokenizer") == 0)
-        return bench_tokenizer_main(argc - 3, argv + 3);
+    if (strcmp(cmd, "bench") == 0) {
+        const char *what = argc > 2 ? argv[2] : "";
+        if (strcmp(what, "loader") == 0) return bench_loader_main(argc - 3, argv + 3);
+        if (strcmp(what, "tokenizer") == 0) return bench_tokenizer_main(argc - 3, argv + 3);
+        fprintf(stderr, "bolt: error: bench '%s': unknown benchmark (valid: tokenizer, loader)\n",
+                what);
+        return 2;
+    }
     fprintf(stderr, "bolt: error: unknown command '%s' (see bolt --help)\n", cmd);
     return 2;
 }
