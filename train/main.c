@@ -9,7 +9,10 @@ static void usage(void) {
            "usage: bolt COMMAND [args]   (bolt COMMAND --help for each)\n\n"
            "  train CONFIG [--key=value ...]  pretrain or continue training a model\n"
            "  sample CKPT [--prompt=...]       generate text with the recurrent form\n"
+           "  eval CKPT --data=GLOB | --tokens=IDS [--logits_out=FILE]  loss / logits\n"
            "  prep --tokenizer=... --out=DIR FILES...  tokenize text/jsonl into shards\n"
+           "  import HF_DIR OUT [--dtype=f32|bf16]  Hugging Face checkpoint -> bolt\n"
+           "  export CKPT HF_DIR [--dtype=f32|bf16] bolt checkpoint -> Hugging Face\n"
            "  bench tokenizer TOKENIZER FILE   tokenizer encode speed\n"
            "  bench loader GLOB [--batch_size=B] [--seq_len=T] [--batches=N]  loader tokens/s\n");
 }
@@ -23,6 +26,9 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "train") == 0) return train_main(argc - 2, argv + 2);
     if (strcmp(cmd, "sample") == 0) return sample_main(argc - 2, argv + 2);
     if (strcmp(cmd, "prep") == 0) return prep_main(argc - 2, argv + 2);
+    if (strcmp(cmd, "eval") == 0) return eval_main(argc - 2, argv + 2);
+    if (strcmp(cmd, "import") == 0) return import_main(argc - 2, argv + 2);
+    if (strcmp(cmd, "export") == 0) return export_main(argc - 2, argv + 2);
     if (strcmp(cmd, "bench") == 0) {
         const char *what = argc > 2 ? argv[2] : "";
         if (strcmp(what, "loader") == 0) return bench_loader_main(argc - 3, argv + 3);

@@ -114,7 +114,9 @@ int sample_main(int argc, char **argv) {
     Model m;
     model_create(&m, &cfg, ops_for_device(device));
     model_load_weights(&m, dir);
-    Tokenizer tok = tokenizer_load(tok_spec[0] ? tok_spec : "byte");
+    char tok_path[4096];
+    checkpoint_tokenizer_path(dir, tok_spec, tok_path, sizeof tok_path);
+    Tokenizer tok = tokenizer_load(tok_path);
     Rng rng = rng_seeded(seed);
     char *text = generate_text(&m, &tok, prompt, n_tokens, temperature, top_k, false, &rng);
     printf("%s%s\n", prompt, text);

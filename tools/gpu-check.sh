@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# One call on the GPU machine: unpack the carried libraries (Check, cJSON, PCRE2, zstd
+# headers), build bolt, and run the checks that need that machine's software: the
+# Hugging Face parity check against transformers (tools/hf-parity.sh). Full log in
+# $OUT/log (or ./gpu-check.log), a short table last.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=${OUT:-.}
+log=$out/log
+D=/tmp/deps
+mkdir -p $D
+for f in .debs/*.deb; do dpkg -x "$f" $D; done
+export CPATH=$D/usr/include:/usr/lib/x86_64-linux-gnu/openmpi/include
+export LIBRARY_PATH=$D/usr/lib/x86_64-linux-gnu LD_LIBRARY_PATH=$D/usr/lib/x86_64-linux-gnu
+export PKG_CONFIG_PATH=$D/usr/lib/x86_64-linux-gnu/pkgconfig
+{
+    echo "== $(date -u +%F) $(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null)"
+    echo "== commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+    make clean >/dev/null
+    make -j16 bolt 2>&1 | tail -3
+    echo "== Hugging Face parity"
+    bash tools/hf-parity.sh
+} 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+echo "== summary"
+grep -E '^(parity|PASS|FAIL)' "$log" || true
+exit "$status"
