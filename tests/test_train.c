@@ -122,6 +122,22 @@ END_TEST
 START_TEST(test_resume_hybrid) { check_resume("tnl", "lightning,softmax"); }
 END_TEST
 
+// --init_from starts from a saved model: its first loss is the trained model's, far below
+// a fresh model's.
+START_TEST(test_init_from) {
+    write_corpus();
+    ck_assert_int_eq(run_train("gla", "", "base", 40, "--lr=1e-2"), 0);
+    float first, last, fresh, unused;
+    read_losses("base", &fresh, &last);
+    char arg[600];
+    snprintf(arg, sizeof arg, "--init_from=%s/base/step_00000040", workdir);
+    ck_assert_int_eq(run_train("gla", "", "init", 2, arg), 0);
+    read_losses("init", &first, &unused);
+    ck_assert_msg(first < fresh - 1.0f && fabsf(first - last) < 0.5f,
+                  "init_from: first loss %.3f, trained %.3f, fresh %.3f", first, last, fresh);
+}
+END_TEST
+
 // An absurd learning rate makes every step non-finite: the run stops with exit 1.
 START_TEST(test_nan_guard) {
     write_corpus();
@@ -161,6 +177,7 @@ int main(void) {
     tcase_add_test(tc, test_resume_gla);
     tcase_add_test(tc, test_resume_llama);
     tcase_add_test(tc, test_resume_hybrid);
+    tcase_add_test(tc, test_init_from);
     tcase_add_exit_test(tc, test_nan_guard, 1);
     tcase_add_exit_test(tc, test_truncated_checkpoint, 1);
     tcase_add_exit_test(tc, test_unknown_key, 1);
