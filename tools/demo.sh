@@ -21,13 +21,14 @@ if ! ls "$data"/fortunes_train_*.bin >/dev/null 2>&1; then
     echo "== preparing $data: one document per fortune, shuffled with a fixed seed"
     # Each fortune (records end with a line '%') becomes one JSON line; control bytes
     # other than newline and tab are dropped.
-    find "$corpus" -maxdepth 1 -type f ! -name '*.dat' ! -name '*.u8' | sort |
-        xargs cat | awk 'BEGIN { RS = "\n%\n"; srand(1337) }
-            {
-                gsub(/[\001-\010\013-\037\177]/, "")
-                gsub(/\\/, "\\\\"); gsub(/"/, "\\\""); gsub(/\t/, "\\t"); gsub(/\n/, "\\n")
-                if (length($0) > 0) printf "%.8f\t{\"text\": \"%s\"}\n", rand(), $0
-            }' | sort -n | cut -f2- >"$data/fortunes.jsonl"
+    find "$corpus" -maxdepth 1 -type f ! -name '*.dat' ! -name '*.u8' | sort | xargs cat |
+        perl -e 'local $/ = "\n%\n"; srand(1337); my @docs;
+            while (my $d = <>) {
+                $d =~ s/\n%\n$//; $d =~ s/[\x00-\x08\x0b-\x1f\x7f]//g;
+                $d =~ s/\\/\\\\/g; $d =~ s/"/\\"/g; $d =~ s/\t/\\t/g; $d =~ s/\n/\\n/g;
+                push @docs, [rand(), "{\"text\": \"$d\"}\n"] if length $d;
+            }
+            print map { $_->[1] } sort { $a->[0] <=> $b->[0] } @docs;' >"$data/fortunes.jsonl"
     ./bolt prep --tokenizer=byte --out="$data" --name=fortunes --val_fraction=0.05 \
         "$data/fortunes.jsonl" | tee "$data/prep.log"
 fi
