@@ -1,0 +1,75 @@
+// kernels/rope.c: rotary position embedding in Hugging Face's rotate_half form.
+#include <math.h>
+#include <stdlib.h>
+
+#include "../core/util.h"
+#include "kernels.h"
+
+// cos/sin tables [T][hd/2] for positions pos0 .. pos0+T-1, computed in fp32 the way HF does
+// (inv_freq = 1 / theta^(2i/hd), angle = position * inv_freq), so outputs match it.
+static void rope_tables(float *cos_t, float *sin_t, int T, int hd, float theta, int pos0) {
+    int half = hd / 2;
+#pragma omp parallel for schedule(static)
+    for (int t = 0; t < T; t++) {
+        for (int i = 0; i < half; i++) {
+            float inv_freq = 1.0f / powf(theta, (float)(2 * i) / (float)hd);
+            float angle = (float)(pos0 + t) * inv_freq;
+            cos_t[(long)t * half + i] = cosf(angle);
+            sin_t[(long)t * half + i] = sinf(angle);
+        }
+    }
+}
+
+// Rotate each pair (x[i], x[i + hd/2]) of every head by its angle:
+// out[i] = x[i] cos - x[i + hd/2] sin, out[i + hd/2] = x[i + hd/2] cos + x[i] sin.
+// Both values of a pair are read before either is written, so out may alias x.
+void rope_forward(float *out, const float *x, int B, int T, int H, int hd, float theta, int pos0) {
+    check(hd % 2 == 0, "rope: head size %d is odd", hd);
+    int half = hd / 2;
+    float *cos_t = xmalloc((size_t)T * half * sizeof(float));
+    float *sin_t = xmalloc((size_t)T * half * sizeof(float));
+    rope_tables(cos_t, sin_t, T, hd, theta, pos0);
+#pragma omp parallel for schedule(static)
+    for (long row = 0; row < (long)B * T; row++) {
+        int t = (int)(row % T);
+        const float *c = cos_t + (long)t * half, *s = sin_t + (long)t * half;
+        for (int h = 0; h < H; h++) {
+            const float *xh = x + (row * H + h) * hd;
+            float *oh = out + (row * H + h) * hd;
+            for (int i = 0; i < half; i++) {
+                float a = xh[i], b = xh[i + half];
+                oh[i] = a * c[i] - b * s[i];
+                oh[i + half] = b * c[i] + a * s[i];
+            }
+        }
+    }
+    free(cos_t);
+    free(sin_t);
+}
+
+// The rotation is orthogonal, so the gradient is dout rotated back by the same angle:
+// dx[i] += dout[i] cos + dout[i + hd/2] sin, dx[i + hd/2] += dout[i + hd/2] cos - dout[i] sin.
+void rope_backward(float *dx, const float *dout, int B, int T, int H, int hd, float theta,
+                   int pos0) {
+    check(hd % 2 == 0, "rope: head size %d is odd", hd);
+    int half = hd / 2;
+    float *cos_t = xmalloc((size_t)T * half * sizeof(float));
+    float *sin_t = xmalloc((size_t)T * half * sizeof(float));
+    rope_tables(cos_t, sin_t, T, hd, theta, pos0);
+#pragma omp parallel for schedule(static)
+    for (long row = 0; row < (long)B * T; row++) {
+        int t = (int)(row % T);
+        const float *c = cos_t + (long)t * half, *s = sin_t + (long)t * half;
+        for (int h = 0; h < H; h++) {
+            const float *gh = dout + (row * H + h) * hd;
+            float *dh = dx + (row * H + h) * hd;
+            for (int i = 0; i < half; i++) {
+                float a = gh[i], b = gh[i + half];
+                dh[i] += a * c[i] + b * s[i];
+                dh[i + half] += b * c[i] - a * s[i];
+            }
+        }
+    }
+    free(cos_t);
+    free(sin_t);
+}
