@@ -30,9 +30,9 @@ int sample_token(float *logits, int V, float temperature, int top_k, Rng *rng) {
         threshold = sorted[top_k - 1];
         free(sorted);
     }
-    double sum = 0;
+    double sum = 0, max = logits[best];
     for (int i = 0; i < V; i++) {
-        double p = logits[i] >= threshold ? exp((logits[i] - logits[best]) / temperature) : 0;
+        double p = logits[i] >= threshold ? exp((logits[i] - max) / temperature) : 0;
         logits[i] = (float)p;
         sum += p;
     }

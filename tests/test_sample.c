@@ -1,0 +1,76 @@
+// tests/test_sample.c: the sampler draws from softmax(logits / temperature) restricted to
+// the top k, and greedy decoding is the argmax.
+#include "../train/sample.h"
+#include "testing.h"
+
+enum { V = 7, DRAWS = 40000 };
+
+// Empirical frequencies of sample_token against the exact probabilities.
+static void check_distribution(float temperature, int top_k) {
+    const float logits[V] = {0.1f, -1.0f, 1.5f, 0.7f, -0.3f, 1.2f, -2.0f}; // max in the middle
+    double p[V], sum = 0;
+    int order[V];
+    for (int i = 0; i < V; i++) order[i] = i;
+    for (int i = 0; i < V; i++) { // rank by logit, descending
+        for (int j = i + 1; j < V; j++) {
+            if (logits[order[j]] > logits[order[i]]) {
+                int t = order[i];
+                order[i] = order[j];
+                order[j] = t;
+            }
+        }
+    }
+    for (int i = 0; i < V; i++) {
+        int rank = 0;
+        while (order[rank] != i) rank++;
+        p[i] = (top_k <= 0 || rank < top_k) ? exp(logits[i] / temperature) : 0;
+        sum += p[i];
+    }
+    int count[V] = {0};
+    Rng rng = rng_seeded(3);
+    for (int d = 0; d < DRAWS; d++) {
+        float work[V];
+        memcpy(work, logits, sizeof work);
+        int t = sample_token(work, V, temperature, top_k, &rng);
+        ck_assert(t >= 0 && t < V);
+        count[t]++;
+    }
+    for (int i = 0; i < V; i++) {
+        double expected = p[i] / sum, seen = (double)count[i] / DRAWS;
+        // 5 standard deviations of a binomial frequency.
+        double tol = 5 * sqrt(expected * (1 - expected) / DRAWS) + 1e-9;
+        ck_assert_msg(fabs(seen - expected) <= tol, "T=%g k=%d token %d: %.4f vs %.4f",
+                      temperature, top_k, i, seen, expected);
+    }
+}
+
+START_TEST(test_softmax_sampling) { check_distribution(1.0f, 0); }
+END_TEST
+START_TEST(test_temperature) { check_distribution(0.5f, 0); }
+END_TEST
+START_TEST(test_top_k) { check_distribution(1.0f, 3); }
+END_TEST
+
+START_TEST(test_greedy) {
+    Rng rng = rng_seeded(1);
+    float logits[V] = {0.1f, -1.0f, 1.5f, 0.7f, -0.3f, 1.2f, -2.0f};
+    ck_assert_int_eq(sample_token(logits, V, 0.0f, 0, &rng), 2);
+    float again[V] = {0.1f, -1.0f, 1.5f, 0.7f, -0.3f, 1.2f, -2.0f};
+    ck_assert_int_eq(sample_token(again, V, 1.0f, 1, &rng), 2); // top-1 is greedy too
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("sample");
+    TCase *tc = tcase_create("sample");
+    tcase_add_test(tc, test_softmax_sampling);
+    tcase_add_test(tc, test_temperature);
+    tcase_add_test(tc, test_top_k);
+    tcase_add_test(tc, test_greedy);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
