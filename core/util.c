@@ -1,5 +1,7 @@
 // core/util.c: the one error path, checked allocation and files, timing and RNG.
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include "util.h"
 
 #include <errno.h>

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One call on the GPU machine: unpack the carried libraries (Check, cJSON, PCRE2, zstd
 # headers), build bolt, and run the checks that need that machine's software: the
-# Hugging Face parity check against transformers (tools/hf-parity.sh). Full log in
+# Hugging Face parity check against transformers and fla (tools/hf-parity.sh). Full log in
 # $OUT/log (or ./gpu-check.log), a short table last.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -19,7 +19,9 @@ export PKG_CONFIG_PATH=$D/usr/lib/x86_64-linux-gnu/pkgconfig
     make clean >/dev/null
     make -j16 bolt 2>&1 | tail -3
     echo "== Hugging Face parity"
-    bash tools/hf-parity.sh
+    # fla's source, when carried in .peers/fla-src (never committed), adds the GLA cases.
+    [ -d .peers/fla-src ] && export FLA_SRC=$PWD/.peers/fla-src
+    BOLT=./bolt bash tools/hf-parity.sh
 } 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 echo "== summary"

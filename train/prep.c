@@ -6,7 +6,8 @@
 // each document. The inputs are read twice: a scan pass counts (and validates) the
 // documents, so a bad jsonl line stops the run before any shard is written and the split
 // point is known; the encode pass tokenizes and streams tokens into shards of at most
-// --shard_tokens tokens. A ".zst" input is decompressed while streaming, never held whole.
+// --shard_tokens tokens. A ".zst" input is decompressed while streaming, never held whole
+// (data/doc_reader.c reads the inputs and turns jsonl lines into text).
 //
 // Both passes run as a pipeline: a reader thread cuts the inputs into batches of documents
 // (about 1 MiB each), --threads worker threads parse and tokenize batches, and the main
@@ -15,8 +16,6 @@
 //
 // SIGINT/SIGTERM remove the temp file of the shard being written before the process dies;
 // every file under a final name is complete (written as NAME.tmp, then renamed).
-#include <ctype.h>
-#include <errno.h>
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
@@ -26,10 +25,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <cjson/cJSON.h>
-#include <zstd.h>
-
 #include "../core/util.h"
+#include "../data/doc_reader.h"
 #include "../data/shard.h"
 #include "../data/tokenizer.h"
 #include "commands.h"
@@ -155,15 +152,6 @@ static bool parse_args(int argc, char **argv, PrepArgs *a) {
     return true;
 }
 
-static bool has_suffix(const char *s, const char *suffix) {
-    size_t n = strlen(s), m = strlen(suffix);
-    return n >= m && strcmp(s + n - m, suffix) == 0;
-}
-
-static bool is_jsonl(const char *path) {
-    return has_suffix(path, ".jsonl") || has_suffix(path, ".jsonl.zst");
-}
-
 // "dir/corpus.txt" or "dir/corpus.jsonl.zst" -> "corpus" (written into out).
 static void default_name(const char *path, char *out, size_t cap) {
     const char *base = strrchr(path, '/');
@@ -177,117 +165,6 @@ static void default_name(const char *path, char *out, size_t cap) {
 }
 
 // ---------------------------------------------------------------------------------------
-// Input files as byte streams
-
-// One input file: plain reads, or zstd streaming decompression when the name ends in
-// ".zst". Lines are cut from a buffer that only grows to the longest line.
-typedef struct Input {
-    const char *path;
-    FILE *f;
-    int64_t consumed; // bytes read from the file so far (progress)
-    ZSTD_DCtx *dctx;  // NULL: a plain file
-    char *zbuf;       // compressed bytes read from the file
-    size_t zcap;
-    ZSTD_inBuffer zin;
-    bool file_end;   // the file has no more bytes
-    bool frame_open; // the decoder is inside a frame it has not finished
-    char *buf;       // decoded bytes; [head, tail) not handed out yet
-    size_t head, tail, cap;
-    size_t scanned; // bytes after head already known to hold no '\n'
-    bool data_end;  // no more decoded bytes
-    int64_t lineno; // of the line input_line returned last
-} Input;
-
-static void input_open(Input *in, const char *path) {
-    memset(in, 0, sizeof *in);
-    in->path = path;
-    in->f = xfopen(path, "rb");
-    if (has_suffix(path, ".zst")) {
-        in->dctx = ZSTD_createDCtx();
-        check(in->dctx != NULL, "%s: cannot create a zstd decoder", path);
-        in->zcap = ZSTD_DStreamInSize();
-        in->zbuf = xmalloc(in->zcap);
-        in->zin = (ZSTD_inBuffer){in->zbuf, 0, 0};
-    }
-}
-
-static void input_close(Input *in) {
-    fclose(in->f);
-    if (in->dctx) ZSTD_freeDCtx(in->dctx);
-    free(in->zbuf);
-    free(in->buf);
-    memset(in, 0, sizeof *in);
-}
-
-// Up to n (> 0) decoded bytes into dst; 0 only at the end of the data. Corrupt zstd data,
-// or a stream that ends inside a frame, dies naming the file.
-static size_t input_read(Input *in, char *dst, size_t n) {
-    if (!in->dctx) {
-        size_t got = fread(dst, 1, n, in->f);
-        check(!ferror(in->f), "%s: read error (%s)", in->path, strerror(errno));
-        in->consumed += (int64_t)got;
-        return got;
-    }
-    ZSTD_outBuffer out = {dst, n, 0};
-    while (out.pos == 0) {
-        if (in->zin.pos == in->zin.size && !in->file_end) {
-            size_t got = fread(in->zbuf, 1, in->zcap, in->f);
-            check(!ferror(in->f), "%s: read error (%s)", in->path, strerror(errno));
-            in->consumed += (int64_t)got;
-            in->zin = (ZSTD_inBuffer){in->zbuf, got, 0};
-            in->file_end = got == 0;
-        }
-        size_t in_before = in->zin.pos;
-        size_t ret = ZSTD_decompressStream(in->dctx, &out, &in->zin);
-        check(!ZSTD_isError(ret), "%s: corrupt zstd data (%s)", in->path, ZSTD_getErrorName(ret));
-        // No input taken and no output made: the data is over (the file was read to its end).
-        if (out.pos == 0 && in->zin.pos == in_before) break;
-        in->frame_open = ret != 0; // 0: a frame just ended and is fully flushed
-    }
-    check(out.pos > 0 || !in->frame_open, "%s: truncated zstd data (the last frame is incomplete)",
-          in->path);
-    return out.pos;
-}
-
-// The next line without its '\n' (valid until the next call); false at the end of the
-// file. The last line need not end in '\n'.
-static bool input_line(Input *in, const char **line, size_t *len) {
-    for (;;) {
-        char *start = in->buf + in->head;
-        size_t avail = in->tail - in->head;
-        char *nl =
-            avail > in->scanned ? memchr(start + in->scanned, '\n', avail - in->scanned) : NULL;
-        if (nl || (in->data_end && avail > 0)) {
-            *line = start;
-            *len = nl ? (size_t)(nl - start) : avail;
-            in->head += nl ? *len + 1 : avail;
-            in->scanned = 0;
-            in->lineno++;
-            return true;
-        }
-        if (in->data_end) return false;
-        // Keep the partial line: move it to the front, grow the buffer if it is nearly full.
-        in->scanned = avail;
-        if (avail > 0) memmove(in->buf, start, avail);
-        in->head = 0;
-        in->tail = avail;
-        if (in->cap - in->tail < (1 << 16)) {
-            in->cap = in->cap ? 2 * in->cap : 1 << 20;
-            in->buf = xrealloc(in->buf, in->cap);
-        }
-        size_t got = input_read(in, in->buf + in->tail, in->cap - in->tail);
-        in->tail += got;
-        in->data_end = got == 0;
-    }
-}
-
-static bool is_blank(const char *s, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        if (!isspace((unsigned char)s[i])) return false;
-    return true;
-}
-
-// ---------------------------------------------------------------------------------------
 // Batches of documents
 
 enum { SLOT_FREE, SLOT_READ, SLOT_BUSY, SLOT_DONE };
@@ -297,8 +174,7 @@ enum { SLOT_FREE, SLOT_READ, SLOT_BUSY, SLOT_DONE };
 // (0: a whole text file).
 typedef struct DocRef {
     size_t text_end, ids_end;
-    int file;
-    int64_t line;
+    DocOrigin origin;
 } DocRef;
 
 // Documents read from the inputs (raw jsonl lines or whole text files, back to back) and,
@@ -331,87 +207,20 @@ static void batch_free(Batch *b) {
     free(b->ids);
 }
 
-// Make room for `extra` more bytes of text.
-static void batch_reserve_text(Batch *b, size_t extra) {
-    if (b->ntext + extra <= b->captext) return;
-    size_t cap = b->captext ? b->captext : BATCH_BYTES + (1 << 16);
-    while (cap < b->ntext + extra) cap *= 2;
-    b->text = xrealloc(b->text, cap);
-    b->captext = cap;
-}
-
 // The text appended since the last document is one more document (reader_fill keeps
 // ndocs < BATCH_DOCS before each call).
-static void batch_end_doc(Batch *b, int file, int64_t line) {
-    b->docs[b->ndocs++] = (DocRef){.text_end = b->ntext, .file = file, .line = line};
+static void batch_end_doc(Batch *b, DocOrigin origin) {
+    b->docs[b->ndocs++] = (DocRef){.text_end = b->ntext, .origin = origin};
 }
-
-// Append a whole (possibly .zst) text file to the batch's text.
-static void read_text_document(Batch *b, const char *path) {
-    Input in;
-    input_open(&in, path);
-    for (;;) {
-        batch_reserve_text(b, 1 << 16);
-        size_t got = input_read(&in, b->text + b->ntext, b->captext - b->ntext);
-        if (got == 0) break;
-        b->ntext += got;
-    }
-    b->in_bytes += in.consumed;
-    input_close(&in);
-}
-
-// The reader's place in the inputs.
-typedef struct Reader {
-    const PrepArgs *args;
-    bool load_text; // false in the scan pass: text files are counted, not read
-    int file;       // the input being read (ninputs: all done)
-    bool open;      // `in` is open on that (jsonl) file
-    Input in;
-    int64_t reported; // in.consumed already credited to a batch
-} Reader;
 
 // Fill b with the next documents; false when the inputs are exhausted.
-static bool reader_fill(Reader *r, Batch *b) {
-    const PrepArgs *a = r->args;
+static bool reader_fill(DocReader *r, Batch *b) {
     batch_clear(b);
-    while (r->file < a->ninputs && b->ntext < BATCH_BYTES && b->ndocs < BATCH_DOCS) {
-        const char *path = a->inputs[r->file];
-        if (!is_jsonl(path)) {
-            if (r->load_text) {
-                read_text_document(b, path);
-            } else {
-                int64_t size = file_size(path);
-                check(size >= 0, "%s: input file not found", path);
-                b->in_bytes += size;
-            }
-            batch_end_doc(b, r->file, 0);
-            r->file++;
-            continue;
-        }
-        if (!r->open) {
-            input_open(&r->in, path);
-            r->open = true;
-            r->reported = 0;
-        }
-        const char *line;
-        size_t len;
-        if (input_line(&r->in, &line, &len)) {
-            if (is_blank(line, len)) continue;
-            batch_reserve_text(b, len);
-            memcpy(b->text + b->ntext, line, len);
-            b->ntext += len;
-            batch_end_doc(b, r->file, r->in.lineno);
-        } else {
-            b->in_bytes += r->in.consumed - r->reported;
-            input_close(&r->in);
-            r->open = false;
-            r->file++;
-        }
-    }
-    if (r->open) {
-        b->in_bytes += r->in.consumed - r->reported;
-        r->reported = r->in.consumed;
-    }
+    DocOrigin origin;
+    while (b->ntext < BATCH_BYTES && b->ndocs < BATCH_DOCS &&
+           doc_reader_next(r, &b->text, &b->ntext, &b->captext, &origin))
+        batch_end_doc(b, origin);
+    b->in_bytes = doc_reader_take_input_bytes(r);
     return b->ndocs > 0 || b->in_bytes > 0;
 }
 
@@ -432,27 +241,16 @@ static void encode_batch(const PrepArgs *a, const Tokenizer *tok, Batch *b, bool
     b->text_bytes = 0;
     for (int d = 0; d < b->ndocs; d++) {
         size_t start = d > 0 ? b->docs[d - 1].text_end : 0;
-        const char *text = b->text + start;
-        size_t len = b->docs[d].text_end - start;
-        cJSON *obj = NULL;
-        if (b->docs[d].line > 0) {
-            const char *path = a->inputs[b->docs[d].file];
-            long long line = (long long)b->docs[d].line;
-            obj = cJSON_ParseWithLength(text, len);
-            check(obj != NULL, "%s:%lld: not valid JSON", path, line);
-            cJSON *field = cJSON_GetObjectItemCaseSensitive(obj, a->text_field);
-            check(cJSON_IsObject(obj) && cJSON_IsString(field) && field->valuestring,
-                  "%s:%lld: no string field \"%s\"", path, line, a->text_field);
-            text = field->valuestring;
-            len = strlen(text);
-        }
-        b->text_bytes += (int64_t)len;
+        DocOrigin origin = b->docs[d].origin;
+        DocText doc = doc_text(b->text + start, b->docs[d].text_end - start, a->inputs[origin.file],
+                               origin.line, a->text_field);
+        b->text_bytes += (int64_t)doc.len;
         if (encode) {
             push_id(b, (uint32_t)tok->eot);
-            tokenizer_encode(tok, text, len, &b->ids, &b->nids, &b->capids);
+            tokenizer_encode(tok, doc.text, doc.len, &b->ids, &b->nids, &b->capids);
         }
         b->docs[d].ids_end = b->nids;
-        cJSON_Delete(obj);
+        doc_text_free(&doc);
     }
     if (!encode) return;
     uint32_t vocab = (uint32_t)tok->vocab_size;
@@ -611,7 +409,7 @@ static void consume_batch(Prep *p, const Batch *b) {
 
 typedef struct Pipeline {
     Prep *prep;
-    Reader *reader;
+    DocReader *reader;
     Batch *slots; // batch seq lives in slots[seq % nslots]
     int nslots;
     pthread_mutex_t mu;
@@ -675,19 +473,19 @@ static void *worker_thread(void *arg) {
 // One pass over all inputs (p->encode says which).
 static void run_pass(Prep *p) {
     const PrepArgs *a = p->args;
-    Reader reader = {.args = a, .load_text = p->encode};
+    DocReader *reader = doc_reader_open(a->inputs, a->ninputs, p->encode);
     p->pass_start = now_seconds();
     p->last_draw = p->pass_start;
     p->done_bytes = p->pass_docs = p->pass_tokens = 0;
     if (a->threads == 1) {
         Batch b = {0};
-        while (reader_fill(&reader, &b)) {
+        while (reader_fill(reader, &b)) {
             encode_batch(a, &p->tok, &b, p->encode, p->counts);
             consume_batch(p, &b);
         }
         batch_free(&b);
     } else {
-        Pipeline pl = {.prep = p, .reader = &reader, .nslots = 2 * a->threads + 2};
+        Pipeline pl = {.prep = p, .reader = reader, .nslots = 2 * a->threads + 2};
         pl.slots = xcalloc((size_t)pl.nslots, sizeof(Batch));
         pthread_mutex_init(&pl.mu, NULL);
         pthread_cond_init(&pl.changed, NULL);
@@ -722,7 +520,7 @@ static void run_pass(Prep *p) {
         pthread_mutex_destroy(&pl.mu);
         pthread_cond_destroy(&pl.changed);
     }
-    if (reader.open) input_close(&reader.in);
+    doc_reader_close(reader);
     if (p->show_progress) {
         progress_draw(p, true);
         fputc('\n', stderr);
