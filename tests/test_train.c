@@ -162,6 +162,14 @@ START_TEST(test_unknown_key) {
 }
 END_TEST
 
+// Launched as one of several processes, a single-process build refuses to start.
+START_TEST(test_refuses_multiprocess) {
+    write_corpus();
+    setenv("OMPI_COMM_WORLD_SIZE", "2", 1);
+    run_train("tnl", "", "mp", 2, NULL);
+}
+END_TEST
+
 START_TEST(test_missing_data) {
     char *argv[] = {"--train_data=/nonexistent/x_*.bin", "--steps=1"};
     train_main(2, argv);
@@ -182,6 +190,7 @@ int main(void) {
     tcase_add_exit_test(tc, test_truncated_checkpoint, 1);
     tcase_add_exit_test(tc, test_unknown_key, 1);
     tcase_add_exit_test(tc, test_missing_data, 1);
+    tcase_add_exit_test(tc, test_refuses_multiprocess, 1);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

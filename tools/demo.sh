@@ -1,19 +1,26 @@
 #!/usr/bin/env bash
-# make demo: fetch a small English corpus (Debian's fortunes) if missing, tokenize it with
-# the byte tokenizer, train configs/tnl-tiny.conf on the CPU with live progress, and
-# print the validation loss beside the corpus's unigram entropy, then a sample.
+# make demo: install what is missing (build dependencies, Debian's fortunes corpus), build
+# bolt, tokenize the corpus with the byte tokenizer, train configs/tnl-tiny.conf on the
+# CPU with live progress, and print the validation loss beside the corpus's unigram
+# entropy, then a sample.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
-corpus=/usr/share/games/fortunes
-if [ ! -d "$corpus" ]; then
-    echo "== installing the fortunes corpus (Debian package 'fortunes')"
+# Debian packages the build and the corpus need; install the missing ones.
+need=""
+for pkg in build-essential pkg-config libzstd-dev libcjson-dev libpcre2-dev fortunes; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || need="$need $pkg"
+done
+if [ -n "$need" ]; then
+    echo "== installing:$need"
     SUDO=""
     [ "$(id -u)" -eq 0 ] || SUDO=sudo
-    $SUDO apt-get install -y -qq fortunes >/dev/null || {
-        $SUDO apt-get update -qq && $SUDO apt-get install -y -qq fortunes >/dev/null
+    $SUDO apt-get install -y -qq $need >/dev/null || {
+        $SUDO apt-get update -qq && $SUDO apt-get install -y -qq $need >/dev/null
     }
 fi
+make -j2 bolt >/dev/null
+corpus=/usr/share/games/fortunes
 
 data=data_cache/fortunes
 mkdir -p "$data"

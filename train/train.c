@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../data/loader.h"
+#include "../dist/dist.h"
 #include "../data/tokenizer.h"
 #include "../model/checkpoint.h"
 #include "../optim/optimizer.h"
@@ -18,6 +19,7 @@
 // Everything one run holds.
 typedef struct Run {
     Config cfg;
+    Dist dist;
     const Ops *ops;
     Tokenizer tok;
     Model model;
@@ -173,6 +175,7 @@ int train_main(int argc, char **argv) {
     Config *c = &r->cfg;
     config_defaults(c);
     config_from_args(c, argc, argv);
+    r->dist = dist_init();
     r->tok = tokenizer_load(c->tokenizer);
     c->model.eot_token = r->tok.eot;
     config_finalize(c);
@@ -186,9 +189,11 @@ int train_main(int argc, char **argv) {
 
     printf("# bolt train: resolved config\n");
     config_print(c, stdout);
-    r->train = loader_open(c->train_data, c->batch_size, c->seq_len, 0, 1, c->seed, true);
+    r->train = loader_open(c->train_data, c->batch_size, c->seq_len, r->dist.rank,
+                           r->dist.world, c->seed, true);
     if (c->val_data[0])
-        r->val = loader_open(c->val_data, c->batch_size, c->seq_len, 0, 1, c->seed, false);
+        r->val = loader_open(c->val_data, c->batch_size, c->seq_len, r->dist.rank, r->dist.world,
+                             c->seed, false);
     setup_model(r);
     model_config_print(&r->model.cfg, stdout);
     printf("parameters: %.2fM | device %s | threads %d | train tokens %lld\n",
