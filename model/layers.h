@@ -4,7 +4,8 @@
 #include "model.h"
 
 // Saved activations of one block, each [N, width] with N = B*T (NULL where the layer's
-// mixer does not use it). Names follow the math in SPEC sec. 2.
+// mixer does not use it). Names follow the math in SPEC sec. 2. Only float pointers:
+// model.c frees the struct's buffers by walking it as an array.
 struct LayerActs {
     float *resid_in;      // block input x
     float *ln1, *rstd1;   // norm(x) feeding the mixer

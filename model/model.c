@@ -323,26 +323,6 @@ float model_forward_backward(Model *m, const int *tokens, const int *targets, in
 
 void model_zero_grad(Model *m) { m->ops->zero(m->grads, m->n_weights * sizeof(float)); }
 
-double model_flops_per_token(const Model *m, int T) {
-    const ModelConfig *c = &m->cfg;
-    // 6 FLOPs per weight per token (forward 2, backward 4) for every matmul weight...
-    double matmul = 0;
-    for (int i = 0; i < m->n_params; i++) {
-        if (m->params[i].ndim == 2 && i != (int)embed_param(m)) matmul += m->params[i].numel;
-    }
-    if (c->tie_embeddings) matmul += (double)c->vocab_size * c->dim;
-    // ...plus the token mixing: causal softmax attends T/2 keys on average; linear
-    // attention updates and reads a kdim x vdim state per head.
-    double mix = 0;
-    for (int l = 0; l < c->n_layers; l++) {
-        if (c->mixer[l] == MIXER_SOFTMAX) mix += 6.0 * 2.0 * c->n_heads * c->head_dim * (T / 2.0);
-        else if (c->mixer[l] == MIXER_LIGHTNING)
-            mix += 6.0 * 2.0 * c->dim * (double)(c->dim / c->n_heads);
-        else mix += 6.0 * 2.0 * (c->dim / 2.0) * (double)(c->dim / c->n_heads);
-    }
-    return 6.0 * matmul + mix;
-}
-
 // ---- recurrent decoding ---------------------------------------------------------------
 
 struct DecodeState {

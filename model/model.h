@@ -112,7 +112,6 @@ float model_loss(Model *m, const int *tokens, const int *targets, int B, int T);
 float model_forward_backward(Model *m, const int *tokens, const int *targets, int B, int T,
                              float grad_scale);
 void model_zero_grad(Model *m);
-double model_flops_per_token(const Model *m, int T); // training FLOPs (fwd + bwd)
 
 // Recurrent decoding: per layer a linear-attention state or a KV cache.
 typedef struct DecodeState DecodeState;
