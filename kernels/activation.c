@@ -1,31 +1,8 @@
 // kernels/activation.c: elementwise ops: add, SiLU, SwiGLU, SGLU (product), logsigmoid.
 #include <math.h>
-#include <stdint.h>
-#include <string.h>
 
 #include "kernels.h"
-
-// e^x for x <= 0, within 2 ulp (0 below -87), in plain arithmetic the compiler vectorises
-// (libm's expf is not, and made SiLU/SwiGLU cost as much as the matmuls around them):
-// x = n ln2 + r, |r| <= ln2 / 2, e^r by its degree-7 Taylor polynomial, 2^n in the exponent
-// bits. The same function as in cross_entropy.c.
-static inline float exp_nonpositive(float x) {
-    const float round_magic = 12582912.0f; // 1.5 * 2^23: adding it rounds to an integer
-    float n = (x * 1.44269504f + round_magic) - round_magic;
-    float r = (x - n * 0.693359375f) - n * -2.12194440e-4f;
-    float p = 1.0f / 5040;
-    p = p * r + 1.0f / 720;
-    p = p * r + 1.0f / 120;
-    p = p * r + 1.0f / 24;
-    p = p * r + 1.0f / 6;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
-    int32_t bits = ((int32_t)n + 127) << 23;
-    float two_n;
-    memcpy(&two_n, &bits, sizeof two_n);
-    return x < -87.0f ? 0.0f : p * two_n;
-}
+#include "vec_math.h"
 
 // 1 / (1 + e^-x), from e = e^-|x| <= 1 so nothing overflows: e / (1 + e) for x < 0.
 static inline float sigmoid(float x) {

@@ -6,40 +6,18 @@
 // accumulated block by block in row order and the matmul kernels are thread-count independent, so
 // the result is too.
 #include <math.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../core/util.h"
 #include "kernels.h"
+#include "vec_math.h"
 
 // Rows per block: as many as fit a scratch of CE_SCRATCH floats, within [CE_MIN_ROWS,
 // CE_MAX_ROWS]. Many rows amortise packing the [V, D] weight (once per block and product:
 // about as costly as the products themselves at 64 rows); the block size depends on V
 // only, never on the thread count.
 enum { CE_SCRATCH = 1 << 22, CE_MIN_ROWS = 64, CE_MAX_ROWS = 1024 };
-
-// e^x for x <= 0, within 2 ulp (0 below -87, where e^x leaves the normal floats), in plain
-// arithmetic the compiler vectorises: x = n ln2 + r with |r| <= ln2 / 2 (ln2 split in two
-// parts so n ln2 is exact), e^r by its degree-7 Taylor polynomial, 2^n built in the
-// exponent bits. The softmax's exps would otherwise cost as much as the LM-head matmul.
-static inline float exp_nonpositive(float x) {
-    const float round_magic = 12582912.0f; // 1.5 * 2^23: adding it rounds to an integer
-    float n = (x * 1.44269504f + round_magic) - round_magic;
-    float r = (x - n * 0.693359375f) - n * -2.12194440e-4f;
-    float p = 1.0f / 5040;
-    p = p * r + 1.0f / 720;
-    p = p * r + 1.0f / 120;
-    p = p * r + 1.0f / 24;
-    p = p * r + 1.0f / 6;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
-    int32_t bits = ((int32_t)n + 127) << 23;
-    float two_n;
-    memcpy(&two_n, &bits, sizeof two_n);
-    return x < -87.0f ? 0.0f : p * two_n;
-}
 
 // One row of logits -> its loss; with `grad`, the row is overwritten by
 // grad_scale * (softmax - onehot(target)) (all zero for an ignored row).

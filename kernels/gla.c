@@ -27,6 +27,7 @@
 
 #include "../core/util.h"
 #include "kernels.h"
+#include "vec_math.h"
 
 enum {
     SUB = 16,     // sub-chunk length of the chunked form
@@ -40,27 +41,6 @@ static void check_gla_shapes(const char *fn, int B, int T, int H, int kdim, int 
 
 static int min_int(int a, int b) {
     return a < b ? a : b;
-}
-
-// sum_i a[i] b[i] in eight interleaved partial sums, added in a fixed order at the end. The
-// order is written out in the source, so the compiler may vectorise the lanes but not
-// reorder them: the result does not depend on pointer alignment or thread count.
-static inline float dot(const float *a, const float *b, int n) {
-    float lanes[8] = {0.0f};
-    int i = 0;
-    for (; i + 8 <= n; i += 8) {
-        for (int l = 0; l < 8; l++) lanes[l] += a[i + l] * b[i + l];
-    }
-    float acc = 0.0f;
-    for (; i < n; i++) acc += a[i] * b[i];
-    for (int l = 0; l < 8; l++) acc += lanes[l];
-    return acc;
-}
-
-// y += a * x (elementwise, so vectorising cannot change the result).
-static inline void axpy(float *y, float a, const float *x, int n) {
-#pragma omp simd
-    for (int i = 0; i < n; i++) y[i] += a * x[i];
 }
 
 // ---- the recurrence ------------------------------------------------------------------

@@ -14,6 +14,7 @@
 
 #include "../core/util.h"
 #include "kernels.h"
+#include "vec_math.h"
 
 enum { KEY_BLOCK = 64 }; // keys per online-softmax block
 
@@ -25,27 +26,6 @@ static void check_attn_shapes(const char *fn, int B, int Tq, int Tk, int H, int 
           Tq);
     check(H % Hkv == 0, "kernels/softmax_attn.c: %s: H=%d query heads not a multiple of Hkv=%d", fn,
           H, Hkv);
-}
-
-// sum_i a[i] b[i] in eight interleaved partial sums, added in a fixed order at the end. The
-// order is written out in the source, so the compiler may vectorise the lanes but not
-// reorder them: the result does not depend on pointer alignment or thread count.
-static inline float dot(const float *a, const float *b, int n) {
-    float lanes[8] = {0.0f};
-    int i = 0;
-    for (; i + 8 <= n; i += 8) {
-        for (int l = 0; l < 8; l++) lanes[l] += a[i + l] * b[i + l];
-    }
-    float acc = 0.0f;
-    for (; i < n; i++) acc += a[i] * b[i];
-    for (int l = 0; l < 8; l++) acc += lanes[l];
-    return acc;
-}
-
-// y += a * x (elementwise, so vectorising cannot change the result).
-static inline void axpy(float *y, float a, const float *x, int n) {
-#pragma omp simd
-    for (int i = 0; i < n; i++) y[i] += a * x[i];
 }
 
 // Forward: each (batch, query row, head) is independent; its keys are visited in blocks of

@@ -12,21 +12,15 @@
 #include "../data/bpe.h"
 #include "testing.h"
 
-static char tmp_dir[256];                             // this run's scratch files
 static const char *refs_dir = "build/tokenizer-refs"; // tools/tokenizer-refs.sh output
 
 // ---- helpers: files, byte-level strings, encoding
 
+// The path of `name` in the scratch root, in a static buffer the next call reuses.
 static char *tmp_path(const char *name) {
     static char path[512];
-    snprintf(path, sizeof path, "%s/%s", tmp_dir, name);
+    snprintf(path, sizeof path, "%s/%s", scratch_root(), name);
     return path;
-}
-
-static void write_text(const char *path, const char *text) {
-    FILE *f = xfopen(path, "wb");
-    fputs(text, f);
-    fclose(f);
 }
 
 // GPT-2's byte-to-unicode code point of a byte, from the rule: printable bytes stand for
@@ -566,8 +560,7 @@ static bool find_references(void) {
 }
 
 int main(void) {
-    snprintf(tmp_dir, sizeof tmp_dir, "/tmp/test_bpe_XXXXXX");
-    check(mkdtemp(tmp_dir) != NULL, "cannot make a temp dir");
+    make_scratch_root("bpe");
     bool have_refs = find_references();
 
     Suite *s = suite_create("bpe");
@@ -607,8 +600,6 @@ int main(void) {
     srunner_run_all(runner, CK_NORMAL);
     int failed = srunner_ntests_failed(runner);
     srunner_free(runner);
-    char command[300];
-    snprintf(command, sizeof command, "rm -rf '%s'", tmp_dir);
-    if (system(command) != 0) fprintf(stderr, "could not remove %s\n", tmp_dir);
+    remove_scratch_root();
     return failed ? 1 : 0;
 }

@@ -3,7 +3,6 @@
 // checkpoints (DONE markers, latest, train state, pruning).
 #include <check.h>
 #include <cjson/cJSON.h>
-#include <ftw.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,23 +13,6 @@
 #include "../model/checkpoint.h"
 #include "../model/safetensors.h"
 #include "testing.h"
-
-// The test's scratch root (made in main, removed at the end; each test makes its own
-// subdirectory under it).
-static char scratch_root[256];
-
-static char *new_dir(void) {
-    char *dir = xmalloc(512);
-    snprintf(dir, 512, "%s/tXXXXXX", scratch_root);
-    ck_assert_ptr_nonnull(mkdtemp(dir));
-    return dir;
-}
-
-static char *path_in(const char *dir, const char *name) {
-    char *p = xmalloc(strlen(dir) + strlen(name) + 2);
-    sprintf(p, "%s/%s", dir, name);
-    return p;
-}
 
 static bool exists(const char *path) {
     struct stat sb;
@@ -58,29 +40,7 @@ static const Ops host_ops = {.name = "host",
                              .download = host_copy};
 
 // ---------------------------------------------------------------------------------------
-// Independent references for the 16-bit formats.
-
-static uint32_t float_bits(float x) {
-    uint32_t u;
-    memcpy(&u, &x, 4);
-    return u;
-}
-
-static float bits_float(uint32_t u) {
-    float x;
-    memcpy(&x, &u, 4);
-    return x;
-}
-
-// bf16 nearest to x (ties to even), by comparing the two bf16 neighbours in double.
-static float ref_bf16(float x) {
-    uint32_t lo = float_bits(x) & 0xffff0000u, hi = lo + 0x10000u;
-    double dlo = fabs((double)x - (double)bits_float(lo));
-    double dhi = fabs((double)bits_float(hi) - (double)x);
-    if (dlo < dhi) return bits_float(lo);
-    if (dhi < dlo) return bits_float(hi);
-    return (lo & 0x10000u) ? bits_float(hi) : bits_float(lo);
-}
+// Independent references for the 16-bit formats (ref_bf16 is in testing.h).
 
 // IEEE half value from its fields, in double.
 static double ref_f16(uint16_t h) {
@@ -558,12 +518,6 @@ START_TEST(test_model_hf_keys) {
 }
 END_TEST
 
-static void write_text(const char *path, const char *text) {
-    FILE *f = xfopen(path, "w");
-    fputs(text, f);
-    fclose(f);
-}
-
 // An imported transformers config: rope_theta under rope_parameters, eos as a list.
 START_TEST(test_config_hf_llama) {
     char *dir = new_dir();
@@ -845,20 +799,12 @@ static Suite *checkpoint_suite(void) {
     return s;
 }
 
-static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-    return remove(path);
-}
-
 int main(void) {
-    snprintf(scratch_root, sizeof scratch_root, "/tmp/bolt_test_checkpoint_XXXXXX");
-    if (!mkdtemp(scratch_root)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    make_scratch_root("checkpoint");
     SRunner *sr = srunner_create(checkpoint_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
-    nftw(scratch_root, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    remove_scratch_root();
     return failed == 0 ? 0 : 1;
 }

@@ -1,7 +1,6 @@
 // tests/test_data.c: shards (uint16/uint32/zstd, validation, 64-bit sizes), the loader
 // (targets, shuffle, ranks, tell/seek/reset) and the byte tokenizer (`bolt prep` is in
 // tests/test_prep.c).
-#include <ftw.h>
 #include <unistd.h>
 #include <zstd.h>
 
@@ -9,40 +8,6 @@
 #include "../data/shard.h"
 #include "../data/tokenizer.h"
 #include "testing.h"
-
-// ---------------------------------------------------------------------------------------
-// Temp directories: one per test process, removed at exit (also when the code under test
-// dies, which exits through exit(1)).
-
-static char test_dir[256];
-
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
-}
-
-static void remove_test_dir(void) {
-    if (test_dir[0]) nftw(test_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static const char *new_test_dir(void) {
-    snprintf(test_dir, sizeof test_dir, "/tmp/bolt_test_data_XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(test_dir));
-    atexit(remove_test_dir);
-    return test_dir;
-}
-
-static char *path_in(const char *dir, const char *name) {
-    char *p = xmalloc(strlen(dir) + strlen(name) + 2);
-    sprintf(p, "%s/%s", dir, name);
-    return p;
-}
-
-static void write_bytes(const char *path, const void *data, size_t n) {
-    FILE *f = xfopen(path, "wb");
-    xfwrite(data, n, f, path);
-    fclose(f);
-}
 
 static uint32_t *random_tokens(Rng *rng, int64_t n, uint32_t limit) {
     uint32_t *t = xmalloc((size_t)n * sizeof(uint32_t));
@@ -96,19 +61,19 @@ static void roundtrip(const char *dir, const char *name, uint32_t limit, bool fo
 }
 
 START_TEST(test_shard_uint16) {
-    roundtrip(new_test_dir(), "a.bin", 65536, false, 2);
+    roundtrip(new_dir(), "a.bin", 65536, false, 2);
 }
 END_TEST
 
 START_TEST(test_shard_uint32) {
-    const char *dir = new_test_dir();
+    const char *dir = new_dir();
     roundtrip(dir, "wide.bin", 200000, false, 4);
     roundtrip(dir, "forced.bin", 300, true, 4);
 }
 END_TEST
 
 START_TEST(test_shard_empty) {
-    const char *dir = new_test_dir();
+    const char *dir = new_dir();
     char *path = path_in(dir, "empty.bin");
     shard_write(path, NULL, 0, false, false);
     ck_assert_int_eq(file_size(path), 1024);
@@ -122,7 +87,7 @@ END_TEST
 // The .zst file decompresses (with zstd's one-shot API) to exactly the plain shard's bytes,
 // and reads back to the same tokens, for both widths.
 START_TEST(test_shard_zstd) {
-    const char *dir = new_test_dir();
+    const char *dir = new_dir();
     Rng rng = rng_seeded(12);
     for (int wide = 0; wide < 2; wide++) {
         int64_t n = 50000;
@@ -179,7 +144,7 @@ static void write_two_frames(const char *path, const char *src, size_t n) {
 }
 
 START_TEST(test_shard_zstd_streamed_frames) {
-    const char *dir = new_test_dir();
+    const char *dir = new_dir();
     Rng rng = rng_seeded(13);
     int64_t n = 300000;
     uint32_t *tok = random_tokens(&rng, n, 50000);
@@ -244,7 +209,7 @@ static void append_garbage(char **b, size_t *len) {
 
 // Edit a good shard, then read it: every case must die.
 static void read_broken(const char *name, bool zstd, void (*fn)(char **, size_t *)) {
-    char *path = good_shard(new_test_dir(), name, zstd);
+    char *path = good_shard(new_dir(), name, zstd);
     edit_file(path, fn);
     int64_t n;
     shard_read(path, &n);
@@ -285,7 +250,7 @@ END_TEST
 
 // A .zst whose decompressed bytes are one too many: the size check still applies.
 START_TEST(test_shard_zstd_size_mismatch) {
-    const char *dir = new_test_dir();
+    const char *dir = new_dir();
     char *plain = good_shard(dir, "p.bin", false);
     edit_file(plain, append_byte);
     size_t len;
@@ -324,7 +289,7 @@ END_TEST
 // A sparse 6 GB file with a 3e9-token uint16 header: its size validates (or not) without
 // the tokens ever being written or read.
 static char *sparse_shard(int64_t extra) {
-    const char *dir = new_test_dir();
+    const char *dir = new_dir();
     char *path = path_in(dir, "huge.bin");
     int32_t h[SHARD_HEADER_INTS];
     shard_header_encode(h, 3000000000LL, 2);
@@ -357,13 +322,13 @@ typedef struct Data {
     int nshards;
     int64_t sizes[8];
     int64_t base[8]; // counter value of each shard's first token
+    char *dir;
     char glob[300];
 } Data;
 
 static Data counter_shards(const int64_t *sizes, int n, bool zstd_odd) {
-    Data d = {.nshards = n};
-    const char *dir = new_test_dir();
-    snprintf(d.glob, sizeof d.glob, "%s/d_*.bin*", dir);
+    Data d = {.nshards = n, .dir = new_dir()};
+    snprintf(d.glob, sizeof d.glob, "%s/d_*.bin*", d.dir);
     int64_t next = 1;
     for (int s = 0; s < n; s++) {
         d.sizes[s] = sizes[s];
@@ -374,7 +339,7 @@ static Data counter_shards(const int64_t *sizes, int n, bool zstd_odd) {
         char name[64];
         bool zstd = zstd_odd && s % 2 == 1;
         snprintf(name, sizeof name, "d_%03d.bin%s", s, zstd ? ".zst" : "");
-        char *path = path_in(dir, name);
+        char *path = path_in(d.dir, name);
         shard_write(path, tok, sizes[s], true, zstd);
         free(path);
         free(tok);
@@ -561,7 +526,7 @@ START_TEST(test_loader_tell_seek) {
 END_TEST
 
 START_TEST(test_loader_no_match) {
-    const char *dir = new_test_dir();
+    const char *dir = new_dir();
     char *glob = path_in(dir, "nothing_*.bin");
     loader_open(glob, 1, 8, 0, 1, 0, false);
 }
@@ -576,7 +541,7 @@ END_TEST
 
 START_TEST(test_loader_bad_shard) {
     Data d = counter_shards(SIZES, 2, false);
-    char *path = path_in(test_dir, "d_001.bin");
+    char *path = path_in(d.dir, "d_001.bin");
     edit_file(path, append_byte);
     loader_open(d.glob, 1, 16, 0, 1, 0, false);
 }
@@ -664,9 +629,11 @@ static Suite *data_suite(void) {
 }
 
 int main(void) {
+    make_scratch_root("data");
     SRunner *sr = srunner_create(data_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
+    remove_scratch_root();
     return failed == 0 ? 0 : 1;
 }

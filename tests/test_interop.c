@@ -6,7 +6,6 @@
 #include <check.h>
 #include <cjson/cJSON.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,27 +23,6 @@ int import_main(int argc, char **argv);
 int export_main(int argc, char **argv);
 int eval_main(int argc, char **argv);
 void checkpoint_tokenizer_path(const char *ckpt_dir, const char *spec, char *out, size_t cap);
-
-static char scratch_root[256];
-
-static char *new_dir(void) {
-    char *dir = xmalloc(512);
-    snprintf(dir, 512, "%s/tXXXXXX", scratch_root);
-    ck_assert_ptr_nonnull(mkdtemp(dir));
-    return dir;
-}
-
-static char *path_in(const char *dir, const char *name) {
-    char *p = xmalloc(strlen(dir) + strlen(name) + 2);
-    sprintf(p, "%s/%s", dir, name);
-    return p;
-}
-
-static void write_text(const char *path, const char *text) {
-    FILE *f = xfopen(path, "w");
-    fputs(text, f);
-    fclose(f);
-}
 
 // Call a subcommand's main with a NULL-terminated list of arguments.
 static int call(int (*fn)(int, char **), const char *a0, ...) {
@@ -152,19 +130,6 @@ static float loss_on(Model *m, uint64_t seed) {
         targets[i] = (int)(rng_next(&rng) % (uint64_t)m->cfg.vocab_size);
     }
     return model_loss(m, tokens, targets, B, T);
-}
-
-// bf16 nearest to x (ties to even), by comparing the two bf16 neighbours in double.
-static float ref_bf16(float x) {
-    uint32_t u;
-    memcpy(&u, &x, 4);
-    uint32_t lo_bits = u & 0xffff0000u, hi_bits = lo_bits + 0x10000u;
-    float lo, hi;
-    memcpy(&lo, &lo_bits, 4);
-    memcpy(&hi, &hi_bits, 4);
-    double dlo = fabs((double)x - lo), dhi = fabs((double)hi - x);
-    if (dlo != dhi) return dlo < dhi ? lo : hi;
-    return (lo_bits >> 16) & 1 ? hi : lo;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -552,13 +517,8 @@ START_TEST(test_bad_commands) {
 }
 END_TEST
 
-static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-    return remove(path);
-}
-
 int main(void) {
-    snprintf(scratch_root, sizeof scratch_root, "/tmp/test_interop_XXXXXX");
-    if (!mkdtemp(scratch_root)) return 1;
+    make_scratch_root("interop");
     Suite *s = suite_create("interop");
     TCase *tc = tcase_create("interop");
     tcase_set_timeout(tc, 60);
@@ -578,6 +538,6 @@ int main(void) {
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
-    nftw(scratch_root, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    remove_scratch_root();
     return failed ? 1 : 0;
 }

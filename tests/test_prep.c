@@ -2,7 +2,6 @@
 // .jsonl.zst inputs (round trip, corrupt and truncated zstd), --text_field, identical
 // shards for every --threads, the unigram entropy in the summary, the progress bar, and an
 // interrupted run that must leave only complete shards and no temp file.
-#include <ftw.h>
 #include <glob.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -13,40 +12,6 @@
 #include "../data/shard.h"
 #include "../train/commands.h"
 #include "testing.h"
-
-// ---------------------------------------------------------------------------------------
-// Temp directories: one per test process, removed at exit (also when the code under test
-// dies, which exits through exit(1)).
-
-static char test_dir[256];
-
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
-}
-
-static void remove_test_dir(void) {
-    if (test_dir[0]) nftw(test_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static const char *new_test_dir(void) {
-    snprintf(test_dir, sizeof test_dir, "/tmp/bolt_test_prep_XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(test_dir));
-    atexit(remove_test_dir);
-    return test_dir;
-}
-
-static char *path_in(const char *dir, const char *name) {
-    char *p = xmalloc(strlen(dir) + strlen(name) + 2);
-    sprintf(p, "%s/%s", dir, name);
-    return p;
-}
-
-static void write_bytes(const char *path, const void *data, size_t n) {
-    FILE *f = xfopen(path, "wb");
-    xfwrite(data, n, f, path);
-    fclose(f);
-}
 
 static int run_prep(int argc, const char **argv) {
     return prep_main(argc, (char **)argv);
@@ -60,7 +25,6 @@ static int run_prep_child(int argc, const char **argv, const char *out_path, con
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
-        test_dir[0] = '\0'; // the parent removes the directory
         if (!freopen(out_path ? out_path : "/dev/null", "w", stdout)) _exit(3);
         if (!freopen(err_path ? err_path : "/dev/null", "w", stderr)) _exit(3);
         int rc = run_prep(argc, argv); // a failure exits 1 through die first
@@ -257,7 +221,7 @@ static void check_split(const char *pattern, const char *const *docs, const size
 // Split, naming and errors
 
 START_TEST(test_prep_split) {
-    const char *dir = new_test_dir();
+    const char *dir = new_dir();
     char *a = path_in(dir, "alpha.txt"), *b = path_in(dir, "beta.txt");
     char *j = path_in(dir, "docs.jsonl");
     const char doc_a[] = "Hello, world!\nA second line.\n";
@@ -307,7 +271,7 @@ END_TEST
 
 // A small fraction still holds out one document; no fraction holds out none.
 START_TEST(test_prep_val_count) {
-    const char *dir = new_test_dir();
+    const char *dir = new_dir();
     char *j = path_in(dir, "many.jsonl");
     char text[4096] = "";
     const char *docs[20];
@@ -347,7 +311,7 @@ END_TEST
 
 // A bad jsonl line dies (exit 1) before any shard is written.
 START_TEST(test_prep_bad_jsonl_writes_nothing) {
-    const char *dir = new_test_dir();
+    const char *dir = new_dir();
     char *good = path_in(dir, "good.txt"), *bad = path_in(dir, "bad.jsonl");
     write_bytes(good, "fine", 4);
     const char *jsonl = "{\"text\": \"ok\"}\n{\"text\": \"broken\"\n";
@@ -368,7 +332,7 @@ START_TEST(test_prep_bad_jsonl_writes_nothing) {
 END_TEST
 
 static void prep_dies(const char *bad_arg, const char *jsonl_line) {
-    const char *dir = new_test_dir();
+    const char *dir = new_dir();
     char *input = path_in(dir, jsonl_line ? "in.jsonl" : "in.txt");
     const char *content = jsonl_line ? jsonl_line : "text";
     write_bytes(input, content, strlen(content));
@@ -415,7 +379,7 @@ END_TEST
 // Random documents through .jsonl.zst (two frames, one document longer than a batch and
 // than the first line buffer) come back token for token; the name drops ".jsonl.zst".
 START_TEST(test_prep_jsonl_zst_roundtrip) {
-    const char *dir = new_test_dir();
+    const char *dir = new_dir();
     Rng rng = rng_seeded(101);
     Corpus c = random_corpus(&rng, 300, 3000, "text");
     Buf big = {0};
@@ -448,7 +412,7 @@ END_TEST
 
 // A jsonl.zst file whose middle was overwritten with garbage dies (exit 1).
 START_TEST(test_prep_zstd_corrupt) {
-    const char *dir = new_test_dir();
+    const char *dir = new_dir();
     Rng rng = rng_seeded(7);
     Corpus c = random_corpus(&rng, 200, 2000, "text");
     char *input = path_in(dir, "bad.jsonl.zst");
@@ -466,7 +430,7 @@ END_TEST
 
 // A truncated jsonl.zst file dies with exit 1, naming the file, and writes no shard.
 START_TEST(test_prep_zstd_truncated) {
-    const char *dir = new_test_dir();
+    const char *dir = new_dir();
     Rng rng = rng_seeded(8);
     Corpus c = random_corpus(&rng, 200, 2000, "text");
     char *input = path_in(dir, "cut.jsonl.zst"), *err = path_in(dir, "err.txt");
@@ -494,7 +458,7 @@ END_TEST
 
 // --text_field picks the field: lines hold a different "text" as a decoy.
 START_TEST(test_prep_text_field) {
-    const char *dir = new_test_dir();
+    const char *dir = new_dir();
     Rng rng = rng_seeded(9);
     Corpus c = random_corpus(&rng, 50, 500, "content");
     Buf jsonl = {0};
@@ -550,7 +514,7 @@ static int compare_dirs(const char *a, const char *b) {
 // Several batches from three kinds of input: --threads=1, 2 and 4 write byte-identical
 // shards, and their tokens are the documents in order.
 START_TEST(test_prep_threads_identical) {
-    const char *dir = new_test_dir();
+    const char *dir = new_dir();
     Rng rng = rng_seeded(11);
     Corpus a = random_corpus(&rng, 3000, 2500, "text"); // ~3.8 MB: four batches
     Corpus z = random_corpus(&rng, 400, 1500, "text");
@@ -612,7 +576,7 @@ END_TEST
 
 // The summary's unigram entropy equals -sum p log p over the expected token stream.
 START_TEST(test_prep_entropy) {
-    const char *dir = new_test_dir();
+    const char *dir = new_dir();
     Rng rng = rng_seeded(13);
     Corpus c = random_corpus(&rng, 120, 800, "text");
     char *input = path_in(dir, "e.jsonl"), *out = path_in(dir, "stdout.txt");
@@ -645,7 +609,7 @@ END_TEST
 
 // --progress=1 draws the bar on stderr; without it, a stderr that is a file gets none.
 START_TEST(test_prep_progress) {
-    const char *dir = new_test_dir();
+    const char *dir = new_dir();
     Rng rng = rng_seeded(17);
     Corpus c = random_corpus(&rng, 50, 500, "text");
     char *input = path_in(dir, "p.jsonl"), *err = path_in(dir, "err.txt");
@@ -680,7 +644,7 @@ END_TEST
 // SIGINT while a shard is being written: prep dies of the signal, the temp file is gone,
 // and every shard left is complete and holds the right tokens.
 START_TEST(test_prep_interrupt) {
-    const char *dir = new_test_dir();
+    const char *dir = new_dir();
     Rng rng = rng_seeded(19);
     size_t len = 16 << 20;
     char *text = xmalloc(len);
@@ -694,7 +658,6 @@ START_TEST(test_prep_interrupt) {
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
-        test_dir[0] = '\0';
         signal(SIGINT, SIG_DFL); // a plain process: not Check's handlers
         signal(SIGTERM, SIG_DFL);
         freopen("/dev/null", "w", stdout);
@@ -789,9 +752,11 @@ static Suite *prep_suite(void) {
 }
 
 int main(void) {
+    make_scratch_root("prep");
     SRunner *sr = srunner_create(prep_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
+    remove_scratch_root();
     return failed == 0 ? 0 : 1;
 }

@@ -1,8 +1,12 @@
 // tests/testing.h: helpers shared by the Check suites (header-only): random tensors,
-// relative errors, and a finite-difference gradient checker.
+// relative errors, a finite-difference gradient checker, a bf16 reference, and scratch
+// directories and files.
 #pragma once
 #include <check.h>
+#include <ftw.h>
 #include <math.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,7 +19,9 @@ static inline float *rand_tensor(Rng *rng, long n, float std) {
     return x;
 }
 
-static inline float *zeros(long n) { return xcalloc((size_t)n, sizeof(float)); }
+static inline float *zeros(long n) {
+    return xcalloc((size_t)n, sizeof(float));
+}
 
 static inline float *copy_tensor(const float *x, long n) {
     float *y = xmalloc((size_t)n * sizeof(float));
@@ -65,4 +71,87 @@ static inline double grad_check(LossFn loss, void *ctx, float *x, const float *a
         den += numeric * numeric;
     }
     return sqrt(num) / fmax(sqrt(den), 1e-12);
+}
+
+// ---- bit views and a bf16 reference ---------------------------------------------------
+
+// The bits of a float, and the float of some bits.
+static inline uint32_t float_bits(float x) {
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    return u;
+}
+
+static inline float bits_float(uint32_t u) {
+    float x;
+    memcpy(&x, &u, 4);
+    return x;
+}
+
+// bf16 nearest to x (ties to even), by comparing the two bf16 neighbours in double: a
+// reference independent of the converters under test.
+static inline float ref_bf16(float x) {
+    uint32_t lo = float_bits(x) & 0xffff0000u, hi = lo + 0x10000u;
+    double dlo = fabs((double)x - (double)bits_float(lo));
+    double dhi = fabs((double)bits_float(hi) - (double)x);
+    if (dlo < dhi) return bits_float(lo);
+    if (dhi < dlo) return bits_float(hi);
+    return (lo & 0x10000u) ? bits_float(hi) : bits_float(lo);
+}
+
+// ---- scratch directories and files ----------------------------------------------------
+// A suite that writes files makes one scratch root in main before its tests run (they run
+// in forked children, so the root must exist first) and removes it with everything in it
+// after; each test takes fresh subdirectories of it with new_dir.
+
+// The scratch root of this test program ("" until make_scratch_root).
+static inline char *scratch_root(void) {
+    static char root[256];
+    return root;
+}
+
+// Make the scratch root /tmp/bolt_test_<name>_XXXXXX (dies if it cannot).
+static inline void make_scratch_root(const char *name) {
+    snprintf(scratch_root(), 256, "/tmp/bolt_test_%s_XXXXXX", name);
+    check(mkdtemp(scratch_root()) != NULL, "%s: cannot make a scratch directory", scratch_root());
+}
+
+static inline int remove_scratch_entry(const char *path, const struct stat *sb, int flag,
+                                       struct FTW *ftw) {
+    (void)sb, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+// Remove the scratch root and everything under it (files before their directories).
+static inline void remove_scratch_root(void) {
+    if (scratch_root()[0]) nftw(scratch_root(), remove_scratch_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+// A fresh, empty directory under the scratch root.
+static inline char *new_dir(void) {
+    char *dir = xmalloc(512);
+    snprintf(dir, 512, "%s/tXXXXXX", scratch_root());
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    return dir;
+}
+
+// "dir/name", newly allocated.
+static inline char *path_in(const char *dir, const char *name) {
+    char *p = xmalloc(strlen(dir) + strlen(name) + 2);
+    sprintf(p, "%s/%s", dir, name);
+    return p;
+}
+
+// Write n bytes to a new file at path (replacing any).
+static inline void write_bytes(const char *path, const void *data, size_t n) {
+    FILE *f = xfopen(path, "wb");
+    xfwrite(data, n, f, path);
+    fclose(f);
+}
+
+// Write a string to a new file at path (replacing any).
+static inline void write_text(const char *path, const char *text) {
+    FILE *f = xfopen(path, "wb");
+    fputs(text, f);
+    fclose(f);
 }
