@@ -6,6 +6,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,14 +15,19 @@
 #include <time.h>
 #include <unistd.h>
 
-// Temp files to remove if we die; a small table is enough (one per open atomic writer).
-enum { MAX_TEMP_FILES = 16 };
-static char *temp_files[MAX_TEMP_FILES];
+// Temp files to remove if we die or are interrupted. Fixed buffers rather than heap
+// strings, so the signal handler reads only memory that is never freed: a slot's path is
+// complete before its `used` flag is set, and the flag is cleared before the slot is reused.
+enum { MAX_TEMP_FILES = 16, TEMP_PATH_LEN = 4200 };
+static char temp_files[MAX_TEMP_FILES][TEMP_PATH_LEN];
+static volatile sig_atomic_t temp_used[MAX_TEMP_FILES];
 
 void temp_register(const char *path) {
     for (int i = 0; i < MAX_TEMP_FILES; i++) {
-        if (!temp_files[i]) {
-            temp_files[i] = strdup(path);
+        if (!temp_used[i]) {
+            snprintf(temp_files[i], TEMP_PATH_LEN, "%s", path);
+            atomic_signal_fence(memory_order_seq_cst);
+            temp_used[i] = 1;
             return;
         }
     }
@@ -28,11 +35,32 @@ void temp_register(const char *path) {
 
 void temp_unregister(const char *path) {
     for (int i = 0; i < MAX_TEMP_FILES; i++) {
-        if (temp_files[i] && strcmp(temp_files[i], path) == 0) {
-            free(temp_files[i]);
-            temp_files[i] = NULL;
-        }
+        if (temp_used[i] && strcmp(temp_files[i], path) == 0) temp_used[i] = 0;
     }
+}
+
+static void remove_temp_files(void) {
+    for (int i = 0; i < MAX_TEMP_FILES; i++) {
+        if (temp_used[i]) unlink(temp_files[i]);
+    }
+}
+
+// SIGINT/SIGTERM: remove the temp files, then die of the same signal (installed with
+// SA_RESETHAND, so the re-raised signal takes the default action). Only
+// async-signal-safe calls.
+static void on_interrupt(int sig) {
+    remove_temp_files();
+    static const char msg[] = "\nbolt: interrupted (no partial file left)\n";
+    ssize_t ignored = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)ignored;
+    raise(sig);
+}
+
+void remove_temp_files_on_signal(void) {
+    struct sigaction on_signal = {.sa_handler = on_interrupt, .sa_flags = SA_RESETHAND};
+    sigemptyset(&on_signal.sa_mask);
+    sigaction(SIGINT, &on_signal, NULL);
+    sigaction(SIGTERM, &on_signal, NULL);
 }
 
 _Noreturn void die(const char *fmt, ...) {
@@ -43,9 +71,7 @@ _Noreturn void die(const char *fmt, ...) {
     vfprintf(stderr, fmt, ap);
     fprintf(stderr, "\n");
     va_end(ap);
-    for (int i = 0; i < MAX_TEMP_FILES; i++) {
-        if (temp_files[i]) unlink(temp_files[i]);
-    }
+    remove_temp_files();
     exit(1);
 }
 

@@ -54,6 +54,9 @@ uint64_t rng_next(Rng *r);
 float rng_uniform(Rng *r); // [0, 1)
 float rng_normal(Rng *r);  // N(0, 1), Box-Muller
 
-// Temp-file registry used by `die` (small fixed table).
+// Temp-file registry (a small fixed table): `die`, and a SIGINT/SIGTERM once
+// remove_temp_files_on_signal is installed, delete the registered files, so a failed or
+// interrupted run leaves no partial file. atomic_open registers its temp file.
 void temp_register(const char *path);
 void temp_unregister(const char *path);
+void remove_temp_files_on_signal(void);

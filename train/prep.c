@@ -18,8 +18,6 @@
 // every file under a final name is complete (written as NAME.tmp, then renamed).
 #include <math.h>
 #include <pthread.h>
-#include <signal.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -263,23 +261,6 @@ static void encode_batch(const PrepArgs *a, const Tokenizer *tok, Batch *b, bool
 }
 
 // ---------------------------------------------------------------------------------------
-// Interrupts. A signal handler can reach only static data, so the temp file of the shard
-// being written is published here (the one piece of global state in prep).
-
-static char interrupt_tmp_path[4200];
-static volatile sig_atomic_t interrupt_tmp_set;
-
-// SIGINT/SIGTERM: remove the partial shard, then die of the same signal (the handler was
-// installed with SA_RESETHAND, so the re-raised signal takes the default action).
-static void on_interrupt(int sig) {
-    if (interrupt_tmp_set) unlink(interrupt_tmp_path);
-    static const char msg[] = "\nbolt: prep interrupted (no partial shard left)\n";
-    ssize_t ignored = write(STDERR_FILENO, msg, sizeof msg - 1);
-    (void)ignored;
-    raise(sig);
-}
-
-// ---------------------------------------------------------------------------------------
 // The consumer: shards, counts and progress, fed batches in order
 
 typedef struct Prep {
@@ -348,11 +329,7 @@ static void flush_shard(Prep *p) {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s_%s_%06d.bin%s", p->args->out, p->name, split_names[p->split],
              p->shard_index, p->args->zstd ? ".zst" : "");
-    snprintf(interrupt_tmp_path, sizeof interrupt_tmp_path, "%s.tmp", path); // atomic_open's name
-    atomic_signal_fence(memory_order_seq_cst);
-    interrupt_tmp_set = 1;
     shard_write(path, p->buf, p->nbuf, p->force_wide, p->args->zstd);
-    interrupt_tmp_set = 0;
     if (p->show_progress) fputs("\r\033[K", stderr);
     printf("prep: wrote %s (%lld tokens)\n", path, (long long)p->nbuf);
     if (p->show_progress) fflush(stdout);
@@ -564,12 +541,7 @@ int prep_main(int argc, char **argv) {
     p.tok = tokenizer_load(a.tokenizer);
     p.force_wide = p.tok.vocab_size > 65536;
 
-    // A signal now removes the shard being written (see on_interrupt).
-    struct sigaction on_signal = {.sa_handler = on_interrupt, .sa_flags = SA_RESETHAND}, old_int,
-                     old_term;
-    sigemptyset(&on_signal.sa_mask);
-    sigaction(SIGINT, &on_signal, &old_int);
-    sigaction(SIGTERM, &on_signal, &old_term);
+    remove_temp_files_on_signal(); // an interrupt removes the shard being written
 
     double t_scan = now_seconds();
     p.encode = false;
@@ -593,8 +565,6 @@ int prep_main(int argc, char **argv) {
     t_encode = now_seconds() - t_encode;
     check(p.doc == p.ndocs, "prep: the inputs changed during the run (%lld documents, then %lld)",
           (long long)p.ndocs, (long long)p.doc);
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
 
     double seconds = now_seconds() - t0;
     int64_t tokens = p.split_tokens[0] + p.split_tokens[1];

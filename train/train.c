@@ -176,6 +176,7 @@ int train_main(int argc, char **argv) {
     config_defaults(c);
     config_from_args(c, argc, argv);
     r->dist = dist_init();
+    remove_temp_files_on_signal(); // Ctrl-C mid-checkpoint leaves no temp file
     r->tok = tokenizer_load(c->tokenizer);
     c->model.eot_token = r->tok.eot;
     config_finalize(c);
