@@ -72,6 +72,21 @@ static void save_checkpoint(Run *r) {
     printf("saved checkpoint %s/step_%08lld\n", r->cfg.out_dir, (long long)r->state.step);
 }
 
+// Say so when a checkpoint's architecture overrides what the config describes.
+static void note_model_differences(const ModelConfig *want, const ModelConfig *got,
+                                   const char *source) {
+    bool same = want->family == got->family && want->dim == got->dim &&
+                want->n_layers == got->n_layers && want->n_heads == got->n_heads &&
+                want->vocab_size == got->vocab_size && want->mlp_dim == got->mlp_dim &&
+                memcmp(want->mixer, got->mixer, sizeof(MixerKind) * (size_t)got->n_layers) == 0;
+    if (same) return;
+    printf("note: the model comes from %s (%s, dim %d, %d layers, %d heads, vocab %d), not "
+           "from the config (%s, dim %d, %d layers, %d heads, vocab %d)\n",
+           source, family_name(got->family), got->dim, got->n_layers, got->n_heads,
+           got->vocab_size, family_name(want->family), want->dim, want->n_layers,
+           want->n_heads, want->vocab_size);
+}
+
 // Build the model: from the latest checkpoint when resuming, from init_from, or fresh.
 static void setup_model(Run *r) {
     Config *c = &r->cfg;
@@ -79,7 +94,14 @@ static void setup_model(Run *r) {
     bool resuming = c->resume && checkpoint_latest(c->out_dir, ckpt, sizeof ckpt);
     const char *source = resuming ? ckpt : c->init_from[0] ? c->init_from : NULL;
     ModelConfig mc = c->model;
-    if (source) model_config_load(&mc, tok_spec, sizeof tok_spec, source);
+    if (source) {
+        model_config_load(&mc, tok_spec, sizeof tok_spec, source);
+        // The weights fix the architecture; how to run it stays the config's choice.
+        mc.doc_reset = c->model.doc_reset;
+        mc.attn_block = c->model.attn_block;
+        mc.eot_token = c->model.eot_token;
+        note_model_differences(&c->model, &mc, source);
+    }
     model_create(&r->model, &mc, r->ops);
     if (source) model_load_weights(&r->model, source);
     else model_init_weights(&r->model, c->seed);
