@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# One call on the GPU machine: unpack the carried libraries (Check, cJSON, PCRE2, zstd
-# headers), build bolt, and run the checks that need that machine's software: the
+# One run on a GPU host: unpack the Debian packages in .debs/ that such a host may lack
+# (Check, cJSON, PCRE2, zstd headers; never into /), build bolt, and run the checks that
+# need the host's Python stack: the
 # Hugging Face parity check against transformers and fla (tools/hf-parity.sh). Full log in
 # $OUT/log (or ./gpu-check.log), a short table last.
 set -uo pipefail
@@ -19,7 +20,8 @@ export PKG_CONFIG_PATH=$D/usr/lib/x86_64-linux-gnu/pkgconfig
     make clean >/dev/null
     make -j16 bolt 2>&1 | tail -3
     echo "== Hugging Face parity"
-    # fla's source, when carried in .peers/fla-src (never committed), adds the GLA cases.
+    # fla's source, when present in .peers/fla-src (ignored, never committed), adds the
+    # GLA cases.
     [ -d .peers/fla-src ] && export FLA_SRC=$PWD/.peers/fla-src
     BOLT=./bolt bash tools/hf-parity.sh
 } 2>&1 | tee "$log"

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # tools/hf-parity.sh: build bolt and check its Hugging Face interop against the real
 # libraries (tools/hf_parity.py: transformers' Llama, and fla's GLA when installed).
-# Runs where python3 has torch, transformers and safetensors (the GPU machine); needs no
+# Runs where python3 has torch, transformers and safetensors (e.g. a GPU host); needs no
 # network. BOLT=path uses an existing binary instead of building ./bolt. FLA_SRC=DIR puts
-# fla's source (a folder holding the `fla` package, carried in an ignored folder) on
+# fla's source (a folder holding the `fla` package, kept in an ignored folder) on
 # PYTHONPATH so the GLA cases run. Extra arguments go to hf_parity.py (e.g. --keep DIR).
 # Exit status 1 if any check fails.
 set -euo pipefail
