@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # One run on a GPU host: unpack the Debian packages in .debs/ that such a host may lack
 # (Check, cJSON, PCRE2, zstd headers; never into /), build bolt, and run the checks that
-# need the host's Python stack: the
-# Hugging Face parity check against transformers and fla (tools/hf-parity.sh). Full log in
-# $OUT/log (or ./gpu-check.log), a short table last.
+# need the host's Python stack: the Hugging Face parity check against transformers and fla
+# (tools/hf-parity.sh). Full log in $OUT/log ($OUT defaults to .), a short table last.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-.}
