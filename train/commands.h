@@ -11,6 +11,7 @@ int bench_loader_main(int argc, char **argv);    // train/bench_loader.c
 int import_main(int argc, char **argv);          // train/interop.c
 int export_main(int argc, char **argv);          // train/interop.c
 int eval_main(int argc, char **argv);            // train/eval.c
+int plot_main(int argc, char **argv);            // train/plot.c
 
 // A checkpoint's recorded tokenizer as a usable path: a relative name is looked up in
 // ckpt_dir first; "" means "byte" (train/interop.c).

@@ -13,6 +13,7 @@ static void usage(void) {
            "  prep --tokenizer=... --out=DIR FILES...  tokenize text/jsonl into shards\n"
            "  import HF_DIR OUT [--dtype=f32|bf16]  Hugging Face checkpoint -> bolt\n"
            "  export CKPT HF_DIR [--dtype=f32|bf16] bolt checkpoint -> Hugging Face\n"
+           "  plot RUN_DIR|METRICS [--out=FILE.png]  loss curve PNG (runs write one too)\n"
            "  bench tokenizer TOKENIZER FILE   tokenizer encode speed\n"
            "  bench loader GLOB [--batch_size=B] [--seq_len=T] [--batches=N]  loader tokens/s\n");
 }
@@ -29,6 +30,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "eval") == 0) return eval_main(argc - 2, argv + 2);
     if (strcmp(cmd, "import") == 0) return import_main(argc - 2, argv + 2);
     if (strcmp(cmd, "export") == 0) return export_main(argc - 2, argv + 2);
+    if (strcmp(cmd, "plot") == 0) return plot_main(argc - 2, argv + 2);
     if (strcmp(cmd, "bench") == 0) {
         const char *what = argc > 2 ? argv[2] : "";
         if (strcmp(what, "loader") == 0) return bench_loader_main(argc - 3, argv + 3);

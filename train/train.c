@@ -14,6 +14,7 @@
 #include "../optim/schedule.h"
 #include "commands.h"
 #include "config.h"
+#include "plot.h"
 #include "sample.h"
 
 // Everything one run holds.
@@ -70,6 +71,7 @@ static void save_checkpoint(Run *r) {
     free(m);
     free(v);
     printf("saved checkpoint %s/step_%08lld\n", r->cfg.out_dir, (long long)r->state.step);
+    plot_run_dir(r->cfg.out_dir); // out_dir/loss.png, at every save and at the end
 }
 
 // Say so when a checkpoint's architecture overrides what the config describes.
@@ -242,8 +244,12 @@ int train_main(int argc, char **argv) {
         if (r->val && (last || (c->val_every > 0 && (step + 1) % c->val_every == 0))) {
             val_loss = validate(r);
             printf("step %lld/%d | val loss %.4f\n", (long long)(step + 1), c->steps, val_loss);
-            fprintf(r->metrics, "{\"step\": %lld, \"val_loss\": %.6f}\n", (long long)(step + 1),
-                    val_loss);
+            if (isfinite(val_loss))
+                fprintf(r->metrics, "{\"step\": %lld, \"val_loss\": %.6f}\n",
+                        (long long)(step + 1), val_loss);
+            else
+                fprintf(r->metrics, "{\"step\": %lld, \"val_loss\": null}\n",
+                        (long long)(step + 1));
             fflush(r->metrics);
         }
         if (c->sample_every > 0 && ((step + 1) % c->sample_every == 0 || last)) {
