@@ -179,8 +179,7 @@ void atomic_commit(AtomicFile *af) {
     check(fflush(af->f) == 0, "%s: write failed (%s)", af->tmp_path, strerror(errno));
     check(fsync(fileno(af->f)) == 0, "%s: fsync failed (%s)", af->tmp_path, strerror(errno));
     check(fclose(af->f) == 0, "%s: close failed (%s)", af->tmp_path, strerror(errno));
-    check(rename(af->tmp_path, af->path) == 0, "%s: rename failed (%s)", af->path,
-          strerror(errno));
+    check(rename(af->tmp_path, af->path) == 0, "%s: rename failed (%s)", af->path, strerror(errno));
     temp_unregister(af->tmp_path);
     char dir[4096];
     dir_of(af->path, dir, sizeof dir);
@@ -234,7 +233,9 @@ uint64_t rng_next(Rng *r) {
     return x * 0x2545F4914F6CDD1DULL;
 }
 
-float rng_uniform(Rng *r) { return (float)(rng_next(r) >> 40) * (1.0f / 16777216.0f); }
+float rng_uniform(Rng *r) {
+    return (float)(rng_next(r) >> 40) * (1.0f / 16777216.0f);
+}
 
 float rng_normal(Rng *r) {
     float u1 = rng_uniform(r), u2 = rng_uniform(r);

@@ -14,10 +14,10 @@ _Noreturn void die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 // The checked-call helper: if `ok` is false, die with the message.
 void check(bool ok, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-void *xmalloc(size_t bytes);             // malloc or die
-void *xcalloc(size_t count, size_t size); // calloc or die
-void *xrealloc(void *p, size_t bytes);    // realloc or die
-char *xstrdup(const char *s);             // strdup or die
+void *xmalloc(size_t bytes);                      // malloc or die
+void *xcalloc(size_t count, size_t size);         // calloc or die
+void *xrealloc(void *p, size_t bytes);            // realloc or die
+char *xstrdup(const char *s);                     // strdup or die
 FILE *xfopen(const char *path, const char *mode); // fopen or die naming the path
 
 // Read exactly `bytes` from f or die naming `path` (truncated file).

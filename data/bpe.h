@@ -13,7 +13,6 @@ void bpe_free(Bpe *b);
 int bpe_vocab_size(const Bpe *b);
 int bpe_eot(const Bpe *b); // end-of-text id (<|endoftext|> or <|end_of_text|>), -1 if none
 // Append the ids of text[0..len) to *ids (grown with xrealloc; *n and *cap updated).
-void bpe_encode(const Bpe *b, const char *text, size_t len, uint32_t **ids, size_t *n,
-                size_t *cap);
+void bpe_encode(const Bpe *b, const char *text, size_t len, uint32_t **ids, size_t *n, size_t *cap);
 // Decode ids to bytes (NUL-terminated, length in *len); caller frees.
 char *bpe_decode(const Bpe *b, const uint32_t *ids, size_t n, size_t *len);

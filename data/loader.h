@@ -23,7 +23,7 @@ Loader *loader_open(const char *glob, int B, int T, int rank, int world, uint64_
 void loader_next(Loader *l, int *tokens, int *targets);
 LoaderPos loader_tell(const Loader *l);
 void loader_seek(Loader *l, LoaderPos pos);
-void loader_reset(Loader *l); // back to the start (validation passes)
+void loader_reset(Loader *l);                      // back to the start (validation passes)
 int64_t loader_batches_per_epoch(const Loader *l); // for this rank
 int64_t loader_total_tokens(const Loader *l);      // over all shards
 void loader_close(Loader *l);

@@ -15,6 +15,6 @@ typedef struct Tokenizer {
 // dropped by prep); otherwise a tokenizer.json / .tiktoken path (data/bpe.h).
 Tokenizer tokenizer_load(const char *spec);
 void tokenizer_free(Tokenizer *t);
-void tokenizer_encode(const Tokenizer *t, const char *text, size_t len, uint32_t **ids,
-                      size_t *n, size_t *cap);
+void tokenizer_encode(const Tokenizer *t, const char *text, size_t len, uint32_t **ids, size_t *n,
+                      size_t *cap);
 char *tokenizer_decode(const Tokenizer *t, const uint32_t *ids, size_t n, size_t *len);

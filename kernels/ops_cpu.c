@@ -5,10 +5,18 @@
 #include "../core/util.h"
 #include "ops.h"
 
-static void *cpu_alloc(size_t bytes) { return xcalloc(1, bytes); }
-static void cpu_free(void *p) { free(p); }
-static void cpu_zero(void *p, size_t bytes) { memset(p, 0, bytes); }
-static void cpu_copy(void *dst, const void *src, size_t bytes) { memcpy(dst, src, bytes); }
+static void *cpu_alloc(size_t bytes) {
+    return xcalloc(1, bytes);
+}
+static void cpu_free(void *p) {
+    free(p);
+}
+static void cpu_zero(void *p, size_t bytes) {
+    memset(p, 0, bytes);
+}
+static void cpu_copy(void *dst, const void *src, size_t bytes) {
+    memcpy(dst, src, bytes);
+}
 
 const Ops ops_cpu = {
     .name = "cpu",

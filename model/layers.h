@@ -14,13 +14,13 @@ struct LayerActs {
     float *mlp_a, *mlp_b; // the two GLU branches (gate/l1, up/l2)
     float *mlp_h;         // act(a) * b
     // mixer
-    float *q, *k, *v, *u; // projections (u: TNL output gate, g: GLA swish gate)
-    float *qa, *ka;       // q, k after SiLU (lightning) or RoPE (softmax)
+    float *q, *k, *v, *u;        // projections (u: TNL output gate, g: GLA swish gate)
+    float *qa, *ka;              // q, k after SiLU (lightning) or RoPE (softmax)
     float *gk_low, *gk_pre, *gk; // GLA low-rank gate and its log-decays
-    float *o;             // attention output, heads concatenated
-    float *onorm, *orstd; // normalised attention output
-    float *gated;         // onorm * gate, the input of the output projection
-    float *lse;           // softmax row log-sum-exp [B, H, T]
+    float *o;                    // attention output, heads concatenated
+    float *onorm, *orstd;        // normalised attention output
+    float *gated;                // onorm * gate, the input of the output projection
+    float *lse;                  // softmax row log-sum-exp [B, H, T]
 };
 
 // Decoding state of one layer: a linear-attention state (swapped between two buffers),
@@ -28,8 +28,8 @@ struct LayerActs {
 typedef struct MixerState {
     float *state_in, *state_out; // [H, kdim, vdim]
     size_t state_bytes;
-    float *k_cache, *v_cache;    // [max_len, Hkv, hd] after RoPE
-    int pos;                     // tokens already in the cache / state
+    float *k_cache, *v_cache; // [max_len, Hkv, hd] after RoPE
+    int pos;                  // tokens already in the cache / state
     int max_len;
 } MixerState;
 
@@ -54,13 +54,13 @@ size_t lm_head_param(const Model *m);    // the embedding when tied
 // m->spans. st is NULL in training, the layer's decoding state otherwise (B = T = 1).
 void lightning_mixer_forward(Model *m, int l, struct LayerActs *a, int B, int T, float *out,
                              MixerState *st);
-void lightning_mixer_backward(Model *m, int l, struct LayerActs *a, int B, int T,
-                              const float *dout, float *dln);
+void lightning_mixer_backward(Model *m, int l, struct LayerActs *a, int B, int T, const float *dout,
+                              float *dln);
 void gla_mixer_forward(Model *m, int l, struct LayerActs *a, int B, int T, float *out,
                        MixerState *st);
 void gla_mixer_backward(Model *m, int l, struct LayerActs *a, int B, int T, const float *dout,
                         float *dln);
 void softmax_mixer_forward(Model *m, int l, struct LayerActs *a, int B, int T, float *out,
                            MixerState *st);
-void softmax_mixer_backward(Model *m, int l, struct LayerActs *a, int B, int T,
-                            const float *dout, float *dln);
+void softmax_mixer_backward(Model *m, int l, struct LayerActs *a, int B, int T, const float *dout,
+                            float *dln);

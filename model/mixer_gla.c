@@ -58,9 +58,9 @@ void gla_mixer_backward(Model *m, int l, LayerActs *a, int B, int T, const float
     for (int i = 0; i < m->n_spans; i++) {
         const Span *sp = &m->spans[i];
         size_t ak = sp->offset * Dk, av = sp->offset * Dv;
-        ops->gla_backward(d_q + ak, d_k + ak, d_v + av, d_gk + ak, NULL, d_o + av, NULL,
-                          a->q + ak, a->k + ak, a->v + av, a->gk + ak, NULL,
-                          1.0f / sqrtf((float)hk), sp->B, sp->T, H, hk, hv, c->attn_block);
+        ops->gla_backward(d_q + ak, d_k + ak, d_v + av, d_gk + ak, NULL, d_o + av, NULL, a->q + ak,
+                          a->k + ak, a->v + av, a->gk + ak, NULL, 1.0f / sqrtf((float)hk), sp->B,
+                          sp->T, H, hk, hv, c->attn_block);
     }
     ops->logsigmoid_backward(d_gk_pre, d_gk, a->gk_pre, 1.0f / c->gate_normalizer, (long)N * Dk);
     off = mixer_param(m, l, "gk_proj.1.weight");

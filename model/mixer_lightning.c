@@ -47,17 +47,16 @@ void lightning_mixer_backward(Model *m, int l, LayerActs *a, int B, int T, const
     float *d_q = m->tmp[7], *d_k = m->tmp[8];
     for (int i = 0; i < 9; i++) ops->zero(m->tmp[i], bytes);
 
-    ops->matmul_backward(d_gated, m->grads + off_out, NULL, dout, a->gated,
-                         m->weights + off_out, N, D, D);
+    ops->matmul_backward(d_gated, m->grads + off_out, NULL, dout, a->gated, m->weights + off_out, N,
+                         D, D);
     ops->mul_backward(d_onorm, d_u, d_gated, a->onorm, a->u, (long)N * D);
     ops->norm_backward(d_o, NULL, d_onorm, a->o, NULL, a->orstd, N, D, c->norm_eps, NORM_SRMS);
     for (int i = 0; i < m->n_spans; i++) {
         const Span *sp = &m->spans[i];
         size_t at = sp->offset * D;
-        ops->lightning_attn_backward(d_qa + at, d_ka + at, d_v + at, NULL, d_o + at, NULL,
-                                     a->qa + at, a->ka + at, a->v + at, NULL,
-                                     m->log_decay + (size_t)l * H, sp->B, sp->T, H, hd, hd,
-                                     c->attn_block);
+        ops->lightning_attn_backward(
+            d_qa + at, d_ka + at, d_v + at, NULL, d_o + at, NULL, a->qa + at, a->ka + at, a->v + at,
+            NULL, m->log_decay + (size_t)l * H, sp->B, sp->T, H, hd, hd, c->attn_block);
     }
     ops->silu_backward(d_q, d_qa, a->q, (long)N * D);
     ops->silu_backward(d_k, d_ka, a->k, (long)N * D);

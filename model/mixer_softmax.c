@@ -21,8 +21,8 @@ void softmax_mixer_forward(Model *m, int l, LayerActs *a, int B, int T, float *o
         ops->rope_forward(a->qa + aq, a->q + aq, sp->B, sp->T, H, hd, c->rope_theta, pos0);
         ops->rope_forward(a->ka + akv, a->k + akv, sp->B, sp->T, Hkv, hd, c->rope_theta, pos0);
         if (!st) {
-            ops->softmax_attn_forward(a->o + aq, a->lse + sp->offset * H, a->qa + aq,
-                                      a->ka + akv, a->v + akv, sp->B, sp->T, sp->T, H, Hkv, hd);
+            ops->softmax_attn_forward(a->o + aq, a->lse + sp->offset * H, a->qa + aq, a->ka + akv,
+                                      a->v + akv, sp->B, sp->T, sp->T, H, Hkv, hd);
         }
     }
     if (st) {
@@ -31,8 +31,8 @@ void softmax_mixer_forward(Model *m, int l, LayerActs *a, int B, int T, float *o
         size_t at = (size_t)st->pos * Dkv, bytes = (size_t)T * Dkv * sizeof(float);
         ops->copy(st->k_cache + at, a->ka, bytes);
         ops->copy(st->v_cache + at, a->v, bytes);
-        ops->softmax_attn_forward(a->o, a->lse, a->qa, st->k_cache, st->v_cache, 1, T,
-                                  st->pos + T, H, Hkv, hd);
+        ops->softmax_attn_forward(a->o, a->lse, a->qa, st->k_cache, st->v_cache, 1, T, st->pos + T,
+                                  H, Hkv, hd);
     }
     ops->matmul_forward(out, a->o, w + mixer_param(m, l, "o_proj.weight"), NULL, N, Dq, D);
 }

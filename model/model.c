@@ -52,8 +52,7 @@ static void free_acts(Model *m) {
         free(m->layers);
         m->layers = NULL;
     }
-    float **own[] = {&m->final_in, &m->final_ln, &m->final_rstd, &m->losses, &m->d_resid,
-                     &m->d_ln};
+    float **own[] = {&m->final_in, &m->final_ln, &m->final_rstd, &m->losses, &m->d_resid, &m->d_ln};
     for (size_t i = 0; i < sizeof own / sizeof own[0]; i++) {
         if (*own[i]) ops->free(*own[i]);
         *own[i] = NULL;
@@ -155,18 +154,30 @@ static void ensure_acts(Model *m, int B, int T) {
 static void mixer_forward(Model *m, int l, int B, int T, float *out, MixerState *st) {
     LayerActs *a = &m->layers[l];
     switch (m->cfg.mixer[l]) {
-    case MIXER_LIGHTNING: lightning_mixer_forward(m, l, a, B, T, out, st); break;
-    case MIXER_GLA: gla_mixer_forward(m, l, a, B, T, out, st); break;
-    case MIXER_SOFTMAX: softmax_mixer_forward(m, l, a, B, T, out, st); break;
+    case MIXER_LIGHTNING:
+        lightning_mixer_forward(m, l, a, B, T, out, st);
+        break;
+    case MIXER_GLA:
+        gla_mixer_forward(m, l, a, B, T, out, st);
+        break;
+    case MIXER_SOFTMAX:
+        softmax_mixer_forward(m, l, a, B, T, out, st);
+        break;
     }
 }
 
 static void mixer_backward(Model *m, int l, int B, int T, const float *dout, float *dln) {
     LayerActs *a = &m->layers[l];
     switch (m->cfg.mixer[l]) {
-    case MIXER_LIGHTNING: lightning_mixer_backward(m, l, a, B, T, dout, dln); break;
-    case MIXER_GLA: gla_mixer_backward(m, l, a, B, T, dout, dln); break;
-    case MIXER_SOFTMAX: softmax_mixer_backward(m, l, a, B, T, dout, dln); break;
+    case MIXER_LIGHTNING:
+        lightning_mixer_backward(m, l, a, B, T, dout, dln);
+        break;
+    case MIXER_GLA:
+        gla_mixer_backward(m, l, a, B, T, dout, dln);
+        break;
+    case MIXER_SOFTMAX:
+        softmax_mixer_backward(m, l, a, B, T, dout, dln);
+        break;
     }
 }
 
@@ -180,8 +191,10 @@ static void mlp_forward(Model *m, int l, int N, float *out) {
                         F);
     ops->matmul_forward(a->mlp_b, a->ln2, m->weights + block_param(m, l, BP_MLP_IN1), NULL, N, D,
                         F);
-    if (c->family == FAMILY_TNL) ops->mul_forward(a->mlp_h, a->mlp_a, a->mlp_b, (long)N * F);
-    else ops->swiglu_forward(a->mlp_h, a->mlp_a, a->mlp_b, (long)N * F);
+    if (c->family == FAMILY_TNL)
+        ops->mul_forward(a->mlp_h, a->mlp_a, a->mlp_b, (long)N * F);
+    else
+        ops->swiglu_forward(a->mlp_h, a->mlp_a, a->mlp_b, (long)N * F);
     ops->matmul_forward(out, a->mlp_h, m->weights + block_param(m, l, BP_MLP_OUT), NULL, N, F, D);
 }
 
@@ -194,10 +207,12 @@ static void mlp_backward(Model *m, int l, int N, const float *dout, float *dln) 
     for (int i = 0; i < 3; i++) ops->zero(m->tmp[i], (size_t)N * F * sizeof(float));
     size_t off_out = block_param(m, l, BP_MLP_OUT);
     size_t off_a = block_param(m, l, BP_MLP_IN0), off_b = block_param(m, l, BP_MLP_IN1);
-    ops->matmul_backward(d_h, m->grads + off_out, NULL, dout, a->mlp_h, m->weights + off_out, N,
-                         F, D);
-    if (c->family == FAMILY_TNL) ops->mul_backward(d_a, d_b, d_h, a->mlp_a, a->mlp_b, (long)N * F);
-    else ops->swiglu_backward(d_a, d_b, d_h, a->mlp_a, a->mlp_b, (long)N * F);
+    ops->matmul_backward(d_h, m->grads + off_out, NULL, dout, a->mlp_h, m->weights + off_out, N, F,
+                         D);
+    if (c->family == FAMILY_TNL)
+        ops->mul_backward(d_a, d_b, d_h, a->mlp_a, a->mlp_b, (long)N * F);
+    else
+        ops->swiglu_backward(d_a, d_b, d_h, a->mlp_a, a->mlp_b, (long)N * F);
     ops->matmul_backward(dln, m->grads + off_a, NULL, d_a, a->ln2, m->weights + off_a, N, D, F);
     ops->matmul_backward(dln, m->grads + off_b, NULL, d_b, a->ln2, m->weights + off_b, N, D, F);
 }
@@ -224,8 +239,8 @@ static void forward_blocks(Model *m, int B, int T, MixerState *states) {
         mlp_forward(m, l, N, next);
         ops->add_forward(next, a->resid_mid, next, (long)N * D);
     }
-    ops->norm_forward(m->final_ln, m->final_rstd, m->final_in,
-                      weight_at(m, final_norm_param(m)), N, D, c->norm_eps, nk);
+    ops->norm_forward(m->final_ln, m->final_rstd, m->final_in, weight_at(m, final_norm_param(m)), N,
+                      D, c->norm_eps, nk);
 }
 
 // The spans the mixers run over: the whole batch, or with doc_reset one span per document
@@ -274,9 +289,8 @@ float model_loss(Model *m, const int *tokens, const int *targets, int B, int T) 
     int counted = load_batch(m, tokens, targets, B, T);
     forward_blocks(m, B, T, NULL);
     const ModelConfig *c = &m->cfg;
-    m->ops->lm_head_cross_entropy(m->losses, NULL, NULL, m->final_ln,
-                                  m->weights + lm_head_param(m), m->targets, B * T, c->dim,
-                                  c->vocab_size, 0.0f);
+    m->ops->lm_head_cross_entropy(m->losses, NULL, NULL, m->final_ln, m->weights + lm_head_param(m),
+                                  m->targets, B * T, c->dim, c->vocab_size, 0.0f);
     return mean_loss(m, B * T, counted);
 }
 
@@ -293,9 +307,8 @@ float model_forward_backward(Model *m, const int *tokens, const int *targets, in
     // The fused LM head + cross-entropy gives the gradient of the final norm's output.
     ops->zero(m->d_ln, act_bytes);
     size_t head = lm_head_param(m);
-    ops->lm_head_cross_entropy(m->losses, m->d_ln, m->grads + head, m->final_ln,
-                               m->weights + head, m->targets, N, D, c->vocab_size,
-                               grad_scale / (float)counted);
+    ops->lm_head_cross_entropy(m->losses, m->d_ln, m->grads + head, m->final_ln, m->weights + head,
+                               m->targets, N, D, c->vocab_size, grad_scale / (float)counted);
     ops->zero(m->d_resid, act_bytes);
     size_t fn = final_norm_param(m);
     ops->norm_backward(m->d_resid, grad_at(m, fn), m->d_ln, m->final_in, weight_at(m, fn),
@@ -316,12 +329,13 @@ float model_forward_backward(Model *m, const int *tokens, const int *targets, in
         ops->norm_backward(m->d_resid, grad_at(m, off), m->d_ln, a->resid_in, weight_at(m, off),
                            a->rstd1, N, D, c->norm_eps, nk);
     }
-    ops->embedding_backward(m->grads + embed_param(m), m->d_resid, m->tokens, N, D,
-                            embed_scale(c));
+    ops->embedding_backward(m->grads + embed_param(m), m->d_resid, m->tokens, N, D, embed_scale(c));
     return mean_loss(m, N, counted);
 }
 
-void model_zero_grad(Model *m) { m->ops->zero(m->grads, m->n_weights * sizeof(float)); }
+void model_zero_grad(Model *m) {
+    m->ops->zero(m->grads, m->n_weights * sizeof(float));
+}
 
 // ---- recurrent decoding ---------------------------------------------------------------
 
@@ -396,7 +410,7 @@ void model_decode_step(Model *m, DecodeState *s, int token, float *logits) {
         st->state_out = t;
         st->pos++;
     }
-    m->ops->matmul_forward(s->logits, m->final_ln, m->weights + lm_head_param(m), NULL, 1,
-                           c->dim, c->vocab_size);
+    m->ops->matmul_forward(s->logits, m->final_ln, m->weights + lm_head_param(m), NULL, 1, c->dim,
+                           c->vocab_size);
     m->ops->download(logits, s->logits, (size_t)c->vocab_size * sizeof(float));
 }

@@ -82,14 +82,14 @@ typedef struct Model {
     float *log_decay; // [L][H] lightning decays (fixed), device memory
     // Activations, sized for act_B x act_T tokens; reallocated when that changes.
     int act_B, act_T;
-    LayerActs *layers;      // [n_layers]
-    float *final_in;        // [N, D] residual stream after the last block
+    LayerActs *layers; // [n_layers]
+    float *final_in;   // [N, D] residual stream after the last block
     float *final_ln, *final_rstd;
-    float *losses;          // [N]
-    float *d_resid, *d_ln;  // [N, D] gradient of the residual stream / of a norm output
-    float *tmp[N_SCRATCH];  // backward scratch, each [N, max layer width]
-    int *tokens, *targets;  // [N] device copies of the batch
-    Span *spans;            // [n_spans] host; see Span
+    float *losses;         // [N]
+    float *d_resid, *d_ln; // [N, D] gradient of the residual stream / of a norm output
+    float *tmp[N_SCRATCH]; // backward scratch, each [N, max layer width]
+    int *tokens, *targets; // [N] device copies of the batch
+    Span *spans;           // [n_spans] host; see Span
     int n_spans;
 } Model;
 

@@ -10,8 +10,12 @@
 static const char *family_names[] = {"tnl", "gla", "llama"};
 static const char *mixer_names[] = {"lightning", "gla", "softmax"};
 
-const char *family_name(Family f) { return family_names[f]; }
-const char *mixer_name(MixerKind m) { return mixer_names[m]; }
+const char *family_name(Family f) {
+    return family_names[f];
+}
+const char *mixer_name(MixerKind m) {
+    return mixer_names[m];
+}
 
 bool family_from_name(const char *name, Family *out) {
     for (int i = 0; i < 3; i++) {
@@ -77,8 +81,8 @@ void model_config_finalize(ModelConfig *c, const char *mixers) {
     if (mixers && mixers[0]) {
         MixerKind pattern[MAX_LAYERS];
         int n = parse_mixer_pattern(mixers, pattern);
-        check(c->n_layers % n == 0,
-              "mixers: pattern of %d layers does not tile n_layers = %d", n, c->n_layers);
+        check(c->n_layers % n == 0, "mixers: pattern of %d layers does not tile n_layers = %d", n,
+              c->n_layers);
         for (int l = 0; l < c->n_layers; l++) c->mixer[l] = pattern[l % n];
     } else {
         for (int l = 0; l < c->n_layers; l++) c->mixer[l] = family_mixer(c->family);
@@ -123,7 +127,9 @@ void model_config_print(const ModelConfig *c, FILE *f) {
 }
 
 // ALiBi slopes for a power-of-two head count: 2^(-8(h+1)/n).
-static double alibi_pow2_slope(int n, int h) { return pow(2.0, -8.0 * (h + 1) / n); }
+static double alibi_pow2_slope(int n, int h) {
+    return pow(2.0, -8.0 * (h + 1) / n);
+}
 
 // Per-head slope s_h: ALiBi's (interpolated for H not a power of two, as ALiBi does: the
 // slopes of the nearest lower power of two, then every other slope of twice that) or the

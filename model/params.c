@@ -18,8 +18,7 @@ typedef struct FamilyNames {
 
 static const FamilyNames names_by_family[] = {
     [FAMILY_TNL] = {"model.embed_tokens", "token_norm", "token_mixer", "channel_norm",
-                    "model.final_norm", "channel_mixer.l1", "channel_mixer.l2",
-                    "channel_mixer.l3"},
+                    "model.final_norm", "channel_mixer.l1", "channel_mixer.l2", "channel_mixer.l3"},
     [FAMILY_GLA] = {"model.embeddings", "attn_norm", "attn", "mlp_norm", "model.norm",
                     "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"},
     [FAMILY_LLAMA] = {"model.embed_tokens", "input_layernorm", "self_attn",
@@ -121,8 +120,10 @@ void model_init_weights(Model *m, uint64_t seed) {
         const ParamInfo *p = &m->params[i];
         float *w = host + p->offset;
         for (size_t j = 0; j < p->numel; j++) {
-            if (p->ndim == 2) w[j] = 0.02f * rng_normal(&rng);
-            else w[j] = is_norm_weight(p) ? 1.0f : 0.0f;
+            if (p->ndim == 2)
+                w[j] = 0.02f * rng_normal(&rng);
+            else
+                w[j] = is_norm_weight(p) ? 1.0f : 0.0f;
         }
     }
     m->ops->upload(m->weights, host, m->n_weights * sizeof(float));
@@ -156,7 +157,9 @@ size_t mixer_param(const Model *m, int l, const char *suffix) {
     return off;
 }
 
-size_t embed_param(const Model *m) { return 0; }
+size_t embed_param(const Model *m) {
+    return 0;
+}
 
 size_t final_norm_param(const Model *m) {
     char name[PARAM_NAME_LEN];

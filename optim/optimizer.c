@@ -39,7 +39,7 @@ void optimizer_step(Optimizer *o, Model *model, float lr, int step) {
         if (!p->trainable) continue;
         float wd = p->no_decay ? 0.0f : o->weight_decay;
         model->ops->adamw_update(model->weights + p->offset, model->grads + p->offset,
-                                 o->m + p->offset, o->v + p->offset, (long)p->numel, lr,
-                                 o->beta1, o->beta2, o->eps, wd, step);
+                                 o->m + p->offset, o->v + p->offset, (long)p->numel, lr, o->beta1,
+                                 o->beta2, o->eps, wd, step);
     }
 }

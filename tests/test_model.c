@@ -80,21 +80,30 @@ static void check_model_gradients(Family family, const char *mixers, bool tied, 
         }
         ck_assert_msg(sqrt(diff) <= 0.05 * sqrt(norm) + 2e-4 * sqrt(samples),
                       "%s/%s: gradient of %s: |numeric - analytic| %.3g, |numeric| %.3g",
-                      family_name(family), mixers ? mixers : "-", p->name, sqrt(diff),
-                      sqrt(norm));
+                      family_name(family), mixers ? mixers : "-", p->name, sqrt(diff), sqrt(norm));
     }
     model_free(&m);
 }
 
-START_TEST(test_grad_tnl) { check_model_gradients(FAMILY_TNL, NULL, false, false); }
+START_TEST(test_grad_tnl) {
+    check_model_gradients(FAMILY_TNL, NULL, false, false);
+}
 END_TEST
-START_TEST(test_grad_gla) { check_model_gradients(FAMILY_GLA, NULL, false, false); }
+START_TEST(test_grad_gla) {
+    check_model_gradients(FAMILY_GLA, NULL, false, false);
+}
 END_TEST
-START_TEST(test_grad_llama) { check_model_gradients(FAMILY_LLAMA, NULL, true, false); }
+START_TEST(test_grad_llama) {
+    check_model_gradients(FAMILY_LLAMA, NULL, true, false);
+}
 END_TEST
-START_TEST(test_grad_hybrid) { check_model_gradients(FAMILY_TNL, "lightning,softmax", true, false); }
+START_TEST(test_grad_hybrid) {
+    check_model_gradients(FAMILY_TNL, "lightning,softmax", true, false);
+}
 END_TEST
-START_TEST(test_grad_hybrid_gla) { check_model_gradients(FAMILY_GLA, "softmax,gla", false, false); }
+START_TEST(test_grad_hybrid_gla) {
+    check_model_gradients(FAMILY_GLA, "softmax,gla", false, false);
+}
 END_TEST
 START_TEST(test_grad_doc_reset) {
     check_model_gradients(FAMILY_TNL, "lightning,softmax", false, true);
@@ -140,13 +149,21 @@ static void check_decode(Family family, const char *mixers) {
     model_free(&m);
 }
 
-START_TEST(test_decode_tnl) { check_decode(FAMILY_TNL, NULL); }
+START_TEST(test_decode_tnl) {
+    check_decode(FAMILY_TNL, NULL);
+}
 END_TEST
-START_TEST(test_decode_gla) { check_decode(FAMILY_GLA, NULL); }
+START_TEST(test_decode_gla) {
+    check_decode(FAMILY_GLA, NULL);
+}
 END_TEST
-START_TEST(test_decode_llama) { check_decode(FAMILY_LLAMA, NULL); }
+START_TEST(test_decode_llama) {
+    check_decode(FAMILY_LLAMA, NULL);
+}
 END_TEST
-START_TEST(test_decode_hybrid) { check_decode(FAMILY_TNL, "lightning,softmax"); }
+START_TEST(test_decode_hybrid) {
+    check_decode(FAMILY_TNL, "lightning,softmax");
+}
 END_TEST
 
 // With doc_reset, a row packing several documents (each starting with EOT) gives every
@@ -175,8 +192,8 @@ static void check_packed(Family family, const char *mixers) {
         model_loss(&m, tokens + s, targets + s, 1, len);
         for (int t = 0; t < len; t++) {
             ck_assert_msg(fabsf(packed[s + t] - m.losses[t]) <= 1e-5f * fabsf(m.losses[t]) + 1e-6f,
-                          "%s: doc %d token %d: packed %.7f alone %.7f", family_name(family), d,
-                          t, packed[s + t], m.losses[t]);
+                          "%s: doc %d token %d: packed %.7f alone %.7f", family_name(family), d, t,
+                          packed[s + t], m.losses[t]);
         }
     }
     // And without doc_reset the documents do see each other (the test can fail).
@@ -186,11 +203,17 @@ static void check_packed(Family family, const char *mixers) {
     model_free(&m);
 }
 
-START_TEST(test_packed_tnl) { check_packed(FAMILY_TNL, NULL); }
+START_TEST(test_packed_tnl) {
+    check_packed(FAMILY_TNL, NULL);
+}
 END_TEST
-START_TEST(test_packed_gla) { check_packed(FAMILY_GLA, NULL); }
+START_TEST(test_packed_gla) {
+    check_packed(FAMILY_GLA, NULL);
+}
 END_TEST
-START_TEST(test_packed_hybrid) { check_packed(FAMILY_LLAMA, "gla,softmax"); }
+START_TEST(test_packed_hybrid) {
+    check_packed(FAMILY_LLAMA, "gla,softmax");
+}
 END_TEST
 
 // Parameter tables carry the Hugging Face names and shapes the spec gives.

@@ -39,16 +39,22 @@ static void check_distribution(float temperature, int top_k) {
         double expected = p[i] / sum, seen = (double)count[i] / DRAWS;
         // 5 standard deviations of a binomial frequency.
         double tol = 5 * sqrt(expected * (1 - expected) / DRAWS) + 1e-9;
-        ck_assert_msg(fabs(seen - expected) <= tol, "T=%g k=%d token %d: %.4f vs %.4f",
-                      temperature, top_k, i, seen, expected);
+        ck_assert_msg(fabs(seen - expected) <= tol, "T=%g k=%d token %d: %.4f vs %.4f", temperature,
+                      top_k, i, seen, expected);
     }
 }
 
-START_TEST(test_softmax_sampling) { check_distribution(1.0f, 0); }
+START_TEST(test_softmax_sampling) {
+    check_distribution(1.0f, 0);
+}
 END_TEST
-START_TEST(test_temperature) { check_distribution(0.5f, 0); }
+START_TEST(test_temperature) {
+    check_distribution(0.5f, 0);
+}
 END_TEST
-START_TEST(test_top_k) { check_distribution(1.0f, 3); }
+START_TEST(test_top_k) {
+    check_distribution(1.0f, 3);
+}
 END_TEST
 
 START_TEST(test_greedy) {

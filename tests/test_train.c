@@ -113,13 +113,21 @@ static void check_resume(const char *family, const char *mixers) {
     }
 }
 
-START_TEST(test_resume_tnl) { check_resume("tnl", ""); }
+START_TEST(test_resume_tnl) {
+    check_resume("tnl", "");
+}
 END_TEST
-START_TEST(test_resume_gla) { check_resume("gla", ""); }
+START_TEST(test_resume_gla) {
+    check_resume("gla", "");
+}
 END_TEST
-START_TEST(test_resume_llama) { check_resume("llama", ""); }
+START_TEST(test_resume_llama) {
+    check_resume("llama", "");
+}
 END_TEST
-START_TEST(test_resume_hybrid) { check_resume("tnl", "lightning,softmax"); }
+START_TEST(test_resume_hybrid) {
+    check_resume("tnl", "lightning,softmax");
+}
 END_TEST
 
 // --init_from starts from a saved model: its first loss is the trained model's, far below

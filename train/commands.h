@@ -3,9 +3,9 @@
 #pragma once
 #include <stddef.h>
 
-int train_main(int argc, char **argv);        // train/train.c
-int sample_main(int argc, char **argv);       // train/sample.c
-int prep_main(int argc, char **argv);         // train/prep.c
+int train_main(int argc, char **argv);           // train/train.c
+int sample_main(int argc, char **argv);          // train/sample.c
+int prep_main(int argc, char **argv);            // train/prep.c
 int bench_tokenizer_main(int argc, char **argv); // train/bench_tokenizer.c
 int bench_loader_main(int argc, char **argv);    // train/bench_loader.c
 int import_main(int argc, char **argv);          // train/interop.c

@@ -12,11 +12,11 @@ enum { CONFIG_STR = 512 };
 
 typedef struct Config {
     // model
-    ModelConfig model;          // family from key `model`, dims, eps, ...
-    char mixers[CONFIG_STR];    // per-layer mixer pattern, e.g. "lightning*7,softmax"
+    ModelConfig model;               // family from key `model`, dims, eps, ...
+    char mixers[CONFIG_STR];         // per-layer mixer pattern, e.g. "lightning*7,softmax"
     char softmax_layers[CONFIG_STR]; // alternative: comma list of softmax layer indices
-    char tokenizer[CONFIG_STR]; // "byte", a tokenizer.json or a .tiktoken file
-    char init_from[CONFIG_STR]; // start from this checkpoint / HF directory
+    char tokenizer[CONFIG_STR];      // "byte", a tokenizer.json or a .tiktoken file
+    char init_from[CONFIG_STR];      // start from this checkpoint / HF directory
     // data
     char train_data[CONFIG_STR]; // glob of shards
     char val_data[CONFIG_STR];   // glob of shards ("" = no validation)
@@ -29,23 +29,23 @@ typedef struct Config {
     float lr;
     float min_lr_ratio; // final lr = lr * min_lr_ratio
     int warmup;
-    char schedule[32];  // cosine | linear | wsd | constant
-    float decay_frac;   // wsd: fraction of steps in the final decay
+    char schedule[32]; // cosine | linear | wsd | constant
+    float decay_frac;  // wsd: fraction of steps in the final decay
     float weight_decay;
     float beta1, beta2, adam_eps;
-    float grad_clip;    // 0: off
-    int max_bad_steps;  // stop after this many non-finite steps in a row
+    float grad_clip;   // 0: off
+    int max_bad_steps; // stop after this many non-finite steps in a row
     // run
     uint64_t seed;
-    char device[16];    // cpu | cuda | auto
-    int threads;        // OpenMP threads (0: all cores)
+    char device[16]; // cpu | cuda | auto
+    int threads;     // OpenMP threads (0: all cores)
     int log_every;
-    int val_every;      // 0: only at the end
-    int val_batches;    // batches per validation (0: the whole val set)
-    int save_every;     // 0: only at the end
+    int val_every;        // 0: only at the end
+    int val_batches;      // batches per validation (0: the whole val set)
+    int save_every;       // 0: only at the end
     int keep_checkpoints; // keep the newest N (0: all)
     bool resume;
-    int sample_every;   // print a sample every N steps (0: never)
+    int sample_every; // print a sample every N steps (0: never)
     int sample_len;
 } Config;
 

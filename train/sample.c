@@ -89,14 +89,22 @@ int sample_main(int argc, char **argv) {
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             sample_usage();
             return 0;
-        } else if (strncmp(a, "--prompt=", 9) == 0) prompt = a + 9;
-        else if (strncmp(a, "--tokens=", 9) == 0) n_tokens = atoi(a + 9);
-        else if (strncmp(a, "--temperature=", 14) == 0) temperature = strtof(a + 14, NULL);
-        else if (strncmp(a, "--top_k=", 8) == 0) top_k = atoi(a + 8);
-        else if (strncmp(a, "--seed=", 7) == 0) seed = strtoull(a + 7, NULL, 10);
-        else if (strncmp(a, "--device=", 9) == 0) device = a + 9;
-        else if (strncmp(a, "--", 2) == 0) die("sample: unknown option '%s' (see --help)", a);
-        else ckpt = a;
+        } else if (strncmp(a, "--prompt=", 9) == 0)
+            prompt = a + 9;
+        else if (strncmp(a, "--tokens=", 9) == 0)
+            n_tokens = atoi(a + 9);
+        else if (strncmp(a, "--temperature=", 14) == 0)
+            temperature = strtof(a + 14, NULL);
+        else if (strncmp(a, "--top_k=", 8) == 0)
+            top_k = atoi(a + 8);
+        else if (strncmp(a, "--seed=", 7) == 0)
+            seed = strtoull(a + 7, NULL, 10);
+        else if (strncmp(a, "--device=", 9) == 0)
+            device = a + 9;
+        else if (strncmp(a, "--", 2) == 0)
+            die("sample: unknown option '%s' (see --help)", a);
+        else
+            ckpt = a;
     }
     if (!ckpt) {
         sample_usage();

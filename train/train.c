@@ -35,16 +35,22 @@ typedef struct Run {
 
 // "41.2k" / "1.3M": a rate in a short human form.
 static void format_rate(double x, char *buf, size_t cap) {
-    if (x >= 1e6) snprintf(buf, cap, "%.2fM", x / 1e6);
-    else if (x >= 1e3) snprintf(buf, cap, "%.1fk", x / 1e3);
-    else snprintf(buf, cap, "%.0f", x);
+    if (x >= 1e6)
+        snprintf(buf, cap, "%.2fM", x / 1e6);
+    else if (x >= 1e3)
+        snprintf(buf, cap, "%.1fk", x / 1e3);
+    else
+        snprintf(buf, cap, "%.0f", x);
 }
 
 // "45s" / "12m" / "2h05m".
 static void format_duration(double s, char *buf, size_t cap) {
-    if (s < 60) snprintf(buf, cap, "%.0fs", s);
-    else if (s < 3600) snprintf(buf, cap, "%.0fm", s / 60);
-    else snprintf(buf, cap, "%dh%02dm", (int)(s / 3600), (int)fmod(s / 60, 60));
+    if (s < 60)
+        snprintf(buf, cap, "%.0fs", s);
+    else if (s < 3600)
+        snprintf(buf, cap, "%.0fm", s / 60);
+    else
+        snprintf(buf, cap, "%dh%02dm", (int)(s / 3600), (int)fmod(s / 60, 60));
 }
 
 // Mean loss over the validation set (val_batches batches, or all of it).
@@ -84,9 +90,8 @@ static void note_model_differences(const ModelConfig *want, const ModelConfig *g
     if (same) return;
     printf("note: the model comes from %s (%s, dim %d, %d layers, %d heads, vocab %d), not "
            "from the config (%s, dim %d, %d layers, %d heads, vocab %d)\n",
-           source, family_name(got->family), got->dim, got->n_layers, got->n_heads,
-           got->vocab_size, family_name(want->family), want->dim, want->n_layers,
-           want->n_heads, want->vocab_size);
+           source, family_name(got->family), got->dim, got->n_layers, got->n_heads, got->vocab_size,
+           family_name(want->family), want->dim, want->n_layers, want->n_heads, want->vocab_size);
 }
 
 // Build the model: from the latest checkpoint when resuming, from init_from, or fresh.
@@ -105,8 +110,10 @@ static void setup_model(Run *r) {
         note_model_differences(&c->model, &mc, source);
     }
     model_create(&r->model, &mc, r->ops);
-    if (source) model_load_weights(&r->model, source);
-    else model_init_weights(&r->model, c->seed);
+    if (source)
+        model_load_weights(&r->model, source);
+    else
+        model_init_weights(&r->model, c->seed);
     optimizer_create(&r->opt, &r->model, c->beta1, c->beta2, c->adam_eps, c->weight_decay);
     memset(&r->state, 0, sizeof r->state);
     if (resuming) {
@@ -148,14 +155,14 @@ static void log_step(Run *r, int64_t step, float loss, float lr, double norm, do
 static bool train_step(Run *r, int64_t step) {
     Config *c = &r->cfg;
     double t0 = now_seconds();
-    float lr = lr_at(c->schedule, c->lr, c->min_lr_ratio, c->warmup, c->steps, c->decay_frac,
-                     (int)step);
+    float lr =
+        lr_at(c->schedule, c->lr, c->min_lr_ratio, c->warmup, c->steps, c->decay_frac, (int)step);
     model_zero_grad(&r->model);
     double loss = 0;
     for (int a = 0; a < c->grad_accum; a++) {
         loader_next(r->train, r->tokens, r->targets);
-        loss += model_forward_backward(&r->model, r->tokens, r->targets, c->batch_size,
-                                       c->seq_len, 1.0f / c->grad_accum) /
+        loss += model_forward_backward(&r->model, r->tokens, r->targets, c->batch_size, c->seq_len,
+                                       1.0f / c->grad_accum) /
                 c->grad_accum;
     }
     double norm = grad_global_norm(&r->model);
@@ -164,9 +171,8 @@ static bool train_step(Run *r, int64_t step) {
     r->state.loader = loader_tell(r->train);
     if (!isfinite(loss) || !isfinite(norm)) {
         r->state.bad_steps++;
-        printf("step %lld/%d | non-finite %s, step skipped (%d in a row)\n",
-               (long long)(step + 1), c->steps, isfinite(loss) ? "gradient" : "loss",
-               r->state.bad_steps);
+        printf("step %lld/%d | non-finite %s, step skipped (%d in a row)\n", (long long)(step + 1),
+               c->steps, isfinite(loss) ? "gradient" : "loss", r->state.bad_steps);
         check(r->state.bad_steps < c->max_bad_steps,
               "%d non-finite steps in a row (last at step %lld): stopping; lower lr or check "
               "the data",
@@ -214,8 +220,8 @@ int train_main(int argc, char **argv) {
 
     printf("# bolt train: resolved config\n");
     config_print(c, stdout);
-    r->train = loader_open(c->train_data, c->batch_size, c->seq_len, r->dist.rank,
-                           r->dist.world, c->seed, true);
+    r->train = loader_open(c->train_data, c->batch_size, c->seq_len, r->dist.rank, r->dist.world,
+                           c->seed, true);
     if (c->val_data[0])
         r->val = loader_open(c->val_data, c->batch_size, c->seq_len, r->dist.rank, r->dist.world,
                              c->seed, false);
@@ -245,16 +251,16 @@ int train_main(int argc, char **argv) {
             val_loss = validate(r);
             printf("step %lld/%d | val loss %.4f\n", (long long)(step + 1), c->steps, val_loss);
             if (isfinite(val_loss))
-                fprintf(r->metrics, "{\"step\": %lld, \"val_loss\": %.6f}\n",
-                        (long long)(step + 1), val_loss);
+                fprintf(r->metrics, "{\"step\": %lld, \"val_loss\": %.6f}\n", (long long)(step + 1),
+                        val_loss);
             else
                 fprintf(r->metrics, "{\"step\": %lld, \"val_loss\": null}\n",
                         (long long)(step + 1));
             fflush(r->metrics);
         }
         if (c->sample_every > 0 && ((step + 1) % c->sample_every == 0 || last)) {
-            char *text = generate_text(&r->model, &r->tok, "", c->sample_len, 0.8f, 40, true,
-                                       &sample_rng);
+            char *text =
+                generate_text(&r->model, &r->tok, "", c->sample_len, 0.8f, 40, true, &sample_rng);
             printf("--- sample at step %lld ---\n%s\n---\n", (long long)(step + 1), text);
             free(text);
         }
