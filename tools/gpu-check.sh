@@ -15,7 +15,7 @@ export LIBRARY_PATH=$D/usr/lib/x86_64-linux-gnu LD_LIBRARY_PATH=$D/usr/lib/x86_6
 export PKG_CONFIG_PATH=$D/usr/lib/x86_64-linux-gnu/pkgconfig
 {
     echo "== $(date -u +%F) $(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null)"
-    echo "== commit $(git rev-parse --short HEAD 2>/dev/null || cat .commit 2>/dev/null || echo unknown)"
+    echo "== commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
     make clean >/dev/null
     make -j16 bolt 2>&1 | tail -3
     echo "== Hugging Face parity"
