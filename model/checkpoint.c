@@ -735,3 +735,34 @@ void checkpoint_prune(const char *out_dir, int keep) {
     free(list);
     fsync_dir(out_dir);
 }
+
+void checkpoint_resolve(const char *arg, char *dir, size_t cap) {
+    struct stat st;
+    check(stat(arg, &st) == 0 && S_ISDIR(st.st_mode), "%s: no such checkpoint directory", arg);
+    if (!checkpoint_latest(arg, dir, cap)) {
+        check(strlen(arg) < cap, "%s: path too long", arg);
+        snprintf(dir, cap, "%s", arg);
+    }
+    char path[PATH_CAP];
+    join_path(path, sizeof path, dir, "config.json");
+    check(file_size(path) >= 0,
+          "%s: no config.json (not a checkpoint, and no complete step_* in it)", dir);
+}
+
+void model_load(Model *m, const char *dir, const Ops *ops, char *tokenizer, size_t cap) {
+    ModelConfig cfg;
+    model_config_load(&cfg, tokenizer, cap, dir);
+    model_create(m, &cfg, ops);
+    model_load_weights(m, dir);
+}
+
+void checkpoint_tokenizer_path(const char *ckpt_dir, const char *spec, char *out, size_t cap) {
+    const char *s = spec[0] ? spec : "byte";
+    char local[PATH_CAP];
+    if (strcmp(s, "byte") != 0 && s[0] != '/') {
+        join_path(local, sizeof local, ckpt_dir, s);
+        if (file_size(local) >= 0) s = local;
+    }
+    check(strlen(s) < cap, "%s: tokenizer path too long", s);
+    snprintf(out, cap, "%s", s);
+}

@@ -24,6 +24,17 @@ void model_config_load(ModelConfig *c, char *tokenizer_out, size_t cap, const ch
 // unexpected tensor is an error. F32/F16/BF16 are converted to fp32 and uploaded.
 void model_load_weights(Model *m, const char *dir_or_file);
 
+// A checkpoint argument as the directory holding its config.json: a run's out_dir
+// resolves to its newest complete checkpoint, anything else is the checkpoint itself.
+// Dies if it is not a directory or holds no config.json.
+void checkpoint_resolve(const char *arg, char *dir, size_t cap);
+// Load a saved model onto `ops`: model_config_load + model_create + model_load_weights.
+// tokenizer gets the tokenizer the config names ("" if none).
+void model_load(Model *m, const char *dir, const Ops *ops, char *tokenizer, size_t cap);
+// A checkpoint's recorded tokenizer as a usable path: a relative name is looked up in
+// ckpt_dir first; "" means "byte".
+void checkpoint_tokenizer_path(const char *ckpt_dir, const char *spec, char *out, size_t cap);
+
 // Everything besides weights and Adam moments that a resumed run needs.
 typedef struct TrainState {
     int64_t step;

@@ -1,7 +1,6 @@
 // train/commands.h: the entry points of bolt's subcommands (train/main.c dispatches).
 // Each takes the arguments after the subcommand name and returns the exit status.
 #pragma once
-#include <stddef.h>
 
 int train_main(int argc, char **argv);           // train/train.c
 int sample_main(int argc, char **argv);          // train/sample.c
@@ -12,7 +11,3 @@ int import_main(int argc, char **argv);          // train/interop.c
 int export_main(int argc, char **argv);          // train/interop.c
 int eval_main(int argc, char **argv);            // train/eval.c
 int plot_main(int argc, char **argv);            // train/plot.c
-
-// A checkpoint's recorded tokenizer as a usable path: a relative name is looked up in
-// ckpt_dir first; "" means "byte" (train/interop.c).
-void checkpoint_tokenizer_path(const char *ckpt_dir, const char *spec, char *out, size_t cap);

@@ -8,7 +8,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "../data/loader.h"
 #include "../core/util.h"
@@ -188,17 +187,10 @@ int eval_main(int argc, char **argv) {
     check(!(a.data && a.tokens), "eval: give --data or --tokens, not both");
     check(!a.logits_out || a.tokens, "eval: --logits_out needs --tokens");
     check(!a.logits_out || a.logits_out[0], "eval: --logits_out is empty");
-    struct stat sb;
-    check(stat(a.ckpt, &sb) == 0 && S_ISDIR(sb.st_mode), "%s: no such checkpoint directory",
-          a.ckpt);
-    char dir[PATH_CAP];
-    if (!checkpoint_latest(a.ckpt, dir, sizeof dir)) snprintf(dir, sizeof dir, "%s", a.ckpt);
-    ModelConfig cfg;
-    char tok[PATH_CAP];
-    model_config_load(&cfg, tok, sizeof tok, dir);
+    char dir[PATH_CAP], tok[PATH_CAP];
+    checkpoint_resolve(a.ckpt, dir, sizeof dir);
     Model m;
-    model_create(&m, &cfg, ops_for_device(a.device));
-    model_load_weights(&m, dir);
+    model_load(&m, dir, ops_for_device(a.device), tok, sizeof tok);
     if (a.tokens)
         eval_tokens(&m, &a);
     else

@@ -27,7 +27,6 @@ enum { PATH_CAP = 4096 };
 // directory: a relative name is looked up in the checkpoint directory first (where import
 // and export put it), else used as it is ("byte", an absolute path, or a path relative to
 // where training ran). "" (none) becomes "byte". For train/sample.c and train/eval.c.
-void checkpoint_tokenizer_path(const char *ckpt_dir, const char *spec, char *out, size_t cap);
 
 static bool is_dir(const char *path) {
     struct stat sb;
@@ -43,17 +42,6 @@ static bool is_file(const char *path) {
 static void join(char *out, size_t cap, const char *dir, const char *name) {
     int n = snprintf(out, cap, "%s/%s", dir, name);
     check(n >= 0 && (size_t)n < cap, "%s/%s: path too long", dir, name);
-}
-
-void checkpoint_tokenizer_path(const char *ckpt_dir, const char *spec, char *out, size_t cap) {
-    const char *s = spec[0] ? spec : "byte";
-    char local[PATH_CAP];
-    if (strcmp(s, "byte") != 0 && s[0] != '/') {
-        join(local, sizeof local, ckpt_dir, s);
-        if (file_size(local) >= 0) s = local;
-    }
-    check(strlen(s) < cap, "%s: tokenizer path too long", s);
-    snprintf(out, cap, "%s", s);
 }
 
 // Copy a (tokenizer) file atomically.
@@ -133,15 +121,6 @@ static bool parse_dtype(const char *cmd, const char *v) {
     die("%s: --dtype '%s' is not f32 or bf16", cmd, v);
 }
 
-// Load a model (config and weights, both validated) from a checkpoint directory onto
-// the CPU; tok gets the tokenizer its config names.
-static void load_model(Model *m, const char *dir, char *tok, size_t cap) {
-    ModelConfig cfg;
-    model_config_load(&cfg, tok, cap, dir);
-    model_create(m, &cfg, &ops_cpu);
-    model_load_weights(m, dir);
-}
-
 // Write the model and tokenizer to dst: the tokenizer first and config.json last, so a
 // directory with a config.json is complete.
 static void write_model(const Model *m, const char *dst, bool bf16, const char *tok_from,
@@ -196,7 +175,7 @@ int import_main(int argc, char **argv) {
 
     Model m;
     char tok[PATH_CAP], dtypes[128];
-    load_model(&m, src, tok, sizeof tok);
+    model_load(&m, src, &ops_cpu, tok, sizeof tok);
     describe_dtypes(src, dtypes, sizeof dtypes);
     // A Hugging Face tokenizer.json next to the weights wins over what the config says.
     join(path, sizeof path, src, "tokenizer.json");
@@ -246,17 +225,13 @@ int export_main(int argc, char **argv) {
         export_usage();
         return 2;
     }
-    check(is_dir(src), "%s: no such checkpoint directory", src);
-    char dir[PATH_CAP], path[PATH_CAP];
-    if (!checkpoint_latest(src, dir, sizeof dir)) snprintf(dir, sizeof dir, "%s", src);
-    join(path, sizeof path, dir, "config.json");
-    check(is_file(path), "%s: no config.json (not a checkpoint, and no complete step_* in it)",
-          dir);
+    char dir[PATH_CAP];
+    checkpoint_resolve(src, dir, sizeof dir);
     check_distinct(dir, dst);
 
     Model m;
     char tok[PATH_CAP];
-    load_model(&m, dir, tok, sizeof tok);
+    model_load(&m, dir, &ops_cpu, tok, sizeof tok);
     char tok_from[PATH_CAP], tok_rec[PATH_CAP];
     plan_tokenizer(dir, tok, tok_from, sizeof tok_from, tok_rec, sizeof tok_rec);
     write_model(&m, dst, bf16, tok_from, tok_rec);

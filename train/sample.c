@@ -111,18 +111,10 @@ int sample_main(int argc, char **argv) {
         return 2;
     }
     check(n_tokens >= 0, "sample: --tokens must be >= 0");
-    char dir[4096];
-    if (file_size(ckpt) >= 0 && !checkpoint_latest(ckpt, dir, sizeof dir)) {
-        snprintf(dir, sizeof dir, "%s", ckpt); // a checkpoint directory itself
-    }
-    check(file_size(ckpt) >= 0, "%s: no such checkpoint", ckpt);
-    ModelConfig cfg;
-    char tok_spec[512];
-    model_config_load(&cfg, tok_spec, sizeof tok_spec, dir);
+    char dir[4096], tok_spec[512], tok_path[4096];
+    checkpoint_resolve(ckpt, dir, sizeof dir);
     Model m;
-    model_create(&m, &cfg, ops_for_device(device));
-    model_load_weights(&m, dir);
-    char tok_path[4096];
+    model_load(&m, dir, ops_for_device(device), tok_spec, sizeof tok_spec);
     checkpoint_tokenizer_path(dir, tok_spec, tok_path, sizeof tok_path);
     Tokenizer tok = tokenizer_load(tok_path);
     Rng rng = rng_seeded(seed);
