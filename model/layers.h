@@ -33,21 +33,6 @@ typedef struct MixerState {
     int max_len;
 } MixerState;
 
-// Offsets of the tensors of layer l, by role (SIZE_MAX where the family has none).
-typedef enum BlockParam {
-    BP_ATTN_NORM,
-    BP_MLP_NORM,
-    BP_MLP_IN0, // gate_proj / l1
-    BP_MLP_IN1, // up_proj / l2
-    BP_MLP_OUT, // down_proj / l3
-} BlockParam;
-size_t block_param(const Model *m, int l, BlockParam role);
-// Offset of a mixer tensor of layer l by its name suffix, e.g. "q_proj.weight".
-size_t mixer_param(const Model *m, int l, const char *suffix);
-size_t embed_param(const Model *m);
-size_t final_norm_param(const Model *m); // SIZE_MAX for TNL (SRMSNorm, no weight)
-size_t lm_head_param(const Model *m);    // the embedding when tied
-
 // Mixers: forward writes out [N, D] from a->ln1 (and fills a's mixer buffers); backward
 // takes dout [N, D] and accumulates into dln [N, D] and the weight gradients. The
 // projections run over all N tokens at once, the token mixing once per span of

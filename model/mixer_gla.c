@@ -12,15 +12,14 @@ void gla_mixer_forward(Model *m, int l, LayerActs *a, int B, int T, float *out, 
     const ModelConfig *c = &m->cfg;
     int N = B * T, D = c->dim, H = c->n_heads, Dk = D / 2, Dv = D, r = c->gate_low_rank;
     int hk = Dk / H, hv = Dv / H;
+    const LayerOffsets *t = &m->layer_offsets[l];
     const float *w = m->weights;
-    ops->matmul_forward(a->q, a->ln1, w + mixer_param(m, l, "q_proj.weight"), NULL, N, D, Dk);
-    ops->matmul_forward(a->k, a->ln1, w + mixer_param(m, l, "k_proj.weight"), NULL, N, D, Dk);
-    ops->matmul_forward(a->v, a->ln1, w + mixer_param(m, l, "v_proj.weight"), NULL, N, D, Dv);
-    ops->matmul_forward(a->u, a->ln1, w + mixer_param(m, l, "g_proj.weight"), NULL, N, D, Dv);
-    ops->matmul_forward(a->gk_low, a->ln1, w + mixer_param(m, l, "gk_proj.0.weight"), NULL, N, D,
-                        r);
-    ops->matmul_forward(a->gk_pre, a->gk_low, w + mixer_param(m, l, "gk_proj.1.weight"),
-                        w + mixer_param(m, l, "gk_proj.1.bias"), N, r, Dk);
+    ops->matmul_forward(a->q, a->ln1, w + t->q, NULL, N, D, Dk);
+    ops->matmul_forward(a->k, a->ln1, w + t->k, NULL, N, D, Dk);
+    ops->matmul_forward(a->v, a->ln1, w + t->v, NULL, N, D, Dv);
+    ops->matmul_forward(a->u, a->ln1, w + t->g, NULL, N, D, Dv);
+    ops->matmul_forward(a->gk_low, a->ln1, w + t->gk0, NULL, N, D, r);
+    ops->matmul_forward(a->gk_pre, a->gk_low, w + t->gk1, w + t->gk1_bias, N, r, Dk);
     ops->logsigmoid_forward(a->gk, a->gk_pre, 1.0f / c->gate_normalizer, (long)N * Dk);
     for (int i = 0; i < m->n_spans; i++) {
         const Span *sp = &m->spans[i];
@@ -29,10 +28,9 @@ void gla_mixer_forward(Model *m, int l, LayerActs *a, int B, int T, float *out, 
                          a->gk + ak, st ? st->state_in : NULL, 1.0f / sqrtf((float)hk), sp->B,
                          sp->T, H, hk, hv, c->attn_block);
     }
-    ops->norm_forward(a->onorm, a->orstd, a->o, w + mixer_param(m, l, "g_norm_swish_gate.weight"),
-                      N * H, hv, c->norm_eps, NORM_RMS);
+    ops->norm_forward(a->onorm, a->orstd, a->o, w + t->g_norm, N * H, hv, c->norm_eps, NORM_RMS);
     ops->swiglu_forward(a->gated, a->u, a->onorm, (long)N * Dv);
-    ops->matmul_forward(out, a->gated, w + mixer_param(m, l, "o_proj.weight"), NULL, N, Dv, D);
+    ops->matmul_forward(out, a->gated, w + t->o, NULL, N, Dv, D);
 }
 
 void gla_mixer_backward(Model *m, int l, LayerActs *a, int B, int T, const float *dout,
@@ -41,6 +39,7 @@ void gla_mixer_backward(Model *m, int l, LayerActs *a, int B, int T, const float
     const ModelConfig *c = &m->cfg;
     int N = B * T, D = c->dim, H = c->n_heads, Dk = D / 2, Dv = D, r = c->gate_low_rank;
     int hk = Dk / H, hv = Dv / H;
+    const LayerOffsets *t = &m->layer_offsets[l];
     const float *w = m->weights;
     float *g = m->grads;
     size_t bytes = (size_t)N * D * sizeof(float);
@@ -49,10 +48,10 @@ void gla_mixer_backward(Model *m, int l, LayerActs *a, int B, int T, const float
     float *d_gk_pre = m->tmp[8], *d_gk_low = m->tmp[9];
     for (int i = 0; i < 10; i++) ops->zero(m->tmp[i], bytes);
 
-    size_t off = mixer_param(m, l, "o_proj.weight");
+    size_t off = t->o;
     ops->matmul_backward(d_gated, g + off, NULL, dout, a->gated, w + off, N, Dv, D);
     ops->swiglu_backward(d_g, d_onorm, d_gated, a->u, a->onorm, (long)N * Dv);
-    off = mixer_param(m, l, "g_norm_swish_gate.weight");
+    off = t->g_norm;
     ops->norm_backward(d_o, g + off, d_onorm, a->o, w + off, a->orstd, N * H, hv, c->norm_eps,
                        NORM_RMS);
     for (int i = 0; i < m->n_spans; i++) {
@@ -63,16 +62,16 @@ void gla_mixer_backward(Model *m, int l, LayerActs *a, int B, int T, const float
                           sp->T, H, hk, hv, c->attn_block);
     }
     ops->logsigmoid_backward(d_gk_pre, d_gk, a->gk_pre, 1.0f / c->gate_normalizer, (long)N * Dk);
-    off = mixer_param(m, l, "gk_proj.1.weight");
-    ops->matmul_backward(d_gk_low, g + off, g + mixer_param(m, l, "gk_proj.1.bias"), d_gk_pre,
-                         a->gk_low, w + off, N, r, Dk);
-    off = mixer_param(m, l, "gk_proj.0.weight");
+    off = t->gk1;
+    ops->matmul_backward(d_gk_low, g + off, g + t->gk1_bias, d_gk_pre, a->gk_low, w + off, N, r,
+                         Dk);
+    off = t->gk0;
     ops->matmul_backward(dln, g + off, NULL, d_gk_low, a->ln1, w + off, N, D, r);
-    const char *names[4] = {"q_proj.weight", "k_proj.weight", "v_proj.weight", "g_proj.weight"};
+    const size_t offsets[4] = {t->q, t->k, t->v, t->g};
     const float *douts[4] = {d_q, d_k, d_v, d_g};
     const int widths[4] = {Dk, Dk, Dv, Dv};
     for (int i = 0; i < 4; i++) {
-        off = mixer_param(m, l, names[i]);
+        off = offsets[i];
         ops->matmul_backward(dln, g + off, NULL, douts[i], a->ln1, w + off, N, D, widths[i]);
     }
 }

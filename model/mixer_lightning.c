@@ -12,8 +12,8 @@ void lightning_mixer_forward(Model *m, int l, LayerActs *a, int B, int T, float 
     const Ops *ops = m->ops;
     const ModelConfig *c = &m->cfg;
     int N = B * T, D = c->dim, H = c->n_heads, hd = D / H;
-    const float *w_qkvu = m->weights + mixer_param(m, l, "qkvu_proj.weight");
-    const float *w_out = m->weights + mixer_param(m, l, "out_proj.weight");
+    const LayerOffsets *t = &m->layer_offsets[l];
+    const float *w_qkvu = m->weights + t->qkvu, *w_out = m->weights + t->o;
     size_t DD = (size_t)D * D;
     ops->matmul_forward(a->q, a->ln1, w_qkvu + 0 * DD, NULL, N, D, D);
     ops->matmul_forward(a->k, a->ln1, w_qkvu + 1 * DD, NULL, N, D, D);
@@ -40,8 +40,7 @@ void lightning_mixer_backward(Model *m, int l, LayerActs *a, int B, int T, const
     const ModelConfig *c = &m->cfg;
     int N = B * T, D = c->dim, H = c->n_heads, hd = D / H;
     size_t DD = (size_t)D * D, bytes = (size_t)N * D * sizeof(float);
-    size_t off_qkvu = mixer_param(m, l, "qkvu_proj.weight");
-    size_t off_out = mixer_param(m, l, "out_proj.weight");
+    size_t off_qkvu = m->layer_offsets[l].qkvu, off_out = m->layer_offsets[l].o;
     float *d_gated = m->tmp[0], *d_onorm = m->tmp[1], *d_u = m->tmp[2], *d_o = m->tmp[3];
     float *d_qa = m->tmp[4], *d_ka = m->tmp[5], *d_v = m->tmp[6];
     float *d_q = m->tmp[7], *d_k = m->tmp[8];

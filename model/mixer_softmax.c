@@ -11,10 +11,11 @@ void softmax_mixer_forward(Model *m, int l, LayerActs *a, int B, int T, float *o
     const ModelConfig *c = &m->cfg;
     int N = B * T, D = c->dim, H = c->n_heads, Hkv = c->n_kv_heads, hd = c->head_dim;
     int Dq = H * hd, Dkv = Hkv * hd, pos0 = st ? st->pos : 0;
+    const LayerOffsets *t = &m->layer_offsets[l];
     const float *w = m->weights;
-    ops->matmul_forward(a->q, a->ln1, w + mixer_param(m, l, "q_proj.weight"), NULL, N, D, Dq);
-    ops->matmul_forward(a->k, a->ln1, w + mixer_param(m, l, "k_proj.weight"), NULL, N, D, Dkv);
-    ops->matmul_forward(a->v, a->ln1, w + mixer_param(m, l, "v_proj.weight"), NULL, N, D, Dkv);
+    ops->matmul_forward(a->q, a->ln1, w + t->q, NULL, N, D, Dq);
+    ops->matmul_forward(a->k, a->ln1, w + t->k, NULL, N, D, Dkv);
+    ops->matmul_forward(a->v, a->ln1, w + t->v, NULL, N, D, Dkv);
     for (int i = 0; i < m->n_spans; i++) {
         const Span *sp = &m->spans[i];
         size_t aq = sp->offset * Dq, akv = sp->offset * Dkv;
@@ -34,7 +35,7 @@ void softmax_mixer_forward(Model *m, int l, LayerActs *a, int B, int T, float *o
         ops->softmax_attn_forward(a->o, a->lse, a->qa, st->k_cache, st->v_cache, 1, T, st->pos + T,
                                   H, Hkv, hd);
     }
-    ops->matmul_forward(out, a->o, w + mixer_param(m, l, "o_proj.weight"), NULL, N, Dq, D);
+    ops->matmul_forward(out, a->o, w + t->o, NULL, N, Dq, D);
 }
 
 void softmax_mixer_backward(Model *m, int l, LayerActs *a, int B, int T, const float *dout,
@@ -43,6 +44,7 @@ void softmax_mixer_backward(Model *m, int l, LayerActs *a, int B, int T, const f
     const ModelConfig *c = &m->cfg;
     int N = B * T, D = c->dim, H = c->n_heads, Hkv = c->n_kv_heads, hd = c->head_dim;
     int Dq = H * hd, Dkv = Hkv * hd;
+    const LayerOffsets *t = &m->layer_offsets[l];
     const float *w = m->weights;
     float *g = m->grads;
     size_t bytes = (size_t)N * (Dq > D ? Dq : D) * sizeof(float);
@@ -50,7 +52,7 @@ void softmax_mixer_backward(Model *m, int l, LayerActs *a, int B, int T, const f
     float *d_q = m->tmp[4], *d_k = m->tmp[5];
     for (int i = 0; i < 6; i++) ops->zero(m->tmp[i], bytes);
 
-    size_t off = mixer_param(m, l, "o_proj.weight");
+    size_t off = t->o;
     ops->matmul_backward(d_o, g + off, NULL, dout, a->o, w + off, N, Dq, D);
     for (int i = 0; i < m->n_spans; i++) {
         const Span *sp = &m->spans[i];
@@ -61,11 +63,11 @@ void softmax_mixer_backward(Model *m, int l, LayerActs *a, int B, int T, const f
         ops->rope_backward(d_q + aq, d_qa + aq, sp->B, sp->T, H, hd, c->rope_theta, 0);
         ops->rope_backward(d_k + akv, d_ka + akv, sp->B, sp->T, Hkv, hd, c->rope_theta, 0);
     }
-    const char *names[3] = {"q_proj.weight", "k_proj.weight", "v_proj.weight"};
+    const size_t offsets[3] = {t->q, t->k, t->v};
     const float *douts[3] = {d_q, d_k, d_v};
     const int widths[3] = {Dq, Dkv, Dkv};
     for (int i = 0; i < 3; i++) {
-        off = mixer_param(m, l, names[i]);
+        off = offsets[i];
         ops->matmul_backward(dln, g + off, NULL, douts[i], a->ln1, w + off, N, D, widths[i]);
     }
 }

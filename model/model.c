@@ -18,10 +18,10 @@ static float embed_scale(const ModelConfig *c) {
 
 // A weight pointer, or NULL where the family has no such tensor (SRMSNorm).
 static const float *weight_at(const Model *m, size_t off) {
-    return off == SIZE_MAX ? NULL : m->weights + off;
+    return off == NO_TENSOR ? NULL : m->weights + off;
 }
 static float *grad_at(const Model *m, size_t off) {
-    return off == SIZE_MAX ? NULL : m->grads + off;
+    return off == NO_TENSOR ? NULL : m->grads + off;
 }
 
 void model_create(Model *m, const ModelConfig *cfg, const Ops *ops) {
@@ -187,15 +187,13 @@ static void mlp_forward(Model *m, int l, int N, float *out) {
     const ModelConfig *c = &m->cfg;
     LayerActs *a = &m->layers[l];
     int D = c->dim, F = c->mlp_dim;
-    ops->matmul_forward(a->mlp_a, a->ln2, m->weights + block_param(m, l, BP_MLP_IN0), NULL, N, D,
-                        F);
-    ops->matmul_forward(a->mlp_b, a->ln2, m->weights + block_param(m, l, BP_MLP_IN1), NULL, N, D,
-                        F);
+    ops->matmul_forward(a->mlp_a, a->ln2, m->weights + m->layer_offsets[l].mlp_in0, NULL, N, D, F);
+    ops->matmul_forward(a->mlp_b, a->ln2, m->weights + m->layer_offsets[l].mlp_in1, NULL, N, D, F);
     if (c->family == FAMILY_TNL)
         ops->mul_forward(a->mlp_h, a->mlp_a, a->mlp_b, (long)N * F);
     else
         ops->swiglu_forward(a->mlp_h, a->mlp_a, a->mlp_b, (long)N * F);
-    ops->matmul_forward(out, a->mlp_h, m->weights + block_param(m, l, BP_MLP_OUT), NULL, N, F, D);
+    ops->matmul_forward(out, a->mlp_h, m->weights + m->layer_offsets[l].mlp_out, NULL, N, F, D);
 }
 
 static void mlp_backward(Model *m, int l, int N, const float *dout, float *dln) {
@@ -205,8 +203,8 @@ static void mlp_backward(Model *m, int l, int N, const float *dout, float *dln) 
     int D = c->dim, F = c->mlp_dim;
     float *d_h = m->tmp[0], *d_a = m->tmp[1], *d_b = m->tmp[2];
     for (int i = 0; i < 3; i++) ops->zero(m->tmp[i], (size_t)N * F * sizeof(float));
-    size_t off_out = block_param(m, l, BP_MLP_OUT);
-    size_t off_a = block_param(m, l, BP_MLP_IN0), off_b = block_param(m, l, BP_MLP_IN1);
+    size_t off_out = m->layer_offsets[l].mlp_out;
+    size_t off_a = m->layer_offsets[l].mlp_in0, off_b = m->layer_offsets[l].mlp_in1;
     ops->matmul_backward(d_h, m->grads + off_out, NULL, dout, a->mlp_h, m->weights + off_out, N, F,
                          D);
     if (c->family == FAMILY_TNL)
@@ -225,22 +223,22 @@ static void forward_blocks(Model *m, int B, int T, MixerState *states) {
     int N = B * T, D = c->dim;
     NormKind nk = family_norm(c);
     float *x = m->layers[0].resid_in;
-    ops->embedding_forward(x, m->tokens, m->weights + embed_param(m), N, D, c->vocab_size,
+    ops->embedding_forward(x, m->tokens, m->weights + m->embed, N, D, c->vocab_size,
                            embed_scale(c));
     for (int l = 0; l < c->n_layers; l++) {
         LayerActs *a = &m->layers[l];
         float *next = l + 1 < c->n_layers ? m->layers[l + 1].resid_in : m->final_in;
         ops->norm_forward(a->ln1, a->rstd1, a->resid_in,
-                          weight_at(m, block_param(m, l, BP_ATTN_NORM)), N, D, c->norm_eps, nk);
+                          weight_at(m, m->layer_offsets[l].attn_norm), N, D, c->norm_eps, nk);
         mixer_forward(m, l, B, T, next, states ? &states[l] : NULL);
         ops->add_forward(a->resid_mid, a->resid_in, next, (long)N * D);
         ops->norm_forward(a->ln2, a->rstd2, a->resid_mid,
-                          weight_at(m, block_param(m, l, BP_MLP_NORM)), N, D, c->norm_eps, nk);
+                          weight_at(m, m->layer_offsets[l].mlp_norm), N, D, c->norm_eps, nk);
         mlp_forward(m, l, N, next);
         ops->add_forward(next, a->resid_mid, next, (long)N * D);
     }
-    ops->norm_forward(m->final_ln, m->final_rstd, m->final_in, weight_at(m, final_norm_param(m)), N,
-                      D, c->norm_eps, nk);
+    ops->norm_forward(m->final_ln, m->final_rstd, m->final_in, weight_at(m, m->final_norm), N, D,
+                      c->norm_eps, nk);
 }
 
 // The spans the mixers run over: the whole batch, or with doc_reset one span per document
@@ -289,7 +287,7 @@ float model_loss(Model *m, const int *tokens, const int *targets, int B, int T) 
     int counted = load_batch(m, tokens, targets, B, T);
     forward_blocks(m, B, T, NULL);
     const ModelConfig *c = &m->cfg;
-    m->ops->lm_head_cross_entropy(m->losses, NULL, NULL, m->final_ln, m->weights + lm_head_param(m),
+    m->ops->lm_head_cross_entropy(m->losses, NULL, NULL, m->final_ln, m->weights + m->lm_head,
                                   m->targets, B * T, c->dim, c->vocab_size, 0.0f);
     return mean_loss(m, B * T, counted);
 }
@@ -306,11 +304,11 @@ float model_forward_backward(Model *m, const int *tokens, const int *targets, in
 
     // The fused LM head + cross-entropy gives the gradient of the final norm's output.
     ops->zero(m->d_ln, act_bytes);
-    size_t head = lm_head_param(m);
+    size_t head = m->lm_head;
     ops->lm_head_cross_entropy(m->losses, m->d_ln, m->grads + head, m->final_ln, m->weights + head,
                                m->targets, N, D, c->vocab_size, grad_scale / (float)counted);
     ops->zero(m->d_resid, act_bytes);
-    size_t fn = final_norm_param(m);
+    size_t fn = m->final_norm;
     ops->norm_backward(m->d_resid, grad_at(m, fn), m->d_ln, m->final_in, weight_at(m, fn),
                        m->final_rstd, N, D, c->norm_eps, nk);
 
@@ -320,16 +318,16 @@ float model_forward_backward(Model *m, const int *tokens, const int *targets, in
         LayerActs *a = &m->layers[l];
         ops->zero(m->d_ln, act_bytes);
         mlp_backward(m, l, N, m->d_resid, m->d_ln);
-        size_t off = block_param(m, l, BP_MLP_NORM);
+        size_t off = m->layer_offsets[l].mlp_norm;
         ops->norm_backward(m->d_resid, grad_at(m, off), m->d_ln, a->resid_mid, weight_at(m, off),
                            a->rstd2, N, D, c->norm_eps, nk);
         ops->zero(m->d_ln, act_bytes);
         mixer_backward(m, l, B, T, m->d_resid, m->d_ln);
-        off = block_param(m, l, BP_ATTN_NORM);
+        off = m->layer_offsets[l].attn_norm;
         ops->norm_backward(m->d_resid, grad_at(m, off), m->d_ln, a->resid_in, weight_at(m, off),
                            a->rstd1, N, D, c->norm_eps, nk);
     }
-    ops->embedding_backward(m->grads + embed_param(m), m->d_resid, m->tokens, N, D, embed_scale(c));
+    ops->embedding_backward(m->grads + m->embed, m->d_resid, m->tokens, N, D, embed_scale(c));
     return mean_loss(m, N, counted);
 }
 
@@ -410,7 +408,7 @@ void model_decode_step(Model *m, DecodeState *s, int token, float *logits) {
         st->state_out = t;
         st->pos++;
     }
-    m->ops->matmul_forward(s->logits, m->final_ln, m->weights + lm_head_param(m), NULL, 1, c->dim,
+    m->ops->matmul_forward(s->logits, m->final_ln, m->weights + m->lm_head, NULL, 1, c->dim,
                            c->vocab_size);
     m->ops->download(logits, s->logits, (size_t)c->vocab_size * sizeof(float));
 }

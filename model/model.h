@@ -60,6 +60,18 @@ typedef struct ParamInfo {
     bool trainable; // false: frozen (distillation)
 } ParamInfo;
 
+// Offsets into the flat buffers of one layer's tensors, recorded when the parameter
+// table is built so the block loop never looks a tensor up by name. NO_TENSOR where the
+// layer has none (TNL norms; the other mixers' tensors).
+static const size_t NO_TENSOR = SIZE_MAX;
+typedef struct LayerOffsets {
+    size_t attn_norm, mlp_norm;
+    size_t mlp_in0, mlp_in1, mlp_out;     // gate/l1, up/l2, down/l3
+    size_t q, k, v, o;                    // o: out_proj of lightning, o_proj otherwise
+    size_t qkvu;                          // lightning: q, k, v, u stacked
+    size_t g, gk0, gk1, gk1_bias, g_norm; // GLA gates
+} LayerOffsets;
+
 typedef struct LayerActs LayerActs; // per-layer saved activations (model.c)
 
 // A run of tokens the token mixers process as independent sequences: rows
@@ -76,10 +88,13 @@ typedef struct Model {
     const Ops *ops;
     ParamInfo params[MAX_PARAMS];
     int n_params;
-    size_t n_weights; // total floats over all parameters
-    float *weights;   // [n_weights], device memory
-    float *grads;     // [n_weights], device memory
-    float *log_decay; // [L][H] lightning decays (fixed), device memory
+    LayerOffsets layer_offsets[MAX_LAYERS];
+    size_t embed, final_norm, lm_head; // offsets (final_norm NO_TENSOR for TNL; lm_head =
+                                       // embed when tied)
+    size_t n_weights;                  // total floats over all parameters
+    float *weights;                    // [n_weights], device memory
+    float *grads;                      // [n_weights], device memory
+    float *log_decay;                  // [L][H] lightning decays (fixed), device memory
     // Activations, sized for act_B x act_T tokens; reallocated when that changes.
     int act_B, act_T;
     LayerActs *layers; // [n_layers]

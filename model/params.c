@@ -27,9 +27,10 @@ static const FamilyNames names_by_family[] = {
 };
 
 // Append one tensor to the table. rows x cols (cols = 0 for a vector).
-static void add_param(Model *m, bool no_decay, int rows, int cols, const char *fmt, ...)
+// Returns the tensor's offset, which the layer tables (LayerOffsets) keep.
+static size_t add_param(Model *m, bool no_decay, int rows, int cols, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
-static void add_param(Model *m, bool no_decay, int rows, int cols, const char *fmt, ...) {
+static size_t add_param(Model *m, bool no_decay, int rows, int cols, const char *fmt, ...) {
     check(m->n_params < MAX_PARAMS, "model has more than %d tensors", MAX_PARAMS);
     ParamInfo *p = &m->params[m->n_params++];
     va_list ap;
@@ -44,37 +45,60 @@ static void add_param(Model *m, bool no_decay, int rows, int cols, const char *f
     p->no_decay = no_decay;
     p->trainable = true;
     m->n_weights += p->numel;
+    return p->offset;
 }
 
 // The mixer's tensors for layer l, under "model.layers.l.<mixer prefix>".
-static void add_mixer_params(Model *m, int l, const char *pre) {
+static void add_mixer_params(Model *m, int l, const char *pre, LayerOffsets *t) {
     const ModelConfig *c = &m->cfg;
     int D = c->dim;
     if (c->mixer[l] == MIXER_LIGHTNING) {
-        add_param(m, false, 4 * D, D, "model.layers.%d.%s.qkvu_proj.weight", l, pre);
-        add_param(m, false, D, D, "model.layers.%d.%s.out_proj.weight", l, pre);
+        t->qkvu = add_param(m, false, 4 * D, D, "model.layers.%d.%s.qkvu_proj.weight", l, pre);
+        t->o = add_param(m, false, D, D, "model.layers.%d.%s.out_proj.weight", l, pre);
     } else if (c->mixer[l] == MIXER_GLA) {
         int Dk = D / 2, Dv = D, hv = Dv / c->n_heads, r = c->gate_low_rank;
-        add_param(m, false, Dk, D, "model.layers.%d.%s.q_proj.weight", l, pre);
-        add_param(m, false, Dk, D, "model.layers.%d.%s.k_proj.weight", l, pre);
-        add_param(m, false, Dv, D, "model.layers.%d.%s.v_proj.weight", l, pre);
-        add_param(m, false, Dv, D, "model.layers.%d.%s.g_proj.weight", l, pre);
-        add_param(m, false, r, D, "model.layers.%d.%s.gk_proj.0.weight", l, pre);
-        add_param(m, false, Dk, r, "model.layers.%d.%s.gk_proj.1.weight", l, pre);
-        add_param(m, true, Dk, 0, "model.layers.%d.%s.gk_proj.1.bias", l, pre);
-        add_param(m, true, hv, 0, "model.layers.%d.%s.g_norm_swish_gate.weight", l, pre);
-        add_param(m, false, D, Dv, "model.layers.%d.%s.o_proj.weight", l, pre);
+        t->q = add_param(m, false, Dk, D, "model.layers.%d.%s.q_proj.weight", l, pre);
+        t->k = add_param(m, false, Dk, D, "model.layers.%d.%s.k_proj.weight", l, pre);
+        t->v = add_param(m, false, Dv, D, "model.layers.%d.%s.v_proj.weight", l, pre);
+        t->g = add_param(m, false, Dv, D, "model.layers.%d.%s.g_proj.weight", l, pre);
+        t->gk0 = add_param(m, false, r, D, "model.layers.%d.%s.gk_proj.0.weight", l, pre);
+        t->gk1 = add_param(m, false, Dk, r, "model.layers.%d.%s.gk_proj.1.weight", l, pre);
+        t->gk1_bias = add_param(m, true, Dk, 0, "model.layers.%d.%s.gk_proj.1.bias", l, pre);
+        t->g_norm =
+            add_param(m, true, hv, 0, "model.layers.%d.%s.g_norm_swish_gate.weight", l, pre);
+        t->o = add_param(m, false, D, Dv, "model.layers.%d.%s.o_proj.weight", l, pre);
     } else {
         int q = c->n_heads * c->head_dim, kv = c->n_kv_heads * c->head_dim;
-        add_param(m, false, q, D, "model.layers.%d.%s.q_proj.weight", l, pre);
-        add_param(m, false, kv, D, "model.layers.%d.%s.k_proj.weight", l, pre);
-        add_param(m, false, kv, D, "model.layers.%d.%s.v_proj.weight", l, pre);
-        add_param(m, false, D, q, "model.layers.%d.%s.o_proj.weight", l, pre);
+        t->q = add_param(m, false, q, D, "model.layers.%d.%s.q_proj.weight", l, pre);
+        t->k = add_param(m, false, kv, D, "model.layers.%d.%s.k_proj.weight", l, pre);
+        t->v = add_param(m, false, kv, D, "model.layers.%d.%s.v_proj.weight", l, pre);
+        t->o = add_param(m, false, D, q, "model.layers.%d.%s.o_proj.weight", l, pre);
     }
 }
 
+// A layer with no tensors yet: every offset NO_TENSOR.
+static LayerOffsets no_tensors(void) {
+    size_t x = NO_TENSOR;
+    return (LayerOffsets){.attn_norm = x,
+                          .mlp_norm = x,
+                          .mlp_in0 = x,
+                          .mlp_in1 = x,
+                          .mlp_out = x,
+                          .q = x,
+                          .k = x,
+                          .v = x,
+                          .o = x,
+                          .qkvu = x,
+                          .g = x,
+                          .gk0 = x,
+                          .gk1 = x,
+                          .gk1_bias = x,
+                          .g_norm = x};
+}
+
 // Build the table in a fixed order: embedding, per layer (norm, mixer, norm, MLP), final
-// norm, LM head. SRMSNorm (TNL) has no weight, so no tensor.
+// norm, LM head, and record each tensor's offset where the block loop looks for it.
+// SRMSNorm (TNL) has no weight, so no tensor (offset NO_TENSOR).
 void model_build_params(Model *m) {
     const ModelConfig *c = &m->cfg;
     const FamilyNames *nm = &names_by_family[c->family];
@@ -82,17 +106,22 @@ void model_build_params(Model *m) {
     int D = c->dim, F = c->mlp_dim;
     m->n_params = 0;
     m->n_weights = 0;
-    add_param(m, false, c->vocab_size, D, "%s.weight", nm->embed);
+    m->embed = add_param(m, false, c->vocab_size, D, "%s.weight", nm->embed);
     for (int l = 0; l < c->n_layers; l++) {
-        if (norm_weight) add_param(m, true, D, 0, "model.layers.%d.%s.weight", l, nm->attn_norm);
-        add_mixer_params(m, l, nm->mixer);
-        if (norm_weight) add_param(m, true, D, 0, "model.layers.%d.%s.weight", l, nm->mlp_norm);
-        add_param(m, false, F, D, "model.layers.%d.%s.weight", l, nm->mlp_in0);
-        add_param(m, false, F, D, "model.layers.%d.%s.weight", l, nm->mlp_in1);
-        add_param(m, false, D, F, "model.layers.%d.%s.weight", l, nm->mlp_out);
+        LayerOffsets *t = &m->layer_offsets[l];
+        *t = no_tensors();
+        if (norm_weight)
+            t->attn_norm = add_param(m, true, D, 0, "model.layers.%d.%s.weight", l, nm->attn_norm);
+        add_mixer_params(m, l, nm->mixer, t);
+        if (norm_weight)
+            t->mlp_norm = add_param(m, true, D, 0, "model.layers.%d.%s.weight", l, nm->mlp_norm);
+        t->mlp_in0 = add_param(m, false, F, D, "model.layers.%d.%s.weight", l, nm->mlp_in0);
+        t->mlp_in1 = add_param(m, false, F, D, "model.layers.%d.%s.weight", l, nm->mlp_in1);
+        t->mlp_out = add_param(m, false, D, F, "model.layers.%d.%s.weight", l, nm->mlp_out);
     }
-    if (norm_weight) add_param(m, true, D, 0, "%s.weight", nm->final_norm);
-    if (!c->tie_embeddings) add_param(m, false, c->vocab_size, D, "lm_head.weight");
+    m->final_norm = norm_weight ? add_param(m, true, D, 0, "%s.weight", nm->final_norm) : NO_TENSOR;
+    m->lm_head =
+        c->tie_embeddings ? m->embed : add_param(m, false, c->vocab_size, D, "lm_head.weight");
 }
 
 const ParamInfo *model_find_param(const Model *m, const char *name) {
@@ -128,45 +157,4 @@ void model_init_weights(Model *m, uint64_t seed) {
     }
     m->ops->upload(m->weights, host, m->n_weights * sizeof(float));
     free(host);
-}
-
-// Offset of the tensor named "model.layers.<l>.<part>.weight"-style, or SIZE_MAX.
-static size_t offset_of(const Model *m, const char *name) {
-    const ParamInfo *p = model_find_param(m, name);
-    return p ? p->offset : SIZE_MAX;
-}
-
-size_t block_param(const Model *m, int l, BlockParam role) {
-    const FamilyNames *nm = &names_by_family[m->cfg.family];
-    const char *part = role == BP_ATTN_NORM  ? nm->attn_norm
-                       : role == BP_MLP_NORM ? nm->mlp_norm
-                       : role == BP_MLP_IN0  ? nm->mlp_in0
-                       : role == BP_MLP_IN1  ? nm->mlp_in1
-                                             : nm->mlp_out;
-    char name[PARAM_NAME_LEN];
-    snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, part);
-    return offset_of(m, name);
-}
-
-size_t mixer_param(const Model *m, int l, const char *suffix) {
-    char name[PARAM_NAME_LEN];
-    snprintf(name, sizeof name, "model.layers.%d.%s.%s", l, names_by_family[m->cfg.family].mixer,
-             suffix);
-    size_t off = offset_of(m, name);
-    check(off != SIZE_MAX, "model has no tensor '%s'", name);
-    return off;
-}
-
-size_t embed_param(const Model *m) {
-    return 0;
-}
-
-size_t final_norm_param(const Model *m) {
-    char name[PARAM_NAME_LEN];
-    snprintf(name, sizeof name, "%s.weight", names_by_family[m->cfg.family].final_norm);
-    return offset_of(m, name);
-}
-
-size_t lm_head_param(const Model *m) {
-    return m->cfg.tie_embeddings ? embed_param(m) : offset_of(m, "lm_head.weight");
 }
