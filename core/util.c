@@ -189,15 +189,6 @@ void atomic_commit(AtomicFile *af) {
     af->f = NULL;
 }
 
-void atomic_abort(AtomicFile *af) {
-    if (af->f) fclose(af->f);
-    unlink(af->tmp_path);
-    temp_unregister(af->tmp_path);
-    free(af->path);
-    free(af->tmp_path);
-    af->f = NULL;
-}
-
 void make_dirs(const char *path) {
     char buf[4096];
     snprintf(buf, sizeof buf, "%s", path);

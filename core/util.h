@@ -37,7 +37,6 @@ typedef struct AtomicFile {
 } AtomicFile;
 AtomicFile atomic_open(const char *path);
 void atomic_commit(AtomicFile *af);
-void atomic_abort(AtomicFile *af); // close and remove the temp file
 void fsync_dir(const char *dir);   // make a rename durable
 void make_dirs(const char *path);  // mkdir -p or die
 

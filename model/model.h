@@ -117,7 +117,6 @@ void model_free(Model *m);
 // rules for gate biases; deterministic from seed.
 void model_init_weights(Model *m, uint64_t seed);
 const ParamInfo *model_find_param(const Model *m, const char *name);
-float *model_param(Model *m, const char *name); // device pointer; dies if absent
 
 // Mean cross-entropy of targets given tokens, both [B, T] host arrays (target < 0:
 // ignored). Forward only.

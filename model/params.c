@@ -131,12 +131,6 @@ const ParamInfo *model_find_param(const Model *m, const char *name) {
     return NULL;
 }
 
-float *model_param(Model *m, const char *name) {
-    const ParamInfo *p = model_find_param(m, name);
-    check(p != NULL, "model has no tensor '%s'", name);
-    return m->weights + p->offset;
-}
-
 // Is this tensor a norm weight (initialised to ones)?
 static bool is_norm_weight(const ParamInfo *p) {
     return p->ndim == 1 && strstr(p->name, ".bias") == NULL;
