@@ -245,42 +245,34 @@ START_TEST(test_param_names) {
 }
 END_TEST
 
-START_TEST(test_mixer_pattern) {
+// A bare TNL config of L layers and H heads, finalized with `mixers`.
+static ModelConfig tnl_config(int dim, int n_layers, int n_heads, const char *mixers) {
     ModelConfig c;
     memset(&c, 0, sizeof c);
     c.family = FAMILY_TNL;
     c.vocab_size = 10;
-    c.dim = 8;
-    c.n_layers = 8;
-    c.n_heads = 2;
-    model_config_finalize(&c, "lightning*3,softmax");
+    c.dim = dim;
+    c.n_layers = n_layers;
+    c.n_heads = n_heads;
+    model_config_finalize(&c, mixers);
+    return c;
+}
+
+START_TEST(test_mixer_pattern) {
+    ModelConfig c = tnl_config(8, 8, 2, "lightning*3,softmax");
     for (int l = 0; l < 8; l++)
         ck_assert_int_eq(c.mixer[l], l % 4 == 3 ? MIXER_SOFTMAX : MIXER_LIGHTNING);
 }
 END_TEST
 
 START_TEST(test_mixer_pattern_bad) {
-    ModelConfig c;
-    memset(&c, 0, sizeof c);
-    c.family = FAMILY_TNL;
-    c.vocab_size = 10;
-    c.dim = 8;
-    c.n_layers = 8;
-    c.n_heads = 2;
-    model_config_finalize(&c, "lightning*3,softmx");
+    tnl_config(8, 8, 2, "lightning*3,softmx");
 }
 END_TEST
 
 // TNL decays: ALiBi slopes for 8 heads, layer 0 of L decays fastest, all in (0, 1).
 START_TEST(test_decays) {
-    ModelConfig c;
-    memset(&c, 0, sizeof c);
-    c.family = FAMILY_TNL;
-    c.vocab_size = 10;
-    c.dim = 16;
-    c.n_layers = 4;
-    c.n_heads = 8;
-    model_config_finalize(&c, NULL);
+    ModelConfig c = tnl_config(16, 4, 8, NULL);
     float first[8], last[8];
     lightning_log_decays(&c, 0, first);
     lightning_log_decays(&c, 3, last);
