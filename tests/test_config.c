@@ -44,7 +44,6 @@ static const KeySpec KEY_SPECS[] = {
     {"gate_normalizer", 'f', 0, 0, NULL},
     {"attn_block", 'i', 1, 512, NULL},
     {"doc_reset", 'b', 0, 0, NULL},
-    {"eot_token", 'i', 0, 100000, NULL},
     {"tokenizer", 's', 0, 0, NULL},
     {"init_from", 's', 0, 0, NULL},
     {"train_data", 's', 0, 0, NULL},
@@ -180,7 +179,7 @@ START_TEST(test_keys_map_to_fields) {
         {"vocab_size", "1001"},       {"dim", "1002"},           {"n_layers", "103"},
         {"n_heads", "1004"},          {"n_kv_heads", "1005"},    {"head_dim", "1006"},
         {"mlp_dim", "1007"},          {"gate_low_rank", "1008"}, {"attn_block", "1009"},
-        {"eot_token", "1010"},        {"steps", "1011"},         {"batch_size", "1012"},
+        {"steps", "1011"},         {"batch_size", "1012"},
         {"seq_len", "1013"},          {"grad_accum", "1014"},    {"warmup", "1015"},
         {"max_bad_steps", "1016"},    {"threads", "1017"},       {"log_every", "1018"},
         {"val_every", "1019"},        {"val_batches", "1020"},   {"save_every", "1021"},
@@ -193,7 +192,7 @@ START_TEST(test_keys_map_to_fields) {
     int got[] = {m->vocab_size,      m->dim,           m->n_layers,
                  m->n_heads,         m->n_kv_heads,    m->head_dim,
                  m->mlp_dim,         m->gate_low_rank, m->attn_block,
-                 m->eot_token,       c.steps,          c.batch_size,
+                 c.steps,          c.batch_size,
                  c.seq_len,          c.grad_accum,     c.warmup,
                  c.max_bad_steps,    c.threads,        c.log_every,
                  c.val_every,        c.val_batches,    c.save_every,
@@ -383,7 +382,6 @@ static const char *const BAD_FINALIZE[][2] = {
     {"softmax_layers", "-1"},
     {"softmax_layers", "1,,2"},
     {"vocab_size", "100"},
-    {"eot_token", "256"},
     {"tokenizer", ""},
 };
 enum { N_BAD_FINALIZE = sizeof(BAD_FINALIZE) / sizeof(BAD_FINALIZE[0]) };

@@ -14,6 +14,7 @@
 
 #include "../core/util.h"
 #include "../train/plot.h"
+#include "testing.h"
 
 // A decoded 8-bit RGB image.
 typedef struct Image {
@@ -146,27 +147,6 @@ static void color_columns(const Image *im, uint32_t color, int *x0, int *x1) {
             if (pixel(im, x, y) == color) *x0 = x < *x0 ? x : *x0, *x1 = x > *x1 ? x : *x1;
 }
 
-static void write_text(const char *path, const char *text) {
-    FILE *f = fopen(path, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs(text, f);
-    fclose(f);
-}
-
-// Remove a test's scratch directory (flat: only files inside).
-static void remove_dir(char *dir) {
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    ck_assert_int_eq(system(cmd), 0);
-    free(dir);
-}
-
-static char *temp_dir(void) {
-    char *dir = strdup("/tmp/test_plot_XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
-    return dir;
-}
-
 // A random run's metrics, in train.c's format: steps 1..steps of a*exp-shaped loss
 // (falling, or rising when `rising`) with noise, val every steps/10 and at the end.
 // extra: also write a non-finite and a null loss mid-run. Returns the number of steps.
@@ -224,25 +204,23 @@ static Image render_and_check(const char *dir, uint64_t seed, bool rising, bool 
 }
 
 START_TEST(test_falling_curve) {
-    char *dir = temp_dir();
+    char *dir = new_dir();
     Image im = render_and_check(dir, 1000 + (uint64_t)_i, false, false);
     free(im.rgb);
-    remove_dir(dir);
 }
 END_TEST
 
 START_TEST(test_rising_curve) {
-    char *dir = temp_dir();
+    char *dir = new_dir();
     Image im = render_and_check(dir, 2000 + (uint64_t)_i, true, false);
     free(im.rgb);
-    remove_dir(dir);
 }
 END_TEST
 
 // An inf and a null loss are skipped: the y range still comes from the finite values,
 // so the curve fills most of the plot's height instead of being squashed flat.
 START_TEST(test_nonfinite_ignored) {
-    char *dir = temp_dir();
+    char *dir = new_dir();
     Image im = render_and_check(dir, 3000, false, true);
     int top = im.h, bottom = -1;
     for (int y = 0; y < im.h; y++)
@@ -253,13 +231,12 @@ START_TEST(test_nonfinite_ignored) {
             }
     ck_assert_msg(bottom - top > im.h / 2, "raw curve spans rows %d..%d", top, bottom);
     free(im.rgb);
-    remove_dir(dir);
 }
 END_TEST
 
 // `bolt plot RUN_DIR --width --height` writes RUN_DIR/loss.png at that size; --out too.
 START_TEST(test_plot_main_sizes) {
-    char *dir = temp_dir();
+    char *dir = new_dir();
     char metrics[512], png[512], out_arg[600], other[512];
     snprintf(metrics, sizeof metrics, "%s/metrics.jsonl", dir);
     snprintf(png, sizeof png, "%s/loss.png", dir);
@@ -280,13 +257,12 @@ START_TEST(test_plot_main_sizes) {
     ck_assert_int_eq(im.h, 950);
     ck_assert_int_gt(count_color(&im, PLOT_VAL_COLOR), 100);
     free(im.rgb);
-    remove_dir(dir);
 }
 END_TEST
 
 // The training hook never dies: no loss yet -> nothing written; a bad line is skipped.
 START_TEST(test_run_dir_hook) {
-    char *dir = temp_dir();
+    char *dir = new_dir();
     char metrics[512], png[512];
     snprintf(metrics, sizeof metrics, "%s/metrics.jsonl", dir);
     snprintf(png, sizeof png, "%s/loss.png", dir);
@@ -304,7 +280,6 @@ START_TEST(test_run_dir_hook) {
     ck_assert_int_gt(count_color(&im, PLOT_TRAIN_COLOR), 100);
     ck_assert_int_gt(count_color(&im, PLOT_VAL_COLOR), 10);
     free(im.rgb);
-    remove_dir(dir);
 }
 END_TEST
 
@@ -357,7 +332,7 @@ END_TEST
 
 // The error names file:line: run a bad file in a child and read its stderr.
 START_TEST(test_error_names_line) {
-    char *dir = temp_dir();
+    char *dir = new_dir();
     char metrics[512], png[512];
     snprintf(metrics, sizeof metrics, "%s/metrics.jsonl", dir);
     snprintf(png, sizeof png, "%s/loss.png", dir);
@@ -384,7 +359,6 @@ START_TEST(test_error_names_line) {
     snprintf(want, sizeof want, "%s:3:", metrics);
     ck_assert_msg(strstr(msg, want) != NULL, "message '%s' lacks '%s'", msg, want);
     ck_assert_int_eq((int)file_size(png), -1);
-    remove_dir(dir);
 }
 END_TEST
 
@@ -411,9 +385,11 @@ static Suite *plot_suite(void) {
 }
 
 int main(void) {
+    make_scratch_root("plot");
     SRunner *sr = srunner_create(plot_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
+    remove_scratch_root();
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -9,12 +9,11 @@
 #include "../train/commands.h"
 #include "testing.h"
 
-static char workdir[256];
+static char *workdir; // this test's directory under the scratch root
 
 // A byte corpus with structure to learn: repeated words in random order.
 static void write_corpus(void) {
-    snprintf(workdir, sizeof workdir, "/tmp/bolt_train_XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(workdir));
+    workdir = new_dir();
     const char *words[] = {"the ", "quick ", "brown ", "fox ", "jumps ", "over ", "lazy ", "dog. "};
     Rng rng = rng_seeded(99);
     int64_t n = 40000;
@@ -185,6 +184,7 @@ START_TEST(test_missing_data) {
 END_TEST
 
 int main(void) {
+    make_scratch_root("train");
     Suite *s = suite_create("train");
     TCase *tc = tcase_create("train");
     tcase_set_timeout(tc, 300);
@@ -204,5 +204,6 @@ int main(void) {
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
+    remove_scratch_root();
     return failed ? 1 : 0;
 }

@@ -20,6 +20,8 @@ for t in "$@"; do
     e=$(echo "$line" | sed -E 's/.*Errors: ([0-9]+).*/\1/')
     passed=$((passed + c - f - e))
     failed=$((failed + f + e))
+    # A program that exits non-zero fails even if its summary counted no failure.
+    [ "$status" -ne 0 ] && [ $((f + e)) -eq 0 ] && failed=$((failed + 1))
     [ "$status" -ne 0 ] || [ $((f + e)) -ne 0 ] && bad+=("$t")
 done
 [ ${#bad[@]} -gt 0 ] && echo "failing: ${bad[*]}"

@@ -9,9 +9,8 @@
 #include "../data/bpe.h"
 #include "commands.h"
 
-// argv holds the arguments after "bench" or after "bench tokenizer": TOKENIZER FILE.
+// argv holds the arguments after "bench tokenizer": TOKENIZER FILE.
 int bench_tokenizer_main(int argc, char **argv) {
-    if (argc == 3 && strcmp(argv[0], "tokenizer") == 0) argc--, argv++;
     if (argc != 2) {
         fprintf(stderr, "usage: bolt bench tokenizer TOKENIZER FILE\n"
                         "  TOKENIZER: a tokenizer.json (or its directory) or a .tiktoken file\n");

@@ -78,9 +78,7 @@ static const ConfigKey KEYS[] = {
     {"attn_block", KEY_INT, offsetof(Config, model.attn_block), 0, 1, INT_MAX, NULL, NULL,
      "block (chunk) size of the linear-attention kernels"},
     {"doc_reset", KEY_BOOL, offsetof(Config, model.doc_reset), 0, 0, 0, NULL, NULL,
-     "reset linear-attention state after eot_token (packed documents)"},
-    {"eot_token", KEY_INT, offsetof(Config, model.eot_token), 0, 0, INT_MAX, NULL, NULL,
-     "end-of-text token id"},
+     "run each document (from one EOT token to the next) as its own sequence"},
     {"tokenizer", KEY_STRING, offsetof(Config, tokenizer), FIELD_SIZE(tokenizer), 0, 0, NULL, NULL,
      "byte, a tokenizer.json or a .tiktoken file"},
     {"init_from", KEY_STRING, offsetof(Config, init_from), FIELD_SIZE(init_from), 0, 0, NULL, NULL,
@@ -637,9 +635,6 @@ void config_finalize(Config *c) {
                                    ".tiktoken file)");
     check(strcmp(c->tokenizer, "byte") != 0 || c->model.vocab_size >= 256,
           "config: vocab_size = %d is too small for the byte tokenizer (needs 256)",
-          c->model.vocab_size);
-    check(c->model.eot_token < c->model.vocab_size,
-          "config: eot_token = %d must be < vocab_size = %d", c->model.eot_token,
           c->model.vocab_size);
     check(c->train_data[0] != '\0', "config: train_data is not set (a glob of .bin shards)");
     check(c->out_dir[0] != '\0', "config: out_dir is empty");

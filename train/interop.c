@@ -23,11 +23,6 @@
 
 enum { PATH_CAP = 4096 };
 
-// The tokenizer a checkpoint's config names, as a path that works from the current
-// directory: a relative name is looked up in the checkpoint directory first (where import
-// and export put it), else used as it is ("byte", an absolute path, or a path relative to
-// where training ran). "" (none) becomes "byte". For train/sample.c and train/eval.c.
-
 static bool is_dir(const char *path) {
     struct stat sb;
     return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);

@@ -109,6 +109,9 @@ static void setup_model(Run *r) {
         mc.eot_token = c->model.eot_token;
         note_model_differences(&c->model, &mc, source);
     }
+    check(r->tok.vocab_size <= mc.vocab_size && mc.eot_token < mc.vocab_size,
+          "tokenizer '%s' (vocab %d, EOT %d) does not fit the model's vocab_size %d",
+          c->tokenizer, r->tok.vocab_size, mc.eot_token, mc.vocab_size);
     model_create(&r->model, &mc, r->ops);
     if (source)
         model_load_weights(&r->model, source);
@@ -208,12 +211,9 @@ int train_main(int argc, char **argv) {
     r->dist = dist_init();
     remove_temp_files_on_signal(); // Ctrl-C mid-checkpoint leaves no temp file
     r->tok = tokenizer_load(c->tokenizer);
-    c->model.eot_token = r->tok.eot;
     config_finalize(c);
-    check(c->train_data[0] != '\0', "train_data is not set (a glob of token shards)");
-    check(r->tok.vocab_size <= c->model.vocab_size,
-          "vocab_size %d is smaller than the tokenizer's %d", c->model.vocab_size,
-          r->tok.vocab_size);
+    // Documents are separated by the tokenizer's EOT; setup_model checks it fits the model.
+    c->model.eot_token = r->tok.eot;
     if (c->threads > 0) omp_set_num_threads(c->threads);
     r->ops = ops_for_device(c->device);
     make_dirs(c->out_dir);
