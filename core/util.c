@@ -4,6 +4,7 @@
 #endif
 #include "util.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -181,17 +182,18 @@ void atomic_commit(AtomicFile *af) {
     check(fclose(af->f) == 0, "%s: close failed (%s)", af->tmp_path, strerror(errno));
     check(rename(af->tmp_path, af->path) == 0, "%s: rename failed (%s)", af->path, strerror(errno));
     temp_unregister(af->tmp_path);
-    char dir[4096];
-    dir_of(af->path, dir, sizeof dir);
+    size_t cap = strlen(af->path) + 2; // the directory part is never longer than the path
+    char *dir = xmalloc(cap);
+    dir_of(af->path, dir, cap);
     fsync_dir(dir);
+    free(dir);
     free(af->path);
     free(af->tmp_path);
     af->f = NULL;
 }
 
 void make_dirs(const char *path) {
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", path);
+    char *buf = xstrdup(path); // any length: each prefix is cut in place
     for (char *p = buf + 1; *p; p++) {
         if (*p == '/') {
             *p = '\0';
@@ -201,6 +203,31 @@ void make_dirs(const char *path) {
     }
     check(mkdir(buf, 0755) == 0 || errno == EEXIST, "%s: cannot create directory (%s)", path,
           strerror(errno));
+    free(buf);
+}
+
+void path_join(char *out, size_t cap, const char *dir, const char *name) {
+    int n = snprintf(out, cap, "%s/%s", dir, name);
+    check(n >= 0 && (size_t)n < cap, "%s/%s: path too long", dir, name);
+}
+
+long long parse_int_arg(const char *what, const char *text, long long lo, long long hi) {
+    char *end;
+    errno = 0;
+    long long x = strtoll(text, &end, 10);
+    bool whole = text[0] != '\0' && !isspace((unsigned char)text[0]) && *end == '\0';
+    check(whole && errno == 0 && x >= lo && x <= hi,
+          "%s: bad value '%s' (expected an integer in %lld..%lld)", what, text, lo, hi);
+    return x;
+}
+
+double parse_float_arg(const char *what, const char *text) {
+    char *end;
+    errno = 0;
+    double x = strtod(text, &end);
+    bool whole = text[0] != '\0' && !isspace((unsigned char)text[0]) && *end == '\0';
+    check(whole && errno == 0 && isfinite(x), "%s: bad value '%s' (expected a number)", what, text);
+    return x;
 }
 
 double now_seconds(void) {

@@ -37,8 +37,18 @@ typedef struct AtomicFile {
 } AtomicFile;
 AtomicFile atomic_open(const char *path);
 void atomic_commit(AtomicFile *af);
-void fsync_dir(const char *dir);   // make a rename durable
-void make_dirs(const char *path);  // mkdir -p or die
+void fsync_dir(const char *dir);  // make a rename durable
+void make_dirs(const char *path); // mkdir -p or die
+
+// "dir/name" into out[cap], or die "DIR/NAME: path too long".
+void path_join(char *out, size_t cap, const char *dir, const char *name);
+
+// Command-line values. `what` names the option in the message, e.g. "eval: --seq_len".
+// A whole decimal integer in [lo, hi], else die "WHAT: bad value 'TEXT' (expected an
+// integer in LO..HI)".
+long long parse_int_arg(const char *what, const char *text, long long lo, long long hi);
+// A finite decimal number, else die "WHAT: bad value 'TEXT' (expected a number)".
+double parse_float_arg(const char *what, const char *text);
 
 // Wall-clock seconds (monotonic).
 double now_seconds(void);

@@ -484,8 +484,9 @@ Bpe *bpe_load(const char *path) {
     b->eot = -1;
     struct stat st;
     if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-        b->path = xmalloc(strlen(path) + 20);
-        sprintf(b->path, "%s/tokenizer.json", path);
+        size_t cap = strlen(path) + sizeof "/tokenizer.json";
+        b->path = xmalloc(cap);
+        path_join(b->path, cap, path, "tokenizer.json");
     } else {
         b->path = xstrdup(path);
     }

@@ -1,6 +1,7 @@
 // data/doc_reader.c: documents from text, .jsonl and .jsonl.zst files (see doc_reader.h).
-// The files are byte streams (an Input: plain reads, or zstd streaming decompression),
-// cut into lines for .jsonl; a DocReader walks the inputs in order, one document a call.
+// The files are byte streams (data/zstream.h: plain reads, or zstd streaming
+// decompression), cut into lines for .jsonl; a DocReader walks the inputs in order, one
+// document a call.
 #include "doc_reader.h"
 
 #include <cjson/cJSON.h>
@@ -8,9 +9,10 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zstd.h>
+#include <sys/stat.h>
 
 #include "../core/util.h"
+#include "zstream.h"
 
 static bool has_suffix(const char *s, const char *suffix) {
     size_t n = strlen(s), m = strlen(suffix);
@@ -24,19 +26,11 @@ static bool is_jsonl(const char *path) {
 // ---------------------------------------------------------------------------------------
 // Input files as byte streams
 
-// One input file: plain reads, or zstd streaming decompression when the name ends in
-// ".zst". Lines are cut from a buffer that only grows to the longest line.
+// One .jsonl input being cut into lines: its byte stream, and a buffer of decoded bytes
+// that only grows to the longest line.
 typedef struct Input {
-    const char *path;
-    FILE *f;
-    int64_t consumed; // bytes read from the file so far (progress)
-    ZSTD_DCtx *dctx;  // NULL: a plain file
-    char *zbuf;       // compressed bytes read from the file
-    size_t zcap;
-    ZSTD_inBuffer zin;
-    bool file_end;   // the file has no more bytes
-    bool frame_open; // the decoder is inside a frame it has not finished
-    char *buf;       // decoded bytes; [head, tail) not handed out yet
+    ZStream *z;
+    char *buf; // decoded bytes; [head, tail) not handed out yet
     size_t head, tail, cap;
     size_t scanned; // bytes after head already known to hold no '\n'
     bool data_end;  // no more decoded bytes
@@ -45,53 +39,13 @@ typedef struct Input {
 
 static void input_open(Input *in, const char *path) {
     memset(in, 0, sizeof *in);
-    in->path = path;
-    in->f = xfopen(path, "rb");
-    if (has_suffix(path, ".zst")) {
-        in->dctx = ZSTD_createDCtx();
-        check(in->dctx != NULL, "%s: cannot create a zstd decoder", path);
-        in->zcap = ZSTD_DStreamInSize();
-        in->zbuf = xmalloc(in->zcap);
-        in->zin = (ZSTD_inBuffer){in->zbuf, 0, 0};
-    }
+    in->z = zstream_open(path);
 }
 
 static void input_close(Input *in) {
-    fclose(in->f);
-    if (in->dctx) ZSTD_freeDCtx(in->dctx);
-    free(in->zbuf);
+    zstream_close(in->z);
     free(in->buf);
     memset(in, 0, sizeof *in);
-}
-
-// Up to n (> 0) decoded bytes into dst; 0 only at the end of the data. Corrupt zstd data,
-// or a stream that ends inside a frame, dies naming the file.
-static size_t input_read(Input *in, char *dst, size_t n) {
-    if (!in->dctx) {
-        size_t got = fread(dst, 1, n, in->f);
-        check(!ferror(in->f), "%s: read error (%s)", in->path, strerror(errno));
-        in->consumed += (int64_t)got;
-        return got;
-    }
-    ZSTD_outBuffer out = {dst, n, 0};
-    while (out.pos == 0) {
-        if (in->zin.pos == in->zin.size && !in->file_end) {
-            size_t got = fread(in->zbuf, 1, in->zcap, in->f);
-            check(!ferror(in->f), "%s: read error (%s)", in->path, strerror(errno));
-            in->consumed += (int64_t)got;
-            in->zin = (ZSTD_inBuffer){in->zbuf, got, 0};
-            in->file_end = got == 0;
-        }
-        size_t in_before = in->zin.pos;
-        size_t ret = ZSTD_decompressStream(in->dctx, &out, &in->zin);
-        check(!ZSTD_isError(ret), "%s: corrupt zstd data (%s)", in->path, ZSTD_getErrorName(ret));
-        // No input taken and no output made: the data is over (the file was read to its end).
-        if (out.pos == 0 && in->zin.pos == in_before) break;
-        in->frame_open = ret != 0; // 0: a frame just ended and is fully flushed
-    }
-    check(out.pos > 0 || !in->frame_open, "%s: truncated zstd data (the last frame is incomplete)",
-          in->path);
-    return out.pos;
 }
 
 // The next line without its '\n' (valid until the next call); false at the end of the
@@ -120,7 +74,7 @@ static bool input_line(Input *in, const char **line, size_t *len) {
             in->cap = in->cap ? 2 * in->cap : 1 << 20;
             in->buf = xrealloc(in->buf, in->cap);
         }
-        size_t got = input_read(in, in->buf + in->tail, in->cap - in->tail);
+        size_t got = zstream_read(in->z, in->buf + in->tail, in->cap - in->tail);
         in->tail += got;
         in->data_end = got == 0;
     }
@@ -162,17 +116,43 @@ static void reserve_text(char **text, size_t len, size_t *cap, size_t extra) {
 
 // Append a whole (possibly .zst) text file to (*text)[*len..]; the file bytes read.
 static int64_t append_text_file(const char *path, char **text, size_t *len, size_t *cap) {
-    Input in;
-    input_open(&in, path);
+    ZStream *z = zstream_open(path);
     for (;;) {
         reserve_text(text, *len, cap, 1 << 16);
-        size_t got = input_read(&in, *text + *len, *cap - *len);
+        size_t got = zstream_read(z, *text + *len, *cap - *len);
         if (got == 0) break;
         *len += got;
     }
-    int64_t consumed = in.consumed;
-    input_close(&in);
+    int64_t consumed = zstream_file_bytes_read(z);
+    zstream_close(z);
     return consumed;
+}
+
+// A counting pass over a text file: the file bytes it accounts for. A .zst file is
+// decompressed to its end and discarded, so a corrupt or truncated one dies now, before
+// any shard is written; a plain one is only sized.
+static int64_t scan_text_file(const char *path) {
+    if (!has_suffix(path, ".zst")) {
+        int64_t size = file_size(path);
+        check(size >= 0, "%s: input file not found", path);
+        return size;
+    }
+    ZStream *z = zstream_open(path);
+    zstream_skip_rest(z);
+    int64_t consumed = zstream_file_bytes_read(z);
+    zstream_close(z);
+    return consumed;
+}
+
+int64_t doc_input_check(const char *path) {
+    struct stat st;
+    check(stat(path, &st) == 0, "%s: input file not found", path);
+    check(S_ISREG(st.st_mode), "%s: not a regular file (%s)", path,
+          S_ISDIR(st.st_mode) ? "a directory" : "a device, pipe or socket");
+    FILE *f = fopen(path, "rb");
+    check(f != NULL, "%s: cannot read the input file (%s)", path, strerror(errno));
+    fclose(f);
+    return (int64_t)st.st_size;
 }
 
 // A reader at the start of the first input (nothing is opened yet).
@@ -189,13 +169,10 @@ bool doc_reader_next(DocReader *r, char **text, size_t *len, size_t *cap, DocOri
     while (r->file < r->npaths) {
         const char *path = r->paths[r->file];
         if (!is_jsonl(path)) {
-            if (r->load_text) {
+            if (r->load_text)
                 r->done_bytes += append_text_file(path, text, len, cap);
-            } else {
-                int64_t size = file_size(path);
-                check(size >= 0, "%s: input file not found", path);
-                r->done_bytes += size;
-            }
+            else
+                r->done_bytes += scan_text_file(path);
             *origin = (DocOrigin){.file = r->file, .line = 0};
             r->file++;
             return true;
@@ -214,7 +191,7 @@ bool doc_reader_next(DocReader *r, char **text, size_t *len, size_t *cap, DocOri
             *origin = (DocOrigin){.file = r->file, .line = r->in.lineno};
             return true;
         }
-        r->done_bytes += r->in.consumed;
+        r->done_bytes += zstream_file_bytes_read(r->in.z);
         input_close(&r->in);
         r->open = false;
         r->file++;
@@ -224,7 +201,7 @@ bool doc_reader_next(DocReader *r, char **text, size_t *len, size_t *cap, DocOri
 
 // The finished inputs plus the open one, less what earlier calls returned.
 int64_t doc_reader_take_input_bytes(DocReader *r) {
-    int64_t total = r->done_bytes + (r->open ? r->in.consumed : 0);
+    int64_t total = r->done_bytes + (r->open ? zstream_file_bytes_read(r->in.z) : 0);
     int64_t fresh = total - r->reported;
     r->reported = total;
     return fresh;

@@ -20,10 +20,15 @@ typedef struct DocOrigin {
     int64_t line; // 1-based line of a .jsonl input; 0 for a whole text file
 } DocOrigin;
 
+// Check an input before any pass: dies "PATH: input file not found", "PATH: not a regular
+// file (a directory)" or "PATH: cannot read the input file (...)"; returns its size.
+int64_t doc_input_check(const char *path);
+
 // Read the inputs paths[0..npaths) in order (the array must outlive the reader). Files are
 // opened one at a time, as they are reached. load_text=false (a counting pass): a text
-// file is still one document but is not read: nothing is appended for it, and a missing
-// one dies "PATH: input file not found".
+// file is still one document but nothing is appended for it; a plain one is only sized (a
+// missing one dies "PATH: input file not found"), a .zst one is decompressed to its end
+// and discarded, so corrupt or truncated data dies in this pass.
 DocReader *doc_reader_open(char *const *paths, int npaths, bool load_text);
 // Append the next document's raw bytes (a whole text file, or one .jsonl line without its
 // '\n') to (*text)[*len..], growing *text with xrealloc (*len and *cap updated), and say

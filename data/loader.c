@@ -14,7 +14,8 @@
 // saved position therefore resumes every rank, whatever each shard's window count.
 //
 // Only the shard being read is held in memory, plus the next one, which a background
-// thread reads (and decompresses) ahead of time.
+// thread reads (and decompresses) ahead of time. Each shard's tokens are checked against
+// the vocabulary once, when it is read, never per batch.
 #include "loader.h"
 
 #include <glob.h>
@@ -31,6 +32,7 @@ typedef struct Prefetch {
     bool active; // thread started and not yet joined
     int file;
     const char *path;
+    int vocab_size; // check every token against it (0: no check)
     uint32_t *tokens;
     int64_t ntok;
 } Prefetch;
@@ -39,6 +41,7 @@ struct Loader {
     int B, T, rank, world;
     uint64_t seed;
     bool shuffle;
+    int vocab_size; // every token must be below it (0: no check)
 
     int nfiles;
     char **paths;          // sorted
@@ -116,9 +119,23 @@ static void advance(Loader *l, LoaderPos *p, int64_t k) {
     }
 }
 
+// Die if a token of the shard at `path` is not below vocab_size (0: no check). Run once
+// each time a shard is read, so a batch never holds an id the model cannot embed.
+static void check_vocab(const char *path, const uint32_t *tokens, int64_t n, int vocab_size) {
+    if (vocab_size <= 0) return;
+    for (int64_t i = 0; i < n; i++) {
+        if (tokens[i] >= (uint32_t)vocab_size)
+            die("%s: token id %u at position %lld is outside the vocabulary [0, %d) (data "
+                "tokenized with another tokenizer?)",
+                path, tokens[i], (long long)i, vocab_size);
+    }
+}
+
+// The read-ahead thread: read and check the shard.
 static void *prefetch_run(void *arg) {
     Prefetch *p = arg;
     p->tokens = shard_read(p->path, &p->ntok);
+    check_vocab(p->path, p->tokens, p->ntok, p->vocab_size);
     return NULL;
 }
 
@@ -133,6 +150,7 @@ static void prefetch_start(Loader *l, int file) {
     Prefetch *p = &l->prefetch;
     p->file = file;
     p->path = l->paths[file];
+    p->vocab_size = l->vocab_size;
     p->tokens = NULL;
     p->ntok = 0;
     p->active = pthread_create(&p->thread, NULL, prefetch_run, p) == 0;
@@ -162,6 +180,7 @@ static void load_file(Loader *l, int file) {
     } else {
         free(l->prefetch.tokens);
         tokens = shard_read(l->paths[file], &n);
+        check_vocab(l->paths[file], tokens, n, l->vocab_size);
     }
     l->prefetch.tokens = NULL;
     l->prefetch.file = -1;
@@ -190,7 +209,7 @@ static int compare_strings(const void *a, const void *b) {
 }
 
 Loader *loader_open(const char *pattern, int B, int T, int rank, int world, uint64_t seed,
-                    bool shuffle) {
+                    bool shuffle, int vocab_size) {
     check(B >= 1 && T >= 1, "loader: batch size %d and sequence length %d must be >= 1", B, T);
     check(world >= 1 && rank >= 0 && rank < world, "loader: rank %d out of range for world %d",
           rank, world);
@@ -206,6 +225,7 @@ Loader *loader_open(const char *pattern, int B, int T, int rank, int world, uint
     l->world = world;
     l->seed = seed;
     l->shuffle = shuffle;
+    l->vocab_size = vocab_size;
     l->nfiles = (int)g.gl_pathc;
     l->paths = xmalloc((size_t)l->nfiles * sizeof(char *));
     for (int i = 0; i < l->nfiles; i++) l->paths[i] = xstrdup(g.gl_pathv[i]);
@@ -283,10 +303,14 @@ void loader_reset(Loader *l) {
     loader_seek(l, (LoaderPos){0, 0, 0});
 }
 
-// Whole batches per epoch for this rank, at least 1 (a smaller set wraps around).
+// Whole batches per epoch for this rank: 0 when the windows do not fill one batch on every
+// rank (loader_next still works then: it wraps around into the next epoch).
 int64_t loader_batches_per_epoch(const Loader *l) {
-    int64_t n = l->total_windows / ((int64_t)l->world * l->B);
-    return n > 0 ? n : 1;
+    return l->total_windows / ((int64_t)l->world * l->B);
+}
+
+int loader_nfiles(const Loader *l) {
+    return l->nfiles;
 }
 
 int64_t loader_total_tokens(const Loader *l) {

@@ -1,15 +1,14 @@
 // data/shard.c: read and write llm.c token shards, plain or zstd-compressed, with every
-// size and offset in 64 bits. Reading decompresses as it goes (ZSTD_decompressStream), so
-// a frame need not declare its content size and no compressed copy is held in memory.
+// size and offset in 64 bits. Reading decompresses as it goes (data/zstream.h), so a frame
+// need not declare its content size and no compressed copy is held in memory.
 #include "shard.h"
 
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <zstd.h>
 
 #include "../core/util.h"
+#include "zstream.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "bolt's shard code assumes a little-endian host (shards are little-endian)"
@@ -65,78 +64,6 @@ static bool is_zstd_path(const char *path) {
     return n >= 4 && strcmp(path + n - 4, ".zst") == 0;
 }
 
-// A sequential byte source over a shard file: plain reads, or zstd streaming decompression.
-typedef struct ShardReader {
-    const char *path;
-    FILE *f;
-    bool zstd;
-    ZSTD_DCtx *dctx;
-    char *in_buf;
-    ZSTD_inBuffer in;
-    bool frame_open; // inside a frame that has not been fully decoded
-    bool at_end;     // the file has no more input
-} ShardReader;
-
-static void reader_open(ShardReader *r, const char *path) {
-    memset(r, 0, sizeof *r);
-    r->path = path;
-    r->f = xfopen(path, "rb");
-    r->zstd = is_zstd_path(path);
-    if (r->zstd) {
-        r->dctx = ZSTD_createDCtx();
-        check(r->dctx != NULL, "%s: cannot create a zstd decoder", path);
-        size_t cap = ZSTD_DStreamInSize();
-        r->in_buf = xmalloc(cap);
-        r->in = (ZSTD_inBuffer){r->in_buf, 0, 0};
-    }
-}
-
-static void reader_close(ShardReader *r) {
-    fclose(r->f);
-    if (r->zstd) {
-        ZSTD_freeDCtx(r->dctx);
-        free(r->in_buf);
-    }
-}
-
-// Read up to n bytes into dst; fewer only at the end of the data. A zstd stream that ends
-// inside a frame, or a corrupt one, dies naming the file.
-static size_t reader_read(ShardReader *r, void *dst, size_t n) {
-    if (!r->zstd) {
-        size_t got = fread(dst, 1, n, r->f);
-        check(!ferror(r->f), "%s: read error (%s)", r->path, strerror(errno));
-        return got;
-    }
-    ZSTD_outBuffer out = {dst, n, 0};
-    while (out.pos < out.size) {
-        if (r->in.pos == r->in.size && !r->at_end) {
-            size_t got = fread(r->in_buf, 1, ZSTD_DStreamInSize(), r->f);
-            check(!ferror(r->f), "%s: read error (%s)", r->path, strerror(errno));
-            r->in = (ZSTD_inBuffer){r->in_buf, got, 0};
-            if (got == 0) r->at_end = true;
-        }
-        size_t in_before = r->in.pos, out_before = out.pos;
-        size_t ret = ZSTD_decompressStream(r->dctx, &out, &r->in);
-        check(!ZSTD_isError(ret), "%s: bad zstd data (%s)", r->path, ZSTD_getErrorName(ret));
-        bool progress = r->in.pos != in_before || out.pos != out_before;
-        if (progress) r->frame_open = ret != 0; // 0: a frame just ended, fully flushed
-        // Out of input and the decoder has nothing more to give: the stream is over.
-        if (r->at_end && !progress) break;
-    }
-    check(!(r->at_end && r->frame_open && out.pos < out.size),
-          "%s: truncated zstd stream (the last frame is incomplete)", r->path);
-    return out.pos;
-}
-
-// Bytes left in the stream (read and discarded), for the size-mismatch message.
-static int64_t reader_drain(ShardReader *r) {
-    char buf[1 << 14];
-    int64_t total = 0;
-    size_t got;
-    while ((got = reader_read(r, buf, sizeof buf)) > 0) total += (int64_t)got;
-    return total;
-}
-
 static _Noreturn void die_size_mismatch(const char *path, int64_t ntok, int width, int64_t got) {
     die("%s: size mismatch: expected %lld bytes (1024 + %d x %lld tokens), got %lld%s", path,
         (long long)shard_file_bytes(ntok, width), width, (long long)ntok, (long long)got,
@@ -144,44 +71,40 @@ static _Noreturn void die_size_mismatch(const char *path, int64_t ntok, int widt
 }
 
 // Read and validate the header; for an uncompressed file also compare the file size.
-static int64_t read_header(ShardReader *r, int *width) {
+static int64_t read_header(ZStream *z, const char *path, int *width) {
     int32_t header[SHARD_HEADER_INTS];
-    size_t got = reader_read(r, header, SHARD_HEADER_BYTES);
-    check(got == SHARD_HEADER_BYTES, "%s: too short for a shard header (%zu bytes, need %d)",
-          r->path, got, SHARD_HEADER_BYTES);
-    int64_t ntok = shard_header_decode(header, r->path, width);
-    if (!r->zstd) {
-        struct stat st;
-        check(fstat(fileno(r->f), &st) == 0, "%s: cannot stat (%s)", r->path, strerror(errno));
-        if ((int64_t)st.st_size != shard_file_bytes(ntok, *width))
-            die_size_mismatch(r->path, ntok, *width, (int64_t)st.st_size);
+    size_t got = zstream_read(z, header, SHARD_HEADER_BYTES);
+    check(got == SHARD_HEADER_BYTES, "%s: too short for a shard header (%zu bytes, need %d)", path,
+          got, SHARD_HEADER_BYTES);
+    int64_t ntok = shard_header_decode(header, path, width);
+    if (!zstream_is_zstd(z)) {
+        int64_t size = zstream_file_size(z);
+        if (size != shard_file_bytes(ntok, *width)) die_size_mismatch(path, ntok, *width, size);
     }
     return ntok;
 }
 
 int64_t shard_peek(const char *path, int *width) {
-    ShardReader r;
-    reader_open(&r, path);
-    int64_t ntok = read_header(&r, width);
-    reader_close(&r);
+    ZStream *z = zstream_open(path);
+    int64_t ntok = read_header(z, path, width);
+    zstream_close(z);
     return ntok;
 }
 
 uint32_t *shard_read(const char *path, int64_t *ntok) {
-    ShardReader r;
-    reader_open(&r, path);
+    ZStream *z = zstream_open(path);
     int width;
-    int64_t n = read_header(&r, &width);
+    int64_t n = read_header(z, path, &width);
     check((uint64_t)n <= SIZE_MAX / 4, "%s: %lld tokens do not fit in memory", path, (long long)n);
     uint32_t *tokens = xmalloc((size_t)n * 4);
     int64_t got = 0; // token bytes read so far
     if (width == 4) {
-        got = (int64_t)reader_read(&r, tokens, (size_t)n * 4);
+        got = (int64_t)zstream_read(z, tokens, (size_t)n * 4);
     } else {
         uint16_t *chunk = xmalloc(CHUNK_TOKENS * sizeof(uint16_t));
         for (int64_t i = 0; i < n; i += CHUNK_TOKENS) {
             int64_t m = n - i < CHUNK_TOKENS ? n - i : CHUNK_TOKENS;
-            size_t part = reader_read(&r, chunk, (size_t)m * 2);
+            size_t part = zstream_read(z, chunk, (size_t)m * 2);
             got += (int64_t)part;
             for (size_t k = 0; k < part / 2; k++) tokens[i + (int64_t)k] = chunk[k];
             if (part < (size_t)m * 2) break;
@@ -189,9 +112,9 @@ uint32_t *shard_read(const char *path, int64_t *ntok) {
         free(chunk);
     }
     if (got < (int64_t)width * n) die_size_mismatch(path, n, width, SHARD_HEADER_BYTES + got);
-    int64_t extra = reader_drain(&r);
+    int64_t extra = zstream_skip_rest(z);
     if (extra > 0) die_size_mismatch(path, n, width, shard_file_bytes(n, width) + extra);
-    reader_close(&r);
+    zstream_close(z);
     *ntok = n;
     return tokens;
 }

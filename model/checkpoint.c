@@ -16,13 +16,7 @@
 #include "../core/util.h"
 #include "safetensors.h"
 
-enum { PATH_CAP = 4096, PATTERN_CAP = 1024 };
-
-// snprintf into a path buffer, dying if it does not fit.
-static void join_path(char *out, size_t cap, const char *dir, const char *name) {
-    int n = snprintf(out, cap, "%s/%s", dir, name);
-    check(n >= 0 && (size_t)n < cap, "%s/%s: path too long", dir, name);
-}
+enum { PATH_CAP = 4096 };
 
 // ---------------------------------------------------------------------------------------
 // config.json writing
@@ -192,9 +186,9 @@ void model_save(const Model *m, const char *dir, bool bf16, const char *tokenize
     // transformers refuses safetensors without format "pt".
     const char *keys[] = {"format"}, *values[] = {"pt"};
     char path[PATH_CAP];
-    join_path(path, sizeof path, dir, "model.safetensors");
+    path_join(path, sizeof path, dir, "model.safetensors");
     st_write(path, ts, m->n_params, keys, values, 1);
-    join_path(path, sizeof path, dir, "config.json");
+    path_join(path, sizeof path, dir, "config.json");
     write_config(&m->cfg, path, bf16, tokenizer);
     free(ts);
     free(host);
@@ -273,34 +267,6 @@ static void require_str(JsonCtx ctx, const cJSON *obj, const char *key, const ch
     const char *v = get_str(ctx, obj, key, false, supported);
     check(strcmp(v, supported) == 0, "%s: key \"%s%s\" = \"%s\" is not supported (only \"%s\")",
           ctx.path, ctx.prefix, key, v, supported);
-}
-
-// The shortest pattern string ("lightning*3,softmax") whose repetition gives the
-// per-layer mixers: the smallest period that tiles the layers, run-length encoded.
-static void mixer_pattern(const MixerKind *mixer, int n, char *out, size_t cap, const char *path) {
-    int period = n;
-    for (int p = 1; p <= n; p++) {
-        if (n % p != 0) continue;
-        bool ok = true;
-        for (int l = p; l < n && ok; l++) ok = mixer[l] == mixer[l % p];
-        if (ok) {
-            period = p;
-            break;
-        }
-    }
-    size_t len = 0;
-    out[0] = '\0';
-    for (int l = 0; l < period;) {
-        int run = 1;
-        while (l + run < period && mixer[l + run] == mixer[l]) run++;
-        int k = run > 1
-                    ? snprintf(out + len, cap - len, "%s%s*%d", len ? "," : "",
-                               mixer_name(mixer[l]), run)
-                    : snprintf(out + len, cap - len, "%s%s", len ? "," : "", mixer_name(mixer[l]));
-        check(k >= 0 && len + (size_t)k < cap, "%s: mixer pattern too long", path);
-        len += (size_t)k;
-        l += run;
-    }
 }
 
 static void load_bolt_object(JsonCtx ctx, const cJSON *b, ModelConfig *c, MixerKind *mixers,
@@ -406,9 +372,7 @@ static void load_gla_keys(JsonCtx ctx, const cJSON *j, ModelConfig *c, MixerKind
     c->mlp_dim = get_int(ctx, j, "intermediate_size", false, 0);
     if (c->mlp_dim == 0) {
         // fla: 256 * ceil(int(D * hidden_ratio * 2/3) / 256).
-        int ratio = get_int(ctx, j, "hidden_ratio", false, 4);
-        int hidden = (int)((double)c->dim * ratio * 2.0 / 3.0);
-        c->mlp_dim = 256 * ((hidden + 255) / 256);
+        c->mlp_dim = default_mlp_dim(c->dim, get_int(ctx, j, "hidden_ratio", false, 4));
     }
     check(c->n_layers >= 1 && c->n_layers <= MAX_LAYERS, "%s: num_hidden_layers %d out of range",
           ctx.path, c->n_layers);
@@ -456,7 +420,7 @@ void model_config_load(ModelConfig *c, char *tokenizer_out, size_t cap, const ch
     char path[PATH_CAP];
     struct stat sb;
     if (stat(dir, &sb) == 0 && S_ISDIR(sb.st_mode))
-        join_path(path, sizeof path, dir, "config.json");
+        path_join(path, sizeof path, dir, "config.json");
     else
         snprintf(path, sizeof path, "%s", dir);
     char *text = read_file(path, NULL);
@@ -482,13 +446,12 @@ void model_config_load(ModelConfig *c, char *tokenizer_out, size_t cap, const ch
         else
             die("%s: model_type '%s' is not supported (llama, gla, transnormer)", path, type);
     }
-    char pattern[PATTERN_CAP];
     check(c->n_layers >= 1 && c->n_layers <= MAX_LAYERS, "%s: n_layers %d out of range", path,
           c->n_layers);
-    mixer_pattern(mixers, c->n_layers, pattern, sizeof pattern, path);
+    memcpy(c->mixer, mixers, (size_t)c->n_layers * sizeof(MixerKind));
     cJSON_Delete(j);
     free(text);
-    model_config_finalize(c, pattern);
+    model_config_check(c);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -582,8 +545,8 @@ static StepDir *list_complete(const char *out_dir, int *n) {
         int64_t step = parse_step_name(e->d_name);
         if (step < 0 || strlen(e->d_name) >= sizeof list->name) continue;
         char path[PATH_CAP], done[PATH_CAP];
-        join_path(path, sizeof path, out_dir, e->d_name);
-        join_path(done, sizeof done, path, "DONE");
+        path_join(path, sizeof path, out_dir, e->d_name);
+        path_join(done, sizeof done, path, "DONE");
         struct stat sb;
         if (stat(done, &sb) != 0 || !S_ISREG(sb.st_mode)) continue;
         list = xrealloc(list, (size_t)(*n + 1) * sizeof *list);
@@ -600,10 +563,10 @@ void checkpoint_save(const char *out_dir, const Model *m, const float *adam_m, c
                      const TrainState *s, const char *tokenizer) {
     char dir[PATH_CAP], name[64], path[PATH_CAP];
     snprintf(name, sizeof name, "step_%08lld", (long long)s->step);
-    join_path(dir, sizeof dir, out_dir, name);
+    path_join(dir, sizeof dir, out_dir, name);
     make_dirs(dir);
     // Re-saving a step: it stops counting until the new DONE is written.
-    join_path(path, sizeof path, dir, "DONE");
+    path_join(path, sizeof path, dir, "DONE");
     check(unlink(path) == 0 || errno == ENOENT, "%s: cannot remove (%s)", path, strerror(errno));
     fsync_dir(dir);
 
@@ -626,10 +589,10 @@ void checkpoint_save(const char *out_dir, const Model *m, const float *adam_m, c
                           "rng",  "bad_steps",    "tokens_seen",  "n_weights"};
     const char *values[8];
     for (int i = 0; i < 8; i++) values[i] = vals[i];
-    join_path(path, sizeof path, dir, "train_state.safetensors");
+    path_join(path, sizeof path, dir, "train_state.safetensors");
     st_write(path, ts, 2, keys, values, 8);
 
-    join_path(path, sizeof path, dir, "DONE");
+    path_join(path, sizeof path, dir, "DONE");
     AtomicFile done = atomic_open(path);
     atomic_commit(&done);
     fsync_dir(dir);
@@ -643,7 +606,7 @@ bool checkpoint_latest(const char *out_dir, char *path, size_t cap) {
         free(list);
         return false;
     }
-    join_path(path, cap, out_dir, list[n - 1].name);
+    path_join(path, cap, out_dir, list[n - 1].name);
     free(list);
     return true;
 }
@@ -667,7 +630,7 @@ static int64_t meta_i64(const SafeTensors *st, const char *path, const char *key
 void checkpoint_load_train_state(const char *ckpt_dir, const Model *m, float *adam_m, float *adam_v,
                                  TrainState *s) {
     char path[PATH_CAP];
-    join_path(path, sizeof path, ckpt_dir, "train_state.safetensors");
+    path_join(path, sizeof path, ckpt_dir, "train_state.safetensors");
     SafeTensors *st = st_open(path);
     const char *names[2] = {"adam_m", "adam_v"};
     float *dst[2] = {adam_m, adam_v};
@@ -708,7 +671,7 @@ void checkpoint_load_train_state(const char *ckpt_dir, const Model *m, float *ad
 // never a complete-looking partial one), then its files, then the directory.
 static void remove_checkpoint(const char *dir) {
     char path[PATH_CAP];
-    join_path(path, sizeof path, dir, "DONE");
+    path_join(path, sizeof path, dir, "DONE");
     check(unlink(path) == 0 || errno == ENOENT, "%s: cannot remove (%s)", path, strerror(errno));
     fsync_dir(dir);
     DIR *d = opendir(dir);
@@ -716,7 +679,7 @@ static void remove_checkpoint(const char *dir) {
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
         if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-        join_path(path, sizeof path, dir, e->d_name);
+        path_join(path, sizeof path, dir, e->d_name);
         check(unlink(path) == 0, "%s: cannot remove (%s)", path, strerror(errno));
     }
     closedir(d);
@@ -729,7 +692,7 @@ void checkpoint_prune(const char *out_dir, int keep) {
     StepDir *list = list_complete(out_dir, &n);
     for (int i = 0; i < n - keep; i++) {
         char dir[PATH_CAP];
-        join_path(dir, sizeof dir, out_dir, list[i].name);
+        path_join(dir, sizeof dir, out_dir, list[i].name);
         remove_checkpoint(dir);
     }
     free(list);
@@ -744,7 +707,7 @@ void checkpoint_resolve(const char *arg, char *dir, size_t cap) {
         snprintf(dir, cap, "%s", arg);
     }
     char path[PATH_CAP];
-    join_path(path, sizeof path, dir, "config.json");
+    path_join(path, sizeof path, dir, "config.json");
     check(file_size(path) >= 0,
           "%s: no config.json (not a checkpoint, and no complete step_* in it)", dir);
 }
@@ -760,7 +723,7 @@ void checkpoint_tokenizer_path(const char *ckpt_dir, const char *spec, char *out
     const char *s = spec[0] ? spec : "byte";
     char local[PATH_CAP];
     if (strcmp(s, "byte") != 0 && s[0] != '/') {
-        join_path(local, sizeof local, ckpt_dir, s);
+        path_join(local, sizeof local, ckpt_dir, s);
         if (file_size(local) >= 0) s = local;
     }
     check(strlen(s) < cap, "%s: tokenizer path too long", s);

@@ -66,7 +66,7 @@ static void free_acts(Model *m) {
     if (m->tokens) ops->free(m->tokens);
     if (m->targets) ops->free(m->targets);
     m->tokens = m->targets = NULL;
-    m->act_B = m->act_T = 0;
+    m->act_tokens = 0;
 }
 
 void model_free(Model *m) {
@@ -76,16 +76,17 @@ void model_free(Model *m) {
     m->ops->free(m->log_decay);
 }
 
-// Widest per-token tensor any layer writes: sizes the backward scratch buffers.
-static int max_width(const ModelConfig *c) {
-    int w = c->dim > c->mlp_dim ? c->dim : c->mlp_dim;
-    int q = c->n_heads * c->head_dim;
-    return w > q ? w : q;
+// Width of backward scratch buffer i: the mixers use up to N_SCRATCH buffers as wide as
+// D or the query heads; the MLP uses the first three, as wide as its hidden layer.
+static size_t scratch_width(const ModelConfig *c, int i) {
+    size_t q = (size_t)c->n_heads * c->head_dim;
+    size_t w = (size_t)c->dim > q ? (size_t)c->dim : q;
+    return i < 3 && (size_t)c->mlp_dim > w ? (size_t)c->mlp_dim : w;
 }
 
-// Allocate activations for B x T tokens (kept while the shape stays the same).
+// Allocate activations for B x T tokens (kept for any batch of at most as many tokens).
 static void ensure_acts(Model *m, int B, int T) {
-    if (m->act_B == B && m->act_T == T) return;
+    if ((size_t)B * T <= m->act_tokens) return;
     free_acts(m);
     const Ops *ops = m->ops;
     const ModelConfig *c = &m->cfg;
@@ -143,12 +144,11 @@ static void ensure_acts(Model *m, int B, int T) {
     m->losses = ops->alloc(N * f);
     m->d_resid = ops->alloc(N * D * f);
     m->d_ln = ops->alloc(N * D * f);
-    for (int i = 0; i < N_SCRATCH; i++) m->tmp[i] = ops->alloc(N * (size_t)max_width(c) * f);
+    for (int i = 0; i < N_SCRATCH; i++) m->tmp[i] = ops->alloc(N * scratch_width(c, i) * f);
     m->tokens = ops->alloc(N * sizeof(int));
     m->targets = ops->alloc(N * sizeof(int));
     m->spans = xmalloc(N * sizeof(Span));
-    m->act_B = B;
-    m->act_T = T;
+    m->act_tokens = N;
 }
 
 static void mixer_forward(Model *m, int l, int B, int T, float *out, MixerState *st) {

@@ -41,6 +41,13 @@ typedef struct ModelConfig {
 // the offending setting. `mixers` is a pattern such as "lightning*7,softmax" repeated to
 // n_layers; NULL or "" means the family's own mixer everywhere.
 void model_config_finalize(ModelConfig *c, const char *mixers);
+// The same with c->mixer[0..n_layers) already set: fill defaults and check everything.
+void model_config_check(ModelConfig *c);
+// The mixer a family uses in every layer unless told otherwise.
+MixerKind family_mixer(Family f);
+// 256 * ceil(int(dim * hidden_ratio * 2/3) / 256): fla's GLU width (hidden_ratio 4 gives
+// TNL's reference 2816 at dim 1024 too).
+int default_mlp_dim(int dim, int hidden_ratio);
 const char *family_name(Family f);
 const char *mixer_name(MixerKind m);
 bool family_from_name(const char *name, Family *out);
@@ -95,8 +102,9 @@ typedef struct Model {
     float *weights;                    // [n_weights], device memory
     float *grads;                      // [n_weights], device memory
     float *log_decay;                  // [L][H] lightning decays (fixed), device memory
-    // Activations, sized for act_B x act_T tokens; reallocated when that changes.
-    int act_B, act_T;
+    // Activations for up to act_tokens tokens (B*T); grown, never shrunk, so decoding one
+    // token mid-training does not reallocate the training buffers.
+    size_t act_tokens;
     LayerActs *layers; // [n_layers]
     float *final_in;   // [N, D] residual stream after the last block
     float *final_ln, *final_rstd;

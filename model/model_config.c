@@ -27,8 +27,7 @@ bool family_from_name(const char *name, Family *out) {
     return false;
 }
 
-// The mixer a family uses where the pattern does not say otherwise.
-static MixerKind family_mixer(Family f) {
+MixerKind family_mixer(Family f) {
     return f == FAMILY_TNL ? MIXER_LIGHTNING : f == FAMILY_GLA ? MIXER_GLA : MIXER_SOFTMAX;
 }
 
@@ -66,18 +65,22 @@ static int parse_mixer_pattern(const char *pattern, MixerKind *kinds) {
     return n;
 }
 
-// 256 * ceil(int(D * 8/3) / 256): the GLU width of fla's GLA and TNL's reference sizes.
-static int default_mlp_dim(int dim) {
-    int hidden = (int)((double)dim * 4.0 * 2.0 / 3.0);
+int default_mlp_dim(int dim, int hidden_ratio) {
+    int hidden = (int)((double)dim * hidden_ratio * 2.0 / 3.0);
     return 256 * ((hidden + 255) / 256);
 }
 
-void model_config_finalize(ModelConfig *c, const char *mixers) {
+// The sizes every other check divides by.
+static void check_sizes(const ModelConfig *c) {
     check(c->vocab_size >= 2, "vocab_size must be >= 2 (got %d)", c->vocab_size);
     check(c->dim >= 1 && c->n_layers >= 1 && c->n_heads >= 1,
           "dim, n_layers and n_heads must be >= 1 (got %d, %d, %d)", c->dim, c->n_layers,
           c->n_heads);
     check(c->n_layers <= MAX_LAYERS, "n_layers: at most %d (got %d)", MAX_LAYERS, c->n_layers);
+}
+
+void model_config_finalize(ModelConfig *c, const char *mixers) {
+    check_sizes(c);
     if (mixers && mixers[0]) {
         MixerKind pattern[MAX_LAYERS];
         int n = parse_mixer_pattern(mixers, pattern);
@@ -87,6 +90,16 @@ void model_config_finalize(ModelConfig *c, const char *mixers) {
     } else {
         for (int l = 0; l < c->n_layers; l++) c->mixer[l] = family_mixer(c->family);
     }
+    model_config_check(c);
+}
+
+void model_config_check(ModelConfig *c) {
+    check_sizes(c);
+    check(c->n_kv_heads >= 0 && c->head_dim >= 0 && c->mlp_dim >= 0 && c->gate_low_rank >= 0 &&
+              c->attn_block >= 0,
+          "n_kv_heads, head_dim, mlp_dim, gate_low_rank and attn_block must be >= 0 (0: default)");
+    check(c->norm_eps >= 0 && c->rope_theta >= 0 && c->gate_normalizer >= 0,
+          "norm_eps, rope_theta and gate_normalizer must be >= 0 (0: default)");
     if (c->n_kv_heads == 0) c->n_kv_heads = c->n_heads;
     if (c->head_dim == 0) {
         check(c->dim % c->n_heads == 0, "dim %d is not a multiple of n_heads %d", c->dim,
@@ -95,7 +108,7 @@ void model_config_finalize(ModelConfig *c, const char *mixers) {
     }
     check(c->n_heads % c->n_kv_heads == 0, "n_heads %d is not a multiple of n_kv_heads %d",
           c->n_heads, c->n_kv_heads);
-    if (c->mlp_dim == 0) c->mlp_dim = default_mlp_dim(c->dim);
+    if (c->mlp_dim == 0) c->mlp_dim = default_mlp_dim(c->dim, 4);
     if (c->norm_eps == 0) c->norm_eps = c->family == FAMILY_LLAMA ? 1e-5f : 1e-6f;
     if (c->rope_theta == 0) c->rope_theta = 10000.0f;
     if (c->gate_low_rank == 0) c->gate_low_rank = 16;
@@ -111,6 +124,7 @@ void model_config_finalize(ModelConfig *c, const char *mixers) {
             check(c->dim % (2 * c->n_heads) == 0,
                   "gla layers: dim/2 = %d not divisible by %d heads", c->dim / 2, c->n_heads);
         } else {
+            check(c->mixer[l] == MIXER_SOFTMAX, "layer %d: unknown mixer %d", l, c->mixer[l]);
             check(c->head_dim % 2 == 0, "softmax layers: head_dim %d must be even (RoPE)",
                   c->head_dim);
         }

@@ -163,7 +163,7 @@ static void check_coverage(const char *path, StTensor *t, int n, int64_t data_si
     for (int i = 0; i < n; i++) {
         check(t[i].offset >= pos, "%s: tensor '%s': data_offsets [%lld, %lld) overlap '%s'", path,
               t[i].name, (long long)t[i].offset, (long long)(t[i].offset + t[i].nbytes),
-              t[i - 1].name);
+              i > 0 ? t[i - 1].name : ""); // check() evaluates its arguments even when ok
         check(t[i].offset == pos, "%s: tensor '%s': gap of %lld bytes before its data", path,
               t[i].name, (long long)(t[i].offset - pos));
         pos += t[i].nbytes;

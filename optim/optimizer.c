@@ -5,9 +5,8 @@
 
 void optimizer_create(Optimizer *o, const Model *model, float beta1, float beta2, float eps,
                       float weight_decay) {
-    o->n = model->n_weights;
-    o->m = model->ops->alloc(o->n * sizeof(float));
-    o->v = model->ops->alloc(o->n * sizeof(float));
+    o->m = model->ops->alloc(model->n_weights * sizeof(float));
+    o->v = model->ops->alloc(model->n_weights * sizeof(float));
     o->beta1 = beta1;
     o->beta2 = beta2;
     o->eps = eps;
@@ -30,7 +29,12 @@ double grad_global_norm(const Model *model) {
 
 void clip_gradients(Model *model, double norm, float max_norm) {
     if (max_norm <= 0 || !(norm > max_norm)) return;
-    model->ops->scale_inplace(model->grads, (float)(max_norm / norm), (long)model->n_weights);
+    for (int i = 0; i < model->n_params; i++) {
+        const ParamInfo *p = &model->params[i];
+        if (p->trainable)
+            model->ops->scale_inplace(model->grads + p->offset, (float)(max_norm / norm),
+                                      (long)p->numel);
+    }
 }
 
 void optimizer_step(Optimizer *o, Model *model, float lr, int step) {

@@ -5,7 +5,6 @@
 
 typedef struct Optimizer {
     float *m, *v; // [n_weights] first and second moments, device memory
-    size_t n;
     float beta1, beta2, eps, weight_decay;
 } Optimizer;
 
@@ -14,7 +13,8 @@ void optimizer_create(Optimizer *o, const Model *model, float beta1, float beta2
 void optimizer_free(Optimizer *o, const Model *model);
 // The global L2 norm of the gradients of trainable tensors (fp64 sum).
 double grad_global_norm(const Model *model);
-// If max_norm > 0 and norm > max_norm, scale the gradients by max_norm / norm.
+// If max_norm > 0 and norm > max_norm, scale the trainable tensors' gradients by
+// max_norm / norm.
 void clip_gradients(Model *model, double norm, float max_norm);
 // One AdamW step at learning rate lr; `step` counts from 1.
 void optimizer_step(Optimizer *o, Model *model, float lr, int step);

@@ -160,6 +160,35 @@ START_TEST(test_model_roundtrip) {
 END_TEST
 
 // The Hugging Face keys alone (bolt object removed) rebuild the same structure.
+// Any per-layer mixer layout survives save and load, also one with no short period
+// (softmax at the prime layers of 200).
+START_TEST(test_mixers_any_layout) {
+    ModelConfig c;
+    memset(&c, 0, sizeof c);
+    c.family = FAMILY_TNL;
+    c.vocab_size = 16;
+    c.dim = 8;
+    c.n_layers = 200;
+    c.n_heads = 2;
+    c.mlp_dim = 8;
+    for (int l = 0; l < c.n_layers; l++) {
+        bool prime = l >= 2;
+        for (int d = 2; d * d <= l && prime; d++) prime = l % d != 0;
+        c.mixer[l] = prime ? MIXER_SOFTMAX : MIXER_LIGHTNING;
+    }
+    model_config_check(&c);
+    Model *m = new_model(&c, 1);
+    char *dir = new_dir();
+    model_save(m, dir, false, "byte");
+    ModelConfig back;
+    char tok[64];
+    model_config_load(&back, tok, sizeof tok, dir);
+    ck_assert_int_eq(back.n_layers, 200);
+    ck_assert_mem_eq(back.mixer, c.mixer, 200 * sizeof(MixerKind));
+    free_model(m);
+}
+END_TEST
+
 START_TEST(test_model_hf_keys) {
     const Case *k = &cases[_i];
     ModelConfig c = case_config(k);
@@ -433,6 +462,7 @@ static Suite *checkpoint_suite(void) {
     tcase_add_loop_test(tc, test_model_roundtrip, 0, N_CASES);
     tcase_add_loop_test(tc, test_model_hf_keys, 0, N_CASES);
     tcase_add_test(tc, test_config_hf_llama);
+    tcase_add_test(tc, test_mixers_any_layout);
     tcase_add_test(tc, test_load_sharded_model);
     tcase_add_exit_test(tc, test_config_missing_key, 1);
     tcase_add_exit_test(tc, test_config_bad_type, 1);

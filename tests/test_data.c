@@ -1,12 +1,15 @@
-// tests/test_data.c: shards (uint16/uint32/zstd, validation, 64-bit sizes), the loader
-// (targets, shuffle, ranks, tell/seek/reset) and the byte tokenizer (`bolt prep` is in
+// tests/test_data.c: shards (uint16/uint32/zstd, validation, 64-bit sizes), the zstd
+// stream reader, the loader (targets, shuffle, ranks, tell/seek/reset, batches per epoch,
+// the vocabulary check) and the byte tokenizer (`bolt prep` is in
 // tests/test_prep.c).
+#include <sys/wait.h>
 #include <unistd.h>
 #include <zstd.h>
 
 #include "../data/loader.h"
 #include "../data/shard.h"
 #include "../data/tokenizer.h"
+#include "../data/zstream.h"
 #include "testing.h"
 
 static uint32_t *random_tokens(Rng *rng, int64_t n, uint32_t limit) {
@@ -162,6 +165,59 @@ START_TEST(test_shard_zstd_streamed_frames) {
     free(tok);
     free(plain);
     free(packed);
+}
+END_TEST
+
+// zstream: random bytes read back in chunks of random sizes, from a plain file and from a
+// two-frame .zst file, are the bytes written; the file bytes read end at the file's size.
+START_TEST(test_zstream_chunks) {
+    const char *dir = new_dir();
+    Rng rng = rng_seeded(15);
+    size_t n = 400000;
+    char *src = xmalloc(n);
+    for (size_t i = 0; i < n; i++) src[i] = (char)(rng_next(&rng) % 7); // compressible
+    char *plain = path_in(dir, "b.raw"), *packed = path_in(dir, "b.raw.zst");
+    write_bytes(plain, src, n);
+    write_two_frames(packed, src, n);
+    const char *paths[2] = {plain, packed};
+    char *back = xmalloc(n + 1);
+    for (int k = 0; k < 2; k++) {
+        ZStream *z = zstream_open(paths[k]);
+        ck_assert(zstream_is_zstd(z) == (k == 1));
+        size_t got = 0;
+        for (;;) {
+            size_t want = 1 + (size_t)(rng_next(&rng) % 70000);
+            if (want > n + 1 - got) want = n + 1 - got;
+            size_t part = zstream_read(z, back + got, want);
+            got += part;
+            if (part < want) break; // short only at the end
+        }
+        ck_assert_uint_eq(got, n);
+        ck_assert(memcmp(back, src, n) == 0);
+        ck_assert_int_eq(zstream_read(z, back, 16), 0);
+        ck_assert_int_eq(zstream_file_bytes_read(z), file_size(paths[k]));
+        ck_assert_int_eq(zstream_file_size(z), file_size(paths[k]));
+        zstream_close(z);
+    }
+    free(back);
+    free(src);
+    free(plain);
+    free(packed);
+}
+END_TEST
+
+// A .zst stream cut short dies in zstream_skip_rest (exit 1).
+START_TEST(test_zstream_truncated) {
+    const char *dir = new_dir();
+    Rng rng = rng_seeded(16);
+    size_t n = 100000;
+    char *src = xmalloc(n);
+    for (size_t i = 0; i < n; i++) src[i] = (char)(rng_next(&rng) % 5);
+    char *packed = path_in(dir, "c.zst");
+    write_two_frames(packed, src, n);
+    ck_assert_int_eq(truncate(packed, file_size(packed) - 7), 0);
+    ZStream *z = zstream_open(packed);
+    zstream_skip_rest(z);
 }
 END_TEST
 
@@ -388,7 +444,9 @@ static const int64_t SIZES[4] = {161, 97, 130, 81}; // T=16: 10, 6, 8, 5 windows
 START_TEST(test_loader_sequential) {
     Data d = counter_shards(SIZES, 4, true);
     int B = 3, T = 16;
-    Loader *l = loader_open(d.glob, B, T, 0, 1, 1, false);
+    int64_t max_token = 161 + 97 + 130 + 81; // the counter's last value
+    Loader *l = loader_open(d.glob, B, T, 0, 1, 1, false, (int)max_token + 1);
+    ck_assert_int_eq(loader_nfiles(l), 4);
     int64_t nwin = all_windows(&d, T, NULL);
     int64_t *expect = xmalloc((size_t)nwin * 2 * sizeof(int64_t));
     all_windows(&d, T, expect);
@@ -412,7 +470,7 @@ END_TEST
 // The first `count` window starts a loader gives (B = 1).
 static int64_t *first_windows(const char *glob, int T, int rank, int world, uint64_t seed,
                               bool shuffle, int64_t count, const Data *d) {
-    Loader *l = loader_open(glob, 1, T, rank, world, seed, shuffle);
+    Loader *l = loader_open(glob, 1, T, rank, world, seed, shuffle, 1 << 20);
     int64_t *out = xmalloc((size_t)(count > 0 ? count : 1) * sizeof(int64_t));
     int *tok = xmalloc((size_t)T * sizeof(int)), *tgt = xmalloc((size_t)T * sizeof(int));
     for (int64_t k = 0; k < count; k++) {
@@ -484,8 +542,8 @@ START_TEST(test_loader_tell_seek) {
     int B = 2, T = 16, world = 2, steps = 40; // 29 windows: an epoch is 7.25 steps
     size_t bt = (size_t)B * T;
     for (int rank = 0; rank < world; rank++) {
-        Loader *a = loader_open(d.glob, B, T, rank, world, 99, true);
-        Loader *other = loader_open(d.glob, B, T, 1 - rank, world, 99, true);
+        Loader *a = loader_open(d.glob, B, T, rank, world, 99, true, 0);
+        Loader *other = loader_open(d.glob, B, T, 1 - rank, world, 99, true, 0);
         LoaderPos *pos = xmalloc((size_t)steps * sizeof(LoaderPos));
         int *tok = xmalloc((size_t)steps * bt * sizeof(int));
         int *tgt = xmalloc((size_t)steps * bt * sizeof(int));
@@ -502,7 +560,7 @@ START_TEST(test_loader_tell_seek) {
             loader_next(other, scratch, scratch + bt);
         }
         ck_assert(saw_epoch && saw_shard);
-        Loader *b = loader_open(d.glob, B, T, rank, world, 99, true);
+        Loader *b = loader_open(d.glob, B, T, rank, world, 99, true, 0);
         for (int k = 0; k < steps; k++) {
             loader_seek(b, pos[k]);
             for (int j = k; j < steps && j < k + 3; j++) {
@@ -528,14 +586,14 @@ END_TEST
 START_TEST(test_loader_no_match) {
     const char *dir = new_dir();
     char *glob = path_in(dir, "nothing_*.bin");
-    loader_open(glob, 1, 8, 0, 1, 0, false);
+    loader_open(glob, 1, 8, 0, 1, 0, false, 0);
 }
 END_TEST
 
 START_TEST(test_loader_too_few_windows) {
     const int64_t sizes[1] = {20}; // one window of 16+1
     Data d = counter_shards(sizes, 1, false);
-    loader_open(d.glob, 1, 16, 1, 2, 0, false);
+    loader_open(d.glob, 1, 16, 1, 2, 0, false, 0);
 }
 END_TEST
 
@@ -543,7 +601,86 @@ START_TEST(test_loader_bad_shard) {
     Data d = counter_shards(SIZES, 2, false);
     char *path = path_in(d.dir, "d_001.bin");
     edit_file(path, append_byte);
-    loader_open(d.glob, 1, 16, 0, 1, 0, false);
+    loader_open(d.glob, 1, 16, 0, 1, 0, false, 0);
+}
+END_TEST
+
+// Whole batches per epoch are the floor of windows / (B * world), 0 included; with 0 the
+// loader still hands out batches (wrapping into the next epoch).
+START_TEST(test_loader_batches_per_epoch) {
+    Data d = counter_shards(SIZES, 4, true);
+    int T = 16;
+    int64_t nwin = all_windows(&d, T, NULL); // 29
+    Rng rng = rng_seeded(31);
+    for (int trial = 0; trial < 8; trial++) {
+        int world = 1 + (int)(rng_next(&rng) % 3);
+        int B = 1 + (int)(rng_next(&rng) % 40);
+        int rank = (int)(rng_next(&rng) % (uint64_t)world);
+        Loader *l = loader_open(d.glob, B, T, rank, world, 5, trial % 2 == 0, 0);
+        int64_t want = 0; // count whole batches by hand
+        while ((want + 1) * B * world <= nwin) want++;
+        ck_assert_int_eq(loader_batches_per_epoch(l), want);
+        int *tok = xmalloc((size_t)B * T * sizeof(int)),
+            *tgt = xmalloc((size_t)B * T * sizeof(int));
+        loader_next(l, tok, tgt);
+        check_batch(&d, B, T, tok, tgt, NULL);
+        free(tok);
+        free(tgt);
+        loader_close(l);
+    }
+    Loader *l = loader_open(d.glob, 30, T, 0, 1, 5, false, 0); // 29 windows < one batch
+    ck_assert_int_eq(loader_batches_per_epoch(l), 0);
+    loader_close(l);
+}
+END_TEST
+
+// A counter data set whose largest token equals the vocabulary size: reading every shard
+// (two epochs, so the last shard is read in the foreground or by the read-ahead thread)
+// must die.
+START_TEST(test_loader_token_outside_vocab) {
+    Data d = counter_shards(SIZES, 4, true);
+    int64_t max_token = 161 + 97 + 130 + 81;
+    Loader *l = loader_open(d.glob, 2, 16, 0, 1, 3, true, (int)max_token);
+    int tok[32], tgt[32];
+    for (int k = 0; k < 40; k++) loader_next(l, tok, tgt);
+    loader_close(l);
+}
+END_TEST
+
+// The message names the shard, the id and its position, and the vocabulary.
+START_TEST(test_loader_token_outside_vocab_message) {
+    const char *dir = new_dir();
+    Rng rng = rng_seeded(33);
+    int vocab = 300 + (int)(rng_next(&rng) % 1000);
+    int64_t n = 5000, at = (int64_t)(rng_next(&rng) % (uint64_t)n);
+    uint32_t *tok = random_tokens(&rng, n, (uint32_t)vocab);
+    tok[at] = (uint32_t)vocab + (uint32_t)(rng_next(&rng) % 50);
+    char *path = path_in(dir, "v.bin"), *err = path_in(dir, "err.txt");
+    shard_write(path, tok, n, false, false);
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        if (!freopen(err, "w", stderr)) _exit(3);
+        Loader *l = loader_open(path, 4, 32, 0, 1, 0, false, vocab);
+        int b[128], t[128];
+        loader_next(l, b, t);
+        _exit(0);
+    }
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFEXITED(status));
+    ck_assert_int_eq(WEXITSTATUS(status), 1);
+    char *msg = read_file(err, NULL), want[700];
+    snprintf(want, sizeof want,
+             "%s: token id %u at position %lld is outside the vocabulary [0, %d)", path, tok[at],
+             (long long)at, vocab);
+    ck_assert_msg(strstr(msg, want) != NULL, "'%s' lacks '%s'", msg, want);
+    free(msg);
+    free(tok);
+    free(path);
+    free(err);
 }
 END_TEST
 
@@ -608,6 +745,8 @@ static Suite *data_suite(void) {
     tcase_add_exit_test(tc, test_shard_zstd_trailing_garbage, 1);
     tcase_add_exit_test(tc, test_shard_zstd_size_mismatch, 1);
     tcase_add_exit_test(tc, test_shard_sparse_huge_mismatch, 1);
+    tcase_add_test(tc, test_zstream_chunks);
+    tcase_add_exit_test(tc, test_zstream_truncated, 1);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("loader");
@@ -619,6 +758,9 @@ static Suite *data_suite(void) {
     tcase_add_exit_test(tc, test_loader_no_match, 1);
     tcase_add_exit_test(tc, test_loader_too_few_windows, 1);
     tcase_add_exit_test(tc, test_loader_bad_shard, 1);
+    tcase_add_test(tc, test_loader_batches_per_epoch);
+    tcase_add_exit_test(tc, test_loader_token_outside_vocab, 1);
+    tcase_add_test(tc, test_loader_token_outside_vocab_message);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("tokenizer");

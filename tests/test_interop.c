@@ -517,6 +517,32 @@ START_TEST(test_bad_commands) {
 }
 END_TEST
 
+// eval --data: a data set with fewer windows than one batch, and a shard holding an id the
+// model's vocabulary lacks, are clear errors (not a wrapped-around or out-of-bounds read).
+START_TEST(test_eval_bad_data) {
+    Model *m = new_model(&cases[0], 704); // vocab 37
+    char *ck = new_dir(), *data = new_dir();
+    model_save(m, ck, false, "");
+    Rng rng = rng_seeded(705);
+    enum { SMALL = 20, NTOK = 200 }; // T = 8: 2 windows (B = 4 needs 4); 24 windows
+    uint32_t tok[NTOK];
+    for (int i = 0; i < NTOK; i++) tok[i] = (uint32_t)(rng_next(&rng) % 37);
+    shard_write(path_in(data, "small_000.bin"), tok, SMALL, false, false);
+    int at = (int)(rng_next(&rng) % NTOK);
+    tok[at] = 37 + (uint32_t)(rng_next(&rng) % 20);
+    char *bad = path_in(data, "bad_000.bin");
+    shard_write(bad, tok, NTOK, false, false);
+    char small_flag[600], bad_flag[600], want[700];
+    snprintf(small_flag, sizeof small_flag, "--data=%s/small_*.bin", data);
+    snprintf(bad_flag, sizeof bad_flag, "--data=%s", bad);
+    expect_death((BadInput){eval_main, {ck, small_flag, "--seq_len=8", "--device=cpu"}, 4},
+                 "fewer windows than one batch of 4 x 8 tokens");
+    snprintf(want, sizeof want, "%s: token id %u at position %d is outside the vocabulary [0, 37)",
+             bad, tok[at], at);
+    expect_death((BadInput){eval_main, {ck, bad_flag, "--seq_len=8", "--device=cpu"}, 4}, want);
+}
+END_TEST
+
 int main(void) {
     make_scratch_root("interop");
     Suite *s = suite_create("interop");
@@ -529,6 +555,7 @@ int main(void) {
     tcase_add_test(tc, test_export_tokenizer);
     tcase_add_loop_test(tc, test_eval_logits, 0, n_cases);
     tcase_add_test(tc, test_eval_data);
+    tcase_add_test(tc, test_eval_bad_data);
     tcase_add_test(tc, test_import_no_config);
     tcase_add_test(tc, test_import_bad_model_type);
     tcase_add_test(tc, test_import_bad_shape);

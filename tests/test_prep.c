@@ -1,9 +1,11 @@
 // tests/test_prep.c: `bolt prep`: the train/val split, shard naming and sizes, jsonl and
-// .jsonl.zst inputs (round trip, corrupt and truncated zstd), --text_field, identical
+// .jsonl.zst inputs (round trip, corrupt and truncated zstd), inputs that must fail before
+// any shard is written (a directory, a corrupt or truncated .txt.zst), --text_field, identical
 // shards for every --threads, the unigram entropy in the summary, the progress bar, and an
 // interrupted run that must leave only complete shards and no temp file.
 #include <glob.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -428,30 +430,47 @@ START_TEST(test_prep_zstd_corrupt) {
 }
 END_TEST
 
-// A truncated jsonl.zst file dies with exit 1, naming the file, and writes no shard.
-START_TEST(test_prep_zstd_truncated) {
-    const char *dir = new_dir();
-    Rng rng = rng_seeded(8);
-    Corpus c = random_corpus(&rng, 200, 2000, "text");
-    char *input = path_in(dir, "cut.jsonl.zst"), *err = path_in(dir, "err.txt");
-    write_zstd(input, c.jsonl.p, c.jsonl.n);
-    ck_assert_int_eq(truncate(input, file_size(input) - 100), 0);
+// Run prep on a good text input of 1.5 MB followed by `second` (one thread, so the first
+// input is a batch of its own and an encode pass would write its 15 shards before it
+// reached `second`): it must exit 1 naming `second` with `want` in the message, and leave
+// no output at all.
+static void prep_fails_before_writing(const char *dir, const char *second, const char *want) {
+    char *good = path_in(dir, "good.txt"), *err = path_in(dir, "err.txt");
+    Rng rng = rng_seeded(29);
+    Buf text = {0};
+    random_doc(&rng, 1500000, &text);
+    write_bytes(good, text.p, text.n);
     char out_flag[320];
     snprintf(out_flag, sizeof out_flag, "--out=%s/o", dir);
-    const char *argv[] = {"--tokenizer=byte", out_flag, input};
-    int status = run_prep_child(3, argv, NULL, err);
+    const char *argv[] = {"--tokenizer=byte", out_flag, "--shard_tokens=100000",
+                          "--threads=1",      good,     second};
+    int status = run_prep_child(6, argv, NULL, err);
     ck_assert(WIFEXITED(status));
     ck_assert_int_eq(WEXITSTATUS(status), 1);
-    char *msg = read_file(err, &(size_t){0});
-    ck_assert_ptr_nonnull(strstr(msg, input));
-    ck_assert_ptr_nonnull(strstr(msg, "truncated zstd"));
+    char *msg = read_file(err, NULL);
+    ck_assert_msg(strstr(msg, second) != NULL, "'%s' does not name %s", msg, second);
+    ck_assert_msg(strstr(msg, want) != NULL, "'%s' lacks '%s'", msg, want);
     char pattern[400];
     snprintf(pattern, sizeof pattern, "%s/o/*", dir);
     glob_t g;
     ck_assert_int_eq(glob(pattern, 0, NULL, &g), GLOB_NOMATCH);
     free(msg);
-    free(input);
+    free(text.p);
+    free(good);
     free(err);
+}
+
+// A truncated jsonl.zst file (after a good input) dies with exit 1, naming the file, and
+// writes no shard.
+START_TEST(test_prep_zstd_truncated) {
+    const char *dir = new_dir();
+    Rng rng = rng_seeded(8);
+    Corpus c = random_corpus(&rng, 200, 2000, "text");
+    char *input = path_in(dir, "cut.jsonl.zst");
+    write_zstd(input, c.jsonl.p, c.jsonl.n);
+    ck_assert_int_eq(truncate(input, file_size(input) - 100), 0);
+    prep_fails_before_writing(dir, input, "truncated zstd");
+    free(input);
     free_corpus(&c);
 }
 END_TEST
@@ -568,6 +587,43 @@ START_TEST(test_prep_threads_identical) {
     free(pz);
     free_corpus(&a);
     free_corpus(&z);
+}
+END_TEST
+
+// A directory among the inputs dies before anything is written.
+START_TEST(test_prep_directory_input) {
+    const char *dir = new_dir();
+    char *sub = path_in(dir, "a_directory");
+    ck_assert_int_eq(mkdir(sub, 0755), 0);
+    prep_fails_before_writing(dir, sub, "not a regular file");
+    free(sub);
+}
+END_TEST
+
+// A corrupt or truncated .txt.zst second input dies in the scan pass: no shard of the
+// good first input is written.
+START_TEST(test_prep_bad_text_zst_input) {
+    Rng rng = rng_seeded(23);
+    Buf text = {0};
+    random_doc(&rng, 200000, &text);
+    for (int truncated = 0; truncated < 2; truncated++) {
+        const char *dir = new_dir();
+        char *input = path_in(dir, "bad.txt.zst");
+        write_zstd(input, text.p, text.n);
+        size_t len;
+        char *bytes = read_file(input, &len);
+        if (truncated) {
+            len -= 1 + rng_next(&rng) % 50;
+        } else {
+            for (size_t i = len / 2; i < len / 2 + 64 && i < len; i++)
+                bytes[i] = (char)rng_next(&rng);
+        }
+        write_bytes(input, bytes, len);
+        prep_fails_before_writing(dir, input, truncated ? "truncated zstd" : "zstd");
+        free(bytes);
+        free(input);
+    }
+    free(text.p);
 }
 END_TEST
 
@@ -739,6 +795,8 @@ static Suite *prep_suite(void) {
     tcase_add_exit_test(tc, test_prep_zstd_corrupt, 1);
     tcase_add_test(tc, test_prep_zstd_truncated);
     tcase_add_test(tc, test_prep_text_field);
+    tcase_add_test(tc, test_prep_directory_input);
+    tcase_add_test(tc, test_prep_bad_text_zst_input);
     tcase_add_test(tc, test_prep_threads_identical);
     suite_add_tcase(s, tc);
 

@@ -1,5 +1,9 @@
 // tests/test_sample.c: the sampler draws from softmax(logits / temperature) restricted to
-// the top k, and greedy decoding is the argmax.
+// the top k, greedy decoding is the argmax, and `bolt sample` rejects bad arguments.
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../train/commands.h"
 #include "../train/sample.h"
 #include "testing.h"
 
@@ -66,6 +70,46 @@ START_TEST(test_greedy) {
 }
 END_TEST
 
+// Bad command lines die (exit 1) while the arguments are read, before any checkpoint is
+// opened: a second positional argument, and values that are not numbers or out of range.
+// The message is checked, since a missing checkpoint would also exit 1.
+static const char *const BAD_ARGS[][3] = {
+    {"ckpt_a", "ckpt_b", "unexpected argument 'ckpt_b'"},
+    {"ckpt", "--tokens=abc", "--tokens: bad value 'abc'"},
+    {"ckpt", "--tokens=-1", "--tokens: bad value '-1'"},
+    {"ckpt", "--tokens=", "--tokens: bad value ''"},
+    {"ckpt", "--temperature=hot", "--temperature: bad value 'hot'"},
+    {"ckpt", "--temperature=nan", "--temperature: bad value 'nan'"},
+    {"ckpt", "--top_k=3x", "--top_k: bad value '3x'"},
+    {"ckpt", "--seed=-4", "--seed: bad value '-4'"},
+};
+
+START_TEST(test_bad_arguments) {
+    char err[] = "/tmp/bolt_test_sample_err_XXXXXX";
+    int fd = mkstemp(err);
+    ck_assert_int_ge(fd, 0);
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        dup2(fd, 2);
+        char *argv[2] = {(char *)BAD_ARGS[_i][0], (char *)BAD_ARGS[_i][1]};
+        _exit(sample_main(2, argv) == 0 ? 0 : 3);
+    }
+    close(fd);
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    char *msg = read_file(err, NULL);
+    unlink(err);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 1, "status %d, stderr '%s'", status,
+                  msg);
+    ck_assert_msg(strstr(msg, BAD_ARGS[_i][2]) != NULL, "stderr '%s' lacks '%s'", msg,
+                  BAD_ARGS[_i][2]);
+    free(msg);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("sample");
     TCase *tc = tcase_create("sample");
@@ -73,6 +117,7 @@ int main(void) {
     tcase_add_test(tc, test_temperature);
     tcase_add_test(tc, test_top_k);
     tcase_add_test(tc, test_greedy);
+    tcase_add_loop_test(tc, test_bad_arguments, 0, (int)(sizeof BAD_ARGS / sizeof BAD_ARGS[0]));
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

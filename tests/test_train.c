@@ -183,6 +183,14 @@ START_TEST(test_missing_data) {
 }
 END_TEST
 
+// val_data with fewer windows than one batch (124 windows of 32+1 tokens, batches of 200)
+// stops the run at startup instead of validating on wrapped-around data.
+START_TEST(test_val_smaller_than_batch) {
+    write_corpus();
+    run_train("tnl", "", "v", 1, "--batch_size=200");
+}
+END_TEST
+
 int main(void) {
     make_scratch_root("train");
     Suite *s = suite_create("train");
@@ -199,6 +207,7 @@ int main(void) {
     tcase_add_exit_test(tc, test_unknown_key, 1);
     tcase_add_exit_test(tc, test_missing_data, 1);
     tcase_add_exit_test(tc, test_refuses_multiprocess, 1);
+    tcase_add_exit_test(tc, test_val_smaller_than_batch, 1);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -1,7 +1,6 @@
 // train/bench_loader.c: `bolt bench loader GLOB`: how fast the data loader hands out
 // batches (shuffled, as in training, with its background shard read-ahead), measured
 // against the token rate a GPU training step consumes.
-#include <glob.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,15 +25,14 @@ static void bench_loader_usage(FILE *f) {
                "  --help           show this help\n");
 }
 
-// The value of "--key=value" as a positive int, or 0 if arg is not that option.
+// The value of "--key=value" as an int in [1, 2^30] (dying on a bad one), or 0 if arg is
+// not that option.
 static int int_option(const char *arg, const char *key) {
     size_t n = strlen(key);
     if (strncmp(arg, key, n) != 0 || arg[n] != '=') return 0;
-    char *end;
-    long v = strtol(arg + n + 1, &end, 10);
-    check(arg[n + 1] != '\0' && *end == '\0' && v >= 1 && v <= 1 << 30,
-          "bench loader: %s: '%s' is not a positive integer", key, arg + n + 1);
-    return (int)v;
+    char what[64];
+    snprintf(what, sizeof what, "bench loader: %s", key);
+    return (int)parse_int_arg(what, arg + n + 1, 1, 1 << 30);
 }
 
 int bench_loader_main(int argc, char **argv) {
@@ -61,10 +59,8 @@ int bench_loader_main(int argc, char **argv) {
     }
     check(pattern != NULL, "bench loader: no shard GLOB given (see bolt bench loader --help)");
 
-    Loader *l = loader_open(pattern, B, T, 0, 1, 1337, true);
-    glob_t g;
-    int nshards = glob(pattern, 0, NULL, &g) == 0 ? (int)g.gl_pathc : 1;
-    if (nshards > 0) globfree(&g);
+    Loader *l = loader_open(pattern, B, T, 0, 1, 1337, true, 0); // 0: no vocabulary check
+    int nshards = loader_nfiles(l);
     size_t n = (size_t)B * (size_t)T;
     int *tokens = xmalloc(n * sizeof(int)), *targets = xmalloc(n * sizeof(int));
     double t_first = now_seconds(); // the first batch reads its shard in the foreground

@@ -562,17 +562,10 @@ void config_from_args(Config *c, int argc, char **argv) {
     }
 }
 
-// The mixer a family uses in every layer unless told otherwise.
-static MixerKind family_mixer(Family f) {
-    if (f == FAMILY_GLA) return MIXER_GLA;
-    if (f == FAMILY_LLAMA) return MIXER_SOFTMAX;
-    return MIXER_LIGHTNING;
-}
-
-// softmax_layers "3,7" -> an explicit pattern of n_layers names, softmax at 3 and 7.
-static void softmax_layers_pattern(const Config *c, char *pattern, size_t size) {
+// softmax_layers "3,7": softmax at layers 3 and 7, the family's own mixer elsewhere.
+static void set_softmax_layers(Config *c) {
     int n_layers = c->model.n_layers;
-    bool softmax[MAX_LAYERS] = {false};
+    for (int l = 0; l < n_layers; l++) c->model.mixer[l] = family_mixer(c->model.family);
     char list[CONFIG_STR];
     snprintf(list, sizeof list, "%s", c->softmax_layers);
     char *item = list;
@@ -586,18 +579,8 @@ static void softmax_layers_pattern(const Config *c, char *pattern, size_t size) 
         if (layer < 0 || layer >= n_layers)
             die("config: softmax_layers = '%s': layer %d is out of range (n_layers = %d)",
                 c->softmax_layers, layer, n_layers);
-        softmax[layer] = true;
+        c->model.mixer[layer] = MIXER_SOFTMAX;
         item = comma;
-    }
-    const char *own = mixer_name(family_mixer(c->model.family));
-    const char *soft = mixer_name(MIXER_SOFTMAX);
-    size_t used = 0;
-    pattern[0] = '\0';
-    for (int l = 0; l < n_layers; l++) {
-        int w =
-            snprintf(pattern + used, size - used, "%s%s", l ? "," : "", softmax[l] ? soft : own);
-        check(w > 0 && (size_t)w < size - used, "config: softmax_layers pattern too long");
-        used += (size_t)w;
     }
 }
 
@@ -643,9 +626,8 @@ void config_finalize(Config *c) {
     check(!(c->mixers[0] && c->softmax_layers[0]),
           "config: set mixers or softmax_layers, not both");
     if (c->softmax_layers[0]) {
-        char pattern[MAX_LAYERS * 16];
-        softmax_layers_pattern(c, pattern, sizeof pattern);
-        model_config_finalize(&c->model, pattern);
+        set_softmax_layers(c);
+        model_config_check(&c->model);
     } else {
         model_config_finalize(&c->model, c->mixers);
     }

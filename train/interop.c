@@ -33,12 +33,6 @@ static bool is_file(const char *path) {
     return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
 }
 
-// snprintf "dir/name" into out, dying if it does not fit.
-static void join(char *out, size_t cap, const char *dir, const char *name) {
-    int n = snprintf(out, cap, "%s/%s", dir, name);
-    check(n >= 0 && (size_t)n < cap, "%s/%s: path too long", dir, name);
-}
-
 // Copy a (tokenizer) file atomically.
 static void copy_file(const char *src, const char *dst) {
     size_t len;
@@ -63,7 +57,7 @@ static void plan_tokenizer(const char *src_dir, const char *spec, char *copy_fro
     checkpoint_tokenizer_path(src_dir, spec, path, sizeof path);
     if (is_dir(path)) {
         char inner[PATH_CAP];
-        join(inner, sizeof inner, path, "tokenizer.json");
+        path_join(inner, sizeof inner, path, "tokenizer.json");
         snprintf(path, sizeof path, "%s", inner);
     }
     if (!is_file(path)) {
@@ -123,7 +117,7 @@ static void write_model(const Model *m, const char *dst, bool bf16, const char *
     make_dirs(dst);
     if (tok_from[0]) {
         char to[PATH_CAP];
-        join(to, sizeof to, dst, tok_recorded);
+        path_join(to, sizeof to, dst, tok_recorded);
         copy_file(tok_from, to);
     }
     model_save(m, dst, bf16, tok_recorded);
@@ -164,7 +158,7 @@ int import_main(int argc, char **argv) {
     }
     check(is_dir(src), "%s: not a directory (expected a Hugging Face model directory)", src);
     char path[PATH_CAP];
-    join(path, sizeof path, src, "config.json");
+    path_join(path, sizeof path, src, "config.json");
     check(is_file(path), "%s: no config.json (not a Hugging Face model directory)", src);
     check_distinct(src, dst);
 
@@ -173,7 +167,7 @@ int import_main(int argc, char **argv) {
     model_load(&m, src, &ops_cpu, tok, sizeof tok);
     describe_dtypes(src, dtypes, sizeof dtypes);
     // A Hugging Face tokenizer.json next to the weights wins over what the config says.
-    join(path, sizeof path, src, "tokenizer.json");
+    path_join(path, sizeof path, src, "tokenizer.json");
     if (is_file(path)) snprintf(tok, sizeof tok, "tokenizer.json");
     char tok_from[PATH_CAP], tok_rec[PATH_CAP];
     plan_tokenizer(src, tok, tok_from, sizeof tok_from, tok_rec, sizeof tok_rec);

@@ -469,18 +469,9 @@ void plot_metrics(const char *metrics_path, const char *png_path, int width, int
 
 void plot_run_dir(const char *out_dir) {
     char metrics[4096], png[4096];
-    snprintf(metrics, sizeof metrics, "%s/metrics.jsonl", out_dir);
-    snprintf(png, sizeof png, "%s/loss.png", out_dir);
+    path_join(metrics, sizeof metrics, out_dir, "metrics.jsonl");
+    path_join(png, sizeof png, out_dir, "loss.png");
     render(metrics, png, 800, 500, false);
-}
-
-// A --width/--height value.
-static int parse_side(const char *opt, const char *v) {
-    char *end;
-    long x = strtol(v, &end, 10);
-    check(end != v && *end == '\0' && x >= 1 && x <= PLOT_MAX_SIDE,
-          "plot: %s='%s' is not an integer in [1, %d]", opt, v, PLOT_MAX_SIDE);
-    return (int)x;
 }
 
 static void plot_usage(void) {
@@ -502,9 +493,9 @@ int plot_main(int argc, char **argv) {
         } else if (strncmp(s, "--out=", 6) == 0)
             out = s + 6;
         else if (strncmp(s, "--width=", 8) == 0)
-            width = parse_side("--width", s + 8);
+            width = (int)parse_int_arg("plot: --width", s + 8, 1, PLOT_MAX_SIDE);
         else if (strncmp(s, "--height=", 9) == 0)
-            height = parse_side("--height", s + 9);
+            height = (int)parse_int_arg("plot: --height", s + 9, 1, PLOT_MAX_SIDE);
         else if (strncmp(s, "--", 2) == 0)
             die("plot: unknown option '%s' (see --help)", s);
         else if (!input)
@@ -520,18 +511,24 @@ int plot_main(int argc, char **argv) {
     char metrics[4096], png[4096];
     struct stat sb;
     bool is_dir = stat(input, &sb) == 0 && S_ISDIR(sb.st_mode);
-    if (is_dir)
-        snprintf(metrics, sizeof metrics, "%s/metrics.jsonl", input);
-    else
+    if (is_dir) {
+        path_join(metrics, sizeof metrics, input, "metrics.jsonl");
+    } else {
+        check(strlen(input) < sizeof metrics, "%s: path too long", input);
         snprintf(metrics, sizeof metrics, "%s", input);
+    }
     if (out) {
+        check(strlen(out) < sizeof png, "%s: path too long", out);
         snprintf(png, sizeof png, "%s", out);
     } else {
-        const char *slash = strrchr(metrics, '/');
-        if (slash)
-            snprintf(png, sizeof png, "%.*s/loss.png", (int)(slash - metrics), metrics);
-        else
+        char *slash = strrchr(metrics, '/');
+        if (slash) {
+            *slash = '\0'; // metrics' directory, for a moment
+            path_join(png, sizeof png, metrics, "loss.png");
+            *slash = '/';
+        } else {
             snprintf(png, sizeof png, "loss.png");
+        }
     }
     plot_metrics(metrics, png, width, height);
     printf("wrote %s (%dx%d)\n", png, width, height);

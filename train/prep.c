@@ -4,9 +4,10 @@
 // Every text file is one document; every non-blank line of a .jsonl or .jsonl.zst file is
 // one document (the string in field --text_field). Like llm.c, an EOT token goes before
 // each document. The inputs are read twice: a scan pass counts (and validates) the
-// documents, so a bad jsonl line stops the run before any shard is written and the split
-// point is known; the encode pass tokenizes and streams tokens into shards of at most
-// --shard_tokens tokens. A ".zst" input is decompressed while streaming, never held whole
+// documents, so a missing, unreadable or non-regular input, a bad jsonl line or corrupt
+// zstd data stops the run before any shard is written, and the split point is known; the
+// encode pass tokenizes and streams tokens into shards of at most --shard_tokens tokens.
+// A ".zst" input is decompressed while streaming, never held whole
 // (data/doc_reader.c reads the inputs and turns jsonl lines into text).
 //
 // Both passes run as a pipeline: a reader thread cuts the inputs into batches of documents
@@ -82,20 +83,11 @@ static const char *option_value(const char *arg, const char *key) {
     return NULL;
 }
 
+// A --val_fraction value: a number in [0, 1).
 static double parse_fraction(const char *flag, const char *s) {
-    char *end;
-    double v = strtod(s, &end);
-    check(*s != '\0' && *end == '\0', "prep: %s: '%s' is not a number", flag, s);
-    check(v >= 0 && v < 1, "prep: %s: %s must be in [0, 1)", flag, s);
+    double v = parse_float_arg(flag, s);
+    check(v >= 0 && v < 1, "%s: %s must be in [0, 1)", flag, s);
     return v;
-}
-
-static int64_t parse_count(const char *flag, const char *s) {
-    char *end;
-    long long v = strtoll(s, &end, 10);
-    check(*s != '\0' && *end == '\0', "prep: %s: '%s' is not an integer", flag, s);
-    check(v >= 1, "prep: %s: %s must be at least 1", flag, s);
-    return (int64_t)v;
 }
 
 // Fill `a` from argv (the arguments after "prep"); false if --help was asked for.
@@ -120,15 +112,13 @@ static bool parse_args(int argc, char **argv, PrepArgs *a) {
         } else if ((v = option_value(arg, "--name"))) {
             a->name = v;
         } else if ((v = option_value(arg, "--val_fraction"))) {
-            a->val_fraction = parse_fraction("--val_fraction", v);
+            a->val_fraction = parse_fraction("prep: --val_fraction", v);
         } else if ((v = option_value(arg, "--shard_tokens"))) {
-            a->shard_tokens = parse_count("--shard_tokens", v);
+            a->shard_tokens = parse_int_arg("prep: --shard_tokens", v, 1, INT64_MAX);
         } else if ((v = option_value(arg, "--text_field"))) {
             a->text_field = v;
         } else if ((v = option_value(arg, "--threads"))) {
-            int64_t n = parse_count("--threads", v);
-            check(n <= MAX_THREADS, "prep: --threads: %s is more than %d", v, MAX_THREADS);
-            a->threads = (int)n;
+            a->threads = (int)parse_int_arg("prep: --threads", v, 1, MAX_THREADS);
         } else if ((v = option_value(arg, "--progress"))) {
             check(strcmp(v, "0") == 0 || strcmp(v, "1") == 0,
                   "prep: --progress: '%s' is not 0 or 1", v);
@@ -326,9 +316,10 @@ static void progress_draw(Prep *p, bool now) {
 // Write the buffered tokens as the split's next shard.
 static void flush_shard(Prep *p) {
     if (p->nbuf == 0) return;
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s_%s_%06d.bin%s", p->args->out, p->name, split_names[p->split],
-             p->shard_index, p->args->zstd ? ".zst" : "");
+    char file[1200], path[4096];
+    snprintf(file, sizeof file, "%s_%s_%06d.bin%s", p->name, split_names[p->split], p->shard_index,
+             p->args->zstd ? ".zst" : "");
+    path_join(path, sizeof path, p->args->out, file);
     shard_write(path, p->buf, p->nbuf, p->force_wide, p->args->zstd);
     if (p->show_progress) fputs("\r\033[K", stderr);
     printf("prep: wrote %s (%lld tokens)\n", path, (long long)p->nbuf);
@@ -532,11 +523,9 @@ int prep_main(int argc, char **argv) {
         default_name(a.inputs[0], name, sizeof name);
 
     Prep p = {.args = &a, .name = name};
-    for (int i = 0; i < a.ninputs; i++) {
-        int64_t size = file_size(a.inputs[i]);
-        check(size >= 0, "%s: input file not found", a.inputs[i]);
-        p.total_bytes += size;
-    }
+    // Every input must be a regular file we can read before anything else happens; the
+    // scan pass then reads all of them (a .zst one to its end) before any shard is written.
+    for (int i = 0; i < a.ninputs; i++) p.total_bytes += doc_input_check(a.inputs[i]);
     p.show_progress = a.progress == 1 || (a.progress == -1 && isatty(STDERR_FILENO));
     p.tok = tokenizer_load(a.tokenizer);
     p.force_wide = p.tok.vocab_size > 65536;

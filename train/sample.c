@@ -1,4 +1,5 @@
 // train/sample.c: `bolt sample CKPT --prompt=...`: load a checkpoint and generate.
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,25 +93,26 @@ int sample_main(int argc, char **argv) {
         } else if (strncmp(a, "--prompt=", 9) == 0)
             prompt = a + 9;
         else if (strncmp(a, "--tokens=", 9) == 0)
-            n_tokens = atoi(a + 9);
+            n_tokens = (int)parse_int_arg("sample: --tokens", a + 9, 0, 1 << 24);
         else if (strncmp(a, "--temperature=", 14) == 0)
-            temperature = strtof(a + 14, NULL);
+            temperature = (float)parse_float_arg("sample: --temperature", a + 14);
         else if (strncmp(a, "--top_k=", 8) == 0)
-            top_k = atoi(a + 8);
+            top_k = (int)parse_int_arg("sample: --top_k", a + 8, 0, INT_MAX);
         else if (strncmp(a, "--seed=", 7) == 0)
-            seed = strtoull(a + 7, NULL, 10);
+            seed = (uint64_t)parse_int_arg("sample: --seed", a + 7, 0, INT64_MAX);
         else if (strncmp(a, "--device=", 9) == 0)
             device = a + 9;
         else if (strncmp(a, "--", 2) == 0)
             die("sample: unknown option '%s' (see --help)", a);
-        else
+        else if (!ckpt)
             ckpt = a;
+        else
+            die("sample: unexpected argument '%s' (see --help)", a);
     }
     if (!ckpt) {
         sample_usage();
         return 2;
     }
-    check(n_tokens >= 0, "sample: --tokens must be >= 0");
     char dir[4096], tok_spec[512], tok_path[4096];
     checkpoint_resolve(ckpt, dir, sizeof dir);
     Model m;

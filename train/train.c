@@ -110,8 +110,8 @@ static void setup_model(Run *r) {
         note_model_differences(&c->model, &mc, source);
     }
     check(r->tok.vocab_size <= mc.vocab_size && mc.eot_token < mc.vocab_size,
-          "tokenizer '%s' (vocab %d, EOT %d) does not fit the model's vocab_size %d",
-          c->tokenizer, r->tok.vocab_size, mc.eot_token, mc.vocab_size);
+          "tokenizer '%s' (vocab %d, EOT %d) does not fit the model's vocab_size %d", c->tokenizer,
+          r->tok.vocab_size, mc.eot_token, mc.vocab_size);
     model_create(&r->model, &mc, r->ops);
     if (source)
         model_load_weights(&r->model, source);
@@ -127,7 +127,6 @@ static void setup_model(Run *r) {
         r->ops->upload(r->opt.v, v, bytes);
         free(m);
         free(v);
-        loader_seek(r->train, r->state.loader);
         printf("resuming from %s (step %lld)\n", ckpt, (long long)r->state.step);
     } else if (c->resume) {
         printf("resume: no complete checkpoint in %s, starting fresh\n", c->out_dir);
@@ -154,8 +153,8 @@ static void log_step(Run *r, int64_t step, float loss, float lr, double norm, do
     fflush(r->metrics);
 }
 
-// One optimizer step over grad_accum micro-batches. Returns false if it was skipped.
-static bool train_step(Run *r, int64_t step) {
+// One optimizer step over grad_accum micro-batches (skipped if not finite).
+static void train_step(Run *r, int64_t step) {
     Config *c = &r->cfg;
     double t0 = now_seconds();
     float lr =
@@ -180,13 +179,12 @@ static bool train_step(Run *r, int64_t step) {
               "%d non-finite steps in a row (last at step %lld): stopping; lower lr or check "
               "the data",
               r->state.bad_steps, (long long)(step + 1));
-        return false;
+        return;
     }
     r->state.bad_steps = 0;
     clip_gradients(&r->model, norm, c->grad_clip);
     optimizer_step(&r->opt, &r->model, lr, (int)step + 1);
     log_step(r, step, (float)loss, lr, norm, now_seconds() - t0);
-    return true;
 }
 
 static void train_usage(void) {
@@ -220,12 +218,21 @@ int train_main(int argc, char **argv) {
 
     printf("# bolt train: resolved config\n");
     config_print(c, stdout);
-    r->train = loader_open(c->train_data, c->batch_size, c->seq_len, r->dist.rank, r->dist.world,
-                           c->seed, true);
-    if (c->val_data[0])
-        r->val = loader_open(c->val_data, c->batch_size, c->seq_len, r->dist.rank, r->dist.world,
-                             c->seed, false);
     setup_model(r);
+    // The loaders check every token against the vocabulary of the model actually built
+    // (a checkpoint's, when resuming or starting from init_from).
+    int V = r->model.cfg.vocab_size;
+    r->train = loader_open(c->train_data, c->batch_size, c->seq_len, r->dist.rank, r->dist.world,
+                           c->seed, true, V);
+    loader_seek(r->train, r->state.loader);
+    if (c->val_data[0]) {
+        r->val = loader_open(c->val_data, c->batch_size, c->seq_len, r->dist.rank, r->dist.world,
+                             c->seed, false, V);
+        check(loader_batches_per_epoch(r->val) > 0,
+              "val_data %s: fewer windows than one batch of %d x %d tokens per rank (world %d); "
+              "lower batch_size or seq_len, or add validation data",
+              c->val_data, c->batch_size, c->seq_len, r->dist.world);
+    }
     model_config_print(&r->model.cfg, stdout);
     printf("parameters: %.2fM | device %s | threads %d | train tokens %lld\n",
            r->model.n_weights / 1e6, r->ops->name, omp_get_max_threads(),
@@ -233,7 +240,7 @@ int train_main(int argc, char **argv) {
     fflush(stdout);
 
     char path[4096];
-    snprintf(path, sizeof path, "%s/metrics.jsonl", c->out_dir);
+    path_join(path, sizeof path, c->out_dir, "metrics.jsonl");
     r->metrics = xfopen(path, r->state.step > 0 ? "a" : "w");
     size_t N = (size_t)c->batch_size * c->seq_len;
     r->tokens = xmalloc(N * sizeof(int));

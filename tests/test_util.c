@@ -1,0 +1,145 @@
+// tests/test_util.c: the shared command-line value parsers (parse_int_arg, parse_float_arg:
+// good values round trip, garbage and out-of-range values die with one clear message) and
+// path_join (joins, dies when the result does not fit).
+#include <limits.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "testing.h"
+
+// Random integers in random ranges, printed and parsed back; the range ends are accepted.
+START_TEST(test_parse_int_good) {
+    Rng rng = rng_seeded(41);
+    for (int i = 0; i < 2000; i++) {
+        long long lo = (long long)(rng_next(&rng) >> 1) - (long long)(rng_next(&rng) >> 1);
+        long long span = (long long)(rng_next(&rng) >> (2 + rng_next(&rng) % 60));
+        long long hi = lo > LLONG_MAX - span ? LLONG_MAX : lo + span;
+        long long x = lo + (long long)(rng_next(&rng) % ((unsigned long long)(hi - lo) + 1));
+        long long picks[3] = {x, lo, hi};
+        for (int k = 0; k < 3; k++) {
+            char text[32];
+            snprintf(text, sizeof text, "%lld", picks[k]);
+            ck_assert_int_eq(parse_int_arg("test: --n", text, lo, hi), picks[k]);
+        }
+    }
+    ck_assert_int_eq(parse_int_arg("test: --n", "+7", 0, 10), 7);
+    ck_assert_int_eq(parse_int_arg("test: --n", "-0", 0, 10), 0);
+    ck_assert_int_eq(parse_int_arg("test: --n", "9223372036854775807", 0, LLONG_MAX), LLONG_MAX);
+}
+END_TEST
+
+// Each of these must die (exit 1): not a whole decimal integer, or outside [-5, 100].
+static const char *const BAD_INTS[] = {
+    "",
+    "abc",
+    "12abc",
+    " 5",
+    "5 ",
+    "0x10",
+    "1e3",
+    "1.0",
+    "--3",
+    "101",
+    "-6",
+    "99999999999999999999",
+    "-99999999999999999999",
+};
+
+START_TEST(test_parse_int_bad) {
+    parse_int_arg("test: --n", BAD_INTS[_i], -5, 100);
+}
+END_TEST
+
+// Random doubles printed with round-trip precision parse back exactly.
+START_TEST(test_parse_float_good) {
+    Rng rng = rng_seeded(43);
+    for (int i = 0; i < 2000; i++) {
+        double x = (double)rng_normal(&rng) * pow(10.0, (double)(rng_next(&rng) % 40) - 20.0);
+        char text[64];
+        snprintf(text, sizeof text, "%.17g", x);
+        ck_assert(parse_float_arg("test: --x", text) == x);
+    }
+    ck_assert(parse_float_arg("test: --x", ".5") == 0.5);
+    ck_assert(parse_float_arg("test: --x", "-2e-3") == -2e-3);
+    ck_assert(parse_float_arg("test: --x", "7") == 7.0);
+}
+END_TEST
+
+static const char *const BAD_FLOATS[] = {"",    "abc", "1.5x", " 1",    "1 ",
+                                         "nan", "inf", "-inf", "1e999", "0.5.5"};
+
+START_TEST(test_parse_float_bad) {
+    parse_float_arg("test: --x", BAD_FLOATS[_i]);
+}
+END_TEST
+
+// The message names the option and the value, and the accepted range, on one line.
+START_TEST(test_parse_message) {
+    char *err = path_in(new_dir(), "err.txt");
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        if (!freopen(err, "w", stderr)) _exit(3);
+        parse_int_arg("eval: --seq_len", "12x", 1, 16777216);
+        _exit(0);
+    }
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+    char *msg = read_file(err, NULL);
+    ck_assert_str_eq(msg, "bolt: error: eval: --seq_len: bad value '12x' (expected an integer "
+                          "in 1..16777216)\n");
+    free(msg);
+    free(err);
+}
+END_TEST
+
+// Joins of random lengths: exactly "dir/name", up to a result that fills the buffer.
+START_TEST(test_path_join_fits) {
+    Rng rng = rng_seeded(47);
+    for (int i = 0; i < 500; i++) {
+        char dir[256], name[256], out[256];
+        size_t nd = 1 + rng_next(&rng) % 200, nn = 1 + rng_next(&rng) % 100;
+        if (nd + nn + 1 >= sizeof out) nn = sizeof out - nd - 2; // the longest that fits
+        for (size_t k = 0; k < nd; k++) dir[k] = (char)('a' + rng_next(&rng) % 26);
+        for (size_t k = 0; k < nn; k++) name[k] = (char)('A' + rng_next(&rng) % 26);
+        dir[nd] = name[nn] = '\0';
+        path_join(out, sizeof out, dir, name);
+        ck_assert_uint_eq(strlen(out), nd + 1 + nn);
+        ck_assert(memcmp(out, dir, nd) == 0 && out[nd] == '/');
+        ck_assert_str_eq(out + nd + 1, name);
+    }
+}
+END_TEST
+
+// One byte too long for the buffer: dies instead of truncating.
+START_TEST(test_path_join_too_long) {
+    char out[16];
+    path_join(out, sizeof out, "abcdefg", "hijklmnp"); // 16 characters + NUL
+}
+END_TEST
+
+int main(void) {
+    make_scratch_root("util");
+    Suite *s = suite_create("util");
+    TCase *tc = tcase_create("util");
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, test_parse_int_good);
+    tcase_add_loop_exit_test(tc, test_parse_int_bad, 1, 0,
+                             (int)(sizeof BAD_INTS / sizeof BAD_INTS[0]));
+    tcase_add_test(tc, test_parse_float_good);
+    tcase_add_loop_exit_test(tc, test_parse_float_bad, 1, 0,
+                             (int)(sizeof BAD_FLOATS / sizeof BAD_FLOATS[0]));
+    tcase_add_test(tc, test_parse_message);
+    tcase_add_test(tc, test_path_join_fits);
+    tcase_add_exit_test(tc, test_path_join_too_long, 1);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    remove_scratch_root();
+    return failed ? 1 : 0;
+}
