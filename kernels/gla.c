@@ -113,8 +113,7 @@ void gla_recurrent_backward(float *dq, float *dk, float *dv, float *dg, float *d
             float *dv_row = xmalloc((size_t)vdim * sizeof(float));
             // Forward: the state entering each segment.
             float *S = states;
-            memset(S, 0, state_size * sizeof(float));
-            if (state_in) memcpy(S, state_in + head * state_size, state_size * sizeof(float));
+            load_or_zero(S, state_in ? state_in + head * state_size : NULL, state_size);
             for (int m = 0; m < segments; m++) {
                 memcpy(checkpoints + m * state_size, S, state_size * sizeof(float));
                 for (int t = m * SEGMENT; t < min_int(T, (m + 1) * SEGMENT); t++)

@@ -14,6 +14,7 @@
 
 #include "../core/util.h"
 #include "kernels.h"
+#include "vec_math.h"
 
 // The block size actually used: one block longer than the sequence is the same as one
 // block of exactly T rows, and keeps the [block, block] scratch small.
@@ -45,13 +46,6 @@ static void decay_mask(float *mask, const float *pw, int block) {
     for (int c = 0; c < block; c++) mask[c] = pw[block - 1 - c];
 }
 
-// y[0..n) += c * x[0..n): the inner loop of every product here. `omp simd` makes it
-// vectorise at -O2, whose default cost model skips loops of unknown length.
-static inline void axpy(float *restrict y, const float *restrict x, float c, long n) {
-#pragma omp simd
-    for (long j = 0; j < n; j++) y[j] += c * x[j];
-}
-
 // x[0..n) *= c.
 static inline void scale(float *x, float c, long n) {
 #pragma omp simd
@@ -70,15 +64,7 @@ static void vec_mat(float *restrict y, const float *restrict c, long ldc, const 
 #pragma omp simd
         for (int j = 0; j < n; j++) y[j] += c0 * x0[j] + c1 * x1[j] + c2 * x2[j] + c3 * x3[j];
     }
-    for (; r < m; r++) axpy(y, X + r * ldx, c[r * ldc], n);
-}
-
-// The dot product of x and y (fixed summation order for a given build).
-static inline float dot(const float *x, const float *y, long n) {
-    float acc = 0.0f;
-#pragma omp simd reduction(+ : acc)
-    for (long j = 0; j < n; j++) acc += x[j] * y[j];
-    return acc;
+    for (; r < m; r++) axpy(y, c[r * ldc], X + r * ldx, n);
 }
 
 // Copy L rows (stride `stride`) of width d into a contiguous [L, d] matrix.
@@ -121,7 +107,7 @@ static void state_update(float *kv, const float *Kt, const float *Vb, const floa
         for (int i = 0; i < kdim; i++) {
             float c = w * Kt[(long)i * block + b];
             float *kvr = kv + (long)i * vdim;
-            axpy(kvr, vb, c, vdim);
+            axpy(kvr, c, vb, vdim);
         }
     }
 }
@@ -159,10 +145,7 @@ void lightning_attn_recurrent_forward(float *o, float *state_out, const float *q
         for (int p = 0; p < B * H; p++) {
             int b = p / H, h = p % H;
             long qoff = (long)b * T * qs + (long)h * kdim, voff = (long)b * T * vs + (long)h * vdim;
-            if (state_in)
-                memcpy(S, state_in + p * sd, (size_t)sd * sizeof(float));
-            else
-                memset(S, 0, (size_t)sd * sizeof(float));
+            load_or_zero(S, state_in ? state_in + p * sd : NULL, sd);
             float lambda = (float)exp((double)log_decay[h]);
             recurrent_forward_head(o + voff, S, q + qoff, k + qoff, v + voff, lambda, T, qs, vs,
                                    kdim, vdim);
@@ -194,7 +177,7 @@ static void recurrent_backward_head(float *dq, float *dk, float *dv, float *S, f
     for (int t = T - 1; t >= 0; t--) {
         const float *qt = q + t * qs, *kt = k + t * qs, *vt = v + t * vs, *got = dout + t * vs;
         float *dkt = dk + t * qs, *dvt = dv + t * vs;
-        for (int i = 0; i < kdim; i++) axpy(dS + (long)i * vdim, got, qt[i], vdim);
+        for (int i = 0; i < kdim; i++) axpy(dS + (long)i * vdim, qt[i], got, vdim);
         for (int i = 0; i < kdim; i++) dkt[i] += dot(dS + (long)i * vdim, vt, vdim);
         memset(row, 0, (size_t)vdim * sizeof(float));
         vec_mat(row, kt, 1, dS, vdim, kdim, vdim);
@@ -219,14 +202,8 @@ void lightning_attn_recurrent_backward(float *dq, float *dk, float *dv, float *d
         for (int p = 0; p < B * H; p++) {
             int b = p / H, h = p % H;
             long qoff = (long)b * T * qs + (long)h * kdim, voff = (long)b * T * vs + (long)h * vdim;
-            if (state_in)
-                memcpy(S, state_in + p * sd, (size_t)sd * sizeof(float));
-            else
-                memset(S, 0, (size_t)sd * sizeof(float));
-            if (dstate_out)
-                memcpy(dS, dstate_out + p * sd, (size_t)sd * sizeof(float));
-            else
-                memset(dS, 0, (size_t)sd * sizeof(float));
+            load_or_zero(S, state_in ? state_in + p * sd : NULL, sd);
+            load_or_zero(dS, dstate_out ? dstate_out + p * sd : NULL, sd);
             float lambda = (float)exp((double)log_decay[h]);
             recurrent_backward_head(dq + qoff, dk + qoff, dv + voff, S, dS, row, dout + voff,
                                     q + qoff, k + qoff, v + voff, lambda, T, qs, vs, kdim, vdim);
@@ -321,10 +298,7 @@ void lightning_attn_forward(float *o, float *state_out, const float *q, const fl
         for (int p = 0; p < B * H; p++) {
             int b = p / H, h = p % H;
             long qoff = (long)b * T * qs + (long)h * kdim, voff = (long)b * T * vs + (long)h * vdim;
-            if (state_in)
-                memcpy(w.kv, state_in + p * sd, (size_t)sd * sizeof(float));
-            else
-                memset(w.kv, 0, (size_t)sd * sizeof(float));
+            load_or_zero(w.kv, state_in ? state_in + p * sd : NULL, sd);
             decay_powers(w.pw, log_decay[h], block);
             decay_mask(w.mask, w.pw, block);
             block_forward_head(o + voff, q + qoff, k + qoff, v + voff, T, qs, vs, kdim, vdim, block,
@@ -408,7 +382,7 @@ static void block_backward_head(float *dq, float *dk, float *dv, const float *do
             for (int i = 0; i < kdim; i++) {
                 float c = la * qa[i];
                 float *gr = w->G + (long)i * vdim;
-                axpy(gr, doa, c, vdim);
+                axpy(gr, c, doa, vdim);
             }
         }
     }
@@ -428,14 +402,8 @@ void lightning_attn_backward(float *dq, float *dk, float *dv, float *dstate_in, 
         for (int p = 0; p < B * H; p++) {
             int b = p / H, h = p % H;
             long qoff = (long)b * T * qs + (long)h * kdim, voff = (long)b * T * vs + (long)h * vdim;
-            if (state_in)
-                memcpy(w.kv, state_in + p * sd, (size_t)sd * sizeof(float));
-            else
-                memset(w.kv, 0, (size_t)sd * sizeof(float));
-            if (dstate_out)
-                memcpy(w.G, dstate_out + p * sd, (size_t)sd * sizeof(float));
-            else
-                memset(w.G, 0, (size_t)sd * sizeof(float));
+            load_or_zero(w.kv, state_in ? state_in + p * sd : NULL, sd);
+            load_or_zero(w.G, dstate_out ? dstate_out + p * sd : NULL, sd);
             decay_powers(w.pw, log_decay[h], block);
             decay_mask(w.mask, w.pw, block);
             block_backward_head(dq + qoff, dk + qoff, dv + voff, dout + voff, q + qoff, k + qoff,

@@ -48,3 +48,11 @@ static inline void axpy(float *y, float a, const float *x, int n) {
 #pragma omp simd
     for (int i = 0; i < n; i++) y[i] += a * x[i];
 }
+
+// dst[0..n) = src[0..n), or zeros where src is NULL (an optional state or its gradient).
+static inline void load_or_zero(float *dst, const float *src, long n) {
+    if (src)
+        memcpy(dst, src, (size_t)n * sizeof(float));
+    else
+        memset(dst, 0, (size_t)n * sizeof(float));
+}
