@@ -64,7 +64,7 @@ void remove_temp_files_on_signal(void) {
     sigaction(SIGTERM, &on_signal, NULL);
 }
 
-_Noreturn void die(const char *fmt, ...) {
+void die(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     fflush(stdout);

@@ -8,8 +8,12 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 // Print "bolt: error: <message>" and exit(1), removing any registered temp file first.
-_Noreturn void die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 
 // The checked-call helper: if `ok` is false, die with the message.
 void check(bool ok, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -69,3 +73,7 @@ float rng_normal(Rng *r);  // N(0, 1), Box-Muller
 void temp_register(const char *path);
 void temp_unregister(const char *path);
 void remove_temp_files_on_signal(void);
+
+#ifdef __cplusplus
+}
+#endif

@@ -15,6 +15,8 @@
 #pragma once
 #include <stdint.h>
 
+#include "ops.h"
+
 // ---- kernels/matmul.c --------------------------------------------------------------
 // out[N, OC] = inp[N, C] @ weight[OC, C]^T (+ bias[OC] if non-NULL).
 void matmul_forward(float *out, const float *inp, const float *weight, const float *bias, int N,
@@ -32,10 +34,7 @@ void embedding_backward(float *dtable, const float *dout, const int *tokens, int
                         float scale);
 
 // ---- kernels/norm.c ----------------------------------------------------------------
-typedef enum NormKind {
-    NORM_RMS,  // y = x / sqrt(mean(x^2) + eps) * weight           (Llama, GLA)
-    NORM_SRMS, // y = x / (sqrt(mean(x^2)) + eps), no weight       (TNL SimpleRMSNorm)
-} NormKind;
+// NormKind (NORM_RMS, NORM_SRMS) comes from ops.h.
 // Normalise each of N rows of length D. `weight` [D] or NULL (NULL: no weight).
 // rstd[N] saves the per-row inverse scale for the backward pass.
 void norm_forward(float *out, float *rstd, const float *x, const float *weight, int N, int D,

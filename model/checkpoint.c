@@ -173,7 +173,7 @@ static void write_config(const ModelConfig *c, const char *path, bool bf16, cons
 void model_save(const Model *m, const char *dir, bool bf16, const char *tokenizer) {
     make_dirs(dir);
     float *host = xmalloc(m->n_weights * sizeof(float));
-    m->ops->download(host, m->weights, m->n_weights * sizeof(float));
+    model_download_weights(m, host);
     StWriteTensor *ts = xcalloc((size_t)m->n_params, sizeof *ts);
     for (int i = 0; i < m->n_params; i++) {
         const ParamInfo *p = &m->params[i];
@@ -504,10 +504,11 @@ void model_load_weights(Model *m, const char *dir_or_file) {
     for (int i = 0; i < m->n_params; i++) {
         const ParamInfo *p = &m->params[i];
         st_read_f32(st, st_find(st, p->name), buf);
-        m->ops->upload(m->weights + p->offset, buf, p->numel * sizeof(float));
+        m->be->ops->upload(m->be, m->weights + p->offset, buf, p->numel * sizeof(float));
     }
     free(buf);
     st_close(st);
+    model_refresh_compute_weights(m);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -712,10 +713,10 @@ void checkpoint_resolve(const char *arg, char *dir, size_t cap) {
           "%s: no config.json (not a checkpoint, and no complete step_* in it)", dir);
 }
 
-void model_load(Model *m, const char *dir, const Ops *ops, char *tokenizer, size_t cap) {
+void model_load(Model *m, const char *dir, Backend *be, char *tokenizer, size_t cap) {
     ModelConfig cfg;
     model_config_load(&cfg, tokenizer, cap, dir);
-    model_create(m, &cfg, ops);
+    model_create(m, &cfg, be);
     model_load_weights(m, dir);
 }
 

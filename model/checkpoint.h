@@ -28,9 +28,9 @@ void model_load_weights(Model *m, const char *dir_or_file);
 // resolves to its newest complete checkpoint, anything else is the checkpoint itself.
 // Dies if it is not a directory or holds no config.json.
 void checkpoint_resolve(const char *arg, char *dir, size_t cap);
-// Load a saved model onto `ops`: model_config_load + model_create + model_load_weights.
+// Load a saved model onto backend `be`: model_config_load + model_create + model_load_weights.
 // tokenizer gets the tokenizer the config names ("" if none).
-void model_load(Model *m, const char *dir, const Ops *ops, char *tokenizer, size_t cap);
+void model_load(Model *m, const char *dir, Backend *be, char *tokenizer, size_t cap);
 // A checkpoint's recorded tokenizer as a usable path: a relative name is looked up in
 // ckpt_dir first; "" means "byte".
 void checkpoint_tokenizer_path(const char *ckpt_dir, const char *spec, char *out, size_t cap);

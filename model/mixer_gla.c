@@ -2,76 +2,141 @@
 //   q = x W_q, k = x W_k [Dk = D/2], v = x W_v, g = x W_g [Dv = D]
 //   gk = logsigmoid(W_gk1 (W_gk0 x) + b) / gate_normalizer
 //   o = gla(q / sqrt(dk), k, v, gk);  out = W_o(RMSNorm_head(o) * swish(g))
+// q, k, v and g come from one [N, 2Dk + 2Dv] projection (their tensors are adjacent).
 #include <math.h>
 
 #include "../core/util.h"
-#include "layers.h"
+#include "mixer.h"
 
-void gla_mixer_forward(Model *m, int l, LayerActs *a, int B, int T, float *out, MixerState *st) {
-    const Ops *ops = m->ops;
+enum { P_Q, P_K, P_V, P_G, P_GK0, P_GK1, P_GK1_BIAS, P_GNORM, P_O }; // tensors
+enum { S_PROJ, S_GK_LOW, S_GK_PRE, S_GK, S_O, S_ONORM, S_ORSTD, S_GATED };
+enum { D_GATED, D_ONORM, D_O, D_PROJ, D_GK, D_GK_PRE, D_GK_LOW };
+
+static void add_params(Model *m, int l, const char *pre, LayerParams *lp) {
     const ModelConfig *c = &m->cfg;
-    int N = B * T, D = c->dim, H = c->n_heads, Dk = D / 2, Dv = D, r = c->gate_low_rank;
-    int hk = Dk / H, hv = Dv / H;
-    const LayerOffsets *t = &m->layer_offsets[l];
-    const float *w = m->weights;
-    ops->matmul_forward(a->q, a->ln1, w + t->q, NULL, N, D, Dk);
-    ops->matmul_forward(a->k, a->ln1, w + t->k, NULL, N, D, Dk);
-    ops->matmul_forward(a->v, a->ln1, w + t->v, NULL, N, D, Dv);
-    ops->matmul_forward(a->u, a->ln1, w + t->g, NULL, N, D, Dv);
-    ops->matmul_forward(a->gk_low, a->ln1, w + t->gk0, NULL, N, D, r);
-    ops->matmul_forward(a->gk_pre, a->gk_low, w + t->gk1, w + t->gk1_bias, N, r, Dk);
-    ops->logsigmoid_forward(a->gk, a->gk_pre, 1.0f / c->gate_normalizer, (long)N * Dk);
-    for (int i = 0; i < m->n_spans; i++) {
-        const Span *sp = &m->spans[i];
-        size_t ak = sp->offset * Dk, av = sp->offset * Dv;
-        ops->gla_forward(a->o + av, st ? st->state_out : NULL, a->q + ak, a->k + ak, a->v + av,
-                         a->gk + ak, st ? st->state_in : NULL, 1.0f / sqrtf((float)hk), sp->B,
-                         sp->T, H, hk, hv, c->attn_block);
-    }
-    ops->norm_forward(a->onorm, a->orstd, a->o, w + t->g_norm, N * H, hv, c->norm_eps, NORM_RMS);
-    ops->swiglu_forward(a->gated, a->u, a->onorm, (long)N * Dv);
-    ops->matmul_forward(out, a->gated, w + t->o, NULL, N, Dv, D);
+    int D = c->dim, Dk = D / 2, Dv = D, hv = Dv / c->n_heads, r = c->gate_low_rank;
+    int *t = lp->mixer;
+    t[P_Q] = model_add_param(m, false, Dk, D, "model.layers.%d.%s.q_proj.weight", l, pre);
+    t[P_K] = model_add_param(m, false, Dk, D, "model.layers.%d.%s.k_proj.weight", l, pre);
+    t[P_V] = model_add_param(m, false, Dv, D, "model.layers.%d.%s.v_proj.weight", l, pre);
+    t[P_G] = model_add_param(m, false, Dv, D, "model.layers.%d.%s.g_proj.weight", l, pre);
+    t[P_GK0] = model_add_param(m, false, r, D, "model.layers.%d.%s.gk_proj.0.weight", l, pre);
+    t[P_GK1] = model_add_param(m, false, Dk, r, "model.layers.%d.%s.gk_proj.1.weight", l, pre);
+    t[P_GK1_BIAS] = model_add_param(m, true, Dk, 0, "model.layers.%d.%s.gk_proj.1.bias", l, pre);
+    t[P_GNORM] =
+        model_add_param(m, true, hv, 0, "model.layers.%d.%s.g_norm_swish_gate.weight", l, pre);
+    t[P_O] = model_add_param(m, false, D, Dv, "model.layers.%d.%s.o_proj.weight", l, pre);
 }
 
-void gla_mixer_backward(Model *m, int l, LayerActs *a, int B, int T, const float *dout,
-                        float *dln) {
-    const Ops *ops = m->ops;
-    const ModelConfig *c = &m->cfg;
-    int N = B * T, D = c->dim, H = c->n_heads, Dk = D / 2, Dv = D, r = c->gate_low_rank;
-    int hk = Dk / H, hv = Dv / H;
-    const LayerOffsets *t = &m->layer_offsets[l];
-    const float *w = m->weights;
-    float *g = m->grads;
-    size_t bytes = (size_t)N * D * sizeof(float);
-    float *d_gated = m->tmp[0], *d_onorm = m->tmp[1], *d_g = m->tmp[2], *d_o = m->tmp[3];
-    float *d_q = m->tmp[4], *d_k = m->tmp[5], *d_v = m->tmp[6], *d_gk = m->tmp[7];
-    float *d_gk_pre = m->tmp[8], *d_gk_low = m->tmp[9];
-    for (int i = 0; i < 10; i++) ops->zero(m->tmp[i], bytes);
-
-    size_t off = t->o;
-    ops->matmul_backward(d_gated, g + off, NULL, dout, a->gated, w + off, N, Dv, D);
-    ops->swiglu_backward(d_g, d_onorm, d_gated, a->u, a->onorm, (long)N * Dv);
-    off = t->g_norm;
-    ops->norm_backward(d_o, g + off, d_onorm, a->o, w + off, a->orstd, N * H, hv, c->norm_eps,
-                       NORM_RMS);
-    for (int i = 0; i < m->n_spans; i++) {
-        const Span *sp = &m->spans[i];
-        size_t ak = sp->offset * Dk, av = sp->offset * Dv;
-        ops->gla_backward(d_q + ak, d_k + ak, d_v + av, d_gk + ak, NULL, d_o + av, NULL, a->q + ak,
-                          a->k + ak, a->v + av, a->gk + ak, NULL, 1.0f / sqrtf((float)hk), sp->B,
-                          sp->T, H, hk, hv, c->attn_block);
-    }
-    ops->logsigmoid_backward(d_gk_pre, d_gk, a->gk_pre, 1.0f / c->gate_normalizer, (long)N * Dk);
-    off = t->gk1;
-    ops->matmul_backward(d_gk_low, g + off, g + t->gk1_bias, d_gk_pre, a->gk_low, w + off, N, r,
-                         Dk);
-    off = t->gk0;
-    ops->matmul_backward(dln, g + off, NULL, d_gk_low, a->ln1, w + off, N, D, r);
-    const size_t offsets[4] = {t->q, t->k, t->v, t->g};
-    const float *douts[4] = {d_q, d_k, d_v, d_g};
-    const int widths[4] = {Dk, Dk, Dv, Dv};
-    for (int i = 0; i < 4; i++) {
-        off = offsets[i];
-        ops->matmul_backward(dln, g + off, NULL, douts[i], a->ln1, w + off, N, D, widths[i]);
-    }
+static void check_config(const ModelConfig *c) {
+    check(c->dim % (2 * c->n_heads) == 0, "gla layers: dim/2 = %d not divisible by %d heads",
+          c->dim / 2, c->n_heads);
 }
+
+// Width of the fused projection: q, k (Dk each), v, g (Dv each).
+static size_t proj_width(const ModelConfig *c) {
+    return (size_t)c->dim / 2 * 2 + (size_t)c->dim * 2;
+}
+
+static int saved(const ModelConfig *c, BufSpec *out) {
+    size_t D = c->dim, Dk = D / 2;
+    out[S_PROJ] = (BufSpec){"qkvg", proj_width(c), false};
+    out[S_GK_LOW] = (BufSpec){"gk_low", (size_t)c->gate_low_rank, false};
+    out[S_GK_PRE] = (BufSpec){"gk_pre", Dk, false};
+    out[S_GK] = (BufSpec){"gk", Dk, false};
+    out[S_O] = (BufSpec){"o", D, false};
+    out[S_ONORM] = (BufSpec){"onorm", D, false};
+    out[S_ORSTD] = (BufSpec){"orstd", (size_t)c->n_heads, true};
+    out[S_GATED] = (BufSpec){"gated", D, false};
+    return 8;
+}
+
+static int scratch(const ModelConfig *c, BufSpec *out) {
+    size_t D = c->dim, Dk = D / 2;
+    out[D_GATED] = (BufSpec){"d_gated", D, false};
+    out[D_ONORM] = (BufSpec){"d_onorm", D, false};
+    out[D_O] = (BufSpec){"d_o", D, false};
+    out[D_PROJ] = (BufSpec){"d_qkvg", proj_width(c), false};
+    out[D_GK] = (BufSpec){"d_gk", Dk, false};
+    out[D_GK_PRE] = (BufSpec){"d_gk_pre", Dk, false};
+    out[D_GK_LOW] = (BufSpec){"d_gk_low", (size_t)c->gate_low_rank, false};
+    return 7;
+}
+
+static void forward(const MixerCall *mc, Act *out) {
+    Model *m = mc->m;
+    Backend *be = m->be;
+    const ModelConfig *c = &m->cfg;
+    const int *t = m->layer_params[mc->layer].mixer;
+    int N = mc->N, D = c->dim, H = c->n_heads, Dk = D / 2, Dv = D, r = c->gate_low_rank;
+    int hk = Dk / H, hv = Dv / H, W = (int)proj_width(c);
+    void **s = mc->a->mixer;
+    Act *proj = s[S_PROJ], *gk_low = s[S_GK_LOW], *gk_pre = s[S_GK_PRE], *gk = s[S_GK];
+    Act *o = s[S_O], *onorm = s[S_ONORM], *gated = s[S_GATED];
+    Act *g = act_at(be, proj, 2 * Dk + Dv);
+    linear_forward(m, proj, mc->a->ln1, t[P_Q], 4, N);
+    linear_forward(m, gk_low, mc->a->ln1, t[P_GK0], 1, N);
+    be->ops->matmul_forward(be, gk_pre, gk_low, param_weight(m, t[P_GK1]),
+                            param_weight(m, t[P_GK1_BIAS]), N, r, Dk);
+    be->ops->logsigmoid_forward(be, gk, gk_pre, 1.0f / c->gate_normalizer, (long)N * Dk);
+    be->ops->gla_forward(be, o, mc->st->state_out, proj, act_at(be, proj, Dk),
+                         act_at(be, proj, 2 * Dk), W, gk, mc->st->state_in, 1.0f / sqrtf((float)hk),
+                         m->seqs, H, hk, hv, c->attn_block);
+    be->ops->norm_forward(be, onorm, s[S_ORSTD], o, param_weight(m, t[P_GNORM]), N * H, hv,
+                          c->norm_eps, NORM_RMS);
+    be->ops->gate_forward(be, gated, g, W, onorm, Dv, N, Dv, GATE_SWISH);
+    linear_forward(m, out, gated, t[P_O], 1, N);
+}
+
+static void backward(const MixerCall *mc, const Act *dout, Act *dln) {
+    Model *m = mc->m;
+    Backend *be = m->be;
+    const ModelConfig *c = &m->cfg;
+    const int *t = m->layer_params[mc->layer].mixer;
+    int N = mc->N, D = c->dim, H = c->n_heads, Dk = D / 2, Dv = D, r = c->gate_low_rank;
+    int hk = Dk / H, hv = Dv / H, W = (int)proj_width(c);
+    void **s = mc->a->mixer, **d = mc->scratch;
+    Act *proj = s[S_PROJ], *gk_low = s[S_GK_LOW], *gk_pre = s[S_GK_PRE], *gk = s[S_GK];
+    Act *o = s[S_O], *onorm = s[S_ONORM], *gated = s[S_GATED];
+    Act *g = act_at(be, proj, 2 * Dk + Dv);
+    Act *d_gated = d[D_GATED], *d_onorm = d[D_ONORM], *d_o = d[D_O], *d_proj = d[D_PROJ];
+    Act *d_gk = d[D_GK], *d_gk_pre = d[D_GK_PRE], *d_gk_low = d[D_GK_LOW];
+
+    linear_backward(m, d_gated, false, dout, gated, t[P_O], 1, N);
+    be->ops->gate_backward(be, act_at(be, d_proj, 2 * Dk + Dv), W, d_onorm, Dv, d_gated, g, W,
+                           onorm, Dv, N, Dv, GATE_SWISH);
+    be->ops->norm_backward(be, d_o, param_grad(m, t[P_GNORM]), NULL, d_onorm, o,
+                           param_weight(m, t[P_GNORM]), s[S_ORSTD], N * H, hv, c->norm_eps,
+                           NORM_RMS);
+    be->ops->gla_backward(be, d_proj, act_at(be, d_proj, Dk), act_at(be, d_proj, 2 * Dk), d_gk,
+                          mc->st->dstate_in, d_o, mc->st->dstate_out, proj, act_at(be, proj, Dk),
+                          act_at(be, proj, 2 * Dk), W, gk, mc->st->state_in,
+                          1.0f / sqrtf((float)hk), m->seqs, H, hk, hv, c->attn_block);
+    be->ops->logsigmoid_backward(be, d_gk_pre, d_gk, gk_pre, 1.0f / c->gate_normalizer,
+                                 (long)N * Dk);
+    be->ops->matmul_backward(be, d_gk_low, param_grad(m, t[P_GK1]), param_grad(m, t[P_GK1_BIAS]),
+                             d_gk_pre, Dk, gk_low, param_weight(m, t[P_GK1]), N, r, Dk, false);
+    linear_backward(m, dln, false, d_proj, mc->a->ln1, t[P_Q], 4, N);
+    linear_backward(m, dln, true, d_gk_low, mc->a->ln1, t[P_GK0], 1, N);
+}
+
+static size_t state_floats(const ModelConfig *c) {
+    size_t hk = c->dim / 2 / c->n_heads, hv = c->dim / c->n_heads;
+    return c->n_heads * hk * hv;
+}
+
+static int kv_width(const ModelConfig *c) {
+    return 0;
+}
+
+const Mixer mixer_gla = {
+    .name = "gla",
+    .add_params = add_params,
+    .check = check_config,
+    .saved = saved,
+    .scratch = scratch,
+    .forward = forward,
+    .backward = backward,
+    .state_floats = state_floats,
+    .kv_width = kv_width,
+};

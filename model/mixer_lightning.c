@@ -1,67 +1,109 @@
 // model/mixer_lightning.c: the TNL token mixer (SPEC sec. 2):
-//   q,k,v,u = split(x W_qkvu); q = SiLU(q); k = SiLU(k)
-//   o = lightning_attn(q, k, v) with this layer's fixed per-head decays
-//   out = W_o(SRMSNorm(o) * u)
-#include <math.h>
-
+//   q,k,v,u = split(x W_qkvu); o = lightning_attn(SiLU(q), SiLU(k), v) with this layer's
+//   fixed per-head decays; out = W_o(SRMSNorm(o) * u)
+// One [N, 4D] projection; the attention op reads q, k, v from it by row stride and
+// applies SiLU itself.
 #include "../core/util.h"
-#include "layers.h"
+#include "mixer.h"
 
-void lightning_mixer_forward(Model *m, int l, LayerActs *a, int B, int T, float *out,
-                             MixerState *st) {
-    const Ops *ops = m->ops;
+enum { P_QKVU, P_OUT };                      // tensors
+enum { S_PROJ, S_O, S_ONORM, S_ORSTD, S_GATED }; // saved buffers
+enum { D_GATED, D_ONORM, D_O, D_PROJ };      // backward scratch
+
+static void add_params(Model *m, int l, const char *pre, LayerParams *lp) {
+    int D = m->cfg.dim;
+    lp->mixer[P_QKVU] = model_add_param(m, false, 4 * D, D, "model.layers.%d.%s.qkvu_proj.weight", l, pre);
+    lp->mixer[P_OUT] = model_add_param(m, false, D, D, "model.layers.%d.%s.out_proj.weight", l, pre);
+}
+
+static void check_config(const ModelConfig *c) {
+    check(c->dim % c->n_heads == 0, "lightning layers: dim %d not divisible by %d heads", c->dim,
+          c->n_heads);
+}
+
+static int saved(const ModelConfig *c, BufSpec *out) {
+    size_t D = c->dim;
+    out[S_PROJ] = (BufSpec){"qkvu", 4 * D, false};
+    out[S_O] = (BufSpec){"o", D, false};
+    out[S_ONORM] = (BufSpec){"onorm", D, false};
+    out[S_ORSTD] = (BufSpec){"orstd", 1, true};
+    out[S_GATED] = (BufSpec){"gated", D, false};
+    return 5;
+}
+
+static int scratch(const ModelConfig *c, BufSpec *out) {
+    size_t D = c->dim;
+    out[D_GATED] = (BufSpec){"d_gated", D, false};
+    out[D_ONORM] = (BufSpec){"d_onorm", D, false};
+    out[D_O] = (BufSpec){"d_o", D, false};
+    out[D_PROJ] = (BufSpec){"d_qkvu", 4 * D, false};
+    return 4;
+}
+
+static const float *layer_decay(const Model *m, int l) {
+    return m->log_decay + (size_t)l * m->cfg.n_heads;
+}
+
+static void forward(const MixerCall *mc, Act *out) {
+    Model *m = mc->m;
+    Backend *be = m->be;
     const ModelConfig *c = &m->cfg;
-    int N = B * T, D = c->dim, H = c->n_heads, hd = D / H;
-    const LayerOffsets *t = &m->layer_offsets[l];
-    const float *w_qkvu = m->weights + t->qkvu, *w_out = m->weights + t->o;
-    size_t DD = (size_t)D * D;
-    ops->matmul_forward(a->q, a->ln1, w_qkvu + 0 * DD, NULL, N, D, D);
-    ops->matmul_forward(a->k, a->ln1, w_qkvu + 1 * DD, NULL, N, D, D);
-    ops->matmul_forward(a->v, a->ln1, w_qkvu + 2 * DD, NULL, N, D, D);
-    ops->matmul_forward(a->u, a->ln1, w_qkvu + 3 * DD, NULL, N, D, D);
-    ops->silu_forward(a->qa, a->q, (long)N * D);
-    ops->silu_forward(a->ka, a->k, (long)N * D);
-    for (int i = 0; i < m->n_spans; i++) {
-        const Span *sp = &m->spans[i];
-        size_t at = sp->offset * D;
-        ops->lightning_attn_forward(a->o + at, st ? st->state_out : NULL, a->qa + at, a->ka + at,
-                                    a->v + at, st ? st->state_in : NULL,
-                                    m->log_decay + (size_t)l * H, sp->B, sp->T, H, hd, hd,
+    const LayerParams *lp = &m->layer_params[mc->layer];
+    int N = mc->N, D = c->dim, H = c->n_heads, hd = D / H;
+    Act *proj = mc->a->mixer[S_PROJ], *o = mc->a->mixer[S_O], *onorm = mc->a->mixer[S_ONORM];
+    Act *gated = mc->a->mixer[S_GATED];
+    float *orstd = mc->a->mixer[S_ORSTD];
+    linear_forward(m, proj, mc->a->ln1, lp->mixer[P_QKVU], 1, N);
+    be->ops->lightning_attn_forward(be, o, mc->st->state_out, proj, act_at(be, proj, D),
+                                    act_at(be, proj, 2 * D), 4 * D, mc->st->state_in,
+                                    layer_decay(m, mc->layer), m->seqs, H, hd, hd, true,
                                     c->attn_block);
-    }
-    ops->norm_forward(a->onorm, a->orstd, a->o, NULL, N, D, c->norm_eps, NORM_SRMS);
-    ops->mul_forward(a->gated, a->onorm, a->u, (long)N * D);
-    ops->matmul_forward(out, a->gated, w_out, NULL, N, D, D);
+    be->ops->norm_forward(be, onorm, orstd, o, NULL, N, D, c->norm_eps, NORM_SRMS);
+    be->ops->gate_forward(be, gated, onorm, D, act_at(be, proj, 3 * D), 4 * D, N, D, GATE_MUL);
+    linear_forward(m, out, gated, lp->mixer[P_OUT], 1, N);
 }
 
-void lightning_mixer_backward(Model *m, int l, LayerActs *a, int B, int T, const float *dout,
-                              float *dln) {
-    const Ops *ops = m->ops;
+static void backward(const MixerCall *mc, const Act *dout, Act *dln) {
+    Model *m = mc->m;
+    Backend *be = m->be;
     const ModelConfig *c = &m->cfg;
-    int N = B * T, D = c->dim, H = c->n_heads, hd = D / H;
-    size_t DD = (size_t)D * D, bytes = (size_t)N * D * sizeof(float);
-    size_t off_qkvu = m->layer_offsets[l].qkvu, off_out = m->layer_offsets[l].o;
-    float *d_gated = m->tmp[0], *d_onorm = m->tmp[1], *d_u = m->tmp[2], *d_o = m->tmp[3];
-    float *d_qa = m->tmp[4], *d_ka = m->tmp[5], *d_v = m->tmp[6];
-    float *d_q = m->tmp[7], *d_k = m->tmp[8];
-    for (int i = 0; i < 9; i++) ops->zero(m->tmp[i], bytes);
-
-    ops->matmul_backward(d_gated, m->grads + off_out, NULL, dout, a->gated, m->weights + off_out, N,
-                         D, D);
-    ops->mul_backward(d_onorm, d_u, d_gated, a->onorm, a->u, (long)N * D);
-    ops->norm_backward(d_o, NULL, d_onorm, a->o, NULL, a->orstd, N, D, c->norm_eps, NORM_SRMS);
-    for (int i = 0; i < m->n_spans; i++) {
-        const Span *sp = &m->spans[i];
-        size_t at = sp->offset * D;
-        ops->lightning_attn_backward(
-            d_qa + at, d_ka + at, d_v + at, NULL, d_o + at, NULL, a->qa + at, a->ka + at, a->v + at,
-            NULL, m->log_decay + (size_t)l * H, sp->B, sp->T, H, hd, hd, c->attn_block);
-    }
-    ops->silu_backward(d_q, d_qa, a->q, (long)N * D);
-    ops->silu_backward(d_k, d_ka, a->k, (long)N * D);
-    const float *dproj[4] = {d_q, d_k, d_v, d_u};
-    for (int i = 0; i < 4; i++) {
-        ops->matmul_backward(dln, m->grads + off_qkvu + i * DD, NULL, dproj[i], a->ln1,
-                             m->weights + off_qkvu + i * DD, N, D, D);
-    }
+    const LayerParams *lp = &m->layer_params[mc->layer];
+    int N = mc->N, D = c->dim, H = c->n_heads, hd = D / H;
+    Act *proj = mc->a->mixer[S_PROJ], *o = mc->a->mixer[S_O], *onorm = mc->a->mixer[S_ONORM];
+    Act *gated = mc->a->mixer[S_GATED];
+    float *orstd = mc->a->mixer[S_ORSTD];
+    Act *d_gated = mc->scratch[D_GATED], *d_onorm = mc->scratch[D_ONORM];
+    Act *d_o = mc->scratch[D_O], *d_proj = mc->scratch[D_PROJ];
+    linear_backward(m, d_gated, false, dout, gated, lp->mixer[P_OUT], 1, N);
+    be->ops->gate_backward(be, d_onorm, D, act_at(be, d_proj, 3 * D), 4 * D, d_gated, onorm, D,
+                           act_at(be, proj, 3 * D), 4 * D, N, D, GATE_MUL);
+    be->ops->norm_backward(be, d_o, NULL, NULL, d_onorm, o, NULL, orstd, N, D, c->norm_eps,
+                           NORM_SRMS);
+    be->ops->lightning_attn_backward(be, d_proj, act_at(be, d_proj, D), act_at(be, d_proj, 2 * D),
+                                     mc->st->dstate_in, d_o, mc->st->dstate_out, proj,
+                                     act_at(be, proj, D), act_at(be, proj, 2 * D), 4 * D,
+                                     mc->st->state_in, layer_decay(m, mc->layer), m->seqs, H, hd,
+                                     hd, true, c->attn_block);
+    linear_backward(m, dln, false, d_proj, mc->a->ln1, lp->mixer[P_QKVU], 1, N);
 }
+
+static size_t state_floats(const ModelConfig *c) {
+    size_t hd = c->dim / c->n_heads;
+    return c->n_heads * hd * hd;
+}
+
+static int kv_width(const ModelConfig *c) {
+    return 0;
+}
+
+const Mixer mixer_lightning = {
+    .name = "lightning",
+    .add_params = add_params,
+    .check = check_config,
+    .saved = saved,
+    .scratch = scratch,
+    .forward = forward,
+    .backward = backward,
+    .state_floats = state_floats,
+    .kv_width = kv_width,
+};

@@ -1,73 +1,109 @@
-// model/mixer_softmax.c: Llama attention (SPEC sec. 2): q, k, v projections, RoPE in
-// rotate_half form, causal softmax attention with GQA, output projection. Positions count
-// from the start of each span (each document, with doc_reset). In decoding (st != NULL)
-// keys and values go to the layer's KV cache and the query attends to it.
+// model/mixer_softmax.c: Llama attention (SPEC sec. 2): q, k, v from one projection,
+// RoPE in rotate_half form applied in place, causal softmax attention with GQA, output
+// projection. Positions count from the start of each sequence (each document, with
+// doc_reset). In decoding, keys and values go to the layer's KV cache and the query
+// attends to it.
 #include "../core/util.h"
-#include "layers.h"
+#include "mixer.h"
 
-void softmax_mixer_forward(Model *m, int l, LayerActs *a, int B, int T, float *out,
-                           MixerState *st) {
-    const Ops *ops = m->ops;
+enum { P_Q, P_K, P_V, P_O };  // tensors
+enum { S_PROJ, S_O, S_LSE };  // saved buffers
+enum { D_O, D_PROJ };         // backward scratch
+
+static void add_params(Model *m, int l, const char *pre, LayerParams *lp) {
     const ModelConfig *c = &m->cfg;
-    int N = B * T, D = c->dim, H = c->n_heads, Hkv = c->n_kv_heads, hd = c->head_dim;
-    int Dq = H * hd, Dkv = Hkv * hd, pos0 = st ? st->pos : 0;
-    const LayerOffsets *t = &m->layer_offsets[l];
-    const float *w = m->weights;
-    ops->matmul_forward(a->q, a->ln1, w + t->q, NULL, N, D, Dq);
-    ops->matmul_forward(a->k, a->ln1, w + t->k, NULL, N, D, Dkv);
-    ops->matmul_forward(a->v, a->ln1, w + t->v, NULL, N, D, Dkv);
-    for (int i = 0; i < m->n_spans; i++) {
-        const Span *sp = &m->spans[i];
-        size_t aq = sp->offset * Dq, akv = sp->offset * Dkv;
-        ops->rope_forward(a->qa + aq, a->q + aq, sp->B, sp->T, H, hd, c->rope_theta, pos0);
-        ops->rope_forward(a->ka + akv, a->k + akv, sp->B, sp->T, Hkv, hd, c->rope_theta, pos0);
-        if (!st) {
-            ops->softmax_attn_forward(a->o + aq, a->lse + sp->offset * H, a->qa + aq, a->ka + akv,
-                                      a->v + akv, sp->B, sp->T, sp->T, H, Hkv, hd);
-        }
-    }
-    if (st) {
-        check(B == 1 && st->pos + T <= st->max_len, "decoding past the context of %d tokens",
+    int D = c->dim, q = c->n_heads * c->head_dim, kv = c->n_kv_heads * c->head_dim;
+    int *t = lp->mixer;
+    t[P_Q] = model_add_param(m, false, q, D, "model.layers.%d.%s.q_proj.weight", l, pre);
+    t[P_K] = model_add_param(m, false, kv, D, "model.layers.%d.%s.k_proj.weight", l, pre);
+    t[P_V] = model_add_param(m, false, kv, D, "model.layers.%d.%s.v_proj.weight", l, pre);
+    t[P_O] = model_add_param(m, false, D, q, "model.layers.%d.%s.o_proj.weight", l, pre);
+}
+
+static void check_config(const ModelConfig *c) {
+    check(c->head_dim % 2 == 0, "softmax layers: head_dim %d must be even (RoPE)", c->head_dim);
+}
+
+static int saved(const ModelConfig *c, BufSpec *out) {
+    size_t q = (size_t)c->n_heads * c->head_dim, kv = (size_t)c->n_kv_heads * c->head_dim;
+    out[S_PROJ] = (BufSpec){"qkv", q + 2 * kv, false};
+    out[S_O] = (BufSpec){"o", q, false};
+    out[S_LSE] = (BufSpec){"lse", (size_t)c->n_heads, true};
+    return 3;
+}
+
+static int scratch(const ModelConfig *c, BufSpec *out) {
+    size_t q = (size_t)c->n_heads * c->head_dim, kv = (size_t)c->n_kv_heads * c->head_dim;
+    out[D_O] = (BufSpec){"d_o", q, false};
+    out[D_PROJ] = (BufSpec){"d_qkv", q + 2 * kv, false};
+    return 2;
+}
+
+static void forward(const MixerCall *mc, Act *out) {
+    Model *m = mc->m;
+    Backend *be = m->be;
+    const ModelConfig *c = &m->cfg;
+    const int *t = m->layer_params[mc->layer].mixer;
+    int N = mc->N, H = c->n_heads, Hkv = c->n_kv_heads, hd = c->head_dim;
+    int Dq = H * hd, Dkv = Hkv * hd, W = Dq + 2 * Dkv;
+    Act *proj = mc->a->mixer[S_PROJ], *o = mc->a->mixer[S_O];
+    float *lse = mc->a->mixer[S_LSE];
+    Act *k = act_at(be, proj, Dq), *v = act_at(be, proj, Dq + Dkv);
+    linear_forward(m, proj, mc->a->ln1, t[P_Q], 3, N);
+    be->ops->rope_forward(be, proj, W, mc->pos, N, H, hd, c->rope_theta);
+    be->ops->rope_forward(be, k, W, mc->pos, N, Hkv, hd, c->rope_theta);
+    if (mc->decoding) {
+        LayerState *st = mc->st;
+        check(N == 1 && mc->decode_pos < st->max_len, "decoding past the context of %d tokens",
               st->max_len);
-        size_t at = (size_t)st->pos * Dkv, bytes = (size_t)T * Dkv * sizeof(float);
-        ops->copy(st->k_cache + at, a->ka, bytes);
-        ops->copy(st->v_cache + at, a->v, bytes);
-        ops->softmax_attn_forward(a->o, a->lse, a->qa, st->k_cache, st->v_cache, 1, T, st->pos + T,
-                                  H, Hkv, hd);
+        // k and v are adjacent in the projection row: one strided copy into the cache.
+        size_t row = 2 * (size_t)Dkv * be->act_size;
+        be->ops->copy_2d(be, act_at(be, st->kv_cache, (size_t)mc->decode_pos * 2 * Dkv), row, k,
+                         (size_t)W * be->act_size, row, 1);
+        be->ops->softmax_attn_forward(be, o, lse, proj, W, st->kv_cache,
+                                      act_at(be, st->kv_cache, Dkv), 2 * Dkv, m->seqs,
+                                      mc->decode_kv, H, Hkv, hd);
+    } else {
+        be->ops->softmax_attn_forward(be, o, lse, proj, W, k, v, W, m->seqs, m->seqs, H, Hkv, hd);
     }
-    ops->matmul_forward(out, a->o, w + t->o, NULL, N, Dq, D);
+    linear_forward(m, out, o, t[P_O], 1, N);
 }
 
-void softmax_mixer_backward(Model *m, int l, LayerActs *a, int B, int T, const float *dout,
-                            float *dln) {
-    const Ops *ops = m->ops;
+static void backward(const MixerCall *mc, const Act *dout, Act *dln) {
+    Model *m = mc->m;
+    Backend *be = m->be;
     const ModelConfig *c = &m->cfg;
-    int N = B * T, D = c->dim, H = c->n_heads, Hkv = c->n_kv_heads, hd = c->head_dim;
-    int Dq = H * hd, Dkv = Hkv * hd;
-    const LayerOffsets *t = &m->layer_offsets[l];
-    const float *w = m->weights;
-    float *g = m->grads;
-    size_t bytes = (size_t)N * (Dq > D ? Dq : D) * sizeof(float);
-    float *d_o = m->tmp[0], *d_qa = m->tmp[1], *d_ka = m->tmp[2], *d_v = m->tmp[3];
-    float *d_q = m->tmp[4], *d_k = m->tmp[5];
-    for (int i = 0; i < 6; i++) ops->zero(m->tmp[i], bytes);
-
-    size_t off = t->o;
-    ops->matmul_backward(d_o, g + off, NULL, dout, a->o, w + off, N, Dq, D);
-    for (int i = 0; i < m->n_spans; i++) {
-        const Span *sp = &m->spans[i];
-        size_t aq = sp->offset * Dq, akv = sp->offset * Dkv;
-        ops->softmax_attn_backward(d_qa + aq, d_ka + akv, d_v + akv, d_o + aq, a->o + aq,
-                                   a->lse + sp->offset * H, a->qa + aq, a->ka + akv, a->v + akv,
-                                   sp->B, sp->T, sp->T, H, Hkv, hd);
-        ops->rope_backward(d_q + aq, d_qa + aq, sp->B, sp->T, H, hd, c->rope_theta, 0);
-        ops->rope_backward(d_k + akv, d_ka + akv, sp->B, sp->T, Hkv, hd, c->rope_theta, 0);
-    }
-    const size_t offsets[3] = {t->q, t->k, t->v};
-    const float *douts[3] = {d_q, d_k, d_v};
-    const int widths[3] = {Dq, Dkv, Dkv};
-    for (int i = 0; i < 3; i++) {
-        off = offsets[i];
-        ops->matmul_backward(dln, g + off, NULL, douts[i], a->ln1, w + off, N, D, widths[i]);
-    }
+    const int *t = m->layer_params[mc->layer].mixer;
+    int N = mc->N, H = c->n_heads, Hkv = c->n_kv_heads, hd = c->head_dim;
+    int Dq = H * hd, Dkv = Hkv * hd, W = Dq + 2 * Dkv;
+    Act *proj = mc->a->mixer[S_PROJ], *o = mc->a->mixer[S_O];
+    Act *d_o = mc->scratch[D_O], *d_proj = mc->scratch[D_PROJ];
+    linear_backward(m, d_o, false, dout, o, t[P_O], 1, N);
+    be->ops->softmax_attn_backward(be, d_proj, act_at(be, d_proj, Dq),
+                                   act_at(be, d_proj, Dq + Dkv), d_o, o, mc->a->mixer[S_LSE],
+                                   proj, W, act_at(be, proj, Dq), act_at(be, proj, Dq + Dkv), W,
+                                   m->seqs, m->seqs, H, Hkv, hd);
+    be->ops->rope_backward(be, d_proj, W, mc->pos, N, H, hd, c->rope_theta);
+    be->ops->rope_backward(be, act_at(be, d_proj, Dq), W, mc->pos, N, Hkv, hd, c->rope_theta);
+    linear_backward(m, dln, false, d_proj, mc->a->ln1, t[P_Q], 3, N);
 }
+
+static size_t state_floats(const ModelConfig *c) {
+    return 0;
+}
+
+static int kv_width(const ModelConfig *c) {
+    return c->n_kv_heads * c->head_dim;
+}
+
+const Mixer mixer_softmax = {
+    .name = "softmax",
+    .add_params = add_params,
+    .check = check_config,
+    .saved = saved,
+    .scratch = scratch,
+    .forward = forward,
+    .backward = backward,
+    .state_floats = state_floats,
+    .kv_width = kv_width,
+};

@@ -1,11 +1,29 @@
-// model/model.c: allocation, the block loop (norm -> mixer -> residual -> norm -> MLP ->
-// residual) forward and backward for every family, the loss, and recurrent decoding.
+// model/model.c: allocation, the activation arena, the block loop (norm -> mixer ->
+// residual + norm -> MLP -> residual + norm) forward and backward for every family,
+// activation recomputation, the loss, and recurrent decoding. Mixers come from the mixer
+// table (model/mixer.h); every op goes through the backend (kernels/ops.h).
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../core/util.h"
-#include "layers.h"
+#include "mixer.h"
+
+// All activations of a batch of up to `tokens` tokens, carved out of one allocation.
+struct Arena {
+    char *base;
+    size_t bytes, capacity; // capacity: tokens the buffers hold
+    bool shared;                  // recompute layout: one set of layer internals
+    LayerBufs layers[MAX_LAYERS]; // each layer's buffers (internals shared when `shared`)
+    Act *final_in, *final_ln;     // [N, D] residual after the last block and its norm
+    float *final_rstd, *losses;   // [N]
+    Act *branch;                  // [N, D] a mixer's or MLP's output before the residual add
+    Act *d_resid, *d_ln;          // [N, D] gradients of the residual stream / a norm's output
+    Act *d_mlp_h, *d_mlp_ab;      // [N, F], [N, 2F]
+    void *scratch[N_MIXER_KINDS][MAX_BUFS]; // each mixer's backward scratch (overlapping)
+    int *tokens, *targets, *pos, *cu;       // [N], [N], [N], [N + 1] device
+    int *pos_host, *cu_host;                // host copies of pos and cu
+};
 
 static NormKind family_norm(const ModelConfig *c) {
     return c->family == FAMILY_TNL ? NORM_SRMS : NORM_RMS;
@@ -16,399 +34,497 @@ static float embed_scale(const ModelConfig *c) {
     return c->family == FAMILY_TNL ? sqrtf((float)c->dim) : 1.0f;
 }
 
-// A weight pointer, or NULL where the family has no such tensor (SRMSNorm).
-static const float *weight_at(const Model *m, size_t off) {
-    return off == NO_TENSOR ? NULL : m->weights + off;
-}
-static float *grad_at(const Model *m, size_t off) {
-    return off == NO_TENSOR ? NULL : m->grads + off;
-}
-
-void model_create(Model *m, const ModelConfig *cfg, const Ops *ops) {
+void model_create(Model *m, const ModelConfig *cfg, Backend *be) {
     memset(m, 0, sizeof *m);
     m->cfg = *cfg;
-    m->ops = ops;
+    m->be = be;
     model_build_params(m);
-    m->weights = ops->alloc(m->n_weights * sizeof(float));
-    m->grads = ops->alloc(m->n_weights * sizeof(float));
+    const Ops *ops = be->ops;
+    m->weights = ops->alloc(be, m->n_weights * sizeof(float));
+    // On the CPU the compute type is fp32: the compute copy is the master itself.
+    m->weights_act = be->act_size == sizeof(float) ? (Act *)m->weights
+                                                   : ops->alloc(be, m->n_weights * be->act_size);
+    m->grads = ops->alloc(be, m->n_weights * sizeof(float));
+    m->stats = ops->alloc(be, 4 * sizeof(float));
     int L = cfg->n_layers, H = cfg->n_heads;
     float *decay = xcalloc((size_t)L * H, sizeof(float));
     for (int l = 0; l < L; l++) lightning_log_decays(cfg, l, decay + (size_t)l * H);
-    m->log_decay = ops->alloc((size_t)L * H * sizeof(float));
-    ops->upload(m->log_decay, decay, (size_t)L * H * sizeof(float));
+    m->log_decay = ops->alloc(be, (size_t)L * H * sizeof(float));
+    ops->upload(be, m->log_decay, decay, (size_t)L * H * sizeof(float));
     free(decay);
 }
 
-// Free every activation buffer (all pointers in LayerActs and the model's own).
-static void free_acts(Model *m) {
-    const Ops *ops = m->ops;
-    if (m->layers) {
-        for (int l = 0; l < m->cfg.n_layers; l++) {
-            float **slot = (float **)&m->layers[l];
-            for (size_t i = 0; i < sizeof(LayerActs) / sizeof(float *); i++) {
-                if (slot[i]) ops->free(slot[i]);
-            }
-        }
-        free(m->layers);
-        m->layers = NULL;
-    }
-    float **own[] = {&m->final_in, &m->final_ln, &m->final_rstd, &m->losses, &m->d_resid, &m->d_ln};
-    for (size_t i = 0; i < sizeof own / sizeof own[0]; i++) {
-        if (*own[i]) ops->free(*own[i]);
-        *own[i] = NULL;
-    }
-    for (int i = 0; i < N_SCRATCH; i++) {
-        if (m->tmp[i]) ops->free(m->tmp[i]);
-        m->tmp[i] = NULL;
-    }
-    free(m->spans);
-    m->spans = NULL;
-    if (m->tokens) ops->free(m->tokens);
-    if (m->targets) ops->free(m->targets);
-    m->tokens = m->targets = NULL;
-    m->act_tokens = 0;
+static void free_arena(Model *m) {
+    Arena *a = m->arena;
+    if (!a) return;
+    m->be->ops->free(m->be, a->base);
+    free(a->pos_host);
+    free(a->cu_host);
+    free(a);
+    m->arena = NULL;
 }
 
 void model_free(Model *m) {
-    free_acts(m);
-    m->ops->free(m->weights);
-    m->ops->free(m->grads);
-    m->ops->free(m->log_decay);
+    Backend *be = m->be;
+    free_arena(m);
+    if ((void *)m->weights_act != (void *)m->weights) be->ops->free(be, m->weights_act);
+    be->ops->free(be, m->weights);
+    be->ops->free(be, m->grads);
+    be->ops->free(be, m->stats);
+    be->ops->free(be, m->log_decay);
 }
 
-// Width of backward scratch buffer i: the mixers use up to N_SCRATCH buffers as wide as
-// D or the query heads; the MLP uses the first three, as wide as its hidden layer.
-static size_t scratch_width(const ModelConfig *c, int i) {
-    size_t q = (size_t)c->n_heads * c->head_dim;
-    size_t w = (size_t)c->dim > q ? (size_t)c->dim : q;
-    return i < 3 && (size_t)c->mlp_dim > w ? (size_t)c->mlp_dim : w;
+void model_upload_weights(Model *m, const float *host) {
+    m->be->ops->upload(m->be, m->weights, host, m->n_weights * sizeof(float));
+    model_refresh_compute_weights(m);
 }
 
-// Allocate activations for B x T tokens (kept for any batch of at most as many tokens).
-static void ensure_acts(Model *m, int B, int T) {
-    if ((size_t)B * T <= m->act_tokens) return;
-    free_acts(m);
-    const Ops *ops = m->ops;
+void model_download_weights(const Model *m, float *host) {
+    m->be->ops->download(m->be, host, m->weights, m->n_weights * sizeof(float));
+}
+
+void model_refresh_compute_weights(Model *m) {
+    if ((void *)m->weights_act != (void *)m->weights)
+        m->be->ops->float_to_act(m->be, m->weights_act, m->weights, (long)m->n_weights);
+}
+
+// ---- the arena ------------------------------------------------------------------------
+
+// Reserve count elements of elem bytes at *at (256-byte aligned); with base NULL only
+// measure. Returns the buffer (NULL when measuring).
+static void *take(char *base, size_t *at, size_t count, size_t elem) {
+    size_t off = (*at + 255) & ~(size_t)255;
+    *at = off + count * elem;
+    return base ? base + off : NULL;
+}
+
+// A layer's internals (everything but resid_in): the block's own buffers first, at the
+// same offsets for every mixer, then the mixer's saved list.
+static void lay_out_internals(const Model *m, int l, size_t N, char *base, size_t *at,
+                              LayerBufs *lb) {
     const ModelConfig *c = &m->cfg;
-    size_t N = (size_t)B * T, D = c->dim, F = c->mlp_dim, f = sizeof(float);
-    size_t Dq = (size_t)c->n_heads * c->head_dim, Dkv = (size_t)c->n_kv_heads * c->head_dim;
-    m->layers = xcalloc((size_t)c->n_layers, sizeof(LayerActs));
+    size_t act = m->be->act_size, D = c->dim, F = c->mlp_dim;
+    lb->ln1 = take(base, at, N * D, act);
+    lb->rstd1 = take(base, at, N, sizeof(float));
+    lb->resid_mid = take(base, at, N * D, act);
+    lb->ln2 = take(base, at, N * D, act);
+    lb->rstd2 = take(base, at, N, sizeof(float));
+    lb->mlp_ab = take(base, at, N * 2 * F, act);
+    lb->mlp_h = take(base, at, N * F, act);
+    BufSpec spec[MAX_BUFS];
+    int n = mixer_table[c->mixer[l]]->saved(c, spec);
+    for (int i = 0; i < n; i++)
+        lb->mixer[i] = take(base, at, N * spec[i].width, spec[i].f32 ? sizeof(float) : act);
+}
+
+// Place every buffer for N tokens from base (NULL: measure); returns the bytes needed.
+// With `shared`, each layer keeps only its input and all layers' internals overlap.
+static size_t lay_out(const Model *m, Arena *a, size_t N, char *base, bool shared) {
+    const ModelConfig *c = &m->cfg;
+    size_t act = m->be->act_size, D = c->dim, F = c->mlp_dim, at = 0;
     for (int l = 0; l < c->n_layers; l++) {
-        LayerActs *a = &m->layers[l];
-        a->resid_in = ops->alloc(N * D * f);
-        a->ln1 = ops->alloc(N * D * f);
-        a->rstd1 = ops->alloc(N * f);
-        a->resid_mid = ops->alloc(N * D * f);
-        a->ln2 = ops->alloc(N * D * f);
-        a->rstd2 = ops->alloc(N * f);
-        a->mlp_a = ops->alloc(N * F * f);
-        a->mlp_b = ops->alloc(N * F * f);
-        a->mlp_h = ops->alloc(N * F * f);
-        if (c->mixer[l] == MIXER_LIGHTNING) {
-            a->q = ops->alloc(N * D * f);
-            a->k = ops->alloc(N * D * f);
-            a->v = ops->alloc(N * D * f);
-            a->u = ops->alloc(N * D * f);
-            a->qa = ops->alloc(N * D * f);
-            a->ka = ops->alloc(N * D * f);
-            a->o = ops->alloc(N * D * f);
-            a->onorm = ops->alloc(N * D * f);
-            a->orstd = ops->alloc(N * f);
-            a->gated = ops->alloc(N * D * f);
-        } else if (c->mixer[l] == MIXER_GLA) {
-            size_t Dk = D / 2, r = c->gate_low_rank;
-            a->q = ops->alloc(N * Dk * f);
-            a->k = ops->alloc(N * Dk * f);
-            a->v = ops->alloc(N * D * f);
-            a->u = ops->alloc(N * D * f);
-            a->gk_low = ops->alloc(N * r * f);
-            a->gk_pre = ops->alloc(N * Dk * f);
-            a->gk = ops->alloc(N * Dk * f);
-            a->o = ops->alloc(N * D * f);
-            a->onorm = ops->alloc(N * D * f);
-            a->orstd = ops->alloc(N * c->n_heads * f);
-            a->gated = ops->alloc(N * D * f);
-        } else {
-            a->q = ops->alloc(N * Dq * f);
-            a->k = ops->alloc(N * Dkv * f);
-            a->v = ops->alloc(N * Dkv * f);
-            a->qa = ops->alloc(N * Dq * f);
-            a->ka = ops->alloc(N * Dkv * f);
-            a->o = ops->alloc(N * Dq * f);
-            a->lse = ops->alloc(N * c->n_heads * f);
+        a->layers[l].resid_in = take(base, &at, N * D, act);
+        if (!shared) lay_out_internals(m, l, N, base, &at, &a->layers[l]);
+    }
+    if (shared) {
+        size_t start = at, end = at;
+        for (int l = 0; l < c->n_layers; l++) {
+            size_t here = start;
+            lay_out_internals(m, l, N, base, &here, &a->layers[l]);
+            if (here > end) end = here;
         }
+        at = end;
     }
-    m->final_in = ops->alloc(N * D * f);
-    m->final_ln = ops->alloc(N * D * f);
-    m->final_rstd = ops->alloc(N * f);
-    m->losses = ops->alloc(N * f);
-    m->d_resid = ops->alloc(N * D * f);
-    m->d_ln = ops->alloc(N * D * f);
-    for (int i = 0; i < N_SCRATCH; i++) m->tmp[i] = ops->alloc(N * scratch_width(c, i) * f);
-    m->tokens = ops->alloc(N * sizeof(int));
-    m->targets = ops->alloc(N * sizeof(int));
-    m->spans = xmalloc(N * sizeof(Span));
-    m->act_tokens = N;
-}
-
-static void mixer_forward(Model *m, int l, int B, int T, float *out, MixerState *st) {
-    LayerActs *a = &m->layers[l];
-    switch (m->cfg.mixer[l]) {
-    case MIXER_LIGHTNING:
-        lightning_mixer_forward(m, l, a, B, T, out, st);
-        break;
-    case MIXER_GLA:
-        gla_mixer_forward(m, l, a, B, T, out, st);
-        break;
-    case MIXER_SOFTMAX:
-        softmax_mixer_forward(m, l, a, B, T, out, st);
-        break;
+    a->final_in = take(base, &at, N * D, act);
+    a->final_ln = take(base, &at, N * D, act);
+    a->final_rstd = take(base, &at, N, sizeof(float));
+    a->losses = take(base, &at, N, sizeof(float));
+    a->branch = take(base, &at, N * D, act);
+    a->d_resid = take(base, &at, N * D, act);
+    a->d_ln = take(base, &at, N * D, act);
+    a->d_mlp_h = take(base, &at, N * F, act);
+    a->d_mlp_ab = take(base, &at, N * 2 * F, act);
+    // Backward scratch: one region, each mixer kind laid out from its start.
+    size_t start = at, end = at;
+    for (int k = 0; k < N_MIXER_KINDS; k++) {
+        BufSpec spec[MAX_BUFS];
+        int n = mixer_table[k]->scratch(c, spec);
+        size_t here = start;
+        for (int i = 0; i < n; i++)
+            a->scratch[k][i] =
+                take(base, &here, N * spec[i].width, spec[i].f32 ? sizeof(float) : act);
+        if (here > end) end = here;
     }
+    at = end;
+    a->tokens = take(base, &at, N, sizeof(int));
+    a->targets = take(base, &at, N, sizeof(int));
+    a->pos = take(base, &at, N, sizeof(int));
+    a->cu = take(base, &at, N + 1, sizeof(int));
+    return at;
 }
 
-static void mixer_backward(Model *m, int l, int B, int T, const float *dout, float *dln) {
-    LayerActs *a = &m->layers[l];
-    switch (m->cfg.mixer[l]) {
-    case MIXER_LIGHTNING:
-        lightning_mixer_backward(m, l, a, B, T, dout, dln);
-        break;
-    case MIXER_GLA:
-        gla_mixer_backward(m, l, a, B, T, dout, dln);
-        break;
-    case MIXER_SOFTMAX:
-        softmax_mixer_backward(m, l, a, B, T, dout, dln);
-        break;
-    }
+// Make the arena hold a batch of N tokens (grown, never shrunk, so decoding one token
+// mid-training does not reallocate the training buffers).
+static Arena *ensure_arena(Model *m, size_t N) {
+    Arena *a = m->arena;
+    if (a && N <= a->capacity && a->shared == m->cfg.recompute) return a;
+    if (a && N < a->capacity) N = a->capacity;
+    free_arena(m);
+    a = xcalloc(1, sizeof *a);
+    a->shared = m->cfg.recompute;
+    a->capacity = N;
+    a->bytes = lay_out(m, a, N, NULL, a->shared);
+    a->base = m->be->ops->alloc(m->be, a->bytes);
+    lay_out(m, a, N, a->base, a->shared);
+    a->pos_host = xmalloc(N * sizeof(int));
+    a->cu_host = xmalloc((N + 1) * sizeof(int));
+    m->arena = a;
+    return a;
 }
 
-// The MLP of layer l on a->ln2, result in out [N, D]: SGLU (TNL, no activation) or SwiGLU.
-static void mlp_forward(Model *m, int l, int N, float *out) {
-    const Ops *ops = m->ops;
-    const ModelConfig *c = &m->cfg;
-    LayerActs *a = &m->layers[l];
-    int D = c->dim, F = c->mlp_dim;
-    ops->matmul_forward(a->mlp_a, a->ln2, m->weights + m->layer_offsets[l].mlp_in0, NULL, N, D, F);
-    ops->matmul_forward(a->mlp_b, a->ln2, m->weights + m->layer_offsets[l].mlp_in1, NULL, N, D, F);
-    if (c->family == FAMILY_TNL)
-        ops->mul_forward(a->mlp_h, a->mlp_a, a->mlp_b, (long)N * F);
-    else
-        ops->swiglu_forward(a->mlp_h, a->mlp_a, a->mlp_b, (long)N * F);
-    ops->matmul_forward(out, a->mlp_h, m->weights + m->layer_offsets[l].mlp_out, NULL, N, F, D);
-}
-
-static void mlp_backward(Model *m, int l, int N, const float *dout, float *dln) {
-    const Ops *ops = m->ops;
-    const ModelConfig *c = &m->cfg;
-    LayerActs *a = &m->layers[l];
-    int D = c->dim, F = c->mlp_dim;
-    float *d_h = m->tmp[0], *d_a = m->tmp[1], *d_b = m->tmp[2];
-    for (int i = 0; i < 3; i++) ops->zero(m->tmp[i], (size_t)N * F * sizeof(float));
-    size_t off_out = m->layer_offsets[l].mlp_out;
-    size_t off_a = m->layer_offsets[l].mlp_in0, off_b = m->layer_offsets[l].mlp_in1;
-    ops->matmul_backward(d_h, m->grads + off_out, NULL, dout, a->mlp_h, m->weights + off_out, N, F,
-                         D);
-    if (c->family == FAMILY_TNL)
-        ops->mul_backward(d_a, d_b, d_h, a->mlp_a, a->mlp_b, (long)N * F);
-    else
-        ops->swiglu_backward(d_a, d_b, d_h, a->mlp_a, a->mlp_b, (long)N * F);
-    ops->matmul_backward(dln, m->grads + off_a, NULL, d_a, a->ln2, m->weights + off_a, N, D, F);
-    ops->matmul_backward(dln, m->grads + off_b, NULL, d_b, a->ln2, m->weights + off_b, N, D, F);
-}
-
-// Embedding and every block; leaves the last residual stream in m->final_in and its norm
-// in m->final_ln. states: per-layer decoding state, or NULL in training.
-static void forward_blocks(Model *m, int B, int T, MixerState *states) {
-    const Ops *ops = m->ops;
-    const ModelConfig *c = &m->cfg;
-    int N = B * T, D = c->dim;
-    NormKind nk = family_norm(c);
-    float *x = m->layers[0].resid_in;
-    ops->embedding_forward(x, m->tokens, m->weights + m->embed, N, D, c->vocab_size,
-                           embed_scale(c));
-    for (int l = 0; l < c->n_layers; l++) {
-        LayerActs *a = &m->layers[l];
-        float *next = l + 1 < c->n_layers ? m->layers[l + 1].resid_in : m->final_in;
-        ops->norm_forward(a->ln1, a->rstd1, a->resid_in,
-                          weight_at(m, m->layer_offsets[l].attn_norm), N, D, c->norm_eps, nk);
-        mixer_forward(m, l, B, T, next, states ? &states[l] : NULL);
-        ops->add_forward(a->resid_mid, a->resid_in, next, (long)N * D);
-        ops->norm_forward(a->ln2, a->rstd2, a->resid_mid,
-                          weight_at(m, m->layer_offsets[l].mlp_norm), N, D, c->norm_eps, nk);
-        mlp_forward(m, l, N, next);
-        ops->add_forward(next, a->resid_mid, next, (long)N * D);
-    }
-    ops->norm_forward(m->final_ln, m->final_rstd, m->final_in, weight_at(m, m->final_norm), N, D,
-                      c->norm_eps, nk);
-}
-
-// The spans the mixers run over: the whole batch, or with doc_reset one span per document
-// (a document starts at each EOT, as prep writes an EOT before every document).
-static void find_spans(Model *m, const int *tokens, int B, int T) {
-    m->n_spans = 0;
-    if (!m->cfg.doc_reset) {
-        m->spans[m->n_spans++] = (Span){0, B, T};
-        return;
-    }
+// The sequences the mixers run over: one per batch row, or with doc_reset one per
+// document (a document starts at each EOT, as prep writes an EOT before every document);
+// and each token's position in its sequence. Uploads tokens, positions and offsets.
+static void load_inputs(Model *m, const int *tokens, int B, int T) {
+    Arena *a = ensure_arena(m, (size_t)B * T);
+    int n = 0;
+    a->cu_host[0] = 0;
     for (int b = 0; b < B; b++) {
         int start = 0;
         for (int t = 1; t <= T; t++) {
-            if (t == T || tokens[(size_t)b * T + t] == m->cfg.eot_token) {
-                m->spans[m->n_spans++] = (Span){(size_t)b * T + start, 1, t - start};
-                start = t;
-            }
+            bool boundary = t == T || (m->cfg.doc_reset && tokens[(size_t)b * T + t] == m->cfg.eot_token);
+            if (!boundary) continue;
+            for (int i = start; i < t; i++) a->pos_host[(size_t)b * T + i] = i - start;
+            a->cu_host[++n] = b * T + t;
+            start = t;
         }
     }
+    int max_len = 0;
+    for (int i = 0; i < n; i++) {
+        int len = a->cu_host[i + 1] - a->cu_host[i];
+        if (len > max_len) max_len = len;
+    }
+    size_t N = (size_t)B * T;
+    Backend *be = m->be;
+    be->ops->upload(be, a->tokens, tokens, N * sizeof(int));
+    be->ops->upload(be, a->pos, a->pos_host, N * sizeof(int));
+    be->ops->upload(be, a->cu, a->cu_host, (size_t)(n + 1) * sizeof(int));
+    m->seqs = (Seqs){a->cu, n, max_len};
+    m->cu_host = a->cu_host;
 }
 
-// Copy a host batch to the device; returns the number of counted targets (>= 0).
-static int load_batch(Model *m, const int *tokens, const int *targets, int B, int T) {
-    ensure_acts(m, B, T);
-    find_spans(m, tokens, B, T);
-    size_t N = (size_t)B * T;
-    m->ops->upload(m->tokens, tokens, N * sizeof(int));
-    m->ops->upload(m->targets, targets, N * sizeof(int));
+// Upload the targets; returns how many count (>= 0).
+static int load_targets(Model *m, const int *targets, int N) {
+    m->be->ops->upload(m->be, m->arena->targets, targets, (size_t)N * sizeof(int));
     int counted = 0;
-    for (size_t i = 0; i < N; i++) counted += targets[i] >= 0;
+    for (int i = 0; i < N; i++) counted += targets[i] >= 0;
     check(counted > 0, "batch has no targets to predict");
     return counted;
 }
 
-// Mean of the per-token losses over counted targets.
-static float mean_loss(Model *m, int N, int counted) {
-    float *host = xmalloc((size_t)N * sizeof(float));
-    m->ops->download(host, m->losses, (size_t)N * sizeof(float));
-    double sum = 0;
-    for (int i = 0; i < N; i++) sum += host[i];
-    free(host);
-    return (float)(sum / counted);
+// ---- forward --------------------------------------------------------------------------
+
+// The MLP of layer l on a->ln2, result in out [N, D]: SGLU (TNL, no activation) or SwiGLU.
+static void mlp_forward(Model *m, int l, LayerBufs *a, int N, Act *out) {
+    Backend *be = m->be;
+    const ModelConfig *c = &m->cfg;
+    int F = c->mlp_dim;
+    GateKind kind = c->family == FAMILY_TNL ? GATE_MUL : GATE_SWISH;
+    linear_forward(m, a->mlp_ab, a->ln2, m->layer_params[l].mlp_in, 2, N);
+    be->ops->gate_forward(be, a->mlp_h, a->mlp_ab, 2 * F, act_at(be, a->mlp_ab, F), 2 * F, N, F,
+                          kind);
+    linear_forward(m, out, a->mlp_h, m->layer_params[l].mlp_out, 1, N);
+}
+
+// The weight of the norm that opens layer l + 1 (the final norm after the last layer).
+static int next_norm(const Model *m, int l) {
+    return l + 1 < m->cfg.n_layers ? m->layer_params[l + 1].attn_norm : m->final_norm;
+}
+
+// Layer l from its a->ln1 on: mixer, residual + norm, MLP, and (with write_next) the
+// residual + norm that gives layer l+1's input and ln1 (or the final norm). `fn`, when
+// non-NULL, sees the layer's hidden states after its mixer.
+static void layer_forward(Model *m, int l, MixerCall *mc, bool write_next, LayerFn fn,
+                          void *ctx) {
+    Backend *be = m->be;
+    const ModelConfig *c = &m->cfg;
+    Arena *ar = m->arena;
+    LayerBufs *a = &ar->layers[l];
+    int N = mc->N, D = c->dim;
+    NormKind nk = family_norm(c);
+    mixer_table[c->mixer[l]]->forward(mc, ar->branch);
+    if (fn) fn(ctx, l, a->resid_in, a->ln1, ar->branch, N);
+    be->ops->residual_norm_forward(be, a->resid_mid, a->ln2, a->rstd2, a->resid_in, ar->branch,
+                                   param_weight(m, m->layer_params[l].mlp_norm), N, D,
+                                   c->norm_eps, nk);
+    mlp_forward(m, l, a, N, ar->branch);
+    if (!write_next) return;
+    bool last = l + 1 == c->n_layers;
+    LayerBufs *next = last ? NULL : &ar->layers[l + 1];
+    be->ops->residual_norm_forward(be, last ? ar->final_in : next->resid_in,
+                                   last ? ar->final_ln : next->ln1,
+                                   last ? ar->final_rstd : next->rstd1, a->resid_mid, ar->branch,
+                                   param_weight(m, next_norm(m, l)), N, D, c->norm_eps, nk);
+}
+
+// A call of layer l's mixer over the current batch (training: the model's state I/O).
+static MixerCall training_call(Model *m, int l, int N) {
+    int kind = m->cfg.mixer[l];
+    return (MixerCall){.m = m,
+                       .layer = l,
+                       .N = N,
+                       .a = &m->arena->layers[l],
+                       .scratch = m->arena->scratch[kind],
+                       .st = &m->states[l],
+                       .pos = m->arena->pos};
+}
+
+// Embedding and every block; leaves the final norm's output in arena->final_ln.
+// `decode` (NULL in training) gives each layer's decoding state.
+static void forward_blocks(Model *m, int N, LayerState *decode, int decode_pos, Seqs decode_kv,
+                           LayerFn fn, void *ctx) {
+    Backend *be = m->be;
+    const ModelConfig *c = &m->cfg;
+    Arena *ar = m->arena;
+    LayerBufs *a0 = &ar->layers[0];
+    be->ops->embedding_forward(be, a0->resid_in, ar->tokens, param_weight(m, m->embed), N,
+                               c->dim, c->vocab_size, embed_scale(c));
+    be->ops->norm_forward(be, a0->ln1, a0->rstd1, a0->resid_in,
+                          param_weight(m, m->layer_params[0].attn_norm), N, c->dim, c->norm_eps,
+                          family_norm(c));
+    for (int l = 0; l < c->n_layers; l++) {
+        MixerCall mc = training_call(m, l, N);
+        if (decode) {
+            mc.st = &decode[l];
+            mc.decoding = true;
+            mc.decode_pos = decode_pos;
+            mc.decode_kv = decode_kv;
+        }
+        layer_forward(m, l, &mc, true, fn, ctx);
+    }
+}
+
+static Seqs no_seqs(void) {
+    return (Seqs){NULL, 0, 0};
 }
 
 float model_loss(Model *m, const int *tokens, const int *targets, int B, int T) {
-    int counted = load_batch(m, tokens, targets, B, T);
-    forward_blocks(m, B, T, NULL);
+    Backend *be = m->be;
     const ModelConfig *c = &m->cfg;
-    m->ops->lm_head_cross_entropy(m->losses, NULL, NULL, m->final_ln, m->weights + m->lm_head,
-                                  m->targets, B * T, c->dim, c->vocab_size, 0.0f);
-    return mean_loss(m, B * T, counted);
+    int N = B * T;
+    load_inputs(m, tokens, B, T);
+    int counted = load_targets(m, targets, N);
+    forward_blocks(m, N, NULL, 0, no_seqs(), NULL, NULL);
+    Arena *ar = m->arena;
+    be->ops->lm_head_cross_entropy(be, ar->losses, NULL, NULL, ar->final_ln,
+                                   param_weight(m, m->lm_head), ar->targets, N, c->dim,
+                                   c->vocab_size, 0.0f);
+    be->ops->zero(be, m->stats + 2, sizeof(float));
+    be->ops->sum_into(be, m->stats + 2, ar->losses, N, 1.0f / (float)counted);
+    float loss;
+    be->ops->download(be, &loss, m->stats + 2, sizeof(float));
+    return loss;
 }
 
-float model_forward_backward(Model *m, const int *tokens, const int *targets, int B, int T,
-                             float grad_scale) {
-    const Ops *ops = m->ops;
+void model_token_losses(Model *m, float *host, int n) {
+    m->be->ops->download(m->be, host, m->arena->losses, (size_t)n * sizeof(float));
+}
+
+void model_forward_layers(Model *m, const int *tokens, int B, int T, LayerFn fn, void *ctx) {
+    load_inputs(m, tokens, B, T);
+    forward_blocks(m, B * T, NULL, 0, no_seqs(), fn, ctx);
+}
+
+// ---- backward -------------------------------------------------------------------------
+
+// d_ln = d loss / d a->ln2 from dout = d loss / d (MLP output).
+static void mlp_backward(Model *m, int l, LayerBufs *a, int N, const Act *dout, Act *d_ln) {
+    Backend *be = m->be;
     const ModelConfig *c = &m->cfg;
-    int counted = load_batch(m, tokens, targets, B, T);
-    int N = B * T, D = c->dim;
-    size_t act_bytes = (size_t)N * D * sizeof(float);
+    Arena *ar = m->arena;
+    int F = c->mlp_dim;
+    GateKind kind = c->family == FAMILY_TNL ? GATE_MUL : GATE_SWISH;
+    linear_backward(m, ar->d_mlp_h, false, dout, a->mlp_h, m->layer_params[l].mlp_out, 1, N);
+    be->ops->gate_backward(be, ar->d_mlp_ab, 2 * F, act_at(be, ar->d_mlp_ab, F), 2 * F,
+                           ar->d_mlp_h, a->mlp_ab, 2 * F, act_at(be, a->mlp_ab, F), 2 * F, N, F,
+                           kind);
+    linear_backward(m, d_ln, false, ar->d_mlp_ab, a->ln2, m->layer_params[l].mlp_in, 2, N);
+}
+
+// Tell the hook that params [first, end) have their gradients.
+static void grads_ready(Model *m, int first, int end) {
+    if (!m->hooks.grads_ready || first >= end) return;
+    size_t off = m->params[first].offset;
+    size_t count = m->params[end - 1].offset + m->params[end - 1].numel - off;
+    m->hooks.grads_ready(m->hooks.ctx, first, end, off, count);
+}
+
+void model_forward_backward(Model *m, const int *tokens, const int *targets, int B, int T,
+                            float grad_scale) {
+    Backend *be = m->be;
+    const Ops *ops = be->ops;
+    const ModelConfig *c = &m->cfg;
+    int N = B * T, D = c->dim, L = c->n_layers;
     NormKind nk = family_norm(c);
-    forward_blocks(m, B, T, NULL);
+    load_inputs(m, tokens, B, T);
+    int counted = load_targets(m, targets, N);
+    forward_blocks(m, N, NULL, 0, no_seqs(), NULL, NULL);
+    Arena *ar = m->arena;
 
     // The fused LM head + cross-entropy gives the gradient of the final norm's output.
-    ops->zero(m->d_ln, act_bytes);
-    size_t head = m->lm_head;
-    ops->lm_head_cross_entropy(m->losses, m->d_ln, m->grads + head, m->final_ln, m->weights + head,
-                               m->targets, N, D, c->vocab_size, grad_scale / (float)counted);
-    ops->zero(m->d_resid, act_bytes);
-    size_t fn = m->final_norm;
-    ops->norm_backward(m->d_resid, grad_at(m, fn), m->d_ln, m->final_in, weight_at(m, fn),
-                       m->final_rstd, N, D, c->norm_eps, nk);
+    float scale = grad_scale / (float)counted;
+    ops->lm_head_cross_entropy(be, ar->losses, ar->d_ln, param_grad(m, m->lm_head), ar->final_ln,
+                               param_weight(m, m->lm_head), ar->targets, N, D, c->vocab_size,
+                               scale);
+    ops->sum_into(be, m->stats, ar->losses, N, scale);
+    ops->norm_backward(be, ar->d_resid, param_grad(m, m->final_norm), NULL, ar->d_ln, ar->final_in,
+                       param_weight(m, m->final_norm), ar->final_rstd, N, D, c->norm_eps, nk);
+    grads_ready(m, m->layer_params[L - 1].end, m->n_params);
 
     // d_resid holds d(loss)/d(block output); each norm backward adds its branch into it,
     // so after a block it holds the gradient of the block's input (residual identity).
-    for (int l = c->n_layers - 1; l >= 0; l--) {
-        LayerActs *a = &m->layers[l];
-        ops->zero(m->d_ln, act_bytes);
-        mlp_backward(m, l, N, m->d_resid, m->d_ln);
-        size_t off = m->layer_offsets[l].mlp_norm;
-        ops->norm_backward(m->d_resid, grad_at(m, off), m->d_ln, a->resid_mid, weight_at(m, off),
-                           a->rstd2, N, D, c->norm_eps, nk);
-        ops->zero(m->d_ln, act_bytes);
-        mixer_backward(m, l, B, T, m->d_resid, m->d_ln);
-        off = m->layer_offsets[l].attn_norm;
-        ops->norm_backward(m->d_resid, grad_at(m, off), m->d_ln, a->resid_in, weight_at(m, off),
-                           a->rstd1, N, D, c->norm_eps, nk);
+    for (int l = L - 1; l >= 0; l--) {
+        LayerBufs *a = &ar->layers[l];
+        const LayerParams *lp = &m->layer_params[l];
+        MixerCall mc = training_call(m, l, N);
+        if (ar->shared) {
+            // Recompute the layer's internals from its saved input.
+            ops->norm_forward(be, a->ln1, a->rstd1, a->resid_in, param_weight(m, lp->attn_norm),
+                              N, D, c->norm_eps, nk);
+            layer_forward(m, l, &mc, false, NULL, NULL);
+        }
+        if (m->hooks.resid_grad) m->hooks.resid_grad(m->hooks.ctx, l, ar->d_resid, N);
+        mlp_backward(m, l, a, N, ar->d_resid, ar->d_ln);
+        ops->norm_backward(be, ar->d_resid, param_grad(m, lp->mlp_norm), ar->d_resid, ar->d_ln,
+                           a->resid_mid, param_weight(m, lp->mlp_norm), a->rstd2, N, D,
+                           c->norm_eps, nk);
+        mixer_table[c->mixer[l]]->backward(&mc, ar->d_resid, ar->d_ln);
+        ops->norm_backward(be, ar->d_resid, param_grad(m, lp->attn_norm), ar->d_resid, ar->d_ln,
+                           a->resid_in, param_weight(m, lp->attn_norm), a->rstd1, N, D,
+                           c->norm_eps, nk);
+        grads_ready(m, lp->first, lp->end);
     }
-    ops->embedding_backward(m->grads + m->embed, m->d_resid, m->tokens, N, D, embed_scale(c));
-    return mean_loss(m, N, counted);
+    float *d_embed = param_grad(m, m->embed);
+    if (d_embed)
+        ops->embedding_backward(be, d_embed, ar->d_resid, ar->tokens, N, D, embed_scale(c));
+    grads_ready(m, m->embed, m->embed + 1);
 }
 
 void model_zero_grad(Model *m) {
-    m->ops->zero(m->grads, m->n_weights * sizeof(float));
+    m->be->ops->zero(m->be, m->grads, m->n_weights * sizeof(float));
+    m->be->ops->zero(m->be, m->stats, 2 * sizeof(float));
+}
+
+void model_grad_norm_squared(Model *m) {
+    m->be->ops->sum_squares_into(m->be, m->stats + 1, m->grads, (long)m->n_weights);
+}
+
+void model_read_stats(Model *m, float *loss, float *grad_norm) {
+    float host[2];
+    m->be->ops->download(m->be, host, m->stats, sizeof host);
+    *loss = host[0];
+    *grad_norm = sqrtf(host[1]);
 }
 
 // ---- recurrent decoding ---------------------------------------------------------------
 
 struct DecodeState {
-    const Ops *ops; // the backend that owns the buffers
+    Backend *be; // the backend that owns the buffers
     int n_layers;
-    MixerState *layers;
-    float *logits; // [vocab_size], device
+    int pos;            // tokens decoded since the last reset
+    LayerState layers[MAX_LAYERS];
+    size_t state_bytes[MAX_LAYERS];
+    Act *logits_act;    // [vocab_size]
+    float *logits;      // [vocab_size] fp32
+    int *cu_kv;         // [2] the KV cache's one sequence: 0, pos + 1
 };
 
 DecodeState *decode_state_new(const Model *m, int max_len) {
     const ModelConfig *c = &m->cfg;
-    const Ops *ops = m->ops;
+    Backend *be = m->be;
     DecodeState *s = xcalloc(1, sizeof *s);
-    s->ops = ops;
+    s->be = be;
     s->n_layers = c->n_layers;
-    s->logits = ops->alloc((size_t)c->vocab_size * sizeof(float));
-    s->layers = xcalloc((size_t)c->n_layers, sizeof(MixerState));
+    s->logits_act = be->ops->alloc(be, (size_t)c->vocab_size * be->act_size);
+    s->logits = be->ops->alloc(be, (size_t)c->vocab_size * sizeof(float));
+    s->cu_kv = be->ops->alloc(be, 2 * sizeof(int));
     for (int l = 0; l < c->n_layers; l++) {
-        MixerState *st = &s->layers[l];
+        const Mixer *mx = mixer_table[c->mixer[l]];
+        LayerState *st = &s->layers[l];
         st->max_len = max_len;
-        size_t H = c->n_heads, state = 0;
-        if (c->mixer[l] == MIXER_LIGHTNING) state = H * (c->dim / H) * (c->dim / H);
-        if (c->mixer[l] == MIXER_GLA) state = H * (c->dim / 2 / H) * (c->dim / H);
+        size_t state = mx->state_floats(c);
         if (state) {
-            st->state_bytes = state * sizeof(float);
-            st->state_in = ops->alloc(state * sizeof(float));
-            st->state_out = ops->alloc(state * sizeof(float));
+            s->state_bytes[l] = state * sizeof(float);
+            st->state_in = be->ops->alloc(be, s->state_bytes[l]);
+            st->state_out = be->ops->alloc(be, s->state_bytes[l]);
         } else {
-            size_t kv = (size_t)max_len * c->n_kv_heads * c->head_dim * sizeof(float);
-            st->k_cache = ops->alloc(kv);
-            st->v_cache = ops->alloc(kv);
+            size_t kv = (size_t)max_len * 2 * mx->kv_width(c) * be->act_size;
+            st->kv_cache = be->ops->alloc(be, kv);
         }
     }
     return s;
 }
 
 void decode_state_free(DecodeState *s) {
+    Backend *be = s->be;
     for (int l = 0; l < s->n_layers; l++) {
-        float *bufs[4] = {s->layers[l].state_in, s->layers[l].state_out, s->layers[l].k_cache,
-                          s->layers[l].v_cache};
-        for (int i = 0; i < 4; i++) {
-            if (bufs[i]) s->ops->free(bufs[i]);
-        }
+        LayerState *st = &s->layers[l];
+        if (st->state_in) be->ops->free(be, st->state_in);
+        if (st->state_out) be->ops->free(be, st->state_out);
+        if (st->kv_cache) be->ops->free(be, st->kv_cache);
     }
-    s->ops->free(s->logits);
-    free(s->layers);
+    be->ops->free(be, s->logits_act);
+    be->ops->free(be, s->logits);
+    be->ops->free(be, s->cu_kv);
     free(s);
 }
 
 // Forget everything decoded so far (a new document starts).
 static void decode_state_reset(DecodeState *s) {
     for (int l = 0; l < s->n_layers; l++) {
-        MixerState *st = &s->layers[l];
-        if (st->state_in) s->ops->zero(st->state_in, st->state_bytes);
-        st->pos = 0;
+        if (s->layers[l].state_in) s->be->ops->zero(s->be, s->layers[l].state_in, s->state_bytes[l]);
     }
+    s->pos = 0;
 }
 
 void model_decode_step(Model *m, DecodeState *s, int token, float *logits) {
+    Backend *be = m->be;
     const ModelConfig *c = &m->cfg;
-    ensure_acts(m, 1, 1);
-    m->spans[0] = (Span){0, 1, 1};
-    m->n_spans = 1;
     if (c->doc_reset && token == c->eot_token) decode_state_reset(s);
-    m->ops->upload(m->tokens, &token, sizeof(int));
-    forward_blocks(m, 1, 1, s->layers);
+    load_inputs(m, &token, 1, 1);
+    be->ops->upload(be, m->arena->pos, &s->pos, sizeof(int));
+    int cu_kv[2] = {0, s->pos + 1};
+    be->ops->upload(be, s->cu_kv, cu_kv, sizeof cu_kv);
+    forward_blocks(m, 1, s->layers, s->pos, (Seqs){s->cu_kv, 1, s->pos + 1}, NULL, NULL);
     for (int l = 0; l < c->n_layers; l++) {
-        MixerState *st = &s->layers[l];
+        LayerState *st = &s->layers[l];
         float *t = st->state_in; // the new state becomes the next step's input
         st->state_in = st->state_out;
         st->state_out = t;
-        st->pos++;
     }
-    m->ops->matmul_forward(s->logits, m->final_ln, m->weights + m->lm_head, NULL, 1, c->dim,
-                           c->vocab_size);
-    m->ops->download(logits, s->logits, (size_t)c->vocab_size * sizeof(float));
+    s->pos++;
+    be->ops->matmul_forward(be, s->logits_act, m->arena->final_ln, param_weight(m, m->lm_head),
+                            NULL, 1, c->dim, c->vocab_size);
+    be->ops->act_to_float(be, s->logits, s->logits_act, c->vocab_size);
+    be->ops->download(be, logits, s->logits, (size_t)c->vocab_size * sizeof(float));
+}
+
+double model_flops_per_token(const Model *m, int T) {
+    const ModelConfig *c = &m->cfg;
+    double matmul = 0;
+    for (int i = 0; i < m->n_params; i++) {
+        if (m->params[i].ndim == 2 && i != m->embed) matmul += (double)m->params[i].numel;
+    }
+    matmul += (double)c->vocab_size * c->dim; // the LM head (the embedding itself when tied)
+    double mixing = 0, D = c->dim, blk = c->attn_block;
+    for (int l = 0; l < c->n_layers; l++) {
+        double hd = (double)c->dim / c->n_heads;
+        if (c->mixer[l] == MIXER_SOFTMAX) // causal QK^T and PV: 2 * 2 * (T/2) * Dq
+            mixing += 2.0 * T * c->n_heads * c->head_dim;
+        else if (c->mixer[l] == MIXER_GLA) // the state read and update, the chunk's causal part
+            mixing += 2.0 * (D / 2) * hd * 2 + 2.0 * blk * (D / 2 + D) / 2;
+        else
+            mixing += 2.0 * D * hd * 2 + 2.0 * blk * 2 * D / 2;
+    }
+    return 6.0 * matmul + 3.0 * mixing;
 }

@@ -10,10 +10,11 @@
 
 #include "../kernels/ops.h"
 
-enum { MAX_LAYERS = 256, MAX_PARAMS = 4096, PARAM_NAME_LEN = 96, N_SCRATCH = 10 };
+enum { MAX_LAYERS = 256, MAX_PARAMS = 4096, PARAM_NAME_LEN = 96, MAX_MIXER_TENSORS = 12 };
 
 typedef enum Family { FAMILY_TNL, FAMILY_GLA, FAMILY_LLAMA } Family;
-typedef enum MixerKind { MIXER_LIGHTNING, MIXER_GLA, MIXER_SOFTMAX } MixerKind;
+// The token mixers, in the order of the mixer table (model/mixer.c).
+typedef enum MixerKind { MIXER_LIGHTNING, MIXER_GLA, MIXER_SOFTMAX, N_MIXER_KINDS } MixerKind;
 typedef enum DecayKind { DECAY_ALIBI, DECAY_MINIMAX } DecayKind;
 
 typedef struct ModelConfig {
@@ -34,6 +35,7 @@ typedef struct ModelConfig {
     float gate_normalizer; // GLA: gk = logsigmoid(.) / gate_normalizer (16)
     int attn_block;        // block / chunk size of the linear-attention kernels
     bool doc_reset;        // reset linear-attention state at EOT (packed documents)
+    bool recompute;        // save only each layer's input; recompute its internals in backward
     int eot_token;
 } ModelConfig;
 
@@ -67,73 +69,114 @@ typedef struct ParamInfo {
     bool trainable; // false: frozen (distillation)
 } ParamInfo;
 
-// Offsets into the flat buffers of one layer's tensors, recorded when the parameter
-// table is built so the block loop never looks a tensor up by name. NO_TENSOR where the
-// layer has none (TNL norms; the other mixers' tensors).
-static const size_t NO_TENSOR = SIZE_MAX;
-typedef struct LayerOffsets {
-    size_t attn_norm, mlp_norm;
-    size_t mlp_in0, mlp_in1, mlp_out;     // gate/l1, up/l2, down/l3
-    size_t q, k, v, o;                    // o: out_proj of lightning, o_proj otherwise
-    size_t qkvu;                          // lightning: q, k, v, u stacked
-    size_t g, gk0, gk1, gk1_bias, g_norm; // GLA gates
-} LayerOffsets;
 
-typedef struct LayerActs LayerActs; // per-layer saved activations (model.c)
+// The parameters of one layer, as indices into Model.params (-1 where the layer has none:
+// TNL's weightless norms). Recorded when the table is built, so the block loop never
+// looks a tensor up by name. Tensors that one matmul uses together are adjacent in the
+// table and so in the flat buffers (gate and up of the MLP; a mixer's input projections).
+typedef struct LayerParams {
+    int attn_norm, mlp_norm;
+    int mlp_in;  // gate/l1, then up/l2 right after it: one [2F, D] matrix
+    int mlp_out; // down/l3
+    int mixer[MAX_MIXER_TENSORS]; // the mixer's tensors, in the order its file names them
+    int first, end;               // the layer's tensors are params [first, end)
+} LayerParams;
 
-// A run of tokens the token mixers process as independent sequences: rows
-// [offset, offset + B*T) of the [N, width] activations, as B sequences of T tokens. One
-// span covers the whole batch; with doc_reset each document of each row is its own span,
-// so no state (linear) or attention (softmax) crosses a document boundary.
-typedef struct Span {
-    size_t offset;
-    int B, T;
-} Span;
+// One layer's recurrent state and its gradients (fp32, backend memory, any may be NULL).
+// In training, linear mixers start from state_in and write state_out (sequence
+// parallelism passes them between ranks); backward takes dstate_out and writes
+// dstate_in. In decoding, the state of the last token, or a softmax layer's KV cache.
+typedef struct LayerState {
+    float *state_in, *state_out;   // [n sequences, H, kdim, vdim]
+    float *dstate_in, *dstate_out; // the same shape, training only
+    Act *kv_cache;                 // softmax decoding: [max_len, 2 * kv width], k then v
+    int max_len;
+} LayerState;
+
+// Hooks for what runs beside the model (parallelism, distillation); NULL: not called.
+typedef struct ModelHooks {
+    void *ctx;
+    // After the backward of a group of tensors: the gradients of params [first, end),
+    // floats [offset, offset + count) of Model.grads, are final for this micro-batch.
+    // Called for the head (final norm, LM head), each layer from the last, then the
+    // embedding.
+    void (*grads_ready)(void *ctx, int first, int end, size_t offset, size_t count);
+    // At the start of layer l's backward: d_resid [N, D] holds d loss / d (layer l's
+    // output); the hook may add an extra gradient into it (a distillation loss).
+    void (*resid_grad)(void *ctx, int layer, Act *d_resid, int N);
+} ModelHooks;
+
+typedef struct Arena Arena;       // the activation arena (model.c)
+typedef struct LayerBufs LayerBufs; // one layer's buffers in the arena (model/mixer.h)
 
 typedef struct Model {
     ModelConfig cfg;
-    const Ops *ops;
+    Backend *be;
     ParamInfo params[MAX_PARAMS];
     int n_params;
-    LayerOffsets layer_offsets[MAX_LAYERS];
-    size_t embed, final_norm, lm_head; // offsets (final_norm NO_TENSOR for TNL; lm_head =
-                                       // embed when tied)
-    size_t n_weights;                  // total floats over all parameters
-    float *weights;                    // [n_weights], device memory
-    float *grads;                      // [n_weights], device memory
-    float *log_decay;                  // [L][H] lightning decays (fixed), device memory
-    // Activations for up to act_tokens tokens (B*T); grown, never shrunk, so decoding one
-    // token mid-training does not reallocate the training buffers.
-    size_t act_tokens;
-    LayerActs *layers; // [n_layers]
-    float *final_in;   // [N, D] residual stream after the last block
-    float *final_ln, *final_rstd;
-    float *losses;         // [N]
-    float *d_resid, *d_ln; // [N, D] gradient of the residual stream / of a norm output
-    float *tmp[N_SCRATCH]; // backward scratch, each [N, max layer width]
-    int *tokens, *targets; // [N] device copies of the batch
-    Span *spans;           // [n_spans] host; see Span
-    int n_spans;
+    LayerParams layer_params[MAX_LAYERS];
+    int embed, final_norm, lm_head; // param indices (final_norm -1 for TNL; lm_head = embed
+                                    // when tied)
+    size_t n_weights;               // total floats over all parameters
+    float *weights;                 // [n_weights] fp32 master weights, backend memory
+    Act *weights_act;               // their compute copy (the same memory on the CPU)
+    float *grads;                   // [n_weights] fp32
+    float *log_decay;               // [L][H] lightning decays (fixed)
+    float *stats;                   // [2] device scalars: loss sum, squared grad norm
+    Arena *arena;                   // activations, grown for the largest batch seen
+    LayerState states[MAX_LAYERS];  // training state I/O, all NULL unless a caller sets them
+    ModelHooks hooks;
+    // The current batch's sequences (one per row, or one per document with doc_reset).
+    Seqs seqs;
+    int *cu_host; // host copy of seqs.cu
 } Model;
 
 // Fill m->params from m->cfg (names, shapes, offsets); no allocation. model_create calls it.
 void model_build_params(Model *m);
 // Build the parameter table and allocate weights and gradients (zeroed).
-void model_create(Model *m, const ModelConfig *cfg, const Ops *ops);
+void model_create(Model *m, const ModelConfig *cfg, Backend *be);
 void model_free(Model *m);
 // Initialise weights: normal(0, 0.02) for matrices, ones for norm weights, the family's
 // rules for gate biases; deterministic from seed.
 void model_init_weights(Model *m, uint64_t seed);
 const ParamInfo *model_find_param(const Model *m, const char *name);
+// Host <-> backend copies of all fp32 master weights; upload refreshes the compute copy.
+void model_upload_weights(Model *m, const float *host);
+void model_download_weights(const Model *m, float *host);
+// After writing m->weights directly (tests, loading one tensor at a time): rebuild the
+// compute copy from the master weights.
+void model_refresh_compute_weights(Model *m);
 
 // Mean cross-entropy of targets given tokens, both [B, T] host arrays (target < 0:
-// ignored). Forward only.
+// ignored). Forward only; waits for the result.
 float model_loss(Model *m, const int *tokens, const int *targets, int B, int T);
-// Forward and backward: accumulates grad_scale * d(mean loss)/d(weights) into m->grads
-// and returns the mean loss.
-float model_forward_backward(Model *m, const int *tokens, const int *targets, int B, int T,
-                             float grad_scale);
+// The per-token losses of the last model_loss / model_forward_backward (n values, host).
+void model_token_losses(Model *m, float *host, int n);
+// Forward and backward of one micro-batch without waiting for the device: accumulates
+// grad_scale * d(mean loss)/d(weights) into m->grads and grad_scale * mean loss into
+// m->stats[0].
+void model_forward_backward(Model *m, const int *tokens, const int *targets, int B, int T,
+                            float grad_scale);
+// Zero the gradients and the loss / norm accumulators (the start of an optimizer step).
 void model_zero_grad(Model *m);
+// Add the squared global gradient norm into m->stats[1] (frozen tensors' gradients are
+// zero, so they add nothing).
+void model_grad_norm_squared(Model *m);
+// The one download of a step: the accumulated loss and the gradient norm.
+void model_read_stats(Model *m, float *loss, float *grad_norm);
+
+// Model FLOPs per token of a training step (forward + backward) at sequence length T:
+// 6 x the matmul weights (the LM head included) plus each mixer's token mixing.
+// Recomputation is not counted (MFU measures useful work).
+double model_flops_per_token(const Model *m, int T);
+
+// A forward pass without gradients that reports every layer's hidden states: after layer
+// l's mixer, `fn` gets the layer's input (the residual stream), its mixer's input (the
+// normed stream) and the mixer's output, each [B*T, D] in backend memory. Only one
+// layer's internals are held at a time.
+typedef void (*LayerFn)(void *ctx, int layer, const Act *resid_in, const Act *mixer_in,
+                        const Act *mixer_out, int N);
+void model_forward_layers(Model *m, const int *tokens, int B, int T, LayerFn fn, void *ctx);
 
 // Recurrent decoding: per layer a linear-attention state or a KV cache.
 typedef struct DecodeState DecodeState;

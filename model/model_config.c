@@ -5,16 +5,15 @@
 #include <string.h>
 
 #include "../core/util.h"
-#include "model.h"
+#include "mixer.h"
 
 static const char *family_names[] = {"tnl", "gla", "llama"};
-static const char *mixer_names[] = {"lightning", "gla", "softmax"};
 
 const char *family_name(Family f) {
     return family_names[f];
 }
 const char *mixer_name(MixerKind m) {
-    return mixer_names[m];
+    return mixer_table[m]->name;
 }
 
 bool family_from_name(const char *name, Family *out) {
@@ -54,10 +53,13 @@ static int parse_mixer_pattern(const char *pattern, MixerKind *kinds) {
         char *tail = item + strlen(item);
         while (tail > item && tail[-1] == ' ') *--tail = '\0';
         int kind = -1;
-        for (int i = 0; i < 3; i++) {
-            if (strcmp(item, mixer_names[i]) == 0) kind = i;
+        char valid[256] = "";
+        for (int i = 0; i < N_MIXER_KINDS; i++) {
+            if (strcmp(item, mixer_table[i]->name) == 0) kind = i;
+            snprintf(valid + strlen(valid), sizeof valid - strlen(valid), "%s%s", i ? ", " : "",
+                     mixer_table[i]->name);
         }
-        check(kind >= 0, "mixers: unknown mixer '%s' (valid: lightning, gla, softmax)", item);
+        check(kind >= 0, "mixers: unknown mixer '%s' (valid: %s)", item, valid);
         check(n + count <= MAX_LAYERS, "mixers: pattern longer than %d layers", MAX_LAYERS);
         for (int i = 0; i < count; i++) kinds[n++] = (MixerKind)kind;
     }
@@ -117,17 +119,9 @@ void model_config_check(ModelConfig *c) {
     check(c->eot_token >= 0 && c->eot_token < c->vocab_size,
           "eot_token %d is outside the vocabulary [0, %d)", c->eot_token, c->vocab_size);
     for (int l = 0; l < c->n_layers; l++) {
-        if (c->mixer[l] == MIXER_LIGHTNING) {
-            check(c->dim % c->n_heads == 0, "lightning layers: dim %d not divisible by %d heads",
-                  c->dim, c->n_heads);
-        } else if (c->mixer[l] == MIXER_GLA) {
-            check(c->dim % (2 * c->n_heads) == 0,
-                  "gla layers: dim/2 = %d not divisible by %d heads", c->dim / 2, c->n_heads);
-        } else {
-            check(c->mixer[l] == MIXER_SOFTMAX, "layer %d: unknown mixer %d", l, c->mixer[l]);
-            check(c->head_dim % 2 == 0, "softmax layers: head_dim %d must be even (RoPE)",
-                  c->head_dim);
-        }
+        check(c->mixer[l] >= 0 && c->mixer[l] < N_MIXER_KINDS, "layer %d: unknown mixer %d", l,
+              c->mixer[l]);
+        mixer_table[c->mixer[l]]->check(c);
     }
 }
 

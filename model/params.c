@@ -7,8 +7,7 @@
 #include <string.h>
 
 #include "../core/util.h"
-#include "layers.h"
-#include "model.h"
+#include "mixer.h"
 
 // Name pieces that differ by family: embeddings, block norms, mixer and MLP prefixes.
 typedef struct FamilyNames {
@@ -26,13 +25,9 @@ static const FamilyNames names_by_family[] = {
                       "mlp.down_proj"},
 };
 
-// Append one tensor to the table. rows x cols (cols = 0 for a vector).
-// Returns the tensor's offset, which the layer tables (LayerOffsets) keep.
-static size_t add_param(Model *m, bool no_decay, int rows, int cols, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-static size_t add_param(Model *m, bool no_decay, int rows, int cols, const char *fmt, ...) {
+int model_add_param(Model *m, bool no_decay, int rows, int cols, const char *fmt, ...) {
     check(m->n_params < MAX_PARAMS, "model has more than %d tensors", MAX_PARAMS);
-    ParamInfo *p = &m->params[m->n_params++];
+    ParamInfo *p = &m->params[m->n_params];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(p->name, sizeof p->name, fmt, ap);
@@ -45,55 +40,7 @@ static size_t add_param(Model *m, bool no_decay, int rows, int cols, const char 
     p->no_decay = no_decay;
     p->trainable = true;
     m->n_weights += p->numel;
-    return p->offset;
-}
-
-// The mixer's tensors for layer l, under "model.layers.l.<mixer prefix>".
-static void add_mixer_params(Model *m, int l, const char *pre, LayerOffsets *t) {
-    const ModelConfig *c = &m->cfg;
-    int D = c->dim;
-    if (c->mixer[l] == MIXER_LIGHTNING) {
-        t->qkvu = add_param(m, false, 4 * D, D, "model.layers.%d.%s.qkvu_proj.weight", l, pre);
-        t->o = add_param(m, false, D, D, "model.layers.%d.%s.out_proj.weight", l, pre);
-    } else if (c->mixer[l] == MIXER_GLA) {
-        int Dk = D / 2, Dv = D, hv = Dv / c->n_heads, r = c->gate_low_rank;
-        t->q = add_param(m, false, Dk, D, "model.layers.%d.%s.q_proj.weight", l, pre);
-        t->k = add_param(m, false, Dk, D, "model.layers.%d.%s.k_proj.weight", l, pre);
-        t->v = add_param(m, false, Dv, D, "model.layers.%d.%s.v_proj.weight", l, pre);
-        t->g = add_param(m, false, Dv, D, "model.layers.%d.%s.g_proj.weight", l, pre);
-        t->gk0 = add_param(m, false, r, D, "model.layers.%d.%s.gk_proj.0.weight", l, pre);
-        t->gk1 = add_param(m, false, Dk, r, "model.layers.%d.%s.gk_proj.1.weight", l, pre);
-        t->gk1_bias = add_param(m, true, Dk, 0, "model.layers.%d.%s.gk_proj.1.bias", l, pre);
-        t->g_norm =
-            add_param(m, true, hv, 0, "model.layers.%d.%s.g_norm_swish_gate.weight", l, pre);
-        t->o = add_param(m, false, D, Dv, "model.layers.%d.%s.o_proj.weight", l, pre);
-    } else {
-        int q = c->n_heads * c->head_dim, kv = c->n_kv_heads * c->head_dim;
-        t->q = add_param(m, false, q, D, "model.layers.%d.%s.q_proj.weight", l, pre);
-        t->k = add_param(m, false, kv, D, "model.layers.%d.%s.k_proj.weight", l, pre);
-        t->v = add_param(m, false, kv, D, "model.layers.%d.%s.v_proj.weight", l, pre);
-        t->o = add_param(m, false, D, q, "model.layers.%d.%s.o_proj.weight", l, pre);
-    }
-}
-
-// A layer with no tensors yet: every offset NO_TENSOR.
-static LayerOffsets no_tensors(void) {
-    size_t x = NO_TENSOR;
-    return (LayerOffsets){.attn_norm = x,
-                          .mlp_norm = x,
-                          .mlp_in0 = x,
-                          .mlp_in1 = x,
-                          .mlp_out = x,
-                          .q = x,
-                          .k = x,
-                          .v = x,
-                          .o = x,
-                          .qkvu = x,
-                          .g = x,
-                          .gk0 = x,
-                          .gk1 = x,
-                          .gk1_bias = x,
-                          .g_norm = x};
+    return m->n_params++;
 }
 
 // Build the table in a fixed order: embedding, per layer (norm, mixer, norm, MLP), final
@@ -106,22 +53,27 @@ void model_build_params(Model *m) {
     int D = c->dim, F = c->mlp_dim;
     m->n_params = 0;
     m->n_weights = 0;
-    m->embed = add_param(m, false, c->vocab_size, D, "%s.weight", nm->embed);
+    m->embed = model_add_param(m, false, c->vocab_size, D, "%s.weight", nm->embed);
     for (int l = 0; l < c->n_layers; l++) {
-        LayerOffsets *t = &m->layer_offsets[l];
-        *t = no_tensors();
+        LayerParams *lp = &m->layer_params[l];
+        memset(lp, 0xff, sizeof *lp); // every index -1
+        lp->first = m->n_params;
         if (norm_weight)
-            t->attn_norm = add_param(m, true, D, 0, "model.layers.%d.%s.weight", l, nm->attn_norm);
-        add_mixer_params(m, l, nm->mixer, t);
+            lp->attn_norm =
+                model_add_param(m, true, D, 0, "model.layers.%d.%s.weight", l, nm->attn_norm);
+        mixer_table[c->mixer[l]]->add_params(m, l, nm->mixer, lp);
         if (norm_weight)
-            t->mlp_norm = add_param(m, true, D, 0, "model.layers.%d.%s.weight", l, nm->mlp_norm);
-        t->mlp_in0 = add_param(m, false, F, D, "model.layers.%d.%s.weight", l, nm->mlp_in0);
-        t->mlp_in1 = add_param(m, false, F, D, "model.layers.%d.%s.weight", l, nm->mlp_in1);
-        t->mlp_out = add_param(m, false, D, F, "model.layers.%d.%s.weight", l, nm->mlp_out);
+            lp->mlp_norm =
+                model_add_param(m, true, D, 0, "model.layers.%d.%s.weight", l, nm->mlp_norm);
+        lp->mlp_in = model_add_param(m, false, F, D, "model.layers.%d.%s.weight", l, nm->mlp_in0);
+        model_add_param(m, false, F, D, "model.layers.%d.%s.weight", l, nm->mlp_in1);
+        lp->mlp_out = model_add_param(m, false, D, F, "model.layers.%d.%s.weight", l, nm->mlp_out);
+        lp->end = m->n_params;
     }
-    m->final_norm = norm_weight ? add_param(m, true, D, 0, "%s.weight", nm->final_norm) : NO_TENSOR;
-    m->lm_head =
-        c->tie_embeddings ? m->embed : add_param(m, false, c->vocab_size, D, "lm_head.weight");
+    m->final_norm = norm_weight ? model_add_param(m, true, D, 0, "%s.weight", nm->final_norm) : -1;
+    m->lm_head = c->tie_embeddings
+                     ? m->embed
+                     : model_add_param(m, false, c->vocab_size, D, "lm_head.weight");
 }
 
 const ParamInfo *model_find_param(const Model *m, const char *name) {
@@ -149,6 +101,6 @@ void model_init_weights(Model *m, uint64_t seed) {
                 w[j] = is_norm_weight(p) ? 1.0f : 0.0f;
         }
     }
-    m->ops->upload(m->weights, host, m->n_weights * sizeof(float));
+    model_upload_weights(m, host);
     free(host);
 }

@@ -1,49 +1,53 @@
 // optim/optimizer.c: AdamW over the parameter table (see optimizer.h).
-#include <math.h>
-
 #include "optimizer.h"
 
-void optimizer_create(Optimizer *o, const Model *model, float beta1, float beta2, float eps,
-                      float weight_decay) {
-    o->m = model->ops->alloc(model->n_weights * sizeof(float));
-    o->v = model->ops->alloc(model->n_weights * sizeof(float));
-    o->beta1 = beta1;
-    o->beta2 = beta2;
-    o->eps = eps;
-    o->weight_decay = weight_decay;
-}
+#include "../core/util.h"
 
-void optimizer_free(Optimizer *o, const Model *model) {
-    model->ops->free(o->m);
-    model->ops->free(o->v);
-}
-
-double grad_global_norm(const Model *model) {
-    double sum = 0;
-    for (int i = 0; i < model->n_params; i++) {
-        const ParamInfo *p = &model->params[i];
-        if (p->trainable) sum += model->ops->sum_squares(model->grads + p->offset, (long)p->numel);
-    }
-    return sqrt(sum);
-}
-
-void clip_gradients(Model *model, double norm, float max_norm) {
-    if (max_norm <= 0 || !(norm > max_norm)) return;
-    for (int i = 0; i < model->n_params; i++) {
-        const ParamInfo *p = &model->params[i];
-        if (p->trainable)
-            model->ops->scale_inplace(model->grads + p->offset, (float)(max_norm / norm),
-                                      (long)p->numel);
-    }
-}
-
-void optimizer_step(Optimizer *o, Model *model, float lr, int step) {
+// Adjacent trainable tensors with the same weight decay become one group, so a step is a
+// handful of AdamW launches instead of one per tensor.
+static void build_groups(Optimizer *o, const Model *model) {
+    o->n_groups = 0;
     for (int i = 0; i < model->n_params; i++) {
         const ParamInfo *p = &model->params[i];
         if (!p->trainable) continue;
         float wd = p->no_decay ? 0.0f : o->weight_decay;
-        model->ops->adamw_update(model->weights + p->offset, model->grads + p->offset,
-                                 o->m + p->offset, o->v + p->offset, (long)p->numel, lr, o->beta1,
-                                 o->beta2, o->eps, wd, step);
+        ParamGroup *last = o->n_groups ? &o->groups[o->n_groups - 1] : NULL;
+        if (last && last->weight_decay == wd && last->offset + last->count == p->offset) {
+            last->count += p->numel;
+        } else {
+            o->groups[o->n_groups++] = (ParamGroup){p->offset, p->numel, wd};
+        }
+    }
+}
+
+void optimizer_create(Optimizer *o, const Model *model, float beta1, float beta2, float eps,
+                      float weight_decay) {
+    Backend *be = model->be;
+    o->m = be->ops->alloc(be, model->n_weights * sizeof(float));
+    o->v = be->ops->alloc(be, model->n_weights * sizeof(float));
+    o->beta1 = beta1;
+    o->beta2 = beta2;
+    o->eps = eps;
+    o->weight_decay = weight_decay;
+    build_groups(o, model);
+}
+
+void optimizer_free(Optimizer *o, const Model *model) {
+    model->be->ops->free(model->be, o->m);
+    model->be->ops->free(model->be, o->v);
+}
+
+float clip_scale(double norm, float max_norm) {
+    return max_norm > 0 && norm > max_norm ? (float)(max_norm / norm) : 1.0f;
+}
+
+void optimizer_step(Optimizer *o, Model *model, float lr, float grad_scale, int step) {
+    Backend *be = model->be;
+    for (int i = 0; i < o->n_groups; i++) {
+        const ParamGroup *g = &o->groups[i];
+        be->ops->adamw_update(be, model->weights + g->offset,
+                              act_at(be, model->weights_act, g->offset), model->grads + g->offset,
+                              o->m + g->offset, o->v + g->offset, (long)g->count, lr, o->beta1,
+                              o->beta2, o->eps, g->weight_decay, grad_scale, step);
     }
 }

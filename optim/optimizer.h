@@ -1,20 +1,30 @@
 // optim/optimizer.h: AdamW over the model's parameter table: fp32 moments, decoupled
-// weight decay except on norms and biases, frozen tensors skipped, global-norm clipping.
+// weight decay except on norms and biases, frozen tensors skipped, global-norm clipping
+// folded into the update (no pass over the gradients).
 #pragma once
 #include "../model/model.h"
 
+enum { MAX_PARAM_GROUPS = MAX_PARAMS };
+
+// A run of adjacent tensors updated by one AdamW call (same decay, all trainable).
+typedef struct ParamGroup {
+    size_t offset, count;
+    float weight_decay;
+} ParamGroup;
+
 typedef struct Optimizer {
-    float *m, *v; // [n_weights] first and second moments, device memory
+    float *m, *v; // [n_weights] first and second moments, backend memory
     float beta1, beta2, eps, weight_decay;
+    ParamGroup groups[MAX_PARAM_GROUPS];
+    int n_groups;
 } Optimizer;
 
 void optimizer_create(Optimizer *o, const Model *model, float beta1, float beta2, float eps,
                       float weight_decay);
 void optimizer_free(Optimizer *o, const Model *model);
-// The global L2 norm of the gradients of trainable tensors (fp64 sum).
-double grad_global_norm(const Model *model);
-// If max_norm > 0 and norm > max_norm, scale the trainable tensors' gradients by
-// max_norm / norm.
-void clip_gradients(Model *model, double norm, float max_norm);
-// One AdamW step at learning rate lr; `step` counts from 1.
-void optimizer_step(Optimizer *o, Model *model, float lr, int step);
+// The factor clipping applies to the gradients: max_norm / norm when max_norm > 0 and
+// norm exceeds it, else 1.
+float clip_scale(double norm, float max_norm);
+// One AdamW step at learning rate lr on grads * grad_scale; `step` counts from 1. Writes
+// the master weights and their compute copy.
+void optimizer_step(Optimizer *o, Model *model, float lr, float grad_scale, int step);

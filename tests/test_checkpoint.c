@@ -12,32 +12,12 @@
 
 #include "../model/checkpoint.h"
 #include "../model/safetensors.h"
-#include "testing.h"
+#include "model_testing.h"
 
 static bool exists(const char *path) {
     struct stat sb;
     return stat(path, &sb) == 0;
 }
-
-// A backend of plain host memory: the model code only needs alloc/upload/download here.
-static void *host_alloc(size_t bytes) {
-    return xcalloc(bytes, 1);
-}
-static void host_free(void *p) {
-    free(p);
-}
-static void host_zero(void *p, size_t bytes) {
-    memset(p, 0, bytes);
-}
-static void host_copy(void *dst, const void *src, size_t bytes) {
-    memcpy(dst, src, bytes);
-}
-static const Ops host_ops = {.name = "host",
-                             .alloc = host_alloc,
-                             .free = host_free,
-                             .zero = host_zero,
-                             .upload = host_copy,
-                             .download = host_copy};
 
 // ---------------------------------------------------------------------------------------
 // Models
@@ -86,17 +66,14 @@ static ModelConfig case_config(const Case *k) {
 // A model on host memory with random weights.
 static Model *new_model(const ModelConfig *c, uint64_t seed) {
     Model *m = xcalloc(1, sizeof *m);
-    m->cfg = *c;
-    m->ops = &host_ops;
-    model_build_params(m);
-    m->weights = m->ops->alloc(m->n_weights * sizeof(float));
+    model_create(m, c, cpu_backend());
     Rng rng = rng_seeded(seed);
     for (size_t i = 0; i < m->n_weights; i++) m->weights[i] = rng_normal(&rng);
     return m;
 }
 
 static void free_model(Model *m) {
-    free(m->weights);
+    model_free(m);
     free(m);
 }
 

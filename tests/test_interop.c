@@ -16,7 +16,7 @@
 #include "../data/shard.h"
 #include "../model/checkpoint.h"
 #include "../model/safetensors.h"
-#include "testing.h"
+#include "model_testing.h"
 
 // Entry points under test (train/interop.c, train/eval.c).
 int import_main(int argc, char **argv);
@@ -75,7 +75,7 @@ static ModelConfig case_config(const Case *k) {
 static Model *new_model(const Case *k, uint64_t seed) {
     ModelConfig c = case_config(k);
     Model *m = xcalloc(1, sizeof *m);
-    model_create(m, &c, &ops_cpu);
+    model_create(m, &c, cpu_backend());
     Rng rng = rng_seeded(seed);
     for (int i = 0; i < m->n_params; i++) {
         const ParamInfo *p = &m->params[i];
@@ -92,7 +92,7 @@ static Model *load_model(const char *dir, char *tok, size_t cap) {
     ModelConfig c;
     model_config_load(&c, tok, cap, dir);
     Model *m = xcalloc(1, sizeof *m);
-    model_create(m, &c, &ops_cpu);
+    model_create(m, &c, cpu_backend());
     model_load_weights(m, dir);
     return m;
 }

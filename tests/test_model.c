@@ -1,51 +1,14 @@
 // tests/test_model.c: whole-model checks for every family and hybrids: finite-difference
 // gradients of the full forward/backward, recurrent decoding == the parallel forward,
 // parameter tables, and the mixer pattern / config validation.
-#include "../model/model.h"
-#include "testing.h"
-
-// A tiny config of the given family; `mixers` may be NULL.
-static ModelConfig tiny_config(Family family, const char *mixers, bool tied) {
-    ModelConfig c;
-    memset(&c, 0, sizeof c);
-    c.family = family;
-    c.vocab_size = 23;
-    c.dim = 16;
-    c.n_layers = 2;
-    c.n_heads = 2;
-    c.n_kv_heads = family == FAMILY_LLAMA ? 1 : 0; // GQA for Llama
-    c.mlp_dim = 24;
-    c.tie_embeddings = tied;
-    c.attn_block = 4; // T below is not a multiple of it
-    model_config_finalize(&c, mixers);
-    return c;
-}
-
-// Weights with more spread than the training init, so gradients are well above fp32 noise.
-static void spread_weights(Model *m, uint64_t seed) {
-    Rng rng = rng_seeded(seed);
-    for (int i = 0; i < m->n_params; i++) {
-        const ParamInfo *p = &m->params[i];
-        for (size_t j = 0; j < p->numel; j++) {
-            float r = rng_normal(&rng);
-            m->weights[p->offset + j] = p->ndim == 2 ? 0.3f * r : 1.0f + 0.2f * r;
-        }
-    }
-}
-
-static void random_tokens(Rng *rng, int *tokens, int *targets, int n, int V) {
-    for (int i = 0; i < n; i++) {
-        tokens[i] = (int)(rng_next(rng) % (uint64_t)V);
-        targets[i] = (int)(rng_next(rng) % (uint64_t)V);
-    }
-}
+#include "model_testing.h"
 
 // Every tensor's gradient against central differences on a few of its entries.
 static void check_model_gradients(Family family, const char *mixers, bool tied, bool doc_reset) {
     ModelConfig cfg = tiny_config(family, mixers, tied);
     cfg.doc_reset = doc_reset; // eot_token 0: the random batch holds a few document starts
     Model m;
-    model_create(&m, &cfg, &ops_cpu);
+    model_create(&m, &cfg, cpu_backend());
     spread_weights(&m, 7);
     Rng rng = rng_seeded(11);
     int B = 2, T = 9;
@@ -54,7 +17,9 @@ static void check_model_gradients(Family family, const char *mixers, bool tied, 
     targets[3] = -1; // ignored position
     tokens[4] = tokens[12] = 0;
     model_zero_grad(&m);
-    float loss = model_forward_backward(&m, tokens, targets, B, T, 1.0f);
+    model_forward_backward(&m, tokens, targets, B, T, 1.0f);
+    float loss, norm;
+    model_read_stats(&m, &loss, &norm);
     ck_assert(isfinite(loss));
     ck_assert_float_eq_tol(loss, model_loss(&m, tokens, targets, B, T), 1e-5f);
     // Central differences in fp32 through a whole network carry rounding noise of about
@@ -125,7 +90,7 @@ static double token_loss(const float *logits, int V, int target) {
 static void check_decode(Family family, const char *mixers) {
     ModelConfig cfg = tiny_config(family, mixers, false);
     Model m;
-    model_create(&m, &cfg, &ops_cpu);
+    model_create(&m, &cfg, cpu_backend());
     spread_weights(&m, 3);
     Rng rng = rng_seeded(5);
     enum { T = 13 };
@@ -173,7 +138,7 @@ static void check_packed(Family family, const char *mixers) {
     cfg.doc_reset = true;
     cfg.eot_token = 0;
     Model m;
-    model_create(&m, &cfg, &ops_cpu);
+    model_create(&m, &cfg, cpu_backend());
     spread_weights(&m, 9);
     Rng rng = rng_seeded(21);
     enum { T = 24 };
@@ -185,21 +150,23 @@ static void check_packed(Family family, const char *mixers) {
     }
     for (int d = 0; d < 3; d++) tokens[starts[d]] = 0;
     model_loss(&m, tokens, targets, 1, T);
-    float packed[T];
-    memcpy(packed, m.losses, sizeof packed);
+    float packed[T], alone[T];
+    model_token_losses(&m, packed, T);
     for (int d = 0; d < 3; d++) {
         int s = starts[d], len = starts[d + 1] - s;
         model_loss(&m, tokens + s, targets + s, 1, len);
+        model_token_losses(&m, alone, len);
         for (int t = 0; t < len; t++) {
-            ck_assert_msg(fabsf(packed[s + t] - m.losses[t]) <= 1e-5f * fabsf(m.losses[t]) + 1e-6f,
+            ck_assert_msg(fabsf(packed[s + t] - alone[t]) <= 1e-5f * fabsf(alone[t]) + 1e-6f,
                           "%s: doc %d token %d: packed %.7f alone %.7f", family_name(family), d, t,
-                          packed[s + t], m.losses[t]);
+                          packed[s + t], alone[t]);
         }
     }
     // And without doc_reset the documents do see each other (the test can fail).
     m.cfg.doc_reset = false;
     model_loss(&m, tokens, targets, 1, T);
-    ck_assert(fabsf(m.losses[T - 1] - packed[T - 1]) > 1e-6f);
+    model_token_losses(&m, alone, T);
+    ck_assert(fabsf(alone[T - 1] - packed[T - 1]) > 1e-6f);
     model_free(&m);
 }
 
@@ -220,7 +187,7 @@ END_TEST
 START_TEST(test_param_names) {
     ModelConfig cfg = tiny_config(FAMILY_GLA, NULL, false);
     Model m;
-    model_create(&m, &cfg, &ops_cpu);
+    model_create(&m, &cfg, cpu_backend());
     const ParamInfo *p = model_find_param(&m, "model.layers.1.attn.gk_proj.0.weight");
     ck_assert_ptr_nonnull(p);
     ck_assert_int_eq(p->shape[0], 16);
@@ -236,7 +203,7 @@ START_TEST(test_param_names) {
     model_free(&m);
 
     cfg = tiny_config(FAMILY_LLAMA, NULL, true);
-    model_create(&m, &cfg, &ops_cpu);
+    model_create(&m, &cfg, cpu_backend());
     p = model_find_param(&m, "model.layers.0.self_attn.k_proj.weight");
     ck_assert_ptr_nonnull(p);
     ck_assert_int_eq(p->shape[0], cfg.n_kv_heads * cfg.head_dim);

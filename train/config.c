@@ -79,6 +79,8 @@ static const ConfigKey KEYS[] = {
      "block (chunk) size of the linear-attention kernels"},
     {"doc_reset", KEY_BOOL, offsetof(Config, model.doc_reset), 0, 0, 0, NULL, NULL,
      "run each document (from one EOT token to the next) as its own sequence"},
+    {"recompute", KEY_BOOL, offsetof(Config, model.recompute), 0, 0, 0, NULL, NULL,
+     "save only each layer's input and recompute its internals in backward (less memory)"},
     {"tokenizer", KEY_STRING, offsetof(Config, tokenizer), FIELD_SIZE(tokenizer), 0, 0, NULL, NULL,
      "byte, a tokenizer.json or a .tiktoken file"},
     {"init_from", KEY_STRING, offsetof(Config, init_from), FIELD_SIZE(init_from), 0, 0, NULL, NULL,
@@ -197,6 +199,7 @@ void config_defaults(Config *c) {
     m->gate_normalizer = 16.0f;
     m->attn_block = 64;
     m->doc_reset = false;
+    m->recompute = false;
     m->eot_token = 0;
     strcpy(c->tokenizer, "byte");
     strcpy(c->out_dir, "out");

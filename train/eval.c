@@ -174,11 +174,13 @@ int eval_main(int argc, char **argv) {
     char dir[PATH_CAP], tok[PATH_CAP];
     checkpoint_resolve(a.ckpt, dir, sizeof dir);
     Model m;
-    model_load(&m, dir, ops_for_device(a.device), tok, sizeof tok);
+    Backend *be = backend_create(a.device);
+    model_load(&m, dir, be, tok, sizeof tok);
     if (a.tokens)
         eval_tokens(&m, &a);
     else
         eval_data(&m, &a);
     model_free(&m);
+    backend_free(be);
     return 0;
 }

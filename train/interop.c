@@ -164,7 +164,8 @@ int import_main(int argc, char **argv) {
 
     Model m;
     char tok[PATH_CAP], dtypes[128];
-    model_load(&m, src, &ops_cpu, tok, sizeof tok);
+    Backend *be = backend_create("cpu");
+    model_load(&m, src, be, tok, sizeof tok);
     describe_dtypes(src, dtypes, sizeof dtypes);
     // A Hugging Face tokenizer.json next to the weights wins over what the config says.
     path_join(path, sizeof path, src, "tokenizer.json");
@@ -178,6 +179,7 @@ int import_main(int argc, char **argv) {
            m.n_weights / 1e6, dtypes, dst, bf16 ? "bf16" : "fp32", tok_rec[0] ? ", tokenizer " : "",
            tok_rec);
     model_free(&m);
+    backend_free(be);
     return 0;
 }
 
@@ -220,7 +222,8 @@ int export_main(int argc, char **argv) {
 
     Model m;
     char tok[PATH_CAP];
-    model_load(&m, dir, &ops_cpu, tok, sizeof tok);
+    Backend *be = backend_create("cpu");
+    model_load(&m, dir, be, tok, sizeof tok);
     char tok_from[PATH_CAP], tok_rec[PATH_CAP];
     plan_tokenizer(dir, tok, tok_from, sizeof tok_from, tok_rec, sizeof tok_rec);
     write_model(&m, dst, bf16, tok_from, tok_rec);
@@ -231,5 +234,6 @@ int export_main(int argc, char **argv) {
            family_name(m.cfg.family), dir, m.cfg.n_layers, m.n_weights, m.n_weights / 1e6, dst,
            bf16 ? "bf16" : "fp32", library);
     model_free(&m);
+    backend_free(be);
     return 0;
 }

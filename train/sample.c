@@ -116,7 +116,8 @@ int sample_main(int argc, char **argv) {
     char dir[4096], tok_spec[512], tok_path[4096];
     checkpoint_resolve(ckpt, dir, sizeof dir);
     Model m;
-    model_load(&m, dir, ops_for_device(device), tok_spec, sizeof tok_spec);
+    Backend *be = backend_create(device);
+    model_load(&m, dir, be, tok_spec, sizeof tok_spec);
     checkpoint_tokenizer_path(dir, tok_spec, tok_path, sizeof tok_path);
     Tokenizer tok = tokenizer_load(tok_path);
     Rng rng = rng_seeded(seed);
@@ -125,5 +126,6 @@ int sample_main(int argc, char **argv) {
     free(text);
     tokenizer_free(&tok);
     model_free(&m);
+    backend_free(be);
     return 0;
 }

@@ -21,7 +21,8 @@
 typedef struct Run {
     Config cfg;
     Dist dist;
-    const Ops *ops;
+    Backend *be;
+    double flops_per_step; // model FLOPs of one optimizer step (MFU)
     Tokenizer tok;
     Model model;
     Optimizer opt;
@@ -70,8 +71,8 @@ static float validate(Run *r) {
 static void save_checkpoint(Run *r) {
     size_t bytes = r->model.n_weights * sizeof(float);
     float *m = xmalloc(bytes), *v = xmalloc(bytes);
-    r->ops->download(m, r->opt.m, bytes);
-    r->ops->download(v, r->opt.v, bytes);
+    r->be->ops->download(r->be, m, r->opt.m, bytes);
+    r->be->ops->download(r->be, v, r->opt.v, bytes);
     checkpoint_save(r->cfg.out_dir, &r->model, m, v, &r->state, r->cfg.tokenizer);
     checkpoint_prune(r->cfg.out_dir, r->cfg.keep_checkpoints);
     free(m);
@@ -105,6 +106,7 @@ static void setup_model(Run *r) {
         model_config_load(&mc, tok_spec, sizeof tok_spec, source);
         // The weights fix the architecture; how to run it stays the config's choice.
         mc.doc_reset = c->model.doc_reset;
+        mc.recompute = c->model.recompute;
         mc.attn_block = c->model.attn_block;
         mc.eot_token = c->model.eot_token;
         note_model_differences(&c->model, &mc, source);
@@ -112,7 +114,7 @@ static void setup_model(Run *r) {
     check(r->tok.vocab_size <= mc.vocab_size && mc.eot_token < mc.vocab_size,
           "tokenizer '%s' (vocab %d, EOT %d) does not fit the model's vocab_size %d", c->tokenizer,
           r->tok.vocab_size, mc.eot_token, mc.vocab_size);
-    model_create(&r->model, &mc, r->ops);
+    model_create(&r->model, &mc, r->be);
     if (source)
         model_load_weights(&r->model, source);
     else
@@ -123,8 +125,8 @@ static void setup_model(Run *r) {
         size_t bytes = r->model.n_weights * sizeof(float);
         float *m = xmalloc(bytes), *v = xmalloc(bytes);
         checkpoint_load_train_state(ckpt, &r->model, m, v, &r->state);
-        r->ops->upload(r->opt.m, m, bytes);
-        r->ops->upload(r->opt.v, v, bytes);
+        r->be->ops->upload(r->be, r->opt.m, m, bytes);
+        r->be->ops->upload(r->be, r->opt.v, v, bytes);
         free(m);
         free(v);
         printf("resuming from %s (step %lld)\n", ckpt, (long long)r->state.step);
@@ -138,36 +140,42 @@ static void log_step(Run *r, int64_t step, float loss, float lr, double norm, do
     double tokens = (double)c->batch_size * c->seq_len * c->grad_accum;
     double elapsed = now_seconds() - r->start_time;
     double per_step = elapsed / (double)(step + 1 - r->start_step);
-    char rate[32], eta[32];
+    double peak = r->be->peak_flops, mfu = peak > 0 ? r->flops_per_step / dt / peak : 0;
+    double mem_gib = (double)r->be->ops->memory_in_use(r->be) / (1024.0 * 1024 * 1024);
+    char rate[32], eta[32], mfu_s[32] = "";
     format_rate(tokens / dt, rate, sizeof rate);
     format_duration(per_step * (double)(c->steps - step - 1), eta, sizeof eta);
+    if (peak > 0) snprintf(mfu_s, sizeof mfu_s, " | MFU %.1f%%", 100 * mfu);
     if (c->log_every > 0 && ((step + 1) % c->log_every == 0 || step + 1 == c->steps)) {
-        printf("step %lld/%d | loss %.4f | lr %.1e | norm %.2f | %s tok/s | eta %s\n",
-               (long long)(step + 1), c->steps, loss, lr, norm, rate, eta);
+        printf("step %lld/%d | loss %.4f | lr %.1e | norm %.2f | %s tok/s%s | mem %.1f GiB | eta "
+               "%s\n",
+               (long long)(step + 1), c->steps, loss, lr, norm, rate, mfu_s, mem_gib, eta);
         fflush(stdout);
     }
     fprintf(r->metrics,
             "{\"step\": %lld, \"loss\": %.6f, \"lr\": %.6e, \"norm\": %.6f, \"tok_per_s\": %.1f, "
-            "\"tokens\": %.0f, \"elapsed_s\": %.3f}\n",
-            (long long)(step + 1), loss, lr, norm, tokens / dt, r->state.tokens_seen, elapsed);
+            "\"mfu\": %.4f, \"mem_gib\": %.3f, \"tokens\": %.0f, \"elapsed_s\": %.3f}\n",
+            (long long)(step + 1), loss, lr, norm, tokens / dt, mfu, mem_gib,
+            r->state.tokens_seen, elapsed);
     fflush(r->metrics);
 }
 
-// One optimizer step over grad_accum micro-batches (skipped if not finite).
+// One optimizer step over grad_accum micro-batches (skipped if not finite). The device
+// keeps the loss and the gradient norm; they come back in the step's one download.
 static void train_step(Run *r, int64_t step) {
     Config *c = &r->cfg;
     double t0 = now_seconds();
     float lr =
         lr_at(c->schedule, c->lr, c->min_lr_ratio, c->warmup, c->steps, c->decay_frac, (int)step);
     model_zero_grad(&r->model);
-    double loss = 0;
     for (int a = 0; a < c->grad_accum; a++) {
         loader_next(r->train, r->tokens, r->targets);
-        loss += model_forward_backward(&r->model, r->tokens, r->targets, c->batch_size, c->seq_len,
-                                       1.0f / c->grad_accum) /
-                c->grad_accum;
+        model_forward_backward(&r->model, r->tokens, r->targets, c->batch_size, c->seq_len,
+                               1.0f / c->grad_accum);
     }
-    double norm = grad_global_norm(&r->model);
+    model_grad_norm_squared(&r->model);
+    float loss, norm;
+    model_read_stats(&r->model, &loss, &norm);
     r->state.tokens_seen += (double)c->batch_size * c->seq_len * c->grad_accum;
     r->state.step = step + 1;
     r->state.loader = loader_tell(r->train);
@@ -182,9 +190,8 @@ static void train_step(Run *r, int64_t step) {
         return;
     }
     r->state.bad_steps = 0;
-    clip_gradients(&r->model, norm, c->grad_clip);
-    optimizer_step(&r->opt, &r->model, lr, (int)step + 1);
-    log_step(r, step, (float)loss, lr, norm, now_seconds() - t0);
+    optimizer_step(&r->opt, &r->model, lr, clip_scale(norm, c->grad_clip), (int)step + 1);
+    log_step(r, step, loss, lr, norm, now_seconds() - t0);
 }
 
 static void train_usage(void) {
@@ -213,7 +220,7 @@ int train_main(int argc, char **argv) {
     // Documents are separated by the tokenizer's EOT; setup_model checks it fits the model.
     c->model.eot_token = r->tok.eot;
     if (c->threads > 0) omp_set_num_threads(c->threads);
-    r->ops = ops_for_device(c->device);
+    r->be = backend_create(c->device);
     make_dirs(c->out_dir);
 
     printf("# bolt train: resolved config\n");
@@ -234,8 +241,10 @@ int train_main(int argc, char **argv) {
               c->val_data, c->batch_size, c->seq_len, r->dist.world);
     }
     model_config_print(&r->model.cfg, stdout);
-    printf("parameters: %.2fM | device %s | threads %d | train tokens %lld\n",
-           r->model.n_weights / 1e6, r->ops->name, omp_get_max_threads(),
+    r->flops_per_step = model_flops_per_token(&r->model, c->seq_len) * c->batch_size *
+                        c->seq_len * c->grad_accum;
+    printf("parameters: %.2fM | device %s (%s) | threads %d | train tokens %lld\n",
+           r->model.n_weights / 1e6, r->be->name, r->be->device_name, omp_get_max_threads(),
            (long long)loader_total_tokens(r->train));
     fflush(stdout);
 
@@ -285,6 +294,7 @@ int train_main(int argc, char **argv) {
     if (r->val) loader_close(r->val);
     optimizer_free(&r->opt, &r->model);
     model_free(&r->model);
+    backend_free(r->be);
     tokenizer_free(&r->tok);
     return 0;
 }

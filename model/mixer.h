@@ -1,0 +1,87 @@
+// model/mixer.h: the mixer table. A token mixer (lightning, GLA, softmax, ...) is one file
+// that fills a `Mixer`: its tensors, the buffers it saves for backward and the scratch it
+// needs there, its forward and backward, and the size of its decoding state. The model
+// walks the table; adding a mixer is one new file plus one entry in model/mixer.c.
+#pragma once
+#include "model.h"
+
+enum { MAX_BUFS = 12 };
+
+// One activation buffer a mixer asks for: `width` elements per token, of the compute
+// type (Act) or fp32.
+typedef struct BufSpec {
+    const char *name;
+    size_t width;
+    bool f32;
+} BufSpec;
+
+// A layer's buffers in the arena: the ones every block has, then the mixer's own (in the
+// order of its `saved` list). With recompute, all layers share one set except resid_in.
+struct LayerBufs {
+    Act *resid_in;           // block input x [N, D]
+    Act *ln1;                // norm(x), the mixer's input
+    float *rstd1;            // [N]
+    Act *resid_mid;          // x + mixer(norm(x))
+    Act *ln2;                // norm feeding the MLP
+    float *rstd2;            // [N]
+    Act *mlp_ab;             // [N, 2F]: gate/l1 then up/l2
+    Act *mlp_h;              // [N, F]: act(a) * b
+    void *mixer[MAX_BUFS];   // the mixer's saved buffers
+};
+
+// Everything a mixer's forward or backward is handed.
+typedef struct MixerCall {
+    Model *m;
+    int layer;
+    int N;               // tokens
+    LayerBufs *a;        // the layer's saved buffers
+    void **scratch;      // the mixer's backward scratch (its `scratch` list)
+    LayerState *st;      // states in / out (training) or the decoding state
+    const int *pos;      // [N] position of each token in its sequence (RoPE)
+    bool decoding;       // one token against the decoding state: then
+    int decode_pos;      //   the tokens already decoded, and
+    Seqs decode_kv;      //   the one sequence of the KV cache including this token
+} MixerCall;
+
+typedef struct Mixer {
+    const char *name; // as written in `mixers = ...` and checkpoints
+    // Append layer l's tensors to the parameter table (under "model.layers.l.<prefix>"),
+    // recording their indices in lp->mixer.
+    void (*add_params)(Model *m, int l, const char *prefix, LayerParams *lp);
+    // Check the config for a layer of this mixer (dies naming the problem).
+    void (*check)(const ModelConfig *c);
+    // Buffers saved for backward and scratch for backward; return their count.
+    int (*saved)(const ModelConfig *c, BufSpec *out);
+    int (*scratch)(const ModelConfig *c, BufSpec *out);
+    // out [N, D] = mixer(a->ln1).
+    void (*forward)(const MixerCall *mc, Act *out);
+    // dln [N, D] = d loss / d a->ln1 (written), weight gradients accumulated.
+    void (*backward)(const MixerCall *mc, const Act *dout, Act *dln);
+    // Floats of one sequence's recurrent state (0: the mixer decodes from a KV cache of
+    // kv_width elements per token for k and for v).
+    size_t (*state_floats)(const ModelConfig *c);
+    int (*kv_width)(const ModelConfig *c);
+} Mixer;
+
+extern const Mixer mixer_lightning, mixer_gla, mixer_softmax;
+extern const Mixer *const mixer_table[N_MIXER_KINDS];
+
+// ---- helpers the mixers share (model/mixer.c) ------------------------------------------
+
+// The compute copy of parameter i (NULL for i < 0).
+const Act *param_weight(const Model *m, int i);
+// The gradient of parameter i, or NULL if i < 0 or the tensor is frozen.
+float *param_grad(const Model *m, int i);
+// out [N, OC] = inp [N, C] @ W^T for the `count` adjacent tensors from param `first`
+// stacked into one [OC, C] matrix (OC their rows summed).
+void linear_forward(Model *m, Act *out, const Act *inp, int first, int count, int N);
+// dinp (written, or += with accumulate) and the weight gradients of the same stack;
+// frozen tensors get no weight-gradient work.
+void linear_backward(Model *m, Act *dinp, bool accumulate, const Act *dout, const Act *inp,
+                     int first, int count, int N);
+// Rows of the stack (OC).
+int linear_rows(const Model *m, int first, int count);
+// Append one tensor (rows x cols; cols = 0 for a vector) to the parameter table and return
+// its index (model/params.c).
+int model_add_param(Model *m, bool no_decay, int rows, int cols, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
