@@ -58,3 +58,7 @@ void linear_backward(Model *m, Act *dinp, bool accumulate, const Act *dout, cons
         col += rows;
     }
 }
+
+size_t layer_state_floats(const ModelConfig *c, int layer) {
+    return mixer_table[c->mixer[layer]]->state_floats(c);
+}

@@ -131,6 +131,10 @@ typedef struct Model {
     int *cu_host; // host copy of seqs.cu
 } Model;
 
+// Floats of one sequence's recurrent state in layer l (0 for softmax layers): the size of
+// each sequence's slice of LayerState.state_in and friends.
+size_t layer_state_floats(const ModelConfig *c, int layer);
+
 // Fill m->params from m->cfg (names, shapes, offsets); no allocation. model_create calls it.
 void model_build_params(Model *m);
 // Build the parameter table and allocate weights and gradients (zeroed).
