@@ -1,24 +1,68 @@
 # bolt: `make` builds ./bolt, `make test` builds and runs the Check suites, `make demo`
 # trains a tiny TNL on the fortunes corpus and samples from it.
+#
+# The CUDA backend (kernels/*.cu) is built whenever nvcc is found (on PATH, or at
+# /usr/local/cuda/bin/nvcc); `make CUDA=0` builds the CPU-only binary. Switching between
+# the two rebuilds everything (the stamp build/.config-cuda0 or -cuda1 says which it is).
 CC ?= gcc
 CFLAGS ?= -O2 -march=native
 CFLAGS += -std=c11 -fopenmp -Wall -Wextra -Wno-unused-parameter -D_GNU_SOURCE -MMD -MP
 LDLIBS = -lzstd -lcjson -lpcre2-8 -lpthread -lm
 TEST_LDLIBS = $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt) $(LDLIBS)
 
+# nvcc on PATH, else the default toolkit's (looked up once); CUDA_HOME follows the nvcc.
+ifeq ($(origin NVCC),undefined)
+NVCC := $(shell command -v nvcc 2>/dev/null || { test -x /usr/local/cuda/bin/nvcc && echo /usr/local/cuda/bin/nvcc; })
+endif
+ifeq ($(origin CUDA_HOME),undefined)
+CUDA_HOME := $(if $(NVCC),$(patsubst %/bin/,%,$(dir $(NVCC))),/usr/local/cuda)
+endif
+CUDA ?= $(if $(NVCC),1,0)
+
 SRC := $(wildcard core/*.c kernels/*.c model/*.c data/*.c optim/*.c dist/*.c train/*.c)
 LIB_SRC := $(filter-out train/main.c,$(SRC))
 LIB_OBJ := $(LIB_SRC:%.c=build/%.o)
 TESTS := $(patsubst tests/%.c,build/tests/%,$(wildcard tests/test_*.c))
+CU_SRC := $(wildcard kernels/*.cu)
+CU_HDR := $(wildcard kernels/*.cuh)
+
+ifeq ($(CUDA),1)
+ifeq ($(NVCC),)
+$(error CUDA=1 but no nvcc found (PATH or /usr/local/cuda/bin/nvcc); use CUDA=0)
+endif
+# sm_90a machine code for Hopper, compute_80 PTX for anything newer or older down to
+# Ampere (so kernels use mma.sync/wmma-level features only: no wgmma, no TMA).
+NVCCFLAGS ?= -O3
+NVCCFLAGS += -std=c++17 -gencode arch=compute_90a,code=sm_90a \
+	-gencode arch=compute_80,code=compute_80 --expt-relaxed-constexpr \
+	-Xcompiler -fopenmp,-fPIC -MMD -MP
+CFLAGS += -DBOLT_CUDA
+# .cu objects are named .cu.o: kernels/matmul.c and kernels/matmul.cu sit side by side.
+CU_OBJ := $(CU_SRC:%.cu=build/%.cu.o)
+LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lcublasLt -lstdc++
+endif
 
 .PHONY: all test demo clean format
 all: bolt
 
-build/%.o: %.c
+# Every object depends on the stamp of the build kind, so switching CUDA on or off
+# recompiles them all (kernels/backend.c and others test BOLT_CUDA).
+BUILD_STAMP := build/.config-cuda$(CUDA)
+$(BUILD_STAMP):
+	@mkdir -p build
+	@rm -f build/.config-cuda*
+	@touch $@
+
+build/%.o: %.c $(BUILD_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
-build/libbolt.a: $(LIB_OBJ)
+build/%.cu.o: %.cu $(BUILD_STAMP)
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -c $< -o $@
+
+build/libbolt.a: $(LIB_OBJ) $(CU_OBJ)
+	rm -f $@
 	ar rcs $@ $^
 
 bolt: build/train/main.o build/libbolt.a
@@ -38,9 +82,9 @@ demo:
 	@bash tools/demo.sh
 
 format:
-	clang-format -i $(SRC) $(wildcard core/*.h kernels/*.h model/*.h data/*.h optim/*.h dist/*.h train/*.h tests/*.c tests/*.h)
+	clang-format -i $(SRC) $(CU_SRC) $(CU_HDR) $(wildcard core/*.h kernels/*.h model/*.h data/*.h optim/*.h dist/*.h train/*.h tests/*.c tests/*.h)
 
 clean:
 	rm -rf build bolt
 
--include $(LIB_OBJ:.o=.d) build/train/main.d
+-include $(LIB_OBJ:.o=.d) $(CU_OBJ:.o=.d) build/train/main.d

@@ -79,3 +79,59 @@ void logsigmoid_backward(float *dx, const float *dout, const float *x, float sca
 #pragma omp parallel for simd schedule(static)
     for (long i = 0; i < n; i++) dx[i] += scale * dout[i] * sigmoid(-x[i]);
 }
+
+// The gates on rows of F values inside wider matrices (the op table's gate_forward and
+// gate_backward, where a and b are column blocks of one projection): out[N, F] (contiguous)
+// = act(a) * b with a's rows lda apart and b's ldb apart. Row by row, the same element
+// arithmetic as swiglu_forward (GATE_SWISH) and mul_forward (GATE_MUL), so results match
+// them bit for bit without gathering the rows first.
+void gate_rows_forward(float *out, const float *a, long lda, const float *b, long ldb, int N, int F,
+                       GateKind kind) {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *ar = a + n * lda, *br = b + n * ldb;
+        float *o = out + (long)n * F;
+        if (kind == GATE_SWISH) {
+#pragma omp simd
+            for (int i = 0; i < F; i++) o[i] = ar[i] * sigmoid(ar[i]) * br[i];
+        } else {
+#pragma omp simd
+            for (int i = 0; i < F; i++) o[i] = ar[i] * br[i];
+        }
+    }
+}
+
+// The gates' gradients WRITTEN (=) on strided rows: da (rows ldda apart) and db (lddb
+// apart), either NULL. The element arithmetic of swiglu_backward / mul_backward.
+void gate_rows_backward(float *da, long ldda, float *db, long lddb, const float *dout,
+                        const float *a, long lda, const float *b, long ldb, int N, int F,
+                        GateKind kind) {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *ar = a + n * lda, *br = b + n * ldb, *dr = dout + (long)n * F;
+        float *dar = da ? da + n * ldda : NULL, *dbr = db ? db + n * lddb : NULL;
+        if (kind == GATE_SWISH) {
+            if (dar) {
+#pragma omp simd
+                for (int i = 0; i < F; i++) {
+                    float g = ar[i];
+                    float s = sigmoid(g);
+                    dar[i] = dr[i] * br[i] * s * (1.0f + g * (1.0f - s));
+                }
+            }
+            if (dbr) {
+#pragma omp simd
+                for (int i = 0; i < F; i++) dbr[i] = dr[i] * ar[i] * sigmoid(ar[i]);
+            }
+        } else {
+            if (dar) {
+#pragma omp simd
+                for (int i = 0; i < F; i++) dar[i] = dr[i] * br[i];
+            }
+            if (dbr) {
+#pragma omp simd
+                for (int i = 0; i < F; i++) dbr[i] = dr[i] * ar[i];
+            }
+        }
+    }
+}

@@ -1,63 +1,518 @@
-// kernels/ops_cpu.c: the CPU backend's op table (host memory, the fp32 reference kernels).
+// kernels/ops_cpu.c: the CPU backend's op table. Memory is host memory, an activation
+// (Act) is a float, and every op is a composition of the fp32 reference kernels
+// (kernels.h): the op adapts the seam's conventions (row strides, written gradients, packed
+// sequences) and the reference does the arithmetic, so the reference kernels' tests pin the
+// numbers and tests/test_backend_ops.c pins the adaptation.
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../core/util.h"
+#include "kernels.h"
 #include "ops.h"
 
-static void *cpu_alloc(size_t bytes) {
-    return xcalloc(1, bytes);
+// Additions to the reference kernels for the seam (kernels/activation.c, rope.c, adamw.c):
+// the gates and RoPE on strided rows, and AdamW with a gradient scale. Each has the
+// arithmetic of the reference it extends, bit for bit.
+void gate_rows_forward(float *out, const float *a, long lda, const float *b, long ldb, int N, int F,
+                       GateKind kind);
+void gate_rows_backward(float *da, long ldda, float *db, long lddb, const float *dout,
+                        const float *a, long lda, const float *b, long ldb, int N, int F,
+                        GateKind kind);
+void rope_rows(float *x, long ld, const int *pos, int N, int H, int hd, float theta, float sign);
+void adamw_update_scaled(float *w, const float *grad, float *m, float *v, long n, float lr,
+                         float beta1, float beta2, float eps, float weight_decay, float grad_scale,
+                         int step);
+
+// Act on the CPU is float.
+static inline float *fp(Act *p) {
+    return (float *)p;
 }
-static void cpu_free(void *p) {
-    free(p);
+static inline const float *cfp(const Act *p) {
+    return (const float *)p;
 }
-static void cpu_zero(void *p, size_t bytes) {
+
+// ---- memory ---------------------------------------------------------------------------
+// Every block carries its size in a 16-byte header (keeping malloc's alignment), so
+// memory_in_use can count what is live.
+
+enum { HEADER = 16 };
+static _Atomic size_t cpu_bytes_in_use;
+
+// Zeroed host memory; dies when out of memory.
+static void *cpu_alloc(Backend *be, size_t bytes) {
+    char *block = xcalloc(1, bytes + HEADER);
+    memcpy(block, &bytes, sizeof bytes);
+    atomic_fetch_add(&cpu_bytes_in_use, bytes);
+    return block + HEADER;
+}
+
+// Frees a block from cpu_alloc (NULL: nothing).
+static void cpu_free(Backend *be, void *p) {
+    if (!p) return;
+    char *block = (char *)p - HEADER;
+    size_t bytes;
+    memcpy(&bytes, block, sizeof bytes);
+    atomic_fetch_sub(&cpu_bytes_in_use, bytes);
+    free(block);
+}
+
+static size_t cpu_memory_in_use(Backend *be) {
+    return atomic_load(&cpu_bytes_in_use);
+}
+
+static void cpu_zero(Backend *be, void *p, size_t bytes) {
     memset(p, 0, bytes);
 }
-static void cpu_copy(void *dst, const void *src, size_t bytes) {
-    memcpy(dst, src, bytes);
+
+// upload, download and copy: host to host. memmove: a copy onto itself is harmless.
+static void cpu_copy(Backend *be, void *dst, const void *src, size_t bytes) {
+    if (bytes) memmove(dst, src, bytes);
+}
+
+static void cpu_copy_2d(Backend *be, void *dst, size_t dst_pitch, const void *src, size_t src_pitch,
+                        size_t width, size_t rows) {
+    for (size_t r = 0; r < rows; r++)
+        memmove((char *)dst + r * dst_pitch, (const char *)src + r * src_pitch, width);
+}
+
+// fp32 <-> Act is a copy on the CPU (dst may be src).
+static void cpu_float_to_act(Backend *be, Act *dst, const float *src, long n) {
+    cpu_copy(be, dst, src, (size_t)n * sizeof(float));
+}
+static void cpu_act_to_float(Backend *be, float *dst, const Act *src, long n) {
+    cpu_copy(be, dst, src, (size_t)n * sizeof(float));
+}
+
+// Everything ran when it was called.
+static void cpu_sync(Backend *be) {}
+
+// ---- row and sequence helpers ---------------------------------------------------------
+
+// A new contiguous copy [N, width] of N rows that are ld floats apart.
+static float *gather_rows(const float *src, long ld, long N, long width) {
+    float *dst = xmalloc((size_t)(N * width > 0 ? N * width : 1) * sizeof(float));
+#pragma omp parallel for schedule(static)
+    for (long n = 0; n < N; n++)
+        memcpy(dst + n * width, src + n * ld, (size_t)width * sizeof(float));
+    return dst;
+}
+
+// dst's N rows (ld floats apart) = src [N, width]; a NULL dst is skipped.
+static void scatter_rows(float *dst, long ld, const float *src, long N, long width) {
+    if (!dst) return;
+#pragma omp parallel for schedule(static)
+    for (long n = 0; n < N; n++)
+        memcpy(dst + n * ld, src + n * width, (size_t)width * sizeof(float));
+}
+
+// Zeroed scratch of n floats (at least one, so an empty problem still gets a pointer).
+static float *scratch(long n) {
+    return xcalloc((size_t)(n > 0 ? n : 1), sizeof(float));
+}
+
+// The end of the run of sequences starting at i whose lengths all equal sequence i's:
+// such a run is one reference call with B = run length (the reference parallelises over
+// B * H), and without document resets the whole batch is one run.
+static int run_end(const int *cu, int n, int i) {
+    int len = cu[i + 1] - cu[i], j = i + 1;
+    while (j < n && cu[j + 1] - cu[j] == len) j++;
+    return j;
+}
+
+// The same for pairs of packed sequences (queries and keys): both lengths equal.
+static int run_end2(const int *cq, const int *ck, int n, int i) {
+    int lq = cq[i + 1] - cq[i], lk = ck[i + 1] - ck[i], j = i + 1;
+    while (j < n && cq[j + 1] - cq[j] == lq && ck[j + 1] - ck[j] == lk) j++;
+    return j;
+}
+
+// A sequence of no rows passes its state through: dst = src (zero if src is NULL).
+static void pass_state(float *dst, const float *src, long n) {
+    if (!dst) return;
+    if (src) {
+        memmove(dst, src, (size_t)n * sizeof(float));
+    } else {
+        memset(dst, 0, (size_t)n * sizeof(float));
+    }
+}
+
+// p + off, keeping NULL.
+static inline float *off_or_null(float *p, long off) {
+    return p ? p + off : NULL;
+}
+static inline const float *coff_or_null(const float *p, long off) {
+    return p ? p + off : NULL;
+}
+
+// ---- dense ----------------------------------------------------------------------------
+
+static void cpu_matmul_forward(Backend *be, Act *out, const Act *inp, const Act *weight,
+                               const Act *bias, int N, int C, int OC) {
+    matmul_forward(fp(out), cfp(inp), cfp(weight), cfp(bias), N, C, OC);
+}
+
+// The reference accumulates every gradient: dinp is zeroed first unless `accumulate`, and a
+// dout with rows wider than OC is gathered into a contiguous copy.
+static void cpu_matmul_backward(Backend *be, Act *dinp, float *dweight, float *dbias,
+                                const Act *dout, int ld_dout, const Act *inp, const Act *weight,
+                                int N, int C, int OC, bool accumulate) {
+    float *tmp = ld_dout != OC ? gather_rows(cfp(dout), ld_dout, N, OC) : NULL;
+    if (dinp && !accumulate) memset(dinp, 0, (size_t)N * C * sizeof(float));
+    matmul_backward(fp(dinp), dweight, dbias, tmp ? tmp : cfp(dout), cfp(inp), cfp(weight), N, C,
+                    OC);
+    free(tmp);
+}
+
+static void cpu_embedding_forward(Backend *be, Act *out, const int *tokens, const Act *table, int N,
+                                  int D, int V, float scale) {
+    embedding_forward(fp(out), tokens, cfp(table), N, D, V, scale);
+}
+
+static void cpu_embedding_backward(Backend *be, float *dtable, const Act *dout, const int *tokens,
+                                   int N, int D, float scale) {
+    embedding_backward(dtable, cfp(dout), tokens, N, D, scale);
+}
+
+// ---- norms and gates ------------------------------------------------------------------
+
+static void cpu_norm_forward(Backend *be, Act *out, float *rstd, const Act *x, const Act *weight,
+                             int N, int D, float eps, NormKind kind) {
+    norm_forward(fp(out), rstd, cfp(x), cfp(weight), N, D, eps, kind);
+}
+
+// resid = a + b (resid may be a or b), then the norm of resid.
+static void cpu_residual_norm_forward(Backend *be, Act *resid, Act *out, float *rstd, const Act *a,
+                                      const Act *b, const Act *weight, int N, int D, float eps,
+                                      NormKind kind) {
+    add_forward(fp(resid), cfp(a), cfp(b), (long)N * D);
+    norm_forward(fp(out), rstd, cfp(resid), cfp(weight), N, D, eps, kind);
+}
+
+// dx starts as dresid (already there when it aliases dx; zero when NULL), then the
+// reference adds the gradient through the norm.
+static void cpu_norm_backward(Backend *be, Act *dx, float *dweight, const Act *dresid,
+                              const Act *dout, const Act *x, const Act *weight, const float *rstd,
+                              int N, int D, float eps, NormKind kind) {
+    size_t bytes = (size_t)N * D * sizeof(float);
+    if (!dresid) {
+        memset(dx, 0, bytes);
+    } else if ((const void *)dresid != (void *)dx) {
+        memcpy(dx, dresid, bytes);
+    }
+    norm_backward(fp(dx), dweight, cfp(dout), cfp(x), cfp(weight), rstd, N, D, eps, kind);
+}
+
+static void cpu_gate_forward(Backend *be, Act *out, const Act *a, int lda, const Act *b, int ldb,
+                             int N, int F, GateKind kind) {
+    gate_rows_forward(fp(out), cfp(a), lda, cfp(b), ldb, N, F, kind);
+}
+
+static void cpu_gate_backward(Backend *be, Act *da, int ldda, Act *db, int lddb, const Act *dout,
+                              const Act *a, int lda, const Act *b, int ldb, int N, int F,
+                              GateKind kind) {
+    gate_rows_backward(fp(da), ldda, fp(db), lddb, cfp(dout), cfp(a), lda, cfp(b), ldb, N, F, kind);
+}
+
+static void cpu_logsigmoid_forward(Backend *be, Act *out, const Act *x, float scale, long n) {
+    logsigmoid_forward(fp(out), cfp(x), scale, n);
+}
+
+// Written: the reference accumulates into zeros (into a scratch when dx is an input).
+static void cpu_logsigmoid_backward(Backend *be, Act *dx, const Act *dout, const Act *x,
+                                    float scale, long n) {
+    bool alias = (const Act *)dx == dout || (const Act *)dx == x;
+    float *dst = alias ? scratch(n) : fp(dx);
+    if (!alias) memset(dst, 0, (size_t)n * sizeof(float));
+    logsigmoid_backward(dst, cfp(dout), cfp(x), scale, n);
+    if (alias) {
+        memcpy(dx, dst, (size_t)n * sizeof(float));
+        free(dst);
+    }
+}
+
+static void cpu_rope_forward(Backend *be, Act *x, int ld, const int *pos, int N, int H, int hd,
+                             float theta) {
+    rope_rows(fp(x), ld, pos, N, H, hd, theta, 1.0f);
+}
+
+static void cpu_rope_backward(Backend *be, Act *dx, int ld, const int *pos, int N, int H, int hd,
+                              float theta) {
+    rope_rows(fp(dx), ld, pos, N, H, hd, theta, -1.0f);
+}
+
+// ---- token mixing ---------------------------------------------------------------------
+// q, k and v are gathered out of their projection into contiguous [N, H, d] copies, the
+// layout of the references, and each run of equal-length sequences is one reference call.
+
+// Lightning attention: SiLU on the gathered q and k when silu_qk, then the block form.
+static void cpu_lightning_attn_forward(Backend *be, Act *o, float *state_out, const Act *q,
+                                       const Act *k, const Act *v, int ld, const float *state_in,
+                                       const float *log_decay, Seqs seqs, int H, int kdim, int vdim,
+                                       bool silu_qk, int block) {
+    long N = seqs.cu[seqs.n], qw = (long)H * kdim, vw = (long)H * vdim;
+    long sd = (long)H * kdim * vdim;
+    float *qt = gather_rows(cfp(q), ld, N, qw), *kt = gather_rows(cfp(k), ld, N, qw);
+    float *vt = gather_rows(cfp(v), ld, N, vw);
+    if (silu_qk) {
+        silu_forward(qt, qt, N * qw);
+        silu_forward(kt, kt, N * qw);
+    }
+    for (int i = 0; i < seqs.n;) {
+        int j = run_end(seqs.cu, seqs.n, i), L = seqs.cu[i + 1] - seqs.cu[i];
+        long r = seqs.cu[i];
+        if (L == 0) {
+            pass_state(off_or_null(state_out, i * sd), coff_or_null(state_in, i * sd),
+                       (j - i) * sd);
+        } else {
+            lightning_attn_forward(fp(o) + r * vw, off_or_null(state_out, i * sd), qt + r * qw,
+                                   kt + r * qw, vt + r * vw, coff_or_null(state_in, i * sd),
+                                   log_decay, j - i, L, H, kdim, vdim, block);
+        }
+        i = j;
+    }
+    free(qt), free(kt), free(vt);
+}
+
+// The reference backward into zeroed copies (with silu_qk: against the SiLU'd q and k,
+// then through SiLU's derivative at the op's inputs), scattered into dq, dk, dv at the end,
+// so they may share memory with q, k, v.
+static void cpu_lightning_attn_backward(Backend *be, Act *dq, Act *dk, Act *dv, float *dstate_in,
+                                        const Act *dout, const float *dstate_out, const Act *q,
+                                        const Act *k, const Act *v, int ld, const float *state_in,
+                                        const float *log_decay, Seqs seqs, int H, int kdim,
+                                        int vdim, bool silu_qk, int block) {
+    long N = seqs.cu[seqs.n], qw = (long)H * kdim, vw = (long)H * vdim;
+    long sd = (long)H * kdim * vdim;
+    float *q0 = gather_rows(cfp(q), ld, N, qw), *k0 = gather_rows(cfp(k), ld, N, qw);
+    float *vt = gather_rows(cfp(v), ld, N, vw), *q1 = q0, *k1 = k0;
+    if (silu_qk) {
+        q1 = scratch(N * qw), k1 = scratch(N * qw);
+        silu_forward(q1, q0, N * qw);
+        silu_forward(k1, k0, N * qw);
+    }
+    float *gq = scratch(N * qw), *gk = scratch(N * qw), *gv = scratch(N * vw);
+    if (dstate_in) memset(dstate_in, 0, (size_t)seqs.n * sd * sizeof(float));
+    for (int i = 0; i < seqs.n;) {
+        int j = run_end(seqs.cu, seqs.n, i), L = seqs.cu[i + 1] - seqs.cu[i];
+        long r = seqs.cu[i];
+        if (L == 0) {
+            pass_state(off_or_null(dstate_in, i * sd), coff_or_null(dstate_out, i * sd),
+                       (j - i) * sd);
+        } else {
+            lightning_attn_backward(gq + r * qw, gk + r * qw, gv + r * vw,
+                                    off_or_null(dstate_in, i * sd), cfp(dout) + r * vw,
+                                    coff_or_null(dstate_out, i * sd), q1 + r * qw, k1 + r * qw,
+                                    vt + r * vw, coff_or_null(state_in, i * sd), log_decay, j - i,
+                                    L, H, kdim, vdim, block);
+        }
+        i = j;
+    }
+    if (silu_qk) {
+        // q1, k1 are free now: they take the gradients before SiLU
+        memset(q1, 0, (size_t)N * qw * sizeof(float));
+        memset(k1, 0, (size_t)N * qw * sizeof(float));
+        silu_backward(q1, gq, q0, N * qw);
+        silu_backward(k1, gk, k0, N * qw);
+        free(gq), free(gk);
+        gq = q1, gk = k1;
+    }
+    scatter_rows(fp(dq), ld, gq, N, qw);
+    scatter_rows(fp(dk), ld, gk, N, qw);
+    scatter_rows(fp(dv), ld, gv, N, vw);
+    free(q0), free(k0), free(vt), free(gq), free(gk), free(gv);
+}
+
+// Gated linear attention: g is already contiguous [N, H*kdim].
+static void cpu_gla_forward(Backend *be, Act *o, float *state_out, const Act *q, const Act *k,
+                            const Act *v, int ld, const Act *g, const float *state_in, float scale,
+                            Seqs seqs, int H, int kdim, int vdim, int chunk) {
+    long N = seqs.cu[seqs.n], qw = (long)H * kdim, vw = (long)H * vdim;
+    long sd = (long)H * kdim * vdim;
+    float *qt = gather_rows(cfp(q), ld, N, qw), *kt = gather_rows(cfp(k), ld, N, qw);
+    float *vt = gather_rows(cfp(v), ld, N, vw);
+    for (int i = 0; i < seqs.n;) {
+        int j = run_end(seqs.cu, seqs.n, i), L = seqs.cu[i + 1] - seqs.cu[i];
+        long r = seqs.cu[i];
+        if (L == 0) {
+            pass_state(off_or_null(state_out, i * sd), coff_or_null(state_in, i * sd),
+                       (j - i) * sd);
+        } else {
+            gla_forward(fp(o) + r * vw, off_or_null(state_out, i * sd), qt + r * qw, kt + r * qw,
+                        vt + r * vw, cfp(g) + r * qw, coff_or_null(state_in, i * sd), scale, j - i,
+                        L, H, kdim, vdim, chunk);
+        }
+        i = j;
+    }
+    free(qt), free(kt), free(vt);
+}
+
+// dq, dk, dv as for lightning; dg (contiguous) and dstate_in are zeroed, then accumulated.
+static void cpu_gla_backward(Backend *be, Act *dq, Act *dk, Act *dv, Act *dg, float *dstate_in,
+                             const Act *dout, const float *dstate_out, const Act *q, const Act *k,
+                             const Act *v, int ld, const Act *g, const float *state_in, float scale,
+                             Seqs seqs, int H, int kdim, int vdim, int chunk) {
+    long N = seqs.cu[seqs.n], qw = (long)H * kdim, vw = (long)H * vdim;
+    long sd = (long)H * kdim * vdim;
+    float *qt = gather_rows(cfp(q), ld, N, qw), *kt = gather_rows(cfp(k), ld, N, qw);
+    float *vt = gather_rows(cfp(v), ld, N, vw);
+    float *gq = scratch(N * qw), *gk = scratch(N * qw), *gv = scratch(N * vw);
+    bool own_dg = dg == NULL || (const Act *)dg == g;
+    float *gg = own_dg ? scratch(N * qw) : fp(dg);
+    if (!own_dg) memset(gg, 0, (size_t)N * qw * sizeof(float));
+    if (dstate_in) memset(dstate_in, 0, (size_t)seqs.n * sd * sizeof(float));
+    for (int i = 0; i < seqs.n;) {
+        int j = run_end(seqs.cu, seqs.n, i), L = seqs.cu[i + 1] - seqs.cu[i];
+        long r = seqs.cu[i];
+        if (L == 0) {
+            pass_state(off_or_null(dstate_in, i * sd), coff_or_null(dstate_out, i * sd),
+                       (j - i) * sd);
+        } else {
+            gla_backward(gq + r * qw, gk + r * qw, gv + r * vw, gg + r * qw,
+                         off_or_null(dstate_in, i * sd), cfp(dout) + r * vw,
+                         coff_or_null(dstate_out, i * sd), qt + r * qw, kt + r * qw, vt + r * vw,
+                         cfp(g) + r * qw, coff_or_null(state_in, i * sd), scale, j - i, L, H, kdim,
+                         vdim, chunk);
+        }
+        i = j;
+    }
+    if (own_dg) {
+        if (dg) memcpy(dg, gg, (size_t)N * qw * sizeof(float));
+        free(gg);
+    }
+    scatter_rows(fp(dq), ld, gq, N, qw);
+    scatter_rows(fp(dk), ld, gk, N, qw);
+    scatter_rows(fp(dv), ld, gv, N, vw);
+    free(qt), free(kt), free(vt), free(gq), free(gk), free(gv);
+}
+
+// Softmax attention: sequence i's queries and keys are gathered apart (rows ld_q and
+// ld_kv apart). lse for sequence i is [H, Lq] at lse + sq.cu[i] * H, which for a run of
+// equal sequences is the reference's [B, H, Tq].
+static void cpu_softmax_attn_forward(Backend *be, Act *o, float *lse, const Act *q, int ld_q,
+                                     const Act *k, const Act *v, int ld_kv, Seqs sq, Seqs sk, int H,
+                                     int Hkv, int hd) {
+    check(sq.n == sk.n, "softmax_attn_forward: %d query sequences but %d key sequences", sq.n,
+          sk.n);
+    long Nq = sq.cu[sq.n], Nk = sk.cu[sk.n], qw = (long)H * hd, kw = (long)Hkv * hd;
+    float *qt = gather_rows(cfp(q), ld_q, Nq, qw), *kt = gather_rows(cfp(k), ld_kv, Nk, kw);
+    float *vt = gather_rows(cfp(v), ld_kv, Nk, kw);
+    for (int i = 0; i < sq.n;) {
+        int j = run_end2(sq.cu, sk.cu, sq.n, i);
+        int Lq = sq.cu[i + 1] - sq.cu[i], Lk = sk.cu[i + 1] - sk.cu[i];
+        long rq = sq.cu[i], rk = sk.cu[i];
+        if (Lq > 0)
+            softmax_attn_forward(fp(o) + rq * qw, lse + rq * H, qt + rq * qw, kt + rk * kw,
+                                 vt + rk * kw, j - i, Lq, Lk, H, Hkv, hd);
+        i = j;
+    }
+    free(qt), free(kt), free(vt);
+}
+
+// The reference backward into zeroed copies, scattered into dq (ld_q) and dk, dv (ld_kv).
+static void cpu_softmax_attn_backward(Backend *be, Act *dq, Act *dk, Act *dv, const Act *dout,
+                                      const Act *o, const float *lse, const Act *q, int ld_q,
+                                      const Act *k, const Act *v, int ld_kv, Seqs sq, Seqs sk,
+                                      int H, int Hkv, int hd) {
+    check(sq.n == sk.n, "softmax_attn_backward: %d query sequences but %d key sequences", sq.n,
+          sk.n);
+    long Nq = sq.cu[sq.n], Nk = sk.cu[sk.n], qw = (long)H * hd, kw = (long)Hkv * hd;
+    float *qt = gather_rows(cfp(q), ld_q, Nq, qw), *kt = gather_rows(cfp(k), ld_kv, Nk, kw);
+    float *vt = gather_rows(cfp(v), ld_kv, Nk, kw);
+    float *gq = scratch(Nq * qw), *gk = scratch(Nk * kw), *gv = scratch(Nk * kw);
+    for (int i = 0; i < sq.n;) {
+        int j = run_end2(sq.cu, sk.cu, sq.n, i);
+        int Lq = sq.cu[i + 1] - sq.cu[i], Lk = sk.cu[i + 1] - sk.cu[i];
+        long rq = sq.cu[i], rk = sk.cu[i];
+        if (Lq > 0)
+            softmax_attn_backward(gq + rq * qw, gk + rk * kw, gv + rk * kw, cfp(dout) + rq * qw,
+                                  cfp(o) + rq * qw, lse + rq * H, qt + rq * qw, kt + rk * kw,
+                                  vt + rk * kw, j - i, Lq, Lk, H, Hkv, hd);
+        i = j;
+    }
+    scatter_rows(fp(dq), ld_q, gq, Nq, qw);
+    scatter_rows(fp(dk), ld_kv, gk, Nk, kw);
+    scatter_rows(fp(dv), ld_kv, gv, Nk, kw);
+    free(qt), free(kt), free(vt), free(gq), free(gk), free(gv);
+}
+
+// ---- loss, reductions, optimizer --------------------------------------------------------
+
+// dh is written (zeroed, then the reference accumulates); dW accumulates or is skipped.
+static void cpu_lm_head_cross_entropy(Backend *be, float *losses, Act *dh, float *dW, const Act *h,
+                                      const Act *W, const int *targets, int N, int D, int V,
+                                      float grad_scale) {
+    if (dh) memset(dh, 0, (size_t)N * D * sizeof(float));
+    lm_head_cross_entropy(losses, fp(dh), dW, cfp(h), cfp(W), targets, N, D, V, grad_scale);
+}
+
+// Values per partial sum: fixed, so the result does not depend on the thread count.
+enum { SUM_CHUNK = 1 << 16 };
+
+// acc[0] += scale * sum(x): fp64 partial sums of fixed chunks, added in chunk order.
+static void cpu_sum_into(Backend *be, float *acc, const float *x, long n, float scale) {
+    long chunks = (n + SUM_CHUNK - 1) / SUM_CHUNK;
+    double *partial = xcalloc((size_t)(chunks > 0 ? chunks : 1), sizeof(double));
+#pragma omp parallel for schedule(static)
+    for (long c = 0; c < chunks; c++) {
+        long end = (c + 1) * SUM_CHUNK < n ? (c + 1) * SUM_CHUNK : n;
+        double s = 0.0;
+#pragma omp simd reduction(+ : s)
+        for (long i = c * SUM_CHUNK; i < end; i++) s += (double)x[i];
+        partial[c] = s;
+    }
+    double total = 0.0;
+    for (long c = 0; c < chunks; c++) total += partial[c];
+    free(partial);
+    acc[0] = (float)((double)acc[0] + (double)scale * total);
+}
+
+static void cpu_sum_squares_into(Backend *be, float *acc, const float *x, long n) {
+    acc[0] += (float)sum_squares(x, n);
+}
+
+// The reference step with the gradient scale; w_act is w on the CPU unless the caller
+// keeps a separate compute copy, which then gets the new weights.
+static void cpu_adamw_update(Backend *be, float *w, Act *w_act, const float *grad, float *m,
+                             float *v, long n, float lr, float beta1, float beta2, float eps,
+                             float weight_decay, float grad_scale, int step) {
+    adamw_update_scaled(w, grad, m, v, n, lr, beta1, beta2, eps, weight_decay, grad_scale, step);
+    if (w_act && (void *)w_act != (void *)w) memcpy(w_act, w, (size_t)n * sizeof(float));
 }
 
 const Ops ops_cpu = {
-    .name = "cpu",
     .alloc = cpu_alloc,
     .free = cpu_free,
     .zero = cpu_zero,
     .upload = cpu_copy,
     .download = cpu_copy,
     .copy = cpu_copy,
-    .matmul_forward = matmul_forward,
-    .matmul_backward = matmul_backward,
-    .embedding_forward = embedding_forward,
-    .embedding_backward = embedding_backward,
-    .norm_forward = norm_forward,
-    .norm_backward = norm_backward,
-    .add_forward = add_forward,
-    .silu_forward = silu_forward,
-    .silu_backward = silu_backward,
-    .swiglu_forward = swiglu_forward,
-    .swiglu_backward = swiglu_backward,
-    .mul_forward = mul_forward,
-    .mul_backward = mul_backward,
-    .logsigmoid_forward = logsigmoid_forward,
-    .logsigmoid_backward = logsigmoid_backward,
-    .rope_forward = rope_forward,
-    .rope_backward = rope_backward,
-    .lightning_attn_forward = lightning_attn_forward,
-    .lightning_attn_backward = lightning_attn_backward,
-    .gla_forward = gla_forward,
-    .gla_backward = gla_backward,
-    .softmax_attn_forward = softmax_attn_forward,
-    .softmax_attn_backward = softmax_attn_backward,
-    .lm_head_cross_entropy = lm_head_cross_entropy,
-    .adamw_update = adamw_update,
-    .sum_squares = sum_squares,
-    .scale_inplace = scale_inplace,
+    .copy_2d = cpu_copy_2d,
+    .float_to_act = cpu_float_to_act,
+    .act_to_float = cpu_act_to_float,
+    .sync = cpu_sync,
+    .memory_in_use = cpu_memory_in_use,
+    .matmul_forward = cpu_matmul_forward,
+    .matmul_backward = cpu_matmul_backward,
+    .embedding_forward = cpu_embedding_forward,
+    .embedding_backward = cpu_embedding_backward,
+    .norm_forward = cpu_norm_forward,
+    .residual_norm_forward = cpu_residual_norm_forward,
+    .norm_backward = cpu_norm_backward,
+    .gate_forward = cpu_gate_forward,
+    .gate_backward = cpu_gate_backward,
+    .logsigmoid_forward = cpu_logsigmoid_forward,
+    .logsigmoid_backward = cpu_logsigmoid_backward,
+    .rope_forward = cpu_rope_forward,
+    .rope_backward = cpu_rope_backward,
+    .lightning_attn_forward = cpu_lightning_attn_forward,
+    .lightning_attn_backward = cpu_lightning_attn_backward,
+    .gla_forward = cpu_gla_forward,
+    .gla_backward = cpu_gla_backward,
+    .softmax_attn_forward = cpu_softmax_attn_forward,
+    .softmax_attn_backward = cpu_softmax_attn_backward,
+    .lm_head_cross_entropy = cpu_lm_head_cross_entropy,
+    .sum_into = cpu_sum_into,
+    .sum_squares_into = cpu_sum_squares_into,
+    .adamw_update = cpu_adamw_update,
 };
-
-const Ops *ops_for_device(const char *device) {
-    if (strcmp(device, "cpu") == 0 || strcmp(device, "auto") == 0) return &ops_cpu;
-    if (strcmp(device, "cuda") == 0)
-        die("device 'cuda': this build of bolt has no CUDA backend (use --device=cpu)");
-    die("device '%s': unknown (valid: cpu, cuda, auto)", device);
-}

@@ -5,19 +5,23 @@
 #include "../core/util.h"
 #include "kernels.h"
 
+// One position's row of the tables: cos and sin of pos * inv_freq_i for i < hd/2.
+static void rope_table_row(float *cos_r, float *sin_r, int pos, int hd, float theta) {
+    for (int i = 0; i < hd / 2; i++) {
+        float inv_freq = 1.0f / powf(theta, (float)(2 * i) / (float)hd);
+        float angle = (float)pos * inv_freq;
+        cos_r[i] = cosf(angle);
+        sin_r[i] = sinf(angle);
+    }
+}
+
 // cos/sin tables [T][hd/2] for positions pos0 .. pos0+T-1, computed in fp32 the way HF does
 // (inv_freq = 1 / theta^(2i/hd), angle = position * inv_freq), so outputs match it.
 static void rope_tables(float *cos_t, float *sin_t, int T, int hd, float theta, int pos0) {
     int half = hd / 2;
 #pragma omp parallel for schedule(static)
-    for (int t = 0; t < T; t++) {
-        for (int i = 0; i < half; i++) {
-            float inv_freq = 1.0f / powf(theta, (float)(2 * i) / (float)hd);
-            float angle = (float)(pos0 + t) * inv_freq;
-            cos_t[(long)t * half + i] = cosf(angle);
-            sin_t[(long)t * half + i] = sinf(angle);
-        }
-    }
+    for (int t = 0; t < T; t++)
+        rope_table_row(cos_t + (long)t * half, sin_t + (long)t * half, pos0 + t, hd, theta);
 }
 
 // Rotate each pair (x[i], x[i + hd/2]) of every head of x [B, T, H, hd] by its position's
@@ -69,4 +73,44 @@ void rope_forward(float *out, const float *x, int B, int T, int H, int hd, float
 void rope_backward(float *dx, const float *dout, int B, int T, int H, int hd, float theta,
                    int pos0) {
     rope_rotate(dx, dout, B, T, H, hd, theta, pos0, -1.0f, true);
+}
+
+// RoPE in place on rows of x [N, H, hd] that are ld floats apart, row n at position pos[n]
+// (the op table's rope_forward / rope_backward: q and k inside a wider projection, packed
+// sequences whose positions restart). `sign` +1 rotates forward, -1 back (the gradient).
+// The tables are built by rope_table_row, as rope_forward's, and each pair is rotated with
+// the same arithmetic, so results equal rope_forward / rope_backward (into zeros) bit for
+// bit. One table row per position in [min, max] when that range is no longer than N (the
+// usual case: positions 0..L-1 repeating), else one per row.
+void rope_rows(float *x, long ld, const int *pos, int N, int H, int hd, float theta, float sign) {
+    check(hd % 2 == 0, "rope: head size %d is odd", hd);
+    if (N <= 0) return;
+    int half = hd / 2, lo = pos[0], hi = pos[0];
+    for (int n = 1; n < N; n++) {
+        lo = pos[n] < lo ? pos[n] : lo;
+        hi = pos[n] > hi ? pos[n] : hi;
+    }
+    bool by_position = (long)hi - lo + 1 <= N;
+    long rows = by_position ? (long)hi - lo + 1 : N;
+    float *cos_t = xmalloc((size_t)rows * half * sizeof(float));
+    float *sin_t = xmalloc((size_t)rows * half * sizeof(float));
+#pragma omp parallel for schedule(static)
+    for (long r = 0; r < rows; r++)
+        rope_table_row(cos_t + r * half, sin_t + r * half, by_position ? lo + (int)r : pos[r], hd,
+                       theta);
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        long t = by_position ? pos[n] - lo : n;
+        const float *c = cos_t + t * half, *s = sin_t + t * half;
+        for (int h = 0; h < H; h++) {
+            float *xh = x + n * ld + (long)h * hd;
+            for (int i = 0; i < half; i++) {
+                float a = xh[i], b = xh[i + half], sn = sign * s[i];
+                xh[i] = a * c[i] - b * sn;
+                xh[i + half] = b * c[i] + a * sn;
+            }
+        }
+    }
+    free(cos_t);
+    free(sin_t);
 }

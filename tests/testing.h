@@ -1,6 +1,6 @@
 // tests/testing.h: helpers shared by the Check suites (header-only): random tensors,
-// relative errors, a finite-difference gradient checker, a bf16 reference, and scratch
-// directories and files.
+// relative errors, a finite-difference gradient checker, a bf16 reference, scratch
+// directories and files, and tensors in a backend's memory for the op tests.
 #pragma once
 #include <check.h>
 #include <ftw.h>
@@ -9,8 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "../core/util.h"
+#include "../kernels/ops.h"
 
 // A fresh tensor of n values drawn from N(0, std^2).
 static inline float *rand_tensor(Rng *rng, long n, float std) {
@@ -154,4 +157,120 @@ static inline void write_text(const char *path, const char *text) {
     FILE *f = xfopen(path, "wb");
     fputs(text, f);
     fclose(f);
+}
+
+// ---- tensors in a backend's memory (tests/test_backend_*.c) ---------------------------
+// The op tests keep every tensor twice: in backend memory, and on the host as exactly the
+// values the backend holds (activations are read back after the conversion to the
+// backend's compute type, so a bf16 backend and the fp32 reference see the same inputs).
+
+// n fp32 values copied to new backend memory.
+static inline float *be_f32(Backend *be, const float *host, long n) {
+    float *dev = be->ops->alloc(be, (size_t)n * sizeof(float) + 4);
+    if (n > 0) be->ops->upload(be, dev, host, (size_t)n * sizeof(float));
+    return dev;
+}
+
+// n ints copied to new backend memory (tokens, targets, positions, sequence offsets).
+static inline int *be_ints(Backend *be, const int *host, long n) {
+    int *dev = be->ops->alloc(be, (size_t)n * sizeof(int) + 4);
+    if (n > 0) be->ops->upload(be, dev, host, (size_t)n * sizeof(int));
+    return dev;
+}
+
+// Backend fp32 memory back in a new host array.
+static inline float *be_read_f32(Backend *be, const float *dev, long n) {
+    float *host = xmalloc((size_t)n * sizeof(float) + 4);
+    if (n > 0) be->ops->download(be, host, dev, (size_t)n * sizeof(float));
+    return host;
+}
+
+// Backend activations back in a new host array, as fp32.
+static inline float *be_read_act(Backend *be, const Act *dev, long n) {
+    float *tmp = be->ops->alloc(be, (size_t)n * sizeof(float) + 4);
+    if (n > 0) be->ops->act_to_float(be, tmp, dev, n);
+    float *host = be_read_f32(be, tmp, n);
+    be->ops->free(be, tmp);
+    return host;
+}
+
+// New backend activations from host[0..n); host is overwritten with the values the
+// backend holds (rounded to its compute type).
+static inline Act *be_act(Backend *be, float *host, long n) {
+    float *tmp = be_f32(be, host, n);
+    Act *dev = be->ops->alloc(be, (size_t)n * be->act_size + 4);
+    if (n > 0) {
+        be->ops->float_to_act(be, dev, tmp, n);
+        be->ops->act_to_float(be, tmp, dev, n);
+        be->ops->download(be, host, tmp, (size_t)n * sizeof(float));
+    }
+    be->ops->free(be, tmp);
+    return dev;
+}
+
+// A random activation tensor N(0, std^2) in backend memory; *host gets its values.
+static inline Act *be_rand_act(Backend *be, Rng *rng, long n, float std, float **host) {
+    *host = rand_tensor(rng, n, std);
+    return be_act(be, *host, n);
+}
+
+// New backend memory of `bytes` filled with 0xFF bytes, a NaN in fp32 and in bf16: an
+// output the op fails to write fails its comparison.
+static inline void *be_poison(Backend *be, size_t bytes) {
+    void *dev = be->ops->alloc(be, bytes + 4);
+    void *host = xmalloc(bytes + 4);
+    memset(host, 0xFF, bytes + 4);
+    be->ops->upload(be, dev, host, bytes + 4);
+    free(host);
+    return dev;
+}
+
+// got ~ want: ||got - want|| / ||want|| < tol, and no NaN or infinity in got where want
+// is finite (a NaN never passes, whatever the tolerance).
+static inline void be_expect_close(const float *got, const float *want, long n, double tol,
+                                   const char *what) {
+    for (long i = 0; i < n; i++) {
+        if (isfinite(want[i]) && !isfinite(got[i]))
+            ck_abort_msg("%s: element %ld is %g (expected %g)", what, i, (double)got[i],
+                         (double)want[i]);
+    }
+    double err = rel_error(got, want, n);
+    ck_assert_msg(err < tol, "%s: rel error %g (tolerance %g)", what, err, tol);
+}
+
+// Column block [col, col + width) of `rows` rows that are ld apart, as a new contiguous
+// array [rows, width].
+static inline float *cols_of(const float *x, long ld, long rows, long col, long width) {
+    float *y = xmalloc((size_t)(rows * width > 0 ? rows * width : 1) * sizeof(float));
+    for (long r = 0; r < rows; r++)
+        memcpy(y + r * width, x + r * ld + col, (size_t)width * sizeof(float));
+    return y;
+}
+
+// Every element of x[0..n) is NaN (the poison an op must not have overwritten).
+static inline bool all_nan(const float *x, long n) {
+    for (long i = 0; i < n; i++)
+        if (!isnan(x[i])) return false;
+    return true;
+}
+
+// The device the op tests run on: $BOLT_TEST_DEVICE ("cpu" when unset). "cuda" without a
+// visible GPU says the CUDA tests are skipped and gives "cpu". The GPU is looked for in a
+// child process, so this one never initialises CUDA (a CUDA context does not survive fork)
+// and every forked test makes its own backend: an op that dies fails only its own test.
+static inline const char *be_test_device(const char *prog) {
+    const char *device = getenv("BOLT_TEST_DEVICE");
+    if (!device || !*device) device = "cpu";
+    if (strcmp(device, "cuda") == 0) {
+        pid_t pid = fork();
+        check(pid >= 0, "%s: fork failed", prog);
+        if (pid == 0) _exit(cuda_available() ? 0 : 1);
+        int status = 0;
+        waitpid(pid, &status, 0);
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+            printf("%s: no GPU visible, CUDA op tests skipped\n", prog);
+            device = "cpu";
+        }
+    }
+    return device;
 }

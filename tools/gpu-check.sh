@@ -1,30 +1,324 @@
 #!/usr/bin/env bash
-# One run on a GPU host: unpack the Debian packages in .debs/ that such a host may lack
-# (Check, cJSON, PCRE2, zstd headers; never into /), build bolt, and run the checks that
-# need the host's Python stack: the Hugging Face parity check against transformers and fla
-# (tools/hf-parity.sh). Full log in $OUT/log ($OUT defaults to .), a short table last.
+# tools/gpu-check.sh: one call on a GPU host (an H200): build bolt with CUDA, test it and
+# benchmark it against its peers. Full log in $OUT/log ($OUT defaults to out/gpu-check),
+# the summary last: one PASS / FAIL line per check, then the benchmark tables.
+#
+#   tools/gpu-check.sh [STAGE ...]        (default: all; docs/gpu.md has the details)
+#
+# Stages, run in this order whatever order they are named in:
+#   ops            tests/test_backend*.c on the GPU (BOLT_TEST_DEVICE=cuda)
+#   cpu-tests      the whole CPU suite (make test)
+#   sanitize       compute-sanitizer memcheck and racecheck on the backend suites, with
+#                  BOLT_TEST_QUICK=1 (asks the suites for their small shapes)
+#   train-compare  tools/train-compare.sh: CPU vs GPU losses, GPU resume bit-exactness
+#   hf-parity      tools/hf-parity.sh --device cuda (GLA cases when .peers/fla-src exists)
+#   bench-attn     bolt bench attn (all kinds, default shapes)
+#   bench-train    bolt bench train: tnl-385m, gla-340m, llama-360m at seq_len 2048
+#   peers          tools/peers/attn_peers.py (fla and torch SDPA, bolt bench attn's layout)
+#   peer-check     tools/peers/attn_check.py (fla against an fp64 recurrence)
+# Groups: tests = ops cpu-tests sanitize train-compare hf-parity;
+#         bench = bench-attn bench-train peers; all = tests bench peer-check.
+# The build always runs first. A failing stage is reported and the rest still run; exit
+# status 1 if any check failed. Every stage runs under `timeout`, and the whole script
+# keeps to BUDGET_S seconds (default 560): a stage that no longer fits is reported FAIL.
+#
+# Environment: KEEP_BUILD=1 skips `make clean`; BOLT_COMMIT names the commit when the
+# copy has no .git; TRITON_CACHE_DIR (default /tmp/triton-cache) is seeded from
+# .triton-cache/triton-cache.tgz.part-* when carried, and SAVE_TRITON_CACHE=1 writes it back
+# to $OUT as parts under 15 MiB. The .debs/ packages (Check, cJSON, PCRE2, fortunes) are
+# unpacked into /tmp/deps (never into /).
 set -uo pipefail
-cd "$(dirname "$0")/.."
-out=${OUT:-.}
+cd "$(dirname "$0")/.." || exit 1
+start=$(date +%s)
+out=${OUT:-out/gpu-check}
+mkdir -p "$out"
 log=$out/log
-D=/tmp/deps
-mkdir -p $D
-for f in .debs/*.deb; do dpkg -x "$f" $D; done
-export CPATH=$D/usr/include:/usr/lib/x86_64-linux-gnu/openmpi/include
-export LIBRARY_PATH=$D/usr/lib/x86_64-linux-gnu LD_LIBRARY_PATH=$D/usr/lib/x86_64-linux-gnu
-export PKG_CONFIG_PATH=$D/usr/lib/x86_64-linux-gnu/pkgconfig
-{
-    echo "== $(date -u +%F) $(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null)"
-    echo "== commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-    make clean >/dev/null
-    make -j16 bolt 2>&1 | tail -3
-    echo "== Hugging Face parity"
-    # fla's source, when present in .peers/fla-src (ignored, never committed), adds the
-    # GLA cases.
-    [ -d .peers/fla-src ] && export FLA_SRC=$PWD/.peers/fla-src
-    BOLT=./bolt bash tools/hf-parity.sh
-} 2>&1 | tee "$log"
+summary=$out/summary
+: >"$summary"
+tmp=$(mktemp -d /tmp/gpu-check.XXXXXX) # stage outputs ($OUT takes only a few files back)
+BUDGET_S=${BUDGET_S:-560}
+NPROC=${NPROC:-16}
+
+# ---- stage selection
+ALL_STAGES="ops cpu-tests sanitize train-compare hf-parity bench-attn bench-train peers peer-check"
+want=""
+[ $# -eq 0 ] && set -- all
+for a in "$@"; do
+    case $a in
+        all) want="$want $ALL_STAGES" ;;
+        tests) want="$want ops cpu-tests sanitize train-compare hf-parity" ;;
+        bench) want="$want bench-attn bench-train peers" ;;
+        build) ;;
+        ops | cpu-tests | sanitize | train-compare | hf-parity | bench-attn | bench-train | peers | peer-check)
+            want="$want $a" ;;
+        -h | --help) sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+        *) echo "gpu-check: unknown stage '$a' (see --help)" >&2; exit 2 ;;
+    esac
+done
+wanted() { [[ " $want " == *" $1 "* ]]; }
+
+# ---- helpers
+failed=0
+note() { echo "$*" >>"$summary"; }
+pass() { note "PASS $*"; }
+fail() { note "FAIL $*"; failed=1; }
+
+# limit SECONDS: the time a stage may take, cut to what the budget has left (0: none left).
+limit() {
+    local left=$((BUDGET_S - ($(date +%s) - start) - 10))
+    if [ "$left" -lt 30 ]; then echo 0; elif [ "$1" -lt "$left" ]; then echo "$1"; else echo "$left"; fi
+}
+
+# run_timed LIMIT CMD...: the command under timeout, its output to the log and to $tmp/out;
+# sets rc and secs.
+run_timed() {
+    local t=$1 t0
+    shift
+    t0=$(date +%s)
+    timeout --kill-after=10 "$t" "$@" 2>&1 | tee "$tmp/out"
+    rc=${PIPESTATUS[0]}
+    secs=$(($(date +%s) - t0))
+    if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then echo "!! timed out after ${t}s: $*"; fi
+    return 0
+}
+
+# stage NAME DEFAULT_LIMIT: prints the banner; sets T, or returns 1 when no time is left.
+stage() {
+    T=$(limit "$2")
+    echo
+    echo "==== $1 (limit ${T}s, $(($(date +%s) - start))s elapsed)"
+    if [ "$T" -eq 0 ]; then
+        fail "$1: skipped, no time left in the budget of ${BUDGET_S}s"
+        return 1
+    fi
+}
+
+why() { # rc -> words
+    case $1 in
+        0) echo "ok" ;;
+        124 | 137) echo "timed out" ;;
+        *) echo "exit $1" ;;
+    esac
+}
+
+tests_built=0
+build_tests() {
+    [ $tests_built -eq 1 ] && return 0
+    local targets=""
+    for f in tests/test_*.c; do targets="$targets build/tests/$(basename "$f" .c)"; done
+    make -j"$NPROC" $targets >"$tmp/build-tests" 2>&1 || {
+        tail -30 "$tmp/build-tests"
+        return 1
+    }
+    tests_built=1
+}
+
+backend_suites() {
+    for f in tests/test_backend*.c; do echo "build/tests/$(basename "$f" .c)"; done
+}
+
+# ---- setup: libraries the host lacks, the toolkit on PATH, the Triton cache
+setup() {
+    local D=/tmp/deps
+    mkdir -p $D
+    for f in .debs/*.deb; do [ -e "$f" ] && dpkg -x "$f" $D; done
+    export CPATH=$D/usr/include:/usr/lib/x86_64-linux-gnu/openmpi/include
+    export LIBRARY_PATH=$D/usr/lib/x86_64-linux-gnu LD_LIBRARY_PATH=$D/usr/lib/x86_64-linux-gnu
+    export PKG_CONFIG_PATH=$D/usr/lib/x86_64-linux-gnu/pkgconfig
+    export PATH=$PATH:/usr/local/cuda/bin
+    export PYTHONUNBUFFERED=1
+    export TRITON_CACHE_DIR=${TRITON_CACHE_DIR:-/tmp/triton-cache}
+    mkdir -p "$TRITON_CACHE_DIR"
+    if ls .triton-cache/triton-cache.tgz.part-* >/dev/null 2>&1; then
+        cat .triton-cache/triton-cache.tgz.part-* | tar -xz -C "$TRITON_CACHE_DIR" &&
+            echo "triton cache seeded from .triton-cache ($(du -sh "$TRITON_CACHE_DIR" | cut -f1))"
+    fi
+    [ -d .peers/fla-src/fla ] && export FLA_SRC=$PWD/.peers/fla-src
+    local commit
+    commit=$(git rev-parse --short HEAD 2>/dev/null) || commit=${BOLT_COMMIT:-unknown}
+    [ -n "$(git status --porcelain 2>/dev/null | head -1)" ] && commit="$commit (with local changes)"
+    echo "== $(date -u '+%F %T') UTC, commit $commit, stages:$want"
+    nvidia-smi --query-gpu=name,memory.total,clocks.sm --format=csv 2>&1
+    echo "nvcc: $(nvcc --version 2>/dev/null | grep -o 'release [0-9.]*' || echo none)," \
+        "python3: $(python3 -c 'import torch, triton; print("torch", torch.__version__, "triton", triton.__version__)' 2>&1 | tail -1)," \
+        "fla: ${FLA_SRC:-none}"
+    note "commit $commit; $(nvidia-smi --query-gpu=name,memory.total,clocks.sm --format=csv,noheader 2>/dev/null | head -1)"
+}
+
+# ---- stages
+do_build() {
+    stage build 300 || return 1
+    [ "${KEEP_BUILD:-0}" = 1 ] || make clean >/dev/null
+    run_timed "$T" make -j"$NPROC" bolt
+    grep -E 'warning|error' "$tmp/out" | head -20
+    if [ $rc -eq 0 ] && [ -x ./bolt ]; then
+        pass "build (${secs}s)"
+    else
+        tail -30 "$tmp/out"
+        fail "build: $(why $rc) (${secs}s)"
+        return 1
+    fi
+}
+
+do_ops() {
+    stage ops 300 || return
+    build_tests || { fail "ops: the test programs did not build"; return; }
+    for t in $(backend_suites); do
+        T=$(limit 150)
+        [ "$T" -eq 0 ] && { fail "ops $t: skipped, no time left"; continue; }
+        echo "-- BOLT_TEST_DEVICE=cuda $t"
+        run_timed "$T" env BOLT_TEST_DEVICE=cuda "$t"
+        local line
+        line=$(grep -E '^[0-9]+%: Checks: ' "$tmp/out" | tail -1)
+        if grep -q 'no GPU visible' "$tmp/out"; then
+            fail "ops $t: no GPU visible, ran on the CPU"
+        elif [ $rc -eq 0 ] && [ -n "$line" ]; then
+            pass "ops $t (cuda, ${secs}s): $line"
+        else
+            fail "ops $t (cuda): $(why $rc)${line:+, $line}"
+        fi
+    done
+}
+
+do_cpu_tests() {
+    stage cpu-tests 300 || return
+    run_timed "$T" make -j"$NPROC" test
+    local line
+    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$tmp/out" | tail -1)
+    if [ $rc -eq 0 ]; then pass "cpu-tests (${secs}s): $line"; else fail "cpu-tests: $(why $rc)${line:+, $line}"; fi
+    grep '^failing:' "$tmp/out" >>"$summary"
+}
+
+do_sanitize() {
+    stage sanitize 300 || return
+    build_tests || { fail "sanitize: the test programs did not build"; return; }
+    command -v compute-sanitizer >/dev/null || { fail "sanitize: no compute-sanitizer"; return; }
+    for tool in memcheck racecheck; do
+        for t in $(backend_suites); do
+            T=$(limit 150)
+            [ "$T" -eq 0 ] && { fail "sanitize $tool $t: skipped, no time left"; continue; }
+            echo "-- compute-sanitizer --tool $tool $t (BOLT_TEST_QUICK=1)"
+            run_timed "$T" env BOLT_TEST_DEVICE=cuda BOLT_TEST_QUICK=1 \
+                compute-sanitizer --tool "$tool" --error-exitcode 99 --print-limit 20 "$t"
+            local line
+            line=$(grep -E 'SUMMARY' "$tmp/out" | tail -1 | sed 's/^=* *//')
+            if [ $rc -eq 0 ]; then
+                pass "sanitize $tool $t (${secs}s): ${line:-no summary}"
+            else
+                fail "sanitize $tool $t: $(why $rc) (${secs}s)${line:+, $line}"
+            fi
+        done
+    done
+}
+
+do_train_compare() {
+    stage train-compare 240 || return
+    run_timed "$T" env BOLT=./bolt WORK=out/train-compare bash tools/train-compare.sh
+    grep -E '^(PASS|FAIL)' "$tmp/out" >>"$summary"
+    grep -q '^FAIL' "$tmp/out" && failed=1
+    [ $rc -eq 0 ] || fail "train-compare: $(why $rc) (${secs}s)"
+}
+
+do_hf_parity() {
+    stage hf-parity 240 || return
+    run_timed "$T" env BOLT=./bolt bash tools/hf-parity.sh --device cuda
+    local line
+    line=$(grep -E '^parity:' "$tmp/out" | tail -1)
+    if [ $rc -eq 0 ]; then
+        pass "hf-parity (bolt on cuda, ${secs}s): $line"
+    else
+        fail "hf-parity (bolt on cuda): $(why $rc)${line:+, $line}"
+    fi
+    grep -E ' FAIL$' "$tmp/out" >>"$summary"
+}
+
+do_bench_attn() {
+    stage bench-attn 180 || return
+    run_timed "$T" ./bolt bench attn --device=cuda
+    if [ $rc -eq 0 ]; then pass "bench-attn (${secs}s)"; else fail "bench-attn: $(why $rc)"; fi
+    note "## bolt bench attn"
+    grep -vE '^\s*$' "$tmp/out" >>"$summary"
+}
+
+do_bench_train() {
+    stage bench-train 300 || return
+    note "## bolt bench train (seq_len 2048, grad_accum 1, 5 steps)"
+    for cfg in tnl-385m gla-340m llama-360m; do
+        T=$(limit 100)
+        [ "$T" -eq 0 ] && { fail "bench-train $cfg: skipped, no time left"; continue; }
+        echo "-- bolt bench train configs/$cfg.conf"
+        run_timed "$T" ./bolt bench train "configs/$cfg.conf" --device=cuda --seq_len=2048 \
+            --grad_accum=1 --bench_steps=5
+        if [ $rc -eq 0 ]; then
+            pass "bench-train $cfg (${secs}s)"
+            grep -A2 '^bench train:' "$tmp/out" >>"$summary"
+        else
+            fail "bench-train $cfg: $(why $rc): $(grep -m1 -iE 'error|out of memory' "$tmp/out" | cut -c1-160)"
+        fi
+    done
+}
+
+do_peers() {
+    stage peers 300 || return
+    run_timed "$T" python3 tools/peers/attn_peers.py
+    if [ $rc -eq 0 ]; then pass "peers (${secs}s)"; else fail "peers: $(why $rc) (${secs}s)"; fi
+    note "## peers (tools/peers/attn_peers.py)"
+    sed -n '/^$/,$p' "$tmp/out" | grep -vE '^\s*$' >>"$summary"
+}
+
+do_peer_check() {
+    stage peer-check 240 || return
+    run_timed "$T" python3 tools/peers/attn_check.py
+    grep -E '^(PASS|FAIL) attn-check' "$tmp/out" >>"$summary"
+    grep -E ' FAIL$' "$tmp/out" >>"$summary"
+    [ $rc -eq 0 ] || fail "peer-check: $(why $rc) (${secs}s)"
+}
+
+save_triton_cache() {
+    [ "${SAVE_TRITON_CACHE:-0}" = 1 ] || return 0
+    rm -f "$out"/triton-cache.tgz.part-*
+    tar -cz -C "$TRITON_CACHE_DIR" . | split -b 15m - "$out/triton-cache.tgz.part-"
+    local n
+    n=$(ls "$out"/triton-cache.tgz.part-* | wc -l)
+    echo "triton cache: $n part(s) in $out (copy them into .triton-cache/ and carry it)"
+    if [ "$n" -gt 5 ]; then
+        echo "triton cache: too many parts to come back, dropped"
+        rm -f "$out"/triton-cache.tgz.part-*
+    fi
+}
+
+main() {
+    setup
+    if do_build; then
+        wanted ops && do_ops
+        wanted cpu-tests && do_cpu_tests
+        wanted sanitize && do_sanitize
+        wanted train-compare && do_train_compare
+        wanted hf-parity && do_hf_parity
+        wanted bench-attn && do_bench_attn
+        wanted bench-train && do_bench_train
+    else
+        for s in ops cpu-tests sanitize train-compare hf-parity bench-attn bench-train; do
+            wanted $s && fail "$s: skipped, the build failed"
+        done
+    fi
+    # The peers need no bolt binary.
+    wanted peers && do_peers
+    wanted peer-check && do_peer_check
+    save_triton_cache
+    echo
+    echo "== done in $(($(date +%s) - start))s"
+    return $failed
+}
+
+# The failed flag lives in the subshell of the pipe: its exit status carries it out.
+main 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
-echo "== summary"
-grep -E '^(parity|PASS|FAIL)' "$log" || true
+grep -q '^FAIL' "$summary" && status=1
+{
+    echo
+    echo "== summary ($(($(date +%s) - start))s)"
+    cat "$summary"
+} | tee -a "$log"
+rm -rf "$tmp"
 exit "$status"

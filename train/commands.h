@@ -7,6 +7,8 @@ int sample_main(int argc, char **argv);          // train/sample.c
 int prep_main(int argc, char **argv);            // train/prep.c
 int bench_tokenizer_main(int argc, char **argv); // train/bench_tokenizer.c
 int bench_loader_main(int argc, char **argv);    // train/bench_loader.c
+int bench_attn_main(int argc, char **argv);      // train/bench_attn.c
+int bench_train_main(int argc, char **argv);     // train/bench_train.c
 int import_main(int argc, char **argv);          // train/interop.c
 int export_main(int argc, char **argv);          // train/interop.c
 int eval_main(int argc, char **argv);            // train/eval.c

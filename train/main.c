@@ -15,7 +15,9 @@ static void usage(void) {
            "  export CKPT HF_DIR [--dtype=f32|bf16] bolt checkpoint -> Hugging Face\n"
            "  plot RUN_DIR|METRICS [--out=FILE.png]  loss curve PNG (runs write one too)\n"
            "  bench tokenizer TOKENIZER FILE   tokenizer encode speed\n"
-           "  bench loader GLOB [--batch_size=B] [--seq_len=T] [--batches=N]  loader tokens/s\n");
+           "  bench loader GLOB [--batch_size=B] [--seq_len=T] [--batches=N]  loader tokens/s\n"
+           "  bench attn [--kind=...] [--lengths=...]  token-mixing ops, fwd and fwd+bwd\n"
+           "  bench train CONFIG [--key=value ...]     training step: tok/s, MFU, memory\n");
 }
 
 int main(int argc, char **argv) {
@@ -35,7 +37,11 @@ int main(int argc, char **argv) {
         const char *what = argc > 2 ? argv[2] : "";
         if (strcmp(what, "loader") == 0) return bench_loader_main(argc - 3, argv + 3);
         if (strcmp(what, "tokenizer") == 0) return bench_tokenizer_main(argc - 3, argv + 3);
-        fprintf(stderr, "bolt: error: bench '%s': unknown benchmark (valid: tokenizer, loader)\n",
+        if (strcmp(what, "attn") == 0) return bench_attn_main(argc - 3, argv + 3);
+        if (strcmp(what, "train") == 0) return bench_train_main(argc - 3, argv + 3);
+        fprintf(stderr,
+                "bolt: error: bench '%s': unknown benchmark (valid: tokenizer, loader, attn, "
+                "train)\n",
                 what);
         return 2;
     }

@@ -1,0 +1,129 @@
+// kernels/cross_entropy.cu: the fused LM head + cross-entropy on CUDA, chunked over rows.
+//
+// Per chunk of rows (as many as fit CE_BUDGET bytes of scratch, at most CE_MAX_ROWS; a
+// function of V only, so every step chunks alike):
+//   1. logits[rows, V] = h_chunk W^T, fp32 output of a bf16 cuBLASLt matmul (rows ldv
+//      apart, ldv = V rounded up to 8 so every row starts 32-byte aligned; the padding
+//      columns are never read);
+//   2. one block per row: max, sum of exp, loss = log(sum) + max - logit[target] (0 for
+//      target < 0); with gradients, dlogits = grad_scale (softmax - onehot) as bf16 into
+//      a second buffer (zero rows for ignored targets);
+//   3. dh_chunk = dlogits W (written), dW += dlogits^T h_chunk (fp32, chunk by chunk in
+//      row order).
+// Every reduction has a fixed order and each matmul shape a fixed algorithm, so the
+// result is deterministic. No host synchronisation: chunks whose rows are all ignored
+// still run (their losses and gradients come out zero).
+#include <math.h>
+
+#include "cuda_common.cuh"
+
+static const size_t CE_BUDGET = (size_t)512 << 20; // scratch bytes for one chunk
+enum { CE_MAX_ROWS = 4096, CE_THREADS = 512, CE_WARPS = CE_THREADS / 32 };
+
+// max over the block (every thread gets the same value; fixed order).
+static __device__ float block_max(float v, float *shared) {
+    for (int off = 16; off > 0; off >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, off));
+    int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    __syncthreads(); // `shared` may still be read from the previous reduction
+    if (lane == 0) shared[warp] = v;
+    __syncthreads();
+    float m = shared[0];
+    for (int w = 1; w < CE_WARPS; w++) m = fmaxf(m, shared[w]);
+    return m;
+}
+
+// sum over the block (every thread gets the same value: the warp sums added in order).
+static __device__ float block_sum(float v, float *shared) {
+    for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
+    int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    __syncthreads();
+    if (lane == 0) shared[warp] = v;
+    __syncthreads();
+    float s = 0.0f;
+    for (int w = 0; w < CE_WARPS; w++) s += shared[w];
+    return s;
+}
+
+// One block per row r of the chunk: losses[r] and, if dlogits, the row's gradient
+// grad_scale * (softmax - onehot(target)) as bf16. A target < 0 gives loss 0 and a zero
+// gradient; a target >= V (the caller checks targets; it cannot die here) gives a NaN
+// loss, so the step is flagged, and a zero gradient.
+static __global__ void __launch_bounds__(CE_THREADS)
+    ce_rows_kernel(float *losses, bf16 *dlogits, const float *logits, int ldv, const int *targets,
+                   int V, float grad_scale) {
+    __shared__ float shared[CE_WARPS];
+    long off = (long)blockIdx.x * ldv;
+    const float *lr = logits + off;
+    int target = targets[blockIdx.x];
+    if (target < 0 || target >= V) {
+        if (threadIdx.x == 0) losses[blockIdx.x] = target < 0 ? 0.0f : NAN;
+        if (dlogits) {
+            for (int j = threadIdx.x; j < V; j += CE_THREADS)
+                dlogits[off + j] = __float2bfloat16(0.0f);
+        }
+        return;
+    }
+    float m = -INFINITY;
+    for (int j = threadIdx.x; j < V; j += CE_THREADS) m = fmaxf(m, lr[j]);
+    m = block_max(m, shared);
+    float s = 0.0f;
+    for (int j = threadIdx.x; j < V; j += CE_THREADS) s += expf(lr[j] - m);
+    s = block_sum(s, shared);
+    if (threadIdx.x == 0)
+        losses[blockIdx.x] = (float)(log((double)s) + ((double)m - (double)lr[target]));
+    if (dlogits) {
+        float scale = grad_scale / s;
+        for (int j = threadIdx.x; j < V; j += CE_THREADS) {
+            float p = expf(lr[j] - m) * scale;
+            if (j == target) p -= grad_scale;
+            dlogits[off + j] = __float2bfloat16(p);
+        }
+    }
+}
+
+// losses[n] = -log softmax(h W^T)[n, targets[n]] (0 where targets[n] < 0); with dh,
+// dh = grad_scale * d(sum losses)/dh (written) and dW += grad_scale * d(sum losses)/dW.
+static void cuda_lm_head_cross_entropy(Backend *be, float *losses, Act *dh, float *dW, const Act *h,
+                                       const Act *W, const int *targets, int N, int D, int V,
+                                       float grad_scale) {
+    check(V > 0, "cross_entropy: empty vocabulary");
+    if (N <= 0) return;
+    bool grad = dh != NULL || dW != NULL;
+    int ldv = (V + 7) / 8 * 8;
+    size_t row_bytes = (size_t)ldv * (sizeof(float) + (grad ? sizeof(bf16) : 0));
+    long chunk = (long)(CE_BUDGET / row_bytes);
+    if (chunk > CE_MAX_ROWS) chunk = CE_MAX_ROWS;
+    if (chunk < 1) chunk = 1;
+    if (chunk > N) chunk = N;
+    size_t logits_bytes = ((size_t)chunk * ldv * sizeof(float) + 255) / 256 * 256;
+    size_t dlogits_bytes = grad ? (size_t)chunk * ldv * sizeof(bf16) : 0;
+    char *scratch = (char *)cuda_scratch(be, logits_bytes + dlogits_bytes);
+    float *logits = (float *)scratch;
+    bf16 *dlogits = grad ? (bf16 *)(scratch + logits_bytes) : NULL;
+    cudaStream_t stream = cuda_ctx(be)->stream;
+    const bf16 *w = as_bf16c(W);
+    for (int r0 = 0; r0 < N; r0 += (int)chunk) {
+        int rows = N - r0 < chunk ? N - r0 : (int)chunk;
+        const bf16 *hc = as_bf16c(h) + (long)r0 * D;
+        // logits^T[V, rows] = W h_chunk^T (column-major terms; see kernels/matmul.cu)
+        cuda_gemm(be, true, false, V, rows, D, w, D, hc, D, logits, CUDA_R_32F, ldv, 1.0f, 0.0f,
+                  NULL);
+        ce_rows_kernel<<<rows, CE_THREADS, 0, stream>>>(losses + r0, dlogits, logits, ldv,
+                                                        targets + r0, V, grad_scale);
+        CUDA_CHECK_LAUNCH();
+        if (dh) {
+            // dh_chunk^T[D, rows] = W^T[D, V] dlogits^T[V, rows]
+            cuda_gemm(be, false, false, D, rows, V, w, D, dlogits, ldv, as_bf16(dh) + (long)r0 * D,
+                      CUDA_R_16BF, D, 1.0f, 0.0f, NULL);
+        }
+        if (dW) {
+            // dW^T[D, V] += h_chunk^T[D, rows] dlogits[rows, V]
+            cuda_gemm(be, false, true, D, V, rows, hc, D, dlogits, ldv, dW, CUDA_R_32F, D, 1.0f,
+                      1.0f, NULL);
+        }
+    }
+}
+
+extern "C" void cuda_register_cross_entropy(Ops *ops) {
+    ops->lm_head_cross_entropy = cuda_lm_head_cross_entropy;
+}

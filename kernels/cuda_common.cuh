@@ -1,0 +1,91 @@
+// kernels/cuda_common.cuh: what every CUDA file of the backend shares: the backend's
+// context (one stream, one cuBLASLt handle and its workspace), the checked-call helper
+// for CUDA and cuBLAS results, bf16 conversions, and the functions by which each .cu file
+// puts its ops into the CUDA op table.
+#pragma once
+#include <cublasLt.h>
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include "../core/util.h"
+#include "ops.h"
+
+// The compute type of activations and compute weights on CUDA.
+typedef __nv_bfloat16 bf16;
+
+// Everything the CUDA backend holds (Backend.impl).
+typedef struct CudaContext {
+    cudaStream_t stream; // every op is enqueued here, in order
+    cublasLtHandle_t lt; // matmuls
+    void *workspace;     // cuBLASLt workspace, workspace_bytes
+    size_t workspace_bytes;
+    void *scratch; // grown on demand by cuda_scratch (LM head chunks, partial sums)
+    size_t scratch_bytes;
+    int device;
+    int sm_count;
+    void *matmul_cache;  // kernels/matmul.cu: cuBLASLt descriptors and algorithms per shape
+    void *alloc_sizes;   // kernels/ops_cuda.cu: the size of each live allocation (ops->alloc)
+    size_t bytes_in_use; // ops->alloc's live bytes + workspace + scratch (memory_in_use)
+} CudaContext;
+
+static inline CudaContext *cuda_ctx(Backend *be) {
+    return (CudaContext *)be->impl;
+}
+
+// The checked-call helper: a failed CUDA or cuBLAS call dies naming the call and where.
+static inline void cuda_check_at(cudaError_t err, const char *what, const char *file, int line) {
+    if (err != cudaSuccess)
+        die("CUDA error at %s:%d: %s (%s)", file, line, cudaGetErrorString(err), what);
+}
+static inline void cublas_check_at(cublasStatus_t st, const char *what, const char *file,
+                                   int line) {
+    if (st != CUBLAS_STATUS_SUCCESS)
+        die("cuBLAS error at %s:%d: status %d (%s)", file, line, (int)st, what);
+}
+#define CUDA_CHECK(call) cuda_check_at((call), #call, __FILE__, __LINE__)
+#define CUBLAS_CHECK(call) cublas_check_at((call), #call, __FILE__, __LINE__)
+// After a kernel launch: a bad launch configuration dies here, not at the next sync.
+#define CUDA_CHECK_LAUNCH() cuda_check_at(cudaGetLastError(), "kernel launch", __FILE__, __LINE__)
+
+// Backend memory as bf16.
+static inline bf16 *as_bf16(Act *p) {
+    return (bf16 *)p;
+}
+static inline const bf16 *as_bf16c(const Act *p) {
+    return (const bf16 *)p;
+}
+
+// A device scratch buffer of at least `bytes`, owned by the context and valid until the
+// next call of cuda_scratch (ops use it within one call; the stream orders the reuse).
+void *cuda_scratch(Backend *be, size_t bytes);
+
+// One cuBLASLt matmul in cuBLAS's column-major terms, on the context's stream and
+// workspace (kernels/matmul.cu): D[m, n] = alpha op(A) op(B) + beta D (+ bias[m] broadcast
+// over the columns, if bias is non-NULL; only with a bf16 D). op(A) is [m, k]: A is stored
+// [k, m] (lda >= k) when transa, else [m, k] (lda >= m); likewise op(B) is [k, n]. A and B
+// are bf16; D is bf16 or fp32 (CUDA_R_16BF, CUDA_R_32F); fp32 accumulation.
+void cuda_gemm(Backend *be, bool transa, bool transb, int m, int n, int k, const bf16 *A, int lda,
+               const bf16 *B, int ldb, void *D, cudaDataType_t d_type, int ldd, float alpha,
+               float beta, const bf16 *bias);
+// Frees the context's cached cuBLASLt descriptors (kernels/matmul.cu; backend teardown).
+void cuda_matmul_cache_free(CudaContext *ctx);
+
+// Each CUDA file fills its entries of the op table (ops_cuda.cu calls them all once).
+extern "C" {
+void cuda_register_memory(Ops *ops);        // kernels/ops_cuda.cu: memory, conversions, sync
+void cuda_register_matmul(Ops *ops);        // kernels/matmul.cu
+void cuda_register_embedding(Ops *ops);     // kernels/embedding.cu
+void cuda_register_norm(Ops *ops);          // kernels/norm.cu
+void cuda_register_activation(Ops *ops);    // kernels/activation.cu: gate, logsigmoid
+void cuda_register_rope(Ops *ops);          // kernels/rope.cu
+void cuda_register_lightning(Ops *ops);     // kernels/lightning_attn.cu
+void cuda_register_gla(Ops *ops);           // kernels/gla.cu
+void cuda_register_softmax_attn(Ops *ops);  // kernels/softmax_attn.cu
+void cuda_register_cross_entropy(Ops *ops); // kernels/cross_entropy.cu
+void cuda_register_optimizer(Ops *ops);     // kernels/adamw.cu: adamw, sum_into, sum_squares_into
+// kernels/ops_cuda.cu: the backend (NULL with a message in *why if no GPU is usable).
+Backend *cuda_backend_create(char *why, size_t why_cap);
+void cuda_backend_free(Backend *be);
+// True if the CUDA runtime sees a GPU; cheap, never dies (no driver or no GPU: false).
+bool cuda_device_visible(void);
+}

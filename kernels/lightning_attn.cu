@@ -1,0 +1,706 @@
+// kernels/lightning_attn.cu: Lightning Attention (constant decay per head) on CUDA, the
+// block algorithm of Lightning Attention-2 (SPEC sec. 3) with bf16 inputs, fp32
+// accumulation and fp32 states. The contract is ops.h's lightning_attn_forward/backward.
+//
+// One kernel template does all the work. It walks the chunks (BT = 64 rows) of one
+// segment of one sequence for one head and one tile of "v-role" columns, keeping the
+// running state [KR, VT] in fp32 shared memory, and per chunk computes
+//   out = ((X Y^T) .* M) Z + Lambda (X S),   S <- lambda^L S + Y^T (w .* Z)
+// with wmma bf16 16x16x16 products and fp32 accumulators. Forward (REV = false):
+// M[a][b] = lambda^(a-b) for b <= a, Lambda = lambda^(a+1), w_b = lambda^(L-1-b), chunks in
+// order. Reverse (REV = true): M[a][b] = lambda^(b-a) for b >= a, Lambda = lambda^(L-1-a),
+// w_a = lambda^(a+1), chunks backwards. Every exponent is <= 0. The roles (X, Y, Z) are:
+//   forward o:   (q, k, v)      S = state              (forward sweep)
+//   backward dq: (do, v, k)     S = state^T            (forward sweep)
+//   backward dk: (v, do, q)     S = dstate^T           (reverse sweep)
+//   backward dv: (k, q, do)     S = dstate, ends as dstate_in (reverse sweep)
+// Long sequences are cut into segments so that enough blocks run at once: a state-only
+// pass of the same kernel (from a zero state) gives each segment's own contribution, a
+// scan over segments turns them into each segment's starting state, and the main pass
+// starts each segment from it. `block` (the hint) is not used: BT is fixed at 64.
+// Each chunk's global loads are issued into registers during the previous chunk's
+// products. Tuning knobs: BT, NT, MAX_VT / choose_vt, and plan_segments' block target.
+#include <mma.h>
+
+#include "cuda_common.cuh"
+
+using namespace nvcuda;
+
+namespace {
+
+constexpr int BT = 64;                   // rows per chunk
+constexpr int NT = 256;                  // threads per block
+constexpr int NW = NT / 32;              // warps per block
+constexpr int MAX_DIM = 256;             // largest kdim / vdim (shared memory)
+constexpr int MAX_VT = 64;               // most Z columns per block
+constexpr int ZG = BT * MAX_VT / 8 / NT; // register groups per thread of a Z tile
+constexpr int MAX_SEG = 32; // most segments per sequence (the scan keeps them in registers)
+
+// One bf16 input: rows ld apart, head h's columns start at h * (its head dim).
+struct Operand {
+    const bf16 *p;
+    long ld;
+    int silu; // apply SiLU on load
+};
+
+// Everything one launch of the chunk kernel needs (passed by value).
+struct ChunkArgs {
+    Operand x, y, z; // X, Y [rows, H*KR]; Z [rows, H*VC]
+    bf16 *out;       // [rows, H*VC] rows ld_out apart (unused when state_only)
+    long ld_out;
+    const bf16 *epi; // if set: out *= silu'(epi), epi with out's columns, rows ld_epi apart
+    long ld_epi;
+    const float *init; // starting states [n, H, kdim, vdim] (NULL: zero)
+    float *fin;        // final states, same layout (NULL: not wanted; needs !trans)
+    float *seg;        // per-segment states [n, nseg, H, kdim, vdim] (NULL: one segment)
+    const int *cu;     // sequence offsets [n + 1]
+    const float *log_decay;
+    int nseg, seg_len; // segments per sequence, rows per segment (multiple of BT)
+    int H, KR, VC;     // heads, Y/X width (state rows), Z width (state columns)
+    int KP, VT;        // KR rounded up to 16, Z columns per block (multiple of 16)
+    int trans;         // stored states are [VC, KR] (the kernel's S is their transpose)
+    int state_only;    // only run the state: write the segment's own contribution to seg
+    int vec;           // 16-byte global loads and stores are aligned
+};
+
+// Byte offsets of the shared-memory buffers, each 128-byte aligned. Padded rows (+8 bf16,
+// +4 fp32) keep wmma's ldmatrix-style accesses off a single bank.
+struct Layout {
+    int xs, ys, zs, zws, sb, ab, s, as, os, pw, bytes;
+};
+
+// Reserve `bytes` at *off (128-byte aligned) and return its offset.
+__host__ __device__ inline int take(int *off, int bytes) {
+    int o = *off;
+    *off += (bytes + 127) & ~127;
+    return o;
+}
+
+// The shared-memory layout for a [KP, VT] state; the state-only pass needs only Y, w.*Z,
+// S and the decay powers.
+__host__ __device__ inline Layout la_layout(int KP, int VT, int state_only) {
+    Layout l = {};
+    int off = 0;
+    l.ys = take(&off, BT * (KP + 8) * 2);
+    l.zws = take(&off, BT * (VT + 8) * 2);
+    l.s = take(&off, KP * (VT + 4) * 4);
+    l.pw = take(&off, (BT + 1) * 4);
+    if (!state_only) {
+        l.xs = take(&off, BT * (KP + 8) * 2);
+        l.zs = take(&off, BT * (VT + 8) * 2);
+        l.sb = take(&off, KP * (VT + 8) * 2);
+        l.ab = take(&off, BT * (BT + 8) * 2);
+        l.as = take(&off, BT * (BT + 4) * 4);
+        l.os = take(&off, BT * (VT + 4) * 4);
+    }
+    l.bytes = off;
+    return l;
+}
+
+// Rows [s0, s1) of a sequence of len rows that segment sg covers (the last segment takes
+// everything that is left, so a max_len that is too small loses no rows).
+__device__ inline void seg_range(int len, int sg, int nseg, int seg_len, int *s0, int *s1) {
+    long a = (long)sg * seg_len;
+    *s0 = a < len ? (int)a : len;
+    long b = sg == nseg - 1 ? len : a + seg_len;
+    *s1 = b < len ? (int)b : len;
+}
+
+__device__ inline float silu(float x) {
+    return x / (1.0f + __expf(-x));
+}
+
+// d silu(x) / dx = s (1 + x (1 - s)) with s = sigmoid(x).
+__device__ inline float dsilu(float x) {
+    float s = 1.0f / (1.0f + __expf(-x));
+    return s * (1.0f + x * (1.0f - s));
+}
+
+// Eight floats as eight bf16 in one 16-byte word.
+__device__ inline uint4 pack8(const float *v) {
+    union {
+        uint4 u;
+        __nv_bfloat162 h[4];
+    } r;
+    for (int e = 0; e < 4; e++) r.h[e] = __floats2bfloat162_rn(v[2 * e], v[2 * e + 1]);
+    return r.u;
+}
+
+// Eight bf16 of one 16-byte word as floats.
+__device__ inline void unpack8(float *v, uint4 u) {
+    union {
+        uint4 u;
+        bf16 b[8];
+    } r;
+    r.u = u;
+    for (int e = 0; e < 8; e++) v[e] = __bfloat162float(r.b[e]);
+}
+
+// Fetch this thread's G groups of eight bf16 of an operand tile into registers (issued
+// together, ahead of use, so their latency overlaps the previous chunk's products). The
+// tile is [BT, cols] in groups of 8, group i = threadIdx.x + j * NT; rows >= L and columns
+// >= w (valid columns at src, rows ld apart) are zero.
+template <int G>
+__device__ inline void fetch(uint4 (&raw)[G], const bf16 *src, long ld, int L, int w, int cols,
+                             int vec) {
+    const int groups = cols / 8;
+#pragma unroll
+    for (int j = 0; j < G; j++) {
+        int i = threadIdx.x + j * NT, r = i / groups, c = (i % groups) * 8;
+        uint4 u = {0u, 0u, 0u, 0u};
+        if (r < L && c < w) {
+            const bf16 *p = src + (long)r * ld + c;
+            if (vec && w - c >= 8) {
+                u = __ldg((const uint4 *)p);
+            } else {
+                union {
+                    uint4 u;
+                    bf16 b[8];
+                } t;
+                for (int e = 0; e < 8; e++) t.b[e] = e < w - c ? p[e] : __float2bfloat16(0.0f);
+                u = t.u;
+            }
+        }
+        raw[j] = u;
+    }
+}
+
+// Store fetched groups into the shared [BT, cols] bf16 tile dst (row stride ldd), through
+// SiLU if silu_on; dstw (if set) gets each row r < L scaled by the state weight (forward
+// lambda^(L-1-r), reverse lambda^(r+1)). Either destination may be NULL.
+template <int G>
+__device__ inline void stash(const uint4 (&raw)[G], bf16 *dst, bf16 *dstw, int ldd, int L, int cols,
+                             int silu_on, const float *pw, bool rev) {
+    const int groups = cols / 8;
+#pragma unroll
+    for (int j = 0; j < G; j++) {
+        int i = threadIdx.x + j * NT, r = i / groups, c = (i % groups) * 8;
+        if (r >= BT) break;
+        float v[8];
+        unpack8(v, raw[j]);
+        if (silu_on)
+            for (int e = 0; e < 8; e++) v[e] = silu(v[e]);
+        if (dst) *(uint4 *)(dst + r * ldd + c) = silu_on ? pack8(v) : raw[j];
+        if (dstw) {
+            float wt = r < L ? pw[rev ? r + 1 : L - 1 - r] : 0.0f;
+            for (int e = 0; e < 8; e++) v[e] *= wt;
+            *(uint4 *)(dstw + r * ldd + c) = pack8(v);
+        }
+    }
+}
+
+// Write L rows, w valid columns of the fp32 [BT, cols] tile Os as bf16 to dst (rows ld
+// apart), each multiplied by silu'(x) first when has_epi, x from the fetched epi groups.
+template <int G>
+__device__ inline void store_tile(bf16 *dst, long ld, const uint4 (&epi)[G], bool has_epi,
+                                  const float *Os, int ldo, int L, int w, int cols, int vec) {
+    const int groups = cols / 8;
+#pragma unroll
+    for (int j = 0; j < G; j++) {
+        int i = threadIdx.x + j * NT, r = i / groups, c = (i % groups) * 8;
+        if (r >= L || c >= w) continue;
+        float v[8];
+        for (int e = 0; e < 8; e++) v[e] = Os[r * ldo + c + e];
+        if (has_epi) {
+            float x[8];
+            unpack8(x, epi[j]);
+            for (int e = 0; e < 8; e++) v[e] *= dsilu(x[e]);
+        }
+        bf16 *p = dst + (long)r * ld + c;
+        if (vec && w - c >= 8) {
+            *(uint4 *)p = pack8(v);
+        } else {
+            for (int e = 0; e < 8 && c + e < w; e++) p[e] = __float2bfloat16(v[e]);
+        }
+    }
+}
+
+// Row range of the it-th chunk a block visits in its segment [s0, s1) of nch chunks
+// (reverse: last chunk first): rows [*t0, *t0 + *L).
+__device__ inline void chunk_at(bool rev, int it, int nch, int s0, int s1, int *t0, int *L) {
+    int ci = rev ? nch - 1 - it : it;
+    *t0 = s0 + ci * BT;
+    *L = min(BT, s1 - *t0);
+}
+
+typedef wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::row_major> FragA;
+typedef wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::col_major> FragAT;
+typedef wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::row_major> FragB;
+typedef wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::col_major> FragBT;
+typedef wmma::fragment<wmma::accumulator, 16, 16, 16, float> FragC;
+
+// The chunk kernel (see the top of the file). Grid: x = sequence * nseg + segment,
+// y = head, z = tile of VT state columns; NT threads. GX: register groups per thread of an
+// X or Y tile (GX * NT * 8 >= BT * KP).
+template <bool REV, int GX>
+__global__ void __launch_bounds__(NT, GX == 2 ? 2 : 1) la_chunk_kernel(ChunkArgs a) {
+    extern __shared__ __align__(128) unsigned char smem[];
+    const int seq = blockIdx.x / a.nseg, sg = blockIdx.x % a.nseg, h = blockIdx.y;
+    const int c0 = blockIdx.z * a.VT;
+    const int beg = a.cu[seq], len = a.cu[seq + 1] - beg;
+    int s0, s1;
+    seg_range(len, sg, a.nseg, a.seg_len, &s0, &s1);
+    const bool has_rows = s1 > s0;
+    // Segment 0 of an empty sequence still passes its state through (T = 0).
+    if (!has_rows && (sg > 0 || a.state_only)) return;
+
+    const int KP = a.KP, VT = a.VT, KR = a.KR, VC = a.VC;
+    const int ldk = KP + 8, ldv = VT + 8, ldsf = VT + 4, ldab = BT + 8, ldaf = BT + 4;
+    const Layout lay = la_layout(KP, VT, a.state_only);
+    bf16 *Ys = (bf16 *)(smem + lay.ys), *Zws = (bf16 *)(smem + lay.zws);
+    float *S = (float *)(smem + lay.s), *pw = (float *)(smem + lay.pw);
+    bf16 *Xs = (bf16 *)(smem + lay.xs), *Zs = (bf16 *)(smem + lay.zs);
+    bf16 *Sb = (bf16 *)(smem + lay.sb), *Ab = (bf16 *)(smem + lay.ab);
+    float *As = (float *)(smem + lay.as), *Os = (float *)(smem + lay.os);
+    const int tid = threadIdx.x, warp = tid / 32;
+    const int vc_valid = min(VT, VC - c0);
+    const long sd = (long)KR * VC;
+    const float ldec = a.log_decay[h];
+
+    // pw[n] = lambda^n, n = 0..BT.
+    for (int n = tid; n <= BT; n += NT) pw[n] = expf(ldec * (float)n);
+
+    // The starting state: the segment's (after the scan), else the sequence's, else zero.
+    const float *src = NULL;
+    if (!a.state_only) {
+        if (a.seg && has_rows)
+            src = a.seg + (((long)seq * a.nseg + sg) * a.H + h) * sd;
+        else if (a.init)
+            src = a.init + ((long)seq * a.H + h) * sd;
+    }
+    for (int base = 0; base < KP * VT; base += 8 * NT) { // eight loads in flight
+        float v[8];
+#pragma unroll
+        for (int j = 0; j < 8; j++) {
+            int i = base + j * NT + tid;
+            int r = a.trans ? i % KP : i / VT, c = a.trans ? i / KP : i % VT;
+            v[j] = 0.0f;
+            if (src && i < KP * VT && r < KR && c < vc_valid)
+                v[j] = a.trans ? src[(long)(c0 + c) * KR + r] : src[(long)r * VC + c0 + c];
+        }
+#pragma unroll
+        for (int j = 0; j < 8; j++) {
+            int i = base + j * NT + tid;
+            int r = a.trans ? i % KP : i / VT, c = a.trans ? i / KP : i % VT;
+            if (i >= KP * VT) break;
+            S[r * ldsf + c] = v[j];
+            if (!a.state_only) Sb[r * ldv + c] = __float2bfloat16(v[j]);
+        }
+    }
+    __syncthreads();
+
+    const bf16 *xh = a.x.p + (long)h * KR, *yh = a.y.p + (long)h * KR;
+    const bf16 *zh = a.z.p + (long)h * VC + c0;
+    const int nt = BT / 16, nvt = VT / 16, nk = KP / 16;
+    const int nch = (s1 - s0 + BT - 1) / BT;
+    const bool has_epi = !a.state_only && a.epi;
+    uint4 rx[GX], ry[GX], rz[ZG], re[ZG]; // the next chunk's X, Y, Z; this chunk's epi
+    int t0, L;
+    if (nch > 0) { // the first chunk's inputs
+        chunk_at(REV, 0, nch, s0, s1, &t0, &L);
+        const long row0 = (long)beg + t0;
+        if (!a.state_only) fetch(rx, xh + row0 * a.x.ld, a.x.ld, L, KR, KP, a.vec);
+        fetch(ry, yh + row0 * a.y.ld, a.y.ld, L, KR, KP, a.vec);
+        fetch(rz, zh + row0 * a.z.ld, a.z.ld, L, vc_valid, VT, a.vec);
+    }
+    for (int it = 0; it < nch; it++) {
+        chunk_at(REV, it, nch, s0, s1, &t0, &L);
+        const long row0 = (long)beg + t0;
+        if (!a.state_only) stash(rx, Xs, NULL, ldk, L, KP, a.x.silu, pw, REV);
+        stash(ry, Ys, NULL, ldk, L, KP, a.y.silu, pw, REV);
+        stash(rz, a.state_only ? NULL : Zs, Zws, ldv, L, VT, a.z.silu, pw, REV);
+        __syncthreads();
+        // Loads for later, in flight during this chunk's products.
+        if (has_epi)
+            fetch(re, a.epi + row0 * a.ld_epi + (long)h * VC + c0, a.ld_epi, L, vc_valid, VT,
+                  a.vec);
+        if (it + 1 < nch) {
+            int t1, L1;
+            chunk_at(REV, it + 1, nch, s0, s1, &t1, &L1);
+            const long row1 = (long)beg + t1;
+            if (!a.state_only) fetch(rx, xh + row1 * a.x.ld, a.x.ld, L1, KR, KP, a.vec);
+            fetch(ry, yh + row1 * a.y.ld, a.y.ld, L1, KR, KP, a.vec);
+            fetch(rz, zh + row1 * a.z.ld, a.z.ld, L1, vc_valid, VT, a.vec);
+        }
+
+        if (!a.state_only) {
+            // Phase A: scores X Y^T (the triangle that M keeps) and X S.
+            for (int t = warp; t < nt * nt + nt * nvt; t += NW) {
+                FragC acc;
+                wmma::fill_fragment(acc, 0.0f);
+                if (t < nt * nt) {
+                    int i = t / nt, j = t % nt;
+                    if (REV ? j < i : j > i) continue;
+                    for (int k = 0; k < nk; k++) {
+                        FragA fa;
+                        FragBT fb;
+                        wmma::load_matrix_sync(fa, Xs + i * 16 * ldk + k * 16, ldk);
+                        wmma::load_matrix_sync(fb, Ys + j * 16 * ldk + k * 16, ldk);
+                        wmma::mma_sync(acc, fa, fb, acc);
+                    }
+                    wmma::store_matrix_sync(As + i * 16 * ldaf + j * 16, acc, ldaf,
+                                            wmma::mem_row_major);
+                } else {
+                    int u = t - nt * nt, i = u / nvt, j = u % nvt;
+                    for (int k = 0; k < nk; k++) {
+                        FragA fa;
+                        FragB fb;
+                        wmma::load_matrix_sync(fa, Xs + i * 16 * ldk + k * 16, ldk);
+                        wmma::load_matrix_sync(fb, Sb + k * 16 * ldv + j * 16, ldv);
+                        wmma::mma_sync(acc, fa, fb, acc);
+                    }
+                    wmma::store_matrix_sync(Os + i * 16 * ldsf + j * 16, acc, ldsf,
+                                            wmma::mem_row_major);
+                }
+            }
+            __syncthreads();
+            // The decay mask on the scores (to bf16), the row decays on X S.
+            for (int i = tid; i < BT * BT; i += NT) {
+                int r = i / BT, c = i % BT;
+                bool keep = REV ? c >= r : c <= r;
+                float v = keep ? As[r * ldaf + c] * pw[REV ? c - r : r - c] : 0.0f;
+                Ab[r * ldab + c] = __float2bfloat16(v);
+            }
+            for (int i = tid; i < BT * VT; i += NT) {
+                int r = i / VT, c = i % VT;
+                float sc = r < L ? pw[REV ? L - 1 - r : r + 1] : 0.0f;
+                Os[r * ldsf + c] *= sc;
+            }
+            __syncthreads();
+        }
+
+        // Phase B: out += (masked scores) Z; S <- lambda^L S + Y^T (w .* Z).
+        const int n_out = a.state_only ? 0 : nt * nvt;
+        const float dec = pw[L];
+        for (int t = warp; t < n_out + nk * nvt; t += NW) {
+            FragC acc;
+            if (t < n_out) {
+                int i = t / nvt, j = t % nvt;
+                wmma::load_matrix_sync(acc, Os + i * 16 * ldsf + j * 16, ldsf, wmma::mem_row_major);
+                int k_lo = REV ? i : 0, k_hi = REV ? nt - 1 : i;
+                for (int k = k_lo; k <= k_hi; k++) {
+                    FragA fa;
+                    FragB fb;
+                    wmma::load_matrix_sync(fa, Ab + i * 16 * ldab + k * 16, ldab);
+                    wmma::load_matrix_sync(fb, Zs + k * 16 * ldv + j * 16, ldv);
+                    wmma::mma_sync(acc, fa, fb, acc);
+                }
+                wmma::store_matrix_sync(Os + i * 16 * ldsf + j * 16, acc, ldsf,
+                                        wmma::mem_row_major);
+            } else {
+                int u = t - n_out, i = u / nvt, j = u % nvt;
+                wmma::load_matrix_sync(acc, S + i * 16 * ldsf + j * 16, ldsf, wmma::mem_row_major);
+                for (int e = 0; e < acc.num_elements; e++) acc.x[e] *= dec;
+                for (int k = 0; k < nt; k++) {
+                    FragAT fa;
+                    FragB fb;
+                    wmma::load_matrix_sync(fa, Ys + k * 16 * ldk + i * 16, ldk);
+                    wmma::load_matrix_sync(fb, Zws + k * 16 * ldv + j * 16, ldv);
+                    wmma::mma_sync(acc, fa, fb, acc);
+                }
+                wmma::store_matrix_sync(S + i * 16 * ldsf + j * 16, acc, ldsf, wmma::mem_row_major);
+            }
+        }
+        __syncthreads();
+
+        // The chunk's output rows, and the bf16 copy of S for the next chunk's X S. The next
+        // chunk's loads touch neither Os, S nor Sb, so no barrier is needed here.
+        if (!a.state_only) {
+            if (a.out)
+                store_tile(a.out + row0 * a.ld_out + (long)h * VC + c0, a.ld_out, re, has_epi, Os,
+                           ldsf, L, vc_valid, VT, a.vec);
+            for (int i = tid; i < KP * VT; i += NT) {
+                int r = i / VT, c = i % VT;
+                Sb[r * ldv + c] = __float2bfloat16(S[r * ldsf + c]);
+            }
+        }
+    }
+
+    // The final state: the segment's contribution (state-only pass), or the sequence's
+    // final state from the block that ends the sweep (forward: the last segment, reverse:
+    // the first).
+    float *dst = NULL;
+    if (a.state_only)
+        dst = a.seg + (((long)seq * a.nseg + sg) * a.H + h) * sd;
+    else if (a.fin && (REV ? sg == 0 : s1 == len))
+        dst = a.fin + ((long)seq * a.H + h) * sd;
+    if (dst)
+        for (int i = tid; i < KR * vc_valid; i += NT) {
+            int r = i / vc_valid, c = i % vc_valid;
+            dst[(long)r * VC + c0 + c] = S[r * ldsf + c];
+        }
+}
+
+// The scan over segments, one thread per (sequence, head, state element): each segment's
+// contribution in seg[] is replaced by the state at the segment's start (forward) or end
+// (reverse, the state gradient), starting from init (NULL: zero). nseg <= MAX_SEG: the
+// contributions are all loaded first (in flight together), then rewritten in order.
+__global__ void la_scan_kernel(float *seg, const float *init, const int *cu, const float *log_decay,
+                               int nseq, int nseg, int seg_len, int H, long sd, int rev) {
+    long idx = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= (long)nseq * H * sd) return;
+    long e = idx % sd, p = idx / sd;
+    int h = (int)(p % H), seq = (int)(p / H);
+    int len = cu[seq + 1] - cu[seq];
+    float *b = seg + ((long)seq * nseg * H + h) * sd + e; // segment j at b[j * H * sd]
+    const long js = (long)H * sd;
+    float d[MAX_SEG], dec[MAX_SEG];
+#pragma unroll
+    for (int j = 0; j < MAX_SEG; j++) {
+        int s0 = 0, s1 = 0;
+        if (j < nseg) seg_range(len, j, nseg, seg_len, &s0, &s1);
+        d[j] = s1 > s0 ? b[j * js] : 0.0f; // segments with rows are a prefix
+        dec[j] = expf(log_decay[h] * (float)(s1 - s0));
+    }
+    float s = init ? init[p * sd + e] : 0.0f;
+#pragma unroll
+    for (int jj = 0; jj < MAX_SEG; jj++) {
+        int j = rev ? MAX_SEG - 1 - jj : jj;
+        int s0 = 0, s1 = 0;
+        if (j < nseg) seg_range(len, j, nseg, seg_len, &s0, &s1);
+        if (s1 <= s0) continue;
+        b[j * js] = s;
+        s = dec[j] * s + d[j];
+    }
+}
+
+// ---- host side ------------------------------------------------------------------------
+
+int round16(int x) {
+    return (x + 15) / 16 * 16;
+}
+
+// Columns of Z per block: all of them up to 64 (32 when the state has more than 128
+// rows, for shared memory), else the largest multiple of 16 that divides them.
+int choose_vt(int VC, int KP) {
+    int vcp = round16(VC), cap = KP > 128 ? 32 : 64;
+    if (vcp <= cap) return vcp;
+    for (int vt = cap; vt > 16; vt -= 16)
+        if (vcp % vt == 0) return vt;
+    return 16;
+}
+
+// Die on shapes the kernels do not take.
+void check_shape(const char *fn, Seqs seqs, int H, int kdim, int vdim, int ld) {
+    if (H <= 0 || kdim <= 0 || vdim <= 0 || kdim > MAX_DIM || vdim > MAX_DIM)
+        die("%s (cuda): unsupported shape H=%d kdim=%d vdim=%d (need H > 0, head dims 1..%d)", fn,
+            H, kdim, vdim, MAX_DIM);
+    if ((long)ld < (long)H * kdim || (long)ld < (long)H * vdim)
+        die("%s (cuda): ld=%d is less than a row (H=%d, kdim=%d, vdim=%d)", fn, ld, H, kdim, vdim);
+    if (seqs.n < 0 || seqs.max_len < 0)
+        die("%s (cuda): bad Seqs (n=%d, max_len=%d)", fn, seqs.n, seqs.max_len);
+}
+
+// Segments per sequence: enough (n * H * tiles * nseg) blocks to fill the GPU a few
+// times over, but at least 256 rows each (so the per-segment states stay small next to
+// the rows) and at most MAX_SEG.
+void plan_segments(Backend *be, Seqs seqs, int H, int tiles, int *nseg, int *seg_len) {
+    long target = 4L * cuda_ctx(be)->sm_count, per = (long)seqs.n * H * tiles;
+    long want = per >= target ? 1 : (target + per - 1) / per;
+    long len = (seqs.max_len + want - 1) / want;
+    len = (len + BT - 1) / BT * BT;
+    if (len < 256) len = 256;
+    long most = (seqs.max_len + MAX_SEG - 1) / MAX_SEG; // at most MAX_SEG segments
+    most = (most + BT - 1) / BT * BT;
+    if (len < most) len = most;
+    *seg_len = (int)len;
+    *nseg = seqs.max_len > len ? (int)((seqs.max_len + len - 1) / len) : 1;
+}
+
+// True if p is 16-byte aligned (NULL counts as aligned).
+bool aligned16(const void *p) {
+    return ((size_t)p & 15) == 0;
+}
+
+// Launch one instance of the chunk kernel with `bytes` of dynamic shared memory.
+void launch_kernel(void (*kernel)(ChunkArgs), dim3 grid, int bytes, cudaStream_t stream,
+                   const ChunkArgs &a) {
+    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+    kernel<<<grid, NT, bytes, stream>>>(a);
+    CUDA_CHECK_LAUNCH();
+}
+
+// Launch the chunk kernel for n sequences (state tiles over VC, VT columns each).
+void launch_chunk(Backend *be, bool rev, const ChunkArgs &a, int nseq) {
+    Layout lay = la_layout(a.KP, a.VT, a.state_only);
+    CudaContext *ctx = cuda_ctx(be);
+    int optin = 0;
+    CUDA_CHECK(
+        cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, ctx->device));
+    if (lay.bytes > optin)
+        die("lightning_attn (cuda): head dims %d x %d need %d bytes of shared memory, the GPU "
+            "has %d",
+            a.KR, a.VC, lay.bytes, optin);
+    dim3 grid((unsigned)(nseq * a.nseg), (unsigned)a.H, (unsigned)((a.VC + a.VT - 1) / a.VT));
+    int gx = a.KP <= 64 ? 2 : a.KP <= 128 ? 4 : 8; // GX * NT * 8 >= BT * KP
+    if (rev) {
+        if (gx == 2)
+            launch_kernel(la_chunk_kernel<true, 2>, grid, lay.bytes, ctx->stream, a);
+        else if (gx == 4)
+            launch_kernel(la_chunk_kernel<true, 4>, grid, lay.bytes, ctx->stream, a);
+        else
+            launch_kernel(la_chunk_kernel<true, 8>, grid, lay.bytes, ctx->stream, a);
+    } else {
+        if (gx == 2)
+            launch_kernel(la_chunk_kernel<false, 2>, grid, lay.bytes, ctx->stream, a);
+        else if (gx == 4)
+            launch_kernel(la_chunk_kernel<false, 4>, grid, lay.bytes, ctx->stream, a);
+        else
+            launch_kernel(la_chunk_kernel<false, 8>, grid, lay.bytes, ctx->stream, a);
+    }
+}
+
+// Per-segment states into seg (a state-only pass of Y, Z), then the scan from init.
+void segment_states(Backend *be, bool rev, ChunkArgs a, Operand y, Operand z, float *seg,
+                    const float *init, int nseq) {
+    a.x = y;
+    a.y = y;
+    a.z = z;
+    a.out = NULL;
+    a.epi = NULL;
+    a.init = NULL;
+    a.fin = NULL;
+    a.seg = seg;
+    a.trans = 0;
+    a.state_only = 1;
+    launch_chunk(be, rev, a, nseq);
+    long sd = (long)a.KR * a.VC, total = (long)nseq * a.H * sd;
+    unsigned blocks = (unsigned)((total + 255) / 256);
+    la_scan_kernel<<<blocks, 256, 0, cuda_ctx(be)->stream>>>(
+        seg, init, a.cu, a.log_decay, nseq, a.nseg, a.seg_len, a.H, sd, rev ? 1 : 0);
+    CUDA_CHECK_LAUNCH();
+}
+
+// The fields every launch of one call shares.
+ChunkArgs base_args(Seqs seqs, const float *log_decay, int H, int nseg, int seg_len, int vec) {
+    ChunkArgs a = {};
+    a.cu = seqs.cu;
+    a.log_decay = log_decay;
+    a.H = H;
+    a.nseg = nseg;
+    a.seg_len = seg_len;
+    a.vec = vec;
+    return a;
+}
+
+// Sets the state shape (KR rows, VC columns) of a.
+void set_dims(ChunkArgs *a, int KR, int VC) {
+    a->KR = KR;
+    a->VC = VC;
+    a->KP = round16(KR);
+    a->VT = choose_vt(VC, a->KP);
+}
+
+// ops->lightning_attn_forward: o (and state_out) from q, k, v (and state_in).
+void la_forward(Backend *be, Act *o, float *state_out, const Act *q, const Act *k, const Act *v,
+                int ld, const float *state_in, const float *log_decay, Seqs seqs, int H, int kdim,
+                int vdim, bool silu_qk, int block) {
+    (void)block;
+    check_shape("lightning_attn_forward", seqs, H, kdim, vdim, ld);
+    if (seqs.n == 0) return;
+    const bf16 *qb = as_bf16c(q), *kb = as_bf16c(k), *vb = as_bf16c(v);
+    int vec = kdim % 8 == 0 && vdim % 8 == 0 && ld % 8 == 0 && aligned16(qb) && aligned16(kb) &&
+              aligned16(vb) && aligned16(o);
+    ChunkArgs a = base_args(seqs, log_decay, H, 1, 0, vec);
+    set_dims(&a, kdim, vdim);
+    plan_segments(be, seqs, H, (vdim + a.VT - 1) / a.VT, &a.nseg, &a.seg_len);
+    int s = silu_qk ? 1 : 0;
+    Operand Q = {qb, ld, s}, K = {kb, ld, s}, V = {vb, ld, 0};
+    float *seg = NULL;
+    if (a.nseg > 1) {
+        size_t bytes = (size_t)seqs.n * a.nseg * H * kdim * vdim * sizeof(float);
+        seg = (float *)cuda_scratch(be, bytes);
+        segment_states(be, false, a, K, V, seg, state_in, seqs.n);
+    }
+    a.x = Q;
+    a.y = K;
+    a.z = V;
+    a.out = as_bf16(o);
+    a.ld_out = (long)H * vdim;
+    a.init = state_in;
+    a.fin = state_out;
+    a.seg = seg;
+    launch_chunk(be, false, a, seqs.n);
+}
+
+// ops->lightning_attn_backward: dq, dk, dv, dstate_in from dout and dstate_out. Three
+// passes of the chunk kernel (dq forward, dk and dv reverse), after the segment states of
+// S (forward) and of its gradient (reverse) when sequences are cut into segments.
+void la_backward(Backend *be, Act *dq, Act *dk, Act *dv, float *dstate_in, const Act *dout,
+                 const float *dstate_out, const Act *q, const Act *k, const Act *v, int ld,
+                 const float *state_in, const float *log_decay, Seqs seqs, int H, int kdim,
+                 int vdim, bool silu_qk, int block) {
+    (void)block;
+    check_shape("lightning_attn_backward", seqs, H, kdim, vdim, ld);
+    if (seqs.n == 0) return;
+    const bf16 *qb = as_bf16c(q), *kb = as_bf16c(k), *vb = as_bf16c(v), *gb = as_bf16c(dout);
+    int vec = kdim % 8 == 0 && vdim % 8 == 0 && ld % 8 == 0 && aligned16(qb) && aligned16(kb) &&
+              aligned16(vb) && aligned16(gb) && aligned16(dq) && aligned16(dk) && aligned16(dv);
+    int s = silu_qk ? 1 : 0;
+    long ldo = (long)H * vdim;
+    Operand Q = {qb, ld, s}, K = {kb, ld, s}, V = {vb, ld, 0}, dO = {gb, ldo, 0};
+    ChunkArgs base = base_args(seqs, log_decay, H, 1, 0, vec);
+    set_dims(&base, kdim, vdim); // the [kdim, vdim] orientation (segment passes, dv)
+    plan_segments(be, seqs, H, (vdim + base.VT - 1) / base.VT, &base.nseg, &base.seg_len);
+    float *segS = NULL, *segG = NULL;
+    if (base.nseg > 1) {
+        size_t n = (size_t)seqs.n * base.nseg * H * kdim * vdim;
+        segS = (float *)cuda_scratch(be, 2 * n * sizeof(float));
+        segG = segS + n;
+        if (dq) segment_states(be, false, base, K, V, segS, state_in, seqs.n);
+        if (dk || dv || dstate_in) segment_states(be, true, base, Q, dO, segG, dstate_out, seqs.n);
+    }
+    if (dq) { // dq = ((do v^T) .* M) k + Lambda do S^T
+        ChunkArgs a = base;
+        set_dims(&a, vdim, kdim);
+        a.x = dO;
+        a.y = V;
+        a.z = K;
+        a.out = as_bf16(dq);
+        a.ld_out = ld;
+        a.epi = silu_qk ? qb : NULL;
+        a.ld_epi = ld;
+        a.init = state_in;
+        a.seg = segS;
+        a.trans = 1;
+        launch_chunk(be, false, a, seqs.n);
+    }
+    if (dk) { // dk = ((v do^T) .* M^T) q + (w v) G^T
+        ChunkArgs a = base;
+        set_dims(&a, vdim, kdim);
+        a.x = V;
+        a.y = dO;
+        a.z = Q;
+        a.out = as_bf16(dk);
+        a.ld_out = ld;
+        a.epi = silu_qk ? kb : NULL;
+        a.ld_epi = ld;
+        a.init = dstate_out;
+        a.seg = segG;
+        a.trans = 1;
+        launch_chunk(be, true, a, seqs.n);
+    }
+    if (dv || dstate_in) { // dv = ((k q^T) .* M^T) do + (w k) G; G ends as dstate_in
+        ChunkArgs a = base;
+        a.x = K;
+        a.y = Q;
+        a.z = dO;
+        a.init = dstate_out;
+        a.fin = dstate_in;
+        a.seg = segG;
+        if (dv) {
+            a.out = as_bf16(dv);
+            a.ld_out = ld;
+        } else {
+            a.out = NULL;
+        }
+        launch_chunk(be, true, a, seqs.n);
+    }
+}
+
+} // namespace
+
+extern "C" void cuda_register_lightning(Ops *ops) {
+    ops->lightning_attn_forward = la_forward;
+    ops->lightning_attn_backward = la_backward;
+}

@@ -1,0 +1,244 @@
+// train/bench_attn.c: `bolt bench attn`: the token-mixing ops (lightning, GLA, softmax)
+// forward and forward+backward over a sweep of sequence lengths at a fixed token count,
+// with the memory floor of each shape beside the median time.
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/util.h"
+#include "../kernels/ops.h"
+#include "commands.h"
+
+enum { MAX_LENGTHS = 16 };
+
+typedef struct AttnBench {
+    const char *kind; // lightning | gla | softmax
+    int H, d, tokens, reps, warmup;
+    int lengths[MAX_LENGTHS], n_lengths;
+    Backend *be;
+} AttnBench;
+
+static void bench_attn_usage(FILE *f) {
+    fprintf(f,
+            "usage: bolt bench attn [--kind=lightning|gla|softmax|all] [--heads=H] [--head_dim=D]\n"
+            "                       [--tokens=N] [--lengths=1024,4096,...] [--reps=R]\n"
+            "                       [--device=cuda|cpu|auto]\n"
+            "\n"
+            "Times the token-mixing ops on random bf16 inputs (fp32 on the CPU): for each\n"
+            "sequence length T, B = N / T sequences, the forward alone and forward+backward,\n"
+            "median of R timed repetitions after warm-up. q, k, v sit in one [N, 3HD]\n"
+            "projection as in training; GLA runs kdim = vdim = D (the peers' benchmark shape).\n"
+            "\n"
+            "  --kind=K       lightning, gla, softmax or all (default all)\n"
+            "  --heads=H      heads (default 16)\n"
+            "  --head_dim=D   head size (default 128)\n"
+            "  --tokens=N     B*T tokens per call (default 32768)\n"
+            "  --lengths=L,.. sequence lengths (default 1024,4096,16384,32768)\n"
+            "  --reps=R       timed repetitions (default 20)\n"
+            "  --device=X     cuda, cpu or auto (default auto)\n");
+}
+
+// Random activations of n elements in backend memory (compute type).
+static Act *random_act(Backend *be, Rng *rng, long n, float std) {
+    float *host = xmalloc((size_t)n * sizeof(float));
+    for (long i = 0; i < n; i++) host[i] = std * rng_normal(rng);
+    float *dev = be->ops->alloc(be, (size_t)n * sizeof(float));
+    be->ops->upload(be, dev, host, (size_t)n * sizeof(float));
+    Act *act = be->ops->alloc(be, (size_t)n * be->act_size);
+    be->ops->float_to_act(be, act, dev, n);
+    be->ops->free(be, dev);
+    free(host);
+    return act;
+}
+
+// Log-gates for GLA: logsigmoid of N(0, 1) / 16 as the model makes them (all <= 0).
+static Act *random_gates(Backend *be, Rng *rng, long n) {
+    float *host = xmalloc((size_t)n * sizeof(float));
+    for (long i = 0; i < n; i++) host[i] = -log1pf(expf(-rng_normal(rng))) / 16.0f;
+    float *dev = be->ops->alloc(be, (size_t)n * sizeof(float));
+    be->ops->upload(be, dev, host, (size_t)n * sizeof(float));
+    Act *act = be->ops->alloc(be, (size_t)n * be->act_size);
+    be->ops->float_to_act(be, act, dev, n);
+    be->ops->free(be, dev);
+    free(host);
+    return act;
+}
+
+// The buffers of one shape.
+typedef struct Shape {
+    int B, T, N, W;  // W: the projection's width (row stride of q, k, v)
+    Act *qkv, *o, *dout, *dqkv, *g, *dg;
+    float *lse, *log_decay;
+    int *cu;
+    Seqs seqs;
+} Shape;
+
+static Shape make_shape(AttnBench *ab, int T, Rng *rng) {
+    Backend *be = ab->be;
+    Shape s = {.T = T, .B = ab->tokens / T};
+    s.N = s.B * T;
+    int Hd = ab->H * ab->d;
+    s.W = 3 * Hd;
+    s.qkv = random_act(be, rng, (long)s.N * s.W, 0.5f);
+    s.dout = random_act(be, rng, (long)s.N * Hd, 1.0f);
+    s.g = random_gates(be, rng, (long)s.N * Hd);
+    s.o = be->ops->alloc(be, (size_t)s.N * Hd * be->act_size);
+    s.dqkv = be->ops->alloc(be, (size_t)s.N * s.W * be->act_size);
+    s.dg = be->ops->alloc(be, (size_t)s.N * Hd * be->act_size);
+    s.lse = be->ops->alloc(be, (size_t)s.N * ab->H * sizeof(float));
+    int *cu = xmalloc((size_t)(s.B + 1) * sizeof(int));
+    for (int b = 0; b <= s.B; b++) cu[b] = b * T;
+    s.cu = be->ops->alloc(be, (size_t)(s.B + 1) * sizeof(int));
+    be->ops->upload(be, s.cu, cu, (size_t)(s.B + 1) * sizeof(int));
+    free(cu);
+    s.seqs = (Seqs){s.cu, s.B, T};
+    float *decay = xmalloc((size_t)ab->H * sizeof(float));
+    for (int h = 0; h < ab->H; h++) decay[h] = -exp2f(-8.0f * (h + 1) / ab->H); // ALiBi slopes
+    s.log_decay = be->ops->alloc(be, (size_t)ab->H * sizeof(float));
+    be->ops->upload(be, s.log_decay, decay, (size_t)ab->H * sizeof(float));
+    free(decay);
+    return s;
+}
+
+static void free_shape(Backend *be, Shape *s) {
+    void *bufs[] = {s->qkv, s->o, s->dout, s->dqkv, s->g, s->dg, s->lse, s->log_decay, s->cu};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) be->ops->free(be, bufs[i]);
+}
+
+// One call of the op (forward, or forward then backward).
+static void run_op(AttnBench *ab, Shape *s, bool backward) {
+    Backend *be = ab->be;
+    const Ops *ops = be->ops;
+    int H = ab->H, d = ab->d, Hd = H * d;
+    Act *q = s->qkv, *k = act_at(be, s->qkv, Hd), *v = act_at(be, s->qkv, 2 * Hd);
+    Act *dq = s->dqkv, *dk = act_at(be, s->dqkv, Hd), *dv = act_at(be, s->dqkv, 2 * Hd);
+    if (strcmp(ab->kind, "lightning") == 0) {
+        ops->lightning_attn_forward(be, s->o, NULL, q, k, v, s->W, NULL, s->log_decay, s->seqs, H,
+                                    d, d, false, 64);
+        if (backward)
+            ops->lightning_attn_backward(be, dq, dk, dv, NULL, s->dout, NULL, q, k, v, s->W, NULL,
+                                         s->log_decay, s->seqs, H, d, d, false, 64);
+    } else if (strcmp(ab->kind, "gla") == 0) {
+        float scale = 1.0f / sqrtf((float)d);
+        ops->gla_forward(be, s->o, NULL, q, k, v, s->W, s->g, NULL, scale, s->seqs, H, d, d, 64);
+        if (backward)
+            ops->gla_backward(be, dq, dk, dv, s->dg, NULL, s->dout, NULL, q, k, v, s->W, s->g,
+                              NULL, scale, s->seqs, H, d, d, 64);
+    } else {
+        ops->softmax_attn_forward(be, s->o, s->lse, q, s->W, k, v, s->W, s->seqs, s->seqs, H, H,
+                                  d);
+        if (backward)
+            ops->softmax_attn_backward(be, dq, dk, dv, s->dout, s->o, s->lse, q, s->W, k, v, s->W,
+                                       s->seqs, s->seqs, H, H, d);
+    }
+}
+
+static int compare_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+// Median milliseconds of one call: warm-up, then reps timed groups of calls (each group
+// synchronised once, so launch gaps are amortised as in training).
+static double time_op(AttnBench *ab, Shape *s, bool backward) {
+    Backend *be = ab->be;
+    for (int i = 0; i < ab->warmup; i++) run_op(ab, s, backward);
+    be->ops->sync(be);
+    enum { GROUP = 5 };
+    double *ms = xmalloc((size_t)ab->reps * sizeof(double));
+    for (int r = 0; r < ab->reps; r++) {
+        double t0 = now_seconds();
+        for (int i = 0; i < GROUP; i++) run_op(ab, s, backward);
+        be->ops->sync(be);
+        ms[r] = (now_seconds() - t0) * 1e3 / GROUP;
+    }
+    qsort(ms, (size_t)ab->reps, sizeof(double), compare_double);
+    double median = ms[ab->reps / 2];
+    free(ms);
+    return median;
+}
+
+// Bytes an ideal kernel moves: inputs read once and outputs written once (compute type).
+static double floor_bytes(const AttnBench *ab, const Shape *s, bool backward) {
+    double tensor = (double)s->N * ab->H * ab->d * (double)ab->be->act_size;
+    bool gla = strcmp(ab->kind, "gla") == 0;
+    double fwd = (4 + gla) * tensor;                    // q, k, v (, g) in; o out
+    double bwd = (5 + gla) * tensor + (3 + gla) * tensor; // q, k, v, (g,) o/dout in; grads out
+    return backward ? fwd + bwd : fwd;
+}
+
+static void bench_kind(AttnBench *ab, const char *kind) {
+    ab->kind = kind;
+    printf("\n%s  H=%d D=%d  B*T=%d  (%s, %s)\n", kind, ab->H, ab->d, ab->tokens, ab->be->name,
+           ab->be->device_name);
+    printf("%8s %6s | %10s %10s | %12s %10s\n", "T", "B", "fwd ms", "fwd+bwd ms", "fwd floor ms",
+           "fwd+bwd fl");
+    Rng rng = rng_seeded(1234);
+    for (int i = 0; i < ab->n_lengths; i++) {
+        int T = ab->lengths[i];
+        if (T > ab->tokens || ab->tokens % T != 0) {
+            printf("%8d: skipped (tokens %d is not a multiple)\n", T, ab->tokens);
+            continue;
+        }
+        Shape s = make_shape(ab, T, &rng);
+        double fwd = time_op(ab, &s, false), both = time_op(ab, &s, true);
+        double bw = 4.24e12; // device copy rate measured on an H200 (bytes/s)
+        printf("%8d %6d | %10.3f %10.3f | %12.3f %10.3f\n", T, s.B, fwd, both,
+               floor_bytes(ab, &s, false) / bw * 1e3, floor_bytes(ab, &s, true) / bw * 1e3);
+        fflush(stdout);
+        free_shape(ab->be, &s);
+    }
+}
+
+// "1024,4096" into lengths; dies on a bad item.
+static int parse_lengths(const char *text, int *out) {
+    int n = 0;
+    char buf[256];
+    check(strlen(text) < sizeof buf, "bench attn: --lengths too long");
+    strcpy(buf, text);
+    for (char *item = strtok(buf, ","); item; item = strtok(NULL, ",")) {
+        check(n < MAX_LENGTHS, "bench attn: at most %d lengths", MAX_LENGTHS);
+        out[n++] = (int)parse_int_arg("bench attn: --lengths", item, 1, 1 << 30);
+    }
+    return n;
+}
+
+int bench_attn_main(int argc, char **argv) {
+    AttnBench ab = {.H = 16, .d = 128, .tokens = 32768, .reps = 20, .warmup = 3};
+    const char *kind = "all", *device = "auto";
+    ab.n_lengths = parse_lengths("1024,4096,16384,32768", ab.lengths);
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            bench_attn_usage(stdout);
+            return 0;
+        } else if (strncmp(a, "--kind=", 7) == 0) {
+            kind = a + 7;
+        } else if (strncmp(a, "--heads=", 8) == 0) {
+            ab.H = (int)parse_int_arg("bench attn: --heads", a + 8, 1, 1024);
+        } else if (strncmp(a, "--head_dim=", 11) == 0) {
+            ab.d = (int)parse_int_arg("bench attn: --head_dim", a + 11, 1, 1024);
+        } else if (strncmp(a, "--tokens=", 9) == 0) {
+            ab.tokens = (int)parse_int_arg("bench attn: --tokens", a + 9, 1, 1 << 28);
+        } else if (strncmp(a, "--lengths=", 10) == 0) {
+            ab.n_lengths = parse_lengths(a + 10, ab.lengths);
+        } else if (strncmp(a, "--reps=", 7) == 0) {
+            ab.reps = (int)parse_int_arg("bench attn: --reps", a + 7, 1, 100000);
+        } else if (strncmp(a, "--device=", 9) == 0) {
+            device = a + 9;
+        } else {
+            die("bench attn: unknown option '%s' (see bolt bench attn --help)", a);
+        }
+    }
+    const char *kinds[] = {"lightning", "gla", "softmax"};
+    bool any = strcmp(kind, "all") == 0;
+    for (int i = 0; i < 3; i++) any |= strcmp(kind, kinds[i]) == 0;
+    check(any, "bench attn: --kind=%s: unknown (valid: lightning, gla, softmax, all)", kind);
+    ab.be = backend_create(device);
+    for (int i = 0; i < 3; i++) {
+        if (strcmp(kind, "all") == 0 || strcmp(kind, kinds[i]) == 0) bench_kind(&ab, kinds[i]);
+    }
+    backend_free(ab.be);
+    return 0;
+}
