@@ -7,7 +7,8 @@
 #include "../core/util.h"
 #include "ops.h"
 
-extern const Ops ops_cpu; // kernels/ops_cpu.c
+extern const Ops ops_cpu;           // kernels/ops_cpu.c
+void ops_cpu_release_scratch(void); // kernels/ops_cpu.c: its reusable buffers
 
 #ifdef BOLT_CUDA
 // kernels/ops_cuda.cu (extern "C" there): the CUDA backend, or NULL with the reason in
@@ -59,11 +60,12 @@ Backend *backend_create(const char *device) {
     die("device '%s': unknown (valid: cpu, cuda, auto)", device);
 }
 
-// Frees a backend from backend_create (NULL: nothing). The CUDA backend releases its
-// stream, handles and workspace through cuda_backend_free.
+// Frees a backend from backend_create (NULL: nothing): the CPU backend's scratch buffers
+// (this thread's), or the CUDA backend's stream, handles and workspace.
 void backend_free(Backend *be) {
     if (!be) return;
     if (be->ops == &ops_cpu) {
+        ops_cpu_release_scratch();
         free(be);
         return;
     }

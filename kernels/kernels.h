@@ -58,12 +58,25 @@ void mul_backward(float *da, float *db, const float *dout, const float *a, const
 void logsigmoid_forward(float *out, const float *x, float scale, long n);
 void logsigmoid_backward(float *dx, const float *dout, const float *x, float scale, long n);
 
+// Strided rows (the seam's fused boundaries): out[n, :F] = act(a[n]) * b[n] with rows lda
+// / ldb apart (GATE_MUL: a * b, GATE_SWISH: silu(a) * b); backward writes da, db (either
+// may be NULL). Same arithmetic as mul_* / swiglu_*, bit for bit.
+void gate_rows_forward(float *out, const float *a, long lda, const float *b, long ldb, int N, int F,
+                       GateKind kind);
+void gate_rows_backward(float *da, long ldda, float *db, long lddb, const float *dout,
+                        const float *a, long lda, const float *b, long ldb, int N, int F,
+                        GateKind kind);
+
 // ---- kernels/rope.c ----------------------------------------------------------------
 // Rotary embedding in Hugging Face rotate_half form on x [B, T, H, hd] (hd even):
 // inv_freq_i = theta^(-2i/hd); position of row t is pos0 + t. out may alias x.
 void rope_forward(float *out, const float *x, int B, int T, int H, int hd, float theta, int pos0);
 void rope_backward(float *dx, const float *dout, int B, int T, int H, int hd, float theta,
                    int pos0);
+
+// RoPE in place on rows ld apart, row n at position pos[n]; sign +1 rotates forward, -1
+// back (the backward). Bit-identical to rope_forward / rope_backward.
+void rope_rows(float *x, long ld, const int *pos, int N, int H, int hd, float theta, float sign);
 
 // ---- kernels/lightning_attn.c ------------------------------------------------------
 // Lightning attention (constant decay per head), q,k [B,T,H,kdim], v,o [B,T,H,vdim]:
@@ -135,6 +148,12 @@ int lm_head_cross_entropy(float *losses, float *dh, float *dW, const float *h, c
 // from 1 (bias correction). m and v are the fp32 moments.
 void adamw_update(float *w, const float *grad, float *m, float *v, long n, float lr, float beta1,
                   float beta2, float eps, float weight_decay, int step);
+
+// The same with the gradient scaled by grad_scale first (clipping folded in); scale 1 is
+// bit-identical to adamw_update.
+void adamw_update_scaled(float *w, const float *grad, float *m, float *v, long n, float lr,
+                         float beta1, float beta2, float eps, float weight_decay, float grad_scale,
+                         int step);
 
 // ---- kernels/reduce.c --------------------------------------------------------------
 double sum_squares(const float *x, long n); // fp64 accumulation, fixed order

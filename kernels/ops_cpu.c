@@ -11,19 +11,6 @@
 #include "kernels.h"
 #include "ops.h"
 
-// Additions to the reference kernels for the seam (kernels/activation.c, rope.c, adamw.c):
-// the gates and RoPE on strided rows, and AdamW with a gradient scale. Each has the
-// arithmetic of the reference it extends, bit for bit.
-void gate_rows_forward(float *out, const float *a, long lda, const float *b, long ldb, int N, int F,
-                       GateKind kind);
-void gate_rows_backward(float *da, long ldda, float *db, long lddb, const float *dout,
-                        const float *a, long lda, const float *b, long ldb, int N, int F,
-                        GateKind kind);
-void rope_rows(float *x, long ld, const int *pos, int N, int H, int hd, float theta, float sign);
-void adamw_update_scaled(float *w, const float *grad, float *m, float *v, long n, float lr,
-                         float beta1, float beta2, float eps, float weight_decay, float grad_scale,
-                         int step);
-
 // Act on the CPU is float.
 static inline float *fp(Act *p) {
     return (float *)p;
@@ -89,9 +76,62 @@ static void cpu_sync(Backend *be) {}
 
 // ---- row and sequence helpers ---------------------------------------------------------
 
-// A new contiguous copy [N, width] of N rows that are ld floats apart.
-static float *gather_rows(const float *src, long ld, long N, long width) {
-    float *dst = xmalloc((size_t)(N * width > 0 ? N * width : 1) * sizeof(float));
+// ---- scratch --------------------------------------------------------------------------
+// Ops gather q, k, v into contiguous copies and accumulate gradients in zeroed buffers.
+// Fresh allocations of that size fault in every page on first touch, inside the
+// reference's parallel loops, which measured as slow as the attention itself; so the
+// buffers are slots that keep their pages from call to call, grown on demand. Ops never
+// nest, so each op numbers its buffers from slot 0. Per thread, so that two threads
+// running ops never share one.
+
+enum { SLOTS = 8, ZERO_CHUNK = 1 << 16 };
+static _Thread_local struct {
+    float *p;
+    size_t n;
+} slots[SLOTS];
+
+// Slot i with room for n floats (contents undefined).
+static float *slot(int i, long n) {
+    size_t need = n > 0 ? (size_t)n : 1;
+    if (slots[i].n < need) {
+        free(slots[i].p);
+        slots[i].p = xmalloc(need * sizeof(float));
+        slots[i].n = need;
+    }
+    return slots[i].p;
+}
+
+// x[0..n) = 0, in parallel chunks.
+static void zero_floats(float *x, long n) {
+    long chunks = (n + ZERO_CHUNK - 1) / ZERO_CHUNK;
+#pragma omp parallel for schedule(static)
+    for (long c = 0; c < chunks; c++) {
+        long len = n - c * ZERO_CHUNK < ZERO_CHUNK ? n - c * ZERO_CHUNK : ZERO_CHUNK;
+        memset(x + c * ZERO_CHUNK, 0, (size_t)len * sizeof(float));
+    }
+}
+
+// Slot i zeroed over n floats (an accumulation target for the reference).
+static float *slot_zeroed(int i, long n) {
+    float *p = slot(i, n);
+    zero_floats(p, n);
+    return p;
+}
+
+// Frees the calling thread's slots (backend_free on the CPU backend).
+void ops_cpu_release_scratch(void) {
+    for (int i = 0; i < SLOTS; i++) {
+        free(slots[i].p);
+        slots[i].p = NULL;
+        slots[i].n = 0;
+    }
+}
+
+// ---- row and sequence helpers ---------------------------------------------------------
+
+// Slot i = a contiguous copy [N, width] of N rows that are ld floats apart.
+static float *gather_rows(int i, const float *src, long ld, long N, long width) {
+    float *dst = slot(i, N * width);
 #pragma omp parallel for schedule(static)
     for (long n = 0; n < N; n++)
         memcpy(dst + n * width, src + n * ld, (size_t)width * sizeof(float));
@@ -104,11 +144,6 @@ static void scatter_rows(float *dst, long ld, const float *src, long N, long wid
 #pragma omp parallel for schedule(static)
     for (long n = 0; n < N; n++)
         memcpy(dst + n * ld, src + n * width, (size_t)width * sizeof(float));
-}
-
-// Zeroed scratch of n floats (at least one, so an empty problem still gets a pointer).
-static float *scratch(long n) {
-    return xcalloc((size_t)(n > 0 ? n : 1), sizeof(float));
 }
 
 // The end of the run of sequences starting at i whose lengths all equal sequence i's:
@@ -157,11 +192,9 @@ static void cpu_matmul_forward(Backend *be, Act *out, const Act *inp, const Act 
 static void cpu_matmul_backward(Backend *be, Act *dinp, float *dweight, float *dbias,
                                 const Act *dout, int ld_dout, const Act *inp, const Act *weight,
                                 int N, int C, int OC, bool accumulate) {
-    float *tmp = ld_dout != OC ? gather_rows(cfp(dout), ld_dout, N, OC) : NULL;
-    if (dinp && !accumulate) memset(dinp, 0, (size_t)N * C * sizeof(float));
-    matmul_backward(fp(dinp), dweight, dbias, tmp ? tmp : cfp(dout), cfp(inp), cfp(weight), N, C,
-                    OC);
-    free(tmp);
+    const float *d = ld_dout != OC ? gather_rows(0, cfp(dout), ld_dout, N, OC) : cfp(dout);
+    if (dinp && !accumulate) zero_floats(fp(dinp), (long)N * C);
+    matmul_backward(fp(dinp), dweight, dbias, d, cfp(inp), cfp(weight), N, C, OC);
 }
 
 static void cpu_embedding_forward(Backend *be, Act *out, const int *tokens, const Act *table, int N,
@@ -194,11 +227,10 @@ static void cpu_residual_norm_forward(Backend *be, Act *resid, Act *out, float *
 static void cpu_norm_backward(Backend *be, Act *dx, float *dweight, const Act *dresid,
                               const Act *dout, const Act *x, const Act *weight, const float *rstd,
                               int N, int D, float eps, NormKind kind) {
-    size_t bytes = (size_t)N * D * sizeof(float);
     if (!dresid) {
-        memset(dx, 0, bytes);
+        zero_floats(fp(dx), (long)N * D);
     } else if ((const void *)dresid != (void *)dx) {
-        memcpy(dx, dresid, bytes);
+        memcpy(dx, dresid, (size_t)N * D * sizeof(float));
     }
     norm_backward(fp(dx), dweight, cfp(dout), cfp(x), cfp(weight), rstd, N, D, eps, kind);
 }
@@ -222,13 +254,10 @@ static void cpu_logsigmoid_forward(Backend *be, Act *out, const Act *x, float sc
 static void cpu_logsigmoid_backward(Backend *be, Act *dx, const Act *dout, const Act *x,
                                     float scale, long n) {
     bool alias = (const Act *)dx == dout || (const Act *)dx == x;
-    float *dst = alias ? scratch(n) : fp(dx);
-    if (!alias) memset(dst, 0, (size_t)n * sizeof(float));
+    float *dst = alias ? slot(0, n) : fp(dx);
+    zero_floats(dst, n);
     logsigmoid_backward(dst, cfp(dout), cfp(x), scale, n);
-    if (alias) {
-        memcpy(dx, dst, (size_t)n * sizeof(float));
-        free(dst);
-    }
+    if (alias) memcpy(dx, dst, (size_t)n * sizeof(float));
 }
 
 static void cpu_rope_forward(Backend *be, Act *x, int ld, const int *pos, int N, int H, int hd,
@@ -252,8 +281,8 @@ static void cpu_lightning_attn_forward(Backend *be, Act *o, float *state_out, co
                                        bool silu_qk, int block) {
     long N = seqs.cu[seqs.n], qw = (long)H * kdim, vw = (long)H * vdim;
     long sd = (long)H * kdim * vdim;
-    float *qt = gather_rows(cfp(q), ld, N, qw), *kt = gather_rows(cfp(k), ld, N, qw);
-    float *vt = gather_rows(cfp(v), ld, N, vw);
+    float *qt = gather_rows(0, cfp(q), ld, N, qw), *kt = gather_rows(1, cfp(k), ld, N, qw);
+    float *vt = gather_rows(2, cfp(v), ld, N, vw);
     if (silu_qk) {
         silu_forward(qt, qt, N * qw);
         silu_forward(kt, kt, N * qw);
@@ -271,7 +300,6 @@ static void cpu_lightning_attn_forward(Backend *be, Act *o, float *state_out, co
         }
         i = j;
     }
-    free(qt), free(kt), free(vt);
 }
 
 // The reference backward into zeroed copies (with silu_qk: against the SiLU'd q and k,
@@ -284,14 +312,15 @@ static void cpu_lightning_attn_backward(Backend *be, Act *dq, Act *dk, Act *dv, 
                                         int vdim, bool silu_qk, int block) {
     long N = seqs.cu[seqs.n], qw = (long)H * kdim, vw = (long)H * vdim;
     long sd = (long)H * kdim * vdim;
-    float *q0 = gather_rows(cfp(q), ld, N, qw), *k0 = gather_rows(cfp(k), ld, N, qw);
-    float *vt = gather_rows(cfp(v), ld, N, vw), *q1 = q0, *k1 = k0;
+    float *q0 = gather_rows(0, cfp(q), ld, N, qw), *k0 = gather_rows(1, cfp(k), ld, N, qw);
+    float *vt = gather_rows(2, cfp(v), ld, N, vw), *q1 = q0, *k1 = k0;
     if (silu_qk) {
-        q1 = scratch(N * qw), k1 = scratch(N * qw);
+        q1 = slot(3, N * qw), k1 = slot(4, N * qw);
         silu_forward(q1, q0, N * qw);
         silu_forward(k1, k0, N * qw);
     }
-    float *gq = scratch(N * qw), *gk = scratch(N * qw), *gv = scratch(N * vw);
+    float *gq = slot_zeroed(5, N * qw), *gk = slot_zeroed(6, N * qw);
+    float *gv = slot_zeroed(7, N * vw);
     if (dstate_in) memset(dstate_in, 0, (size_t)seqs.n * sd * sizeof(float));
     for (int i = 0; i < seqs.n;) {
         int j = run_end(seqs.cu, seqs.n, i), L = seqs.cu[i + 1] - seqs.cu[i];
@@ -310,17 +339,15 @@ static void cpu_lightning_attn_backward(Backend *be, Act *dq, Act *dk, Act *dv, 
     }
     if (silu_qk) {
         // q1, k1 are free now: they take the gradients before SiLU
-        memset(q1, 0, (size_t)N * qw * sizeof(float));
-        memset(k1, 0, (size_t)N * qw * sizeof(float));
+        zero_floats(q1, N * qw);
+        zero_floats(k1, N * qw);
         silu_backward(q1, gq, q0, N * qw);
         silu_backward(k1, gk, k0, N * qw);
-        free(gq), free(gk);
         gq = q1, gk = k1;
     }
     scatter_rows(fp(dq), ld, gq, N, qw);
     scatter_rows(fp(dk), ld, gk, N, qw);
     scatter_rows(fp(dv), ld, gv, N, vw);
-    free(q0), free(k0), free(vt), free(gq), free(gk), free(gv);
 }
 
 // Gated linear attention: g is already contiguous [N, H*kdim].
@@ -329,8 +356,8 @@ static void cpu_gla_forward(Backend *be, Act *o, float *state_out, const Act *q,
                             Seqs seqs, int H, int kdim, int vdim, int chunk) {
     long N = seqs.cu[seqs.n], qw = (long)H * kdim, vw = (long)H * vdim;
     long sd = (long)H * kdim * vdim;
-    float *qt = gather_rows(cfp(q), ld, N, qw), *kt = gather_rows(cfp(k), ld, N, qw);
-    float *vt = gather_rows(cfp(v), ld, N, vw);
+    float *qt = gather_rows(0, cfp(q), ld, N, qw), *kt = gather_rows(1, cfp(k), ld, N, qw);
+    float *vt = gather_rows(2, cfp(v), ld, N, vw);
     for (int i = 0; i < seqs.n;) {
         int j = run_end(seqs.cu, seqs.n, i), L = seqs.cu[i + 1] - seqs.cu[i];
         long r = seqs.cu[i];
@@ -344,7 +371,6 @@ static void cpu_gla_forward(Backend *be, Act *o, float *state_out, const Act *q,
         }
         i = j;
     }
-    free(qt), free(kt), free(vt);
 }
 
 // dq, dk, dv as for lightning; dg (contiguous) and dstate_in are zeroed, then accumulated.
@@ -354,12 +380,13 @@ static void cpu_gla_backward(Backend *be, Act *dq, Act *dk, Act *dv, Act *dg, fl
                              Seqs seqs, int H, int kdim, int vdim, int chunk) {
     long N = seqs.cu[seqs.n], qw = (long)H * kdim, vw = (long)H * vdim;
     long sd = (long)H * kdim * vdim;
-    float *qt = gather_rows(cfp(q), ld, N, qw), *kt = gather_rows(cfp(k), ld, N, qw);
-    float *vt = gather_rows(cfp(v), ld, N, vw);
-    float *gq = scratch(N * qw), *gk = scratch(N * qw), *gv = scratch(N * vw);
+    float *qt = gather_rows(0, cfp(q), ld, N, qw), *kt = gather_rows(1, cfp(k), ld, N, qw);
+    float *vt = gather_rows(2, cfp(v), ld, N, vw);
+    float *gq = slot_zeroed(5, N * qw), *gk = slot_zeroed(6, N * qw);
+    float *gv = slot_zeroed(7, N * vw);
     bool own_dg = dg == NULL || (const Act *)dg == g;
-    float *gg = own_dg ? scratch(N * qw) : fp(dg);
-    if (!own_dg) memset(gg, 0, (size_t)N * qw * sizeof(float));
+    float *gg = own_dg ? slot(3, N * qw) : fp(dg);
+    zero_floats(gg, N * qw);
     if (dstate_in) memset(dstate_in, 0, (size_t)seqs.n * sd * sizeof(float));
     for (int i = 0; i < seqs.n;) {
         int j = run_end(seqs.cu, seqs.n, i), L = seqs.cu[i + 1] - seqs.cu[i];
@@ -376,14 +403,10 @@ static void cpu_gla_backward(Backend *be, Act *dq, Act *dk, Act *dv, Act *dg, fl
         }
         i = j;
     }
-    if (own_dg) {
-        if (dg) memcpy(dg, gg, (size_t)N * qw * sizeof(float));
-        free(gg);
-    }
+    if (own_dg && dg) memcpy(dg, gg, (size_t)N * qw * sizeof(float));
     scatter_rows(fp(dq), ld, gq, N, qw);
     scatter_rows(fp(dk), ld, gk, N, qw);
     scatter_rows(fp(dv), ld, gv, N, vw);
-    free(qt), free(kt), free(vt), free(gq), free(gk), free(gv);
 }
 
 // Softmax attention: sequence i's queries and keys are gathered apart (rows ld_q and
@@ -395,8 +418,8 @@ static void cpu_softmax_attn_forward(Backend *be, Act *o, float *lse, const Act 
     check(sq.n == sk.n, "softmax_attn_forward: %d query sequences but %d key sequences", sq.n,
           sk.n);
     long Nq = sq.cu[sq.n], Nk = sk.cu[sk.n], qw = (long)H * hd, kw = (long)Hkv * hd;
-    float *qt = gather_rows(cfp(q), ld_q, Nq, qw), *kt = gather_rows(cfp(k), ld_kv, Nk, kw);
-    float *vt = gather_rows(cfp(v), ld_kv, Nk, kw);
+    float *qt = gather_rows(0, cfp(q), ld_q, Nq, qw), *kt = gather_rows(1, cfp(k), ld_kv, Nk, kw);
+    float *vt = gather_rows(2, cfp(v), ld_kv, Nk, kw);
     for (int i = 0; i < sq.n;) {
         int j = run_end2(sq.cu, sk.cu, sq.n, i);
         int Lq = sq.cu[i + 1] - sq.cu[i], Lk = sk.cu[i + 1] - sk.cu[i];
@@ -406,7 +429,6 @@ static void cpu_softmax_attn_forward(Backend *be, Act *o, float *lse, const Act 
                                  vt + rk * kw, j - i, Lq, Lk, H, Hkv, hd);
         i = j;
     }
-    free(qt), free(kt), free(vt);
 }
 
 // The reference backward into zeroed copies, scattered into dq (ld_q) and dk, dv (ld_kv).
@@ -417,9 +439,10 @@ static void cpu_softmax_attn_backward(Backend *be, Act *dq, Act *dk, Act *dv, co
     check(sq.n == sk.n, "softmax_attn_backward: %d query sequences but %d key sequences", sq.n,
           sk.n);
     long Nq = sq.cu[sq.n], Nk = sk.cu[sk.n], qw = (long)H * hd, kw = (long)Hkv * hd;
-    float *qt = gather_rows(cfp(q), ld_q, Nq, qw), *kt = gather_rows(cfp(k), ld_kv, Nk, kw);
-    float *vt = gather_rows(cfp(v), ld_kv, Nk, kw);
-    float *gq = scratch(Nq * qw), *gk = scratch(Nk * kw), *gv = scratch(Nk * kw);
+    float *qt = gather_rows(0, cfp(q), ld_q, Nq, qw), *kt = gather_rows(1, cfp(k), ld_kv, Nk, kw);
+    float *vt = gather_rows(2, cfp(v), ld_kv, Nk, kw);
+    float *gq = slot_zeroed(5, Nq * qw), *gk = slot_zeroed(6, Nk * kw);
+    float *gv = slot_zeroed(7, Nk * kw);
     for (int i = 0; i < sq.n;) {
         int j = run_end2(sq.cu, sk.cu, sq.n, i);
         int Lq = sq.cu[i + 1] - sq.cu[i], Lk = sk.cu[i + 1] - sk.cu[i];
@@ -433,7 +456,6 @@ static void cpu_softmax_attn_backward(Backend *be, Act *dq, Act *dk, Act *dv, co
     scatter_rows(fp(dq), ld_q, gq, Nq, qw);
     scatter_rows(fp(dk), ld_kv, gk, Nk, kw);
     scatter_rows(fp(dv), ld_kv, gv, Nk, kw);
-    free(qt), free(kt), free(vt), free(gq), free(gk), free(gv);
 }
 
 // ---- loss, reductions, optimizer --------------------------------------------------------
@@ -442,7 +464,7 @@ static void cpu_softmax_attn_backward(Backend *be, Act *dq, Act *dk, Act *dv, co
 static void cpu_lm_head_cross_entropy(Backend *be, float *losses, Act *dh, float *dW, const Act *h,
                                       const Act *W, const int *targets, int N, int D, int V,
                                       float grad_scale) {
-    if (dh) memset(dh, 0, (size_t)N * D * sizeof(float));
+    if (dh) zero_floats(fp(dh), (long)N * D);
     lm_head_cross_entropy(losses, fp(dh), dW, cfp(h), cfp(W), targets, N, D, V, grad_scale);
 }
 
