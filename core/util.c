@@ -260,3 +260,14 @@ float rng_normal(Rng *r) {
     if (u1 < 1e-7f) u1 = 1e-7f;
     return sqrtf(-2.0f * logf(u1)) * cosf(6.2831853f * u2);
 }
+
+void fill_normal(float *x, size_t n, float std, uint64_t seed) {
+    enum { CHUNK = 1 << 16 };
+    long chunks = (long)((n + CHUNK - 1) / CHUNK);
+#pragma omp parallel for schedule(static)
+    for (long c = 0; c < chunks; c++) {
+        Rng r = rng_seeded(seed * 0x9E3779B97F4A7C15ull + (uint64_t)c + 1);
+        size_t end = (size_t)(c + 1) * CHUNK < n ? (size_t)(c + 1) * CHUNK : n;
+        for (size_t i = (size_t)c * CHUNK; i < end; i++) x[i] = std * rng_normal(&r);
+    }
+}

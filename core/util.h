@@ -66,6 +66,10 @@ Rng rng_seeded(uint64_t seed);
 uint64_t rng_next(Rng *r);
 float rng_uniform(Rng *r); // [0, 1)
 float rng_normal(Rng *r);  // N(0, 1), Box-Muller
+// x[0..n) = std * N(0, 1), from `seed` alone: fixed chunks of values, each from its own
+// seeded Rng, filled in parallel, so the result does not depend on the thread count.
+// (Initialising a 385M-parameter model one value at a time takes seconds.)
+void fill_normal(float *x, size_t n, float std, uint64_t seed);
 
 // Temp-file registry (a small fixed table): `die`, and a SIGINT/SIGTERM once
 // remove_temp_files_on_signal is installed, delete the registered files, so a failed or

@@ -89,16 +89,16 @@ static bool is_norm_weight(const ParamInfo *p) {
 }
 
 void model_init_weights(Model *m, uint64_t seed) {
-    Rng rng = rng_seeded(seed);
     float *host = xmalloc(m->n_weights * sizeof(float));
     for (int i = 0; i < m->n_params; i++) {
         const ParamInfo *p = &m->params[i];
         float *w = host + p->offset;
-        for (size_t j = 0; j < p->numel; j++) {
-            if (p->ndim == 2)
-                w[j] = 0.02f * rng_normal(&rng);
-            else
-                w[j] = is_norm_weight(p) ? 1.0f : 0.0f;
+        if (p->ndim == 2) {
+            // Each matrix from its own stream, so tensors do not depend on each other.
+            fill_normal(w, p->numel, 0.02f, seed * 1000003u + (uint64_t)i);
+        } else {
+            float value = is_norm_weight(p) ? 1.0f : 0.0f;
+            for (size_t j = 0; j < p->numel; j++) w[j] = value;
         }
     }
     model_upload_weights(m, host);

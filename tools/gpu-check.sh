@@ -14,9 +14,12 @@
 #   hf-parity      tools/hf-parity.sh --device cuda (GLA cases when .peers/fla-src exists)
 #   bench-attn     bolt bench attn (all kinds, default shapes)
 #   bench-train    bolt bench train: tnl-385m, gla-340m, llama-360m at seq_len 2048
+#   crosscheck     bolt bench attn --dump, then tools/peers/attn_crosscheck.py: bolt's CUDA
+#                  ops against fla / torch SDPA on the same inputs (rel error <= 1e-2)
+#   sample         train hybrid-tiny 300 steps on cuda, then bolt sample and bolt eval there
 #   peers          tools/peers/attn_peers.py (fla and torch SDPA, bolt bench attn's layout)
 #   peer-check     tools/peers/attn_check.py (fla against an fp64 recurrence)
-# Groups: tests = ops cpu-tests sanitize train-compare hf-parity;
+# Groups: tests = ops cpu-tests sanitize train-compare hf-parity crosscheck sample;
 #         bench = bench-attn bench-train peers; all = tests bench peer-check.
 # The build always runs first. A failing stage is reported and the rest still run; exit
 # status 1 if any check failed. Every stage runs under `timeout`, and the whole script
@@ -40,16 +43,16 @@ BUDGET_S=${BUDGET_S:-560}
 NPROC=${NPROC:-16}
 
 # ---- stage selection
-ALL_STAGES="ops cpu-tests sanitize train-compare hf-parity bench-attn bench-train peers peer-check"
+ALL_STAGES="ops cpu-tests sanitize train-compare hf-parity bench-attn bench-train crosscheck sample peers peer-check"
 want=""
 [ $# -eq 0 ] && set -- all
 for a in "$@"; do
     case $a in
         all) want="$want $ALL_STAGES" ;;
-        tests) want="$want ops cpu-tests sanitize train-compare hf-parity" ;;
+        tests) want="$want ops cpu-tests sanitize train-compare hf-parity crosscheck sample" ;;
         bench) want="$want bench-attn bench-train peers" ;;
         build) ;;
-        ops | cpu-tests | sanitize | train-compare | hf-parity | bench-attn | bench-train | peers | peer-check)
+        ops | cpu-tests | sanitize | train-compare | hf-parity | bench-attn | bench-train | crosscheck | sample | peers | peer-check)
             want="$want $a" ;;
         -h | --help) sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) echo "gpu-check: unknown stage '$a' (see --help)" >&2; exit 2 ;;
@@ -258,6 +261,35 @@ do_bench_train() {
     done
 }
 
+do_crosscheck() {
+    stage crosscheck 300 || return
+    rm -rf "$tmp/dump"
+    run_timed "$(limit 60)" ./bolt bench attn --device=cuda --lengths=4096 --tokens=16384 --reps=3 \
+        --dump="$tmp/dump"
+    [ $rc -eq 0 ] || { fail "crosscheck: bolt bench attn --dump: $(why $rc)"; return; }
+    run_timed "$(limit 240)" python3 tools/peers/attn_crosscheck.py "$tmp/dump"
+    grep -E '^(PASS|FAIL) crosscheck' "$tmp/out" >>"$summary"
+    [ $rc -eq 0 ] || fail "crosscheck: $(why $rc) (${secs}s)"
+}
+
+do_sample() {
+    stage sample 120 || return
+    local dir=out/gpu-sample
+    rm -rf "$dir"
+    run_timed "$T" ./bolt train configs/hybrid-tiny.conf --device=cuda --steps=300 \
+        --out_dir="$dir" --log_every=100 --val_every=300 --sample_every=0 --save_every=300
+    [ $rc -eq 0 ] || { fail "sample: training hybrid-tiny on cuda: $(why $rc)"; return; }
+    run_timed 60 ./bolt sample "$dir" --device=cuda --prompt="The " --tokens=200 --seed=7
+    local gpu_text=$(cat "$tmp/out")
+    run_timed 60 ./bolt eval "$dir" --device=cuda --data='data_cache/fortunes/fortunes_val_*.bin'
+    if [ $rc -eq 0 ] && [ ${#gpu_text} -gt 100 ]; then
+        pass "sample + eval on cuda (hybrid-tiny, 300 steps): $(grep -m1 -iE 'loss' "$tmp/out")"
+        note "   sample: $(echo "$gpu_text" | tr '\n' ' ' | cut -c1-160)"
+    else
+        fail "sample/eval on cuda: $(why $rc)"
+    fi
+}
+
 do_peers() {
     stage peers 300 || return
     run_timed "$T" python3 tools/peers/attn_peers.py
@@ -297,8 +329,10 @@ main() {
         wanted hf-parity && do_hf_parity
         wanted bench-attn && do_bench_attn
         wanted bench-train && do_bench_train
+        wanted crosscheck && do_crosscheck
+        wanted sample && do_sample
     else
-        for s in ops cpu-tests sanitize train-compare hf-parity bench-attn bench-train; do
+        for s in ops cpu-tests sanitize train-compare hf-parity bench-attn bench-train crosscheck sample; do
             wanted $s && fail "$s: skipped, the build failed"
         done
     fi

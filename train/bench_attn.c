@@ -16,6 +16,7 @@ typedef struct AttnBench {
     const char *kind; // lightning | gla | softmax
     int H, d, tokens, reps, warmup;
     int lengths[MAX_LENGTHS], n_lengths;
+    const char *dump_dir; // write the first shape's inputs and outputs here (peer checks)
     Backend *be;
 } AttnBench;
 
@@ -36,31 +37,37 @@ static void bench_attn_usage(FILE *f) {
             "  --tokens=N     B*T tokens per call (default 32768)\n"
             "  --lengths=L,.. sequence lengths (default 1024,4096,16384,32768)\n"
             "  --reps=R       timed repetitions (default 20)\n"
-            "  --device=X     cuda, cpu or auto (default auto)\n");
+            "  --device=X     cuda, cpu or auto (default auto)\n"
+            "  --dump=DIR     also write the first length's inputs and outputs (fp32) to\n"
+            "                 DIR/KIND/ for tools/peers/attn_crosscheck.py\n");
 }
 
-// Random activations of n elements in backend memory (compute type).
-static Act *random_act(Backend *be, Rng *rng, long n, float std) {
-    float *host = xmalloc((size_t)n * sizeof(float));
-    for (long i = 0; i < n; i++) host[i] = std * rng_normal(rng);
+// Activations of n elements in backend memory (compute type) from host values.
+static Act *act_from_host(Backend *be, const float *host, long n) {
     float *dev = be->ops->alloc(be, (size_t)n * sizeof(float));
     be->ops->upload(be, dev, host, (size_t)n * sizeof(float));
     Act *act = be->ops->alloc(be, (size_t)n * be->act_size);
     be->ops->float_to_act(be, act, dev, n);
     be->ops->free(be, dev);
+    return act;
+}
+
+// Random activations: std * N(0, 1).
+static Act *random_act(Backend *be, uint64_t seed, long n, float std) {
+    float *host = xmalloc((size_t)n * sizeof(float));
+    fill_normal(host, (size_t)n, std, seed);
+    Act *act = act_from_host(be, host, n);
     free(host);
     return act;
 }
 
-// Log-gates for GLA: logsigmoid of N(0, 1) / 16 as the model makes them (all <= 0).
-static Act *random_gates(Backend *be, Rng *rng, long n) {
+// Log-gates for GLA as the model makes them: logsigmoid(N(0, 1)) / 16 (all <= 0).
+static Act *random_gates(Backend *be, uint64_t seed, long n) {
     float *host = xmalloc((size_t)n * sizeof(float));
-    for (long i = 0; i < n; i++) host[i] = -log1pf(expf(-rng_normal(rng))) / 16.0f;
-    float *dev = be->ops->alloc(be, (size_t)n * sizeof(float));
-    be->ops->upload(be, dev, host, (size_t)n * sizeof(float));
-    Act *act = be->ops->alloc(be, (size_t)n * be->act_size);
-    be->ops->float_to_act(be, act, dev, n);
-    be->ops->free(be, dev);
+    fill_normal(host, (size_t)n, 1.0f, seed);
+#pragma omp parallel for schedule(static)
+    for (long i = 0; i < n; i++) host[i] = -log1pf(expf(-host[i])) / 16.0f;
+    Act *act = act_from_host(be, host, n);
     free(host);
     return act;
 }
@@ -74,15 +81,15 @@ typedef struct Shape {
     Seqs seqs;
 } Shape;
 
-static Shape make_shape(AttnBench *ab, int T, Rng *rng) {
+static Shape make_shape(AttnBench *ab, int T, uint64_t seed) {
     Backend *be = ab->be;
     Shape s = {.T = T, .B = ab->tokens / T};
     s.N = s.B * T;
     int Hd = ab->H * ab->d;
     s.W = 3 * Hd;
-    s.qkv = random_act(be, rng, (long)s.N * s.W, 0.5f);
-    s.dout = random_act(be, rng, (long)s.N * Hd, 1.0f);
-    s.g = random_gates(be, rng, (long)s.N * Hd);
+    s.qkv = random_act(be, seed, (long)s.N * s.W, 0.5f);
+    s.dout = random_act(be, seed + 1, (long)s.N * Hd, 1.0f);
+    s.g = random_gates(be, seed + 2, (long)s.N * Hd);
     s.o = be->ops->alloc(be, (size_t)s.N * Hd * be->act_size);
     s.dqkv = be->ops->alloc(be, (size_t)s.N * s.W * be->act_size);
     s.dg = be->ops->alloc(be, (size_t)s.N * Hd * be->act_size);
@@ -134,6 +141,51 @@ static void run_op(AttnBench *ab, Shape *s, bool backward) {
     }
 }
 
+// Write n activations as raw little-endian fp32 to dir/name.f32.
+static void dump_act(Backend *be, const char *dir, const char *name, const Act *p, long n) {
+    float *dev = be->ops->alloc(be, (size_t)n * sizeof(float));
+    float *host = xmalloc((size_t)n * sizeof(float));
+    be->ops->act_to_float(be, dev, p, n);
+    be->ops->download(be, host, dev, (size_t)n * sizeof(float));
+    char path[4096], file[256];
+    snprintf(file, sizeof file, "%s.f32", name);
+    path_join(path, sizeof path, dir, file);
+    AtomicFile af = atomic_open(path);
+    xfwrite(host, (size_t)n * sizeof(float), af.f, af.tmp_path);
+    atomic_commit(&af);
+    free(host);
+    be->ops->free(be, dev);
+}
+
+// One forward+backward on shape s, its inputs and outputs written to dump_dir/KIND/ with
+// a meta.json, for tools/peers/attn_crosscheck.py to run the peers on the same inputs.
+static void dump_shape(AttnBench *ab, Shape *s) {
+    Backend *be = ab->be;
+    char dir[4096], path[4096];
+    path_join(dir, sizeof dir, ab->dump_dir, ab->kind);
+    make_dirs(dir);
+    run_op(ab, s, true);
+    long Hd = (long)ab->H * ab->d, N = s->N;
+    dump_act(be, dir, "qkv", s->qkv, N * s->W);
+    dump_act(be, dir, "dout", s->dout, N * Hd);
+    dump_act(be, dir, "g", s->g, N * Hd);
+    dump_act(be, dir, "o", s->o, N * Hd);
+    dump_act(be, dir, "dqkv", s->dqkv, N * s->W);
+    dump_act(be, dir, "dg", s->dg, N * Hd);
+    float *decay = xmalloc((size_t)ab->H * sizeof(float));
+    be->ops->download(be, decay, s->log_decay, (size_t)ab->H * sizeof(float));
+    path_join(path, sizeof path, dir, "meta.json");
+    FILE *f = xfopen(path, "w");
+    fprintf(f, "{\"kind\": \"%s\", \"H\": %d, \"d\": %d, \"B\": %d, \"T\": %d, \"W\": %d, "
+               "\"log_decay\": [",
+            ab->kind, ab->H, ab->d, s->B, s->T, s->W);
+    for (int h = 0; h < ab->H; h++) fprintf(f, "%s%.9g", h ? ", " : "", decay[h]);
+    fprintf(f, "]}\n");
+    fclose(f);
+    free(decay);
+    printf("  (inputs and outputs of T=%d written to %s)\n", s->T, dir);
+}
+
 static int compare_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
@@ -174,19 +226,19 @@ static void bench_kind(AttnBench *ab, const char *kind) {
            ab->be->device_name);
     printf("%8s %6s | %10s %10s | %12s %10s\n", "T", "B", "fwd ms", "fwd+bwd ms", "fwd floor ms",
            "fwd+bwd fl");
-    Rng rng = rng_seeded(1234);
     for (int i = 0; i < ab->n_lengths; i++) {
         int T = ab->lengths[i];
         if (T > ab->tokens || ab->tokens % T != 0) {
             printf("%8d: skipped (tokens %d is not a multiple)\n", T, ab->tokens);
             continue;
         }
-        Shape s = make_shape(ab, T, &rng);
+        Shape s = make_shape(ab, T, 1234 + 10 * (uint64_t)i); // fresh inputs per shape
         double fwd = time_op(ab, &s, false), both = time_op(ab, &s, true);
         double bw = 4.24e12; // device copy rate measured on an H200 (bytes/s)
         printf("%8d %6d | %10.3f %10.3f | %12.3f %10.3f\n", T, s.B, fwd, both,
                floor_bytes(ab, &s, false) / bw * 1e3, floor_bytes(ab, &s, true) / bw * 1e3);
         fflush(stdout);
+        if (ab->dump_dir && i == 0) dump_shape(ab, &s);
         free_shape(ab->be, &s);
     }
 }
@@ -227,6 +279,8 @@ int bench_attn_main(int argc, char **argv) {
             ab.reps = (int)parse_int_arg("bench attn: --reps", a + 7, 1, 100000);
         } else if (strncmp(a, "--device=", 9) == 0) {
             device = a + 9;
+        } else if (strncmp(a, "--dump=", 7) == 0) {
+            ab.dump_dir = a + 7;
         } else {
             die("bench attn: unknown option '%s' (see bolt bench attn --help)", a);
         }
