@@ -4,6 +4,10 @@
 # The CUDA backend (kernels/*.cu) is built whenever nvcc is found (on PATH, or at
 # /usr/local/cuda/bin/nvcc); `make CUDA=0` builds the CPU-only binary. Switching between
 # the two rebuilds everything (the stamp build/.config-cuda0 or -cuda1 says which it is).
+#
+# Multi-process training (dist/) links MPI when its headers are found (pkg-config ompi-c,
+# else mpicc --showme); `make MPI=0` or no MPI builds a single-process binary that refuses
+# multi-process launches. With CUDA, NCCL is used when nccl.h is found (`make NCCL=0`: off).
 CC ?= gcc
 CFLAGS ?= -O2 -march=native
 CFLAGS += -std=c11 -fopenmp -Wall -Wextra -Wno-unused-parameter -D_GNU_SOURCE -MMD -MP
@@ -19,11 +23,22 @@ CUDA_HOME := $(if $(NVCC),$(patsubst %/bin/,%,$(dir $(NVCC))),/usr/local/cuda)
 endif
 CUDA ?= $(if $(NVCC),1,0)
 
+# MPI: compile and link flags from pkg-config, else from the mpicc wrapper.
+ifeq ($(origin MPI_CFLAGS),undefined)
+MPI_CFLAGS := $(shell pkg-config --cflags ompi-c 2>/dev/null || mpicc --showme:compile 2>/dev/null)
+MPI_LIBS := $(shell pkg-config --libs ompi-c 2>/dev/null || mpicc --showme:link 2>/dev/null)
+endif
+MPI ?= $(if $(strip $(MPI_LIBS)),1,0)
+ifeq ($(MPI),1)
+CFLAGS += -DBOLT_MPI $(MPI_CFLAGS)
+LDLIBS += $(MPI_LIBS)
+endif
+
 SRC := $(wildcard core/*.c kernels/*.c model/*.c data/*.c optim/*.c dist/*.c train/*.c)
 LIB_SRC := $(filter-out train/main.c,$(SRC))
 LIB_OBJ := $(LIB_SRC:%.c=build/%.o)
 TESTS := $(patsubst tests/%.c,build/tests/%,$(wildcard tests/test_*.c))
-CU_SRC := $(wildcard kernels/*.cu)
+CU_SRC := $(wildcard kernels/*.cu dist/*.cu)
 CU_HDR := $(wildcard kernels/*.cuh)
 
 ifeq ($(CUDA),1)
@@ -37,20 +52,30 @@ NVCCFLAGS += -std=c++17 -gencode arch=compute_90a,code=sm_90a \
 	-gencode arch=compute_80,code=compute_80 --expt-relaxed-constexpr \
 	-Xcompiler -fopenmp,-fPIC -MMD -MP
 CFLAGS += -DBOLT_CUDA
+# NCCL: include/nccl.h and lib/libnccl.so under NCCL_HOME (default: the toolkit's, or /usr).
+NCCL_HOME ?= $(firstword $(foreach d,$(CUDA_HOME) /usr,$(if $(wildcard $(d)/include/nccl.h),$(d))))
+NCCL ?= $(if $(NCCL_HOME),1,0)
+ifeq ($(NCCL),1)
+CFLAGS += -DBOLT_NCCL
+NVCCFLAGS += -DBOLT_NCCL -I$(NCCL_HOME)/include
+LDLIBS += -L$(NCCL_HOME)/lib -L$(NCCL_HOME)/lib64 -Wl,-rpath,$(NCCL_HOME)/lib -lnccl
+endif
 # .cu objects are named .cu.o: kernels/matmul.c and kernels/matmul.cu sit side by side.
 CU_OBJ := $(CU_SRC:%.cu=build/%.cu.o)
 LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lcublasLt -lstdc++
+else
+NCCL := 0
 endif
 
 .PHONY: all test demo clean format
 all: bolt
 
-# Every object depends on the stamp of the build kind, so switching CUDA on or off
-# recompiles them all (kernels/backend.c and others test BOLT_CUDA).
-BUILD_STAMP := build/.config-cuda$(CUDA)
+# Every object depends on the stamp of the build kind, so switching CUDA, MPI or NCCL on
+# or off recompiles them all (kernels/backend.c and dist/ test BOLT_CUDA, BOLT_MPI, ...).
+BUILD_STAMP := build/.config-cuda$(CUDA)-mpi$(MPI)-nccl$(NCCL)
 $(BUILD_STAMP):
 	@mkdir -p build
-	@rm -f build/.config-cuda*
+	@rm -f build/.config-*
 	@touch $@
 
 build/%.o: %.c $(BUILD_STAMP)

@@ -88,6 +88,22 @@ void model_refresh_compute_weights(Model *m) {
         m->be->ops->float_to_act(m->be, m->weights_act, m->weights, (long)m->n_weights);
 }
 
+void model_pad_buffers(Model *m, size_t n) {
+    check(n >= m->n_weights, "model_pad_buffers: %zu floats is less than the %zu weights", n,
+          m->n_weights);
+    Backend *be = m->be;
+    size_t bytes = m->n_weights * sizeof(float);
+    float *w = be->ops->alloc(be, n * sizeof(float));
+    float *g = be->ops->alloc(be, n * sizeof(float));
+    be->ops->copy(be, w, m->weights, bytes);
+    be->ops->copy(be, g, m->grads, bytes);
+    if ((void *)m->weights_act == (void *)m->weights) m->weights_act = (Act *)w;
+    be->ops->free(be, m->weights);
+    be->ops->free(be, m->grads);
+    m->weights = w;
+    m->grads = g;
+}
+
 // ---- the arena ------------------------------------------------------------------------
 
 // Reserve count elements of elem bytes at *at (256-byte aligned); with base NULL only

@@ -150,6 +150,10 @@ void model_download_weights(const Model *m, float *host);
 // After writing m->weights directly (tests, loading one tensor at a time): rebuild the
 // compute copy from the master weights.
 void model_refresh_compute_weights(Model *m);
+// Grow the fp32 master weights and the gradients to n >= n_weights floats each (contents
+// kept, the rest zero), so collectives can treat them as equal shards (ZeRO-1 pads the
+// flat buffers to a multiple of the data-parallel size). The model still uses n_weights.
+void model_pad_buffers(Model *m, size_t n);
 
 // Mean cross-entropy of targets given tokens, both [B, T] host arrays (target < 0:
 // ignored). Forward only; waits for the result.

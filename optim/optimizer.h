@@ -1,6 +1,7 @@
 // optim/optimizer.h: AdamW over the model's parameter table: fp32 moments, decoupled
 // weight decay except on norms and biases, frozen tensors skipped, global-norm clipping
-// folded into the update (no pass over the gradients).
+// folded into the update (no pass over the gradients). An optimizer may own only a range
+// of the flat parameter buffer (ZeRO-1: each data-parallel rank updates its shard).
 #pragma once
 #include "../model/model.h"
 
@@ -13,7 +14,8 @@ typedef struct ParamGroup {
 } ParamGroup;
 
 typedef struct Optimizer {
-    float *m, *v; // [n_weights] first and second moments, backend memory
+    size_t lo, hi; // the floats [lo, hi) of the flat buffers this optimizer updates
+    float *m, *v;  // [hi - lo] first and second moments of them, backend memory
     float beta1, beta2, eps, weight_decay;
     ParamGroup groups[MAX_PARAM_GROUPS];
     int n_groups;
@@ -21,6 +23,10 @@ typedef struct Optimizer {
 
 void optimizer_create(Optimizer *o, const Model *model, float beta1, float beta2, float eps,
                       float weight_decay);
+// The same for the floats [lo, hi) of the flat buffers only (hi <= n_weights): groups are
+// cut to the range and the moments hold hi - lo floats.
+void optimizer_create_range(Optimizer *o, const Model *model, float beta1, float beta2, float eps,
+                            float weight_decay, size_t lo, size_t hi);
 void optimizer_free(Optimizer *o, const Model *model);
 // The factor clipping applies to the gradients: max_norm / norm when max_norm > 0 and
 // norm exceeds it, else 1.

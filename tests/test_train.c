@@ -169,10 +169,12 @@ START_TEST(test_unknown_key) {
 }
 END_TEST
 
-// Launched as one of several processes, a single-process build refuses to start.
+// Launched as one of several processes by a launcher bolt does not serve (torchrun's
+// WORLD_SIZE), it refuses to start rather than train the same model twice. (mpirun and
+// srun launches are tested in test_dist.c.)
 START_TEST(test_refuses_multiprocess) {
     write_corpus();
-    setenv("OMPI_COMM_WORLD_SIZE", "2", 1);
+    setenv("WORLD_SIZE", "2", 1);
     run_train("tnl", "", "mp", 2, NULL);
 }
 END_TEST

@@ -141,6 +141,14 @@ static const ConfigKey KEYS[] = {
      "print a sample every N steps; 0: never"},
     {"sample_len", KEY_INT, offsetof(Config, sample_len), 0, 0, INT_MAX, NULL, NULL,
      "tokens per sample"},
+    // distributed
+    {"zero", KEY_INT, offsetof(Config, zero), 0, 0, 1, NULL, "distributed",
+     "1: ZeRO-1 (AdamW state sharded over the data-parallel ranks); 0: plain data parallel"},
+    {"bucket_mb", KEY_FLOAT, offsetof(Config, bucket_mb), 0, 0, 0, NULL, NULL,
+     "data parallel: all-reduce gradients in buckets of at least this many MB as layers "
+     "finish backward; 0: one all-reduce per layer"},
+    {"collective_timeout", KEY_INT, offsetof(Config, collective_timeout), 0, 1, INT_MAX, NULL, NULL,
+     "seconds a collective may take before the job is ended (a rank died or hangs)"},
 };
 enum { N_KEYS = sizeof(KEYS) / sizeof(KEYS[0]) };
 
@@ -229,6 +237,9 @@ void config_defaults(Config *c) {
     c->resume = false;
     c->sample_every = 0;
     c->sample_len = 200;
+    c->zero = 0;
+    c->bucket_mb = 16.0f;
+    c->collective_timeout = 300;
 }
 
 // Lower-case, with '-' read as '_', so "Batch-Size" is one edit-free step from batch_size.
@@ -610,6 +621,7 @@ void config_finalize(Config *c) {
     check(c->beta2 >= 0 && c->beta2 < 1, "config: beta2 = %g must be in [0, 1)", c->beta2);
     check(c->adam_eps > 0, "config: adam_eps = %g must be > 0", c->adam_eps);
     check(c->grad_clip >= 0, "config: grad_clip = %g must be >= 0 (0: off)", c->grad_clip);
+    check(c->bucket_mb >= 0, "config: bucket_mb = %g must be >= 0", c->bucket_mb);
     check(is_choice(c->device, "cpu|cuda|auto"), "config: device = '%s' must be cpu, cuda or auto",
           c->device);
     check(c->model.norm_eps >= 0, "config: norm_eps = %g must be >= 0 (0: family default)",

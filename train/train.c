@@ -1,14 +1,25 @@
 // train/train.c: `bolt train CONFIG [--key=value ...]`: pretrain or continue training.
 // One loop for every family: accumulate gradients over micro-batches, skip non-finite
 // steps, clip, AdamW, log, validate, checkpoint atomically, resume bit-exactly.
+//
+// Data parallel (several processes under mpirun or srun, dist/): each rank reads its own
+// disjoint part of the data (batch_size is per rank; the global batch is batch_size x
+// grad_accum x dp), gradients are averaged over ranks as the last micro-batch's backward
+// produces them (dist/grad_sync.h), or with zero = 1 reduce-scattered to the rank that
+// owns their optimizer shard (dist/zero.h). Every rank then holds the same weights; only
+// rank 0 prints, writes metrics and plots, and writes checkpoints, which have the same
+// format whatever the number of ranks (so a run resumes on any number of them).
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../data/loader.h"
-#include "../dist/dist.h"
 #include "../data/tokenizer.h"
+#include "../dist/comm.h"
+#include "../dist/dist.h"
+#include "../dist/grad_sync.h"
+#include "../dist/zero.h"
 #include "../model/checkpoint.h"
 #include "../optim/optimizer.h"
 #include "../optim/schedule.h"
@@ -21,6 +32,9 @@
 typedef struct Run {
     Config cfg;
     Dist dist;
+    Comm *comm;
+    GradSync sync; // plain data parallel (zero = 0); also on one rank, where it only checks
+    Zero zero;     // zero = 1: the optimizer state is sharded over the ranks
     Backend *be;
     double flops_per_step; // model FLOPs of one optimizer step (MFU)
     Tokenizer tok;
@@ -54,7 +68,8 @@ static void format_duration(double s, char *buf, size_t cap) {
         snprintf(buf, cap, "%dh%02dm", (int)(s / 3600), (int)fmod(s / 60, 60));
 }
 
-// Mean loss over the validation set (val_batches batches, or all of it).
+// Mean loss over the validation set (val_batches batches, or all of it): each rank
+// evaluates its own part, and the ranks' means are averaged.
 static float validate(Run *r) {
     Config *c = &r->cfg;
     loader_reset(r->val);
@@ -65,20 +80,60 @@ static float validate(Run *r) {
         loader_next(r->val, r->tokens, r->targets);
         sum += model_loss(&r->model, r->tokens, r->targets, c->batch_size, c->seq_len);
     }
-    return (float)(sum / (double)n);
+    float mean = (float)(sum / (double)n);
+    comm_all_reduce_sum_host(r->comm, &mean, 1);
+    return mean / (float)r->dist.dp;
 }
 
+// Rank 0 writes the checkpoint (with ZeRO the ranks first gather the full moments, so the
+// files are those of a single process); the barrier after it means no rank goes on before
+// the checkpoint, DONE marker included, is complete.
 static void save_checkpoint(Run *r) {
     size_t bytes = r->model.n_weights * sizeof(float);
     float *m = xmalloc(bytes), *v = xmalloc(bytes);
-    r->be->ops->download(r->be, m, r->opt.m, bytes);
-    r->be->ops->download(r->be, v, r->opt.v, bytes);
-    checkpoint_save(r->cfg.out_dir, &r->model, m, v, &r->state, r->cfg.tokenizer);
-    checkpoint_prune(r->cfg.out_dir, r->cfg.keep_checkpoints);
+    if (r->cfg.zero) {
+        zero_gather_moments(&r->zero, m, v);
+    } else if (r->dist.rank == 0) {
+        r->be->ops->download(r->be, m, r->opt.m, bytes);
+        r->be->ops->download(r->be, v, r->opt.v, bytes);
+    }
+    if (r->dist.rank == 0) {
+        checkpoint_save(r->cfg.out_dir, &r->model, m, v, &r->state, r->cfg.tokenizer);
+        checkpoint_prune(r->cfg.out_dir, r->cfg.keep_checkpoints);
+        printf("saved checkpoint %s/step_%08lld\n", r->cfg.out_dir, (long long)r->state.step);
+        plot_run_dir(r->cfg.out_dir); // out_dir/loss.png, at every save and at the end
+    }
     free(m);
     free(v);
-    printf("saved checkpoint %s/step_%08lld\n", r->cfg.out_dir, (long long)r->state.step);
-    plot_run_dir(r->cfg.out_dir); // out_dir/loss.png, at every save and at the end
+    comm_barrier(r->comm);
+}
+
+// The optimizer: AdamW over every weight with gradients averaged by the hook, or (zero =
+// 1) over this rank's shard.
+static void setup_optimizer(Run *r) {
+    Config *c = &r->cfg;
+    if (c->zero) {
+        zero_init(&r->zero, &r->model, r->comm, c->beta1, c->beta2, c->adam_eps, c->weight_decay);
+    } else {
+        optimizer_create(&r->opt, &r->model, c->beta1, c->beta2, c->adam_eps, c->weight_decay);
+        grad_sync_init(&r->sync, &r->model, r->comm, (size_t)(c->bucket_mb * 262144.0f));
+    }
+}
+
+// Adam moments from a checkpoint (full [n_weights] on the host, whatever the number of
+// ranks that wrote it): all of them, or this rank's shard.
+static void load_moments(Run *r, const char *ckpt) {
+    size_t bytes = r->model.n_weights * sizeof(float);
+    float *m = xmalloc(bytes), *v = xmalloc(bytes);
+    checkpoint_load_train_state(ckpt, &r->model, m, v, &r->state);
+    if (r->cfg.zero) {
+        zero_load_moments(&r->zero, m, v);
+    } else {
+        r->be->ops->upload(r->be, r->opt.m, m, bytes);
+        r->be->ops->upload(r->be, r->opt.v, v, bytes);
+    }
+    free(m);
+    free(v);
 }
 
 // Say so when a checkpoint's architecture overrides what the config describes.
@@ -96,10 +151,15 @@ static void note_model_differences(const ModelConfig *want, const ModelConfig *g
 }
 
 // Build the model: from the latest checkpoint when resuming, from init_from, or fresh.
+// Rank 0 picks the checkpoint and every rank reads it (out_dir must be on a file system
+// every node sees); rank 0's weights are then broadcast, so the ranks start identical.
 static void setup_model(Run *r) {
     Config *c = &r->cfg;
-    char ckpt[4096], tok_spec[CONFIG_STR];
-    bool resuming = c->resume && checkpoint_latest(c->out_dir, ckpt, sizeof ckpt);
+    char ckpt[4096] = "", tok_spec[CONFIG_STR];
+    if (r->dist.rank == 0 && c->resume && !checkpoint_latest(c->out_dir, ckpt, sizeof ckpt))
+        ckpt[0] = '\0';
+    comm_broadcast_host(r->comm, ckpt, sizeof ckpt, 0);
+    bool resuming = ckpt[0] != '\0';
     const char *source = resuming ? ckpt : c->init_from[0] ? c->init_from : NULL;
     ModelConfig mc = c->model;
     if (source) {
@@ -119,25 +179,30 @@ static void setup_model(Run *r) {
         model_load_weights(&r->model, source);
     else
         model_init_weights(&r->model, c->seed);
-    optimizer_create(&r->opt, &r->model, c->beta1, c->beta2, c->adam_eps, c->weight_decay);
+    comm_broadcast(r->comm, r->model.weights, r->model.n_weights * sizeof(float), 0);
+    model_refresh_compute_weights(&r->model);
+    setup_optimizer(r);
     memset(&r->state, 0, sizeof r->state);
     if (resuming) {
-        size_t bytes = r->model.n_weights * sizeof(float);
-        float *m = xmalloc(bytes), *v = xmalloc(bytes);
-        checkpoint_load_train_state(ckpt, &r->model, m, v, &r->state);
-        r->be->ops->upload(r->be, r->opt.m, m, bytes);
-        r->be->ops->upload(r->be, r->opt.v, v, bytes);
-        free(m);
-        free(v);
+        load_moments(r, ckpt);
         printf("resuming from %s (step %lld)\n", ckpt, (long long)r->state.step);
     } else if (c->resume) {
         printf("resume: no complete checkpoint in %s, starting fresh\n", c->out_dir);
     }
 }
 
+// Tokens in one optimizer step over all ranks.
+static double tokens_per_step(const Run *r) {
+    const Config *c = &r->cfg;
+    return (double)c->batch_size * c->seq_len * c->grad_accum * r->dist.dp;
+}
+
+// The step's log line (every log_every steps) and metrics record (rank 0 only). MFU is
+// per GPU: this rank's FLOPs against one device's peak.
 static void log_step(Run *r, int64_t step, float loss, float lr, double norm, double dt) {
     Config *c = &r->cfg;
-    double tokens = (double)c->batch_size * c->seq_len * c->grad_accum;
+    if (!r->metrics) return;
+    double tokens = tokens_per_step(r);
     double elapsed = now_seconds() - r->start_time;
     double per_step = elapsed / (double)(step + 1 - r->start_step);
     double peak = r->be->peak_flops, mfu = peak > 0 ? r->flops_per_step / dt / peak : 0;
@@ -155,28 +220,36 @@ static void log_step(Run *r, int64_t step, float loss, float lr, double norm, do
     fprintf(r->metrics,
             "{\"step\": %lld, \"loss\": %.6f, \"lr\": %.6e, \"norm\": %.6f, \"tok_per_s\": %.1f, "
             "\"mfu\": %.4f, \"mem_gib\": %.3f, \"tokens\": %.0f, \"elapsed_s\": %.3f}\n",
-            (long long)(step + 1), loss, lr, norm, tokens / dt, mfu, mem_gib,
-            r->state.tokens_seen, elapsed);
+            (long long)(step + 1), loss, lr, norm, tokens / dt, mfu, mem_gib, r->state.tokens_seen,
+            elapsed);
     fflush(r->metrics);
 }
 
 // One optimizer step over grad_accum micro-batches (skipped if not finite). The device
-// keeps the loss and the gradient norm; they come back in the step's one download.
+// keeps the loss and the gradient norm; they come back in the step's one download. Each
+// rank's gradients carry 1/(grad_accum x dp), so their sum over ranks is the mean over
+// the global batch; the norm is taken after that sum (every rank sees the same one).
 static void train_step(Run *r, int64_t step) {
     Config *c = &r->cfg;
     double t0 = now_seconds();
     float lr =
         lr_at(c->schedule, c->lr, c->min_lr_ratio, c->warmup, c->steps, c->decay_frac, (int)step);
+    float scale = 1.0f / ((float)c->grad_accum * (float)r->dist.dp);
     model_zero_grad(&r->model);
     for (int a = 0; a < c->grad_accum; a++) {
         loader_next(r->train, r->tokens, r->targets);
-        model_forward_backward(&r->model, r->tokens, r->targets, c->batch_size, c->seq_len,
-                               1.0f / c->grad_accum);
+        if (!c->zero) grad_sync_micro_batch(&r->sync, a == c->grad_accum - 1);
+        model_forward_backward(&r->model, r->tokens, r->targets, c->batch_size, c->seq_len, scale);
     }
-    model_grad_norm_squared(&r->model);
+    if (c->zero) {
+        zero_reduce_gradients(&r->zero);
+    } else {
+        grad_sync_finish(&r->sync);
+        model_grad_norm_squared(&r->model);
+    }
     float loss, norm;
     model_read_stats(&r->model, &loss, &norm);
-    r->state.tokens_seen += (double)c->batch_size * c->seq_len * c->grad_accum;
+    r->state.tokens_seen += tokens_per_step(r);
     r->state.step = step + 1;
     r->state.loader = loader_tell(r->train);
     if (!isfinite(loss) || !isfinite(norm)) {
@@ -190,7 +263,10 @@ static void train_step(Run *r, int64_t step) {
         return;
     }
     r->state.bad_steps = 0;
-    optimizer_step(&r->opt, &r->model, lr, clip_scale(norm, c->grad_clip), (int)step + 1);
+    if (c->zero)
+        zero_step(&r->zero, lr, clip_scale(norm, c->grad_clip), (int)step + 1);
+    else
+        optimizer_step(&r->opt, &r->model, lr, clip_scale(norm, c->grad_clip), (int)step + 1);
     log_step(r, step, loss, lr, norm, now_seconds() - t0);
 }
 
@@ -199,6 +275,41 @@ static void train_usage(void) {
            "  Trains the model CONFIG describes; --key=value overrides any config key.\n\n"
            "keys:\n");
     config_usage(stdout);
+}
+
+// A hash of the resolved config, so ranks started with different settings stop at once.
+static uint64_t config_hash(const Config *c) {
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    check(f != NULL, "cannot hash the config (open_memstream)");
+    config_print(c, f);
+    fclose(f);
+    uint64_t h = 1469598103934665603ULL; // FNV-1a
+    for (size_t i = 0; i < len; i++) h = (h ^ (unsigned char)text[i]) * 1099511628211ULL;
+    free(text);
+    return h;
+}
+
+// Processes, threads, backend and communicator: one GPU (or a share of the cores) per
+// local rank; only rank 0 keeps its stdout.
+static void setup_dist(Run *r) {
+    Config *c = &r->cfg;
+    int share = omp_get_num_procs() / r->dist.local_size; // the cores of one local rank
+    if (c->threads > 0)
+        omp_set_num_threads(c->threads);
+    else if (r->dist.local_size > 1)
+        omp_set_num_threads(share > 0 ? share : 1);
+    r->be = backend_create(c->device);
+    r->comm = comm_create(&r->dist, r->be, (double)c->collective_timeout);
+    if (r->dist.rank != 0)
+        check(freopen("/dev/null", "w", stdout) != NULL, "cannot silence stdout");
+    uint64_t mine = config_hash(c), first = mine;
+    comm_broadcast_host(r->comm, &first, sizeof first, 0);
+    check(mine == first,
+          "rank %d: the config differs from rank 0's (every rank must get the same "
+          "config file and options)",
+          r->dist.rank);
 }
 
 int train_main(int argc, char **argv) {
@@ -213,27 +324,28 @@ int train_main(int argc, char **argv) {
     Config *c = &r->cfg;
     config_defaults(c);
     config_from_args(c, argc, argv);
-    r->dist = dist_init();
+    r->dist = dist_init();         // before the backend: it picks this rank's GPU
     remove_temp_files_on_signal(); // Ctrl-C mid-checkpoint leaves no temp file
     r->tok = tokenizer_load(c->tokenizer);
     config_finalize(c);
     // Documents are separated by the tokenizer's EOT; setup_model checks it fits the model.
     c->model.eot_token = r->tok.eot;
-    if (c->threads > 0) omp_set_num_threads(c->threads);
-    r->be = backend_create(c->device);
-    make_dirs(c->out_dir);
+    setup_dist(r);
+    if (r->dist.rank == 0) make_dirs(c->out_dir);
 
     printf("# bolt train: resolved config\n");
     config_print(c, stdout);
+    dist_print(&r->dist, stdout);
     setup_model(r);
     // The loaders check every token against the vocabulary of the model actually built
-    // (a checkpoint's, when resuming or starting from init_from).
+    // (a checkpoint's, when resuming or starting from init_from). Data-parallel rank r of
+    // dp reads its own disjoint part.
     int V = r->model.cfg.vocab_size;
-    r->train = loader_open(c->train_data, c->batch_size, c->seq_len, r->dist.rank, r->dist.world,
+    r->train = loader_open(c->train_data, c->batch_size, c->seq_len, r->dist.rank, r->dist.dp,
                            c->seed, true, V);
     loader_seek(r->train, r->state.loader);
     if (c->val_data[0]) {
-        r->val = loader_open(c->val_data, c->batch_size, c->seq_len, r->dist.rank, r->dist.world,
+        r->val = loader_open(c->val_data, c->batch_size, c->seq_len, r->dist.rank, r->dist.dp,
                              c->seed, false, V);
         check(loader_batches_per_epoch(r->val) > 0,
               "val_data %s: fewer windows than one batch of %d x %d tokens per rank (world %d); "
@@ -241,16 +353,20 @@ int train_main(int argc, char **argv) {
               c->val_data, c->batch_size, c->seq_len, r->dist.world);
     }
     model_config_print(&r->model.cfg, stdout);
-    r->flops_per_step = model_flops_per_token(&r->model, c->seq_len) * c->batch_size *
-                        c->seq_len * c->grad_accum;
+    r->flops_per_step =
+        model_flops_per_token(&r->model, c->seq_len) * c->batch_size * c->seq_len * c->grad_accum;
     printf("parameters: %.2fM | device %s (%s) | threads %d | train tokens %lld\n",
            r->model.n_weights / 1e6, r->be->name, r->be->device_name, omp_get_max_threads(),
            (long long)loader_total_tokens(r->train));
+    if (r->dist.world > 1)
+        printf("global batch: %d x %d tokens x grad_accum %d x dp %d = %.0f tokens per step%s\n",
+               c->batch_size, c->seq_len, c->grad_accum, r->dist.dp, tokens_per_step(r),
+               c->zero ? " | ZeRO-1" : "");
     fflush(stdout);
 
     char path[4096];
     path_join(path, sizeof path, c->out_dir, "metrics.jsonl");
-    r->metrics = xfopen(path, r->state.step > 0 ? "a" : "w");
+    if (r->dist.rank == 0) r->metrics = xfopen(path, r->state.step > 0 ? "a" : "w");
     size_t N = (size_t)c->batch_size * c->seq_len;
     r->tokens = xmalloc(N * sizeof(int));
     r->targets = xmalloc(N * sizeof(int));
@@ -266,15 +382,18 @@ int train_main(int argc, char **argv) {
         if (r->val && (last || (c->val_every > 0 && (step + 1) % c->val_every == 0))) {
             val_loss = validate(r);
             printf("step %lld/%d | val loss %.4f\n", (long long)(step + 1), c->steps, val_loss);
-            if (isfinite(val_loss))
-                fprintf(r->metrics, "{\"step\": %lld, \"val_loss\": %.6f}\n", (long long)(step + 1),
-                        val_loss);
-            else
-                fprintf(r->metrics, "{\"step\": %lld, \"val_loss\": null}\n",
-                        (long long)(step + 1));
-            fflush(r->metrics);
+            if (r->metrics) {
+                if (isfinite(val_loss))
+                    fprintf(r->metrics, "{\"step\": %lld, \"val_loss\": %.6f}\n",
+                            (long long)(step + 1), val_loss);
+                else
+                    fprintf(r->metrics, "{\"step\": %lld, \"val_loss\": null}\n",
+                            (long long)(step + 1));
+                fflush(r->metrics);
+            }
         }
-        if (c->sample_every > 0 && ((step + 1) % c->sample_every == 0 || last)) {
+        if (r->dist.rank == 0 && c->sample_every > 0 &&
+            ((step + 1) % c->sample_every == 0 || last)) {
             char *text =
                 generate_text(&r->model, &r->tok, "", c->sample_len, 0.8f, 40, true, &sample_rng);
             printf("--- sample at step %lld ---\n%s\n---\n", (long long)(step + 1), text);
@@ -287,14 +406,19 @@ int train_main(int argc, char **argv) {
     printf("done: %lld steps in %.1fs", (long long)(c->steps - r->start_step), elapsed);
     if (!isnan(val_loss)) printf(" | final val loss %.4f", val_loss);
     printf("\n");
-    fclose(r->metrics);
+    if (r->metrics) fclose(r->metrics);
     free(r->tokens);
     free(r->targets);
     loader_close(r->train);
     if (r->val) loader_close(r->val);
-    optimizer_free(&r->opt, &r->model);
+    if (c->zero)
+        zero_free(&r->zero);
+    else
+        optimizer_free(&r->opt, &r->model);
     model_free(&r->model);
+    comm_free(r->comm);
     backend_free(r->be);
     tokenizer_free(&r->tok);
+    dist_finalize(&r->dist);
     return 0;
 }

@@ -1,0 +1,198 @@
+// dist/comm_nccl.cu: collectives through NCCL on the CUDA backend's stream, so they run
+// in order with the backend's ops and the host never waits for them (the step's one
+// download does). Each collective records an event; the watchdog's poll reports an NCCL
+// asynchronous error, or the oldest collective still unfinished after the timeout, and
+// cancel aborts the communicator so a stuck kernel lets go.
+//
+// Overlap of communication with the backward pass on a second stream (ordered by events)
+// is a later step: today the all-reduce of a layer's gradients is enqueued on the compute
+// stream right after that layer's backward.
+#ifdef BOLT_NCCL
+#include <mutex>
+#include <nccl.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../kernels/cuda_common.cuh"
+#include "comm_impl.h"
+
+enum { RING = 512 }; // collectives tracked at once (older ones are waited for)
+
+typedef struct Pending {
+    cudaEvent_t done;
+    double enqueued;
+    const char *what;
+} Pending;
+
+typedef struct NcclComm {
+    Backend *be;
+    ncclComm_t comm;
+    int rank, size;
+    float *one; // a device float for the barrier
+    std::mutex mu;
+    Pending ring[RING];
+    int head, count; // the oldest pending collective, and how many there are
+    bool poll_device_set;
+} NcclComm;
+
+static cudaStream_t stream_of(NcclComm *c) {
+    return cuda_ctx(c->be)->stream;
+}
+
+// Die naming the rank and the call if NCCL failed.
+static void nccl_ok(ncclResult_t r, NcclComm *c, const char *what) {
+    if (r == ncclSuccess) return;
+    const char *last = c && c->comm ? ncclGetLastError(c->comm) : "";
+    die("rank %d: NCCL %s failed: %s%s%s", c ? c->rank : -1, what, ncclGetErrorString(r),
+        last && *last ? ": " : "", last ? last : "");
+}
+
+// After enqueueing a collective: record its event (waiting for the oldest when the ring
+// is full).
+static void track(NcclComm *c, const char *what) {
+    std::unique_lock<std::mutex> lock(c->mu);
+    if (c->count == RING) {
+        Pending *old = &c->ring[c->head];
+        lock.unlock();
+        CUDA_CHECK(cudaEventSynchronize(old->done));
+        lock.lock();
+        c->head = (c->head + 1) % RING;
+        c->count--;
+    }
+    Pending *p = &c->ring[(c->head + c->count) % RING];
+    p->enqueued = now_seconds();
+    p->what = what;
+    CUDA_CHECK(cudaEventRecord(p->done, stream_of(c)));
+    c->count++;
+}
+
+static void nccl_all_reduce_sum(void *self, float *buf, size_t n) {
+    NcclComm *c = (NcclComm *)self;
+    nccl_ok(ncclAllReduce(buf, buf, n, ncclFloat, ncclSum, c->comm, stream_of(c)), c, "all_reduce");
+    track(c, "all_reduce");
+}
+
+// In place: rank r's shard of buf receives the sum of every rank's shard r.
+static void nccl_reduce_scatter_sum(void *self, float *buf, size_t shard) {
+    NcclComm *c = (NcclComm *)self;
+    nccl_ok(ncclReduceScatter(buf, buf + (size_t)c->rank * shard, shard, ncclFloat, ncclSum,
+                              c->comm, stream_of(c)),
+            c, "reduce_scatter");
+    track(c, "reduce_scatter");
+}
+
+// In place: every rank's shard r of buf comes from rank r.
+static void nccl_all_gather(void *self, float *buf, size_t shard) {
+    NcclComm *c = (NcclComm *)self;
+    nccl_ok(
+        ncclAllGather(buf + (size_t)c->rank * shard, buf, shard, ncclFloat, c->comm, stream_of(c)),
+        c, "all_gather");
+    track(c, "all_gather");
+}
+
+static void nccl_broadcast(void *self, void *buf, size_t bytes, int root) {
+    NcclComm *c = (NcclComm *)self;
+    nccl_ok(ncclBroadcast(buf, buf, bytes, ncclChar, root, c->comm, stream_of(c)), c, "broadcast");
+    track(c, "broadcast");
+}
+
+// An all-reduce of one float, then wait for the stream: every rank got here.
+static void nccl_barrier(void *self) {
+    NcclComm *c = (NcclComm *)self;
+    nccl_ok(ncclAllReduce(c->one, c->one, 1, ncclFloat, ncclSum, c->comm, stream_of(c)), c,
+            "barrier");
+    track(c, "barrier");
+    CUDA_CHECK(cudaStreamSynchronize(stream_of(c)));
+}
+
+// The watchdog's check (its own thread): NCCL's asynchronous error, then the oldest
+// collective that has not finished.
+static bool nccl_poll(void *self, double timeout_s, char *why, size_t cap) {
+    NcclComm *c = (NcclComm *)self;
+    if (!c->poll_device_set) {
+        cudaSetDevice(cuda_ctx(c->be)->device);
+        c->poll_device_set = true;
+    }
+    ncclResult_t async = ncclSuccess;
+    ncclResult_t r = ncclCommGetAsyncError(c->comm, &async);
+    if (r != ncclSuccess || (async != ncclSuccess && async != ncclInProgress)) {
+        snprintf(why, cap, "NCCL reports an error: %s",
+                 ncclGetErrorString(r != ncclSuccess ? r : async));
+        return false;
+    }
+    std::lock_guard<std::mutex> lock(c->mu);
+    while (c->count > 0) {
+        Pending *p = &c->ring[c->head];
+        cudaError_t q = cudaEventQuery(p->done);
+        if (q == cudaErrorNotReady) {
+            double age = now_seconds() - p->enqueued;
+            if (age <= timeout_s) return true;
+            snprintf(why, cap,
+                     "NCCL %s has not finished %.0f s after it was enqueued (collective_timeout "
+                     "= %.0f s; a peer rank died or hangs)",
+                     p->what, age, timeout_s);
+            return false;
+        }
+        if (q != cudaSuccess) {
+            snprintf(why, cap, "CUDA error while waiting for NCCL %s: %s", p->what,
+                     cudaGetErrorString(q));
+            return false;
+        }
+        c->head = (c->head + 1) % RING;
+        c->count--;
+    }
+    return true;
+}
+
+static void nccl_cancel(void *self) {
+    NcclComm *c = (NcclComm *)self;
+    ncclCommAbort(c->comm);
+}
+
+static void nccl_free(void *self) {
+    NcclComm *c = (NcclComm *)self;
+    CUDA_CHECK(cudaStreamSynchronize(stream_of(c)));
+    nccl_ok(ncclCommDestroy(c->comm), c, "comm destroy");
+    for (int i = 0; i < RING; i++) CUDA_CHECK(cudaEventDestroy(c->ring[i].done));
+    CUDA_CHECK(cudaFree(c->one));
+    delete c;
+}
+
+extern "C" const CommImpl comm_nccl_impl = {
+    nccl_all_reduce_sum, nccl_reduce_scatter_sum,
+    nccl_all_gather,     nccl_broadcast,
+    nccl_barrier,        nccl_poll,
+    nccl_cancel,         false,
+    nccl_free,
+};
+
+extern "C" void comm_nccl_unique_id(void *id) {
+    static_assert(sizeof(ncclUniqueId) == NCCL_ID_BYTES, "NCCL unique id size");
+    ncclUniqueId u;
+    nccl_ok(ncclGetUniqueId(&u), NULL, "get unique id");
+    memcpy(id, &u, sizeof u);
+}
+
+extern "C" void *comm_nccl_new(Backend *be, const void *id, int rank, int size, char *name,
+                               size_t cap) {
+    // NVLink SHARP (NVLS) buffers take GPU memory and fail on some systems; off unless the
+    // user sets it.
+    setenv("NCCL_NVLS_ENABLE", "0", 0);
+    NcclComm *c = new NcclComm();
+    c->be = be;
+    c->rank = rank;
+    c->size = size;
+    CUDA_CHECK(cudaSetDevice(cuda_ctx(be)->device));
+    ncclUniqueId u;
+    memcpy(&u, id, sizeof u);
+    nccl_ok(ncclCommInitRank(&c->comm, size, u, rank), c, "comm init");
+    for (int i = 0; i < RING; i++)
+        CUDA_CHECK(cudaEventCreateWithFlags(&c->ring[i].done, cudaEventDisableTiming));
+    CUDA_CHECK(cudaMalloc(&c->one, sizeof(float)));
+    CUDA_CHECK(cudaMemset(c->one, 0, sizeof(float)));
+    int v = 0;
+    ncclGetVersion(&v);
+    snprintf(name, cap, "nccl %d.%d.%d", v / 10000, (v / 100) % 100, v % 100);
+    return c;
+}
+#endif

@@ -1,0 +1,372 @@
+// tests/test_dist.c: `bolt train` as several processes under mpirun, on the CPU backend
+// (MPI collectives). Data parallel on 2 and 4 ranks (and on 2 over TCP), ZeRO-1 on 2 and
+// 3 ranks, and gradient accumulation against one process with the same global batch: the
+// loader gives rank r of n the stream windows r, r+n, r+2n, ..., so n ranks with batch B
+// see exactly the rows of one process with batch n*B, and the losses (every step), the
+// validation loss and the final weights must agree to 1e-6. A 2-rank checkpoint resumes on
+// 1 and on 4 ranks; a killed or a frozen rank ends the whole job, non-zero, in well under
+// 60 s, and the newest complete checkpoint still resumes. Skipped, saying so, when mpirun
+// or this build's MPI is missing.
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../data/shard.h"
+#include "../dist/dist.h"
+#include "../model/checkpoint.h"
+#include "../model/safetensors.h"
+#include "testing.h"
+
+enum { STEPS = 20, GLOBAL_BATCH = 12, MAX_STEPS = 64 };
+
+static char *workdir;                // this test's directory under the scratch root
+static char bolt[512];               // ./bolt, absolute
+static const char *mpi_options = ""; // extra mpirun options
+
+// A byte corpus with structure to learn: repeated words in random order.
+static void write_corpus(void) {
+    workdir = new_dir();
+    const char *words[] = {"the ", "quick ", "brown ", "fox ", "jumps ", "over ", "lazy ", "dog. "};
+    Rng rng = rng_seeded(99);
+    int64_t n = 40000;
+    uint32_t *tok = xmalloc((size_t)n * sizeof(uint32_t));
+    int64_t i = 0;
+    while (i < n) {
+        const char *w = words[rng_next(&rng) % 8];
+        for (const char *p = w; *p && i < n; p++) tok[i++] = (unsigned char)*p;
+    }
+    char path[512];
+    snprintf(path, sizeof path, "%s/c_train_000000.bin", workdir);
+    shard_write(path, tok, n - 4000, false, false);
+    snprintf(path, sizeof path, "%s/c_val_000000.bin", workdir);
+    shard_write(path, tok + n - 4000, 4000, false, false);
+    free(tok);
+}
+
+// The command line of `bolt train` on `np` ranks (1: a plain launch, no mpirun) with
+// batch_size `batch` per rank, writing to workdir/out; `extra` adds options.
+// adam_eps is 1e-6, not 1e-8: ranks sum a gradient in another order than one process, and
+// for a weight whose gradient is ~1e-8 (rounding noise) Adam's first steps move it by ~lr
+// in the direction of that noise, so with 1e-8 the runs differ by ~1e-5 in a few weights
+// (fp32 noise amplified, not a difference of the data-parallel arithmetic).
+static void train_command(char *cmd, size_t cap, int np, const char *out, int batch, int steps,
+                          const char *extra) {
+    char launcher[128] = "";
+    if (np > 1)
+        snprintf(launcher, sizeof launcher, "mpirun --oversubscribe --allow-run-as-root %s -np %d ",
+                 mpi_options, np);
+    snprintf(cmd, cap,
+             "%s%s train --model=tnl --train_data=%s/c_train_*.bin --val_data=%s/c_val_*.bin "
+             "--out_dir=%s/%s --steps=%d --dim=32 --n_layers=2 --n_heads=2 --seq_len=32 "
+             "--batch_size=%d --lr=3e-3 --adam_eps=1e-6 --warmup=2 --log_every=%d --val_batches=4 "
+             "--threads=1 "
+             "--device=cpu %s",
+             launcher, bolt, workdir, workdir, workdir, out, steps, batch, STEPS, extra);
+}
+
+// Run `bolt train` to completion (output in workdir/out.log); returns its exit status.
+static int run_train(int np, const char *out, int batch, int steps, const char *extra) {
+    char cmd[2048];
+    train_command(cmd, sizeof cmd, np, out, batch, steps, extra);
+    char full[2600];
+    snprintf(full, sizeof full, "%s > %s/%s.log 2>&1", cmd, workdir, out);
+    int status = system(full);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+// The training losses of steps 1..STEPS in a run's metrics.jsonl (NaN where missing) and
+// the last validation loss.
+static void read_metrics(const char *out, double *loss, double *val) {
+    for (int i = 0; i <= MAX_STEPS; i++) loss[i] = NAN;
+    *val = NAN;
+    char path[600];
+    snprintf(path, sizeof path, "%s/%s/metrics.jsonl", workdir, out);
+    FILE *f = xfopen(path, "r");
+    char line[1024];
+    while (fgets(line, sizeof line, f)) {
+        cJSON *j = cJSON_Parse(line);
+        ck_assert_ptr_nonnull(j);
+        int step = cJSON_GetObjectItem(j, "step")->valueint;
+        cJSON *l = cJSON_GetObjectItem(j, "loss"), *v = cJSON_GetObjectItem(j, "val_loss");
+        if (l && step >= 1 && step <= MAX_STEPS) loss[step] = l->valuedouble;
+        if (v && cJSON_IsNumber(v)) *val = v->valuedouble;
+        cJSON_Delete(j);
+    }
+    fclose(f);
+}
+
+// All weights of a run's checkpoint at `step`, concatenated in name order; *n their count.
+static float *read_weights(const char *out, int step, long *n) {
+    char path[600];
+    snprintf(path, sizeof path, "%s/%s/step_%08d/model.safetensors", workdir, out, step);
+    SafeTensors *st = st_open(path);
+    long total = 0;
+    for (int i = 0; i < st_count(st); i++) {
+        const StTensor *t = st_tensor(st, i);
+        long numel = 1;
+        for (int d = 0; d < t->ndim; d++) numel *= (long)t->shape[d];
+        total += numel;
+    }
+    float *w = xmalloc((size_t)total * sizeof(float)), *at = w;
+    for (int i = 0; i < st_count(st); i++) {
+        const StTensor *t = st_tensor(st, i);
+        st_read_f32(st, t, at);
+        long numel = 1;
+        for (int d = 0; d < t->ndim; d++) numel *= (long)t->shape[d];
+        at += numel;
+    }
+    st_close(st);
+    *n = total;
+    return w;
+}
+
+// Run `got` matches run `want`: training losses of steps [from, STEPS] and (if check_val:
+// both validated on the same windows, i.e. with the same global batch per micro-batch) the
+// final validation loss within 1e-6 relative, and the weights at step STEPS within 1e-6.
+static void expect_same_run(const char *got, const char *want, int from, bool check_val) {
+    double lg[MAX_STEPS + 1], lw[MAX_STEPS + 1], vg, vw;
+    read_metrics(got, lg, &vg);
+    read_metrics(want, lw, &vw);
+    for (int s = from; s <= STEPS; s++) {
+        ck_assert_msg(isfinite(lg[s]) && isfinite(lw[s]), "%s vs %s: step %d has no loss", got,
+                      want, s);
+        ck_assert_msg(fabs(lg[s] - lw[s]) <= 1e-6 * fabs(lw[s]),
+                      "%s vs %s: step %d loss %.6f vs %.6f", got, want, s, lg[s], lw[s]);
+    }
+    ck_assert_msg(!check_val || fabs(vg - vw) <= 1e-6 * fabs(vw), "%s vs %s: val loss %.6f vs %.6f",
+                  got, want, vg, vw);
+    long ng, nw;
+    float *wg = read_weights(got, STEPS, &ng), *ww = read_weights(want, STEPS, &nw);
+    ck_assert_int_eq(ng, nw);
+    double err = rel_error(wg, ww, nw);
+    ck_assert_msg(err < 1e-6, "%s vs %s: weights differ by %g (relative)", got, want, err);
+    free(wg);
+    free(ww);
+}
+
+// The reference: one process with the whole global batch.
+static void run_single(void) {
+    ck_assert_int_eq(run_train(1, "single", GLOBAL_BATCH, STEPS, ""), 0);
+}
+
+// Plain data parallel on 2 ranks (one all-reduce per layer), on 4 (layers merged into
+// buckets of 0.01 MB), and on 2 talking over TCP equals one process.
+START_TEST(test_data_parallel) {
+    write_corpus();
+    run_single();
+    ck_assert_int_eq(run_train(2, "dp2", GLOBAL_BATCH / 2, STEPS, "--bucket_mb=0"), 0);
+    expect_same_run("dp2", "single", 1, true);
+    ck_assert_int_eq(run_train(4, "dp4", GLOBAL_BATCH / 4, STEPS, "--bucket_mb=0.01"), 0);
+    expect_same_run("dp4", "single", 1, true);
+    // Over TCP sockets instead of shared memory, as between two nodes.
+    mpi_options = "--mca pml ob1 --mca btl tcp,self";
+    ck_assert_int_eq(run_train(2, "tcp2", GLOBAL_BATCH / 2, STEPS, ""), 0);
+    expect_same_run("tcp2", "single", 1, true);
+}
+END_TEST
+
+// ZeRO-1 (sharded AdamW) on 2 ranks, and on 3 with gradient accumulation (the model's
+// 75776 weights do not split into 3 equal shards: the last is padded); plain data
+// parallel with accumulation on 2. All equal one process.
+START_TEST(test_zero_and_accumulation) {
+    write_corpus();
+    run_single();
+    ck_assert_int_eq(run_train(2, "zero2", GLOBAL_BATCH / 2, STEPS, "--zero=1"), 0);
+    expect_same_run("zero2", "single", 1, true);
+    ck_assert_int_eq(run_train(3, "zero3", GLOBAL_BATCH / 6, STEPS, "--zero=1 --grad_accum=2"), 0);
+    expect_same_run("zero3", "single", 1, false);
+    ck_assert_int_eq(run_train(2, "acc2", GLOBAL_BATCH / 4, STEPS, "--grad_accum=2"), 0);
+    expect_same_run("acc2", "single", 1, false);
+}
+END_TEST
+
+// A copy of run `from` with its checkpoint at step STEPS and its metrics removed, resumed
+// from step STEPS/2 on np ranks (batch per rank from the global batch).
+static void resume_copy(const char *from, const char *to, int np, const char *extra) {
+    char cmd[1600];
+    snprintf(cmd, sizeof cmd, "cp -r %s/%s %s/%s && rm -rf %s/%s/step_%08d %s/%s/metrics.jsonl",
+             workdir, from, workdir, to, workdir, to, STEPS, workdir, to);
+    ck_assert_int_eq(system(cmd), 0);
+    char opts[256];
+    snprintf(opts, sizeof opts, "--resume=1 --save_every=%d %s", STEPS / 2, extra);
+    ck_assert_int_eq(run_train(np, to, GLOBAL_BATCH / np, STEPS, opts), 0);
+}
+
+// A 2-rank run checkpointed halfway continues on 1 rank, and on 4 ranks with ZeRO-1 (the
+// full moments are resharded), exactly as the uninterrupted 2-rank run.
+START_TEST(test_resume_other_rank_count) {
+    write_corpus();
+    char opts[64];
+    snprintf(opts, sizeof opts, "--save_every=%d", STEPS / 2);
+    ck_assert_int_eq(run_train(2, "two", GLOBAL_BATCH / 2, STEPS, opts), 0);
+    resume_copy("two", "on1", 1, "");
+    expect_same_run("on1", "two", STEPS / 2 + 1, true);
+    resume_copy("two", "on4", 4, "--zero=1");
+    expect_same_run("on4", "two", STEPS / 2 + 1, true);
+}
+END_TEST
+
+// The pid of the process whose parent is `parent` and whose environment says it is MPI
+// rank `rank`; -1 if there is none (yet).
+static pid_t find_rank(pid_t parent, int rank) {
+    DIR *d = opendir("/proc");
+    if (!d) return -1;
+    struct dirent *e;
+    pid_t found = -1;
+    char want[64];
+    snprintf(want, sizeof want, "OMPI_COMM_WORLD_RANK=%d", rank);
+    while (found < 0 && (e = readdir(d)) != NULL) {
+        pid_t pid = (pid_t)atoi(e->d_name);
+        if (pid <= 0) continue;
+        char path[64], buf[512];
+        snprintf(path, sizeof path, "/proc/%d/stat", pid);
+        FILE *f = fopen(path, "r");
+        if (!f) continue;
+        int ppid = -1;
+        char state;
+        if (fscanf(f, "%*d (%*[^)]) %c %d", &state, &ppid) != 2) ppid = -1;
+        fclose(f);
+        if (ppid != parent) continue;
+        snprintf(path, sizeof path, "/proc/%d/environ", pid);
+        f = fopen(path, "r");
+        if (!f) continue;
+        size_t n;
+        char *env = NULL;
+        size_t len = 0;
+        FILE *mem = open_memstream(&env, &len);
+        while ((n = fread(buf, 1, sizeof buf, f)) > 0) fwrite(buf, 1, n, mem);
+        fclose(f);
+        fclose(mem);
+        for (size_t i = 0; i < len; i += strlen(env + i) + 1)
+            if (strcmp(env + i, want) == 0) found = pid;
+        free(env);
+    }
+    closedir(d);
+    return found;
+}
+
+// True if pid is gone (or a zombie nobody has reaped yet).
+static bool process_gone(pid_t pid) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return true;
+    char state = '?';
+    if (fscanf(f, "%*d (%*[^)]) %c", &state) != 1) state = '?';
+    fclose(f);
+    return state == 'Z' || state == 'X';
+}
+
+// Start a 2-rank run that would train for a long time, wait until it has logged a step,
+// send `sig` to rank 1, and require the whole job to end non-zero within 60 s with a
+// message in its output that contains `says`.
+static void fault(int sig, const char *extra, const char *says) {
+    write_corpus();
+    char cmd[2048], log[600];
+    train_command(cmd, sizeof cmd, 2, "fault", GLOBAL_BATCH / 2, 100000, extra);
+    snprintf(log, sizeof log, "%s/fault.log", workdir);
+    pid_t mpirun = fork();
+    ck_assert_int_ge(mpirun, 0);
+    if (mpirun == 0) {
+        check(freopen(log, "w", stdout) != NULL && dup2(fileno(stdout), 2) >= 0, "redirect");
+        char full[2100];
+        snprintf(full, sizeof full, "exec %s", cmd);
+        execl("/bin/sh", "sh", "-c", full, (char *)NULL);
+        _exit(127);
+    }
+    // Wait for the first logged step (rank 0 writes metrics.jsonl after each step).
+    char metrics[600];
+    snprintf(metrics, sizeof metrics, "%s/fault/metrics.jsonl", workdir);
+    double t0 = now_seconds();
+    pid_t victim = -1;
+    while (now_seconds() - t0 < 30 && (victim < 0 || file_size(metrics) <= 0)) {
+        if (victim < 0) victim = find_rank(mpirun, 1);
+        usleep(50000);
+    }
+    ck_assert_msg(victim > 0 && file_size(metrics) > 0, "the job did not start training");
+    double t_fault = now_seconds();
+    kill(victim, sig);
+    int status = 0;
+    pid_t done = 0;
+    while ((done = waitpid(mpirun, &status, WNOHANG)) == 0 && now_seconds() - t_fault < 60)
+        usleep(50000);
+    if (done == 0) {
+        kill(victim, SIGKILL);
+        kill(mpirun, SIGKILL);
+        waitpid(mpirun, &status, 0);
+        ck_abort_msg("the job still ran 60 s after rank 1 got signal %d", sig);
+    }
+    double took = now_seconds() - t_fault;
+    ck_assert_msg(!(WIFEXITED(status) && WEXITSTATUS(status) == 0),
+                  "the job exited 0 after rank 1 got signal %d", sig);
+    for (int i = 0; i < 100 && !process_gone(victim); i++) usleep(50000);
+    bool gone = process_gone(victim);
+    if (!gone) kill(victim, SIGKILL);
+    ck_assert_msg(gone, "rank 1 (pid %d) outlived the job", victim);
+    size_t len;
+    char *text = read_file(log, &len);
+    ck_assert_msg(strstr(text, says) != NULL, "the job's output does not say '%s':\n%s", says,
+                  text);
+    free(text);
+    printf("test_dist: rank 1 got signal %d; the job ended in %.1f s\n", sig, took);
+}
+
+// A killed rank: mpirun ends the others and names the rank. The run checkpoints every
+// step, so the kill may land mid-checkpoint: the newest complete one still resumes.
+START_TEST(test_killed_rank) {
+    fault(SIGKILL, "--save_every=1", "rank 1");
+    char out[600], ckpt[700];
+    snprintf(out, sizeof out, "%s/fault", workdir);
+    ck_assert_msg(checkpoint_latest(out, ckpt, sizeof ckpt), "no complete checkpoint in %s", out);
+    int step = atoi(strrchr(ckpt, '_') + 1);
+    ck_assert_int_eq(run_train(1, "fault", GLOBAL_BATCH, step + 1, "--resume=1"), 0);
+}
+END_TEST
+
+// A frozen rank (SIGSTOP): rank 0's watchdog finds its collective stuck after
+// collective_timeout seconds and ends the job.
+START_TEST(test_hung_rank) {
+    fault(SIGSTOP, "--collective_timeout=5", "did not finish within collective_timeout");
+}
+END_TEST
+
+// mpirun on PATH?
+static bool have_mpirun(void) {
+    return system("command -v mpirun > /dev/null 2>&1") == 0;
+}
+
+int main(void) {
+    check(getcwd(bolt, sizeof bolt - 8) != NULL, "getcwd");
+    strcat(bolt, "/bolt");
+    Suite *s = suite_create("dist");
+    TCase *tc = tcase_create("dist");
+    tcase_set_timeout(tc, 120);
+    if (!have_mpirun() || !dist_has_mpi()) {
+        printf("test_dist: %s, distributed tests skipped\n",
+               dist_has_mpi() ? "mpirun not found" : "this build has no MPI");
+    } else if (file_size(bolt) < 0) {
+        printf("test_dist: %s not built, distributed tests skipped\n", bolt);
+    } else {
+        // One thread per rank (2 cores are shared by up to 4 ranks); ranks do not use the
+        // kernel's cross-memory attach, which containers often forbid.
+        setenv("OMP_NUM_THREADS", "1", 1);
+        setenv("OMP_WAIT_POLICY", "passive", 1);
+        setenv("OMPI_MCA_btl_vader_single_copy_mechanism", "none", 1);
+        make_scratch_root("dist");
+        tcase_add_test(tc, test_data_parallel);
+        tcase_add_test(tc, test_zero_and_accumulation);
+        tcase_add_test(tc, test_resume_other_rank_count);
+        tcase_add_test(tc, test_killed_rank);
+        tcase_add_test(tc, test_hung_rank);
+    }
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    remove_scratch_root();
+    return failed ? 1 : 0;
+}
