@@ -17,6 +17,8 @@
 //             D[C, OC] = A op_T(B): A = inp seen as inp^T[C, N] (ld C), B = dout seen
 //             as dout^T[OC, N] (ld ld_dout) and transposed back, D = dW seen as
 //             dW^T[C, OC] (ld C), fp32, beta 1.
+//   logits    logits[N, V] = h[N, D] W[V, D]^T: the forward's product with an fp32 D
+//             (as dweight's) and beta 0, so decoding's logits are never rounded to bf16.
 //
 // Each distinct call shape (transposes, sizes, leading dimensions, output type, bias,
 // pointer alignments) gets one plan, built on first use: the matmul descriptor, the
@@ -328,6 +330,14 @@ static void bias_backward(Backend *be, float *dbias, const bf16 *dout, int ld, i
     CUDA_CHECK_LAUNCH();
 }
 
+// logits[N, V] = h[N, D] @ W[V, D]^T in fp32 (see the top of the file).
+static void cuda_logits_forward(Backend *be, float *logits, const Act *h, const Act *W, int N,
+                                int D, int V) {
+    if (N <= 0 || V <= 0) return;
+    cuda_gemm(be, true, false, V, N, D, as_bf16c(W), D, as_bf16c(h), D, logits, CUDA_R_32F, V, 1.0f,
+              0.0f, NULL);
+}
+
 // dinp = dout @ weight (+= with accumulate), dweight += dout^T @ inp (fp32),
 // dbias += colsum(dout) (fp32); dout's rows are ld_dout apart. Any gradient may be NULL.
 static void cuda_matmul_backward(Backend *be, Act *dinp, float *dweight, float *dbias,
@@ -349,4 +359,5 @@ static void cuda_matmul_backward(Backend *be, Act *dinp, float *dweight, float *
 extern "C" void cuda_register_matmul(Ops *ops) {
     ops->matmul_forward = cuda_matmul_forward;
     ops->matmul_backward = cuda_matmul_backward;
+    ops->logits_forward = cuda_logits_forward;
 }

@@ -75,6 +75,10 @@ typedef struct Ops {
     void (*matmul_backward)(Backend *be, Act *dinp, float *dweight, float *dbias,
                             const Act *dout, int ld_dout, const Act *inp, const Act *weight,
                             int N, int C, int OC, bool accumulate);
+    // logits[N, V] = h[N, D] @ W[V, D]^T as fp32 (fp32 accumulation, never rounded to the
+    // compute type): the LM head of a decoding step.
+    void (*logits_forward)(Backend *be, float *logits, const Act *h, const Act *W, int N, int D,
+                           int V);
     // out[N, D] = scale * table[tokens[n]] (token ids already checked against V).
     void (*embedding_forward)(Backend *be, Act *out, const int *tokens, const Act *table,
                               int N, int D, int V, float scale);

@@ -187,6 +187,11 @@ static void cpu_matmul_forward(Backend *be, Act *out, const Act *inp, const Act 
     matmul_forward(fp(out), cfp(inp), cfp(weight), cfp(bias), N, C, OC);
 }
 
+static void cpu_logits_forward(Backend *be, float *logits, const Act *h, const Act *W, int N, int D,
+                               int V) {
+    matmul_forward(logits, cfp(h), cfp(W), NULL, N, D, V);
+}
+
 // The reference accumulates every gradient: dinp is zeroed first unless `accumulate`, and a
 // dout with rows wider than OC is gathered into a contiguous copy.
 static void cpu_matmul_backward(Backend *be, Act *dinp, float *dweight, float *dbias,
@@ -516,6 +521,7 @@ const Ops ops_cpu = {
     .memory_in_use = cpu_memory_in_use,
     .matmul_forward = cpu_matmul_forward,
     .matmul_backward = cpu_matmul_backward,
+    .logits_forward = cpu_logits_forward,
     .embedding_forward = cpu_embedding_forward,
     .embedding_backward = cpu_embedding_backward,
     .norm_forward = cpu_norm_forward,

@@ -20,6 +20,11 @@
 //     written once.
 //  3. dQ: one block per BM query rows over its key tiles: S = Q K^T, P, dP = dO V^T,
 //     dS = P (dP - D), dQ += dS K. It reads its rows' D before it overwrites them.
+//
+// Head dims: any hd in 1 .. 128 runs on the instantiation for the next of 16, 32, 64, 128
+// (HD): columns hd .. HD - 1 are zero-filled in shared memory and never stored, so they
+// add exact zeros; the scale stays 1 / sqrt(hd). The cp.async and 16-byte vector path
+// needs hd % 8 == 0 and aligned rows; anything else takes 2-byte loads and stores.
 #include <stdint.h>
 #include <string.h>
 
@@ -109,25 +114,31 @@ __device__ __forceinline__ float fast_exp2(float x) {
 
 // ---- tiles and warp-level products -------------------------------------------------------
 
-// Copies ROWS rows of HD bf16 (rows ld apart in global memory) into shared memory (rows
-// HD + 8 apart: the pad makes ldmatrix conflict-free), zero-filling rows >= valid so that
-// padded keys and queries contribute exact zeros. VEC: rows 16-byte aligned, cp.async;
-// else (any row stride) plain 2-byte loads, complete when the function returns.
+// Copies ROWS rows of hd <= HD bf16 (rows ld apart in global memory) into shared memory
+// as rows of HD (HD + 8 apart: the pad makes ldmatrix conflict-free), zero-filling rows >=
+// valid and columns >= hd so that padded keys, queries and head dims contribute exact
+// zeros. VEC: rows 16-byte aligned and hd a multiple of 8, cp.async; else (any row stride,
+// any hd) plain 2-byte loads, complete when the function returns.
 template <int ROWS, int HD, int NT, bool VEC>
-__device__ __forceinline__ void load_tile(bf16 *s, const bf16 *g, long ld, int valid) {
+__device__ __forceinline__ void load_tile(bf16 *s, const bf16 *g, long ld, int valid, int hd) {
     constexpr int C = HD / 8;
     for (int i = threadIdx.x; i < ROWS * C; i += NT) {
         const int r = i / C, c = i % C;
-        const bool ok = r < valid;
         bf16 *d = s + r * (HD + 8) + c * 8;
         if constexpr (VEC) {
+            const bool ok = r < valid && c * 8 < hd;
             cp_async16(d, ok ? g + r * ld + c * 8 : g, ok);
         } else {
             uint32_t w[4] = {0, 0, 0, 0};
-            if (ok) {
+            if (r < valid && c * 8 < hd) {
                 const uint16_t *src = reinterpret_cast<const uint16_t *>(g + r * ld + c * 8);
+                const int n = hd - c * 8; // columns of this chunk inside the head
 #pragma unroll
-                for (int e = 0; e < 4; e++) w[e] = src[2 * e] | (uint32_t)src[2 * e + 1] << 16;
+                for (int e = 0; e < 4; e++) {
+                    const uint32_t lo = 2 * e < n ? src[2 * e] : 0;
+                    const uint32_t hi = 2 * e + 1 < n ? src[2 * e + 1] : 0;
+                    w[e] = lo | hi << 16;
+                }
             }
             *reinterpret_cast<uint4 *>(d) = make_uint4(w[0], w[1], w[2], w[3]);
         }
@@ -144,6 +155,17 @@ __device__ __forceinline__ void put_d(bf16 *p, float d) {
 __device__ __forceinline__ float get_d(const bf16 *p) {
     const uint16_t *h = reinterpret_cast<const uint16_t *>(p);
     return __uint_as_float(h[0] | (uint32_t)h[1] << 16);
+}
+
+// D of query row `row`, head hh (scalar path): from its slot in dq, or for hd == 1 (a head
+// block of one bf16 has no room for an fp32) recomputed as dO * O, exact in fp32.
+__device__ __forceinline__ float row_d(const bf16 *dslot, int ld_q, const bf16 *dout, const bf16 *o,
+                                       long row, int hh, int H, int hd) {
+    if (hd == 1) {
+        const long i = row * H + hh;
+        return __bfloat162float(dout[i]) * __bfloat162float(o[i]);
+    }
+    return get_d(dslot + row * ld_q + hh * hd);
 }
 
 // acc[w] += A_w B^T for the warp's MS strips: A_w is rows 16w .. 16w + 15 of sA, B is NC
@@ -205,12 +227,13 @@ __device__ __forceinline__ void mma_pb(float (&acc)[MS][HD / 8][4], const float 
 }
 
 // Writes the warp's MS x 16 rows of acc * scale (HD wide) as bf16 to rows first .. of g
-// (rows ld apart), only rows < limit, staging through the warp's own rows of sW (shared,
-// stride HD + 8) so that global stores are 16-byte vectors (VEC) or whole rows.
+// (rows ld apart), only rows < limit and columns < hd, staging through the warp's own rows
+// of sW (shared, stride HD + 8) so that global stores are 16-byte vectors (VEC) or whole
+// rows.
 template <int MS, int HD, bool VEC>
 __device__ __forceinline__ void store_rows(bf16 *g, long ld, int first, int limit, bf16 *sW,
                                            const float (&acc)[MS][HD / 8][4],
-                                           const float (&scale)[MS][2], int lane) {
+                                           const float (&scale)[MS][2], int hd, int lane) {
     constexpr int LDS = HD + 8, C = HD / 8;
     const int gr = lane >> 2, tq = lane & 3;
 #pragma unroll
@@ -228,14 +251,14 @@ __device__ __forceinline__ void store_rows(bf16 *g, long ld, int first, int limi
     if constexpr (VEC) {
         for (int i = lane; i < MS * 16 * C; i += 32) {
             const int r = i / C, c = i % C;
-            if (first + r < limit)
+            if (first + r < limit && c * 8 < hd)
                 *reinterpret_cast<uint4 *>(g + (first + r) * ld + c * 8) =
                     *reinterpret_cast<const uint4 *>(sW + r * LDS + c * 8);
         }
     } else {
         for (int i = lane; i < MS * 16 * HD; i += 32) {
             const int r = i / HD, c = i % HD;
-            if (first + r < limit) g[(first + r) * ld + c] = sW[r * LDS + c];
+            if (first + r < limit && c < hd) g[(first + r) * ld + c] = sW[r * LDS + c];
         }
     }
 }
@@ -247,7 +270,7 @@ __device__ __forceinline__ void store_rows(bf16 *g, long ld, int first, int limi
 template <int HD, int NW, int MS, int BN, bool VEC>
 __global__ void __launch_bounds__(NW * 32)
     attn_fwd_kernel(bf16 *o, float *lse, const bf16 *q, int ld_q, const bf16 *k, const bf16 *v,
-                    int ld_kv, const int *cu_q, const int *cu_k, int H, int group,
+                    int ld_kv, const int *cu_q, const int *cu_k, int H, int group, int hd,
                     float scale_log2) {
     constexpr int WM = 16 * MS, BM = WM * NW, LDS = HD + 8, NT = NW * 32;
     extern __shared__ __align__(16) unsigned char smem[];
@@ -264,12 +287,12 @@ __global__ void __launch_bounds__(NW * 32)
     const int n_keys = off + min(Lq, m0 + BM); // keys the tile's last row sees
     const int n_tiles = (n_keys + BN - 1) / BN;
     const int hk = h / group;
-    const bf16 *kg = k + (long)k0 * ld_kv + hk * HD;
-    const bf16 *vg = v + (long)k0 * ld_kv + hk * HD;
+    const bf16 *kg = k + (long)k0 * ld_kv + hk * hd;
+    const bf16 *vg = v + (long)k0 * ld_kv + hk * hd;
 
-    load_tile<BM, HD, NT, VEC>(sQ, q + (long)(q0 + m0) * ld_q + h * HD, ld_q, Lq - m0);
-    load_tile<BN, HD, NT, VEC>(sK, kg, ld_kv, Lk);
-    load_tile<BN, HD, NT, VEC>(sV, vg, ld_kv, Lk);
+    load_tile<BM, HD, NT, VEC>(sQ, q + (long)(q0 + m0) * ld_q + h * hd, ld_q, Lq - m0, hd);
+    load_tile<BN, HD, NT, VEC>(sK, kg, ld_kv, Lk, hd);
+    load_tile<BN, HD, NT, VEC>(sV, vg, ld_kv, Lk, hd);
     cp_async_commit();
 
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -287,8 +310,10 @@ __global__ void __launch_bounds__(NW * 32)
     for (int j = 0; j < n_tiles; j++) {
         if (j + 1 < n_tiles) {
             const int n1 = (j + 1) * BN, nb = (j + 1) & 1;
-            load_tile<BN, HD, NT, VEC>(sK + nb * BN * LDS, kg + (long)n1 * ld_kv, ld_kv, Lk - n1);
-            load_tile<BN, HD, NT, VEC>(sV + nb * BN * LDS, vg + (long)n1 * ld_kv, ld_kv, Lk - n1);
+            load_tile<BN, HD, NT, VEC>(sK + nb * BN * LDS, kg + (long)n1 * ld_kv, ld_kv, Lk - n1,
+                                       hd);
+            load_tile<BN, HD, NT, VEC>(sV + nb * BN * LDS, vg + (long)n1 * ld_kv, ld_kv, Lk - n1,
+                                       hd);
             cp_async_commit();
             cp_async_wait<1>();
         } else {
@@ -363,32 +388,34 @@ __global__ void __launch_bounds__(NW * 32)
                 lse[(long)(q0 + t) * H + h] = (m_run[w][i] + log2f(l)) * LN2;
         }
     // Each warp reads only its own rows of sQ, so it may reuse them for staging.
-    store_rows<MS, HD, VEC>(o + (long)q0 * H * HD + h * HD, (long)H * HD, wrow, Lq, sQw, acc, inv,
-                            lane);
+    store_rows<MS, HD, VEC>(o + (long)q0 * H * hd + h * hd, (long)H * hd, wrow, Lq, sQw, acc, inv,
+                            hd, lane);
 }
 
 // ---- backward ----------------------------------------------------------------------------
 
-// D[row, h] = dO[row, h] . O[row, h] (fp32), written as one float into dq at (row, h * HD):
-// the backward's only intermediate, kept in dq's memory until the dq kernel overwrites it.
-// Block (32 rows, sequence b); HD / 8 threads per (row, head) each take 8 elements.
+// D[row, h] = dO[row, h] . O[row, h] (fp32), written as one float into dq at (row, h * hd):
+// the backward's only intermediate, kept in dq's memory until the dq kernel overwrites it
+// (hd >= 2; see row_d). Block (32 rows, sequence b); HD / 8 threads per (row, head) each
+// take 8 elements (those < hd).
 template <int HD, bool VEC>
-__global__ void __launch_bounds__(256) attn_bwd_dot_kernel(bf16 *dq, int ld_q, const bf16 *dout,
-                                                           const bf16 *o, const int *cu_q, int H) {
+__global__ void __launch_bounds__(256)
+    attn_bwd_dot_kernel(bf16 *dq, int ld_q, const bf16 *dout, const bf16 *o, const int *cu_q, int H,
+                        int hd) {
     constexpr int C = HD / 8, ROWS = 32, PER = 256 / C;
     const int b = blockIdx.y, m0 = blockIdx.x * ROWS;
     const int q0 = cu_q[b], Lq = cu_q[b + 1] - q0;
     if (m0 >= Lq) return;
-    const long ldo = (long)H * HD;
+    const long ldo = (long)H * hd;
     const int sub = threadIdx.x % C, total = ROWS * H;
     for (int base = 0; base < total; base += PER) { // uniform trip count: shuffles below
         const int pair = base + threadIdx.x / C, r = pair / H, hh = pair % H;
         const bool ok = pair < total && m0 + r < Lq;
         const long row = q0 + m0 + r;
         float d = 0.0f;
-        if (ok) {
-            const bf16 *x = dout + row * ldo + hh * HD + sub * 8,
-                       *y = o + row * ldo + hh * HD + sub * 8;
+        if (ok && sub * 8 < hd) {
+            const bf16 *x = dout + row * ldo + hh * hd + sub * 8,
+                       *y = o + row * ldo + hh * hd + sub * 8;
             if constexpr (VEC) {
                 const uint4 xv = *reinterpret_cast<const uint4 *>(x),
                             yv = *reinterpret_cast<const uint4 *>(y);
@@ -402,24 +429,26 @@ __global__ void __launch_bounds__(256) attn_bwd_dot_kernel(bf16 *dq, int ld_q, c
             } else {
 #pragma unroll
                 for (int e = 0; e < 8; e++)
-                    d = fmaf(__bfloat162float(x[e]), __bfloat162float(y[e]), d);
+                    if (sub * 8 + e < hd)
+                        d = fmaf(__bfloat162float(x[e]), __bfloat162float(y[e]), d);
             }
         }
 #pragma unroll
         for (int s = C / 2; s > 0; s >>= 1) d += __shfl_xor_sync(FULL, d, s);
-        if (ok && sub == 0) put_d(dq + row * ld_q + hh * HD, d);
+        if (ok && sub == 0) put_d(dq + row * ld_q + hh * hd, d);
     }
 }
 
 // dK, dV: block (BNK keys, kv head hk, sequence b). Each warp owns 16 MS keys and sums
 // their gradients over every query tile (BMQ rows) of every query head of the group, in a
-// fixed order, then writes them once. Q, dO, lse and D tiles are double-buffered.
+// fixed order, then writes them once. Q, dO, lse and D tiles are double-buffered. dslot is
+// dq, which holds D, or o itself when hd == 1 (D recomputed, see row_d).
 template <int HD, int NW, int MS, int BMQ, bool VEC>
 __global__ void __launch_bounds__(NW * 32)
     attn_bwd_dkdv_kernel(bf16 *dk, bf16 *dv, const bf16 *dout, const float *lse, const bf16 *q,
                          int ld_q, const bf16 *k, const bf16 *v, int ld_kv, const bf16 *dslot,
-                         const int *cu_q, const int *cu_k, int H, int group, float scale_log2,
-                         float scale) {
+                         const int *cu_q, const int *cu_k, int H, int group, int hd,
+                         float scale_log2, float scale) {
     constexpr int WK = 16 * MS, BNK = WK * NW, LDS = HD + 8, NT = NW * 32;
     extern __shared__ __align__(16) unsigned char smem[];
     bf16 *sK = reinterpret_cast<bf16 *>(smem);
@@ -438,24 +467,26 @@ __global__ void __launch_bounds__(NW * 32)
     const int m_first = max(0, n0 - off) / BMQ * BMQ;
     const int n_qt = Lq > m_first ? (Lq - m_first + BMQ - 1) / BMQ : 0;
     const int n_it = group * n_qt;
-    const long ldo = (long)H * HD;
+    const long ldo = (long)H * hd;
 
-    load_tile<BNK, HD, NT, VEC>(sK, k + (long)(k0 + n0) * ld_kv + hk * HD, ld_kv, Lk - n0);
-    load_tile<BNK, HD, NT, VEC>(sV, v + (long)(k0 + n0) * ld_kv + hk * HD, ld_kv, Lk - n0);
+    load_tile<BNK, HD, NT, VEC>(sK, k + (long)(k0 + n0) * ld_kv + hk * hd, ld_kv, Lk - n0, hd);
+    load_tile<BNK, HD, NT, VEC>(sV, v + (long)(k0 + n0) * ld_kv + hk * hd, ld_kv, Lk - n0, hd);
     // Iteration it: query head hk * group + it / n_qt, rows m_first + (it % n_qt) * BMQ.
     auto issue = [&](int it, int buf) {
         const int hh = hk * group + it / n_qt, m = m_first + (it % n_qt) * BMQ;
         const long row = q0 + m;
-        load_tile<BMQ, HD, NT, VEC>(sQ + buf * BMQ * LDS, q + row * ld_q + hh * HD, ld_q, Lq - m);
-        load_tile<BMQ, HD, NT, VEC>(sdO + buf * BMQ * LDS, dout + row * ldo + hh * HD, ldo, Lq - m);
+        load_tile<BMQ, HD, NT, VEC>(sQ + buf * BMQ * LDS, q + row * ld_q + hh * hd, ld_q, Lq - m,
+                                    hd);
+        load_tile<BMQ, HD, NT, VEC>(sdO + buf * BMQ * LDS, dout + row * ldo + hh * hd, ldo, Lq - m,
+                                    hd);
         for (int i = threadIdx.x; i < BMQ; i += NT) {
             const bool ok = m + i < Lq;
             const long r = ok ? row + i : row;
             cp_async4(sL + buf * BMQ + i, lse + r * H + hh, ok);
             if constexpr (VEC)
-                cp_async4(sD + buf * BMQ + i, dslot + r * ld_q + hh * HD, ok);
+                cp_async4(sD + buf * BMQ + i, dslot + r * ld_q + hh * hd, ok);
             else
-                sD[buf * BMQ + i] = ok ? get_d(dslot + r * ld_q + hh * HD) : 0.0f;
+                sD[buf * BMQ + i] = ok ? row_d(dslot, ld_q, dout, dslot, r, hh, H, hd) : 0.0f;
         }
     };
     if (n_it > 0) issue(0, 0);
@@ -517,9 +548,9 @@ __global__ void __launch_bounds__(NW * 32)
 #pragma unroll
     for (int w = 0; w < MS; w++) sk_[w][0] = sk_[w][1] = scale, one[w][0] = one[w][1] = 1.0f;
     // Each warp read only its own rows of sK and sV, so it may reuse them for staging.
-    const long kv_base = (long)k0 * ld_kv + hk * HD;
-    store_rows<MS, HD, VEC>(dk + kv_base, ld_kv, wkey, Lk, sKw, dka, sk_, lane);
-    store_rows<MS, HD, VEC>(dv + kv_base, ld_kv, wkey, Lk, sVw, dva, one, lane);
+    const long kv_base = (long)k0 * ld_kv + hk * hd;
+    store_rows<MS, HD, VEC>(dk + kv_base, ld_kv, wkey, Lk, sKw, dka, sk_, hd, lane);
+    store_rows<MS, HD, VEC>(dv + kv_base, ld_kv, wkey, Lk, sVw, dva, one, hd, lane);
 }
 
 // dQ: block (query tile, head h, sequence b), like the forward: for each key tile,
@@ -527,9 +558,9 @@ __global__ void __launch_bounds__(NW * 32)
 // D from dq before the block writes dq.
 template <int HD, int NW, int MS, int BN, bool VEC>
 __global__ void __launch_bounds__(NW * 32)
-    attn_bwd_dq_kernel(bf16 *dq, int ld_q, const bf16 *dout, const float *lse, const bf16 *q,
-                       const bf16 *k, const bf16 *v, int ld_kv, const int *cu_q, const int *cu_k,
-                       int H, int group, float scale_log2, float scale) {
+    attn_bwd_dq_kernel(bf16 *dq, int ld_q, const bf16 *dout, const bf16 *o, const float *lse,
+                       const bf16 *q, const bf16 *k, const bf16 *v, int ld_kv, const int *cu_q,
+                       const int *cu_k, int H, int group, int hd, float scale_log2, float scale) {
     constexpr int WM = 16 * MS, BM = WM * NW, LDS = HD + 8, NT = NW * 32;
     extern __shared__ __align__(16) unsigned char smem[];
     bf16 *sQ = reinterpret_cast<bf16 *>(smem);
@@ -546,14 +577,14 @@ __global__ void __launch_bounds__(NW * 32)
     const int n_keys = off + min(Lq, m0 + BM);
     const int n_tiles = (n_keys + BN - 1) / BN;
     const int hk = h / group;
-    const long ldo = (long)H * HD;
-    const bf16 *kg = k + (long)k0 * ld_kv + hk * HD;
-    const bf16 *vg = v + (long)k0 * ld_kv + hk * HD;
+    const long ldo = (long)H * hd;
+    const bf16 *kg = k + (long)k0 * ld_kv + hk * hd;
+    const bf16 *vg = v + (long)k0 * ld_kv + hk * hd;
 
-    load_tile<BM, HD, NT, VEC>(sQ, q + (long)(q0 + m0) * ld_q + h * HD, ld_q, Lq - m0);
-    load_tile<BM, HD, NT, VEC>(sdO, dout + (long)(q0 + m0) * ldo + h * HD, ldo, Lq - m0);
-    load_tile<BN, HD, NT, VEC>(sK, kg, ld_kv, Lk);
-    load_tile<BN, HD, NT, VEC>(sV, vg, ld_kv, Lk);
+    load_tile<BM, HD, NT, VEC>(sQ, q + (long)(q0 + m0) * ld_q + h * hd, ld_q, Lq - m0, hd);
+    load_tile<BM, HD, NT, VEC>(sdO, dout + (long)(q0 + m0) * ldo + h * hd, ldo, Lq - m0, hd);
+    load_tile<BN, HD, NT, VEC>(sK, kg, ld_kv, Lk, hd);
+    load_tile<BN, HD, NT, VEC>(sV, vg, ld_kv, Lk, hd);
     cp_async_commit();
 
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -569,15 +600,17 @@ __global__ void __launch_bounds__(NW * 32)
             const long row = q0 + t;
             const bool ok = t < Lq;
             lse2[w][i] = ok ? lse[row * H + h] * LOG2E : 0.0f;
-            dd[w][i] = ok ? get_d(dq + row * ld_q + h * HD) : 0.0f;
+            dd[w][i] = ok ? row_d(dq, ld_q, dout, o, row, h, H, hd) : 0.0f;
         }
     float acc[MS][HD / 8][4] = {};
 
     for (int j = 0; j < n_tiles; j++) {
         if (j + 1 < n_tiles) {
             const int n1 = (j + 1) * BN, nb = (j + 1) & 1;
-            load_tile<BN, HD, NT, VEC>(sK + nb * BN * LDS, kg + (long)n1 * ld_kv, ld_kv, Lk - n1);
-            load_tile<BN, HD, NT, VEC>(sV + nb * BN * LDS, vg + (long)n1 * ld_kv, ld_kv, Lk - n1);
+            load_tile<BN, HD, NT, VEC>(sK + nb * BN * LDS, kg + (long)n1 * ld_kv, ld_kv, Lk - n1,
+                                       hd);
+            load_tile<BN, HD, NT, VEC>(sV + nb * BN * LDS, vg + (long)n1 * ld_kv, ld_kv, Lk - n1,
+                                       hd);
             cp_async_commit();
             cp_async_wait<1>();
         } else {
@@ -620,16 +653,16 @@ __global__ void __launch_bounds__(NW * 32)
     float sc[MS][2];
 #pragma unroll
     for (int w = 0; w < MS; w++) sc[w][0] = sc[w][1] = scale;
-    store_rows<MS, HD, VEC>(dq + (long)q0 * ld_q + h * HD, ld_q, wrow, Lq, sQw, acc, sc, lane);
+    store_rows<MS, HD, VEC>(dq + (long)q0 * ld_q + h * hd, ld_q, wrow, Lq, sQw, acc, sc, hd, lane);
 }
 
 // ---- host side ---------------------------------------------------------------------------
 
-// Dies on what these kernels cannot do: a head dim other than 16, 32, 64, 128, mismatched
-// sequence lists, more sequences or heads than a grid dimension holds.
+// Dies on what these kernels cannot do: a head dim outside 1 .. 128, mismatched sequence
+// lists, more sequences or heads than a grid dimension holds.
 static void check_attn(const char *fn, Seqs sq, Seqs sk, int H, int Hkv, int hd) {
-    check(hd == 16 || hd == 32 || hd == 64 || hd == 128,
-          "kernels/softmax_attn.cu: %s: head dim %d not supported (16, 32, 64 or 128)", fn, hd);
+    check(hd >= 1 && hd <= 128, "kernels/softmax_attn.cu: %s: head dim %d not supported (1 to 128)",
+          fn, hd);
     check(H > 0 && Hkv > 0 && H % Hkv == 0,
           "kernels/softmax_attn.cu: %s: H=%d query heads not a multiple of Hkv=%d", fn, H, Hkv);
     check(sq.n == sk.n, "kernels/softmax_attn.cu: %s: %d query sequences but %d key sequences", fn,
@@ -639,15 +672,17 @@ static void check_attn(const char *fn, Seqs sq, Seqs sk, int H, int Hkv, int hd)
           H);
 }
 
-// True if every row of every tensor starts 16-byte aligned (the cp.async and vector path;
-// otherwise the kernels use 2-byte loads and stores).
-static bool aligned16(int ld_q, int ld_kv, const void *const *ptrs, int n) {
-    bool ok = ld_q % 8 == 0 && ld_kv % 8 == 0;
+// True if every row of every head of every tensor starts 16-byte aligned and hd is a multiple
+// of 8 (the cp.async and vector path; otherwise the kernels use 2-byte loads and stores).
+static bool aligned16(int hd, int ld_q, int ld_kv, const void *const *ptrs, int n) {
+    bool ok = hd % 8 == 0 && ld_q % 8 == 0 && ld_kv % 8 == 0;
     for (int i = 0; i < n; i++) ok = ok && ((uintptr_t)ptrs[i] & 15) == 0;
     return ok;
 }
 
-// Calls f(HD, VEC) with both as compile-time constants (std::integral_constant).
+// Calls f(HD, VEC) with both as compile-time constants (std::integral_constant): HD is the
+// smallest instantiated head dim (16, 32, 64, 128) >= hd; the kernels zero-fill columns
+// hd .. HD - 1 on load and never store them.
 template <typename F> static void dispatch(int hd, bool vec, F &&f) {
     auto go = [&](auto hdc) {
         if (vec)
@@ -655,19 +690,14 @@ template <typename F> static void dispatch(int hd, bool vec, F &&f) {
         else
             f(hdc, std::false_type{});
     };
-    switch (hd) {
-    case 16:
+    if (hd <= 16)
         go(std::integral_constant<int, 16>{});
-        break;
-    case 32:
+    else if (hd <= 32)
         go(std::integral_constant<int, 32>{});
-        break;
-    case 64:
+    else if (hd <= 64)
         go(std::integral_constant<int, 64>{});
-        break;
-    default:
+    else
         go(std::integral_constant<int, 128>{});
-    }
 }
 
 // Opts a kernel into more than 48 KiB of dynamic shared memory (no device sync).
@@ -678,7 +708,7 @@ template <typename K> static void set_smem(K kernel, size_t bytes) {
 
 template <int HD, bool VEC>
 static void fwd_launch(cudaStream_t st, bf16 *o, float *lse, const bf16 *q, int ld_q, const bf16 *k,
-                       const bf16 *v, int ld_kv, Seqs sq, Seqs sk, int H, int group,
+                       const bf16 *v, int ld_kv, Seqs sq, Seqs sk, int H, int group, int hd,
                        float scale_log2) {
     constexpr int NW = Cfg<HD>::FWD_NW, MS = Cfg<HD>::FWD_MS, BN = Cfg<HD>::FWD_BN;
     constexpr int BM = 16 * MS * NW;
@@ -686,7 +716,7 @@ static void fwd_launch(cudaStream_t st, bf16 *o, float *lse, const bf16 *q, int 
     auto kern = attn_fwd_kernel<HD, NW, MS, BN, VEC>;
     set_smem(kern, smem);
     dim3 grid((sq.max_len + BM - 1) / BM, H, sq.n);
-    kern<<<grid, NW * 32, smem, st>>>(o, lse, q, ld_q, k, v, ld_kv, sq.cu, sk.cu, H, group,
+    kern<<<grid, NW * 32, smem, st>>>(o, lse, q, ld_q, k, v, ld_kv, sq.cu, sk.cu, H, group, hd,
                                       scale_log2);
     CUDA_CHECK_LAUNCH();
 }
@@ -694,12 +724,12 @@ static void fwd_launch(cudaStream_t st, bf16 *o, float *lse, const bf16 *q, int 
 template <int HD, bool VEC>
 static void bwd_launch(cudaStream_t st, bf16 *dq, bf16 *dk, bf16 *dv, const bf16 *dout,
                        const bf16 *o, const float *lse, const bf16 *q, int ld_q, const bf16 *k,
-                       const bf16 *v, int ld_kv, Seqs sq, Seqs sk, int H, int Hkv, float scale_log2,
-                       float scale) {
+                       const bf16 *v, int ld_kv, Seqs sq, Seqs sk, int H, int Hkv, int hd,
+                       float scale_log2, float scale) {
     const int group = H / Hkv;
-    if (sq.max_len > 0) {
+    if (sq.max_len > 0 && hd >= 2) { // hd == 1: the consumers recompute D (row_d)
         dim3 grid((sq.max_len + 31) / 32, sq.n);
-        attn_bwd_dot_kernel<HD, VEC><<<grid, 256, 0, st>>>(dq, ld_q, dout, o, sq.cu, H);
+        attn_bwd_dot_kernel<HD, VEC><<<grid, 256, 0, st>>>(dq, ld_q, dout, o, sq.cu, H, hd);
         CUDA_CHECK_LAUNCH();
     }
     if (sk.max_len > 0) { // every key's gradient is written, seen by a query or not
@@ -710,8 +740,9 @@ static void bwd_launch(cudaStream_t st, bf16 *dq, bf16 *dk, bf16 *dv, const bf16
         auto kern = attn_bwd_dkdv_kernel<HD, NW, MS, BMQ, VEC>;
         set_smem(kern, smem);
         dim3 grid((sk.max_len + BNK - 1) / BNK, Hkv, sk.n);
-        kern<<<grid, NW * 32, smem, st>>>(dk, dv, dout, lse, q, ld_q, k, v, ld_kv, dq, sq.cu, sk.cu,
-                                          H, group, scale_log2, scale);
+        // dslot: dq holding D, or o for hd == 1 (D recomputed as dO * O; one pointer fewer)
+        kern<<<grid, NW * 32, smem, st>>>(dk, dv, dout, lse, q, ld_q, k, v, ld_kv, hd == 1 ? o : dq,
+                                          sq.cu, sk.cu, H, group, hd, scale_log2, scale);
         CUDA_CHECK_LAUNCH();
     }
     if (sq.max_len > 0) {
@@ -721,8 +752,8 @@ static void bwd_launch(cudaStream_t st, bf16 *dq, bf16 *dk, bf16 *dv, const bf16
         auto kern = attn_bwd_dq_kernel<HD, NW, MS, BN, VEC>;
         set_smem(kern, smem);
         dim3 grid((sq.max_len + BM - 1) / BM, H, sq.n);
-        kern<<<grid, NW * 32, smem, st>>>(dq, ld_q, dout, lse, q, k, v, ld_kv, sq.cu, sk.cu, H,
-                                          group, scale_log2, scale);
+        kern<<<grid, NW * 32, smem, st>>>(dq, ld_q, dout, o, lse, q, k, v, ld_kv, sq.cu, sk.cu, H,
+                                          group, hd, scale_log2, scale);
         CUDA_CHECK_LAUNCH();
     }
 }
@@ -734,14 +765,14 @@ static void softmax_attn_forward_cuda(Backend *be, Act *o_, float *lse, const Ac
     check_attn("softmax_attn_forward", sq, sk, H, Hkv, hd);
     if (sq.n == 0 || sq.max_len == 0) return;
     const void *ptrs[] = {o_, q_, k_, v_};
-    const bool vec = aligned16(ld_q, ld_kv, ptrs, 4);
+    const bool vec = aligned16(hd, ld_q, ld_kv, ptrs, 4);
     cudaStream_t st = cuda_ctx(be)->stream;
     bf16 *o = as_bf16(o_);
     const bf16 *q = as_bf16c(q_), *k = as_bf16c(k_), *v = as_bf16c(v_);
     const float scale_log2 = LOG2E / sqrtf((float)hd);
     dispatch(hd, vec, [&](auto HDc, auto VECc) {
         fwd_launch<decltype(HDc)::value, decltype(VECc)::value>(st, o, lse, q, ld_q, k, v, ld_kv,
-                                                                sq, sk, H, H / Hkv, scale_log2);
+                                                                sq, sk, H, H / Hkv, hd, scale_log2);
     });
 }
 
@@ -755,15 +786,16 @@ static void softmax_attn_backward_cuda(Backend *be, Act *dq_, Act *dk_, Act *dv_
                              "are all required (dq holds the row sums D until it is written)");
     if (sq.n == 0) return;
     const void *ptrs[] = {dq_, dk_, dv_, dout_, o_, q_, k_, v_};
-    const bool vec = aligned16(ld_q, ld_kv, ptrs, 8);
+    const bool vec = aligned16(hd, ld_q, ld_kv, ptrs, 8);
     cudaStream_t st = cuda_ctx(be)->stream;
     bf16 *dq = as_bf16(dq_), *dk = as_bf16(dk_), *dv = as_bf16(dv_);
     const bf16 *dout = as_bf16c(dout_), *o = as_bf16c(o_);
     const bf16 *q = as_bf16c(q_), *k = as_bf16c(k_), *v = as_bf16c(v_);
     const float scale = 1.0f / sqrtf((float)hd), scale_log2 = scale * LOG2E;
     dispatch(hd, vec, [&](auto HDc, auto VECc) {
-        bwd_launch<decltype(HDc)::value, decltype(VECc)::value>(
-            st, dq, dk, dv, dout, o, lse, q, ld_q, k, v, ld_kv, sq, sk, H, Hkv, scale_log2, scale);
+        bwd_launch<decltype(HDc)::value, decltype(VECc)::value>(st, dq, dk, dv, dout, o, lse, q,
+                                                                ld_q, k, v, ld_kv, sq, sk, H, Hkv,
+                                                                hd, scale_log2, scale);
     });
 }
 

@@ -450,7 +450,6 @@ struct DecodeState {
     int pos;            // tokens decoded since the last reset
     LayerState layers[MAX_LAYERS];
     size_t state_bytes[MAX_LAYERS];
-    Act *logits_act;    // [vocab_size]
     float *logits;      // [vocab_size] fp32
     int *cu_kv;         // [2] the KV cache's one sequence: 0, pos + 1
 };
@@ -461,7 +460,6 @@ DecodeState *decode_state_new(const Model *m, int max_len) {
     DecodeState *s = xcalloc(1, sizeof *s);
     s->be = be;
     s->n_layers = c->n_layers;
-    s->logits_act = be->ops->alloc(be, (size_t)c->vocab_size * be->act_size);
     s->logits = be->ops->alloc(be, (size_t)c->vocab_size * sizeof(float));
     s->cu_kv = be->ops->alloc(be, 2 * sizeof(int));
     for (int l = 0; l < c->n_layers; l++) {
@@ -489,7 +487,6 @@ void decode_state_free(DecodeState *s) {
         if (st->state_out) be->ops->free(be, st->state_out);
         if (st->kv_cache) be->ops->free(be, st->kv_cache);
     }
-    be->ops->free(be, s->logits_act);
     be->ops->free(be, s->logits);
     be->ops->free(be, s->cu_kv);
     free(s);
@@ -519,9 +516,9 @@ void model_decode_step(Model *m, DecodeState *s, int token, float *logits) {
         st->state_out = t;
     }
     s->pos++;
-    be->ops->matmul_forward(be, s->logits_act, m->arena->final_ln, param_weight(m, m->lm_head),
-                            NULL, 1, c->dim, c->vocab_size);
-    be->ops->act_to_float(be, s->logits, s->logits_act, c->vocab_size);
+    // fp32 logits straight from the LM head (not rounded to the compute type)
+    be->ops->logits_forward(be, s->logits, m->arena->final_ln, param_weight(m, m->lm_head), 1,
+                            c->dim, c->vocab_size);
     be->ops->download(be, logits, s->logits, (size_t)c->vocab_size * sizeof(float));
 }
 

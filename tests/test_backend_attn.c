@@ -554,17 +554,28 @@ static void check_softmax(const SmCase *c, int seed) {
 }
 
 // GQA (H = 8, Hkv = 2), head sizes 64 and 128, equal and unequal lengths, more keys than
-// queries (a KV cache, including one decoding step), fused and separate projections.
+// queries (a KV cache, including one decoding step), fused and separate projections. Head
+// sizes 24, 96 and 100 run on a larger kernel size (extra columns zero); each meets both
+// pad_cols (the comments: 3 makes rows unaligned, 8 keeps them aligned).
 static const SmCase SOFTMAX_SMALL[] = {
-    {2, {20, 20}, {20, 20}, 8, 2, 64, true},
-    {3, {5, 12, 1}, {9, 12, 30}, 8, 2, 128, false},
-    {3, {7, 19, 19}, {7, 19, 19}, 8, 2, 64, true},
+    {2, {20, 20}, {20, 20}, 8, 2, 64, true},        // pad 8
+    {3, {5, 12, 1}, {9, 12, 30}, 8, 2, 128, false}, // pad 3
+    {3, {7, 19, 19}, {7, 19, 19}, 8, 2, 64, true},  // pad 8
+    {2, {20, 20}, {20, 20}, 8, 2, 24, true},        // pad 3
+    {3, {5, 12, 1}, {9, 12, 30}, 8, 2, 24, false},  // pad 8
+    {3, {5, 12, 1}, {9, 12, 30}, 8, 2, 96, false},  // pad 3
+    {3, {7, 19, 19}, {7, 19, 19}, 8, 2, 96, true},  // pad 8
 };
 static const SmCase SOFTMAX_BIG[] = {
-    {2, {1000, 1000}, {1000, 1000}, 8, 2, 128, true},
-    {3, {300, 1000, 77}, {300, 1000, 77}, 8, 2, 64, true},
-    {3, {64, 1, 200}, {1000, 513, 200}, 8, 2, 128, false},
-    {1, {4097}, {4097}, 8, 2, 64, true},
+    {2, {1000, 1000}, {1000, 1000}, 8, 2, 128, true},       // pad 3
+    {3, {300, 1000, 77}, {300, 1000, 77}, 8, 2, 64, true},  // pad 8
+    {3, {64, 1, 200}, {1000, 513, 200}, 8, 2, 128, false},  // pad 3
+    {1, {4097}, {4097}, 8, 2, 64, true},                    // pad 8
+    {3, {64, 1, 200}, {1000, 513, 200}, 8, 2, 96, false},   // pad 3
+    {3, {300, 1000, 77}, {300, 1000, 77}, 8, 2, 96, true},  // pad 8
+    {2, {1000, 1000}, {1000, 1000}, 8, 2, 24, true},        // pad 3
+    {3, {64, 1, 200}, {1000, 513, 200}, 8, 2, 24, false},   // pad 8
+    {3, {300, 1000, 77}, {300, 1000, 77}, 8, 2, 100, true}, // pad 3
 };
 
 START_TEST(test_softmax_attn) {

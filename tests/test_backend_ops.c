@@ -197,6 +197,32 @@ START_TEST(test_matmul_backward) {
 }
 END_TEST
 
+// The decoding LM head: fp32 logits of h[N, D] against W[V, D], a decode step (N = 1) and
+// a few rows; V and D no multiple of any tile. The output is fp32, so even a bf16 backend
+// must match the fp32 product of the values it holds far inside its rounding (2^-9): 1e-4.
+static const int LOGITS_SHAPES[][3] = {
+    {1, 1, 1}, {1, 96, 1003}, {37, 29, 45}, {1, 2048, 32001}, {5, 768, 50257}};
+
+START_TEST(test_logits_forward) {
+    NEED(logits_forward);
+    Rng rng = test_rng(14);
+    for (int s = 0; s < (big ? 5 : 3); s++) {
+        int N = LOGITS_SHAPES[s][0], D = LOGITS_SHAPES[s][1], V = LOGITS_SHAPES[s][2];
+        float *h, *w;
+        Act *d_h = be_rand_act(be, &rng, (long)N * D, 1.0f, &h);
+        Act *d_w = be_rand_act(be, &rng, (long)V * D, 0.1f, &w);
+        float *logits = poison_f32((long)N * V);
+        be->ops->logits_forward(be, logits, d_h, d_w, N, D, V);
+        float *want = zeros((long)N * V);
+        matmul_forward(want, h, w, NULL, N, D, V);
+        float *got = be_read_f32(be, logits, (long)N * V);
+        be_expect_close(got, want, (long)N * V, fp32_acts() ? tol : 1e-4, "logits");
+        free(h), free(w), free(want), free(got);
+        dfree(d_h), dfree(d_w), dfree(logits);
+    }
+}
+END_TEST
+
 // ---- embedding ------------------------------------------------------------------------
 
 // Forward written, backward accumulating into a random table gradient; tokens repeat.
@@ -599,6 +625,7 @@ static Suite *backend_ops_suite(void) {
     tcase_add_test(tc, test_memory);
     tcase_add_test(tc, test_matmul_forward);
     tcase_add_test(tc, test_matmul_backward);
+    tcase_add_test(tc, test_logits_forward);
     tcase_add_test(tc, test_embedding);
     tcase_add_test(tc, test_norm_forward);
     tcase_add_test(tc, test_residual_norm_forward);
