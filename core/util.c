@@ -261,13 +261,56 @@ float rng_normal(Rng *r) {
     return sqrtf(-2.0f * logf(u1)) * cosf(6.2831853f * u2);
 }
 
-void fill_normal(float *x, size_t n, float std, uint64_t seed) {
+// The state update of rng_next is linear over GF(2): a 64x64 bit matrix, stored as the
+// images of the 64 unit vectors. jump[j] is the update applied 2^j times.
+typedef struct BitMatrix {
+    uint64_t col[64];
+} BitMatrix;
+
+static uint64_t bit_apply(const BitMatrix *m, uint64_t x) {
+    uint64_t y = 0;
+    for (int i = 0; i < 64; i++) {
+        if (x >> i & 1) y ^= m->col[i];
+    }
+    return y;
+}
+
+static const BitMatrix *rng_jump_table(void) {
+    static BitMatrix jump[64];
+    static int ready;
+    if (ready) return jump;
+    for (int i = 0; i < 64; i++) {
+        Rng r = {1ULL << i};
+        rng_next(&r);
+        jump[0].col[i] = r.state;
+    }
+    for (int j = 1; j < 64; j++) {
+        for (int i = 0; i < 64; i++) jump[j].col[i] = bit_apply(&jump[j - 1], jump[j - 1].col[i]);
+    }
+    ready = 1;
+    return jump;
+}
+
+Rng rng_jump(Rng r, uint64_t steps) {
+    const BitMatrix *jump = rng_jump_table();
+    for (int j = 0; j < 64; j++) {
+        if (steps >> j & 1) r.state = bit_apply(&jump[j], r.state);
+    }
+    return r;
+}
+
+void fill_normal_from(float *x, size_t n, float std, Rng start) {
     enum { CHUNK = 1 << 16 };
     long chunks = (long)((n + CHUNK - 1) / CHUNK);
+    rng_jump_table(); // built before the threads read it
 #pragma omp parallel for schedule(static)
     for (long c = 0; c < chunks; c++) {
-        Rng r = rng_seeded(seed * 0x9E3779B97F4A7C15ull + (uint64_t)c + 1);
+        Rng r = rng_jump(start, 2 * (uint64_t)CHUNK * (uint64_t)c); // two draws per value
         size_t end = (size_t)(c + 1) * CHUNK < n ? (size_t)(c + 1) * CHUNK : n;
         for (size_t i = (size_t)c * CHUNK; i < end; i++) x[i] = std * rng_normal(&r);
     }
+}
+
+void fill_normal(float *x, size_t n, float std, uint64_t seed) {
+    fill_normal_from(x, n, std, rng_seeded(seed));
 }

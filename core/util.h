@@ -66,9 +66,14 @@ Rng rng_seeded(uint64_t seed);
 uint64_t rng_next(Rng *r);
 float rng_uniform(Rng *r); // [0, 1)
 float rng_normal(Rng *r);  // N(0, 1), Box-Muller
-// x[0..n) = std * N(0, 1), from `seed` alone: fixed chunks of values, each from its own
-// seeded Rng, filled in parallel, so the result does not depend on the thread count.
+// The generator `steps` draws ahead (rng_next's update is linear over GF(2), so a jump is
+// a few bit-matrix products).
+Rng rng_jump(Rng r, uint64_t steps);
+// x[i] = std * rng_normal of the stream starting at `start`: exactly what n calls of
+// rng_normal would give, but filled in parallel chunks, each started by rng_jump.
 // (Initialising a 385M-parameter model one value at a time takes seconds.)
+void fill_normal_from(float *x, size_t n, float std, Rng start);
+// The same from rng_seeded(seed).
 void fill_normal(float *x, size_t n, float std, uint64_t seed);
 
 // Temp-file registry (a small fixed table): `die`, and a SIGINT/SIGTERM once

@@ -89,13 +89,14 @@ static bool is_norm_weight(const ParamInfo *p) {
 }
 
 void model_init_weights(Model *m, uint64_t seed) {
+    Rng rng = rng_seeded(seed); // one stream through the matrices in table order
     float *host = xmalloc(m->n_weights * sizeof(float));
     for (int i = 0; i < m->n_params; i++) {
         const ParamInfo *p = &m->params[i];
         float *w = host + p->offset;
         if (p->ndim == 2) {
-            // Each matrix from its own stream, so tensors do not depend on each other.
-            fill_normal(w, p->numel, 0.02f, seed * 1000003u + (uint64_t)i);
+            fill_normal_from(w, p->numel, 0.02f, rng);
+            rng = rng_jump(rng, 2 * (uint64_t)p->numel); // rng_normal takes two draws
         } else {
             float value = is_norm_weight(p) ? 1.0f : 0.0f;
             for (size_t j = 0; j < p->numel; j++) w[j] = value;

@@ -2,6 +2,7 @@
 // good values round trip, garbage and out-of-range values die with one clear message) and
 // path_join (joins, dies when the result does not fit).
 #include <limits.h>
+#include <omp.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -121,6 +122,39 @@ START_TEST(test_path_join_too_long) {
 }
 END_TEST
 
+// rng_jump(r, n) is n calls of rng_next, for small and large n.
+START_TEST(test_rng_jump) {
+    const uint64_t steps[] = {0, 1, 2, 63, 64, 1000, 131072, 1234567};
+    for (size_t s = 0; s < sizeof steps / sizeof steps[0]; s++) {
+        Rng walk = rng_seeded(42 + s), jumped = rng_jump(walk, steps[s]);
+        for (uint64_t i = 0; i < steps[s]; i++) rng_next(&walk);
+        ck_assert_msg(walk.state == jumped.state, "jump of %llu steps",
+                      (unsigned long long)steps[s]);
+    }
+}
+END_TEST
+
+// fill_normal_from gives exactly the sequential rng_normal stream (across chunk edges),
+// whatever the number of threads.
+START_TEST(test_fill_normal_matches_sequential) {
+    size_t n = 200003; // several 65536-value chunks and a ragged end
+    float *seq = xmalloc(n * sizeof(float)), *par = xmalloc(n * sizeof(float));
+    Rng r = rng_seeded(7);
+    rng_next(&r); // an odd starting point
+    Rng start = r;
+    for (size_t i = 0; i < n; i++) seq[i] = 0.02f * rng_normal(&r);
+    for (int threads = 1; threads <= 2; threads++) {
+        omp_set_num_threads(threads);
+        memset(par, 0, n * sizeof(float));
+        fill_normal_from(par, n, 0.02f, start);
+        ck_assert_msg(memcmp(seq, par, n * sizeof(float)) == 0, "%d threads: values differ",
+                      threads);
+    }
+    free(seq);
+    free(par);
+}
+END_TEST
+
 int main(void) {
     make_scratch_root("util");
     Suite *s = suite_create("util");
@@ -134,6 +168,8 @@ int main(void) {
                              (int)(sizeof BAD_FLOATS / sizeof BAD_FLOATS[0]));
     tcase_add_test(tc, test_parse_message);
     tcase_add_test(tc, test_path_join_fits);
+    tcase_add_test(tc, test_rng_jump);
+    tcase_add_test(tc, test_fill_normal_matches_sequential);
     tcase_add_exit_test(tc, test_path_join_too_long, 1);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
