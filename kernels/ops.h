@@ -62,8 +62,8 @@ typedef struct Ops {
     // Conversions between fp32 and the compute type (weights' compute copies, logits).
     void (*float_to_act)(Backend *be, Act *dst, const float *src, long n);
     void (*act_to_float)(Backend *be, float *dst, const Act *src, long n);
-    void (*sync)(Backend *be);                // wait until every enqueued op is done
-    size_t (*memory_in_use)(Backend *be);     // bytes this backend has allocated
+    void (*sync)(Backend *be);            // wait until every enqueued op is done
+    size_t (*memory_in_use)(Backend *be); // bytes this backend has allocated
 
     // ---- dense ------------------------------------------------------------------------
     // out[N, OC] = inp[N, C] @ weight[OC, C]^T (+ bias[OC] if non-NULL).
@@ -72,16 +72,16 @@ typedef struct Ops {
     // dinp = dout @ weight (+= if accumulate); dweight += dout^T @ inp; dbias +=
     // colsum(dout). dout's rows are ld_dout apart (>= OC: a column block of a wider
     // gradient). Any of dinp, dweight, dbias may be NULL.
-    void (*matmul_backward)(Backend *be, Act *dinp, float *dweight, float *dbias,
-                            const Act *dout, int ld_dout, const Act *inp, const Act *weight,
-                            int N, int C, int OC, bool accumulate);
+    void (*matmul_backward)(Backend *be, Act *dinp, float *dweight, float *dbias, const Act *dout,
+                            int ld_dout, const Act *inp, const Act *weight, int N, int C, int OC,
+                            bool accumulate);
     // logits[N, V] = h[N, D] @ W[V, D]^T as fp32 (fp32 accumulation, never rounded to the
     // compute type): the LM head of a decoding step.
     void (*logits_forward)(Backend *be, float *logits, const Act *h, const Act *W, int N, int D,
                            int V);
     // out[N, D] = scale * table[tokens[n]] (token ids already checked against V).
-    void (*embedding_forward)(Backend *be, Act *out, const int *tokens, const Act *table,
-                              int N, int D, int V, float scale);
+    void (*embedding_forward)(Backend *be, Act *out, const int *tokens, const Act *table, int N,
+                              int D, int V, float scale);
     // dtable[tokens[n]] += scale * dout[n].
     void (*embedding_backward)(Backend *be, float *dtable, const Act *dout, const int *tokens,
                                int N, int D, float scale);
@@ -89,8 +89,8 @@ typedef struct Ops {
     // ---- norms and gates ----------------------------------------------------------------
     // out = norm(x) [* weight] over rows of D; rstd[N] saved for backward. weight may be
     // NULL (no weight).
-    void (*norm_forward)(Backend *be, Act *out, float *rstd, const Act *x, const Act *weight,
-                         int N, int D, float eps, NormKind kind);
+    void (*norm_forward)(Backend *be, Act *out, float *rstd, const Act *x, const Act *weight, int N,
+                         int D, float eps, NormKind kind);
     // The fused residual: resid = a + b, out = norm(resid) [* weight].
     void (*residual_norm_forward)(Backend *be, Act *resid, Act *out, float *rstd, const Act *a,
                                   const Act *b, const Act *weight, int N, int D, float eps,
@@ -98,20 +98,20 @@ typedef struct Ops {
     // dx = dresid + (d norm / dx)^T dout: the gradient through a norm plus the residual
     // gradient passing by it (dresid may be NULL, and may alias dx). dweight += ... (may
     // be NULL). Serves norm_forward and residual_norm_forward alike.
-    void (*norm_backward)(Backend *be, Act *dx, float *dweight, const Act *dresid,
-                          const Act *dout, const Act *x, const Act *weight, const float *rstd,
-                          int N, int D, float eps, NormKind kind);
+    void (*norm_backward)(Backend *be, Act *dx, float *dweight, const Act *dresid, const Act *dout,
+                          const Act *x, const Act *weight, const float *rstd, int N, int D,
+                          float eps, NormKind kind);
     // out[N, F] = act(a) * b elementwise, a's rows lda apart and b's ldb apart.
-    void (*gate_forward)(Backend *be, Act *out, const Act *a, int lda, const Act *b, int ldb,
-                         int N, int F, GateKind kind);
+    void (*gate_forward)(Backend *be, Act *out, const Act *a, int lda, const Act *b, int ldb, int N,
+                         int F, GateKind kind);
     // da (rows ldda apart) and db (lddb apart) written; either may be NULL.
     void (*gate_backward)(Backend *be, Act *da, int ldda, Act *db, int lddb, const Act *dout,
                           const Act *a, int lda, const Act *b, int ldb, int N, int F,
                           GateKind kind);
     // GLA's gate: out = logsigmoid(x) * scale, contiguous [n]; backward writes dx.
     void (*logsigmoid_forward)(Backend *be, Act *out, const Act *x, float scale, long n);
-    void (*logsigmoid_backward)(Backend *be, Act *dx, const Act *dout, const Act *x,
-                                float scale, long n);
+    void (*logsigmoid_backward)(Backend *be, Act *dx, const Act *dout, const Act *x, float scale,
+                                long n);
     // RoPE (Hugging Face rotate_half, inv_freq_i = theta^(-2i/hd)) in place on x[N, H, hd]
     // with rows ld apart; row n sits at position pos[n]. Backward rotates a gradient back
     // in place.
@@ -180,9 +180,9 @@ typedef struct Ops {
     // One AdamW step (decoupled weight decay) on n fp32 master weights w, with their
     // compute copy w_act rewritten from the result (the same memory on the CPU). The
     // gradient is grad * grad_scale (clipping); `step` counts from 1.
-    void (*adamw_update)(Backend *be, float *w, Act *w_act, const float *grad, float *m,
-                         float *v, long n, float lr, float beta1, float beta2, float eps,
-                         float weight_decay, float grad_scale, int step);
+    void (*adamw_update)(Backend *be, float *w, Act *w_act, const float *grad, float *m, float *v,
+                         long n, float lr, float beta1, float beta2, float eps, float weight_decay,
+                         float grad_scale, int step);
 } Ops;
 
 // A backend: its op table and its context. Model code holds a `Backend *` and calls

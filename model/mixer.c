@@ -44,8 +44,8 @@ void linear_backward(Model *m, Act *dinp, bool accumulate, const Act *dout, cons
         return;
     }
     if (dinp) {
-        be->ops->matmul_backward(be, dinp, NULL, NULL, dout, OC, inp, param_weight(m, first), N,
-                                 C, OC, accumulate);
+        be->ops->matmul_backward(be, dinp, NULL, NULL, dout, OC, inp, param_weight(m, first), N, C,
+                                 OC, accumulate);
     }
     // Weight gradients tensor by tensor, each from its column block of dout.
     int col = 0;

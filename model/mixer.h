@@ -18,29 +18,29 @@ typedef struct BufSpec {
 // A layer's buffers in the arena: the ones every block has, then the mixer's own (in the
 // order of its `saved` list). With recompute, all layers share one set except resid_in.
 struct LayerBufs {
-    Act *resid_in;           // block input x [N, D]
-    Act *ln1;                // norm(x), the mixer's input
-    float *rstd1;            // [N]
-    Act *resid_mid;          // x + mixer(norm(x))
-    Act *ln2;                // norm feeding the MLP
-    float *rstd2;            // [N]
-    Act *mlp_ab;             // [N, 2F]: gate/l1 then up/l2
-    Act *mlp_h;              // [N, F]: act(a) * b
-    void *mixer[MAX_BUFS];   // the mixer's saved buffers
+    Act *resid_in;         // block input x [N, D]
+    Act *ln1;              // norm(x), the mixer's input
+    float *rstd1;          // [N]
+    Act *resid_mid;        // x + mixer(norm(x))
+    Act *ln2;              // norm feeding the MLP
+    float *rstd2;          // [N]
+    Act *mlp_ab;           // [N, 2F]: gate/l1 then up/l2
+    Act *mlp_h;            // [N, F]: act(a) * b
+    void *mixer[MAX_BUFS]; // the mixer's saved buffers
 };
 
 // Everything a mixer's forward or backward is handed.
 typedef struct MixerCall {
     Model *m;
     int layer;
-    int N;               // tokens
-    LayerBufs *a;        // the layer's saved buffers
-    void **scratch;      // the mixer's backward scratch (its `scratch` list)
-    LayerState *st;      // states in / out (training) or the decoding state
-    const int *pos;      // [N] position of each token in its sequence (RoPE)
-    bool decoding;       // one token against the decoding state: then
-    int decode_pos;      //   the tokens already decoded, and
-    Seqs decode_kv;      //   the one sequence of the KV cache including this token
+    int N;          // tokens
+    LayerBufs *a;   // the layer's saved buffers
+    void **scratch; // the mixer's backward scratch (its `scratch` list)
+    LayerState *st; // states in / out (training) or the decoding state
+    const int *pos; // [N] position of each token in its sequence (RoPE)
+    bool decoding;  // one token against the decoding state: then
+    int decode_pos; //   the tokens already decoded, and
+    Seqs decode_kv; //   the one sequence of the KV cache including this token
 } MixerCall;
 
 typedef struct Mixer {

@@ -6,14 +6,16 @@
 #include "../core/util.h"
 #include "mixer.h"
 
-enum { P_QKVU, P_OUT };                      // tensors
+enum { P_QKVU, P_OUT };                          // tensors
 enum { S_PROJ, S_O, S_ONORM, S_ORSTD, S_GATED }; // saved buffers
-enum { D_GATED, D_ONORM, D_O, D_PROJ };      // backward scratch
+enum { D_GATED, D_ONORM, D_O, D_PROJ };          // backward scratch
 
 static void add_params(Model *m, int l, const char *pre, LayerParams *lp) {
     int D = m->cfg.dim;
-    lp->mixer[P_QKVU] = model_add_param(m, false, 4 * D, D, "model.layers.%d.%s.qkvu_proj.weight", l, pre);
-    lp->mixer[P_OUT] = model_add_param(m, false, D, D, "model.layers.%d.%s.out_proj.weight", l, pre);
+    lp->mixer[P_QKVU] =
+        model_add_param(m, false, 4 * D, D, "model.layers.%d.%s.qkvu_proj.weight", l, pre);
+    lp->mixer[P_OUT] =
+        model_add_param(m, false, D, D, "model.layers.%d.%s.out_proj.weight", l, pre);
 }
 
 static void check_config(const ModelConfig *c) {
@@ -54,10 +56,9 @@ static void forward(const MixerCall *mc, Act *out) {
     Act *gated = mc->a->mixer[S_GATED];
     float *orstd = mc->a->mixer[S_ORSTD];
     linear_forward(m, proj, mc->a->ln1, lp->mixer[P_QKVU], 1, N);
-    be->ops->lightning_attn_forward(be, o, mc->st->state_out, proj, act_at(be, proj, D),
-                                    act_at(be, proj, 2 * D), 4 * D, mc->st->state_in,
-                                    layer_decay(m, mc->layer), m->seqs, H, hd, hd, true,
-                                    c->attn_block);
+    be->ops->lightning_attn_forward(
+        be, o, mc->st->state_out, proj, act_at(be, proj, D), act_at(be, proj, 2 * D), 4 * D,
+        mc->st->state_in, layer_decay(m, mc->layer), m->seqs, H, hd, hd, true, c->attn_block);
     be->ops->norm_forward(be, onorm, orstd, o, NULL, N, D, c->norm_eps, NORM_SRMS);
     be->ops->gate_forward(be, gated, onorm, D, act_at(be, proj, 3 * D), 4 * D, N, D, GATE_MUL);
     linear_forward(m, out, gated, lp->mixer[P_OUT], 1, N);
@@ -79,11 +80,10 @@ static void backward(const MixerCall *mc, const Act *dout, Act *dln) {
                            act_at(be, proj, 3 * D), 4 * D, N, D, GATE_MUL);
     be->ops->norm_backward(be, d_o, NULL, NULL, d_onorm, o, NULL, orstd, N, D, c->norm_eps,
                            NORM_SRMS);
-    be->ops->lightning_attn_backward(be, d_proj, act_at(be, d_proj, D), act_at(be, d_proj, 2 * D),
-                                     mc->st->dstate_in, d_o, mc->st->dstate_out, proj,
-                                     act_at(be, proj, D), act_at(be, proj, 2 * D), 4 * D,
-                                     mc->st->state_in, layer_decay(m, mc->layer), m->seqs, H, hd,
-                                     hd, true, c->attn_block);
+    be->ops->lightning_attn_backward(
+        be, d_proj, act_at(be, d_proj, D), act_at(be, d_proj, 2 * D), mc->st->dstate_in, d_o,
+        mc->st->dstate_out, proj, act_at(be, proj, D), act_at(be, proj, 2 * D), 4 * D,
+        mc->st->state_in, layer_decay(m, mc->layer), m->seqs, H, hd, hd, true, c->attn_block);
     linear_backward(m, dln, false, d_proj, mc->a->ln1, lp->mixer[P_QKVU], 1, N);
 }
 

@@ -6,9 +6,9 @@
 #include "../core/util.h"
 #include "mixer.h"
 
-enum { P_Q, P_K, P_V, P_O };  // tensors
-enum { S_PROJ, S_O, S_LSE };  // saved buffers
-enum { D_O, D_PROJ };         // backward scratch
+enum { P_Q, P_K, P_V, P_O }; // tensors
+enum { S_PROJ, S_O, S_LSE }; // saved buffers
+enum { D_O, D_PROJ };        // backward scratch
 
 static void add_params(Model *m, int l, const char *pre, LayerParams *lp) {
     const ModelConfig *c = &m->cfg;
@@ -79,10 +79,9 @@ static void backward(const MixerCall *mc, const Act *dout, Act *dln) {
     Act *proj = mc->a->mixer[S_PROJ], *o = mc->a->mixer[S_O];
     Act *d_o = mc->scratch[D_O], *d_proj = mc->scratch[D_PROJ];
     linear_backward(m, d_o, false, dout, o, t[P_O], 1, N);
-    be->ops->softmax_attn_backward(be, d_proj, act_at(be, d_proj, Dq),
-                                   act_at(be, d_proj, Dq + Dkv), d_o, o, mc->a->mixer[S_LSE],
-                                   proj, W, act_at(be, proj, Dq), act_at(be, proj, Dq + Dkv), W,
-                                   m->seqs, m->seqs, H, Hkv, hd);
+    be->ops->softmax_attn_backward(be, d_proj, act_at(be, d_proj, Dq), act_at(be, d_proj, Dq + Dkv),
+                                   d_o, o, mc->a->mixer[S_LSE], proj, W, act_at(be, proj, Dq),
+                                   act_at(be, proj, Dq + Dkv), W, m->seqs, m->seqs, H, Hkv, hd);
     be->ops->rope_backward(be, d_proj, W, mc->pos, N, H, hd, c->rope_theta);
     be->ops->rope_backward(be, act_at(be, d_proj, Dq), W, mc->pos, N, Hkv, hd, c->rope_theta);
     linear_backward(m, dln, false, d_proj, mc->a->ln1, t[P_Q], 3, N);

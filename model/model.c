@@ -12,7 +12,7 @@
 // All activations of a batch of up to `tokens` tokens, carved out of one allocation.
 struct Arena {
     char *base;
-    size_t bytes, capacity; // capacity: tokens the buffers hold
+    size_t bytes, capacity;       // capacity: tokens the buffers hold
     bool shared;                  // recompute layout: one set of layer internals
     LayerBufs layers[MAX_LAYERS]; // each layer's buffers (internals shared when `shared`)
     Act *final_in, *final_ln;     // [N, D] residual after the last block and its norm
@@ -208,7 +208,8 @@ static void load_inputs(Model *m, const int *tokens, int B, int T) {
     for (int b = 0; b < B; b++) {
         int start = 0;
         for (int t = 1; t <= T; t++) {
-            bool boundary = t == T || (m->cfg.doc_reset && tokens[(size_t)b * T + t] == m->cfg.eot_token);
+            bool boundary =
+                t == T || (m->cfg.doc_reset && tokens[(size_t)b * T + t] == m->cfg.eot_token);
             if (!boundary) continue;
             for (int i = start; i < t; i++) a->pos_host[(size_t)b * T + i] = i - start;
             a->cu_host[++n] = b * T + t;
@@ -260,8 +261,7 @@ static int next_norm(const Model *m, int l) {
 // Layer l from its a->ln1 on: mixer, residual + norm, MLP, and (with write_next) the
 // residual + norm that gives layer l+1's input and ln1 (or the final norm). `fn`, when
 // non-NULL, sees the layer's hidden states after its mixer.
-static void layer_forward(Model *m, int l, MixerCall *mc, bool write_next, LayerFn fn,
-                          void *ctx) {
+static void layer_forward(Model *m, int l, MixerCall *mc, bool write_next, LayerFn fn, void *ctx) {
     Backend *be = m->be;
     const ModelConfig *c = &m->cfg;
     Arena *ar = m->arena;
@@ -271,8 +271,8 @@ static void layer_forward(Model *m, int l, MixerCall *mc, bool write_next, Layer
     mixer_table[c->mixer[l]]->forward(mc, ar->branch);
     if (fn) fn(ctx, l, a->resid_in, a->ln1, ar->branch, N);
     be->ops->residual_norm_forward(be, a->resid_mid, a->ln2, a->rstd2, a->resid_in, ar->branch,
-                                   param_weight(m, m->layer_params[l].mlp_norm), N, D,
-                                   c->norm_eps, nk);
+                                   param_weight(m, m->layer_params[l].mlp_norm), N, D, c->norm_eps,
+                                   nk);
     mlp_forward(m, l, a, N, ar->branch);
     if (!write_next) return;
     bool last = l + 1 == c->n_layers;
@@ -303,8 +303,8 @@ static void forward_blocks(Model *m, int N, LayerState *decode, int decode_pos, 
     const ModelConfig *c = &m->cfg;
     Arena *ar = m->arena;
     LayerBufs *a0 = &ar->layers[0];
-    be->ops->embedding_forward(be, a0->resid_in, ar->tokens, param_weight(m, m->embed), N,
-                               c->dim, c->vocab_size, embed_scale(c));
+    be->ops->embedding_forward(be, a0->resid_in, ar->tokens, param_weight(m, m->embed), N, c->dim,
+                               c->vocab_size, embed_scale(c));
     be->ops->norm_forward(be, a0->ln1, a0->rstd1, a0->resid_in,
                           param_weight(m, m->layer_params[0].attn_norm), N, c->dim, c->norm_eps,
                           family_norm(c));
@@ -361,9 +361,8 @@ static void mlp_backward(Model *m, int l, LayerBufs *a, int N, const Act *dout, 
     int F = c->mlp_dim;
     GateKind kind = c->family == FAMILY_TNL ? GATE_MUL : GATE_SWISH;
     linear_backward(m, ar->d_mlp_h, false, dout, a->mlp_h, m->layer_params[l].mlp_out, 1, N);
-    be->ops->gate_backward(be, ar->d_mlp_ab, 2 * F, act_at(be, ar->d_mlp_ab, F), 2 * F,
-                           ar->d_mlp_h, a->mlp_ab, 2 * F, act_at(be, a->mlp_ab, F), 2 * F, N, F,
-                           kind);
+    be->ops->gate_backward(be, ar->d_mlp_ab, 2 * F, act_at(be, ar->d_mlp_ab, F), 2 * F, ar->d_mlp_h,
+                           a->mlp_ab, 2 * F, act_at(be, a->mlp_ab, F), 2 * F, N, F, kind);
     linear_backward(m, d_ln, false, ar->d_mlp_ab, a->ln2, m->layer_params[l].mlp_in, 2, N);
 }
 
@@ -405,19 +404,19 @@ void model_forward_backward(Model *m, const int *tokens, const int *targets, int
         MixerCall mc = training_call(m, l, N);
         if (ar->shared) {
             // Recompute the layer's internals from its saved input.
-            ops->norm_forward(be, a->ln1, a->rstd1, a->resid_in, param_weight(m, lp->attn_norm),
-                              N, D, c->norm_eps, nk);
+            ops->norm_forward(be, a->ln1, a->rstd1, a->resid_in, param_weight(m, lp->attn_norm), N,
+                              D, c->norm_eps, nk);
             layer_forward(m, l, &mc, false, NULL, NULL);
         }
         if (m->hooks.resid_grad) m->hooks.resid_grad(m->hooks.ctx, l, ar->d_resid, N);
         mlp_backward(m, l, a, N, ar->d_resid, ar->d_ln);
         ops->norm_backward(be, ar->d_resid, param_grad(m, lp->mlp_norm), ar->d_resid, ar->d_ln,
-                           a->resid_mid, param_weight(m, lp->mlp_norm), a->rstd2, N, D,
-                           c->norm_eps, nk);
+                           a->resid_mid, param_weight(m, lp->mlp_norm), a->rstd2, N, D, c->norm_eps,
+                           nk);
         mixer_table[c->mixer[l]]->backward(&mc, ar->d_resid, ar->d_ln);
         ops->norm_backward(be, ar->d_resid, param_grad(m, lp->attn_norm), ar->d_resid, ar->d_ln,
-                           a->resid_in, param_weight(m, lp->attn_norm), a->rstd1, N, D,
-                           c->norm_eps, nk);
+                           a->resid_in, param_weight(m, lp->attn_norm), a->rstd1, N, D, c->norm_eps,
+                           nk);
         grads_ready(m, lp->first, lp->end);
     }
     float *d_embed = param_grad(m, m->embed);
@@ -447,11 +446,11 @@ void model_read_stats(Model *m, float *loss, float *grad_norm) {
 struct DecodeState {
     Backend *be; // the backend that owns the buffers
     int n_layers;
-    int pos;            // tokens decoded since the last reset
+    int pos; // tokens decoded since the last reset
     LayerState layers[MAX_LAYERS];
     size_t state_bytes[MAX_LAYERS];
-    float *logits;      // [vocab_size] fp32
-    int *cu_kv;         // [2] the KV cache's one sequence: 0, pos + 1
+    float *logits; // [vocab_size] fp32
+    int *cu_kv;    // [2] the KV cache's one sequence: 0, pos + 1
 };
 
 DecodeState *decode_state_new(const Model *m, int max_len) {
@@ -495,7 +494,8 @@ void decode_state_free(DecodeState *s) {
 // Forget everything decoded so far (a new document starts).
 static void decode_state_reset(DecodeState *s) {
     for (int l = 0; l < s->n_layers; l++) {
-        if (s->layers[l].state_in) s->be->ops->zero(s->be, s->layers[l].state_in, s->state_bytes[l]);
+        if (s->layers[l].state_in)
+            s->be->ops->zero(s->be, s->layers[l].state_in, s->state_bytes[l]);
     }
     s->pos = 0;
 }

@@ -69,15 +69,14 @@ typedef struct ParamInfo {
     bool trainable; // false: frozen (distillation)
 } ParamInfo;
 
-
 // The parameters of one layer, as indices into Model.params (-1 where the layer has none:
 // TNL's weightless norms). Recorded when the table is built, so the block loop never
 // looks a tensor up by name. Tensors that one matmul uses together are adjacent in the
 // table and so in the flat buffers (gate and up of the MLP; a mixer's input projections).
 typedef struct LayerParams {
     int attn_norm, mlp_norm;
-    int mlp_in;  // gate/l1, then up/l2 right after it: one [2F, D] matrix
-    int mlp_out; // down/l3
+    int mlp_in;                   // gate/l1, then up/l2 right after it: one [2F, D] matrix
+    int mlp_out;                  // down/l3
     int mixer[MAX_MIXER_TENSORS]; // the mixer's tensors, in the order its file names them
     int first, end;               // the layer's tensors are params [first, end)
 } LayerParams;
@@ -106,7 +105,7 @@ typedef struct ModelHooks {
     void (*resid_grad)(void *ctx, int layer, Act *d_resid, int N);
 } ModelHooks;
 
-typedef struct Arena Arena;       // the activation arena (model.c)
+typedef struct Arena Arena;         // the activation arena (model.c)
 typedef struct LayerBufs LayerBufs; // one layer's buffers in the arena (model/mixer.h)
 
 typedef struct Model {

@@ -71,9 +71,8 @@ void model_build_params(Model *m) {
         lp->end = m->n_params;
     }
     m->final_norm = norm_weight ? model_add_param(m, true, D, 0, "%s.weight", nm->final_norm) : -1;
-    m->lm_head = c->tie_embeddings
-                     ? m->embed
-                     : model_add_param(m, false, c->vocab_size, D, "lm_head.weight");
+    m->lm_head = c->tie_embeddings ? m->embed
+                                   : model_add_param(m, false, c->vocab_size, D, "lm_head.weight");
 }
 
 const ParamInfo *model_find_param(const Model *m, const char *name) {

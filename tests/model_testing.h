@@ -46,4 +46,3 @@ static inline void random_tokens(Rng *rng, int *tokens, int *targets, int n, int
         targets[i] = (int)(rng_next(rng) % (uint64_t)V);
     }
 }
-

@@ -100,7 +100,8 @@ static void check_state_round_trip(Family family, const char *mixers) {
     for (int l = 0; l < L; l++) m.states[l] = (LayerState){.state_out = state[l]};
     model_loss(&m, tok1, tgt1, B, h);
     model_zero_grad(&m);
-    for (int l = 0; l < L; l++) m.states[l] = (LayerState){.state_in = state[l], .dstate_in = dstate[l]};
+    for (int l = 0; l < L; l++)
+        m.states[l] = (LayerState){.state_in = state[l], .dstate_in = dstate[l]};
     model_forward_backward(&m, tok2, tgt2, B, h, 0.5f);
     for (int l = 0; l < L; l++) m.states[l] = (LayerState){.dstate_out = dstate[l]};
     model_forward_backward(&m, tok1, tgt1, B, h, 0.5f);
@@ -161,8 +162,7 @@ START_TEST(test_frozen_tensors) {
                 ck_assert_msg(isnan(g[j]), "frozen %s: gradient written", p->name);
         } else {
             double err = rel_error(g, all + p->offset, (long)p->numel);
-            ck_assert_msg(err < 1e-6, "%s: gradient changed by freezing others (%g)", p->name,
-                          err);
+            ck_assert_msg(err < 1e-6, "%s: gradient changed by freezing others (%g)", p->name, err);
         }
     }
     free(all);
@@ -212,8 +212,8 @@ END_TEST
 // The residual hook adds R into d(loss)/d(layer 0's output); the result must be the
 // gradient of loss + dot(R, layer 0's output) (checked by central differences).
 typedef struct Extra {
-    float *R;         // [N, D]
-    float *captured;  // layer 1's input (= layer 0's output), host
+    float *R;        // [N, D]
+    float *captured; // layer 1's input (= layer 0's output), host
     int layer;
 } Extra;
 

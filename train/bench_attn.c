@@ -74,7 +74,7 @@ static Act *random_gates(Backend *be, uint64_t seed, long n) {
 
 // The buffers of one shape.
 typedef struct Shape {
-    int B, T, N, W;  // W: the projection's width (row stride of q, k, v)
+    int B, T, N, W; // W: the projection's width (row stride of q, k, v)
     Act *qkv, *o, *dout, *dqkv, *g, *dg;
     float *lse, *log_decay;
     int *cu;
@@ -130,11 +130,10 @@ static void run_op(AttnBench *ab, Shape *s, bool backward) {
         float scale = 1.0f / sqrtf((float)d);
         ops->gla_forward(be, s->o, NULL, q, k, v, s->W, s->g, NULL, scale, s->seqs, H, d, d, 64);
         if (backward)
-            ops->gla_backward(be, dq, dk, dv, s->dg, NULL, s->dout, NULL, q, k, v, s->W, s->g,
-                              NULL, scale, s->seqs, H, d, d, 64);
+            ops->gla_backward(be, dq, dk, dv, s->dg, NULL, s->dout, NULL, q, k, v, s->W, s->g, NULL,
+                              scale, s->seqs, H, d, d, 64);
     } else {
-        ops->softmax_attn_forward(be, s->o, s->lse, q, s->W, k, v, s->W, s->seqs, s->seqs, H, H,
-                                  d);
+        ops->softmax_attn_forward(be, s->o, s->lse, q, s->W, k, v, s->W, s->seqs, s->seqs, H, H, d);
         if (backward)
             ops->softmax_attn_backward(be, dq, dk, dv, s->dout, s->o, s->lse, q, s->W, k, v, s->W,
                                        s->seqs, s->seqs, H, H, d);
@@ -176,8 +175,9 @@ static void dump_shape(AttnBench *ab, Shape *s) {
     be->ops->download(be, decay, s->log_decay, (size_t)ab->H * sizeof(float));
     path_join(path, sizeof path, dir, "meta.json");
     FILE *f = xfopen(path, "w");
-    fprintf(f, "{\"kind\": \"%s\", \"H\": %d, \"d\": %d, \"B\": %d, \"T\": %d, \"W\": %d, "
-               "\"log_decay\": [",
+    fprintf(f,
+            "{\"kind\": \"%s\", \"H\": %d, \"d\": %d, \"B\": %d, \"T\": %d, \"W\": %d, "
+            "\"log_decay\": [",
             ab->kind, ab->H, ab->d, s->B, s->T, s->W);
     for (int h = 0; h < ab->H; h++) fprintf(f, "%s%.9g", h ? ", " : "", decay[h]);
     fprintf(f, "]}\n");
@@ -215,7 +215,7 @@ static double time_op(AttnBench *ab, Shape *s, bool backward) {
 static double floor_bytes(const AttnBench *ab, const Shape *s, bool backward) {
     double tensor = (double)s->N * ab->H * ab->d * (double)ab->be->act_size;
     bool gla = strcmp(ab->kind, "gla") == 0;
-    double fwd = (4 + gla) * tensor;                    // q, k, v (, g) in; o out
+    double fwd = (4 + gla) * tensor;                      // q, k, v (, g) in; o out
     double bwd = (5 + gla) * tensor + (3 + gla) * tensor; // q, k, v, (g,) o/dout in; grads out
     return backward ? fwd + bwd : fwd;
 }

@@ -35,8 +35,7 @@ static void bench_step(Model *m, Optimizer *opt, const Config *c, int *tokens, i
             tokens[i] = (int)(rng_next(rng) % (uint64_t)V);
             targets[i] = (int)(rng_next(rng) % (uint64_t)V);
         }
-        model_forward_backward(m, tokens, targets, c->batch_size, c->seq_len,
-                               1.0f / c->grad_accum);
+        model_forward_backward(m, tokens, targets, c->batch_size, c->seq_len, 1.0f / c->grad_accum);
     }
     model_grad_norm_squared(m);
     float loss, norm;
@@ -99,7 +98,8 @@ int bench_train_main(int argc, char **argv) {
     printf("%6s %6s %6s | %10s %10s %10s %7s %9s\n", "B", "T", "accum", "first s", "step ms",
            "tok/s", "MFU", "mem GiB");
     char mfu[16] = "-";
-    if (be->peak_flops > 0) snprintf(mfu, sizeof mfu, "%.1f%%", 100 * flops / median / be->peak_flops);
+    if (be->peak_flops > 0)
+        snprintf(mfu, sizeof mfu, "%.1f%%", 100 * flops / median / be->peak_flops);
     printf("%6d %6d %6d | %10.2f %10.2f %10.0f %7s %9.2f\n", c->batch_size, c->seq_len,
            c->grad_accum, first, median * 1e3, tokens_per_step / median, mfu,
            (double)peak / (1024.0 * 1024 * 1024));
