@@ -6,6 +6,7 @@
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
+#include <math.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -472,6 +473,15 @@ static bool ignorable_tensor(const char *name) {
     return n >= k && strcmp(name + n - k, suffix) == 0;
 }
 
+// The index of the first value of x[0..n) that is not finite (or, with nonneg, is
+// negative), or -1 if there is none: what a poisoned model or optimizer state looks like.
+static long first_bad_value(const float *x, size_t n, bool nonneg) {
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(x[i]) || (nonneg && x[i] < 0)) return (long)i;
+    }
+    return -1;
+}
+
 void model_load_weights(Model *m, const char *dir_or_file) {
     SafeTensors *st = st_open(dir_or_file);
     size_t max_numel = 1;
@@ -504,6 +514,11 @@ void model_load_weights(Model *m, const char *dir_or_file) {
     for (int i = 0; i < m->n_params; i++) {
         const ParamInfo *p = &m->params[i];
         st_read_f32(st, st_find(st, p->name), buf);
+        long bad = first_bad_value(buf, p->numel, false);
+        check(bad < 0,
+              "%s: tensor '%s' holds a non-finite value (%g at index %ld): refusing to "
+              "load a poisoned model",
+              dir_or_file, p->name, (double)buf[bad < 0 ? 0 : bad], bad);
         m->be->ops->upload(m->be, m->weights + p->offset, buf, p->numel * sizeof(float));
     }
     free(buf);
@@ -564,6 +579,20 @@ void checkpoint_save(const char *out_dir, const Model *m, const float *adam_m, c
                      const TrainState *s, const char *tokenizer) {
     char dir[PATH_CAP], name[64], path[PATH_CAP];
     snprintf(name, sizeof name, "step_%08lld", (long long)s->step);
+    // A poisoned model is never written: it would become the checkpoint a resume trusts.
+    float *w = xmalloc(m->n_weights * sizeof(float));
+    model_download_weights(m, w);
+    for (int i = 0; i < m->n_params; i++) {
+        const ParamInfo *p = &m->params[i];
+        long bad = first_bad_value(w + p->offset, p->numel, false);
+        check(bad < 0, "%s/%s not saved: tensor '%s' holds a non-finite value (index %ld)", out_dir,
+              name, p->name, bad);
+    }
+    free(w);
+    long bad_m = first_bad_value(adam_m, m->n_weights, false);
+    long bad_v = first_bad_value(adam_v, m->n_weights, true);
+    check(bad_m < 0 && bad_v < 0, "%s/%s not saved: the AdamW state holds an invalid value (%s)",
+          out_dir, name, bad_m >= 0 ? "adam_m" : "adam_v");
     path_join(dir, sizeof dir, out_dir, name);
     make_dirs(dir);
     // Re-saving a step: it stops counting until the new DONE is written.
@@ -644,6 +673,13 @@ void checkpoint_load_train_state(const char *ckpt_dir, const Model *m, float *ad
               "%s: tensor '%s' has %lld values but the model has %zu weights (different model?)",
               path, names[i], (long long)t->shape[0], m->n_weights);
         st_read_f32(st, t, dst[i]);
+        // Second moments are squares: a negative one turns the next step's weights to NaN.
+        long bad = first_bad_value(dst[i], m->n_weights, i == 1);
+        check(bad < 0,
+              "%s: tensor '%s' holds an invalid value (%g at index %ld; %s): refusing "
+              "to resume from a poisoned optimizer state",
+              path, names[i], (double)dst[i][bad < 0 ? 0 : bad], bad,
+              i == 1 ? "second moments must be finite and >= 0" : "moments must be finite");
     }
     check(meta_i64(st, path, "n_weights") == (int64_t)m->n_weights,
           "%s: metadata n_weights does not match the model's %zu", path, m->n_weights);

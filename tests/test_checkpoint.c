@@ -311,6 +311,7 @@ static Saved make_state(int case_index, int64_t step, uint64_t seed) {
     Rng rng = rng_seeded(seed + 1);
     v.adam_m = rand_tensor(&rng, (long)v.m->n_weights, 0.1f);
     v.adam_v = rand_tensor(&rng, (long)v.m->n_weights, 0.01f);
+    for (size_t i = 0; i < v.m->n_weights; i++) v.adam_v[i] = fabsf(v.adam_v[i]); // squares
     v.s = (TrainState){step,
                        {3, 17, 123456789012LL},
                        0xDEADBEEFCAFEBABEULL ^ seed,
@@ -318,6 +319,16 @@ static Saved make_state(int case_index, int64_t step, uint64_t seed) {
                        1.2345678901234567e12 + (double)step};
     return v;
 }
+
+// A model holding a non-finite weight is never written as a checkpoint (it would become
+// the one a resume trusts): the save stops naming the tensor.
+START_TEST(test_ckpt_refuses_poisoned) {
+    char *out = new_dir();
+    Saved v = make_state(0, 7, 3);
+    v.m->weights[v.m->params[1].offset + 2] = NAN;
+    checkpoint_save(out, v.m, v.adam_m, v.adam_v, &v.s, "byte");
+}
+END_TEST
 
 START_TEST(test_ckpt_roundtrip) {
     char *out = new_dir();
@@ -451,6 +462,7 @@ static Suite *checkpoint_suite(void) {
     tc = tcase_create("train");
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_ckpt_roundtrip);
+    tcase_add_exit_test(tc, test_ckpt_refuses_poisoned, 1);
     tcase_add_test(tc, test_ckpt_latest_needs_done);
     tcase_add_test(tc, test_ckpt_prune);
     tcase_add_exit_test(tc, test_ckpt_truncated_state, 1);

@@ -3,6 +3,7 @@
 // steps are skipped and then stop the run, bad checkpoints and configs are clear errors.
 #include <cjson/cJSON.h>
 #include <stdio.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "../data/shard.h"
@@ -163,6 +164,63 @@ START_TEST(test_truncated_checkpoint) {
 }
 END_TEST
 
+// Overwrite the last float of a file (the last value of its last tensor).
+static void poison_last_float(const char *path, float value) {
+    FILE *f = xfopen(path, "r+b");
+    ck_assert_int_eq(fseek(f, -4, SEEK_END), 0);
+    ck_assert_int_eq(fwrite(&value, 4, 1, f), 1);
+    fclose(f);
+}
+
+// A checkpoint holding an Inf weight is refused on resume (it used to train on with every
+// step skipped and save the Inf weights again).
+START_TEST(test_inf_weights_refused) {
+    write_corpus();
+    ck_assert_int_eq(run_train("tnl", "", "inf", 2, "--save_every=2"), 0);
+    char path[600];
+    snprintf(path, sizeof path, "%s/inf/step_00000002/model.safetensors", workdir);
+    poison_last_float(path, INFINITY);
+    run_train("tnl", "", "inf", 4, "--resume=1");
+}
+END_TEST
+
+// Negative second moments in the optimizer state are refused on resume (they turned every
+// weight to NaN at the next step).
+START_TEST(test_negative_adam_v_refused) {
+    write_corpus();
+    ck_assert_int_eq(run_train("tnl", "", "adam", 2, "--save_every=2"), 0);
+    char path[600];
+    snprintf(path, sizeof path, "%s/adam/step_00000002/train_state.safetensors", workdir);
+    poison_last_float(path, -1.0f); // adam_v is the last tensor
+    run_train("tnl", "", "adam", 4, "--resume=1");
+}
+END_TEST
+
+// Skipped steps are recorded in metrics.jsonl with the reason, and a run whose last steps
+// were all skipped exits non-zero instead of reporting "done".
+START_TEST(test_skipped_steps_recorded) {
+    write_corpus();
+    // In a child process of its own: die() ends the process it runs in.
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "./bolt train --model=tnl --train_data='%s/c_train_*.bin' --val_data='%s/c_val_*.bin' "
+             "--out_dir=%s/skip --steps=3 --dim=32 --n_layers=2 --n_heads=2 --batch_size=4 "
+             "--seq_len=32 --lr=1e30 --max_bad_steps=100 --device=cpu >/dev/null 2>&1",
+             workdir, workdir, workdir);
+    int status = system(cmd);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 1,
+                  "a run ending in skipped steps must exit 1 (status %d)", status);
+    char path[600], line[1024];
+    snprintf(path, sizeof path, "%s/skip/metrics.jsonl", workdir);
+    FILE *f = xfopen(path, "r");
+    int skipped = 0;
+    while (fgets(line, sizeof line, f))
+        skipped += strstr(line, "\"skipped\": \"non-finite") != NULL;
+    fclose(f);
+    ck_assert_msg(skipped >= 1, "no skipped step recorded in metrics.jsonl");
+}
+END_TEST
+
 START_TEST(test_unknown_key) {
     write_corpus();
     run_train("tnl", "", "k", 2, "--lerning_rate=3");
@@ -206,6 +264,9 @@ int main(void) {
     tcase_add_test(tc, test_init_from);
     tcase_add_exit_test(tc, test_nan_guard, 1);
     tcase_add_exit_test(tc, test_truncated_checkpoint, 1);
+    tcase_add_exit_test(tc, test_inf_weights_refused, 1);
+    tcase_add_exit_test(tc, test_negative_adam_v_refused, 1);
+    tcase_add_test(tc, test_skipped_steps_recorded);
     tcase_add_exit_test(tc, test_unknown_key, 1);
     tcase_add_exit_test(tc, test_missing_data, 1);
     tcase_add_exit_test(tc, test_refuses_multiprocess, 1);

@@ -254,8 +254,15 @@ static void train_step(Run *r, int64_t step) {
     r->state.loader = loader_tell(r->train);
     if (!isfinite(loss) || !isfinite(norm)) {
         r->state.bad_steps++;
-        printf("step %lld/%d | non-finite %s, step skipped (%d in a row)\n", (long long)(step + 1),
-               c->steps, isfinite(loss) ? "gradient" : "loss", r->state.bad_steps);
+        const char *what = isfinite(loss) ? "gradient" : "loss";
+        if (r->metrics) {
+            printf("step %lld/%d | non-finite %s, step skipped (%d in a row)\n",
+                   (long long)(step + 1), c->steps, what, r->state.bad_steps);
+            fprintf(r->metrics,
+                    "{\"step\": %lld, \"skipped\": \"non-finite %s\", \"bad_steps\": %d}\n",
+                    (long long)(step + 1), what, r->state.bad_steps);
+            fflush(r->metrics);
+        }
         check(r->state.bad_steps < c->max_bad_steps,
               "%d non-finite steps in a row (last at step %lld): stopping; lower lr or check "
               "the data",
@@ -402,6 +409,12 @@ int train_main(int argc, char **argv) {
         r->state.rng = sample_rng.state;
         if (last || (c->save_every > 0 && (step + 1) % c->save_every == 0)) save_checkpoint(r);
     }
+    // Skipped steps leave the weights as they were, so what was saved is the last good
+    // model; but a run whose final steps were all skipped did not finish its training.
+    check(r->state.bad_steps == 0,
+          "the last %d steps were skipped (non-finite loss or gradient): the run did not "
+          "finish; %s keeps the weights of step %lld",
+          r->state.bad_steps, c->out_dir, (long long)(c->steps - r->state.bad_steps));
     double elapsed = now_seconds() - r->start_time;
     printf("done: %lld steps in %.1fs", (long long)(c->steps - r->start_step), elapsed);
     if (!isnan(val_loss)) printf(" | final val loss %.4f", val_loss);
