@@ -129,6 +129,10 @@ void xfwrite(const void *src, size_t bytes, FILE *f, const char *path) {
 
 char *read_file(const char *path, size_t *len) {
     FILE *f = xfopen(path, "rb");
+    struct stat st;
+    check(fstat(fileno(f), &st) == 0, "%s: cannot stat (%s)", path, strerror(errno));
+    check(S_ISREG(st.st_mode), "%s: not a regular file (%s)", path,
+          S_ISDIR(st.st_mode) ? "a directory" : "a device, pipe or socket");
     check(fseeko(f, 0, SEEK_END) == 0, "%s: cannot seek", path);
     off_t size = ftello(f);
     check(size >= 0, "%s: cannot tell size", path);
@@ -201,8 +205,17 @@ void make_dirs(const char *path) {
             *p = '/';
         }
     }
-    check(mkdir(buf, 0755) == 0 || errno == EEXIST, "%s: cannot create directory (%s)", path,
-          strerror(errno));
+    if (mkdir(buf, 0755) != 0) {
+        int err = errno;
+        struct stat st;
+        // EEXIST is fine only for a directory that is there (some file systems, /proc,
+        // answer EEXIST for names they will not create).
+        if (err == EEXIST && stat(buf, &st) == 0)
+            check(S_ISDIR(st.st_mode), "%s: exists and is not a directory", path);
+        else
+            die("%s: cannot create directory (%s)", path,
+                err == EEXIST ? "the file system refuses it" : strerror(err));
+    }
     free(buf);
 }
 

@@ -52,7 +52,7 @@ static void input_close(Input *in) {
 // file. The last line need not end in '\n'.
 static bool input_line(Input *in, const char **line, size_t *len) {
     for (;;) {
-        char *start = in->buf + in->head;
+        char *start = in->buf ? in->buf + in->head : NULL; // nothing read yet: no buffer
         size_t avail = in->tail - in->head;
         char *nl =
             avail > in->scanned ? memchr(start + in->scanned, '\n', avail - in->scanned) : NULL;
@@ -169,12 +169,12 @@ bool doc_reader_next(DocReader *r, char **text, size_t *len, size_t *cap, DocOri
     while (r->file < r->npaths) {
         const char *path = r->paths[r->file];
         if (!is_jsonl(path)) {
-            if (r->load_text)
-                r->done_bytes += append_text_file(path, text, len, cap);
-            else
-                r->done_bytes += scan_text_file(path);
+            int64_t bytes =
+                r->load_text ? append_text_file(path, text, len, cap) : scan_text_file(path);
+            r->done_bytes += bytes;
             *origin = (DocOrigin){.file = r->file, .line = 0};
             r->file++;
+            if (bytes == 0) continue; // an empty file is no document, as a blank .jsonl line
             return true;
         }
         if (!r->open) {

@@ -22,7 +22,8 @@ static inline float exp_nonpositive(float x) {
     p = p * r + 0.5f;
     p = p * r + 1.0f;
     p = p * r + 1.0f;
-    int32_t bits = ((int32_t)n + 127) << 23;
+    // Unsigned: below about -88 the exponent is negative, and that result is discarded.
+    uint32_t bits = (uint32_t)((int32_t)n + 127) << 23;
     float two_n;
     memcpy(&two_n, &bits, sizeof two_n);
     return x < -87.0f ? 0.0f : p * two_n;

@@ -344,6 +344,18 @@ static void prep_dies(const char *bad_arg, const char *jsonl_line) {
     run_prep(bad_arg ? 4 : 3, argv);
 }
 
+// An empty text file is no document (it used to become a shard holding one EOT).
+START_TEST(test_prep_empty_text) {
+    const char *dir = new_dir();
+    char *input = path_in(dir, "empty.txt");
+    write_bytes(input, "", 0);
+    char out_flag[320];
+    snprintf(out_flag, sizeof out_flag, "--out=%s/o", dir);
+    const char *argv[] = {"--tokenizer=byte", out_flag, input};
+    run_prep(3, argv);
+}
+END_TEST
+
 START_TEST(test_prep_bad_json) {
     prep_dies(NULL, "{\"text\": \"a\"}\nnot json\n");
 }
@@ -782,6 +794,7 @@ static Suite *prep_suite(void) {
     tcase_add_test(tc, test_prep_bad_jsonl_writes_nothing);
     tcase_add_test(tc, test_prep_help);
     tcase_add_exit_test(tc, test_prep_bad_json, 1);
+    tcase_add_exit_test(tc, test_prep_empty_text, 1);
     tcase_add_exit_test(tc, test_prep_missing_field, 1);
     tcase_add_exit_test(tc, test_prep_unknown_flag, 1);
     tcase_add_exit_test(tc, test_prep_bad_value, 1);

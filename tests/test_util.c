@@ -155,6 +155,21 @@ START_TEST(test_fill_normal_matches_sequential) {
 }
 END_TEST
 
+// A directory given where a file is read is named as such (it used to ask for 2^63 bytes).
+START_TEST(test_read_file_directory) {
+    read_file(new_dir(), NULL);
+}
+END_TEST
+
+// A path under a regular file cannot become a directory: the error says why.
+START_TEST(test_make_dirs_under_file) {
+    char *dir = new_dir();
+    char *file = path_in(dir, "f");
+    write_bytes(file, "x", 1);
+    make_dirs(path_in(file, "sub"));
+}
+END_TEST
+
 int main(void) {
     make_scratch_root("util");
     Suite *s = suite_create("util");
@@ -171,6 +186,8 @@ int main(void) {
     tcase_add_test(tc, test_rng_jump);
     tcase_add_test(tc, test_fill_normal_matches_sequential);
     tcase_add_exit_test(tc, test_path_join_too_long, 1);
+    tcase_add_exit_test(tc, test_read_file_directory, 1);
+    tcase_add_exit_test(tc, test_make_dirs_under_file, 1);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
