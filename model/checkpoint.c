@@ -723,15 +723,34 @@ static void remove_checkpoint(const char *dir) {
     check(rmdir(dir) == 0, "%s: cannot remove directory (%s)", dir, strerror(errno));
 }
 
+// Step directories without DONE older than the newest complete one: what a kill in the
+// middle of a save or of pruning leaves behind. Nothing writes them any more.
+static void remove_incomplete(const char *out_dir, int64_t newest) {
+    DIR *d = opendir(out_dir);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        int64_t step = parse_step_name(e->d_name);
+        char dir[PATH_CAP], done[PATH_CAP];
+        if (step < 0 || step >= newest) continue;
+        path_join(dir, sizeof dir, out_dir, e->d_name);
+        path_join(done, sizeof done, dir, "DONE");
+        struct stat sb;
+        if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode) || stat(done, &sb) == 0) continue;
+        remove_checkpoint(dir);
+    }
+    closedir(d);
+}
+
 void checkpoint_prune(const char *out_dir, int keep) {
-    if (keep <= 0) return;
     int n;
     StepDir *list = list_complete(out_dir, &n);
-    for (int i = 0; i < n - keep; i++) {
+    for (int i = 0; keep > 0 && i < n - keep; i++) {
         char dir[PATH_CAP];
         path_join(dir, sizeof dir, out_dir, list[i].name);
         remove_checkpoint(dir);
     }
+    if (n > 0) remove_incomplete(out_dir, list[n - 1].step);
     free(list);
     fsync_dir(out_dir);
 }

@@ -55,5 +55,6 @@ bool checkpoint_latest(const char *out_dir, char *path, size_t cap);
 // directory; dies if its sizes do not match m. Weights: model_load_weights(m, ckpt_dir).
 void checkpoint_load_train_state(const char *ckpt_dir, const Model *m, float *adam_m, float *adam_v,
                                  TrainState *s);
-// Remove all but the newest `keep` complete checkpoints (keep <= 0: keep all).
+// Remove all but the newest `keep` complete checkpoints (keep <= 0: keep all), and any step
+// directory without DONE older than the newest complete one (left by a kill).
 void checkpoint_prune(const char *out_dir, int keep);

@@ -416,12 +416,15 @@ END_TEST
 START_TEST(test_ckpt_prune) {
     char *out = new_dir();
     Saved v = make_state(0, 0, 4);
-    ck_assert_int_eq(mkdir(path_in(out, "step_00000000"), 0755), 0); // incomplete: kept
+    // Incomplete (no DONE, as a kill mid-save or mid-prune leaves it): pruned.
+    ck_assert_int_eq(mkdir(path_in(out, "step_00000000"), 0755), 0);
+    write_bytes(path_in(path_in(out, "step_00000000"), "model.safetensors"), "x", 1);
     for (int step = 1; step <= 5; step++) {
         v.s.step = step;
         checkpoint_save(out, v.m, v.adam_m, v.adam_v, &v.s, "");
     }
-    checkpoint_prune(out, 0); // keep all
+    checkpoint_prune(out, 0); // keep all complete ones
+    ck_assert_msg(!exists(path_in(out, "step_00000000")), "incomplete step directory kept");
     for (int step = 1; step <= 5; step++) {
         char name[32];
         snprintf(name, sizeof name, "step_%08d", step);
@@ -433,7 +436,6 @@ START_TEST(test_ckpt_prune) {
         snprintf(name, sizeof name, "step_%08d", step);
         ck_assert_msg(exists(path_in(out, name)) == (step >= 4), "step %d", step);
     }
-    ck_assert(exists(path_in(out, "step_00000000")));
     char path[512];
     ck_assert(checkpoint_latest(out, path, sizeof path));
     ck_assert_str_eq(path, path_in(out, "step_00000005"));

@@ -221,6 +221,32 @@ START_TEST(test_skipped_steps_recorded) {
 }
 END_TEST
 
+// After a resume, metrics.jsonl holds each step once: the records a killed run wrote
+// after its last checkpoint are dropped, not repeated.
+START_TEST(test_resume_truncates_metrics) {
+    write_corpus();
+    ck_assert_int_eq(run_train("tnl", "", "m", 4, "--save_every=2"), 0);
+    char path[600];
+    snprintf(path, sizeof path, "%s/m/step_00000004/DONE", workdir);
+    ck_assert_int_eq(unlink(path), 0); // as if killed before step 4's checkpoint completed
+    ck_assert_int_eq(run_train("tnl", "", "m", 4, "--resume=1"), 0);
+    snprintf(path, sizeof path, "%s/m/metrics.jsonl", workdir);
+    FILE *f = xfopen(path, "r");
+    char line[1024];
+    int seen[5] = {0};
+    while (fgets(line, sizeof line, f)) {
+        cJSON *j = cJSON_Parse(line);
+        ck_assert_ptr_nonnull(j);
+        cJSON *step = cJSON_GetObjectItem(j, "step");
+        if (step && cJSON_GetObjectItem(j, "loss") && step->valueint >= 1 && step->valueint <= 4)
+            seen[step->valueint]++;
+        cJSON_Delete(j);
+    }
+    fclose(f);
+    for (int s = 1; s <= 4; s++) ck_assert_msg(seen[s] == 1, "step %d logged %d times", s, seen[s]);
+}
+END_TEST
+
 START_TEST(test_unknown_key) {
     write_corpus();
     run_train("tnl", "", "k", 2, "--lerning_rate=3");
@@ -267,6 +293,7 @@ int main(void) {
     tcase_add_exit_test(tc, test_inf_weights_refused, 1);
     tcase_add_exit_test(tc, test_negative_adam_v_refused, 1);
     tcase_add_test(tc, test_skipped_steps_recorded);
+    tcase_add_test(tc, test_resume_truncates_metrics);
     tcase_add_exit_test(tc, test_unknown_key, 1);
     tcase_add_exit_test(tc, test_missing_data, 1);
     tcase_add_exit_test(tc, test_refuses_multiprocess, 1);

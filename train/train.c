@@ -284,6 +284,25 @@ static void train_usage(void) {
     config_usage(stdout);
 }
 
+// On resume: drop the records of steps after the checkpoint (a killed run logged them,
+// and the resumed run logs them again), rewriting metrics.jsonl atomically.
+static void truncate_metrics(const char *path, int64_t step) {
+    if (file_size(path) < 0) return;
+    size_t len;
+    char *text = read_file(path, &len);
+    AtomicFile af = atomic_open(path);
+    for (char *line = text; line < text + len;) {
+        char *end = memchr(line, '\n', (size_t)(text + len - line));
+        size_t n = end ? (size_t)(end - line) + 1 : (size_t)(text + len - line);
+        const char *key = strstr(line, "\"step\": ");
+        bool keep = !key || key > line + n || strtoll(key + 8, NULL, 10) <= step;
+        if (keep) xfwrite(line, n, af.f, af.tmp_path);
+        line += n;
+    }
+    atomic_commit(&af);
+    free(text);
+}
+
 // A hash of the resolved config, so ranks started with different settings stop at once.
 static uint64_t config_hash(const Config *c) {
     char *text = NULL;
@@ -373,6 +392,7 @@ int train_main(int argc, char **argv) {
 
     char path[4096];
     path_join(path, sizeof path, c->out_dir, "metrics.jsonl");
+    if (r->dist.rank == 0 && r->state.step > 0) truncate_metrics(path, r->state.step);
     if (r->dist.rank == 0) r->metrics = xfopen(path, r->state.step > 0 ? "a" : "w");
     size_t N = (size_t)c->batch_size * c->seq_len;
     r->tokens = xmalloc(N * sizeof(int));
