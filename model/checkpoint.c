@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "../core/util.h"
@@ -639,6 +640,46 @@ bool checkpoint_latest(const char *out_dir, char *path, size_t cap) {
     path_join(path, cap, out_dir, list[n - 1].name);
     free(list);
     return true;
+}
+
+// Whether a complete checkpoint's files open: config.json parses, and both safetensors
+// files have valid headers whose tensors fit the file. Checked in a child process, since
+// every loader ends a failure in die (whose one-line message names the problem).
+static bool checkpoint_opens(const char *dir) {
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    check(pid >= 0, "%s: cannot fork to check the checkpoint (%s)", dir, strerror(errno));
+    if (pid == 0) {
+        ModelConfig cfg;
+        char tok[PATH_CAP], path[PATH_CAP];
+        model_config_load(&cfg, tok, sizeof tok, dir);
+        path_join(path, sizeof path, dir, "model.safetensors");
+        st_close(st_open(path));
+        path_join(path, sizeof path, dir, "train_state.safetensors");
+        st_close(st_open(path));
+        _exit(0);
+    }
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+bool checkpoint_latest_valid(const char *out_dir, char *path, size_t cap) {
+    int n;
+    StepDir *list = list_complete(out_dir, &n);
+    bool found = false;
+    for (int i = n - 1; i >= 0 && !found; i--) {
+        path_join(path, cap, out_dir, list[i].name);
+        found = checkpoint_opens(path);
+        if (!found)
+            fprintf(stderr, "bolt: warning: %s is damaged (above); trying an older checkpoint\n",
+                    path);
+    }
+    check(found || n == 0, "%s: none of its %d complete checkpoints can be read", out_dir, n);
+    free(list);
+    return found;
 }
 
 // A metadata value of train_state.safetensors as a whole decimal number, or die.

@@ -51,6 +51,10 @@ void checkpoint_save(const char *out_dir, const Model *m, const float *adam_m, c
                      const TrainState *s, const char *tokenizer);
 // The newest complete step_* directory under out_dir into path; false if there is none.
 bool checkpoint_latest(const char *out_dir, char *path, size_t cap);
+// The same, skipping complete checkpoints whose files do not open (a truncated or corrupt
+// file), each with a warning naming it; dies if there are complete checkpoints but none
+// opens.
+bool checkpoint_latest_valid(const char *out_dir, char *path, size_t cap);
 // Read the Adam moments (host memory, [n_weights]) and TrainState of a checkpoint
 // directory; dies if its sizes do not match m. Weights: model_load_weights(m, ckpt_dir).
 void checkpoint_load_train_state(const char *ckpt_dir, const Model *m, float *adam_m, float *adam_v,

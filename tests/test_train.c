@@ -164,6 +164,20 @@ START_TEST(test_truncated_checkpoint) {
 }
 END_TEST
 
+// A damaged newest checkpoint (DONE present, model file truncated) is skipped with a
+// warning, and the run resumes from the newest one that opens.
+START_TEST(test_resume_falls_back) {
+    write_corpus();
+    ck_assert_int_eq(run_train("tnl", "", "fb", 4, "--save_every=2"), 0);
+    char path[600];
+    snprintf(path, sizeof path, "%s/fb/step_00000004/model.safetensors", workdir);
+    ck_assert_int_eq(truncate(path, file_size(path) / 2), 0);
+    ck_assert_int_eq(run_train("tnl", "", "fb", 6, "--resume=1"), 0);
+    snprintf(path, sizeof path, "%s/fb/step_00000006/DONE", workdir);
+    ck_assert_msg(file_size(path) >= 0, "the resumed run did not reach step 6");
+}
+END_TEST
+
 // Overwrite the last float of a file (the last value of its last tensor).
 static void poison_last_float(const char *path, float value) {
     FILE *f = xfopen(path, "r+b");
@@ -294,6 +308,7 @@ int main(void) {
     tcase_add_exit_test(tc, test_negative_adam_v_refused, 1);
     tcase_add_test(tc, test_skipped_steps_recorded);
     tcase_add_test(tc, test_resume_truncates_metrics);
+    tcase_add_test(tc, test_resume_falls_back);
     tcase_add_exit_test(tc, test_unknown_key, 1);
     tcase_add_exit_test(tc, test_missing_data, 1);
     tcase_add_exit_test(tc, test_refuses_multiprocess, 1);

@@ -156,7 +156,7 @@ static void note_model_differences(const ModelConfig *want, const ModelConfig *g
 static void setup_model(Run *r) {
     Config *c = &r->cfg;
     char ckpt[4096] = "", tok_spec[CONFIG_STR];
-    if (r->dist.rank == 0 && c->resume && !checkpoint_latest(c->out_dir, ckpt, sizeof ckpt))
+    if (r->dist.rank == 0 && c->resume && !checkpoint_latest_valid(c->out_dir, ckpt, sizeof ckpt))
         ckpt[0] = '\0';
     comm_broadcast_host(r->comm, ckpt, sizeof ckpt, 0);
     bool resuming = ckpt[0] != '\0';
