@@ -1,10 +1,10 @@
 // model/checkpoint.c: model checkpoints (config.json in the Hugging Face layout of the
-// family plus a "bolt" object, and model.safetensors) and training checkpoints
-// (step_%08lld directories that count only once their DONE marker is written).
+// family plus a "bolt" object, and model.safetensors) and training checkpoints (a step
+// directory's files; finding, checking and pruning the directories is
+// model/checkpoint_dirs.c).
 #include "checkpoint.h"
 
 #include <cjson/cJSON.h>
-#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <inttypes.h>
@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "../core/util.h"
@@ -172,10 +171,29 @@ static void write_config(const ModelConfig *c, const char *path, bool bf16, cons
     free(text);
 }
 
-void model_save(const Model *m, const char *dir, bool bf16, const char *tokenizer) {
-    make_dirs(dir);
-    float *host = xmalloc(m->n_weights * sizeof(float));
-    model_download_weights(m, host);
+// The index of the first value of x[0..n) that is not finite (or, with nonneg, is
+// negative), or -1 if there is none: what a poisoned model or optimizer state looks like.
+static long first_bad_value(const float *x, size_t n, bool nonneg) {
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(x[i]) || (nonneg && x[i] < 0)) return (long)i;
+    }
+    return -1;
+}
+
+// Die if a weight is not finite, naming the tensor: a poisoned model is never written
+// (a checkpoint would become the one a resume trusts). `what` names the destination.
+static void check_finite_weights(const Model *m, const float *host, const char *what) {
+    for (int i = 0; i < m->n_params; i++) {
+        const ParamInfo *p = &m->params[i];
+        long bad = first_bad_value(host + p->offset, p->numel, false);
+        check(bad < 0, "%s not saved: tensor '%s' holds a non-finite value (index %ld)", what,
+              p->name, bad);
+    }
+}
+
+// model.safetensors and config.json of the host weights into dir (which exists).
+static void write_model(const Model *m, const float *host, const char *dir, bool bf16,
+                        const char *tokenizer) {
     StWriteTensor *ts = xcalloc((size_t)m->n_params, sizeof *ts);
     for (int i = 0; i < m->n_params; i++) {
         const ParamInfo *p = &m->params[i];
@@ -193,6 +211,14 @@ void model_save(const Model *m, const char *dir, bool bf16, const char *tokenize
     path_join(path, sizeof path, dir, "config.json");
     write_config(&m->cfg, path, bf16, tokenizer);
     free(ts);
+}
+
+void model_save(const Model *m, const char *dir, bool bf16, const char *tokenizer) {
+    float *host = xmalloc(m->n_weights * sizeof(float));
+    model_download_weights(m, host);
+    check_finite_weights(m, host, dir);
+    make_dirs(dir);
+    write_model(m, host, dir, bf16, tokenizer);
     free(host);
 }
 
@@ -474,15 +500,6 @@ static bool ignorable_tensor(const char *name) {
     return n >= k && strcmp(name + n - k, suffix) == 0;
 }
 
-// The index of the first value of x[0..n) that is not finite (or, with nonneg, is
-// negative), or -1 if there is none: what a poisoned model or optimizer state looks like.
-static long first_bad_value(const float *x, size_t n, bool nonneg) {
-    for (size_t i = 0; i < n; i++) {
-        if (!isfinite(x[i]) || (nonneg && x[i] < 0)) return (long)i;
-    }
-    return -1;
-}
-
 void model_load_weights(Model *m, const char *dir_or_file) {
     SafeTensors *st = st_open(dir_or_file);
     size_t max_numel = 1;
@@ -530,70 +547,19 @@ void model_load_weights(Model *m, const char *dir_or_file) {
 // ---------------------------------------------------------------------------------------
 // Training checkpoints
 
-typedef struct StepDir {
-    int64_t step;
-    char name[256];
-} StepDir;
-
-// "step_<digits>" -> step number, or -1.
-static int64_t parse_step_name(const char *name) {
-    if (strncmp(name, "step_", 5) != 0 || name[5] == '\0') return -1;
-    for (const char *p = name + 5; *p; p++) {
-        if (*p < '0' || *p > '9') return -1;
-    }
-    errno = 0;
-    long long v = strtoll(name + 5, NULL, 10);
-    return errno ? -1 : (int64_t)v;
-}
-
-static int compare_steps(const void *a, const void *b) {
-    const StepDir *x = a, *y = b;
-    return x->step < y->step ? -1 : x->step > y->step;
-}
-
-// The complete (DONE-marked) step directories of out_dir, oldest first; *n gets the count.
-static StepDir *list_complete(const char *out_dir, int *n) {
-    *n = 0;
-    DIR *d = opendir(out_dir);
-    if (!d) return NULL;
-    StepDir *list = NULL;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        int64_t step = parse_step_name(e->d_name);
-        if (step < 0 || strlen(e->d_name) >= sizeof list->name) continue;
-        char path[PATH_CAP], done[PATH_CAP];
-        path_join(path, sizeof path, out_dir, e->d_name);
-        path_join(done, sizeof done, path, "DONE");
-        struct stat sb;
-        if (stat(done, &sb) != 0 || !S_ISREG(sb.st_mode)) continue;
-        list = xrealloc(list, (size_t)(*n + 1) * sizeof *list);
-        list[*n].step = step;
-        snprintf(list[*n].name, sizeof list[*n].name, "%s", e->d_name);
-        (*n)++;
-    }
-    closedir(d);
-    if (*n > 1) qsort(list, (size_t)*n, sizeof *list, compare_steps);
-    return list;
-}
-
 void checkpoint_save(const char *out_dir, const Model *m, const float *adam_m, const float *adam_v,
                      const TrainState *s, const char *tokenizer) {
     char dir[PATH_CAP], name[64], path[PATH_CAP];
     snprintf(name, sizeof name, "step_%08lld", (long long)s->step);
-    // A poisoned model is never written: it would become the checkpoint a resume trusts.
-    float *w = xmalloc(m->n_weights * sizeof(float));
-    model_download_weights(m, w);
-    for (int i = 0; i < m->n_params; i++) {
-        const ParamInfo *p = &m->params[i];
-        long bad = first_bad_value(w + p->offset, p->numel, false);
-        check(bad < 0, "%s/%s not saved: tensor '%s' holds a non-finite value (index %ld)", out_dir,
-              name, p->name, bad);
-    }
-    free(w);
+    char what[PATH_CAP + 64];
+    snprintf(what, sizeof what, "%s/%s", out_dir, name);
+    float *host = xmalloc(m->n_weights * sizeof(float)); // downloaded once: checked, written
+    model_download_weights(m, host);
+    check_finite_weights(m, host, what);
     long bad_m = first_bad_value(adam_m, m->n_weights, false);
     long bad_v = first_bad_value(adam_v, m->n_weights, true);
-    check(bad_m < 0 && bad_v < 0, "%s/%s not saved: the AdamW state holds an invalid value (%s)",
-          out_dir, name, bad_m >= 0 ? "adam_m" : "adam_v");
+    check(bad_m < 0 && bad_v < 0, "%s not saved: the AdamW state holds an invalid value (%s)", what,
+          bad_m >= 0 ? "adam_m" : "adam_v");
     path_join(dir, sizeof dir, out_dir, name);
     make_dirs(dir);
     // Re-saving a step: it stops counting until the new DONE is written.
@@ -601,7 +567,8 @@ void checkpoint_save(const char *out_dir, const Model *m, const float *adam_m, c
     check(unlink(path) == 0 || errno == ENOENT, "%s: cannot remove (%s)", path, strerror(errno));
     fsync_dir(dir);
 
-    model_save(m, dir, false, tokenizer);
+    write_model(m, host, dir, false, tokenizer);
+    free(host);
 
     StWriteTensor ts[2] = {
         {"adam_m", ST_F32, 1, {(int64_t)m->n_weights}, adam_m},
@@ -628,58 +595,6 @@ void checkpoint_save(const char *out_dir, const Model *m, const float *adam_m, c
     atomic_commit(&done);
     fsync_dir(dir);
     fsync_dir(out_dir);
-}
-
-bool checkpoint_latest(const char *out_dir, char *path, size_t cap) {
-    int n;
-    StepDir *list = list_complete(out_dir, &n);
-    if (n == 0) {
-        free(list);
-        return false;
-    }
-    path_join(path, cap, out_dir, list[n - 1].name);
-    free(list);
-    return true;
-}
-
-// Whether a complete checkpoint's files open: config.json parses, and both safetensors
-// files have valid headers whose tensors fit the file. Checked in a child process, since
-// every loader ends a failure in die (whose one-line message names the problem).
-static bool checkpoint_opens(const char *dir) {
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    check(pid >= 0, "%s: cannot fork to check the checkpoint (%s)", dir, strerror(errno));
-    if (pid == 0) {
-        ModelConfig cfg;
-        char tok[PATH_CAP], path[PATH_CAP];
-        model_config_load(&cfg, tok, sizeof tok, dir);
-        path_join(path, sizeof path, dir, "model.safetensors");
-        st_close(st_open(path));
-        path_join(path, sizeof path, dir, "train_state.safetensors");
-        st_close(st_open(path));
-        _exit(0);
-    }
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
-}
-
-bool checkpoint_latest_valid(const char *out_dir, char *path, size_t cap) {
-    int n;
-    StepDir *list = list_complete(out_dir, &n);
-    bool found = false;
-    for (int i = n - 1; i >= 0 && !found; i--) {
-        path_join(path, cap, out_dir, list[i].name);
-        found = checkpoint_opens(path);
-        if (!found)
-            fprintf(stderr, "bolt: warning: %s is damaged (above); trying an older checkpoint\n",
-                    path);
-    }
-    check(found || n == 0, "%s: none of its %d complete checkpoints can be read", out_dir, n);
-    free(list);
-    return found;
 }
 
 // A metadata value of train_state.safetensors as a whole decimal number, or die.
@@ -747,68 +662,6 @@ void checkpoint_load_train_state(const char *ckpt_dir, const Model *m, float *ad
 
 // Delete a checkpoint directory: DONE first (so a crash leaves an incomplete directory,
 // never a complete-looking partial one), then its files, then the directory.
-static void remove_checkpoint(const char *dir) {
-    char path[PATH_CAP];
-    path_join(path, sizeof path, dir, "DONE");
-    check(unlink(path) == 0 || errno == ENOENT, "%s: cannot remove (%s)", path, strerror(errno));
-    fsync_dir(dir);
-    DIR *d = opendir(dir);
-    check(d != NULL, "%s: cannot open directory (%s)", dir, strerror(errno));
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-        path_join(path, sizeof path, dir, e->d_name);
-        check(unlink(path) == 0, "%s: cannot remove (%s)", path, strerror(errno));
-    }
-    closedir(d);
-    check(rmdir(dir) == 0, "%s: cannot remove directory (%s)", dir, strerror(errno));
-}
-
-// Step directories without DONE older than the newest complete one: what a kill in the
-// middle of a save or of pruning leaves behind. Nothing writes them any more.
-static void remove_incomplete(const char *out_dir, int64_t newest) {
-    DIR *d = opendir(out_dir);
-    if (!d) return;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        int64_t step = parse_step_name(e->d_name);
-        char dir[PATH_CAP], done[PATH_CAP];
-        if (step < 0 || step >= newest) continue;
-        path_join(dir, sizeof dir, out_dir, e->d_name);
-        path_join(done, sizeof done, dir, "DONE");
-        struct stat sb;
-        if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode) || stat(done, &sb) == 0) continue;
-        remove_checkpoint(dir);
-    }
-    closedir(d);
-}
-
-void checkpoint_prune(const char *out_dir, int keep) {
-    int n;
-    StepDir *list = list_complete(out_dir, &n);
-    for (int i = 0; keep > 0 && i < n - keep; i++) {
-        char dir[PATH_CAP];
-        path_join(dir, sizeof dir, out_dir, list[i].name);
-        remove_checkpoint(dir);
-    }
-    if (n > 0) remove_incomplete(out_dir, list[n - 1].step);
-    free(list);
-    fsync_dir(out_dir);
-}
-
-void checkpoint_resolve(const char *arg, char *dir, size_t cap) {
-    struct stat st;
-    check(stat(arg, &st) == 0 && S_ISDIR(st.st_mode), "%s: no such checkpoint directory", arg);
-    if (!checkpoint_latest(arg, dir, cap)) {
-        check(strlen(arg) < cap, "%s: path too long", arg);
-        snprintf(dir, cap, "%s", arg);
-    }
-    char path[PATH_CAP];
-    path_join(path, sizeof path, dir, "config.json");
-    check(file_size(path) >= 0,
-          "%s: no config.json (not a checkpoint, and no complete step_* in it)", dir);
-}
-
 void model_load(Model *m, const char *dir, Backend *be, char *tokenizer, size_t cap) {
     ModelConfig cfg;
     model_config_load(&cfg, tokenizer, cap, dir);
