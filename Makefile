@@ -93,7 +93,7 @@ build/libbolt.a: $(LIB_OBJ) $(CU_OBJ)
 bolt: build/train/main.o build/libbolt.a
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
-build/tests/%: tests/%.c tests/testing.h build/libbolt.a
+build/tests/%: tests/%.c $(wildcard tests/*.h) build/libbolt.a
 	@mkdir -p build/tests
 	$(CC) $(CFLAGS) $< build/libbolt.a -o $@ $(TEST_LDLIBS)
 

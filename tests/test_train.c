@@ -8,28 +8,13 @@
 
 #include "../data/shard.h"
 #include "../train/commands.h"
-#include "testing.h"
+#include "train_testing.h"
 
 static char *workdir; // this test's directory under the scratch root
 
-// A byte corpus with structure to learn: repeated words in random order.
+// This test's corpus (tests/train_testing.h).
 static void write_corpus(void) {
-    workdir = new_dir();
-    const char *words[] = {"the ", "quick ", "brown ", "fox ", "jumps ", "over ", "lazy ", "dog. "};
-    Rng rng = rng_seeded(99);
-    int64_t n = 40000;
-    uint32_t *tok = xmalloc((size_t)n * sizeof(uint32_t));
-    int64_t i = 0;
-    while (i < n) {
-        const char *w = words[rng_next(&rng) % 8];
-        for (const char *p = w; *p && i < n; p++) tok[i++] = (unsigned char)*p;
-    }
-    char path[512];
-    snprintf(path, sizeof path, "%s/c_train_000000.bin", workdir);
-    shard_write(path, tok, n - 4000, false, false);
-    snprintf(path, sizeof path, "%s/c_val_000000.bin", workdir);
-    shard_write(path, tok + n - 4000, 4000, false, false);
-    free(tok);
+    workdir = write_word_corpus();
 }
 
 // Run `bolt train` in-process with the given overrides (NULL-terminated list).
