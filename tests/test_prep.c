@@ -2,7 +2,8 @@
 // .jsonl.zst inputs (round trip, corrupt and truncated zstd), inputs that must fail before
 // any shard is written (a directory, a corrupt or truncated .txt.zst), --text_field, identical
 // shards for every --threads, the unigram entropy in the summary, the progress bar, and an
-// interrupted run that must leave only complete shards and no temp file.
+// interrupted run that must leave only complete shards and no temp file. Arguments and
+// inputs that stop prep at once: tests/test_prep_args.c.
 #include <glob.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -330,54 +331,6 @@ START_TEST(test_prep_bad_jsonl_writes_nothing) {
     ck_assert_int_eq(glob(pattern, 0, NULL, &g), GLOB_NOMATCH);
     free(good);
     free(bad);
-}
-END_TEST
-
-static void prep_dies(const char *bad_arg, const char *jsonl_line) {
-    const char *dir = new_dir();
-    char *input = path_in(dir, jsonl_line ? "in.jsonl" : "in.txt");
-    const char *content = jsonl_line ? jsonl_line : "text";
-    write_bytes(input, content, strlen(content));
-    char out_flag[320];
-    snprintf(out_flag, sizeof out_flag, "--out=%s/o", dir);
-    const char *argv[] = {"--tokenizer=byte", out_flag, input, bad_arg};
-    run_prep(bad_arg ? 4 : 3, argv);
-}
-
-// An empty text file is no document (it used to become a shard holding one EOT).
-START_TEST(test_prep_empty_text) {
-    const char *dir = new_dir();
-    char *input = path_in(dir, "empty.txt");
-    write_bytes(input, "", 0);
-    char out_flag[320];
-    snprintf(out_flag, sizeof out_flag, "--out=%s/o", dir);
-    const char *argv[] = {"--tokenizer=byte", out_flag, input};
-    run_prep(3, argv);
-}
-END_TEST
-
-START_TEST(test_prep_bad_json) {
-    prep_dies(NULL, "{\"text\": \"a\"}\nnot json\n");
-}
-END_TEST
-START_TEST(test_prep_missing_field) {
-    prep_dies(NULL, "{\"txt\": \"a\"}\n");
-}
-END_TEST
-START_TEST(test_prep_unknown_flag) {
-    prep_dies("--shards=3", NULL);
-}
-END_TEST
-START_TEST(test_prep_bad_value) {
-    prep_dies("--val_fraction=1.5", NULL);
-}
-END_TEST
-START_TEST(test_prep_bad_threads) {
-    prep_dies("--threads=0", NULL);
-}
-END_TEST
-START_TEST(test_prep_missing_input) {
-    prep_dies("/nonexistent/file.txt", NULL);
 }
 END_TEST
 
@@ -793,13 +746,6 @@ static Suite *prep_suite(void) {
     tcase_add_test(tc, test_prep_val_count);
     tcase_add_test(tc, test_prep_bad_jsonl_writes_nothing);
     tcase_add_test(tc, test_prep_help);
-    tcase_add_exit_test(tc, test_prep_bad_json, 1);
-    tcase_add_exit_test(tc, test_prep_empty_text, 1);
-    tcase_add_exit_test(tc, test_prep_missing_field, 1);
-    tcase_add_exit_test(tc, test_prep_unknown_flag, 1);
-    tcase_add_exit_test(tc, test_prep_bad_value, 1);
-    tcase_add_exit_test(tc, test_prep_bad_threads, 1);
-    tcase_add_exit_test(tc, test_prep_missing_input, 1);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("inputs_threads");
