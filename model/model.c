@@ -21,8 +21,11 @@ struct Arena {
     Act *d_resid, *d_ln;          // [N, D] gradients of the residual stream / a norm's output
     Act *d_mlp_h, *d_mlp_ab;      // [N, F], [N, 2F]
     void *scratch[N_MIXER_KINDS][MAX_BUFS]; // each mixer's backward scratch (overlapping)
-    int *tokens, *targets, *pos, *cu;       // [N], [N], [N], [N + 1] device
-    int *pos_host, *cu_host;                // host copies of pos and cu
+    // The batch's inputs, one block uploaded at once: for a batch of N tokens, tokens,
+    // targets, positions [N] each, then the sequence offsets [N + 1]; `inputs` is the
+    // device block (capacity 4 * capacity + 1), `host` its mirror.
+    int *inputs, *host;
+    int *tokens, *targets, *pos, *cu; // device views into `inputs` for the current batch
 };
 
 static NormKind family_norm(const ModelConfig *c) {
@@ -58,8 +61,7 @@ static void free_arena(Model *m) {
     Arena *a = m->arena;
     if (!a) return;
     m->be->ops->free(m->be, a->base);
-    free(a->pos_host);
-    free(a->cu_host);
+    free(a->host);
     free(a);
     m->arena = NULL;
 }
@@ -172,10 +174,7 @@ static size_t lay_out(const Model *m, Arena *a, size_t N, char *base, bool share
         if (here > end) end = here;
     }
     at = end;
-    a->tokens = take(base, &at, N, sizeof(int));
-    a->targets = take(base, &at, N, sizeof(int));
-    a->pos = take(base, &at, N, sizeof(int));
-    a->cu = take(base, &at, N + 1, sizeof(int));
+    a->inputs = take(base, &at, 4 * N + 1, sizeof(int));
     return at;
 }
 
@@ -192,50 +191,49 @@ static Arena *ensure_arena(Model *m, size_t N) {
     a->bytes = lay_out(m, a, N, NULL, a->shared);
     a->base = m->be->ops->alloc(m->be, a->bytes);
     lay_out(m, a, N, a->base, a->shared);
-    a->pos_host = xmalloc(N * sizeof(int));
-    a->cu_host = xmalloc((N + 1) * sizeof(int));
+    a->host = xcalloc(4 * N + 1, sizeof(int));
     m->arena = a;
     return a;
 }
 
-// The sequences the mixers run over: one per batch row, or with doc_reset one per
-// document (a document starts at each EOT, as prep writes an EOT before every document);
-// and each token's position in its sequence. Uploads tokens, positions and offsets.
-static void load_inputs(Model *m, const int *tokens, int B, int T) {
+// Fill the input block and upload it in one copy: the tokens, the targets (NULL: none),
+// the sequences the mixers run over (one per batch row, or with doc_reset one per
+// document: a document starts at each EOT, as prep writes an EOT before every document)
+// and each token's position in its sequence, counted from pos0. Returns how many targets
+// count.
+static int load_batch(Model *m, const int *tokens, const int *targets, int B, int T, int pos0) {
     Arena *a = ensure_arena(m, (size_t)B * T);
-    int n = 0;
-    a->cu_host[0] = 0;
+    size_t N = (size_t)B * T;
+    int *h_tokens = a->host, *h_targets = a->host + N, *h_pos = a->host + 2 * N;
+    int *h_cu = a->host + 3 * N;
+    a->tokens = a->inputs;
+    a->targets = a->inputs + N;
+    a->pos = a->inputs + 2 * N;
+    a->cu = a->inputs + 3 * N;
+    memcpy(h_tokens, tokens, N * sizeof(int));
+    int counted = 0;
+    if (targets) {
+        memcpy(h_targets, targets, N * sizeof(int));
+        for (size_t i = 0; i < N; i++) counted += targets[i] >= 0;
+        check(counted > 0, "batch has no targets to predict");
+    }
+    int n = 0, max_len = 0;
+    h_cu[0] = 0;
     for (int b = 0; b < B; b++) {
         int start = 0;
         for (int t = 1; t <= T; t++) {
             bool boundary =
                 t == T || (m->cfg.doc_reset && tokens[(size_t)b * T + t] == m->cfg.eot_token);
             if (!boundary) continue;
-            for (int i = start; i < t; i++) a->pos_host[(size_t)b * T + i] = i - start;
-            a->cu_host[++n] = b * T + t;
+            for (int i = start; i < t; i++) h_pos[(size_t)b * T + i] = pos0 + i - start;
+            h_cu[++n] = b * T + t;
+            if (t - start > max_len) max_len = t - start;
             start = t;
         }
     }
-    int max_len = 0;
-    for (int i = 0; i < n; i++) {
-        int len = a->cu_host[i + 1] - a->cu_host[i];
-        if (len > max_len) max_len = len;
-    }
-    size_t N = (size_t)B * T;
-    Backend *be = m->be;
-    be->ops->upload(be, a->tokens, tokens, N * sizeof(int));
-    be->ops->upload(be, a->pos, a->pos_host, N * sizeof(int));
-    be->ops->upload(be, a->cu, a->cu_host, (size_t)(n + 1) * sizeof(int));
+    m->be->ops->upload(m->be, a->inputs, a->host, (4 * N + 1) * sizeof(int));
     m->seqs = (Seqs){a->cu, n, max_len};
-    m->cu_host = a->cu_host;
-}
-
-// Upload the targets; returns how many count (>= 0).
-static int load_targets(Model *m, const int *targets, int N) {
-    m->be->ops->upload(m->be, m->arena->targets, targets, (size_t)N * sizeof(int));
-    int counted = 0;
-    for (int i = 0; i < N; i++) counted += targets[i] >= 0;
-    check(counted > 0, "batch has no targets to predict");
+    m->cu_host = h_cu;
     return counted;
 }
 
@@ -328,8 +326,7 @@ float model_loss(Model *m, const int *tokens, const int *targets, int B, int T) 
     Backend *be = m->be;
     const ModelConfig *c = &m->cfg;
     int N = B * T;
-    load_inputs(m, tokens, B, T);
-    int counted = load_targets(m, targets, N);
+    int counted = load_batch(m, tokens, targets, B, T, 0);
     forward_blocks(m, N, NULL, 0, no_seqs(), NULL, NULL);
     Arena *ar = m->arena;
     be->ops->lm_head_cross_entropy(be, ar->losses, NULL, NULL, ar->final_ln,
@@ -347,7 +344,7 @@ void model_token_losses(Model *m, float *host, int n) {
 }
 
 void model_forward_layers(Model *m, const int *tokens, int B, int T, LayerFn fn, void *ctx) {
-    load_inputs(m, tokens, B, T);
+    load_batch(m, tokens, NULL, B, T, 0);
     forward_blocks(m, B * T, NULL, 0, no_seqs(), fn, ctx);
 }
 
@@ -381,8 +378,7 @@ void model_forward_backward(Model *m, const int *tokens, const int *targets, int
     const ModelConfig *c = &m->cfg;
     int N = B * T, D = c->dim, L = c->n_layers;
     NormKind nk = family_norm(c);
-    load_inputs(m, tokens, B, T);
-    int counted = load_targets(m, targets, N);
+    int counted = load_batch(m, tokens, targets, B, T, 0);
     forward_blocks(m, N, NULL, 0, no_seqs(), NULL, NULL);
     Arena *ar = m->arena;
 
@@ -504,8 +500,7 @@ void model_decode_step(Model *m, DecodeState *s, int token, float *logits) {
     Backend *be = m->be;
     const ModelConfig *c = &m->cfg;
     if (c->doc_reset && token == c->eot_token) decode_state_reset(s);
-    load_inputs(m, &token, 1, 1);
-    be->ops->upload(be, m->arena->pos, &s->pos, sizeof(int));
+    load_batch(m, &token, NULL, 1, 1, s->pos);
     int cu_kv[2] = {0, s->pos + 1};
     be->ops->upload(be, s->cu_kv, cu_kv, sizeof cu_kv);
     forward_blocks(m, 1, s->layers, s->pos, (Seqs){s->cu_kv, 1, s->pos + 1}, NULL, NULL);
