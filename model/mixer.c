@@ -19,7 +19,8 @@ float *param_grad(const Model *m, int i) {
     return i < 0 || !m->params[i].trainable ? NULL : m->grads + m->params[i].offset;
 }
 
-int linear_rows(const Model *m, int first, int count) {
+// Rows of the stack of `count` adjacent tensors from param `first` (its OC).
+static int linear_rows(const Model *m, int first, int count) {
     int rows = 0;
     for (int i = first; i < first + count; i++) rows += m->params[i].shape[0];
     return rows;

@@ -79,8 +79,6 @@ void linear_forward(Model *m, Act *out, const Act *inp, int first, int count, in
 // frozen tensors get no weight-gradient work.
 void linear_backward(Model *m, Act *dinp, bool accumulate, const Act *dout, const Act *inp,
                      int first, int count, int N);
-// Rows of the stack (OC).
-int linear_rows(const Model *m, int first, int count);
 // Append one tensor (rows x cols; cols = 0 for a vector) to the parameter table and return
 // its index (model/params.c).
 int model_add_param(Model *m, bool no_decay, int rows, int cols, const char *fmt, ...)

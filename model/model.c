@@ -233,7 +233,6 @@ static int load_batch(Model *m, const int *tokens, const int *targets, int B, in
     }
     m->be->ops->upload(m->be, a->inputs, a->host, (4 * N + 1) * sizeof(int));
     m->seqs = (Seqs){a->cu, n, max_len};
-    m->cu_host = h_cu;
     return counted;
 }
 

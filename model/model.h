@@ -127,7 +127,6 @@ typedef struct Model {
     ModelHooks hooks;
     // The current batch's sequences (one per row, or one per document with doc_reset).
     Seqs seqs;
-    int *cu_host; // host copy of seqs.cu
 } Model;
 
 // Floats of one sequence's recurrent state in layer l (0 for softmax layers): the size of
