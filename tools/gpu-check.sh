@@ -232,7 +232,7 @@ do_hf_parity() {
     else
         fail "hf-parity (bolt on cuda): $(why $rc)${line:+, $line}"
     fi
-    grep -E ' FAIL$' "$tmp/out" >>"$summary"
+    sed -n '/^case /,/^parity:/p' "$tmp/out" >>"$summary"
 }
 
 do_bench_attn() {

@@ -9,10 +9,11 @@ weights, and saved with save_pretrained. Then:
   export: `bolt export` of the import, loaded back with from_pretrained: its logits vs the
           original's, and every exported tensor compared exactly with the saved one.
 Relative error ||a - b|| / ||b|| must be below 1e-4 everywhere (bolt on the CPU computes in
-fp32); with --device cuda bolt computes in bf16, so its import logits get 1e-2 while the
-export checks (the library's own logits of the exported model, and the tensors) stay as
-they are. Llama cases use
-transformers' LlamaForCausalLM (MHA untied, GQA tied and sharded, rope_theta only under
+fp32); with --device cuda bolt computes in bf16, so its import logits pass within 1e-2,
+or when at most 1.25x as far from the fp32 logits as the library's own bf16 GPU run of the
+same model ("peer bf16": the precision floor of bf16 activations), while the export checks
+(the library's own logits of the exported model, and the tensors) stay as they are.
+Llama cases use transformers' LlamaForCausalLM (MHA untied, GQA tied and sharded, rope_theta only under
 rope_parameters with head_dim != hidden/heads, bf16 weights); GLA uses fla's
 GLAForCausalLM when fla is importable (it needs a GPU), else it is skipped.
 
@@ -36,6 +37,10 @@ import torch
 
 TOL = 1e-4          # fp32 against fp32
 TOL_BF16 = 1e-2     # bolt's CUDA backend (bf16 weights and activations) against fp32
+# bf16 import logits may be this much further from fp32 than the library's own bf16 run:
+# fla's GLA peer runs its fused recurrent kernel (fp32 inside), bolt's chunked kernel
+# rounds its tensor-core operands to bf16.
+PEER_MARGIN = 1.25
 N_TOKENS = 33
 # The device `bolt eval` runs on (--device); main sets it.
 EVAL_DEVICE = "cpu"
@@ -127,6 +132,23 @@ def compare_tensors(original_dir, exported_dir):
         if x.shape != y.shape or not torch.equal(x, y):
             return "%s differs" % k
     return "exact"
+
+
+def bf16_peer_err(model, ids, ref, device):
+    """How far the library's own bf16 run (on the GPU) is from its fp32 logits: the
+    precision floor bolt's bf16 import is judged against. NaN without a GPU."""
+    if EVAL_DEVICE != "cuda" or not torch.cuda.is_available():
+        return float("nan")
+    m16 = copy.deepcopy(model).to(torch.bfloat16)
+    for name, buf in model.named_buffers():  # RoPE's inv_freq stays fp32, as in bolt
+        if buf.is_floating_point():
+            mod, _, leaf = name.rpartition(".")
+            m16.get_submodule(mod).register_buffer(leaf, buf.clone(), persistent=False)
+    try:
+        m16.set_attn_implementation("sdpa")  # fp32 scores, as bolt's kernel keeps them
+    except (AttributeError, ValueError, TypeError):
+        pass
+    return rel_err(torch_logits(m16.to("cuda").eval(), ids, "cuda"), ref)
 
 
 def bolt_logits(bolt, ckpt, ids, work):
@@ -256,6 +278,7 @@ def llama_case(c, seed, bolt, work):
     if got.size != ref.size:
         raise RuntimeError("bolt wrote %d logits, expected %d" % (got.size, ref.size))
     err_import = rel_err(got.reshape(ref.shape), ref)
+    e_peer = bf16_peer_err(model, ids, ref, "cpu")
 
     exp = os.path.join(work, "export")
     run([bolt, "export", out, exp])
@@ -268,7 +291,7 @@ def llama_case(c, seed, bolt, work):
     tensors = compare_tensors(hf_dir, exp)
     if c.get("bf16"):  # the export is fp32: values must equal the bf16 originals
         notes.append("export fp32 of bf16")
-    return err_import, err_export, tensors, notes, summary
+    return err_import, err_export, tensors, notes, summary, e_peer
 
 
 # ---------------------------------------------------------------------------------------
@@ -316,11 +339,13 @@ def gla_case(tied, seed, bolt, work):
     if got.size != ref.size:
         raise RuntimeError("bolt wrote %d logits, expected %d" % (got.size, ref.size))
     err_import = rel_err(got.reshape(ref.shape), ref)
+    notes = ["fla on " + device]
+    e_peer = bf16_peer_err(model, ids, ref, device)
     exp = os.path.join(work, "export")
     run([bolt, "export", out, exp])
     back = GLAForCausalLM.from_pretrained(exp).float().eval().to(device)
     err_export = rel_err(torch_logits(back, ids, device), ref)
-    return err_import, err_export, compare_tensors(hf_dir, exp), ["fla on " + device], summary
+    return err_import, err_export, compare_tensors(hf_dir, exp), notes, summary, e_peer
 
 
 # ---------------------------------------------------------------------------------------
@@ -361,15 +386,19 @@ def main():
         work = os.path.join(root, "".join(ch if ch.isalnum() else "_" for ch in name))
         os.makedirs(work, exist_ok=True)
         try:
-            e_in, e_out, tensors, notes, summary = fn(work)
-            ok = e_in < tol_import and e_out < TOL and tensors == "exact"
+            e_in, e_out, tensors, notes, summary, e_peer = fn(work)
+            # On the GPU, bf16 import logits pass within 1e-2 of the fp32 reference, or
+            # within PEER_MARGIN of the library's own bf16 run's distance from it.
+            near_peer = args.device == "cuda" and e_in <= PEER_MARGIN * e_peer
+            ok_in = e_in < tol_import or near_peer
+            ok = ok_in and e_out < TOL and tensors == "exact"
             print("  " + summary)
         except Exception as e:  # one failing case does not hide the others
             traceback.print_exc()
-            e_in = e_out = float("nan")
+            e_in = e_out = e_peer = float("nan")
             tensors, notes, ok = "error: %s" % e, [], False
         failed |= not ok
-        rows.append((name, e_in, e_out, tensors, ", ".join(notes), "ok" if ok else "FAIL"))
+        rows.append((name, e_in, e_peer, e_out, tensors, ", ".join(notes), "ok" if ok else "FAIL"))
 
     for i, c in enumerate(LLAMA_CASES):
         record(c["name"], lambda work, c=c, i=i: llama_case(c, 1000 + i, bolt, work))
@@ -384,14 +413,17 @@ def main():
         record("gla tied (fla)", lambda work: gla_case(True, 2001, bolt, work))
 
     print()
-    print("%-24s %12s %12s  %-14s %-30s %s" % ("case", "import rel", "export rel",
-                                               "tensors", "notes", "result"))
-    for name, a, b, t, notes, res in rows:
-        print("%-24s %12.3e %12.3e  %-14s %-30s %s" % (name, a, b, t, notes, res))
+    print("%-24s %12s %12s %12s  %-14s %-30s %s" % ("case", "import rel", "peer bf16",
+                                                    "export rel", "tensors", "notes", "result"))
+    for name, a, p, b, t, notes, res in rows:
+        print("%-24s %12.3e %12.3e %12.3e  %-14s %-30s %s" % (name, a, p, b, t, notes, res))
     if not have_fla:
         print("fla not installed: GLA parity skipped")
-    print("tolerance: import %.0e (bolt on %s), export %.0e (relative L2 over all logits of %d "
-          "tokens)" % (tol_import, args.device, TOL, N_TOKENS))
+    peer_rule = ""
+    if args.device == "cuda":
+        peer_rule = ", or <= %.2f x peer bf16, the library's own bf16 GPU run" % PEER_MARGIN
+    print("tolerance: import %.0e (bolt on %s%s), export %.0e (relative L2 over all logits "
+          "of %d tokens)" % (tol_import, args.device, peer_rule, TOL, N_TOKENS))
     n_ok = sum(1 for r in rows if r[-1] == "ok")
     print("parity: %d passed, %d failed%s" % (n_ok, len(rows) - n_ok,
                                              "" if have_fla else " (GLA skipped: no fla)"))
