@@ -262,12 +262,12 @@ do_bench_train() {
 }
 
 do_crosscheck() {
-    stage crosscheck 300 || return
+    stage crosscheck 480 || return
     rm -rf "$tmp/dump"
     run_timed "$(limit 60)" ./bolt bench attn --device=cuda --lengths=4096 --tokens=16384 --reps=3 \
         --dump="$tmp/dump"
     [ $rc -eq 0 ] || { fail "crosscheck: bolt bench attn --dump: $(why $rc)"; return; }
-    run_timed "$(limit 240)" python3 tools/peers/attn_crosscheck.py "$tmp/dump"
+    run_timed "$(limit 420)" python3 tools/peers/attn_crosscheck.py "$tmp/dump"
     grep -E '^(PASS|FAIL) crosscheck' "$tmp/out" >>"$summary"
     [ $rc -eq 0 ] || fail "crosscheck: $(why $rc) (${secs}s)"
 }
