@@ -141,6 +141,33 @@ static const ConfigKey KEYS[] = {
      "print a sample every N steps; 0: never"},
     {"sample_len", KEY_INT, offsetof(Config, sample_len), 0, 0, INT_MAX, NULL, NULL,
      "tokens per sample"},
+    {"mc_data", KEY_STRING, offsetof(Config, mc_data), FIELD_SIZE(mc_data), 0, 0, NULL, NULL,
+     "multiple-choice set (llm.c eval file or jsonl) scored during training; empty: none"},
+    {"mc_every", KEY_INT, offsetof(Config, mc_every), 0, 0, INT_MAX, NULL, NULL,
+     "score mc_data every N steps; 0: only at the end"},
+    // distillation
+    {"teacher", KEY_STRING, offsetof(Config, teacher), FIELD_SIZE(teacher), 0, 0, NULL,
+     "distillation (bolt distill)",
+     "softmax teacher: a Hugging Face Llama directory or a bolt checkpoint (or run dir)"},
+    {"student_mixer", KEY_STRING, offsetof(Config, student_mixer), FIELD_SIZE(student_mixer), 0, 0,
+     NULL, NULL, "the student's mixers: gla | lightning | a pattern like lightning*3,softmax"},
+    {"stage1_steps", KEY_INT, offsetof(Config, stage1_steps), 0, 0, INT_MAX, NULL, NULL,
+     "attention-transfer steps (per-layer MSE to the teacher's attention output)"},
+    {"stage2_steps", KEY_INT, offsetof(Config, stage2_steps), 0, 0, INT_MAX, NULL, NULL,
+     "fine-tuning steps (ce_weight * CE + kd_weight * T^2 * KL)"},
+    {"transfer_train", KEY_ENUM, offsetof(Config, transfer_train), FIELD_SIZE(transfer_train), 0, 0,
+     "new|qk|all", NULL,
+     "stage 1 trains the new tensors only, new + q/k, or every tensor of the mixers"},
+    {"ce_weight", KEY_FLOAT, offsetof(Config, ce_weight), 0, 0, 0, NULL, NULL,
+     "stage 2: weight of the cross-entropy on the data"},
+    {"kd_weight", KEY_FLOAT, offsetof(Config, kd_weight), 0, 0, 0, NULL, NULL,
+     "stage 2: weight of T^2 * KL(teacher || student)"},
+    {"kd_temperature", KEY_FLOAT, offsetof(Config, kd_temperature), 0, 0, 0, NULL, NULL,
+     "stage 2: softmax temperature T of both models' logits"},
+    {"lr_new", KEY_FLOAT, offsetof(Config, lr_new), 0, 0, 0, NULL, NULL,
+     "peak learning rate of the student's new tensors"},
+    {"lr_copied", KEY_FLOAT, offsetof(Config, lr_copied), 0, 0, 0, NULL, NULL,
+     "peak learning rate of the tensors copied from the teacher (stage 2); 0: frozen"},
     // distributed
     {"zero", KEY_INT, offsetof(Config, zero), 0, 0, 1, NULL, "distributed",
      "1: ZeRO-1 (AdamW state sharded over the data-parallel ranks); 0: plain data parallel"},
@@ -237,6 +264,16 @@ void config_defaults(Config *c) {
     c->resume = false;
     c->sample_every = 0;
     c->sample_len = 200;
+    c->mc_every = 0;
+    strcpy(c->student_mixer, "lightning");
+    c->stage1_steps = 100;
+    c->stage2_steps = 200;
+    strcpy(c->transfer_train, "new");
+    c->ce_weight = 1.0f;
+    c->kd_weight = 1.0f;
+    c->kd_temperature = 2.0f;
+    c->lr_new = 1e-3f;
+    c->lr_copied = 1e-4f;
     c->zero = 0;
     c->bucket_mb = 16.0f;
     c->collective_timeout = 300;

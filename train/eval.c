@@ -13,11 +13,13 @@
 #include "../core/util.h"
 #include "../model/checkpoint.h"
 #include "commands.h"
+#include "mc_eval.h"
 
 enum { PATH_CAP = 4096 };
 
 typedef struct EvalArgs {
     const char *ckpt, *data, *tokens, *logits_out, *device;
+    const char *mc, *mc_out; // multiple-choice set and per-example scores (train/mc_eval.h)
     int batch_size, seq_len;
     int64_t batches; // 0: the whole data set
 } EvalArgs;
@@ -127,13 +129,17 @@ static void eval_usage(void) {
     printf("usage: bolt eval CKPT --data=GLOB [--batch_size=4] [--seq_len=256] [--batches=N]\n"
            "                    [--device=cpu|cuda]\n"
            "       bolt eval CKPT --tokens=ID,ID,... [--logits_out=FILE] [--device=...]\n"
+           "       bolt eval CKPT --mc=FILE [--mc_out=FILE] [--device=...]\n"
            "  CKPT: a checkpoint directory (step_*, or an import) or a run's out_dir (its\n"
            "  latest complete checkpoint).\n"
            "  --data: mean loss and perplexity over the shards' windows in order (all of\n"
            "  them, or the first --batches batches).\n"
            "  --tokens: runs the ids one by one through the recurrent form and prints the\n"
            "  loss of each next id; --logits_out writes every position's logits as raw\n"
-           "  little-endian fp32 [n_tokens, vocab_size].\n");
+           "  little-endian fp32 [n_tokens, vocab_size].\n"
+           "  --mc: multiple-choice accuracy (acc and length-normalised acc_norm) on llm.c's\n"
+           "  eval file format or jsonl {\"ctx\", \"endings\", \"label\"}; --mc_out writes\n"
+           "  each example's scores as jsonl.\n");
 }
 
 int eval_main(int argc, char **argv) {
@@ -149,6 +155,10 @@ int eval_main(int argc, char **argv) {
             a.tokens = s + 9;
         else if (strncmp(s, "--logits_out=", 13) == 0)
             a.logits_out = s + 13;
+        else if (strncmp(s, "--mc=", 5) == 0)
+            a.mc = s + 5;
+        else if (strncmp(s, "--mc_out=", 9) == 0)
+            a.mc_out = s + 9;
         else if (strncmp(s, "--device=", 9) == 0)
             a.device = s + 9;
         else if (strncmp(s, "--batch_size=", 13) == 0)
@@ -164,11 +174,13 @@ int eval_main(int argc, char **argv) {
         else
             die("eval: unexpected argument '%s' (see --help)", s);
     }
-    if (!a.ckpt || (!a.data && !a.tokens)) {
+    if (!a.ckpt || (!a.data && !a.tokens && !a.mc)) {
         eval_usage();
         return 2;
     }
-    check(!(a.data && a.tokens), "eval: give --data or --tokens, not both");
+    check((a.data != NULL) + (a.tokens != NULL) + (a.mc != NULL) == 1,
+          "eval: give one of --data, --tokens and --mc");
+    check(!a.mc_out || a.mc, "eval: --mc_out needs --mc");
     check(!a.logits_out || a.tokens, "eval: --logits_out needs --tokens");
     check(!a.logits_out || a.logits_out[0], "eval: --logits_out is empty");
     char dir[PATH_CAP], tok[PATH_CAP];
@@ -176,7 +188,9 @@ int eval_main(int argc, char **argv) {
     Model m;
     Backend *be = backend_create(a.device);
     model_load(&m, dir, be, tok, sizeof tok);
-    if (a.tokens)
+    if (a.mc)
+        mc_eval_command(&m, dir, tok, a.mc, a.mc_out);
+    else if (a.tokens)
         eval_tokens(&m, &a);
     else
         eval_data(&m, &a);

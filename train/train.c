@@ -25,6 +25,7 @@
 #include "../optim/schedule.h"
 #include "commands.h"
 #include "config.h"
+#include "mc_eval.h"
 #include "plot.h"
 #include "sample.h"
 
@@ -42,6 +43,7 @@ typedef struct Run {
     Optimizer opt;
     TrainState state;
     Loader *train, *val;
+    McSet mc;              // mc_data, scored every mc_every steps (rank 0); n = 0 when none
     int *tokens, *targets; // one micro-batch, host
     FILE *metrics;
     double start_time;
@@ -394,6 +396,7 @@ int train_main(int argc, char **argv) {
     path_join(path, sizeof path, c->out_dir, "metrics.jsonl");
     if (r->dist.rank == 0 && r->state.step > 0) truncate_metrics(path, r->state.step);
     if (r->dist.rank == 0) r->metrics = xfopen(path, r->state.step > 0 ? "a" : "w");
+    if (r->dist.rank == 0 && c->mc_data[0]) r->mc = mc_read(c->mc_data, &r->tok, V);
     size_t N = (size_t)c->batch_size * c->seq_len;
     r->tokens = xmalloc(N * sizeof(int));
     r->targets = xmalloc(N * sizeof(int));
@@ -419,6 +422,8 @@ int train_main(int argc, char **argv) {
                 fflush(r->metrics);
             }
         }
+        if (r->mc.n > 0 && (last || (c->mc_every > 0 && (step + 1) % c->mc_every == 0)))
+            mc_log(&r->model, &r->mc, step + 1, c->steps, r->metrics);
         if (r->dist.rank == 0 && c->sample_every > 0 &&
             ((step + 1) % c->sample_every == 0 || last)) {
             char *text =
@@ -444,6 +449,7 @@ int train_main(int argc, char **argv) {
     free(r->targets);
     loader_close(r->train);
     if (r->val) loader_close(r->val);
+    mc_free(&r->mc);
     if (c->zero)
         zero_free(&r->zero);
     else
