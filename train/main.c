@@ -8,8 +8,9 @@ static void usage(void) {
     printf("bolt: train linear-attention language models (TNL/Lightning, GLA, hybrids)\n\n"
            "usage: bolt COMMAND [args]   (bolt COMMAND --help for each)\n\n"
            "  train CONFIG [--key=value ...]  pretrain or continue training a model\n"
+           "  distill CONFIG [--key=value ...] distil a softmax teacher into linear attention\n"
            "  sample CKPT [--prompt=...]       generate text with the recurrent form\n"
-           "  eval CKPT --data=GLOB | --tokens=IDS [--logits_out=FILE]  loss / logits\n"
+           "  eval CKPT --data=GLOB | --tokens=IDS | --mc=FILE  loss / logits / accuracy\n"
            "  prep --tokenizer=... --out=DIR FILES...  tokenize text/jsonl into shards\n"
            "  import HF_DIR OUT [--dtype=f32|bf16]  Hugging Face checkpoint -> bolt\n"
            "  export CKPT HF_DIR [--dtype=f32|bf16] bolt checkpoint -> Hugging Face\n"
@@ -27,6 +28,7 @@ int main(int argc, char **argv) {
     }
     const char *cmd = argv[1];
     if (strcmp(cmd, "train") == 0) return train_main(argc - 2, argv + 2);
+    if (strcmp(cmd, "distill") == 0) return distill_main(argc - 2, argv + 2);
     if (strcmp(cmd, "sample") == 0) return sample_main(argc - 2, argv + 2);
     if (strcmp(cmd, "prep") == 0) return prep_main(argc - 2, argv + 2);
     if (strcmp(cmd, "eval") == 0) return eval_main(argc - 2, argv + 2);

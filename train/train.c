@@ -26,6 +26,7 @@
 #include "commands.h"
 #include "config.h"
 #include "mc_eval.h"
+#include "metrics.h"
 #include "plot.h"
 #include "sample.h"
 
@@ -286,9 +287,7 @@ static void train_usage(void) {
     config_usage(stdout);
 }
 
-// On resume: drop the records of steps after the checkpoint (a killed run logged them,
-// and the resumed run logs them again), rewriting metrics.jsonl atomically.
-static void truncate_metrics(const char *path, int64_t step) {
+void truncate_metrics(const char *path, int64_t step) {
     if (file_size(path) < 0) return;
     size_t len;
     char *text = read_file(path, &len);
