@@ -67,7 +67,7 @@ else
 NCCL := 0
 endif
 
-.PHONY: all test demo clean format
+.PHONY: all test demo distill-demo clean format
 all: bolt
 
 # Every object depends on the stamp of the build kind, so switching CUDA, MPI or NCCL on
@@ -105,6 +105,10 @@ test: bolt $(TESTS)
 # Not `demo: bolt`: the demo installs missing build dependencies before it builds.
 demo:
 	@bash tools/demo.sh
+
+# After `make demo` (it prepares the corpus): teacher, distilled and from-scratch students.
+distill-demo:
+	@bash tools/distill-demo.sh
 
 format:
 	clang-format -i $(SRC) $(CU_SRC) $(CU_HDR) $(wildcard core/*.h kernels/*.h model/*.h data/*.h optim/*.h dist/*.h train/*.h tests/*.c tests/*.h)
