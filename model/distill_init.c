@@ -22,6 +22,13 @@ void distill_student_config(const ModelConfig *t, const char *pattern, ModelConf
               mixer_name(t->mixer[l]));
     *out = *t;
     model_config_finalize(out, pattern);
+    // Without lightning layers the student is exactly fla's GLA layout (RMSNorm, SwiGLU,
+    // unscaled embeddings, softmax layers as its `attn` layers): the GLA family, so it
+    // exports for fla's GLAForCausalLM. With lightning it keeps the Llama layout.
+    bool lightning = false;
+    for (int l = 0; l < out->n_layers; l++) lightning |= out->mixer[l] == MIXER_LIGHTNING;
+    if (!lightning) out->family = FAMILY_GLA;
+    model_config_check(out);
     for (int l = 0; l < out->n_layers; l++) {
         if (out->mixer[l] == MIXER_SOFTMAX) continue;
         check(t->head_dim * t->n_heads == t->dim,
@@ -41,7 +48,8 @@ void distill_check_match(const ModelConfig *t, const ModelConfig *s, const char 
           "%s: tie_embeddings %d does not match the "
           "teacher's %d",
           what, s->tie_embeddings, t->tie_embeddings);
-    check(s->family == FAMILY_LLAMA, "%s: a %s model, not the teacher's llama layout", what,
+    check(s->family == FAMILY_LLAMA || s->family == FAMILY_GLA,
+          "%s: a %s model, not the teacher's llama layout (or GLA's)", what,
           family_name(s->family));
 }
 

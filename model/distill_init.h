@@ -30,8 +30,9 @@ typedef struct Segment {
 } Segment;
 
 // The student's config: the teacher's with mixers from `pattern` ("gla", "lightning",
-// "lightning*3,softmax", ...). Dies if the teacher is not a softmax Llama-layout model or
-// the pattern cannot hold the teacher's shapes.
+// "lightning*3,softmax", ...); its family is llama, or gla when no layer is lightning
+// (the same network in fla's GLA layout, so `bolt export` writes a GLAForCausalLM). Dies if the
+// teacher is not a softmax Llama-layout model or the pattern cannot hold the teacher's shapes.
 void distill_student_config(const ModelConfig *teacher, const char *pattern, ModelConfig *out);
 // Dies naming the first setting (vocab, dim, layers, heads, head_dim, mlp, tied
 // embeddings) in which a student does not have the teacher's architecture. `what` names

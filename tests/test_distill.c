@@ -37,94 +37,89 @@ static const float *rows_of(const Model *m, const char *name, int r0) {
     return m->weights + p->offset + (size_t)r0 * (p->ndim == 2 ? p->shape[1] : 1);
 }
 
-// Student rows equal teacher rows, `n` rows of width D.
-static void expect_rows(const Model *s, const char *sname, int s0, const Model *t,
-                        const char *tname, int t0, int n) {
-    int D = s->cfg.dim;
-    ck_assert_msg(
-        memcmp(rows_of(s, sname, s0), rows_of(t, tname, t0), (size_t)n * D * sizeof(float)) == 0,
-        "%s rows %d.. differ from %s rows %d..", sname, s0, tname, t0);
+// buf = layer l's tensor `name` of the mixer ("q_proj") or the block ("norm1", "norm2"),
+// in the naming of m's family (Llama's, or fla's GLA); returns buf (128 bytes).
+static char *layer_name(char *buf, const Model *m, int l, const char *name) {
+    bool gla = m->cfg.family == FAMILY_GLA;
+    if (strcmp(name, "norm1") == 0)
+        snprintf(buf, 128, "model.layers.%d.%s.weight", l, gla ? "attn_norm" : "input_layernorm");
+    else if (strcmp(name, "norm2") == 0)
+        snprintf(buf, 128, "model.layers.%d.%s.weight", l,
+                 gla ? "mlp_norm" : "post_attention_layernorm");
+    else if (strncmp(name, "mlp.", 4) == 0)
+        snprintf(buf, 128, "model.layers.%d.%s.weight", l, name);
+    else
+        snprintf(buf, 128, "model.layers.%d.%s.%s.weight", l, gla ? "attn" : "self_attn", name);
+    return buf;
 }
 
-// buf = "model.layers.L.self_attn.NAME.weight"; returns buf (128 bytes).
-static char *attn_name(char *buf, int l, const char *name) {
-    snprintf(buf, 128, "model.layers.%d.self_attn.%s.weight", l, name);
-    return buf;
+// Student tensor `sname` (whole) equals teacher tensor `tname`.
+static void expect_same(const Model *s, const char *sname, const Model *t, const char *tname) {
+    const ParamInfo *p = model_find_param(s, sname);
+    ck_assert_msg(p != NULL, "no tensor %s", sname);
+    ck_assert_msg(memcmp(rows_of(s, sname, 0), rows_of(t, tname, 0), p->numel * sizeof(float)) == 0,
+                  "%s differs from the teacher's %s", sname, tname);
 }
 
 // Every student tensor is the teacher's where it is copied, and a fresh init's (the same
 // seed, no teacher) where it is new.
-static void check_init(const char *pattern) {
+static void check_init(const char *pattern, Family family) {
     Model t, s, fresh;
     make_teacher(&t, 23);
     make_student(&s, &t, pattern);
+    ck_assert_int_eq(s.cfg.family, family);
     model_create(&fresh, &s.cfg, cpu_backend());
     model_init_weights(&fresh, 7);
-    int D = s.cfg.dim, hd = s.cfg.head_dim;
-    char a[128];
-    expect_rows(&s, "model.embed_tokens.weight", 0, &t, "model.embed_tokens.weight", 0, 23);
-    expect_rows(&s, "lm_head.weight", 0, &t, "lm_head.weight", 0, 23);
-    ck_assert_mem_eq(rows_of(&s, "model.norm.weight", 0), rows_of(&t, "model.norm.weight", 0),
-                     (size_t)D * sizeof(float));
+    int D = s.cfg.dim, hd = s.cfg.head_dim, hk = hd / 2;
+    size_t row = (size_t)D * sizeof(float);
+    char a[128], b[128];
+    expect_same(&s, family == FAMILY_GLA ? "model.embeddings.weight" : "model.embed_tokens.weight",
+                &t, "model.embed_tokens.weight");
+    expect_same(&s, "lm_head.weight", &t, "lm_head.weight");
+    expect_same(&s, "model.norm.weight", &t, "model.norm.weight");
     for (int l = 0; l < s.cfg.n_layers; l++) {
-        const char *same[] = {"input_layernorm", "post_attention_layernorm", "mlp.gate_proj",
-                              "mlp.up_proj", "mlp.down_proj"};
-        for (int i = 0; i < 5; i++) {
-            snprintf(a, sizeof a, "model.layers.%d.%s.weight", l, same[i]);
-            const ParamInfo *p = model_find_param(&s, a);
-            ck_assert_mem_eq(rows_of(&s, a, 0), rows_of(&t, a, 0), p->numel * sizeof(float));
-        }
+        const char *block[] = {"norm1", "norm2", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"};
+        for (int i = 0; i < 5; i++)
+            expect_same(&s, layer_name(a, &s, l, block[i]), &t, layer_name(b, &t, l, block[i]));
         // 2 query heads share key/value head 0: the student's k/v heads 0 and 1 are both it.
         MixerKind kind = s.cfg.mixer[l];
-        const char *q = "q_proj", *k = "k_proj", *v = "v_proj";
         if (kind == MIXER_LIGHTNING) {
-            char qkvu[128], tq[128], tk[128], tv[128], o[128], so[128];
-            attn_name(qkvu, l, "qkvu_proj");
-            expect_rows(&s, qkvu, 0, &t, attn_name(tq, l, q), 0, D);
+            char qkvu[128], tq[128], tk[128], tv[128];
+            layer_name(qkvu, &s, l, "qkvu_proj");
+            layer_name(tq, &t, l, "q_proj");
+            layer_name(tk, &t, l, "k_proj");
+            layer_name(tv, &t, l, "v_proj");
+            ck_assert_mem_eq(rows_of(&s, qkvu, 0), rows_of(&t, tq, 0), (size_t)D * row);
             for (int h = 0; h < 2; h++) {
-                expect_rows(&s, qkvu, D + h * hd, &t, attn_name(tk, l, k), 0, hd);
-                expect_rows(&s, qkvu, 2 * D + h * hd, &t, attn_name(tv, l, v), 0, hd);
+                ck_assert_mem_eq(rows_of(&s, qkvu, D + h * hd), rows_of(&t, tk, 0), hd * row);
+                ck_assert_mem_eq(rows_of(&s, qkvu, 2 * D + h * hd), rows_of(&t, tv, 0), hd * row);
             }
             ck_assert_mem_eq(rows_of(&s, qkvu, 3 * D), rows_of(&fresh, qkvu, 3 * D),
-                             (size_t)D * D * sizeof(float)); // u: new
-            expect_rows(&s, attn_name(so, l, "out_proj"), 0, &t, attn_name(o, l, "o_proj"), 0, D);
+                             (size_t)D * row); // u: new
+            expect_same(&s, layer_name(a, &s, l, "out_proj"), &t, layer_name(b, &t, l, "o_proj"));
         } else if (kind == MIXER_GLA) {
-            char sq[128], tq[128], sk[128], tk[128], sv[128], tv[128], o[128], so[128];
-            attn_name(sq, l, q);
-            attn_name(tq, l, q);
-            attn_name(sk, l, k);
-            attn_name(tk, l, k);
-            attn_name(sv, l, v);
-            attn_name(tv, l, v);
-            int hk = hd / 2;
-            for (int h = 0; h < 2; h++) {
-                // same names as the teacher's tensors, half the rows per head
-                ck_assert_mem_eq(rows_of(&s, sq, h * hk), rows_of(&t, tq, h * hd),
-                                 (size_t)hk * D * sizeof(float));
-                ck_assert_mem_eq(rows_of(&s, sk, h * hk), rows_of(&t, tk, 0),
-                                 (size_t)hk * D * sizeof(float));
-                ck_assert_mem_eq(rows_of(&s, sv, h * hd), rows_of(&t, tv, 0),
-                                 (size_t)hd * D * sizeof(float));
+            char sq[128], tq[128], sk[128], tk[128], sv[128], tv[128];
+            layer_name(sq, &s, l, "q_proj");
+            layer_name(tq, &t, l, "q_proj");
+            layer_name(sk, &s, l, "k_proj");
+            layer_name(tk, &t, l, "k_proj");
+            layer_name(sv, &s, l, "v_proj");
+            layer_name(tv, &t, l, "v_proj");
+            for (int h = 0; h < 2; h++) { // the first half of each head's q/k rows
+                ck_assert_mem_eq(rows_of(&s, sq, h * hk), rows_of(&t, tq, h * hd), hk * row);
+                ck_assert_mem_eq(rows_of(&s, sk, h * hk), rows_of(&t, tk, 0), hk * row);
+                ck_assert_mem_eq(rows_of(&s, sv, h * hd), rows_of(&t, tv, 0), hd * row);
             }
-            ck_assert_mem_eq(rows_of(&s, attn_name(so, l, "o_proj"), 0),
-                             rows_of(&t, attn_name(o, l, "o_proj"), 0),
-                             (size_t)D * D * sizeof(float));
+            expect_same(&s, layer_name(a, &s, l, "o_proj"), &t, layer_name(b, &t, l, "o_proj"));
             const char *fresh_names[] = {"g_proj", "gk_proj.0", "gk_proj.1", "g_norm_swish_gate"};
-            for (int i = 0; i < 4; i++) {
-                char n[128];
-                attn_name(n, l, fresh_names[i]);
-                const ParamInfo *p = model_find_param(&s, n);
-                ck_assert_mem_eq(rows_of(&s, n, 0), rows_of(&fresh, n, 0),
-                                 p->numel * sizeof(float));
-            }
+            for (int i = 0; i < 4; i++)
+                expect_same(&s, layer_name(a, &s, l, fresh_names[i]), &fresh, a);
+            snprintf(a, sizeof a, "model.layers.%d.attn.gk_proj.1.bias", l);
+            expect_same(&s, a, &fresh, a);
         } else { // softmax: the teacher's own layer
             const char *all[] = {"q_proj", "k_proj", "v_proj", "o_proj"};
-            for (int i = 0; i < 4; i++) {
-                char n[128];
-                attn_name(n, l, all[i]);
-                const ParamInfo *p = model_find_param(&s, n);
-                ck_assert_mem_eq(rows_of(&s, n, 0), rows_of(&t, n, 0), p->numel * sizeof(float));
-            }
+            for (int i = 0; i < 4; i++)
+                expect_same(&s, layer_name(a, &s, l, all[i]), &t, layer_name(b, &t, l, all[i]));
         }
     }
     model_free(&fresh);
@@ -133,15 +128,16 @@ static void check_init(const char *pattern) {
 }
 
 START_TEST(test_init_lightning) {
-    check_init("lightning");
+    check_init("lightning", FAMILY_LLAMA);
 }
 END_TEST
 START_TEST(test_init_gla) {
-    check_init("gla");
+    check_init("gla", FAMILY_GLA);
 }
 END_TEST
 START_TEST(test_init_hybrid) {
-    check_init("lightning,softmax");
+    check_init("lightning,softmax", FAMILY_LLAMA);
+    check_init("gla,softmax", FAMILY_GLA);
 }
 END_TEST
 
