@@ -409,7 +409,8 @@ void model_forward_backward(Model *m, const int *tokens, const int *targets, int
                                param_weight(m, m->lm_head), ar->targets, N, D, c->vocab_size,
                                scale);
     ops->sum_into(be, m->stats, ar->losses, N, scale);
-    if (m->hooks.head_grad) m->hooks.head_grad(m->hooks.ctx, ar->final_ln, ar->d_ln, ar->targets, N);
+    if (m->hooks.head_grad)
+        m->hooks.head_grad(m->hooks.ctx, ar->final_ln, ar->d_ln, ar->targets, N);
     ops->norm_backward(be, ar->d_resid, param_grad(m, m->final_norm), NULL, ar->d_ln, ar->final_in,
                        param_weight(m, m->final_norm), ar->final_rstd, N, D, c->norm_eps, nk);
     grads_ready(m, m->layer_params[L - 1].end, m->n_params);
