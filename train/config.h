@@ -61,8 +61,9 @@ void config_load_file(Config *c, const char *path);
 // "command line") for error messages.
 void config_set(Config *c, const char *key, const char *value, const char *origin);
 // Parse argv: the first non-option argument is a config file, then --key=value overrides
-// (applied after the file, whatever their order).
-void config_from_args(Config *c, int argc, char **argv);
+// (applied after the file, whatever their order). `command` names the command in
+// messages. False if --help was asked for (the help is printed).
+bool config_from_args(Config *c, const char *command, int argc, char **argv);
 // Resolve derived settings (model defaults, mixers) and check cross-key consistency.
 void config_finalize(Config *c);
 // Every key with its help text and default, for --help.

@@ -25,6 +25,7 @@
 #include "../optim/schedule.h"
 #include "commands.h"
 #include "config.h"
+#include "options.h"
 #include "plot.h"
 #include "sample.h"
 
@@ -277,13 +278,6 @@ static void train_step(Run *r, int64_t step) {
     log_step(r, step, loss, lr, norm, now_seconds() - t0);
 }
 
-static void train_usage(void) {
-    printf("usage: bolt train [CONFIG] [--key=value ...]\n"
-           "  Trains the model CONFIG describes; --key=value overrides any config key.\n\n"
-           "keys:\n");
-    config_usage(stdout);
-}
-
 // On resume: drop the records of steps after the checkpoint (a killed run logged them,
 // and the resumed run logs them again), rewriting metrics.jsonl atomically.
 static void truncate_metrics(const char *path, int64_t step) {
@@ -321,11 +315,8 @@ static uint64_t config_hash(const Config *c) {
 // local rank; only rank 0 keeps its stdout.
 static void setup_dist(Run *r) {
     Config *c = &r->cfg;
-    int share = omp_get_num_procs() / r->dist.local_size; // the cores of one local rank
-    if (c->threads > 0)
-        omp_set_num_threads(c->threads);
-    else if (r->dist.local_size > 1)
-        omp_set_num_threads(share > 0 ? share : 1);
+    int share = default_threads() / r->dist.local_size; // the free cores of one local rank
+    set_threads(c->threads > 0 ? c->threads : share > 0 ? share : 1);
     r->be = backend_create(c->device);
     r->comm = comm_create(&r->dist, r->be, (double)c->collective_timeout);
     if (r->dist.rank != 0)
@@ -339,17 +330,11 @@ static void setup_dist(Run *r) {
 }
 
 int train_main(int argc, char **argv) {
-    for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            train_usage();
-            return 0;
-        }
-    }
     Run run, *r = &run;
     memset(r, 0, sizeof *r);
     Config *c = &r->cfg;
     config_defaults(c);
-    config_from_args(c, argc, argv);
+    if (!config_from_args(c, "train", argc, argv)) return 0; // --help
     r->dist = dist_init();         // before the backend: it picks this rank's GPU
     remove_temp_files_on_signal(); // Ctrl-C mid-checkpoint leaves no temp file
     r->tok = tokenizer_load(c->tokenizer);
