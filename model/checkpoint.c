@@ -148,6 +148,7 @@ static void add_bolt_object(cJSON *j, const ModelConfig *c, const char *tokenize
     cJSON_AddNumberToObject(b, "attn_block", c->attn_block);
     cJSON_AddBoolToObject(b, "doc_reset", c->doc_reset);
     cJSON_AddNumberToObject(b, "eot_token", c->eot_token);
+    if (c->seq_len > 0) cJSON_AddNumberToObject(b, "seq_len", c->seq_len);
     cJSON_AddStringToObject(b, "tokenizer", tokenizer ? tokenizer : "");
 }
 
@@ -321,6 +322,7 @@ static void load_bolt_object(JsonCtx ctx, const cJSON *b, ModelConfig *c, MixerK
     c->attn_block = get_int(ctx, b, "attn_block", true, 0);
     c->doc_reset = get_bool(ctx, b, "doc_reset", true, false);
     c->eot_token = get_int(ctx, b, "eot_token", true, 0);
+    c->seq_len = get_int(ctx, b, "seq_len", false, 0);
     const char *tok = get_str(ctx, b, "tokenizer", false, "");
     check(strlen(tok) < cap, "%s: key \"bolt.tokenizer\" is too long", ctx.path);
     snprintf(tokenizer_out, cap, "%s", tok);

@@ -508,12 +508,13 @@ START_TEST(test_bad_commands) {
     model_save(m, ck, false, "");
     expect_death((BadInput){export_main, {empty, path_in(empty, "x")}, 2}, "no config.json");
     expect_death((BadInput){export_main, {ck, ck}, 2}, "must differ");
-    expect_death((BadInput){import_main, {ck, ck, "--dtype=f16"}, 3}, "--dtype 'f16'");
+    expect_death((BadInput){import_main, {ck, ck, "--dtype=f16"}, 3},
+                 "bad value 'f16' for option '--dtype'");
     expect_death((BadInput){eval_main, {ck, "--tokens=1,2,37", "--device=cpu"}, 3},
                  "id 37 is outside the vocabulary");
     expect_death((BadInput){eval_main, {ck, "--tokens=1,x", "--device=cpu"}, 3}, "comma-separated");
     expect_death((BadInput){eval_main, {ck, "--data=/nonexistent/*.bin", "--tokens=1"}, 3},
-                 "not both");
+                 "give one of --data, --tokens or --text");
 }
 END_TEST
 

@@ -163,6 +163,7 @@ static void setup_model(Run *r) {
     bool resuming = ckpt[0] != '\0';
     const char *source = resuming ? ckpt : c->init_from[0] ? c->init_from : NULL;
     ModelConfig mc = c->model;
+    mc.seq_len = c->seq_len;
     if (source) {
         model_config_load(&mc, tok_spec, sizeof tok_spec, source);
         // The weights fix the architecture; how to run it stays the config's choice.
@@ -170,6 +171,7 @@ static void setup_model(Run *r) {
         mc.recompute = c->model.recompute;
         mc.attn_block = c->model.attn_block;
         mc.eot_token = c->model.eot_token;
+        mc.seq_len = c->seq_len;
         note_model_differences(&c->model, &mc, source);
     }
     check(r->tok.vocab_size <= mc.vocab_size && mc.eot_token < mc.vocab_size,
@@ -406,8 +408,8 @@ int train_main(int argc, char **argv) {
         }
         if (r->dist.rank == 0 && c->sample_every > 0 &&
             ((step + 1) % c->sample_every == 0 || last)) {
-            char *text =
-                generate_text(&r->model, &r->tok, "", c->sample_len, 0.8f, 40, true, &sample_rng);
+            SampleSettings settings = {c->sample_len, 0.8f, 40, 1.0f, true};
+            char *text = generate_text(&r->model, &r->tok, "", &settings, &sample_rng, NULL);
             printf("--- sample at step %lld ---\n%s\n---\n", (long long)(step + 1), text);
             free(text);
         }
