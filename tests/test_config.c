@@ -73,6 +73,7 @@ static const KeySpec KEY_SPECS[] = {
     {"save_every", 'i', 0, 10000, NULL},
     {"keep_checkpoints", 'i', 0, 100, NULL},
     {"resume", 'b', 0, 0, NULL},
+    {"overwrite", 'b', 0, 0, NULL},
     {"sample_every", 'i', 0, 10000, NULL},
     {"sample_len", 'i', 0, 10000, NULL},
 };

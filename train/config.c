@@ -120,6 +120,9 @@ static const Option KEYS[] = {
      "keep the newest N checkpoints; 0: all"},
     {"resume", OPT_BOOL, offsetof(Config, resume), 0, 0, 0, NULL, NULL,
      "continue from the newest checkpoint in out_dir"},
+    {"overwrite", OPT_BOOL, offsetof(Config, overwrite), 0, 0, 0, NULL, NULL,
+     "a fresh run into an out_dir that holds a run deletes that run's checkpoints, metrics "
+     "and plots first (without it: an error)"},
     {"sample_every", OPT_INT, offsetof(Config, sample_every), 0, 0, INT_MAX, NULL, NULL,
      "print a sample every N steps; 0: never"},
     {"sample_len", OPT_INT, offsetof(Config, sample_len), 0, 0, INT_MAX, NULL, NULL,
@@ -218,6 +221,7 @@ void config_defaults(Config *c) {
     c->save_every = 0;
     c->keep_checkpoints = 2;
     c->resume = false;
+    c->overwrite = false;
     c->sample_every = 0;
     c->sample_len = 200;
     c->zero = 0;

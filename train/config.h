@@ -45,6 +45,7 @@ typedef struct Config {
     int save_every;       // 0: only at the end
     int keep_checkpoints; // keep the newest N (0: all)
     bool resume;
+    bool overwrite;   // a fresh run may clear an out_dir holding another run
     int sample_every; // print a sample every N steps (0: never)
     int sample_len;
     // distributed (mpirun / srun; see dist/)
