@@ -368,7 +368,6 @@ static const char *split_option(const char *arg, char *name, size_t cap, const c
 
 int options_scan(const OptionTable *t, const void *defaults, int argc, char **argv, char **args) {
     Naming naming = {t->command, "--", "option"};
-    int n_args = 0;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -376,6 +375,8 @@ int options_scan(const OptionTable *t, const void *defaults, int argc, char **ar
             return -1;
         }
     }
+    int n_args = 0;
+    const char *extra = NULL; // the first positional argument past max_args
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (strncmp(a, "--", 2) == 0) {
@@ -389,17 +390,19 @@ int options_scan(const OptionTable *t, const void *defaults, int argc, char **ar
         } else if (a[0] == '-' && a[1] != '\0') {
             die("%s: unknown option '%s' (options are --name=value; see bolt %s --help)",
                 t->command, a, t->command);
-        } else {
-            if (n_args == t->max_args) {
-                if (t->max_args == 0)
-                    die("%s: unexpected argument '%s' (this command takes only --options)",
-                        t->command, a);
-                die("%s: unexpected argument '%s' (expected %s; see bolt %s --help)", t->command, a,
-                    t->args, t->command);
-            }
+        } else if (n_args < t->max_args) {
             args[n_args++] = argv[i];
+        } else if (!extra) {
+            extra = a;
         }
     }
+    // Counted after every option name is known good, so a misspelt option is reported as
+    // such wherever it stands.
+    if (extra && t->max_args == 0)
+        die("%s: unexpected argument '%s' (this command takes only --options)", t->command, extra);
+    if (extra)
+        die("%s: unexpected argument '%s' (expected %s; see bolt %s --help)", t->command, extra,
+            t->args, t->command);
     if (n_args < t->min_args)
         die("%s: missing %s (usage: bolt %s %s [--option=value ...])", t->command, t->args,
             t->command, t->args);

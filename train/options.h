@@ -55,8 +55,8 @@ void option_set(const OptionTable *t, void *base, const char *name, const char *
 void option_format(const Option *o, const void *base, char *buf, size_t size);
 
 // First pass over a command line: checks every option's syntax and name, and stores the
-// positional arguments in args[] (room for argc). Returns their count, or -1 after
-// printing the help (--help or -h; `defaults` is the struct before parsing).
+// positional arguments in args[] (room for max_args; NULL when that is 0). Returns their count, or
+// -1 after printing the help (--help or -h; `defaults` is the struct before parsing).
 int options_scan(const OptionTable *t, const void *defaults, int argc, char **argv, char **args);
 // Second pass: apply every --name=value in order.
 void options_apply(const OptionTable *t, void *base, int argc, char **argv);
