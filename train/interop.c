@@ -144,11 +144,30 @@ static const OptionTable EXPORT_TABLE = {
     .count = 1,
 };
 
+// True if a tokenizer_config.json is the one export writes for the byte tokenizer.
+static bool says_byte_tokenizer(const char *path) {
+    char *text = read_file(path, NULL);
+    bool byte = strstr(text, "\"bolt_tokenizer\": \"byte\"") != NULL;
+    free(text);
+    return byte;
+}
+
 // Write the model and tokenizer to dst: the tokenizer first and config.json last, so a
 // directory with a config.json is complete.
 static void write_model(const Model *m, const char *dst, bool bf16, const char *tok_from,
                         const char *tok_recorded) {
     make_dirs(dst);
+    if (!tok_from[0] && (!tok_recorded[0] || strcmp(tok_recorded, "byte") == 0)) {
+        // The byte tokenizer has no file: a tokenizer_config.json says which it is.
+        char path[PATH_CAP];
+        path_join(path, sizeof path, dst, "tokenizer_config.json");
+        AtomicFile af = atomic_open(path);
+        fprintf(af.f, "{\n  \"bolt_tokenizer\": \"byte\",\n  \"comment\": \"ids are the bytes of "
+                      "UTF-8 text; id 0 is the end-of-text token\",\n  \"vocab_size\": 256,\n  "
+                      "\"eos_token_id\": 0\n}\n");
+        atomic_commit(&af);
+        tok_recorded = "byte";
+    }
     if (tok_from[0]) {
         char to[PATH_CAP];
         path_join(to, sizeof to, dst, tok_recorded);
@@ -177,6 +196,9 @@ int import_main(int argc, char **argv) {
     // A Hugging Face tokenizer.json next to the weights wins over what the config says.
     path_join(path, sizeof path, src, "tokenizer.json");
     if (is_file(path)) snprintf(tok, sizeof tok, "tokenizer.json");
+    // A byte-tokenizer export says so in its tokenizer_config.json (it has no tokenizer file).
+    path_join(path, sizeof path, src, "tokenizer_config.json");
+    if (!tok[0] && is_file(path) && says_byte_tokenizer(path)) snprintf(tok, sizeof tok, "byte");
     char tok_from[PATH_CAP], tok_rec[PATH_CAP];
     plan_tokenizer(src, tok, tok_from, sizeof tok_from, tok_rec, sizeof tok_rec);
     write_model(&m, dst, bf16, tok_from, tok_rec);
