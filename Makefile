@@ -67,6 +67,16 @@ else
 NCCL := 0
 endif
 
+# The version and git commit `bolt --version` prints and runs record ("unknown" outside a
+# git checkout). build/.commit changes only when the commit does, so only version.o is
+# recompiled then.
+VERSION := 0.1.0
+COMMIT := $(or $(shell git rev-parse --short=12 HEAD 2>/dev/null),unknown)
+COMMIT_STAMP := build/.commit
+$(shell mkdir -p build; echo '$(COMMIT)' | cmp -s - $(COMMIT_STAMP) || echo '$(COMMIT)' > $(COMMIT_STAMP))
+build/train/version.o: $(COMMIT_STAMP)
+build/train/version.o: CFLAGS += -DBOLT_VERSION='"$(VERSION)"' -DBOLT_COMMIT='"$(COMMIT)"'
+
 .PHONY: all test demo clean format
 all: bolt
 

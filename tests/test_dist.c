@@ -74,7 +74,12 @@ static void read_metrics(const char *out, double *loss, double *val) {
     while (fgets(line, sizeof line, f)) {
         cJSON *j = cJSON_Parse(line);
         ck_assert_ptr_nonnull(j);
-        int step = cJSON_GetObjectItem(j, "step")->valueint;
+        cJSON *s = cJSON_GetObjectItem(j, "step");
+        if (!s) { // the run header
+            cJSON_Delete(j);
+            continue;
+        }
+        int step = s->valueint;
         cJSON *l = cJSON_GetObjectItem(j, "loss"), *v = cJSON_GetObjectItem(j, "val_loss");
         if (l && step >= 1 && step <= MAX_STEPS) loss[step] = l->valuedouble;
         if (v && cJSON_IsNumber(v)) *val = v->valuedouble;

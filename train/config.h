@@ -45,6 +45,7 @@ typedef struct Config {
     int save_every;       // 0: only at the end
     int keep_checkpoints; // keep the newest N (0: all)
     bool resume;
+    bool overwrite;   // a fresh run may clear an out_dir holding another run
     int sample_every; // print a sample every N steps (0: never)
     int sample_len;
     // distributed (mpirun / srun; see dist/)
@@ -61,8 +62,9 @@ void config_load_file(Config *c, const char *path);
 // "command line") for error messages.
 void config_set(Config *c, const char *key, const char *value, const char *origin);
 // Parse argv: the first non-option argument is a config file, then --key=value overrides
-// (applied after the file, whatever their order).
-void config_from_args(Config *c, int argc, char **argv);
+// (applied after the file, whatever their order). `command` names the command in
+// messages. False if --help was asked for (the help is printed).
+bool config_from_args(Config *c, const char *command, int argc, char **argv);
 // Resolve derived settings (model defaults, mixers) and check cross-key consistency.
 void config_finalize(Config *c);
 // Every key with its help text and default, for --help.
