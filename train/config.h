@@ -47,6 +47,7 @@ typedef struct Config {
     bool resume;
     int sample_every; // print a sample every N steps (0: never)
     int sample_len;
+    bool tensorboard; // also write TensorBoard scalars to out_dir
     // distributed (mpirun / srun; see dist/)
     int zero;               // 1: ZeRO-1, optimizer state sharded over data-parallel ranks
     float bucket_mb;        // data parallel: all-reduce gradients in buckets of this many MB
