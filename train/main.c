@@ -13,7 +13,7 @@ static void usage(void) {
            "  prep --tokenizer=... --out=DIR FILES...  tokenize text/jsonl into shards\n"
            "  import HF_DIR OUT [--dtype=f32|bf16]  Hugging Face checkpoint -> bolt\n"
            "  export CKPT HF_DIR [--dtype=f32|bf16] bolt checkpoint -> Hugging Face\n"
-           "  plot RUN_DIR|METRICS [--out=FILE.png]  loss curve PNG (runs write one too)\n"
+           "  plot RUN [RUN ...] [--out=FILE.png|.svg]  loss, lr, norm, tokens/s figure\n"
            "  bench tokenizer TOKENIZER FILE   tokenizer encode speed\n"
            "  bench loader GLOB [--batch_size=B] [--seq_len=T] [--batches=N]  loader tokens/s\n"
            "  bench attn [--kind=...] [--lengths=...]  token-mixing ops, fwd and fwd+bwd\n"

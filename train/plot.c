@@ -73,43 +73,58 @@ static double nice_step(double range, int target) {
     return (f < 1.5 ? 1 : f < 3 ? 2 : f < 7 ? 5 : 10) * mag;
 }
 
-// Tick values in [lo, hi] into out (at most MAX_TICKS); *spacing gets their distance (on
-// a log axis of a decade or more: each tick is its own spacing, for its label).
-static int make_ticks(double lo, double hi, bool log_axis, int target, double *out,
-                      double *spacing) {
+// Tick values in [lo, hi] into out (at most MAX_TICKS), at least min_spacing apart;
+// *spacing gets their distance. On a log axis: mantissas from the densest of a few sets
+// ({1..9}, ..., {1}) x 10^k that gives at most target + 1 ticks, and *spacing 0 (each
+// tick's label takes its decimals from its own value).
+static int make_ticks(double lo, double hi, bool log_axis, int target, double min_spacing,
+                      double *out, double *spacing) {
     int n = 0;
-    if (log_axis && hi / lo >= 10) {
-        double decades = log10(hi / lo);
-        static const double steps_few[3] = {1, 2, 5};
-        int per_decade = decades < 2.5 ? 3 : 1;
-        for (double e = floor(log10(lo)); e <= ceil(log10(hi)) && n < MAX_TICKS; e++)
-            for (int k = 0; k < per_decade && n < MAX_TICKS; k++) {
-                double v = steps_few[k] * pow(10, e);
-                if (v >= lo * (1 - 1e-9) && v <= hi * (1 + 1e-9)) out[n++] = v;
-            }
+    if (log_axis) {
+        static const double sets[6][10] = {{1, 2, 3, 4, 5, 6, 7, 8, 9},
+                                           {1, 2, 3, 4, 5, 6, 8},
+                                           {1, 2, 3, 5},
+                                           {1, 2, 5},
+                                           {1, 3},
+                                           {1}};
+        for (int set = 0; set < 6; set++) {
+            n = 0;
+            for (double e = floor(log10(lo)); e <= ceil(log10(hi)); e++)
+                for (int k = 0; k < 10 && sets[set][k] > 0; k++) {
+                    double v = sets[set][k] * pow(10, e);
+                    if (v >= lo * (1 - 1e-9) && v <= hi * (1 + 1e-9) && n < MAX_TICKS) out[n++] = v;
+                }
+            if (n <= target + 1) break;
+        }
         *spacing = 0;
         return n;
     }
-    double step = nice_step(hi - lo, target);
+    double step = fmax(min_spacing, nice_step(hi - lo, target));
     for (double k = ceil(lo / step - 1e-9); k * step <= hi + 1e-9 * step && n < MAX_TICKS; k++)
         out[n++] = k * step;
     *spacing = step;
     return n;
 }
 
-// A tick label: as many decimals as the spacing needs ("2.25", "0.0005"), "12.5k" and
-// "1.2M" for large values, "2e-06" for tiny spacings; spacing 0 (log decades): from v.
-static void format_tick(double v, double spacing, char *buf, size_t cap) {
-    if (spacing == 0) spacing = v;
-    if (fabs(v) < spacing * 1e-6) v = 0; // no "-0.0"
-    if (fabs(v) >= 1e6 && spacing >= 1e5)
-        snprintf(buf, cap, "%gM", v / 1e6);
-    else if (fabs(v) >= 1e4 && spacing >= 1e2)
-        snprintf(buf, cap, "%gk", v / 1e3);
-    else if (spacing >= 1e-5)
-        snprintf(buf, cap, "%.*f", (int)fmax(0, -floor(log10(spacing) + 1e-9)), v);
-    else
-        snprintf(buf, cap, "%g", v);
+// An axis' tick labels: as many decimals as the spacing needs ("2.25", "0.0005"); every
+// label in k or M when the largest tick reaches 10^4 or 10^6 ("12.5k"); "2e-06" for tiny
+// spacings; spacing 0 (log decades): each label's decimals from its own value.
+static void format_ticks(const double *ticks, int n, double spacing, char (*labels)[32]) {
+    double top = 0;
+    for (int i = 0; i < n; i++) top = fmax(top, fabs(ticks[i]));
+    for (int i = 0; i < n; i++) {
+        double v = ticks[i], s = spacing > 0 ? spacing : v;
+        if (fabs(v) < s * 1e-6)
+            snprintf(labels[i], 32, "0"); // no "-0.0"
+        else if (top >= 1e6)
+            snprintf(labels[i], 32, "%gM", v / 1e6);
+        else if (top >= 1e4)
+            snprintf(labels[i], 32, "%gk", v / 1e3);
+        else if (s >= 1e-5)
+            snprintf(labels[i], 32, "%.*f", (int)fmax(0, -floor(log10(s) + 1e-9)), v);
+        else
+            snprintf(labels[i], 32, "%g", v);
+    }
 }
 
 // Data range of some series, or (inf, -inf) when they are empty.
@@ -245,16 +260,22 @@ static void draw_series(cairo_t *cr, const Panel *p, const double *x, const doub
     cairo_restore(cr);
 }
 
-// Exponential moving average with bias correction (no pull toward 0 at the start) over a
-// window of n/50 points (at least 2): the trend through per-step noise.
+// A moving average over i - h .. i + h, h = max(2, n/100): the trend through per-step
+// noise without the lag of an exponential average. Near the start the window shrinks to
+// stay centred (the steep early drop is drawn where it is); near the end it keeps its
+// left half, so the last point is the mean of the last h + 1 values, not one noisy value.
 static double *smooth(const Series *s) {
-    double window = fmax(2.0, s->n / 50.0), beta = 1.0 - 1.0 / window, m = 0, weight = 0;
+    int half = s->n / 100 > 2 ? s->n / 100 : 2;
+    double *prefix = xmalloc((size_t)(s->n + 1) * sizeof(double));
     double *out = xmalloc((size_t)(s->n > 0 ? s->n : 1) * sizeof(double));
+    prefix[0] = 0;
+    for (int i = 0; i < s->n; i++) prefix[i + 1] = prefix[i] + s->y[i];
     for (int i = 0; i < s->n; i++) {
-        m = beta * m + (1 - beta) * s->y[i];
-        weight = beta * weight + (1 - beta);
-        out[i] = m / weight;
+        int left = half < i ? half : i;
+        int right = left < s->n - 1 - i ? left : s->n - 1 - i;
+        out[i] = (prefix[i + right + 1] - prefix[i - left]) / (left + right + 1);
     }
+    free(prefix);
     return out;
 }
 
@@ -275,12 +296,10 @@ static int y_tick_target(double height, double fs) {
 // Widest label of the y ticks (scaled by y_scale) in the current font.
 static double widest_tick(cairo_t *cr, const Panel *p, double y_scale, int target) {
     double ticks[MAX_TICKS], spacing, widest = 0;
-    int n = make_ticks(p->y0 / y_scale, p->y1 / y_scale, p->logy, target, ticks, &spacing);
-    for (int i = 0; i < n; i++) {
-        char label[32];
-        format_tick(ticks[i], spacing, label, sizeof label);
-        widest = fmax(widest, text_width(cr, label));
-    }
+    char labels[MAX_TICKS][32];
+    int n = make_ticks(p->y0 / y_scale, p->y1 / y_scale, p->logy, target, 0, ticks, &spacing);
+    format_ticks(ticks, n, spacing, labels);
+    for (int i = 0; i < n; i++) widest = fmax(widest, text_width(cr, labels[i]));
     return widest;
 }
 
@@ -304,35 +323,34 @@ static void place_panel(cairo_t *cr, Panel *p, const PanelText *t, double x, dou
 static void draw_axes(cairo_t *cr, const Panel *p, const PanelText *t, double fs, double scale) {
     double ticks[MAX_TICKS], spacing, tick = 0.35 * fs, pad = 0.3 * fs;
     double right = p->left + p->width, bottom = p->top + p->height;
-    char label[32];
+    char labels[MAX_TICKS][32];
     set_font(cr, fs, false);
     int target = y_tick_target(p->height, fs);
-    int n = make_ticks(p->y0, p->y1, p->logy, target, ticks, &spacing);
+    int n = make_ticks(p->y0, p->y1, p->logy, target, 0, ticks, &spacing);
+    format_ticks(ticks, n, spacing, labels);
     for (int i = 0; i < n; i++) {
         double y = panel_y(p, ticks[i]);
         line(cr, p->left, y, right, y, 0.8 * scale, GRID_COLOR);
         line(cr, p->left - tick, y, p->left, y, scale, SPINE_COLOR);
-        format_tick(ticks[i], spacing, label, sizeof label);
-        draw_text(cr, label, p->left - tick - pad, y, 1, 0.5, false, TEXT_COLOR);
+        draw_text(cr, labels[i], p->left - tick - pad, y, 1, 0.5, false, TEXT_COLOR);
     }
     if (t->y2label) {
-        n = make_ticks(p->y0 / M_LN2, p->y1 / M_LN2, p->logy, target, ticks, &spacing);
+        n = make_ticks(p->y0 / M_LN2, p->y1 / M_LN2, p->logy, target, 0, ticks, &spacing);
+        format_ticks(ticks, n, spacing, labels);
         for (int i = 0; i < n; i++) {
             double y = panel_y(p, ticks[i] * M_LN2);
             line(cr, right, y, right + tick, y, scale, SPINE_COLOR);
-            format_tick(ticks[i], spacing, label, sizeof label);
-            draw_text(cr, label, right + tick + pad, y, 0, 0.5, false, TEXT_COLOR);
+            draw_text(cr, labels[i], right + tick + pad, y, 0, 0.5, false, TEXT_COLOR);
         }
     }
-    double step_spacing;
-    n = make_ticks(p->x0, p->x1, false, p->width > 400 * scale ? 8 : 4, ticks, &step_spacing);
-    step_spacing = fmax(1, step_spacing); // steps are whole numbers
+    // Steps are whole numbers: ticks at least 1 apart.
+    n = make_ticks(p->x0, p->x1, false, p->width > 400 * scale ? 8 : 4, 1, ticks, &spacing);
+    format_ticks(ticks, n, spacing, labels);
     for (int i = 0; i < n; i++) {
         double x = panel_x(p, ticks[i]);
         line(cr, x, p->top, x, bottom, 0.8 * scale, GRID_COLOR);
         line(cr, x, bottom, x, bottom + tick, scale, SPINE_COLOR);
-        format_tick(ticks[i], step_spacing, label, sizeof label);
-        draw_text(cr, label, x, bottom + tick + pad, 0.5, 0, false, TEXT_COLOR);
+        draw_text(cr, labels[i], x, bottom + tick + pad, 0.5, 0, false, TEXT_COLOR);
     }
     cairo_rectangle(cr, p->left, p->top, p->width, p->height);
     cairo_set_line_width(cr, scale);
@@ -433,7 +451,7 @@ static void draw_loss_panel(Figure *f, double x, double y, double w, double h) {
         bool raw = m->loss.n >= 20;
         double *line_y = raw ? smooth(&m->loss) : m->loss.y;
         Style faint = {train_color, 0.25, 1, false, false};
-        Style train = {train_color, 1, 2, false, false};
+        Style train = {train_color, 1, 2, false, m->loss.n < 10}; // few points: dots too
         Style val = {val_color, 1, 2, f->n_runs > 1, m->val_loss.n <= 60};
         if (raw) draw_series(f->cr, &p, m->loss.x, m->loss.y, m->loss.n, faint, f->pen);
         if (raw && f->n_runs == 1) {
