@@ -33,6 +33,7 @@ static const CommandCase COMMANDS[] = {
      "--batches=0", 1},
     {"bench attn", bench_attn_main, "--kind=all", "--head-dim=8", "--head_dim", "--kind=mamba", 0},
     {"bench train", bench_train_main, "--bench_steps=10", "--lrr=1", "--lr", "--bench_steps=0", 0},
+    {"plot", plot_main, "--width=1200", "--widht=800", "--width", "--width=10", 1},
     {"bench tokenizer", bench_tokenizer_main, "TOKENIZER FILE", "--threads=2", NULL, NULL, 2},
 };
 enum { N_COMMANDS = sizeof COMMANDS / sizeof COMMANDS[0] };

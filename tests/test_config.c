@@ -76,6 +76,7 @@ static const KeySpec KEY_SPECS[] = {
     {"overwrite", 'b', 0, 0, NULL},
     {"sample_every", 'i', 0, 10000, NULL},
     {"sample_len", 'i', 0, 10000, NULL},
+    {"tensorboard", 'b', 0, 0, NULL},
 };
 enum { N_KEY_SPECS = sizeof(KEY_SPECS) / sizeof(KEY_SPECS[0]) };
 

@@ -127,6 +127,9 @@ static const Option KEYS[] = {
      "print a sample every N steps; 0: never"},
     {"sample_len", OPT_INT, offsetof(Config, sample_len), 0, 0, INT_MAX, NULL, NULL,
      "tokens per sample"},
+    {"tensorboard", OPT_BOOL, offsetof(Config, tensorboard), 0, 0, 0, NULL, NULL,
+     "also write TensorBoard scalars (loss, val loss, lr, norm, tokens/s, MFU) to "
+     "out_dir/events.out.tfevents.*"},
     // distributed
     {"zero", OPT_INT, offsetof(Config, zero), 0, 0, 1, NULL, "distributed",
      "1: ZeRO-1 (AdamW state sharded over the data-parallel ranks); 0: plain data parallel"},
@@ -224,6 +227,7 @@ void config_defaults(Config *c) {
     c->overwrite = false;
     c->sample_every = 0;
     c->sample_len = 200;
+    c->tensorboard = false;
     c->zero = 0;
     c->bucket_mb = 16.0f;
     c->collective_timeout = 300;

@@ -48,6 +48,7 @@ typedef struct Config {
     bool overwrite;   // a fresh run may clear an out_dir holding another run
     int sample_every; // print a sample every N steps (0: never)
     int sample_len;
+    bool tensorboard; // also write TensorBoard scalars to out_dir
     // distributed (mpirun / srun; see dist/)
     int zero;               // 1: ZeRO-1, optimizer state sharded over data-parallel ranks
     float bucket_mb;        // data parallel: all-reduce gradients in buckets of this many MB

@@ -19,6 +19,8 @@ enum { PATH_CAP = 4096 };
 // The files bolt writes at the top of an out_dir (plots included), besides step_* dirs.
 static const char *const RUN_FILES[] = {"metrics.jsonl", "config.conf", "loss.png", "loss.svg"};
 enum { N_RUN_FILES = sizeof RUN_FILES / sizeof RUN_FILES[0] };
+// TensorBoard event files (train/tensorboard.c): one per run start, this prefix.
+static const char TB_PREFIX[] = "events.out.tfevents.";
 
 // True for "step_" followed by digits only: a checkpoint directory's name.
 static bool is_step_name(const char *name) {
@@ -68,10 +70,13 @@ void run_dir_clear(const char *out_dir) {
     if (!d) return;
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
-        if (!is_step_name(e->d_name)) continue;
         path_join(path, sizeof path, out_dir, e->d_name);
         struct stat sb;
-        if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) remove_step_dir(path);
+        if (is_step_name(e->d_name)) {
+            if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) remove_step_dir(path);
+        } else if (strncmp(e->d_name, TB_PREFIX, strlen(TB_PREFIX)) == 0) {
+            check(unlink(path) == 0, "%s: cannot remove (%s)", path, strerror(errno));
+        }
     }
     closedir(d);
     fsync_dir(out_dir);

@@ -30,6 +30,7 @@
 #include "plot.h"
 #include "run_dir.h"
 #include "sample.h"
+#include "tensorboard.h"
 
 // Everything one run holds.
 typedef struct Run {
@@ -47,6 +48,7 @@ typedef struct Run {
     Loader *train, *val;
     int *tokens, *targets; // one micro-batch, host
     FILE *metrics;
+    TbWriter tb; // tensorboard = 1 (rank 0): its f is open
     double start_time;
     int64_t start_step;
 } Run;
@@ -228,6 +230,14 @@ static void log_step(Run *r, int64_t step, float loss, float lr, double norm, do
             (long long)(step + 1), loss, lr, norm, tokens / dt, mfu, mem_gib, r->state.tokens_seen,
             elapsed);
     fflush(r->metrics);
+    if (r->tb.f) {
+        TbScalar s[5] = {{"train/loss", loss},
+                         {"train/lr", lr},
+                         {"train/grad_norm", (float)norm},
+                         {"train/tokens_per_s", (float)(tokens / dt)},
+                         {"train/mfu", (float)mfu}};
+        tb_write_scalars(&r->tb, step + 1, s, peak > 0 ? 5 : 4);
+    }
 }
 
 // One optimizer step over grad_accum micro-batches (skipped if not finite). The device
@@ -442,6 +452,7 @@ int train_main(int argc, char **argv) {
         r->metrics = xfopen(path, r->state.step > 0 ? "a" : "w");
         write_run_header(r, argc, argv);
     }
+    if (r->dist.rank == 0 && c->tensorboard) tb_open(&r->tb, c->out_dir);
     size_t N = (size_t)c->batch_size * c->seq_len;
     r->tokens = xmalloc(N * sizeof(int));
     r->targets = xmalloc(N * sizeof(int));
@@ -467,6 +478,8 @@ int train_main(int argc, char **argv) {
                             (long long)(step + 1));
                 fflush(r->metrics);
             }
+            TbScalar val = {"val/loss", val_loss};
+            if (r->tb.f && isfinite(val_loss)) tb_write_scalars(&r->tb, step + 1, &val, 1);
         }
         if (r->dist.rank == 0 && c->sample_every > 0 &&
             ((step + 1) % c->sample_every == 0 || last)) {
@@ -504,6 +517,7 @@ int train_main(int argc, char **argv) {
         printf("\n");
     }
     if (r->metrics) fclose(r->metrics);
+    tb_close(&r->tb);
     free(r->tokens);
     free(r->targets);
     loader_close(r->train);
