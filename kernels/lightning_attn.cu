@@ -31,16 +31,22 @@
 
 namespace {
 
-constexpr int BT = 64;                   // rows per chunk
-constexpr int NT = 256;                  // threads per block
-constexpr int NW = NT / 32;              // warps per block
-constexpr int OW = BT / 16;              // output warps (one 16-row strip each)
-constexpr int SW = NW - OW;              // state warps
-constexpr int MAX_DIM = 256;             // largest kdim / vdim (shared memory)
-constexpr int MAX_VT = 64;               // most Z columns per block
-constexpr int ZG = BT * MAX_VT / 8 / NT; // register groups per thread of a Z tile
-constexpr int MAX_ST = 8;   // state tiles (16x16) per state warp: KP * VT <= SW * MAX_ST * 256
-constexpr int MAX_SEG = 32; // most segments per sequence (the scan keeps them in registers)
+constexpr int BT = 64;       // rows per chunk
+constexpr int NT = 256;      // threads per block
+constexpr int NW = NT / 32;  // warps per block
+constexpr int OW = BT / 16;  // output warps (one 16-row strip each)
+constexpr int SW = NW - OW;  // state warps
+constexpr int MAX_DIM = 256; // largest kdim / vdim (shared memory)
+constexpr int MAX_SEG = 32;  // most segments per sequence (the scan keeps them in registers)
+
+// Register groups (eight bf16 each) per thread of a [BT, cols] tile.
+constexpr int groups_per_thread(int cols) {
+    return BT * cols / 8 / NT > 0 ? BT * cols / 8 / NT : 1;
+}
+// 16x16 state tiles per state warp for a [KP, VT] state.
+constexpr int state_tiles(int KP, int VT) {
+    return ((KP / 16) * (VT / 16) + SW - 1) / SW;
+}
 
 // One bf16 input: rows ld apart, head h's columns start at h * (its head dim).
 struct Operand {
@@ -212,21 +218,21 @@ template <int N> __device__ inline void zero_acc(float (&c)[N][4]) {
 // in registers: X S and the scores X Y^T share each A fragment of X, the scores are
 // masked and decayed in registers and become the A operand of the product with Z. Key
 // blocks that the mask removes are skipped. acc[j] is columns 8j .. 8j + 7 of the strip.
-template <bool REV>
-__device__ inline void chunk_output(float (&acc)[MAX_VT / 8][4], int w, int L, int KP, int VT,
-                                    const bf16 *Xs, const bf16 *Ys, const bf16 *Zs, const bf16 *Sb,
+template <bool REV, int KP, int VT>
+__device__ inline void chunk_output(float (&acc)[VT / 8][4], int w, int L, const bf16 *Xs,
+                                    const bf16 *Ys, const bf16 *Zs, const bf16 *Sb,
                                     const float *pw) {
     const int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
-    const int ldk = KP + 8, ldv = VT + 8, npair = VT / 16;
+    constexpr int ldk = KP + 8, ldv = VT + 8;
     float sc[BT / 8][4];
     zero_acc(acc);
     zero_acc(sc);
+#pragma unroll
     for (int k = 0; k < KP / 16; k++) {
         uint32_t a[4];
         ldsm_x4(a, Xs + (w * 16 + lane % 16) * ldk + k * 16 + (lane / 16) * 8);
 #pragma unroll
-        for (int jp = 0; jp < MAX_VT / 16; jp++) { // X S
-            if (jp >= npair) break;
+        for (int jp = 0; jp < VT / 16; jp++) { // X S
             uint32_t b[4];
             ldsm_x4_t(b, Sb + (k * 16 + lane % 8 + ((lane / 8) % 2) * 8) * ldv + jp * 16 +
                              (lane / 16) * 8);
@@ -249,7 +255,7 @@ __device__ inline void chunk_output(float (&acc)[MAX_VT / 8][4], int w, int L, i
         int r = w * 16 + g + half * 8;
         float lam = r < L ? pw[REV ? L - 1 - r : r + 1] : 0.0f;
 #pragma unroll
-        for (int j = 0; j < MAX_VT / 8; j++) {
+        for (int j = 0; j < VT / 8; j++) {
             acc[j][2 * half] *= lam;
             acc[j][2 * half + 1] *= lam;
         }
@@ -269,8 +275,7 @@ __device__ inline void chunk_output(float (&acc)[MAX_VT / 8][4], int w, int L, i
                          pack_bf16(sc[2 * kb + 1][0], sc[2 * kb + 1][1]),
                          pack_bf16(sc[2 * kb + 1][2], sc[2 * kb + 1][3])};
 #pragma unroll
-        for (int jp = 0; jp < MAX_VT / 16; jp++) {
-            if (jp >= npair) break;
+        for (int jp = 0; jp < VT / 16; jp++) {
             uint32_t b[4];
             ldsm_x4_t(b, Zs + (kb * 16 + lane % 8 + ((lane / 8) % 2) * 8) * ldv + jp * 16 +
                              (lane / 16) * 8);
@@ -283,13 +288,14 @@ __device__ inline void chunk_output(float (&acc)[MAX_VT / 8][4], int w, int L, i
 // Write an output warp's strip (rows w * 16 .., L valid, vc_valid valid columns) as bf16
 // to dst (rows ld apart), times silu'(x) first when epi is set (x from epi, rows ld_epi
 // apart, the same columns).
+template <int VT>
 __device__ inline void store_output(bf16 *dst, long ld, const bf16 *epi, long ld_epi,
-                                    const float (&acc)[MAX_VT / 8][4], int w, int L, int VT,
-                                    int vc_valid, int vec) {
+                                    const float (&acc)[VT / 8][4], int w, int L, int vc_valid,
+                                    int vec) {
     const int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
 #pragma unroll
-    for (int j = 0; j < MAX_VT / 8; j++) {
-        if (j >= VT / 8) break;
+    for (int j = 0; j < VT / 8; j++) {
+#pragma unroll
         for (int half = 0; half < 2; half++) {
             int r = w * 16 + g + half * 8, c = j * 8 + 2 * t;
             if (r >= L || c >= vc_valid) continue;
@@ -311,10 +317,10 @@ __device__ inline void store_output(bf16 *dst, long ld, const bf16 *epi, long ld
     }
 }
 
-// The state tiles of state warp sw: 16 x 16 tiles m = 0 .. MAX_ST - 1, tile number
+// The state tiles of state warp sw: 16 x 16 tiles m = 0 .. state_tiles - 1, tile number
 // sw + m * SW (row block tile / (VT / 16), column block tile % (VT / 16)) while below
 // (KP / 16) * (VT / 16). Fragment acc[m][n] holds columns 8n .. 8n + 7 of tile m.
-__device__ inline bool state_tile(int sw, int m, int KP, int VT, int *r0, int *c0) {
+template <int KP, int VT> __device__ inline bool state_tile(int sw, int m, int *r0, int *c0) {
     int tile = sw + m * SW, nvb = VT / 16;
     if (tile >= (KP / 16) * nvb) return false;
     *r0 = tile / nvb * 16;
@@ -324,14 +330,15 @@ __device__ inline bool state_tile(int sw, int m, int KP, int VT, int *r0, int *c
 
 // S <- lambda^L S + Y^T (w .* Z) on a state warp's tiles, then their bf16 copy into Sb
 // (the next chunk's X S reads it; NULL in the state-only pass, which has no output).
-__device__ inline void chunk_state(float (&st)[MAX_ST][2][4], int sw, float dec, int KP, int VT,
+template <int KP, int VT>
+__device__ inline void chunk_state(float (&st)[state_tiles(KP, VT)][2][4], int sw, float dec,
                                    const bf16 *Ys, const bf16 *Zws, bf16 *Sb) {
     const int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
-    const int ldk = KP + 8, ldv = VT + 8;
+    constexpr int ldk = KP + 8, ldv = VT + 8;
 #pragma unroll
-    for (int m = 0; m < MAX_ST; m++) {
+    for (int m = 0; m < state_tiles(KP, VT); m++) {
         int r0, c0;
-        if (!state_tile(sw, m, KP, VT, &r0, &c0)) break;
+        if (!state_tile<KP, VT>(sw, m, &r0, &c0)) break;
         for (int n = 0; n < 2; n++)
             for (int e = 0; e < 4; e++) st[m][n][e] *= dec;
 #pragma unroll
@@ -356,9 +363,12 @@ __device__ inline void chunk_state(float (&st)[MAX_ST][2][4], int sw, float dec,
 
 // The chunk kernel (see the top of the file). Grid: x = sequence * nseg + segment,
 // y = head, z = tile of VT state columns; NT threads: warps 0 .. OW - 1 compute the
-// output strips, warps OW .. NW - 1 own the state in registers. GX: register groups per
-// thread of an X or Y tile (GX * NT * 8 >= BT * KP).
-template <bool REV, int GX> __global__ void __launch_bounds__(NT, 1) la_chunk_kernel(ChunkArgs a) {
+// output strips, warps OW .. NW - 1 own the state in registers. KP and VT (a.KP, a.VT) are
+// compile-time so that every product loop unrolls.
+template <bool REV, int KP, int VT>
+__global__ void __launch_bounds__(NT, 1) la_chunk_kernel(ChunkArgs a) {
+    constexpr int GX = groups_per_thread(KP), GZ = groups_per_thread(VT);
+    constexpr int NST = state_tiles(KP, VT);
     extern __shared__ __align__(128) unsigned char smem[];
     const int seq = blockIdx.x / a.nseg, sg = blockIdx.x % a.nseg, h = blockIdx.y;
     const int c0 = blockIdx.z * a.VT;
@@ -369,8 +379,8 @@ template <bool REV, int GX> __global__ void __launch_bounds__(NT, 1) la_chunk_ke
     // Segment 0 of an empty sequence still passes its state through (T = 0).
     if (!has_rows && (sg > 0 || a.state_only)) return;
 
-    const int KP = a.KP, VT = a.VT, KR = a.KR, VC = a.VC;
-    const int ldk = KP + 8, ldv = VT + 8;
+    const int KR = a.KR, VC = a.VC;
+    constexpr int ldk = KP + 8, ldv = VT + 8;
     const Layout lay = la_layout(KP, VT, a.state_only);
     bf16 *Ys = (bf16 *)(smem + lay.ys), *Zws = (bf16 *)(smem + lay.zws);
     bf16 *Sb0 = (bf16 *)(smem + lay.sb), *Sb1 = (bf16 *)(smem + lay.sb2);
@@ -396,11 +406,11 @@ template <bool REV, int GX> __global__ void __launch_bounds__(NT, 1) la_chunk_ke
         else if (a.init)
             src = a.init + ((long)seq * a.H + h) * sd;
     }
-    float st[MAX_ST][2][4];
+    float st[NST][2][4];
 #pragma unroll
-    for (int m = 0; m < MAX_ST; m++) {
+    for (int m = 0; m < NST; m++) {
         int r0 = 0, cb = 0;
-        bool mine = state_warp && state_tile(sw, m, KP, VT, &r0, &cb);
+        bool mine = state_warp && state_tile<KP, VT>(sw, m, &r0, &cb);
         for (int n = 0; n < 2; n++)
             for (int e = 0; e < 4; e++) {
                 int r = r0 + g + (e / 2) * 8, c = cb + n * 8 + 2 * t + e % 2;
@@ -423,7 +433,7 @@ template <bool REV, int GX> __global__ void __launch_bounds__(NT, 1) la_chunk_ke
     const bf16 *zh = a.z.p + (long)h * VC + c0;
     const int nch = (s1 - s0 + BT - 1) / BT;
     const bool do_out = !a.state_only && a.out;
-    uint4 rx[GX], ry[GX], rz[ZG]; // the next chunk's X, Y, Z
+    uint4 rx[GX], ry[GX], rz[GZ]; // the next chunk's X, Y, Z
     int t0, L;
     if (nch > 0) { // the first chunk's inputs
         chunk_at(REV, 0, nch, s0, s1, &t0, &L);
@@ -449,13 +459,13 @@ template <bool REV, int GX> __global__ void __launch_bounds__(NT, 1) la_chunk_ke
             fetch(rz, zh + row1 * a.z.ld, a.z.ld, L1, vc_valid, VT, a.vec);
         }
         if (state_warp) {
-            chunk_state(st, sw, pw[L], KP, VT, Ys, Zws, a.state_only ? NULL : Sb_next);
+            chunk_state<KP, VT>(st, sw, pw[L], Ys, Zws, a.state_only ? NULL : Sb_next);
         } else if (do_out && warp * 16 < L) {
-            float acc[MAX_VT / 8][4];
-            chunk_output<REV>(acc, warp, L, KP, VT, Xs, Ys, Zs, Sb, pw);
-            store_output(a.out + row0 * a.ld_out + (long)h * VC + c0, a.ld_out,
-                         a.epi ? a.epi + row0 * a.ld_epi + (long)h * VC + c0 : NULL, a.ld_epi, acc,
-                         warp, L, VT, vc_valid, a.vec);
+            float acc[VT / 8][4];
+            chunk_output<REV, KP, VT>(acc, warp, L, Xs, Ys, Zs, Sb, pw);
+            store_output<VT>(a.out + row0 * a.ld_out + (long)h * VC + c0, a.ld_out,
+                             a.epi ? a.epi + row0 * a.ld_epi + (long)h * VC + c0 : NULL, a.ld_epi,
+                             acc, warp, L, vc_valid, a.vec);
         }
         __syncthreads();
     }
@@ -470,9 +480,9 @@ template <bool REV, int GX> __global__ void __launch_bounds__(NT, 1) la_chunk_ke
         dst = a.fin + ((long)seq * a.H + h) * sd;
     if (dst && state_warp)
 #pragma unroll
-        for (int m = 0; m < MAX_ST; m++) {
+        for (int m = 0; m < NST; m++) {
             int r0, cb;
-            if (!state_tile(sw, m, KP, VT, &r0, &cb)) break;
+            if (!state_tile<KP, VT>(sw, m, &r0, &cb)) break;
             for (int n = 0; n < 2; n++)
                 for (int e = 0; e < 4; e++) {
                     int r = r0 + g + (e / 2) * 8, c = cb + n * 8 + 2 * t + e % 2;
@@ -516,18 +526,18 @@ __global__ void la_scan_kernel(float *seg, const float *init, const int *cu, con
 
 // ---- host side ------------------------------------------------------------------------
 
-int round16(int x) {
-    return (x + 15) / 16 * 16;
+// State rows as the kernel runs them: KR rounded up to 32, 64, 128 or 256 (the rows past
+// KR are zero; one instantiation per size keeps the loops unrolled).
+int choose_kp(int KR) {
+    int kp = 32;
+    while (kp < KR) kp *= 2;
+    return kp;
 }
 
-// Columns of Z per block: all of them up to 64 (32 when the state has more than 128
-// rows, for shared memory), else the largest multiple of 16 that divides them.
+// Columns of Z per block: 32 when VC <= 32, else 64 (32 when the state has more than 128
+// rows, for registers and shared memory); the last tile of a head may be partial.
 int choose_vt(int VC, int KP) {
-    int vcp = round16(VC), cap = KP > 128 ? 32 : 64;
-    if (vcp <= cap) return vcp;
-    for (int vt = cap; vt > 16; vt -= 16)
-        if (vcp % vt == 0) return vt;
-    return 16;
+    return VC <= 32 || KP > 128 ? 32 : 64;
 }
 
 // Die on shapes the kernels do not take.
@@ -570,6 +580,40 @@ void launch_kernel(void (*kernel)(ChunkArgs), dim3 grid, int bytes, cudaStream_t
     CUDA_CHECK_LAUNCH();
 }
 
+// The instantiation for (rev, a.KP, a.VT): KP in 32, 64, 128, 256 and VT in 32, 64 (32 only
+// for KP 256), as choose_kp and choose_vt give them.
+template <bool REV, int KP>
+void launch_kp(dim3 grid, int bytes, cudaStream_t stream, const ChunkArgs &a) {
+    if (a.VT == 32)
+        launch_kernel(la_chunk_kernel<REV, KP, 32>, grid, bytes, stream, a);
+    else
+        launch_kernel(la_chunk_kernel<REV, KP, (KP > 128 ? 32 : 64)>, grid, bytes, stream, a);
+}
+
+template <bool REV> void launch_rev(dim3 grid, int bytes, cudaStream_t stream, const ChunkArgs &a) {
+    switch (a.KP) {
+    case 32:
+        launch_kp<REV, 32>(grid, bytes, stream, a);
+        break;
+    case 64:
+        launch_kp<REV, 64>(grid, bytes, stream, a);
+        break;
+    case 128:
+        launch_kp<REV, 128>(grid, bytes, stream, a);
+        break;
+    default:
+        launch_kp<REV, 256>(grid, bytes, stream, a);
+        break;
+    }
+}
+
+void launch_sized(bool rev, dim3 grid, int bytes, cudaStream_t stream, const ChunkArgs &a) {
+    if (rev)
+        launch_rev<true>(grid, bytes, stream, a);
+    else
+        launch_rev<false>(grid, bytes, stream, a);
+}
+
 // Launch the chunk kernel for n sequences (state tiles over VC, VT columns each).
 void launch_chunk(Backend *be, bool rev, const ChunkArgs &a, int nseq) {
     Layout lay = la_layout(a.KP, a.VT, a.state_only);
@@ -582,22 +626,7 @@ void launch_chunk(Backend *be, bool rev, const ChunkArgs &a, int nseq) {
             "has %d",
             a.KR, a.VC, lay.bytes, optin);
     dim3 grid((unsigned)(nseq * a.nseg), (unsigned)a.H, (unsigned)((a.VC + a.VT - 1) / a.VT));
-    int gx = a.KP <= 64 ? 2 : a.KP <= 128 ? 4 : 8; // GX * NT * 8 >= BT * KP
-    if (rev) {
-        if (gx == 2)
-            launch_kernel(la_chunk_kernel<true, 2>, grid, lay.bytes, ctx->stream, a);
-        else if (gx == 4)
-            launch_kernel(la_chunk_kernel<true, 4>, grid, lay.bytes, ctx->stream, a);
-        else
-            launch_kernel(la_chunk_kernel<true, 8>, grid, lay.bytes, ctx->stream, a);
-    } else {
-        if (gx == 2)
-            launch_kernel(la_chunk_kernel<false, 2>, grid, lay.bytes, ctx->stream, a);
-        else if (gx == 4)
-            launch_kernel(la_chunk_kernel<false, 4>, grid, lay.bytes, ctx->stream, a);
-        else
-            launch_kernel(la_chunk_kernel<false, 8>, grid, lay.bytes, ctx->stream, a);
-    }
+    launch_sized(rev, grid, lay.bytes, ctx->stream, a);
 }
 
 // Per-segment states into seg (a state-only pass of Y, Z), then the scan from init.
@@ -637,7 +666,7 @@ ChunkArgs base_args(Seqs seqs, const float *log_decay, int H, int nseg, int seg_
 void set_dims(ChunkArgs *a, int KR, int VC) {
     a->KR = KR;
     a->VC = VC;
-    a->KP = round16(KR);
+    a->KP = choose_kp(KR);
     a->VT = choose_vt(VC, a->KP);
 }
 
