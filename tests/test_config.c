@@ -416,7 +416,7 @@ START_TEST(test_defaults) {
     config_defaults(&c);
     const ModelConfig *m = &c.model;
     ck_assert_int_eq(m->family, FAMILY_TNL);
-    ck_assert_int_eq(m->vocab_size, 256);
+    ck_assert_int_eq(m->vocab_size, 0); // the tokenizer's
     ck_assert_int_eq(m->dim, 128);
     ck_assert_int_eq(m->n_layers, 4);
     ck_assert_int_eq(m->n_heads, 4);
@@ -463,6 +463,7 @@ START_TEST(test_defaults_finalize) {
     Config c;
     valid_config(&c); // must not die
     config_finalize(&c);
+    ck_assert_int_eq(c.model.vocab_size, 256); // the byte tokenizer's
     ck_assert_int_eq(c.model.family, FAMILY_TNL);
     for (int l = 0; l < c.model.n_layers; l++) ck_assert_int_eq(c.model.mixer[l], MIXER_LIGHTNING);
 }

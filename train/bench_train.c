@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../core/util.h"
+#include "../data/tokenizer.h"
 #include "../model/model.h"
 #include "../optim/optimizer.h"
 #include "commands.h"
@@ -96,6 +97,11 @@ int bench_train_main(int argc, char **argv) {
     int steps = args.bench_steps;
     set_threads(c->threads);
     if (!c->train_data[0]) strcpy(c->train_data, "(random tokens)");
+    if (c->model.vocab_size == 0) { // the tokenizer's, as in training
+        Tokenizer tok = tokenizer_load(c->tokenizer);
+        config_resolve_vocab(c, tok.vocab_size);
+        tokenizer_free(&tok);
+    }
     config_finalize(c);
     Backend *be = backend_create(c->device);
     Model m;

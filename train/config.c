@@ -26,8 +26,8 @@ static const Option KEYS[] = {
     // model
     {"model", OPT_INDEX, offsetof(Config, model.family), 0, 0, 0, "tnl|gla|llama", "model",
      "model family"},
-    {"vocab_size", OPT_INT, offsetof(Config, model.vocab_size), 0, 1, INT_MAX, NULL, NULL,
-     "vocabulary size (the byte tokenizer needs 256)"},
+    {"vocab_size", OPT_INT, offsetof(Config, model.vocab_size), 0, 0, INT_MAX, NULL, NULL,
+     "vocabulary size; 0: the tokenizer's (256 for byte; larger pads the LM head)"},
     {"dim", OPT_INT, offsetof(Config, model.dim), 0, 1, INT_MAX, NULL, NULL, "residual width D"},
     {"n_layers", OPT_INT, offsetof(Config, model.n_layers), 0, 1, MAX_LAYERS, NULL, NULL,
      "number of blocks L"},
@@ -177,11 +177,15 @@ static const char *const ALIASES[][2] = {
 };
 enum { N_ALIASES = sizeof(ALIASES) / sizeof(ALIASES[0]) };
 
+void config_resolve_vocab(Config *c, int tokenizer_vocab) {
+    if (c->model.vocab_size == 0) c->model.vocab_size = tokenizer_vocab;
+}
+
 void config_defaults(Config *c) {
     memset(c, 0, sizeof *c); // padding too, so two configs built alike compare equal
     ModelConfig *m = &c->model;
     m->family = FAMILY_TNL;
-    m->vocab_size = 256;
+    m->vocab_size = 0; // the tokenizer's
     m->dim = 128;
     m->n_layers = 4;
     m->n_heads = 4;
@@ -350,6 +354,10 @@ void config_finalize(Config *c) {
           c->model.gate_normalizer);
     check(c->tokenizer[0] != '\0', "config: tokenizer is empty (byte, a tokenizer.json or a "
                                    ".tiktoken file)");
+    if (strcmp(c->tokenizer, "byte") == 0) config_resolve_vocab(c, 256);
+    check(c->model.vocab_size > 0,
+          "config: vocab_size is 0 (the tokenizer's) but tokenizer '%s' was not loaded to tell it",
+          c->tokenizer);
     check(strcmp(c->tokenizer, "byte") != 0 || c->model.vocab_size >= 256,
           "config: vocab_size = %d is too small for the byte tokenizer (needs 256)",
           c->model.vocab_size);

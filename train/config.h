@@ -68,6 +68,10 @@ void config_set(Config *c, const char *key, const char *value, const char *origi
 bool config_from_args(Config *c, const char *command, int argc, char **argv);
 // Resolve derived settings (model defaults, mixers) and check cross-key consistency.
 void config_finalize(Config *c);
+// vocab_size = 0 (the default) means the tokenizer's own vocabulary: set it to
+// `tokenizer_vocab`. Called once the tokenizer is loaded, before config_finalize (which
+// does it alone for the byte tokenizer).
+void config_resolve_vocab(Config *c, int tokenizer_vocab);
 // Every key with its help text and default, for --help.
 void config_usage(FILE *f);
 // The valid key nearest to `key` (edit distance), or NULL if none is close.

@@ -406,6 +406,7 @@ int train_main(int argc, char **argv) {
     // one exits at once, leaving no temp file.
     stop_gracefully_on_signal();
     r->tok = tokenizer_load(c->tokenizer);
+    config_resolve_vocab(c, r->tok.vocab_size);
     config_finalize(c);
     // Documents are separated by the tokenizer's EOT; setup_model checks it fits the model.
     c->model.eot_token = r->tok.eot;
