@@ -250,6 +250,15 @@ static bool process_gone(pid_t pid) {
     return state == 'Z' || state == 'X';
 }
 
+// True once a run's metrics.jsonl holds a step record (its first line is the run header).
+static bool logged_a_step(const char *metrics) {
+    if (file_size(metrics) <= 0) return false;
+    char *text = read_file(metrics, NULL);
+    bool yes = strstr(text, "\"step\"") != NULL;
+    free(text);
+    return yes;
+}
+
 // Start a 2-rank run that would train for a long time, wait until it has logged a step,
 // send `sig` to rank 1, and require the whole job to end non-zero within 60 s with a
 // message in its output that contains `says`.
@@ -267,16 +276,16 @@ static void fault(int sig, const char *extra, const char *says) {
         execl("/bin/sh", "sh", "-c", full, (char *)NULL);
         _exit(127);
     }
-    // Wait for the first logged step (rank 0 writes metrics.jsonl after each step).
+    // Wait for the first logged step (rank 0 appends to metrics.jsonl after each step).
     char metrics[600];
     snprintf(metrics, sizeof metrics, "%s/fault/metrics.jsonl", workdir);
     double t0 = now_seconds();
     pid_t victim = -1;
-    while (now_seconds() - t0 < 30 && (victim < 0 || file_size(metrics) <= 0)) {
+    while (now_seconds() - t0 < 30 && (victim < 0 || !logged_a_step(metrics))) {
         if (victim < 0) victim = find_rank(mpirun, 1);
         usleep(50000);
     }
-    ck_assert_msg(victim > 0 && file_size(metrics) > 0, "the job did not start training");
+    ck_assert_msg(victim > 0 && logged_a_step(metrics), "the job did not start training");
     double t_fault = now_seconds();
     kill(victim, sig);
     int status = 0;
@@ -323,6 +332,26 @@ START_TEST(test_hung_rank) {
 }
 END_TEST
 
+// SIGTERM to one rank (as a scheduler's preemption or Ctrl-C would send): the ranks agree
+// to stop after the same step, rank 0 saves a complete checkpoint of it and says so, and
+// the job ends non-zero; the checkpoint resumes.
+START_TEST(test_interrupted_rank) {
+    fault(SIGTERM, "", "stopped at step");
+    char out[600], ckpt[700];
+    snprintf(out, sizeof out, "%s/fault", workdir);
+    ck_assert_msg(checkpoint_latest(out, ckpt, sizeof ckpt), "no complete checkpoint in %s", out);
+    int step = atoi(strrchr(ckpt, '_') + 1);
+    char log[600], want[64];
+    snprintf(log, sizeof log, "%s/fault.log", workdir);
+    snprintf(want, sizeof want, "stopped at step %d of", step);
+    char *text = read_file(log, NULL);
+    ck_assert_msg(strstr(text, want) != NULL, "the checkpoint is step %d but the log says:\n%s",
+                  step, text);
+    free(text);
+    ck_assert_int_eq(run_train(2, "fault", GLOBAL_BATCH / 2, step + 1, "--resume=1"), 0);
+}
+END_TEST
+
 // mpirun on PATH?
 static bool have_mpirun(void) {
     return system("command -v mpirun > /dev/null 2>&1") == 0;
@@ -351,6 +380,7 @@ int main(void) {
         tcase_add_test(tc, test_resume_other_rank_count);
         tcase_add_test(tc, test_killed_rank);
         tcase_add_test(tc, test_hung_rank);
+        tcase_add_test(tc, test_interrupted_rank);
     }
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
