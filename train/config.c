@@ -131,7 +131,10 @@ static const Option KEYS[] = {
      "also write TensorBoard scalars (loss, val loss, lr, norm, tokens/s, MFU) to "
      "out_dir/events.out.tfevents.*"},
     // distributed
-    {"zero", OPT_INT, offsetof(Config, zero), 0, 0, 1, NULL, "distributed",
+    {"nproc", OPT_INT, offsetof(Config, nproc), 0, 1, 4096, NULL, "distributed",
+     "start this many ranks on this node and supervise them (no MPI needed: shared memory on "
+     "the CPU, NCCL on GPUs); 1: this process alone"},
+    {"zero", OPT_INT, offsetof(Config, zero), 0, 0, 1, NULL, NULL,
      "1: ZeRO-1 (AdamW state sharded over the data-parallel ranks); 0: plain data parallel"},
     {"bucket_mb", OPT_FLOAT, offsetof(Config, bucket_mb), 0, 0, 0, NULL, NULL,
      "data parallel: all-reduce gradients in buckets of at least this many MB as layers "
@@ -233,6 +236,7 @@ void config_defaults(Config *c) {
     c->sample_len = 200;
     c->tensorboard = false;
     c->zero = 0;
+    c->nproc = 1;
     c->bucket_mb = 16.0f;
     c->collective_timeout = 300;
 }

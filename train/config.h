@@ -50,6 +50,7 @@ typedef struct Config {
     int sample_len;
     bool tensorboard; // also write TensorBoard scalars to out_dir
     // distributed (mpirun / srun; see dist/)
+    int nproc;              // ranks to start on this node (bolt supervises them); 1: this one
     int zero;               // 1: ZeRO-1, optimizer state sharded over data-parallel ranks
     float bucket_mb;        // data parallel: all-reduce gradients in buckets of this many MB
     int collective_timeout; // seconds a collective may take before the job is ended

@@ -19,6 +19,7 @@
 #include "../data/tokenizer.h"
 #include "../dist/comm.h"
 #include "../dist/dist.h"
+#include "../dist/launch.h"
 #include "../dist/grad_sync.h"
 #include "../dist/zero.h"
 #include "../model/checkpoint.h"
@@ -401,7 +402,11 @@ int train_main(int argc, char **argv) {
     Config *c = &r->cfg;
     config_defaults(c);
     if (!config_from_args(c, "train", argc, argv)) return 0; // --help
+    // --nproc: this process starts the ranks and waits for them (dist/launch.h).
+    if (c->nproc > 1 && !getenv("BOLT_SHM")) return launch_ranks(c->nproc, "train", argc, argv);
     r->dist = dist_init(); // before the backend: it picks this rank's GPU
+    check(c->nproc == 1 || r->dist.world == c->nproc,
+          "--nproc=%d, but this is rank %d of %d processes", c->nproc, r->dist.rank, r->dist.world);
     // Ctrl-C (or SIGTERM) saves a checkpoint after the current step and exits; a second
     // one exits at once, leaving no temp file.
     stop_gracefully_on_signal();
