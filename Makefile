@@ -34,6 +34,18 @@ CFLAGS += -DBOLT_MPI $(MPI_CFLAGS)
 LDLIBS += $(MPI_LIBS)
 endif
 
+# Figures (train/plot.c) are drawn with Cairo when pkg-config finds it; `make PLOT=0` or no
+# Cairo builds a bolt whose plot command and end-of-run figure say it was built without.
+ifeq ($(origin CAIRO_CFLAGS),undefined)
+CAIRO_CFLAGS := $(shell pkg-config --cflags cairo 2>/dev/null)
+CAIRO_LIBS := $(shell pkg-config --libs cairo 2>/dev/null)
+endif
+PLOT ?= $(if $(strip $(CAIRO_LIBS)),1,0)
+ifeq ($(PLOT),1)
+build/train/plot.o: CFLAGS += -DBOLT_CAIRO $(CAIRO_CFLAGS)
+LDLIBS += $(CAIRO_LIBS)
+endif
+
 SRC := $(wildcard core/*.c kernels/*.c model/*.c data/*.c optim/*.c dist/*.c train/*.c)
 LIB_SRC := $(filter-out train/main.c,$(SRC))
 LIB_OBJ := $(LIB_SRC:%.c=build/%.o)
@@ -67,12 +79,22 @@ else
 NCCL := 0
 endif
 
+# The version and git commit `bolt --version` prints and runs record ("unknown" outside a
+# git checkout). build/.commit changes only when the commit does, so only version.o is
+# recompiled then.
+VERSION := 0.1.0
+COMMIT := $(or $(shell git rev-parse --short=12 HEAD 2>/dev/null),unknown)
+COMMIT_STAMP := build/.commit
+$(shell mkdir -p build; echo '$(COMMIT)' | cmp -s - $(COMMIT_STAMP) || echo '$(COMMIT)' > $(COMMIT_STAMP))
+build/train/version.o: $(COMMIT_STAMP)
+build/train/version.o: CFLAGS += -DBOLT_VERSION='"$(VERSION)"' -DBOLT_COMMIT='"$(COMMIT)"'
+
 .PHONY: all test demo distill-demo clean format
 all: bolt
 
-# Every object depends on the stamp of the build kind, so switching CUDA, MPI or NCCL on
+# Every object depends on the stamp of the build kind, so switching CUDA, MPI, NCCL or PLOT on
 # or off recompiles them all (kernels/backend.c and dist/ test BOLT_CUDA, BOLT_MPI, ...).
-BUILD_STAMP := build/.config-cuda$(CUDA)-mpi$(MPI)-nccl$(NCCL)
+BUILD_STAMP := build/.config-cuda$(CUDA)-mpi$(MPI)-nccl$(NCCL)-plot$(PLOT)
 $(BUILD_STAMP):
 	@mkdir -p build
 	@rm -f build/.config-*
@@ -97,9 +119,14 @@ build/tests/%: tests/%.c $(wildcard tests/*.h) build/libbolt.a
 	@mkdir -p build/tests
 	$(CC) $(CFLAGS) $< build/libbolt.a -o $@ $(TEST_LDLIBS)
 
+# test_plot decodes the figures with libpng (a test-only dependency).
+build/tests/test_plot: CFLAGS += $(shell pkg-config --cflags libpng 2>/dev/null)
+build/tests/test_plot: TEST_LDLIBS += $(shell pkg-config --libs libpng 2>/dev/null || echo -lpng)
+
 # Every tests/test_*.c is its own Check program; tools/run-tests.sh runs them all and
 # prints one "N passed, N failed" line.
 test: bolt $(TESTS)
+	@$(CC) $(filter-out -MMD -MP,$(CFLAGS)) -fsyntax-only train/plot.c # plot.c without Cairo compiles
 	@bash tools/run-tests.sh $(TESTS)
 
 # Not `demo: bolt`: the demo installs missing build dependencies before it builds.

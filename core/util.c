@@ -64,6 +64,30 @@ void remove_temp_files_on_signal(void) {
     sigaction(SIGTERM, &on_signal, NULL);
 }
 
+// The signal that asked a graceful stop (0: none yet).
+static volatile sig_atomic_t stop_signal;
+
+// The first SIGINT/SIGTERM only records itself; the handler then becomes on_interrupt, so
+// a second one removes the temp files and ends the process at once.
+static void on_stop_request(int sig) {
+    stop_signal = sig;
+    struct sigaction again = {.sa_handler = on_interrupt, .sa_flags = SA_RESETHAND};
+    sigemptyset(&again.sa_mask);
+    sigaction(SIGINT, &again, NULL);
+    sigaction(SIGTERM, &again, NULL);
+}
+
+void stop_gracefully_on_signal(void) {
+    struct sigaction on_signal = {.sa_handler = on_stop_request};
+    sigemptyset(&on_signal.sa_mask);
+    sigaction(SIGINT, &on_signal, NULL);
+    sigaction(SIGTERM, &on_signal, NULL);
+}
+
+int stop_requested(void) {
+    return stop_signal;
+}
+
 void die(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);

@@ -82,6 +82,12 @@ void fill_normal(float *x, size_t n, float std, uint64_t seed);
 void temp_register(const char *path);
 void temp_unregister(const char *path);
 void remove_temp_files_on_signal(void);
+// Training's graceful stop: the first SIGINT/SIGTERM only records itself (the training
+// loop asks stop_requested between steps, saves a checkpoint and exits); a second one
+// acts as remove_temp_files_on_signal does (temp files removed, the process ends at once).
+void stop_gracefully_on_signal(void);
+// The signal that asked for a stop (SIGINT or SIGTERM), or 0.
+int stop_requested(void);
 
 #ifdef __cplusplus
 }

@@ -6,6 +6,7 @@
 
 #include "../core/util.h"
 #include "comm_impl.h"
+#include "launch.h"
 #include "watchdog.h"
 
 struct Comm {
@@ -29,11 +30,14 @@ static bool host_memory(const Backend *be) {
 }
 
 #ifdef BOLT_NCCL
-// The NCCL communicator: rank 0 makes the unique id, MPI gives it to the others.
+// The NCCL communicator: rank 0 makes the unique id, MPI (or the shared memory of a
+// --nproc job) gives it to the others.
 static void *make_nccl(const Dist *d, Backend *be, char *name, size_t cap) {
     unsigned char id[NCCL_ID_BYTES];
     if (d->rank == 0) comm_nccl_unique_id(id);
-    if (d->world > 1) {
+    if (d->world > 1 && d->shm) {
+        comm_shm_broadcast_bytes(d->shm, d->rank, id, sizeof id, 0);
+    } else if (d->world > 1) {
 #ifdef BOLT_MPI
         check(d->mpi, "rank %d: NCCL needs MPI to share its unique id", d->rank);
         comm_mpi_broadcast_bytes(id, sizeof id, 0);
@@ -68,6 +72,14 @@ Comm *comm_create(Dist *d, Backend *be, double timeout_s) {
 #else
         check(strcmp(want, "nccl") != 0, "BOLT_COMM = nccl, but this build has no NCCL");
 #endif
+    }
+    if (!c->impl && d->shm) {
+        check(host_memory(be),
+              "rank %d: --nproc ranks on the %s backend talk through NCCL, and this build has "
+              "none (or BOLT_COMM asks otherwise)",
+              d->rank, be->name);
+        c->impl = &comm_shm_impl;
+        c->self = comm_shm_new(d->shm, d->rank, name, sizeof name);
     }
     if (!c->impl) {
 #ifdef BOLT_MPI

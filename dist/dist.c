@@ -10,6 +10,7 @@
 #endif
 
 #include "../core/util.h"
+#include "launch.h"
 
 // What the launcher's environment says: the number of processes it started (1: none or
 // a plain launch), this one's rank, and the launcher's name.
@@ -28,6 +29,8 @@ static int env_int(const char *name, int fallback) {
 // Read the launcher from the environment: OpenMPI's mpirun, SLURM's srun (its step
 // variables, which an sbatch script alone does not set), or another PMI launcher.
 static Launch detect_launch(void) {
+    if (getenv("BOLT_SHM"))
+        return (Launch){env_int("BOLT_WORLD", 1), env_int("BOLT_RANK", 0), "bolt"};
     if (getenv("OMPI_COMM_WORLD_SIZE"))
         return (Launch){env_int("OMPI_COMM_WORLD_SIZE", 1), env_int("OMPI_COMM_WORLD_RANK", 0),
                         "mpirun"};
@@ -127,7 +130,12 @@ Dist dist_init(void) {
     snprintf(d.launcher, sizeof d.launcher, "%s", l.name);
     snprintf(d.backend, sizeof d.backend, "?");
     snprintf(d.transport, sizeof d.transport, "none");
-    if (l.world > 1 || mpi_requested()) {
+    if (strcmp(l.name, "bolt") == 0) { // a rank of --nproc: one node, shared memory
+        d.shm = launch_attach(&d.rank, &d.world);
+        d.local_rank = d.rank;
+        d.local_size = d.world;
+        check(!mpi_requested(), "BOLT_COMM = mpi, but --nproc ranks have no MPI job (use mpirun)");
+    } else if (l.world > 1 || mpi_requested()) {
 #ifdef BOLT_MPI
         init_mpi(&d, &l);
 #else

@@ -8,20 +8,22 @@
 #include <stdio.h>
 
 typedef struct Dist {
-    int rank;          // this process, 0 .. world-1
-    int world;         // number of processes
-    int local_rank;    // among the processes on this node (its GPU index)
-    int local_size;    // processes on this node
-    int nodes;         // nodes the job spans
-    int dp, sp;        // data- and sequence-parallel group sizes: world = dp * sp (sp is 1 for now)
-    bool mpi;          // MPI_Init was called: collectives between processes go through it
-    char launcher[16]; // "none", "mpirun", "srun" or "pmi"
-    char backend[16];  // the backend's name, set when the communicator is made
-    char transport[64]; // how ranks talk ("none", "mpi", "nccl 2.21.5"), set likewise
+    int rank;       // this process, 0 .. world-1
+    int world;      // number of processes
+    int local_rank; // among the processes on this node (its GPU index)
+    int local_size; // processes on this node
+    int nodes;      // nodes the job spans
+    int dp, sp;     // data- and sequence-parallel group sizes: world = dp * sp (sp is 1 for now)
+    bool mpi;       // MPI_Init was called: collectives between processes go through it
+    struct ShmSegment *shm; // a rank of `--nproc`: the job's shared memory (dist/launch.h)
+    char launcher[16];      // "none", "mpirun", "srun", "pmi" or "bolt" (--nproc)
+    char backend[16];       // the backend's name, set when the communicator is made
+    char transport[64];     // how ranks talk ("none", "mpi", "nccl 2.21.5"), set likewise
 } Dist;
 
 // Find this process's place: under mpirun or srun (several processes), initialise MPI and
-// take rank, world and local rank from it; sets BOLT_CUDA_DEVICE to the local rank unless
+// take rank, world and local rank from it; as a rank of `--nproc`, take them from the
+// environment and map the job's shared memory; sets BOLT_CUDA_DEVICE to the local rank unless
 // already set, so each process on a node takes its own GPU. Plainly launched: rank 0 of 1,
 // unless BOLT_COMM=mpi asks for MPI anyway. Dies with a clear message if the launch
 // cannot be served (a torchrun-style launcher, or several processes without MPI).

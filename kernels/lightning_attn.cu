@@ -3,38 +3,50 @@
 // accumulation and fp32 states. The contract is ops.h's lightning_attn_forward/backward.
 //
 // One kernel template does all the work. It walks the chunks (BT = 64 rows) of one
-// segment of one sequence for one head and one tile of "v-role" columns, keeping the
-// running state [KR, VT] in fp32 shared memory, and per chunk computes
+// segment of one sequence for one head and one tile of "v-role" columns, and per chunk
+// computes
 //   out = ((X Y^T) .* M) Z + Lambda (X S),   S <- lambda^L S + Y^T (w .* Z)
-// with wmma bf16 16x16x16 products and fp32 accumulators. Forward (REV = false):
-// M[a][b] = lambda^(a-b) for b <= a, Lambda = lambda^(a+1), w_b = lambda^(L-1-b), chunks in
-// order. Reverse (REV = true): M[a][b] = lambda^(b-a) for b >= a, Lambda = lambda^(L-1-a),
-// w_a = lambda^(a+1), chunks backwards. Every exponent is <= 0. The roles (X, Y, Z) are:
+// with mma.sync bf16 products and fp32 accumulators (kernels/mma.cuh). Forward (REV =
+// false): M[a][b] = lambda^(a-b) for b <= a, Lambda = lambda^(a+1), w_b = lambda^(L-1-b),
+// chunks in order. Reverse (REV = true): M[a][b] = lambda^(b-a) for b >= a, Lambda =
+// lambda^(L-1-a), w_a = lambda^(a+1), chunks backwards. Every exponent is <= 0. The roles
+// (X, Y, Z) are:
 //   forward o:   (q, k, v)      S = state              (forward sweep)
 //   backward dq: (do, v, k)     S = state^T            (forward sweep)
 //   backward dk: (v, do, q)     S = dstate^T           (reverse sweep)
 //   backward dv: (k, q, do)     S = dstate, ends as dstate_in (reverse sweep)
-// Long sequences are cut into segments so that enough blocks run at once: a state-only
-// pass of the same kernel (from a zero state) gives each segment's own contribution, a
-// scan over segments turns them into each segment's starting state, and the main pass
-// starts each segment from it. `block` (the hint) is not used: BT is fixed at 64.
-// Each chunk's global loads are issued into registers during the previous chunk's
+// The block's warps split the chunk two ways at once. Output warps (one per 16-row strip)
+// keep their rows of X S and of the scores in registers: the scores are masked and
+// decayed there and feed the product with Z as A fragments, so neither ever touches
+// shared memory. State warps keep the fp32 state in registers (16x16 tiles dealt out
+// among them), update it from the chunk's Y and w .* Z, and write its bf16 copy into the
+// other of two shared buffers, the one the output warps read for the next chunk: two
+// barriers per chunk. Long sequences are cut into segments so that enough blocks run at
+// once: a state-only pass of the same kernel (from a zero state) gives each segment's own
+// contribution, a scan over segments turns them into each segment's starting state, and
+// the main pass starts each segment from it. `block` (the hint) is not used: BT is fixed
+// at 64. Each chunk's global loads are issued into registers during the previous chunk's
 // products. Tuning knobs: BT, NT, MAX_VT / choose_vt, and plan_segments' block target.
-#include <mma.h>
-
-#include "cuda_common.cuh"
-
-using namespace nvcuda;
+#include "mma.cuh"
 
 namespace {
 
-constexpr int BT = 64;                   // rows per chunk
-constexpr int NT = 256;                  // threads per block
-constexpr int NW = NT / 32;              // warps per block
-constexpr int MAX_DIM = 256;             // largest kdim / vdim (shared memory)
-constexpr int MAX_VT = 64;               // most Z columns per block
-constexpr int ZG = BT * MAX_VT / 8 / NT; // register groups per thread of a Z tile
-constexpr int MAX_SEG = 32; // most segments per sequence (the scan keeps them in registers)
+constexpr int BT = 64;       // rows per chunk
+constexpr int NT = 256;      // threads per block
+constexpr int NW = NT / 32;  // warps per block
+constexpr int OW = BT / 16;  // output warps (one 16-row strip each)
+constexpr int SW = NW - OW;  // state warps
+constexpr int MAX_DIM = 256; // largest kdim / vdim (shared memory)
+constexpr int MAX_SEG = 32;  // most segments per sequence (the scan keeps them in registers)
+
+// Register groups (eight bf16 each) per thread of a [BT, cols] tile.
+constexpr int groups_per_thread(int cols) {
+    return BT * cols / 8 / NT > 0 ? BT * cols / 8 / NT : 1;
+}
+// 16x16 state tiles per state warp for a [KP, VT] state.
+constexpr int state_tiles(int KP, int VT) {
+    return ((KP / 16) * (VT / 16) + SW - 1) / SW;
+}
 
 // One bf16 input: rows ld apart, head h's columns start at h * (its head dim).
 struct Operand {
@@ -63,10 +75,10 @@ struct ChunkArgs {
     int vec;           // 16-byte global loads and stores are aligned
 };
 
-// Byte offsets of the shared-memory buffers, each 128-byte aligned. Padded rows (+8 bf16,
-// +4 fp32) keep wmma's ldmatrix-style accesses off a single bank.
+// Byte offsets of the shared-memory buffers, each 128-byte aligned. Rows padded by 8 bf16
+// keep ldmatrix off a single bank.
 struct Layout {
-    int xs, ys, zs, zws, sb, ab, s, as, os, pw, bytes;
+    int xs, ys, zs, zws, sb, sb2, pw, bytes;
 };
 
 // Reserve `bytes` at *off (128-byte aligned) and return its offset.
@@ -76,22 +88,19 @@ __host__ __device__ inline int take(int *off, int bytes) {
     return o;
 }
 
-// The shared-memory layout for a [KP, VT] state; the state-only pass needs only Y, w.*Z,
-// S and the decay powers.
+// The shared-memory layout for a [KP, VT] state; the state-only pass needs only Y, w .* Z
+// and the decay powers.
 __host__ __device__ inline Layout la_layout(int KP, int VT, int state_only) {
     Layout l = {};
     int off = 0;
     l.ys = take(&off, BT * (KP + 8) * 2);
     l.zws = take(&off, BT * (VT + 8) * 2);
-    l.s = take(&off, KP * (VT + 4) * 4);
     l.pw = take(&off, (BT + 1) * 4);
     if (!state_only) {
         l.xs = take(&off, BT * (KP + 8) * 2);
         l.zs = take(&off, BT * (VT + 8) * 2);
         l.sb = take(&off, KP * (VT + 8) * 2);
-        l.ab = take(&off, BT * (BT + 8) * 2);
-        l.as = take(&off, BT * (BT + 4) * 4);
-        l.os = take(&off, BT * (VT + 4) * 4);
+        l.sb2 = take(&off, KP * (VT + 8) * 2);
     }
     l.bytes = off;
     return l;
@@ -189,32 +198,6 @@ __device__ inline void stash(const uint4 (&raw)[G], bf16 *dst, bf16 *dstw, int l
     }
 }
 
-// Write L rows, w valid columns of the fp32 [BT, cols] tile Os as bf16 to dst (rows ld
-// apart), each multiplied by silu'(x) first when has_epi, x from the fetched epi groups.
-template <int G>
-__device__ inline void store_tile(bf16 *dst, long ld, const uint4 (&epi)[G], bool has_epi,
-                                  const float *Os, int ldo, int L, int w, int cols, int vec) {
-    const int groups = cols / 8;
-#pragma unroll
-    for (int j = 0; j < G; j++) {
-        int i = threadIdx.x + j * NT, r = i / groups, c = (i % groups) * 8;
-        if (r >= L || c >= w) continue;
-        float v[8];
-        for (int e = 0; e < 8; e++) v[e] = Os[r * ldo + c + e];
-        if (has_epi) {
-            float x[8];
-            unpack8(x, epi[j]);
-            for (int e = 0; e < 8; e++) v[e] *= dsilu(x[e]);
-        }
-        bf16 *p = dst + (long)r * ld + c;
-        if (vec && w - c >= 8) {
-            *(uint4 *)p = pack8(v);
-        } else {
-            for (int e = 0; e < 8 && c + e < w; e++) p[e] = __float2bfloat16(v[e]);
-        }
-    }
-}
-
 // Row range of the it-th chunk a block visits in its segment [s0, s1) of nch chunks
 // (reverse: last chunk first): rows [*t0, *t0 + *L).
 __device__ inline void chunk_at(bool rev, int it, int nch, int s0, int s1, int *t0, int *L) {
@@ -223,17 +206,169 @@ __device__ inline void chunk_at(bool rev, int it, int nch, int s0, int s1, int *
     *L = min(BT, s1 - *t0);
 }
 
-typedef wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::row_major> FragA;
-typedef wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::col_major> FragAT;
-typedef wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::row_major> FragB;
-typedef wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::col_major> FragBT;
-typedef wmma::fragment<wmma::accumulator, 16, 16, 16, float> FragC;
+// Zero the accumulators of n 16x8 tiles.
+template <int N> __device__ inline void zero_acc(float (&c)[N][4]) {
+#pragma unroll
+    for (int j = 0; j < N; j++)
+        for (int e = 0; e < 4; e++) c[j][e] = 0.0f;
+}
+
+// An output warp's 16 rows (strip w of the chunk) of
+//   out = ((X Y^T) .* M) Z + Lambda (X S)
+// in registers: X S and the scores X Y^T share each A fragment of X, the scores are
+// masked and decayed in registers and become the A operand of the product with Z. Key
+// blocks that the mask removes are skipped. acc[j] is columns 8j .. 8j + 7 of the strip.
+template <bool REV, int KP, int VT>
+__device__ inline void chunk_output(float (&acc)[VT / 8][4], int w, int L, const bf16 *Xs,
+                                    const bf16 *Ys, const bf16 *Zs, const bf16 *Sb,
+                                    const float *pw) {
+    const int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+    constexpr int ldk = KP + 8, ldv = VT + 8;
+    float sc[BT / 8][4];
+    zero_acc(acc);
+    zero_acc(sc);
+#pragma unroll
+    for (int k = 0; k < KP / 16; k++) {
+        uint32_t a[4];
+        ldsm_x4(a, Xs + (w * 16 + lane % 16) * ldk + k * 16 + (lane / 16) * 8);
+#pragma unroll
+        for (int jp = 0; jp < VT / 16; jp++) { // X S
+            uint32_t b[4];
+            ldsm_x4_t(b, Sb + (k * 16 + lane % 8 + ((lane / 8) % 2) * 8) * ldv + jp * 16 +
+                             (lane / 16) * 8);
+            mma_bf16(acc[2 * jp], a, b[0], b[1]);
+            mma_bf16(acc[2 * jp + 1], a, b[2], b[3]);
+        }
+#pragma unroll
+        for (int kb = 0; kb < BT / 16; kb++) { // X Y^T, the blocks the mask keeps
+            if (REV ? kb < w : kb > w) continue;
+            uint32_t b[4];
+            ldsm_x4(b, Ys + (kb * 16 + lane % 8 + (lane / 16) * 8) * ldk + k * 16 +
+                           ((lane / 8) % 2) * 8);
+            mma_bf16(sc[2 * kb], a, b[0], b[1]);
+            mma_bf16(sc[2 * kb + 1], a, b[2], b[3]);
+        }
+    }
+    // Lambda on the rows of X S (zero past the chunk's L rows), M on the scores.
+#pragma unroll
+    for (int half = 0; half < 2; half++) {
+        int r = w * 16 + g + half * 8;
+        float lam = r < L ? pw[REV ? L - 1 - r : r + 1] : 0.0f;
+#pragma unroll
+        for (int j = 0; j < VT / 8; j++) {
+            acc[j][2 * half] *= lam;
+            acc[j][2 * half + 1] *= lam;
+        }
+#pragma unroll
+        for (int j = 0; j < BT / 8; j++)
+            for (int e = 0; e < 2; e++) {
+                int c = j * 8 + 2 * t + e, d = REV ? c - r : r - c;
+                float &v = sc[j][2 * half + e];
+                v = d >= 0 ? v * pw[d] : 0.0f;
+            }
+    }
+#pragma unroll
+    for (int kb = 0; kb < BT / 16; kb++) { // += (masked scores) Z
+        if (REV ? kb < w : kb > w) continue;
+        uint32_t a[4] = {pack_bf16(sc[2 * kb][0], sc[2 * kb][1]),
+                         pack_bf16(sc[2 * kb][2], sc[2 * kb][3]),
+                         pack_bf16(sc[2 * kb + 1][0], sc[2 * kb + 1][1]),
+                         pack_bf16(sc[2 * kb + 1][2], sc[2 * kb + 1][3])};
+#pragma unroll
+        for (int jp = 0; jp < VT / 16; jp++) {
+            uint32_t b[4];
+            ldsm_x4_t(b, Zs + (kb * 16 + lane % 8 + ((lane / 8) % 2) * 8) * ldv + jp * 16 +
+                             (lane / 16) * 8);
+            mma_bf16(acc[2 * jp], a, b[0], b[1]);
+            mma_bf16(acc[2 * jp + 1], a, b[2], b[3]);
+        }
+    }
+}
+
+// Write an output warp's strip (rows w * 16 .., L valid, vc_valid valid columns) as bf16
+// to dst (rows ld apart), times silu'(x) first when epi is set (x from epi, rows ld_epi
+// apart, the same columns).
+template <int VT>
+__device__ inline void store_output(bf16 *dst, long ld, const bf16 *epi, long ld_epi,
+                                    const float (&acc)[VT / 8][4], int w, int L, int vc_valid,
+                                    int vec) {
+    const int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+#pragma unroll
+    for (int j = 0; j < VT / 8; j++) {
+#pragma unroll
+        for (int half = 0; half < 2; half++) {
+            int r = w * 16 + g + half * 8, c = j * 8 + 2 * t;
+            if (r >= L || c >= vc_valid) continue;
+            float v0 = acc[j][2 * half], v1 = acc[j][2 * half + 1];
+            bool pair = c + 1 < vc_valid;
+            if (epi) {
+                const bf16 *x = epi + (long)r * ld_epi + c;
+                v0 *= dsilu(__bfloat162float(x[0]));
+                if (pair) v1 *= dsilu(__bfloat162float(x[1]));
+            }
+            bf16 *p = dst + (long)r * ld + c;
+            if (pair && vec) {
+                *(__nv_bfloat162 *)p = __floats2bfloat162_rn(v0, v1);
+            } else {
+                p[0] = __float2bfloat16(v0);
+                if (pair) p[1] = __float2bfloat16(v1);
+            }
+        }
+    }
+}
+
+// The state tiles of state warp sw: 16 x 16 tiles m = 0 .. state_tiles - 1, tile number
+// sw + m * SW (row block tile / (VT / 16), column block tile % (VT / 16)) while below
+// (KP / 16) * (VT / 16). Fragment acc[m][n] holds columns 8n .. 8n + 7 of tile m.
+template <int KP, int VT> __device__ inline bool state_tile(int sw, int m, int *r0, int *c0) {
+    int tile = sw + m * SW, nvb = VT / 16;
+    if (tile >= (KP / 16) * nvb) return false;
+    *r0 = tile / nvb * 16;
+    *c0 = tile % nvb * 16;
+    return true;
+}
+
+// S <- lambda^L S + Y^T (w .* Z) on a state warp's tiles, then their bf16 copy into Sb
+// (the next chunk's X S reads it; NULL in the state-only pass, which has no output).
+template <int KP, int VT>
+__device__ inline void chunk_state(float (&st)[state_tiles(KP, VT)][2][4], int sw, float dec,
+                                   const bf16 *Ys, const bf16 *Zws, bf16 *Sb) {
+    const int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+    constexpr int ldk = KP + 8, ldv = VT + 8;
+#pragma unroll
+    for (int m = 0; m < state_tiles(KP, VT); m++) {
+        int r0, c0;
+        if (!state_tile<KP, VT>(sw, m, &r0, &c0)) break;
+        for (int n = 0; n < 2; n++)
+            for (int e = 0; e < 4; e++) st[m][n][e] *= dec;
+#pragma unroll
+        for (int kb = 0; kb < BT / 16; kb++) {
+            uint32_t a[4], b[4];
+            ldsm_x4_t(a, Ys + (kb * 16 + lane % 8 + (lane / 16) * 8) * ldk + r0 +
+                             ((lane / 8) % 2) * 8);
+            ldsm_x4_t(b, Zws + (kb * 16 + lane % 8 + ((lane / 8) % 2) * 8) * ldv + c0 +
+                             (lane / 16) * 8);
+            mma_bf16(st[m][0], a, b[0], b[1]);
+            mma_bf16(st[m][1], a, b[2], b[3]);
+        }
+        if (!Sb) continue;
+        for (int n = 0; n < 2; n++)
+            for (int half = 0; half < 2; half++) {
+                int r = r0 + g + half * 8, c = c0 + n * 8 + 2 * t;
+                *(uint32_t *)(Sb + r * ldv + c) =
+                    pack_bf16(st[m][n][2 * half], st[m][n][2 * half + 1]);
+            }
+    }
+}
 
 // The chunk kernel (see the top of the file). Grid: x = sequence * nseg + segment,
-// y = head, z = tile of VT state columns; NT threads. GX: register groups per thread of an
-// X or Y tile (GX * NT * 8 >= BT * KP).
-template <bool REV, int GX>
-__global__ void __launch_bounds__(NT, GX == 2 ? 2 : 1) la_chunk_kernel(ChunkArgs a) {
+// y = head, z = tile of VT state columns; NT threads: warps 0 .. OW - 1 compute the
+// output strips, warps OW .. NW - 1 own the state in registers. KP and VT (a.KP, a.VT) are
+// compile-time so that every product loop unrolls.
+template <bool REV, int KP, int VT>
+__global__ void __launch_bounds__(NT, 1) la_chunk_kernel(ChunkArgs a) {
+    constexpr int GX = groups_per_thread(KP), GZ = groups_per_thread(VT);
+    constexpr int NST = state_tiles(KP, VT);
     extern __shared__ __align__(128) unsigned char smem[];
     const int seq = blockIdx.x / a.nseg, sg = blockIdx.x % a.nseg, h = blockIdx.y;
     const int c0 = blockIdx.z * a.VT;
@@ -244,15 +379,17 @@ __global__ void __launch_bounds__(NT, GX == 2 ? 2 : 1) la_chunk_kernel(ChunkArgs
     // Segment 0 of an empty sequence still passes its state through (T = 0).
     if (!has_rows && (sg > 0 || a.state_only)) return;
 
-    const int KP = a.KP, VT = a.VT, KR = a.KR, VC = a.VC;
-    const int ldk = KP + 8, ldv = VT + 8, ldsf = VT + 4, ldab = BT + 8, ldaf = BT + 4;
+    const int KR = a.KR, VC = a.VC;
+    constexpr int ldk = KP + 8, ldv = VT + 8;
     const Layout lay = la_layout(KP, VT, a.state_only);
     bf16 *Ys = (bf16 *)(smem + lay.ys), *Zws = (bf16 *)(smem + lay.zws);
-    float *S = (float *)(smem + lay.s), *pw = (float *)(smem + lay.pw);
+    bf16 *Sb0 = (bf16 *)(smem + lay.sb), *Sb1 = (bf16 *)(smem + lay.sb2);
+    float *pw = (float *)(smem + lay.pw);
     bf16 *Xs = (bf16 *)(smem + lay.xs), *Zs = (bf16 *)(smem + lay.zs);
-    bf16 *Sb = (bf16 *)(smem + lay.sb), *Ab = (bf16 *)(smem + lay.ab);
-    float *As = (float *)(smem + lay.as), *Os = (float *)(smem + lay.os);
-    const int tid = threadIdx.x, warp = tid / 32;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+    const int g = lane / 4, t = lane % 4;
+    const bool state_warp = warp >= OW;
+    const int sw = warp - OW;
     const int vc_valid = min(VT, VC - c0);
     const long sd = (long)KR * VC;
     const float ldec = a.log_decay[h];
@@ -260,7 +397,8 @@ __global__ void __launch_bounds__(NT, GX == 2 ? 2 : 1) la_chunk_kernel(ChunkArgs
     // pw[n] = lambda^n, n = 0..BT.
     for (int n = tid; n <= BT; n += NT) pw[n] = expf(ldec * (float)n);
 
-    // The starting state: the segment's (after the scan), else the sequence's, else zero.
+    // The starting state (the segment's after the scan, else the sequence's, else zero)
+    // into the state warps' registers and the bf16 copy Sb0.
     const float *src = NULL;
     if (!a.state_only) {
         if (a.seg && has_rows)
@@ -268,152 +406,68 @@ __global__ void __launch_bounds__(NT, GX == 2 ? 2 : 1) la_chunk_kernel(ChunkArgs
         else if (a.init)
             src = a.init + ((long)seq * a.H + h) * sd;
     }
-    for (int base = 0; base < KP * VT; base += 8 * NT) { // eight loads in flight
-        float v[8];
+    float st[NST][2][4];
 #pragma unroll
-        for (int j = 0; j < 8; j++) {
-            int i = base + j * NT + tid;
-            int r = a.trans ? i % KP : i / VT, c = a.trans ? i / KP : i % VT;
-            v[j] = 0.0f;
-            if (src && i < KP * VT && r < KR && c < vc_valid)
-                v[j] = a.trans ? src[(long)(c0 + c) * KR + r] : src[(long)r * VC + c0 + c];
-        }
-#pragma unroll
-        for (int j = 0; j < 8; j++) {
-            int i = base + j * NT + tid;
-            int r = a.trans ? i % KP : i / VT, c = a.trans ? i / KP : i % VT;
-            if (i >= KP * VT) break;
-            S[r * ldsf + c] = v[j];
-            if (!a.state_only) Sb[r * ldv + c] = __float2bfloat16(v[j]);
-        }
+    for (int m = 0; m < NST; m++) {
+        int r0 = 0, cb = 0;
+        bool mine = state_warp && state_tile<KP, VT>(sw, m, &r0, &cb);
+        for (int n = 0; n < 2; n++)
+            for (int e = 0; e < 4; e++) {
+                int r = r0 + g + (e / 2) * 8, c = cb + n * 8 + 2 * t + e % 2;
+                float v = 0.0f;
+                if (mine && src && r < KR && c < vc_valid)
+                    v = a.trans ? src[(long)(c0 + c) * KR + r] : src[(long)r * VC + c0 + c];
+                st[m][n][e] = v;
+            }
+        if (mine && !a.state_only)
+            for (int n = 0; n < 2; n++)
+                for (int half = 0; half < 2; half++) {
+                    int r = r0 + g + half * 8, c = cb + n * 8 + 2 * t;
+                    *(uint32_t *)(Sb0 + r * ldv + c) =
+                        pack_bf16(st[m][n][2 * half], st[m][n][2 * half + 1]);
+                }
     }
-    __syncthreads();
+    __syncthreads(); // pw and Sb0 before the first chunk
 
     const bf16 *xh = a.x.p + (long)h * KR, *yh = a.y.p + (long)h * KR;
     const bf16 *zh = a.z.p + (long)h * VC + c0;
-    const int nt = BT / 16, nvt = VT / 16, nk = KP / 16;
     const int nch = (s1 - s0 + BT - 1) / BT;
-    const bool has_epi = !a.state_only && a.epi;
-    uint4 rx[GX], ry[GX], rz[ZG], re[ZG]; // the next chunk's X, Y, Z; this chunk's epi
+    const bool do_out = !a.state_only && a.out;
+    uint4 rx[GX], ry[GX], rz[GZ]; // the next chunk's X, Y, Z
     int t0, L;
     if (nch > 0) { // the first chunk's inputs
         chunk_at(REV, 0, nch, s0, s1, &t0, &L);
         const long row0 = (long)beg + t0;
-        if (!a.state_only) fetch(rx, xh + row0 * a.x.ld, a.x.ld, L, KR, KP, a.vec);
+        if (do_out) fetch(rx, xh + row0 * a.x.ld, a.x.ld, L, KR, KP, a.vec);
         fetch(ry, yh + row0 * a.y.ld, a.y.ld, L, KR, KP, a.vec);
         fetch(rz, zh + row0 * a.z.ld, a.z.ld, L, vc_valid, VT, a.vec);
     }
     for (int it = 0; it < nch; it++) {
         chunk_at(REV, it, nch, s0, s1, &t0, &L);
         const long row0 = (long)beg + t0;
-        if (!a.state_only) stash(rx, Xs, NULL, ldk, L, KP, a.x.silu, pw, REV);
+        bf16 *Sb = it % 2 ? Sb1 : Sb0, *Sb_next = it % 2 ? Sb0 : Sb1;
+        if (do_out) stash(rx, Xs, NULL, ldk, L, KP, a.x.silu, pw, REV);
         stash(ry, Ys, NULL, ldk, L, KP, a.y.silu, pw, REV);
-        stash(rz, a.state_only ? NULL : Zs, Zws, ldv, L, VT, a.z.silu, pw, REV);
+        stash(rz, do_out ? Zs : NULL, Zws, ldv, L, VT, a.z.silu, pw, REV);
         __syncthreads();
-        // Loads for later, in flight during this chunk's products.
-        if (has_epi)
-            fetch(re, a.epi + row0 * a.ld_epi + (long)h * VC + c0, a.ld_epi, L, vc_valid, VT,
-                  a.vec);
-        if (it + 1 < nch) {
+        if (it + 1 < nch) { // the next chunk's loads, in flight during this chunk's products
             int t1, L1;
             chunk_at(REV, it + 1, nch, s0, s1, &t1, &L1);
             const long row1 = (long)beg + t1;
-            if (!a.state_only) fetch(rx, xh + row1 * a.x.ld, a.x.ld, L1, KR, KP, a.vec);
+            if (do_out) fetch(rx, xh + row1 * a.x.ld, a.x.ld, L1, KR, KP, a.vec);
             fetch(ry, yh + row1 * a.y.ld, a.y.ld, L1, KR, KP, a.vec);
             fetch(rz, zh + row1 * a.z.ld, a.z.ld, L1, vc_valid, VT, a.vec);
         }
-
-        if (!a.state_only) {
-            // Phase A: scores X Y^T (the triangle that M keeps) and X S.
-            for (int t = warp; t < nt * nt + nt * nvt; t += NW) {
-                FragC acc;
-                wmma::fill_fragment(acc, 0.0f);
-                if (t < nt * nt) {
-                    int i = t / nt, j = t % nt;
-                    if (REV ? j < i : j > i) continue;
-                    for (int k = 0; k < nk; k++) {
-                        FragA fa;
-                        FragBT fb;
-                        wmma::load_matrix_sync(fa, Xs + i * 16 * ldk + k * 16, ldk);
-                        wmma::load_matrix_sync(fb, Ys + j * 16 * ldk + k * 16, ldk);
-                        wmma::mma_sync(acc, fa, fb, acc);
-                    }
-                    wmma::store_matrix_sync(As + i * 16 * ldaf + j * 16, acc, ldaf,
-                                            wmma::mem_row_major);
-                } else {
-                    int u = t - nt * nt, i = u / nvt, j = u % nvt;
-                    for (int k = 0; k < nk; k++) {
-                        FragA fa;
-                        FragB fb;
-                        wmma::load_matrix_sync(fa, Xs + i * 16 * ldk + k * 16, ldk);
-                        wmma::load_matrix_sync(fb, Sb + k * 16 * ldv + j * 16, ldv);
-                        wmma::mma_sync(acc, fa, fb, acc);
-                    }
-                    wmma::store_matrix_sync(Os + i * 16 * ldsf + j * 16, acc, ldsf,
-                                            wmma::mem_row_major);
-                }
-            }
-            __syncthreads();
-            // The decay mask on the scores (to bf16), the row decays on X S.
-            for (int i = tid; i < BT * BT; i += NT) {
-                int r = i / BT, c = i % BT;
-                bool keep = REV ? c >= r : c <= r;
-                float v = keep ? As[r * ldaf + c] * pw[REV ? c - r : r - c] : 0.0f;
-                Ab[r * ldab + c] = __float2bfloat16(v);
-            }
-            for (int i = tid; i < BT * VT; i += NT) {
-                int r = i / VT, c = i % VT;
-                float sc = r < L ? pw[REV ? L - 1 - r : r + 1] : 0.0f;
-                Os[r * ldsf + c] *= sc;
-            }
-            __syncthreads();
-        }
-
-        // Phase B: out += (masked scores) Z; S <- lambda^L S + Y^T (w .* Z).
-        const int n_out = a.state_only ? 0 : nt * nvt;
-        const float dec = pw[L];
-        for (int t = warp; t < n_out + nk * nvt; t += NW) {
-            FragC acc;
-            if (t < n_out) {
-                int i = t / nvt, j = t % nvt;
-                wmma::load_matrix_sync(acc, Os + i * 16 * ldsf + j * 16, ldsf, wmma::mem_row_major);
-                int k_lo = REV ? i : 0, k_hi = REV ? nt - 1 : i;
-                for (int k = k_lo; k <= k_hi; k++) {
-                    FragA fa;
-                    FragB fb;
-                    wmma::load_matrix_sync(fa, Ab + i * 16 * ldab + k * 16, ldab);
-                    wmma::load_matrix_sync(fb, Zs + k * 16 * ldv + j * 16, ldv);
-                    wmma::mma_sync(acc, fa, fb, acc);
-                }
-                wmma::store_matrix_sync(Os + i * 16 * ldsf + j * 16, acc, ldsf,
-                                        wmma::mem_row_major);
-            } else {
-                int u = t - n_out, i = u / nvt, j = u % nvt;
-                wmma::load_matrix_sync(acc, S + i * 16 * ldsf + j * 16, ldsf, wmma::mem_row_major);
-                for (int e = 0; e < acc.num_elements; e++) acc.x[e] *= dec;
-                for (int k = 0; k < nt; k++) {
-                    FragAT fa;
-                    FragB fb;
-                    wmma::load_matrix_sync(fa, Ys + k * 16 * ldk + i * 16, ldk);
-                    wmma::load_matrix_sync(fb, Zws + k * 16 * ldv + j * 16, ldv);
-                    wmma::mma_sync(acc, fa, fb, acc);
-                }
-                wmma::store_matrix_sync(S + i * 16 * ldsf + j * 16, acc, ldsf, wmma::mem_row_major);
-            }
+        if (state_warp) {
+            chunk_state<KP, VT>(st, sw, pw[L], Ys, Zws, a.state_only ? NULL : Sb_next);
+        } else if (do_out && warp * 16 < L) {
+            float acc[VT / 8][4];
+            chunk_output<REV, KP, VT>(acc, warp, L, Xs, Ys, Zs, Sb, pw);
+            store_output<VT>(a.out + row0 * a.ld_out + (long)h * VC + c0, a.ld_out,
+                             a.epi ? a.epi + row0 * a.ld_epi + (long)h * VC + c0 : NULL, a.ld_epi,
+                             acc, warp, L, vc_valid, a.vec);
         }
         __syncthreads();
-
-        // The chunk's output rows, and the bf16 copy of S for the next chunk's X S. The next
-        // chunk's loads touch neither Os, S nor Sb, so no barrier is needed here.
-        if (!a.state_only) {
-            if (a.out)
-                store_tile(a.out + row0 * a.ld_out + (long)h * VC + c0, a.ld_out, re, has_epi, Os,
-                           ldsf, L, vc_valid, VT, a.vec);
-            for (int i = tid; i < KP * VT; i += NT) {
-                int r = i / VT, c = i % VT;
-                Sb[r * ldv + c] = __float2bfloat16(S[r * ldsf + c]);
-            }
-        }
     }
 
     // The final state: the segment's contribution (state-only pass), or the sequence's
@@ -424,10 +478,16 @@ __global__ void __launch_bounds__(NT, GX == 2 ? 2 : 1) la_chunk_kernel(ChunkArgs
         dst = a.seg + (((long)seq * a.nseg + sg) * a.H + h) * sd;
     else if (a.fin && (REV ? sg == 0 : s1 == len))
         dst = a.fin + ((long)seq * a.H + h) * sd;
-    if (dst)
-        for (int i = tid; i < KR * vc_valid; i += NT) {
-            int r = i / vc_valid, c = i % vc_valid;
-            dst[(long)r * VC + c0 + c] = S[r * ldsf + c];
+    if (dst && state_warp)
+#pragma unroll
+        for (int m = 0; m < NST; m++) {
+            int r0, cb;
+            if (!state_tile<KP, VT>(sw, m, &r0, &cb)) break;
+            for (int n = 0; n < 2; n++)
+                for (int e = 0; e < 4; e++) {
+                    int r = r0 + g + (e / 2) * 8, c = cb + n * 8 + 2 * t + e % 2;
+                    if (r < KR && c < vc_valid) dst[(long)r * VC + c0 + c] = st[m][n][e];
+                }
         }
 }
 
@@ -466,18 +526,18 @@ __global__ void la_scan_kernel(float *seg, const float *init, const int *cu, con
 
 // ---- host side ------------------------------------------------------------------------
 
-int round16(int x) {
-    return (x + 15) / 16 * 16;
+// State rows as the kernel runs them: KR rounded up to 32, 64, 128 or 256 (the rows past
+// KR are zero; one instantiation per size keeps the loops unrolled).
+int choose_kp(int KR) {
+    int kp = 32;
+    while (kp < KR) kp *= 2;
+    return kp;
 }
 
-// Columns of Z per block: all of them up to 64 (32 when the state has more than 128
-// rows, for shared memory), else the largest multiple of 16 that divides them.
+// Columns of Z per block: 32 when VC <= 32, else 64 (32 when the state has more than 128
+// rows, for registers and shared memory); the last tile of a head may be partial.
 int choose_vt(int VC, int KP) {
-    int vcp = round16(VC), cap = KP > 128 ? 32 : 64;
-    if (vcp <= cap) return vcp;
-    for (int vt = cap; vt > 16; vt -= 16)
-        if (vcp % vt == 0) return vt;
-    return 16;
+    return VC <= 32 || KP > 128 ? 32 : 64;
 }
 
 // Die on shapes the kernels do not take.
@@ -520,6 +580,40 @@ void launch_kernel(void (*kernel)(ChunkArgs), dim3 grid, int bytes, cudaStream_t
     CUDA_CHECK_LAUNCH();
 }
 
+// The instantiation for (rev, a.KP, a.VT): KP in 32, 64, 128, 256 and VT in 32, 64 (32 only
+// for KP 256), as choose_kp and choose_vt give them.
+template <bool REV, int KP>
+void launch_kp(dim3 grid, int bytes, cudaStream_t stream, const ChunkArgs &a) {
+    if (a.VT == 32)
+        launch_kernel(la_chunk_kernel<REV, KP, 32>, grid, bytes, stream, a);
+    else
+        launch_kernel(la_chunk_kernel<REV, KP, (KP > 128 ? 32 : 64)>, grid, bytes, stream, a);
+}
+
+template <bool REV> void launch_rev(dim3 grid, int bytes, cudaStream_t stream, const ChunkArgs &a) {
+    switch (a.KP) {
+    case 32:
+        launch_kp<REV, 32>(grid, bytes, stream, a);
+        break;
+    case 64:
+        launch_kp<REV, 64>(grid, bytes, stream, a);
+        break;
+    case 128:
+        launch_kp<REV, 128>(grid, bytes, stream, a);
+        break;
+    default:
+        launch_kp<REV, 256>(grid, bytes, stream, a);
+        break;
+    }
+}
+
+void launch_sized(bool rev, dim3 grid, int bytes, cudaStream_t stream, const ChunkArgs &a) {
+    if (rev)
+        launch_rev<true>(grid, bytes, stream, a);
+    else
+        launch_rev<false>(grid, bytes, stream, a);
+}
+
 // Launch the chunk kernel for n sequences (state tiles over VC, VT columns each).
 void launch_chunk(Backend *be, bool rev, const ChunkArgs &a, int nseq) {
     Layout lay = la_layout(a.KP, a.VT, a.state_only);
@@ -532,22 +626,7 @@ void launch_chunk(Backend *be, bool rev, const ChunkArgs &a, int nseq) {
             "has %d",
             a.KR, a.VC, lay.bytes, optin);
     dim3 grid((unsigned)(nseq * a.nseg), (unsigned)a.H, (unsigned)((a.VC + a.VT - 1) / a.VT));
-    int gx = a.KP <= 64 ? 2 : a.KP <= 128 ? 4 : 8; // GX * NT * 8 >= BT * KP
-    if (rev) {
-        if (gx == 2)
-            launch_kernel(la_chunk_kernel<true, 2>, grid, lay.bytes, ctx->stream, a);
-        else if (gx == 4)
-            launch_kernel(la_chunk_kernel<true, 4>, grid, lay.bytes, ctx->stream, a);
-        else
-            launch_kernel(la_chunk_kernel<true, 8>, grid, lay.bytes, ctx->stream, a);
-    } else {
-        if (gx == 2)
-            launch_kernel(la_chunk_kernel<false, 2>, grid, lay.bytes, ctx->stream, a);
-        else if (gx == 4)
-            launch_kernel(la_chunk_kernel<false, 4>, grid, lay.bytes, ctx->stream, a);
-        else
-            launch_kernel(la_chunk_kernel<false, 8>, grid, lay.bytes, ctx->stream, a);
-    }
+    launch_sized(rev, grid, lay.bytes, ctx->stream, a);
 }
 
 // Per-segment states into seg (a state-only pass of Y, Z), then the scan from init.
@@ -587,7 +666,7 @@ ChunkArgs base_args(Seqs seqs, const float *log_decay, int H, int nseg, int seg_
 void set_dims(ChunkArgs *a, int KR, int VC) {
     a->KR = KR;
     a->VC = VC;
-    a->KP = round16(KR);
+    a->KP = choose_kp(KR);
     a->VT = choose_vt(VC, a->KP);
 }
 

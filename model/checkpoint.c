@@ -63,6 +63,27 @@ static void add_llama_keys(cJSON *j, const ModelConfig *c) {
     cJSON_AddNumberToObject(j, "eos_token_id", c->eot_token);
 }
 
+// The softmax layers of a GLA or TNL hybrid as fla declares them: "attn": {"layers": [...],
+// heads, kv heads, rope_theta}, or null when every layer is linear.
+static void add_attn_object(cJSON *j, const ModelConfig *c) {
+    cJSON *layers = cJSON_CreateArray();
+    for (int l = 0; l < c->n_layers; l++) {
+        if (c->mixer[l] == MIXER_SOFTMAX) cJSON_AddItemToArray(layers, cJSON_CreateNumber(l));
+    }
+    if (cJSON_GetArraySize(layers) == 0) {
+        cJSON_Delete(layers);
+        cJSON_AddNullToObject(j, "attn");
+        return;
+    }
+    cJSON *attn = cJSON_AddObjectToObject(j, "attn");
+    cJSON_AddItemToObject(attn, "layers", layers);
+    cJSON_AddNumberToObject(attn, "num_heads", c->n_heads);
+    cJSON_AddNumberToObject(attn, "num_kv_heads", c->n_kv_heads);
+    cJSON_AddBoolToObject(attn, "qkv_bias", false);
+    cJSON_AddNullToObject(attn, "window_size");
+    add_float(attn, "rope_theta", c->rope_theta);
+}
+
 // fla's GLAConfig keys; softmax layers of a hybrid go in fla's `attn` dict.
 static void add_gla_keys(cJSON *j, const ModelConfig *c) {
     cJSON_AddStringToObject(j, "model_type", "gla");
@@ -90,22 +111,7 @@ static void add_gla_keys(cJSON *j, const ModelConfig *c) {
     cJSON_AddBoolToObject(j, "fuse_norm", true);
     cJSON_AddNumberToObject(j, "max_position_embeddings", 2048);
     cJSON_AddNumberToObject(j, "eos_token_id", c->eot_token);
-    cJSON *layers = cJSON_CreateArray();
-    for (int l = 0; l < c->n_layers; l++) {
-        if (c->mixer[l] == MIXER_SOFTMAX) cJSON_AddItemToArray(layers, cJSON_CreateNumber(l));
-    }
-    if (cJSON_GetArraySize(layers) == 0) {
-        cJSON_Delete(layers);
-        cJSON_AddNullToObject(j, "attn");
-        return;
-    }
-    cJSON *attn = cJSON_AddObjectToObject(j, "attn");
-    cJSON_AddItemToObject(attn, "layers", layers);
-    cJSON_AddNumberToObject(attn, "num_heads", c->n_heads);
-    cJSON_AddNumberToObject(attn, "num_kv_heads", c->n_kv_heads);
-    cJSON_AddBoolToObject(attn, "qkv_bias", false);
-    cJSON_AddNullToObject(attn, "window_size");
-    add_float(attn, "rope_theta", c->rope_theta);
+    add_attn_object(j, c);
 }
 
 // TNL has no canonical Hugging Face config; these are TransNormerLLM's own key names.
@@ -122,6 +128,7 @@ static void add_tnl_keys(cJSON *j, const ModelConfig *c) {
     cJSON_AddBoolToObject(j, "no_scale_embedding", false);
     cJSON_AddBoolToObject(j, "tie_word_embeddings", c->tie_embeddings);
     cJSON_AddNumberToObject(j, "eos_token_id", c->eot_token);
+    add_attn_object(j, c); // a hybrid's softmax layers, declared as fla's GLA does
 }
 
 // Everything bolt needs to rebuild the config exactly, whatever the family's HF keys say.
@@ -148,6 +155,7 @@ static void add_bolt_object(cJSON *j, const ModelConfig *c, const char *tokenize
     cJSON_AddNumberToObject(b, "attn_block", c->attn_block);
     cJSON_AddBoolToObject(b, "doc_reset", c->doc_reset);
     cJSON_AddNumberToObject(b, "eot_token", c->eot_token);
+    if (c->seq_len > 0) cJSON_AddNumberToObject(b, "seq_len", c->seq_len);
     cJSON_AddStringToObject(b, "tokenizer", tokenizer ? tokenizer : "");
 }
 
@@ -321,6 +329,7 @@ static void load_bolt_object(JsonCtx ctx, const cJSON *b, ModelConfig *c, MixerK
     c->attn_block = get_int(ctx, b, "attn_block", true, 0);
     c->doc_reset = get_bool(ctx, b, "doc_reset", true, false);
     c->eot_token = get_int(ctx, b, "eot_token", true, 0);
+    c->seq_len = get_int(ctx, b, "seq_len", false, 0);
     const char *tok = get_str(ctx, b, "tokenizer", false, "");
     check(strlen(tok) < cap, "%s: key \"bolt.tokenizer\" is too long", ctx.path);
     snprintf(tokenizer_out, cap, "%s", tok);
@@ -369,6 +378,29 @@ static void load_llama_keys(JsonCtx ctx, const cJSON *j, ModelConfig *c, MixerKi
     for (int l = 0; l < c->n_layers; l++) mixers[l] = MIXER_SOFTMAX;
 }
 
+// Read add_attn_object's "attn" (absent or null: no softmax layers) into c and mixers.
+static void load_attn_object(JsonCtx ctx, const cJSON *j, ModelConfig *c, MixerKind *mixers) {
+    const cJSON *attn = get_item(ctx, j, "attn", false);
+    if (!attn || cJSON_IsNull(attn)) return;
+    JsonCtx actx = {ctx.path, "attn."};
+    check(cJSON_IsObject(attn), "%s: key \"attn\" must be an object or null", ctx.path);
+    check(get_int(actx, attn, "num_heads", true, 0) == c->n_heads,
+          "%s: key \"attn.num_heads\" must equal num_heads (%d)", ctx.path, c->n_heads);
+    c->n_kv_heads = get_int(actx, attn, "num_kv_heads", false, c->n_heads);
+    c->rope_theta = (float)get_num(actx, attn, "rope_theta", false, 10000.0);
+    require_bool(actx, attn, "qkv_bias", false);
+    check(get_item(actx, attn, "window_size", false) == NULL,
+          "%s: key \"attn.window_size\" is not supported", ctx.path);
+    const cJSON *layers = get_item(actx, attn, "layers", true);
+    check(cJSON_IsArray(layers), "%s: key \"attn.layers\" must be a list", ctx.path);
+    for (const cJSON *e = layers->child; e; e = e->next) {
+        int l = item_int(actx, e, "layers");
+        check(l >= 0 && l < c->n_layers, "%s: key \"attn.layers\": layer %d out of range [0, %d)",
+              ctx.path, l, c->n_layers);
+        mixers[l] = MIXER_SOFTMAX;
+    }
+}
+
 // fla GLAConfig; the softmax layers of a hybrid come from its `attn` dict.
 static void load_gla_keys(JsonCtx ctx, const cJSON *j, ModelConfig *c, MixerKind *mixers) {
     c->family = FAMILY_GLA;
@@ -405,25 +437,7 @@ static void load_gla_keys(JsonCtx ctx, const cJSON *j, ModelConfig *c, MixerKind
     check(c->n_layers >= 1 && c->n_layers <= MAX_LAYERS, "%s: num_hidden_layers %d out of range",
           ctx.path, c->n_layers);
     for (int l = 0; l < c->n_layers; l++) mixers[l] = MIXER_GLA;
-    const cJSON *attn = get_item(ctx, j, "attn", false);
-    if (!attn) return;
-    JsonCtx actx = {ctx.path, "attn."};
-    check(cJSON_IsObject(attn), "%s: key \"attn\" must be an object or null", ctx.path);
-    check(get_int(actx, attn, "num_heads", true, 0) == c->n_heads,
-          "%s: key \"attn.num_heads\" must equal num_heads (%d)", ctx.path, c->n_heads);
-    c->n_kv_heads = get_int(actx, attn, "num_kv_heads", false, c->n_heads);
-    c->rope_theta = (float)get_num(actx, attn, "rope_theta", false, 10000.0);
-    require_bool(actx, attn, "qkv_bias", false);
-    check(get_item(actx, attn, "window_size", false) == NULL,
-          "%s: key \"attn.window_size\" is not supported", ctx.path);
-    const cJSON *layers = get_item(actx, attn, "layers", true);
-    check(cJSON_IsArray(layers), "%s: key \"attn.layers\" must be a list", ctx.path);
-    for (const cJSON *e = layers->child; e; e = e->next) {
-        int l = item_int(actx, e, "layers");
-        check(l >= 0 && l < c->n_layers, "%s: key \"attn.layers\": layer %d out of range [0, %d)",
-              ctx.path, l, c->n_layers);
-        mixers[l] = MIXER_SOFTMAX;
-    }
+    load_attn_object(ctx, j, c, mixers);
 }
 
 // TransNormerLLM's own config keys (model_type "transnormer").
@@ -442,6 +456,7 @@ static void load_tnl_keys(JsonCtx ctx, const cJSON *j, ModelConfig *c, MixerKind
     check(c->n_layers >= 1 && c->n_layers <= MAX_LAYERS, "%s: decoder_layers %d out of range",
           ctx.path, c->n_layers);
     for (int l = 0; l < c->n_layers; l++) mixers[l] = MIXER_LIGHTNING;
+    load_attn_object(ctx, j, c, mixers);
 }
 
 void model_config_load(ModelConfig *c, char *tokenizer_out, size_t cap, const char *dir) {

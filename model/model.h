@@ -37,6 +37,7 @@ typedef struct ModelConfig {
     bool doc_reset;        // reset linear-attention state at EOT (packed documents)
     bool recompute;        // save only each layer's input; recompute its internals in backward
     int eot_token;
+    int seq_len; // the sequence length it was trained at (0: unknown); eval's default
 } ModelConfig;
 
 // Fill family defaults (dims left 0, eps, theta, ...) and check the config; dies naming

@@ -73,8 +73,10 @@ static const KeySpec KEY_SPECS[] = {
     {"save_every", 'i', 0, 10000, NULL},
     {"keep_checkpoints", 'i', 0, 100, NULL},
     {"resume", 'b', 0, 0, NULL},
+    {"overwrite", 'b', 0, 0, NULL},
     {"sample_every", 'i', 0, 10000, NULL},
     {"sample_len", 'i', 0, 10000, NULL},
+    {"tensorboard", 'b', 0, 0, NULL},
 };
 enum { N_KEY_SPECS = sizeof(KEY_SPECS) / sizeof(KEY_SPECS[0]) };
 
@@ -176,27 +178,25 @@ START_TEST(test_keys_map_to_fields) {
     Config c;
     config_defaults(&c);
     const char *ints[][2] = {
-        {"vocab_size", "1001"},       {"dim", "1002"},           {"n_layers", "103"},
-        {"n_heads", "1004"},          {"n_kv_heads", "1005"},    {"head_dim", "1006"},
-        {"mlp_dim", "1007"},          {"gate_low_rank", "1008"}, {"attn_block", "1009"},
-        {"steps", "1011"},         {"batch_size", "1012"},
-        {"seq_len", "1013"},          {"grad_accum", "1014"},    {"warmup", "1015"},
-        {"max_bad_steps", "1016"},    {"threads", "1017"},       {"log_every", "1018"},
-        {"val_every", "1019"},        {"val_batches", "1020"},   {"save_every", "1021"},
-        {"keep_checkpoints", "1022"}, {"sample_every", "1023"},  {"sample_len", "1024"},
+        {"vocab_size", "1001"},   {"dim", "1002"},           {"n_layers", "103"},
+        {"n_heads", "1004"},      {"n_kv_heads", "1005"},    {"head_dim", "1006"},
+        {"mlp_dim", "1007"},      {"gate_low_rank", "1008"}, {"attn_block", "1009"},
+        {"steps", "1011"},        {"batch_size", "1012"},    {"seq_len", "1013"},
+        {"grad_accum", "1014"},   {"warmup", "1015"},        {"max_bad_steps", "1016"},
+        {"threads", "1017"},      {"log_every", "1018"},     {"val_every", "1019"},
+        {"val_batches", "1020"},  {"save_every", "1021"},    {"keep_checkpoints", "1022"},
+        {"sample_every", "1023"}, {"sample_len", "1024"},
     };
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
         config_set(&c, ints[i][0], ints[i][1], "test");
     }
     const ModelConfig *m = &c.model;
-    int got[] = {m->vocab_size,      m->dim,           m->n_layers,
-                 m->n_heads,         m->n_kv_heads,    m->head_dim,
-                 m->mlp_dim,         m->gate_low_rank, m->attn_block,
-                 c.steps,          c.batch_size,
-                 c.seq_len,          c.grad_accum,     c.warmup,
-                 c.max_bad_steps,    c.threads,        c.log_every,
-                 c.val_every,        c.val_batches,    c.save_every,
-                 c.keep_checkpoints, c.sample_every,   c.sample_len};
+    int got[] = {m->vocab_size,      m->dim,         m->n_layers,     m->n_heads,
+                 m->n_kv_heads,      m->head_dim,    m->mlp_dim,      m->gate_low_rank,
+                 m->attn_block,      c.steps,        c.batch_size,    c.seq_len,
+                 c.grad_accum,       c.warmup,       c.max_bad_steps, c.threads,
+                 c.log_every,        c.val_every,    c.val_batches,   c.save_every,
+                 c.keep_checkpoints, c.sample_every, c.sample_len};
     for (size_t i = 0; i < sizeof got / sizeof got[0]; i++) {
         ck_assert_int_eq(got[i], atoi(ints[i][1]));
     }
@@ -238,14 +238,14 @@ START_TEST(test_overrides_win) {
     char *argv[] = {"--steps=20", path, "--lr=5e-4", "--lr=7e-4"};
     Config c;
     config_defaults(&c);
-    config_from_args(&c, 4, argv);
+    config_from_args(&c, "train", 4, argv);
     ck_assert_int_eq(c.steps, 20);
     ck_assert_float_eq(c.lr, 7e-4f); // the last of two overrides
     ck_assert_int_eq(c.batch_size, 3);
     // No file at all: overrides on the defaults.
     char *argv2[] = {"--schedule=linear"};
     config_defaults(&c);
-    config_from_args(&c, 1, argv2);
+    config_from_args(&c, "train", 1, argv2);
     ck_assert_str_eq(c.schedule, "linear");
     ck_assert_int_eq(c.steps, 1000);
     remove_temp(path);
@@ -294,8 +294,9 @@ START_TEST(test_error_messages) {
     ck_assert_msg(strstr(msg, "my.conf:3: unknown key 'qqqqqqqqqq'"), "got: %s", msg);
     ck_assert_msg(!strstr(msg, "did you mean"), "got: %s", msg);
     capture_die(set_steps, "abc", msg, sizeof msg);
-    ck_assert_msg(strstr(msg, "my.conf:4: bad value 'abc' for key 'steps' (expected an integer)"),
-                  "got: %s", msg);
+    ck_assert_msg(
+        strstr(msg, "my.conf:4: bad value 'abc' for key 'steps' (expected an integer >= 1)"),
+        "got: %s", msg);
     capture_die(load_no_equals, "steps = 3\n\nlr 0.1\n", msg, sizeof msg);
     ck_assert_msg(strstr(msg, ".conf:3: expected key = value"), "got: %s", msg);
 }
@@ -346,19 +347,19 @@ START_TEST(test_bad_args_die) {
     config_defaults(&c);
     if (_i == 0) {
         char *argv[] = {path, "--steps", "20"}; // '--key value' is not supported
-        config_from_args(&c, 3, argv);
+        config_from_args(&c, "train", 3, argv);
     } else if (_i == 1) {
         char *argv[] = {path, path}; // two config files
-        config_from_args(&c, 2, argv);
+        config_from_args(&c, "train", 2, argv);
     } else if (_i == 2) {
         char *argv[] = {path, "--lerning_rate=0.1"};
-        config_from_args(&c, 2, argv);
+        config_from_args(&c, "train", 2, argv);
     } else if (_i == 3) {
         char *argv[] = {"-steps=3"};
-        config_from_args(&c, 1, argv);
+        config_from_args(&c, "train", 1, argv);
     } else {
         char *argv[] = {"/nonexistent/dir/x.conf"};
-        config_from_args(&c, 1, argv);
+        config_from_args(&c, "train", 1, argv);
     }
     remove_temp(path); // not reached: die removes the registered file
 }
@@ -415,7 +416,7 @@ START_TEST(test_defaults) {
     config_defaults(&c);
     const ModelConfig *m = &c.model;
     ck_assert_int_eq(m->family, FAMILY_TNL);
-    ck_assert_int_eq(m->vocab_size, 256);
+    ck_assert_int_eq(m->vocab_size, 0); // the tokenizer's
     ck_assert_int_eq(m->dim, 128);
     ck_assert_int_eq(m->n_layers, 4);
     ck_assert_int_eq(m->n_heads, 4);
@@ -462,6 +463,7 @@ START_TEST(test_defaults_finalize) {
     Config c;
     valid_config(&c); // must not die
     config_finalize(&c);
+    ck_assert_int_eq(c.model.vocab_size, 256); // the byte tokenizer's
     ck_assert_int_eq(c.model.family, FAMILY_TNL);
     for (int l = 0; l < c.model.n_layers; l++) ck_assert_int_eq(c.model.mixer[l], MIXER_LIGHTNING);
 }
@@ -578,7 +580,7 @@ START_TEST(test_print_and_usage_list_every_key) {
         snprintf(empty, sizeof empty, "\n%s =\n", KEY_SPECS[k].name);
         ck_assert_msg(strstr(printed, line) || strstr(printed, empty), "%s not printed",
                       KEY_SPECS[k].name);
-        snprintf(line, sizeof line, " %s ", KEY_SPECS[k].name);
+        snprintf(line, sizeof line, " --%s=", KEY_SPECS[k].name);
         ck_assert_msg(strstr(usage, line), "%s not in usage", KEY_SPECS[k].name);
     }
     free(printed);

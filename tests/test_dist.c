@@ -74,7 +74,12 @@ static void read_metrics(const char *out, double *loss, double *val) {
     while (fgets(line, sizeof line, f)) {
         cJSON *j = cJSON_Parse(line);
         ck_assert_ptr_nonnull(j);
-        int step = cJSON_GetObjectItem(j, "step")->valueint;
+        cJSON *s = cJSON_GetObjectItem(j, "step");
+        if (!s) { // the run header
+            cJSON_Delete(j);
+            continue;
+        }
+        int step = s->valueint;
         cJSON *l = cJSON_GetObjectItem(j, "loss"), *v = cJSON_GetObjectItem(j, "val_loss");
         if (l && step >= 1 && step <= MAX_STEPS) loss[step] = l->valuedouble;
         if (v && cJSON_IsNumber(v)) *val = v->valuedouble;
@@ -194,15 +199,16 @@ START_TEST(test_resume_other_rank_count) {
 }
 END_TEST
 
-// The pid of the process whose parent is `parent` and whose environment says it is MPI
-// rank `rank`; -1 if there is none (yet).
-static pid_t find_rank(pid_t parent, int rank) {
+// The pid of the process whose parent is `parent` and whose environment says it is rank
+// `rank` (OMPI_COMM_WORLD_RANK under mpirun, BOLT_RANK under --nproc); -1 if there is none
+// (yet).
+static pid_t find_rank(pid_t parent, const char *var, int rank) {
     DIR *d = opendir("/proc");
     if (!d) return -1;
     struct dirent *e;
     pid_t found = -1;
     char want[64];
-    snprintf(want, sizeof want, "OMPI_COMM_WORLD_RANK=%d", rank);
+    snprintf(want, sizeof want, "%s=%d", var, rank);
     while (found < 0 && (e = readdir(d)) != NULL) {
         pid_t pid = (pid_t)atoi(e->d_name);
         if (pid <= 0) continue;
@@ -245,13 +251,31 @@ static bool process_gone(pid_t pid) {
     return state == 'Z' || state == 'X';
 }
 
+// True once a run's metrics.jsonl holds a step record (its first line is the run header).
+static bool logged_a_step(const char *metrics) {
+    if (file_size(metrics) <= 0) return false;
+    char *text = read_file(metrics, NULL);
+    bool yes = strstr(text, "\"step\"") != NULL;
+    free(text);
+    return yes;
+}
+
+static void fault_with(int sig, const char *extra, const char *says, bool nproc);
+
 // Start a 2-rank run that would train for a long time, wait until it has logged a step,
 // send `sig` to rank 1, and require the whole job to end non-zero within 60 s with a
 // message in its output that contains `says`.
 static void fault(int sig, const char *extra, const char *says) {
+    fault_with(sig, extra, says, false);
+}
+
+// fault() with the ranks started by mpirun, or (nproc) by bolt itself: rank 1 is then a
+// child of the supervising bolt process.
+static void fault_with(int sig, const char *extra, const char *says, bool nproc) {
     write_corpus();
-    char cmd[2048], log[600];
-    train_command(cmd, sizeof cmd, 2, "fault", GLOBAL_BATCH / 2, 100000, extra);
+    char cmd[2048], log[600], opts[600];
+    snprintf(opts, sizeof opts, "%s%s", extra, nproc ? " --nproc=2" : "");
+    train_command(cmd, sizeof cmd, nproc ? 1 : 2, "fault", GLOBAL_BATCH / 2, 100000, opts);
     snprintf(log, sizeof log, "%s/fault.log", workdir);
     pid_t mpirun = fork();
     ck_assert_int_ge(mpirun, 0);
@@ -262,16 +286,16 @@ static void fault(int sig, const char *extra, const char *says) {
         execl("/bin/sh", "sh", "-c", full, (char *)NULL);
         _exit(127);
     }
-    // Wait for the first logged step (rank 0 writes metrics.jsonl after each step).
+    // Wait for the first logged step (rank 0 appends to metrics.jsonl after each step).
     char metrics[600];
     snprintf(metrics, sizeof metrics, "%s/fault/metrics.jsonl", workdir);
     double t0 = now_seconds();
     pid_t victim = -1;
-    while (now_seconds() - t0 < 30 && (victim < 0 || file_size(metrics) <= 0)) {
-        if (victim < 0) victim = find_rank(mpirun, 1);
+    while (now_seconds() - t0 < 30 && (victim < 0 || !logged_a_step(metrics))) {
+        if (victim < 0) victim = find_rank(mpirun, nproc ? "BOLT_RANK" : "OMPI_COMM_WORLD_RANK", 1);
         usleep(50000);
     }
-    ck_assert_msg(victim > 0 && file_size(metrics) > 0, "the job did not start training");
+    ck_assert_msg(victim > 0 && logged_a_step(metrics), "the job did not start training");
     double t_fault = now_seconds();
     kill(victim, sig);
     int status = 0;
@@ -318,6 +342,64 @@ START_TEST(test_hung_rank) {
 }
 END_TEST
 
+// SIGTERM to one rank (as a scheduler's preemption or Ctrl-C would send): the ranks agree
+// to stop after the same step, rank 0 saves a complete checkpoint of it and says so, and
+// the job ends non-zero; the checkpoint resumes.
+START_TEST(test_interrupted_rank) {
+    fault(SIGTERM, "", "stopped at step");
+    char out[600], ckpt[700];
+    snprintf(out, sizeof out, "%s/fault", workdir);
+    ck_assert_msg(checkpoint_latest(out, ckpt, sizeof ckpt), "no complete checkpoint in %s", out);
+    int step = atoi(strrchr(ckpt, '_') + 1);
+    char log[600], want[64];
+    snprintf(log, sizeof log, "%s/fault.log", workdir);
+    snprintf(want, sizeof want, "stopped at step %d of", step);
+    char *text = read_file(log, NULL);
+    ck_assert_msg(strstr(text, want) != NULL, "the checkpoint is step %d but the log says:\n%s",
+                  step, text);
+    free(text);
+    ck_assert_int_eq(run_train(2, "fault", GLOBAL_BATCH / 2, step + 1, "--resume=1"), 0);
+}
+END_TEST
+
+// bolt's own launcher: --nproc=2 (ranks talking through shared memory) equals one process,
+// and so does --nproc=3 with ZeRO-1 and gradient accumulation (the shared-memory
+// reduce-scatter and all-gather).
+START_TEST(test_nproc) {
+    write_corpus();
+    run_single();
+    ck_assert_int_eq(run_train(1, "np2", GLOBAL_BATCH / 2, STEPS, "--nproc=2"), 0);
+    expect_same_run("np2", "single", 1, true);
+    ck_assert_int_eq(
+        run_train(1, "np3", GLOBAL_BATCH / 6, STEPS, "--nproc=3 --zero=1 --grad_accum=2"), 0);
+    expect_same_run("np3", "single", 1, false);
+}
+END_TEST
+
+// A killed --nproc rank: the supervisor ends the job and names the rank.
+START_TEST(test_nproc_killed_rank) {
+    fault_with(SIGKILL, "", "rank 1 of 2 was killed by signal 9", true);
+}
+END_TEST
+
+// A frozen --nproc rank: rank 0's watchdog ends it, and the supervisor the rest.
+START_TEST(test_nproc_hung_rank) {
+    fault_with(SIGSTOP, "--collective_timeout=5", "did not finish within collective_timeout", true);
+}
+END_TEST
+
+// SIGTERM to one --nproc rank: both stop after the same step with a checkpoint that
+// resumes, as under mpirun.
+START_TEST(test_nproc_interrupted_rank) {
+    fault_with(SIGTERM, "", "stopped at step", true);
+    char out[600], ckpt[700];
+    snprintf(out, sizeof out, "%s/fault", workdir);
+    ck_assert_msg(checkpoint_latest(out, ckpt, sizeof ckpt), "no complete checkpoint in %s", out);
+    int step = atoi(strrchr(ckpt, '_') + 1);
+    ck_assert_int_eq(run_train(1, "fault", GLOBAL_BATCH / 2, step + 1, "--resume=1 --nproc=2"), 0);
+}
+END_TEST
+
 // mpirun on PATH?
 static bool have_mpirun(void) {
     return system("command -v mpirun > /dev/null 2>&1") == 0;
@@ -329,23 +411,30 @@ int main(void) {
     Suite *s = suite_create("dist");
     TCase *tc = tcase_create("dist");
     tcase_set_timeout(tc, 120);
-    if (!have_mpirun() || !dist_has_mpi()) {
-        printf("test_dist: %s, distributed tests skipped\n",
-               dist_has_mpi() ? "mpirun not found" : "this build has no MPI");
-    } else if (file_size(bolt) < 0) {
+    // One thread per rank (2 cores are shared by up to 4 ranks); ranks do not use the
+    // kernel's cross-memory attach, which containers often forbid.
+    setenv("OMP_NUM_THREADS", "1", 1);
+    setenv("OMP_WAIT_POLICY", "passive", 1);
+    setenv("OMPI_MCA_btl_vader_single_copy_mechanism", "none", 1);
+    make_scratch_root("dist");
+    if (file_size(bolt) < 0) {
         printf("test_dist: %s not built, distributed tests skipped\n", bolt);
     } else {
-        // One thread per rank (2 cores are shared by up to 4 ranks); ranks do not use the
-        // kernel's cross-memory attach, which containers often forbid.
-        setenv("OMP_NUM_THREADS", "1", 1);
-        setenv("OMP_WAIT_POLICY", "passive", 1);
-        setenv("OMPI_MCA_btl_vader_single_copy_mechanism", "none", 1);
-        make_scratch_root("dist");
+        tcase_add_test(tc, test_nproc); // bolt's own launcher needs no MPI
+        tcase_add_test(tc, test_nproc_killed_rank);
+        tcase_add_test(tc, test_nproc_hung_rank);
+        tcase_add_test(tc, test_nproc_interrupted_rank);
+    }
+    if (!have_mpirun() || !dist_has_mpi()) {
+        printf("test_dist: %s, mpirun tests skipped\n",
+               dist_has_mpi() ? "mpirun not found" : "this build has no MPI");
+    } else if (file_size(bolt) >= 0) {
         tcase_add_test(tc, test_data_parallel);
         tcase_add_test(tc, test_zero_and_accumulation);
         tcase_add_test(tc, test_resume_other_rank_count);
         tcase_add_test(tc, test_killed_rank);
         tcase_add_test(tc, test_hung_rank);
+        tcase_add_test(tc, test_interrupted_rank);
     }
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

@@ -289,6 +289,36 @@ START_TEST(test_export_round_trip) {
 }
 END_TEST
 
+// A TNL hybrid exports a config.json declaring its softmax layers ("attn", as fla's GLA
+// does) and, for the byte tokenizer, a tokenizer_config.json saying so; an import that
+// has only the Hugging Face keys (no "bolt" object) reads both back.
+START_TEST(test_export_tnl_hybrid) {
+    Model *m = new_model(&(Case){FAMILY_TNL, "lightning,softmax", false}, 800);
+    char *ck = new_dir(), *exp = path_in(new_dir(), "hf"), *back = path_in(new_dir(), "b");
+    model_save(m, ck, false, "byte");
+    ck_assert_int_eq(call(export_main, ck, exp, NULL), 0);
+    char *config_path = path_in(exp, "config.json");
+    cJSON *j = cJSON_Parse(read_file(config_path, NULL));
+    cJSON *layers = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "attn"), "layers");
+    ck_assert(cJSON_IsArray(layers) && cJSON_GetArraySize(layers) == 1);
+    ck_assert_int_eq(cJSON_GetArrayItem(layers, 0)->valueint, 1);
+    cJSON_DeleteItemFromObject(j, "bolt");
+    char *text = cJSON_Print(j);
+    write_text(config_path, text);
+    char *tok_config = read_file(path_in(exp, "tokenizer_config.json"), NULL);
+    ck_assert(strstr(tok_config, "\"bolt_tokenizer\": \"byte\""));
+    ck_assert_int_eq(call(import_main, exp, back, NULL), 0);
+    ModelConfig c;
+    char tok[64];
+    model_config_load(&c, tok, sizeof tok, back);
+    ck_assert_int_eq(c.mixer[0], MIXER_LIGHTNING);
+    ck_assert_int_eq(c.mixer[1], MIXER_SOFTMAX);
+    ck_assert_str_eq(tok, "byte");
+    free(text);
+    cJSON_Delete(j);
+}
+END_TEST
+
 // A run's out_dir exports its latest complete checkpoint; --dtype=bf16 rounds to nearest.
 START_TEST(test_export_run_dir) {
     Model *old = new_model(&cases[0], 300), *newest = new_model(&cases[0], 301);
@@ -508,12 +538,13 @@ START_TEST(test_bad_commands) {
     model_save(m, ck, false, "");
     expect_death((BadInput){export_main, {empty, path_in(empty, "x")}, 2}, "no config.json");
     expect_death((BadInput){export_main, {ck, ck}, 2}, "must differ");
-    expect_death((BadInput){import_main, {ck, ck, "--dtype=f16"}, 3}, "--dtype 'f16'");
+    expect_death((BadInput){import_main, {ck, ck, "--dtype=f16"}, 3},
+                 "bad value 'f16' for option '--dtype'");
     expect_death((BadInput){eval_main, {ck, "--tokens=1,2,37", "--device=cpu"}, 3},
                  "id 37 is outside the vocabulary");
     expect_death((BadInput){eval_main, {ck, "--tokens=1,x", "--device=cpu"}, 3}, "comma-separated");
     expect_death((BadInput){eval_main, {ck, "--data=/nonexistent/*.bin", "--tokens=1"}, 3},
-                 "not both");
+                 "give one of --data, --tokens or --text");
 }
 END_TEST
 
@@ -553,6 +584,7 @@ int main(void) {
     tcase_add_loop_test(tc, test_export_round_trip, 0, n_cases);
     tcase_add_test(tc, test_export_run_dir);
     tcase_add_test(tc, test_export_tokenizer);
+    tcase_add_test(tc, test_export_tnl_hybrid);
     tcase_add_loop_test(tc, test_eval_logits, 0, n_cases);
     tcase_add_test(tc, test_eval_data);
     tcase_add_test(tc, test_eval_bad_data);

@@ -37,7 +37,7 @@ START_TEST(test_prep_bad_value) {
 }
 END_TEST
 START_TEST(test_prep_bad_threads) {
-    prep_dies("--threads=0", "in.txt", "text");
+    prep_dies("--threads=-1", "in.txt", "text");
 }
 END_TEST
 START_TEST(test_prep_missing_input) {

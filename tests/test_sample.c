@@ -1,5 +1,6 @@
 // tests/test_sample.c: the sampler draws from softmax(logits / temperature) restricted to
-// the top k, greedy decoding is the argmax, and `bolt sample` rejects bad arguments.
+// the top k and the top p, greedy decoding is the argmax, and `bolt sample` rejects bad
+// arguments.
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -35,7 +36,7 @@ static void check_distribution(float temperature, int top_k) {
     for (int d = 0; d < DRAWS; d++) {
         float work[V];
         memcpy(work, logits, sizeof work);
-        int t = sample_token(work, V, temperature, top_k, &rng);
+        int t = sample_token(work, V, temperature, top_k, 1.0f, &rng);
         ck_assert(t >= 0 && t < V);
         count[t]++;
     }
@@ -61,12 +62,36 @@ START_TEST(test_top_k) {
 }
 END_TEST
 
+// Top-p keeps the fewest most likely tokens whose probabilities reach p: softmax(logits)
+// puts 0.37 on token 2 and 0.27 on token 5, so p = 0.45 keeps exactly those two.
+START_TEST(test_top_p) {
+    const float logits[V] = {0.1f, -1.0f, 1.5f, 0.7f, -0.3f, 1.2f, -2.0f};
+    double p[V], sum = 0;
+    for (int i = 0; i < V; i++) sum += p[i] = exp(logits[i]);
+    int count[V] = {0};
+    Rng rng = rng_seeded(5);
+    for (int d = 0; d < DRAWS; d++) {
+        float work[V];
+        memcpy(work, logits, sizeof work);
+        count[sample_token(work, V, 1.0f, 0, 0.45f, &rng)]++;
+    }
+    // Tokens 2 and 5 only, in their relative proportions.
+    double kept = p[2] + p[5];
+    for (int i = 0; i < V; i++) {
+        double expected = (i == 2 || i == 5) ? p[i] / kept : 0, seen = (double)count[i] / DRAWS;
+        double tol = 5 * sqrt(expected * (1 - expected) / DRAWS) + 1e-9;
+        ck_assert_msg(fabs(seen - expected) <= tol, "top_p token %d: %.4f vs %.4f", i, seen,
+                      expected);
+    }
+}
+END_TEST
+
 START_TEST(test_greedy) {
     Rng rng = rng_seeded(1);
     float logits[V] = {0.1f, -1.0f, 1.5f, 0.7f, -0.3f, 1.2f, -2.0f};
-    ck_assert_int_eq(sample_token(logits, V, 0.0f, 0, &rng), 2);
+    ck_assert_int_eq(sample_token(logits, V, 0.0f, 0, 1.0f, &rng), 2);
     float again[V] = {0.1f, -1.0f, 1.5f, 0.7f, -0.3f, 1.2f, -2.0f};
-    ck_assert_int_eq(sample_token(again, V, 1.0f, 1, &rng), 2); // top-1 is greedy too
+    ck_assert_int_eq(sample_token(again, V, 1.0f, 1, 1.0f, &rng), 2); // top-1 is greedy too
 }
 END_TEST
 
@@ -75,13 +100,16 @@ END_TEST
 // The message is checked, since a missing checkpoint would also exit 1.
 static const char *const BAD_ARGS[][3] = {
     {"ckpt_a", "ckpt_b", "unexpected argument 'ckpt_b'"},
-    {"ckpt", "--tokens=abc", "--tokens: bad value 'abc'"},
-    {"ckpt", "--tokens=-1", "--tokens: bad value '-1'"},
-    {"ckpt", "--tokens=", "--tokens: bad value ''"},
-    {"ckpt", "--temperature=hot", "--temperature: bad value 'hot'"},
-    {"ckpt", "--temperature=nan", "--temperature: bad value 'nan'"},
-    {"ckpt", "--top_k=3x", "--top_k: bad value '3x'"},
-    {"ckpt", "--seed=-4", "--seed: bad value '-4'"},
+    {"ckpt", "--tokens=abc", "bad value 'abc' for option '--tokens'"},
+    {"ckpt", "--tokens=-1", "bad value '-1' for option '--tokens'"},
+    {"ckpt", "--tokens=", "bad value '' for option '--tokens'"},
+    {"ckpt", "--temperature=hot", "bad value 'hot' for option '--temperature'"},
+    {"ckpt", "--temperature=nan", "bad value 'nan' for option '--temperature'"},
+    {"ckpt", "--top_k=3x", "bad value '3x' for option '--top_k'"},
+    {"ckpt", "--seed=-4", "bad value '-4' for option '--seed'"},
+    {"ckpt", "--temperature=-1", "bad value '-1' for option '--temperature'"},
+    {"ckpt", "--top_p=1.5", "bad value '1.5' for option '--top_p'"},
+    {"ckpt", "--topk=3", "unknown option '--topk' (did you mean '--top_k'?)"},
 };
 
 START_TEST(test_bad_arguments) {
@@ -116,6 +144,7 @@ int main(void) {
     tcase_add_test(tc, test_softmax_sampling);
     tcase_add_test(tc, test_temperature);
     tcase_add_test(tc, test_top_k);
+    tcase_add_test(tc, test_top_p);
     tcase_add_test(tc, test_greedy);
     tcase_add_loop_test(tc, test_bad_arguments, 0, (int)(sizeof BAD_ARGS / sizeof BAD_ARGS[0]));
     suite_add_tcase(s, tc);

@@ -262,6 +262,29 @@ START_TEST(test_refuses_multiprocess) {
 }
 END_TEST
 
+// vocab_size left unset takes the tokenizer's: a GPT-2-style ranks file gives 50257.
+START_TEST(test_vocab_from_tokenizer) {
+    write_corpus();
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char tok[600], arg[700];
+    snprintf(tok, sizeof tok, "%s/tiny-gpt2.tiktoken", workdir);
+    FILE *f = xfopen(tok, "wb");
+    for (int byte = 0; byte < 256; byte++) // one byte -> two chars + "=="
+        fprintf(f, "%c%c== %d\n", b64[byte >> 2], b64[(byte & 3) << 4], byte);
+    fclose(f);
+    snprintf(arg, sizeof arg, "--tokenizer=%s", tok);
+    ck_assert_int_eq(run_train("tnl", "", "gpt2vocab", 2, arg), 0);
+    char path[700];
+    snprintf(path, sizeof path, "%s/gpt2vocab/step_00000002/config.json", workdir);
+    char *text = read_file(path, NULL);
+    cJSON *j = cJSON_Parse(text);
+    ck_assert_ptr_nonnull(j);
+    ck_assert_int_eq(cJSON_GetObjectItem(j, "vocab_size")->valueint, 50257);
+    cJSON_Delete(j);
+    free(text);
+}
+END_TEST
+
 START_TEST(test_missing_data) {
     char *argv[] = {"--train_data=/nonexistent/x_*.bin", "--steps=1"};
     train_main(2, argv);
@@ -295,6 +318,7 @@ int main(void) {
     tcase_add_test(tc, test_resume_truncates_metrics);
     tcase_add_test(tc, test_resume_falls_back);
     tcase_add_exit_test(tc, test_unknown_key, 1);
+    tcase_add_test(tc, test_vocab_from_tokenizer);
     tcase_add_exit_test(tc, test_missing_data, 1);
     tcase_add_exit_test(tc, test_refuses_multiprocess, 1);
     tcase_add_exit_test(tc, test_val_smaller_than_batch, 1);

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 start=$(date +%s)
 # Debian packages the build and the corpus need; install the missing ones.
 need=""
-for pkg in build-essential pkg-config libzstd-dev libcjson-dev libpcre2-dev fortunes; do
+for pkg in build-essential pkg-config libzstd-dev libcjson-dev libpcre2-dev libcairo2-dev fortunes; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need="$need $pkg"
 done
 if [ -n "$need" ]; then

@@ -2,6 +2,7 @@
 // forward and forward+backward over a sweep of sequence lengths at a fixed token count,
 // with the memory floor of each shape beside the median time.
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 #include "../core/util.h"
 #include "../kernels/ops.h"
 #include "commands.h"
+#include "options.h"
 
 enum { MAX_LENGTHS = 16 };
 
@@ -19,28 +21,6 @@ typedef struct AttnBench {
     const char *dump_dir; // write the first shape's inputs and outputs here (peer checks)
     Backend *be;
 } AttnBench;
-
-static void bench_attn_usage(FILE *f) {
-    fprintf(f,
-            "usage: bolt bench attn [--kind=lightning|gla|softmax|all] [--heads=H] [--head_dim=D]\n"
-            "                       [--tokens=N] [--lengths=1024,4096,...] [--reps=R]\n"
-            "                       [--device=cuda|cpu|auto]\n"
-            "\n"
-            "Times the token-mixing ops on random bf16 inputs (fp32 on the CPU): for each\n"
-            "sequence length T, B = N / T sequences, the forward alone and forward+backward,\n"
-            "median of R timed repetitions after warm-up. q, k, v sit in one [N, 3HD]\n"
-            "projection as in training; GLA runs kdim = vdim = D (the peers' benchmark shape).\n"
-            "\n"
-            "  --kind=K       lightning, gla, softmax or all (default all)\n"
-            "  --heads=H      heads (default 16)\n"
-            "  --head_dim=D   head size (default 128)\n"
-            "  --tokens=N     B*T tokens per call (default 32768)\n"
-            "  --lengths=L,.. sequence lengths (default 1024,4096,16384,32768)\n"
-            "  --reps=R       timed repetitions (default 20)\n"
-            "  --device=X     cuda, cpu or auto (default auto)\n"
-            "  --dump=DIR     also write the first length's inputs and outputs (fp32) to\n"
-            "                 DIR/KIND/ for tools/peers/attn_crosscheck.py\n");
-}
 
 // Activations of n elements in backend memory (compute type) from host values.
 static Act *act_from_host(Backend *be, const float *host, long n) {
@@ -256,42 +236,63 @@ static int parse_lengths(const char *text, int *out) {
     return n;
 }
 
+typedef struct BenchAttnArgs {
+    const char *kind, *lengths, *device, *dump;
+    int heads, head_dim, tokens, reps, threads;
+} BenchAttnArgs;
+
+static const Option BENCH_ATTN_OPTIONS[] = {
+    {"kind", OPT_CHOICE, offsetof(BenchAttnArgs, kind), 0, 0, 0, "lightning|gla|softmax|all", NULL,
+     "the op(s) to time"},
+    {"heads", OPT_INT, offsetof(BenchAttnArgs, heads), 0, 1, 1024, NULL, NULL, "heads"},
+    {"head_dim", OPT_INT, offsetof(BenchAttnArgs, head_dim), 0, 1, 1024, NULL, NULL, "head size"},
+    {"tokens", OPT_INT, offsetof(BenchAttnArgs, tokens), 0, 1, 1 << 28, NULL, NULL,
+     "B*T tokens per call"},
+    {"lengths", OPT_STRING, offsetof(BenchAttnArgs, lengths), 0, 0, 0, NULL, NULL,
+     "comma list of sequence lengths T"},
+    {"reps", OPT_INT, offsetof(BenchAttnArgs, reps), 0, 1, 100000, NULL, NULL, "timed repetitions"},
+    {"device", OPT_CHOICE, offsetof(BenchAttnArgs, device), 0, 0, 0, "cpu|cuda|auto", NULL,
+     "backend (auto: cuda if a GPU is visible)"},
+    {"dump", OPT_STRING, offsetof(BenchAttnArgs, dump), 0, 0, 0, NULL, NULL,
+     "also write the first length's inputs and outputs (fp32) to DIR/KIND/ for "
+     "tools/peers/attn_crosscheck.py"},
+    {"threads", OPT_INT, offsetof(BenchAttnArgs, threads), 0, 0, 4096, NULL, NULL,
+     "CPU threads; 0: the cores not busy with other work"},
+};
+
+static const OptionTable BENCH_ATTN_TABLE = {
+    .command = "bench attn",
+    .args = "",
+    .about = "Times the token-mixing ops on random bf16 inputs (fp32 on the CPU): for each\n"
+             "sequence length T, B = N / T sequences, the forward alone and forward+backward,\n"
+             "median of R timed repetitions after warm-up. q, k, v sit in one [N, 3HD]\n"
+             "projection as in training; GLA runs kdim = vdim = D (the peers' benchmark shape).",
+    .options = BENCH_ATTN_OPTIONS,
+    .count = sizeof BENCH_ATTN_OPTIONS / sizeof BENCH_ATTN_OPTIONS[0],
+};
+
 int bench_attn_main(int argc, char **argv) {
-    AttnBench ab = {.H = 16, .d = 128, .tokens = 32768, .reps = 20, .warmup = 3};
-    const char *kind = "all", *device = "auto";
-    ab.n_lengths = parse_lengths("1024,4096,16384,32768", ab.lengths);
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            bench_attn_usage(stdout);
-            return 0;
-        } else if (strncmp(a, "--kind=", 7) == 0) {
-            kind = a + 7;
-        } else if (strncmp(a, "--heads=", 8) == 0) {
-            ab.H = (int)parse_int_arg("bench attn: --heads", a + 8, 1, 1024);
-        } else if (strncmp(a, "--head_dim=", 11) == 0) {
-            ab.d = (int)parse_int_arg("bench attn: --head_dim", a + 11, 1, 1024);
-        } else if (strncmp(a, "--tokens=", 9) == 0) {
-            ab.tokens = (int)parse_int_arg("bench attn: --tokens", a + 9, 1, 1 << 28);
-        } else if (strncmp(a, "--lengths=", 10) == 0) {
-            ab.n_lengths = parse_lengths(a + 10, ab.lengths);
-        } else if (strncmp(a, "--reps=", 7) == 0) {
-            ab.reps = (int)parse_int_arg("bench attn: --reps", a + 7, 1, 100000);
-        } else if (strncmp(a, "--device=", 9) == 0) {
-            device = a + 9;
-        } else if (strncmp(a, "--dump=", 7) == 0) {
-            ab.dump_dir = a + 7;
-        } else {
-            die("bench attn: unknown option '%s' (see bolt bench attn --help)", a);
-        }
-    }
+    BenchAttnArgs a = {.kind = "all",
+                       .lengths = "1024,4096,16384,32768",
+                       .device = "auto",
+                       .dump = "",
+                       .heads = 16,
+                       .head_dim = 128,
+                       .tokens = 32768,
+                       .reps = 20};
+    if (options_parse(&BENCH_ATTN_TABLE, &a, argc, argv, NULL) < 0) return 0;
+    set_threads(a.threads);
+    AttnBench ab = {.H = a.heads,
+                    .d = a.head_dim,
+                    .tokens = a.tokens,
+                    .reps = a.reps,
+                    .warmup = 3,
+                    .dump_dir = a.dump[0] ? a.dump : NULL};
+    ab.n_lengths = parse_lengths(a.lengths, ab.lengths);
     const char *kinds[] = {"lightning", "gla", "softmax"};
-    bool any = strcmp(kind, "all") == 0;
-    for (int i = 0; i < 3; i++) any |= strcmp(kind, kinds[i]) == 0;
-    check(any, "bench attn: --kind=%s: unknown (valid: lightning, gla, softmax, all)", kind);
-    ab.be = backend_create(device);
+    ab.be = backend_create(a.device);
     for (int i = 0; i < 3; i++) {
-        if (strcmp(kind, "all") == 0 || strcmp(kind, kinds[i]) == 0) bench_kind(&ab, kinds[i]);
+        if (strcmp(a.kind, "all") == 0 || strcmp(a.kind, kinds[i]) == 0) bench_kind(&ab, kinds[i]);
     }
     backend_free(ab.be);
     return 0;

@@ -1,6 +1,7 @@
 // train/bench_loader.c: `bolt bench loader GLOB`: how fast the data loader hands out
 // batches (shuffled, as in training, with its background shard read-ahead), measured
 // against the token rate a GPU training step consumes.
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,56 +9,42 @@
 #include "../core/util.h"
 #include "../data/loader.h"
 #include "commands.h"
+#include "options.h"
 
 // The reference consumer: an H100 training a ~385M-parameter model takes ~400k tokens/s.
 static const double GPU_TOKENS_PER_SECOND = 400e3;
 
-static void bench_loader_usage(FILE *f) {
-    fprintf(f, "usage: bolt bench loader GLOB [--batch_size=B] [--seq_len=T] [--batches=N]\n"
-               "\n"
-               "Time N calls of the loader's next-batch (B x T tokens each, shuffled as in\n"
-               "training) over the shards matching GLOB, and compare its tokens/s with what\n"
-               "a GPU training step consumes.\n"
-               "\n"
-               "  --batch_size=B   sequences per batch (default 16)\n"
-               "  --seq_len=T      tokens per sequence (default 1024)\n"
-               "  --batches=N      batches to time (default 2000)\n"
-               "  --help           show this help\n");
-}
+typedef struct BenchLoaderArgs {
+    int batch_size, seq_len, batches;
+} BenchLoaderArgs;
 
-// The value of "--key=value" as an int in [1, 2^30] (dying on a bad one), or 0 if arg is
-// not that option.
-static int int_option(const char *arg, const char *key) {
-    size_t n = strlen(key);
-    if (strncmp(arg, key, n) != 0 || arg[n] != '=') return 0;
-    char what[64];
-    snprintf(what, sizeof what, "bench loader: %s", key);
-    return (int)parse_int_arg(what, arg + n + 1, 1, 1 << 30);
-}
+static const Option BENCH_LOADER_OPTIONS[] = {
+    {"batch_size", OPT_INT, offsetof(BenchLoaderArgs, batch_size), 0, 1, 1 << 30, NULL, NULL,
+     "sequences per batch"},
+    {"seq_len", OPT_INT, offsetof(BenchLoaderArgs, seq_len), 0, 1, 1 << 30, NULL, NULL,
+     "tokens per sequence"},
+    {"batches", OPT_INT, offsetof(BenchLoaderArgs, batches), 0, 1, 1 << 30, NULL, NULL,
+     "batches to time"},
+};
+
+static const OptionTable BENCH_LOADER_TABLE = {
+    .command = "bench loader",
+    .args = "GLOB",
+    .min_args = 1,
+    .max_args = 1,
+    .about = "Times N calls of the loader's next-batch (B x T tokens each, shuffled as in\n"
+             "training) over the shards matching GLOB (quote it), and compares its tokens/s with\n"
+             "what a GPU training step consumes.",
+    .options = BENCH_LOADER_OPTIONS,
+    .count = sizeof BENCH_LOADER_OPTIONS / sizeof BENCH_LOADER_OPTIONS[0],
+};
 
 int bench_loader_main(int argc, char **argv) {
-    const char *pattern = NULL;
-    int B = 16, T = 1024, batches = 2000, v;
-    for (int i = 0; i < argc; i++) {
-        const char *arg = argv[i];
-        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
-            bench_loader_usage(stdout);
-            return 0;
-        }
-        if ((v = int_option(arg, "--batch_size"))) {
-            B = v;
-        } else if ((v = int_option(arg, "--seq_len"))) {
-            T = v;
-        } else if ((v = int_option(arg, "--batches"))) {
-            batches = v;
-        } else if (arg[0] == '-') {
-            die("bench loader: unknown option '%s' (see bolt bench loader --help)", arg);
-        } else {
-            check(pattern == NULL, "bench loader: one GLOB only (quote it: 'dir/*_train_*.bin')");
-            pattern = arg;
-        }
-    }
-    check(pattern != NULL, "bench loader: no shard GLOB given (see bolt bench loader --help)");
+    BenchLoaderArgs a = {.batch_size = 16, .seq_len = 1024, .batches = 2000};
+    char *args[1];
+    if (options_parse(&BENCH_LOADER_TABLE, &a, argc, argv, args) < 0) return 0;
+    const char *pattern = args[0];
+    int B = a.batch_size, T = a.seq_len, batches = a.batches;
 
     Loader *l = loader_open(pattern, B, T, 0, 1, 1337, true, 0); // 0: no vocabulary check
     int nshards = loader_nfiles(l);

@@ -1,23 +1,58 @@
 // train/bench_train.c: `bolt bench train CONFIG`: the training step of the model CONFIG
 // describes, on random tokens (no data needed): time to the first finished step, median
 // step time, tokens/s, MFU and peak memory, in a table.
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../core/util.h"
+#include "../data/tokenizer.h"
 #include "../model/model.h"
 #include "../optim/optimizer.h"
 #include "commands.h"
 #include "config.h"
+#include "options.h"
 
-static void bench_train_usage(FILE *f) {
-    fprintf(f, "usage: bolt bench train CONFIG [--key=value ...] [--bench_steps=N]\n"
-               "\n"
-               "Runs N optimizer steps (default 10, after 2 warm-up steps) of the model and\n"
-               "batch CONFIG describes, on random tokens, and prints time to the first step\n"
-               "(start-up, allocation, init and one step), the median step, tokens/s, MFU and\n"
-               "peak memory. Any config key can be overridden (--seq_len=..., --device=...).\n");
+// bench train's own options; every other --key=value is a config key (bolt train --help).
+typedef struct BenchTrainArgs {
+    int bench_steps;
+} BenchTrainArgs;
+
+static const Option BENCH_TRAIN_OPTIONS[] = {
+    {"bench_steps", OPT_INT, offsetof(BenchTrainArgs, bench_steps), 0, 1, 100000, NULL, NULL,
+     "timed optimizer steps (after 2 warm-up steps)"},
+};
+
+static const OptionTable BENCH_TRAIN_TABLE = {
+    .command = "bench train",
+    .args = "[CONFIG]",
+    .max_args = 1,
+    .about = "Runs optimizer steps of the model and batch CONFIG describes, on random tokens, and\n"
+             "prints time to the first step (start-up, allocation, init and one step), the\n"
+             "median step, tokens/s, MFU and peak memory. Any config key can be overridden\n"
+             "(--seq_len=..., --device=...; see bolt train --help).",
+    .options = BENCH_TRAIN_OPTIONS,
+    .count = sizeof BENCH_TRAIN_OPTIONS / sizeof BENCH_TRAIN_OPTIONS[0],
+};
+
+// Split argv into bench train's own options (mine) and the rest (config and keys).
+static void split_args(int argc, char **argv, char **mine, int *n_mine, char **rest, int *n_rest) {
+    *n_mine = *n_rest = 0;
+    for (int i = 0; i < argc; i++) {
+        char name[128] = "";
+        if (strncmp(argv[i], "--", 2) == 0) {
+            const char *eq = strchr(argv[i], '=');
+            size_t n = eq ? (size_t)(eq - argv[i] - 2) : strlen(argv[i] + 2);
+            if (n < sizeof name) snprintf(name, sizeof name, "%.*s", (int)n, argv[i] + 2);
+        }
+        bool own = option_find(&BENCH_TRAIN_TABLE, name) || strcmp(argv[i], "--help") == 0 ||
+                   strcmp(argv[i], "-h") == 0;
+        if (own)
+            mine[(*n_mine)++] = argv[i];
+        else
+            rest[(*n_rest)++] = argv[i];
+    }
 }
 
 static int compare_double(const void *a, const void *b) {
@@ -47,25 +82,26 @@ static void bench_step(Model *m, Optimizer *opt, const Config *c, int *tokens, i
 
 int bench_train_main(int argc, char **argv) {
     double t_start = now_seconds();
-    int steps = 10;
+    BenchTrainArgs args = {.bench_steps = 10};
+    char **mine = xmalloc((size_t)(argc + 1) * sizeof(char *));
     char **rest = xmalloc((size_t)(argc + 1) * sizeof(char *));
-    int n_rest = 0;
-    for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            bench_train_usage(stdout);
-            free(rest);
-            return 0;
-        }
-        if (strncmp(argv[i], "--bench_steps=", 14) == 0)
-            steps = (int)parse_int_arg("bench train: --bench_steps", argv[i] + 14, 1, 100000);
-        else
-            rest[n_rest++] = argv[i];
-    }
+    int n_mine, n_rest;
+    split_args(argc, argv, mine, &n_mine, rest, &n_rest);
     Config cfg, *c = &cfg;
     config_defaults(c);
-    config_from_args(c, n_rest, rest);
+    bool go = options_parse(&BENCH_TRAIN_TABLE, &args, n_mine, mine, NULL) >= 0 &&
+              config_from_args(c, "bench train", n_rest, rest);
+    free(mine);
     free(rest);
+    if (!go) return 0; // --help
+    int steps = args.bench_steps;
+    set_threads(c->threads);
     if (!c->train_data[0]) strcpy(c->train_data, "(random tokens)");
+    if (c->model.vocab_size == 0) { // the tokenizer's, as in training
+        Tokenizer tok = tokenizer_load(c->tokenizer);
+        config_resolve_vocab(c, tok.vocab_size);
+        tokenizer_free(&tok);
+    }
     config_finalize(c);
     Backend *be = backend_create(c->device);
     Model m;

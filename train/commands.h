@@ -14,3 +14,6 @@ int import_main(int argc, char **argv);          // train/interop.c
 int export_main(int argc, char **argv);          // train/interop.c
 int eval_main(int argc, char **argv);            // train/eval.c
 int plot_main(int argc, char **argv);            // train/plot.c
+
+const char *bolt_version(void); // "0.1.0" (train/version.c)
+const char *bolt_commit(void);  // the git commit it was built from, or "unknown"

@@ -13,168 +13,160 @@
 
 #include "../core/util.h"
 #include "../optim/schedule.h"
+#include "options.h"
 
 // The size of a Config field (for the string keys' buffers).
 #define FIELD_SIZE(field) sizeof(((Config *)0)->field)
 
-typedef enum KeyType {
-    KEY_INT,    // int, within [min, max]
-    KEY_FLOAT,  // float, finite
-    KEY_BOOL,   // bool: 0 / 1 / true / false
-    KEY_U64,    // uint64_t
-    KEY_STRING, // char[size]
-    KEY_ENUM,   // char[size] holding one of `choices` ("a|b|c")
-    KEY_FAMILY, // ModelConfig.family, by family_from_name
-    KEY_DECAY,  // ModelConfig.decay: alibi | minimax
-} KeyType;
+// Family and DecayKind are set as OPT_INDEX (an int-sized enum, index into the choices).
+_Static_assert(sizeof(Family) == sizeof(int) && sizeof(DecayKind) == sizeof(int),
+               "enums set as OPT_INDEX must be int-sized");
 
-typedef struct ConfigKey {
-    const char *name;
-    KeyType type;
-    size_t offset;       // of the field in Config
-    size_t size;         // KEY_STRING / KEY_ENUM: buffer size
-    int min, max;        // KEY_INT: allowed range
-    const char *choices; // KEY_ENUM / KEY_FAMILY / KEY_DECAY: "a|b|c"
-    const char *section; // non-NULL on the first key of a section (printing only)
-    const char *help;
-} ConfigKey;
-
-static const ConfigKey KEYS[] = {
+static const Option KEYS[] = {
     // model
-    {"model", KEY_FAMILY, offsetof(Config, model.family), 0, 0, 0, "tnl|gla|llama", "model",
-     "model family: tnl | gla | llama"},
-    {"vocab_size", KEY_INT, offsetof(Config, model.vocab_size), 0, 1, INT_MAX, NULL, NULL,
-     "vocabulary size (the byte tokenizer needs 256)"},
-    {"dim", KEY_INT, offsetof(Config, model.dim), 0, 1, INT_MAX, NULL, NULL, "residual width D"},
-    {"n_layers", KEY_INT, offsetof(Config, model.n_layers), 0, 1, MAX_LAYERS, NULL, NULL,
+    {"model", OPT_INDEX, offsetof(Config, model.family), 0, 0, 0, "tnl|gla|llama", "model",
+     "model family"},
+    {"vocab_size", OPT_INT, offsetof(Config, model.vocab_size), 0, 0, INT_MAX, NULL, NULL,
+     "vocabulary size; 0: the tokenizer's (256 for byte; larger pads the LM head)"},
+    {"dim", OPT_INT, offsetof(Config, model.dim), 0, 1, INT_MAX, NULL, NULL, "residual width D"},
+    {"n_layers", OPT_INT, offsetof(Config, model.n_layers), 0, 1, MAX_LAYERS, NULL, NULL,
      "number of blocks L"},
-    {"n_heads", KEY_INT, offsetof(Config, model.n_heads), 0, 1, INT_MAX, NULL, NULL,
+    {"n_heads", OPT_INT, offsetof(Config, model.n_heads), 0, 1, INT_MAX, NULL, NULL,
      "attention heads H"},
-    {"n_kv_heads", KEY_INT, offsetof(Config, model.n_kv_heads), 0, 0, INT_MAX, NULL, NULL,
+    {"n_kv_heads", OPT_INT, offsetof(Config, model.n_kv_heads), 0, 0, INT_MAX, NULL, NULL,
      "key/value heads of softmax layers (GQA); 0: n_heads"},
-    {"head_dim", KEY_INT, offsetof(Config, model.head_dim), 0, 0, INT_MAX, NULL, NULL,
+    {"head_dim", OPT_INT, offsetof(Config, model.head_dim), 0, 0, INT_MAX, NULL, NULL,
      "head size of softmax and lightning layers; 0: dim / n_heads"},
-    {"mlp_dim", KEY_INT, offsetof(Config, model.mlp_dim), 0, 0, INT_MAX, NULL, NULL,
+    {"mlp_dim", OPT_INT, offsetof(Config, model.mlp_dim), 0, 0, INT_MAX, NULL, NULL,
      "MLP hidden size; 0: the family default"},
-    {"mixers", KEY_STRING, offsetof(Config, mixers), FIELD_SIZE(mixers), 0, 0, NULL, NULL,
+    {"mixers", OPT_STRING, offsetof(Config, mixers), FIELD_SIZE(mixers), 0, 0, NULL, NULL,
      "per-layer mixers, e.g. lightning*7,softmax, repeated to n_layers; empty: the "
      "family's own"},
-    {"softmax_layers", KEY_STRING, offsetof(Config, softmax_layers), FIELD_SIZE(softmax_layers), 0,
+    {"softmax_layers", OPT_STRING, offsetof(Config, softmax_layers), FIELD_SIZE(softmax_layers), 0,
      0, NULL, NULL,
      "comma list of layer indices using softmax attention (the rest: the family's own "
      "mixer); not with mixers"},
-    {"tie_embeddings", KEY_BOOL, offsetof(Config, model.tie_embeddings), 0, 0, 0, NULL, NULL,
+    {"tie_embeddings", OPT_BOOL, offsetof(Config, model.tie_embeddings), 0, 0, 0, NULL, NULL,
      "share the embedding and LM head matrices"},
-    {"norm_eps", KEY_FLOAT, offsetof(Config, model.norm_eps), 0, 0, 0, NULL, NULL,
+    {"norm_eps", OPT_FLOAT, offsetof(Config, model.norm_eps), 0, 0, 0, NULL, NULL,
      "norm epsilon; 0: the family default"},
-    {"rope_theta", KEY_FLOAT, offsetof(Config, model.rope_theta), 0, 0, 0, NULL, NULL,
+    {"rope_theta", OPT_FLOAT, offsetof(Config, model.rope_theta), 0, 0, 0, NULL, NULL,
      "RoPE base of softmax layers"},
-    {"decay", KEY_DECAY, offsetof(Config, model.decay), 0, 0, 0, "alibi|minimax", NULL,
-     "TNL decay slopes: alibi | minimax"},
-    {"gate_low_rank", KEY_INT, offsetof(Config, model.gate_low_rank), 0, 1, INT_MAX, NULL, NULL,
+    {"decay", OPT_INDEX, offsetof(Config, model.decay), 0, 0, 0, "alibi|minimax", NULL,
+     "TNL decay slopes"},
+    {"gate_low_rank", OPT_INT, offsetof(Config, model.gate_low_rank), 0, 1, INT_MAX, NULL, NULL,
      "GLA gate projection rank"},
-    {"gate_normalizer", KEY_FLOAT, offsetof(Config, model.gate_normalizer), 0, 0, 0, NULL, NULL,
+    {"gate_normalizer", OPT_FLOAT, offsetof(Config, model.gate_normalizer), 0, 0, 0, NULL, NULL,
      "GLA gate divisor: gk = logsigmoid(.) / gate_normalizer"},
-    {"attn_block", KEY_INT, offsetof(Config, model.attn_block), 0, 1, INT_MAX, NULL, NULL,
+    {"attn_block", OPT_INT, offsetof(Config, model.attn_block), 0, 1, INT_MAX, NULL, NULL,
      "block (chunk) size of the linear-attention kernels"},
-    {"doc_reset", KEY_BOOL, offsetof(Config, model.doc_reset), 0, 0, 0, NULL, NULL,
+    {"doc_reset", OPT_BOOL, offsetof(Config, model.doc_reset), 0, 0, 0, NULL, NULL,
      "run each document (from one EOT token to the next) as its own sequence"},
-    {"recompute", KEY_BOOL, offsetof(Config, model.recompute), 0, 0, 0, NULL, NULL,
+    {"recompute", OPT_BOOL, offsetof(Config, model.recompute), 0, 0, 0, NULL, NULL,
      "save only each layer's input and recompute its internals in backward (less memory)"},
-    {"tokenizer", KEY_STRING, offsetof(Config, tokenizer), FIELD_SIZE(tokenizer), 0, 0, NULL, NULL,
+    {"tokenizer", OPT_STRING, offsetof(Config, tokenizer), FIELD_SIZE(tokenizer), 0, 0, NULL, NULL,
      "byte, a tokenizer.json or a .tiktoken file"},
-    {"init_from", KEY_STRING, offsetof(Config, init_from), FIELD_SIZE(init_from), 0, 0, NULL, NULL,
+    {"init_from", OPT_STRING, offsetof(Config, init_from), FIELD_SIZE(init_from), 0, 0, NULL, NULL,
      "start from this checkpoint or Hugging Face directory; empty: random init"},
     // data
-    {"train_data", KEY_STRING, offsetof(Config, train_data), FIELD_SIZE(train_data), 0, 0, NULL,
+    {"train_data", OPT_STRING, offsetof(Config, train_data), FIELD_SIZE(train_data), 0, 0, NULL,
      "data", "glob of training shards (.bin)"},
-    {"val_data", KEY_STRING, offsetof(Config, val_data), FIELD_SIZE(val_data), 0, 0, NULL, NULL,
+    {"val_data", OPT_STRING, offsetof(Config, val_data), FIELD_SIZE(val_data), 0, 0, NULL, NULL,
      "glob of validation shards; empty: no validation"},
-    {"out_dir", KEY_STRING, offsetof(Config, out_dir), FIELD_SIZE(out_dir), 0, 0, NULL, NULL,
+    {"out_dir", OPT_STRING, offsetof(Config, out_dir), FIELD_SIZE(out_dir), 0, 0, NULL, NULL,
      "directory for checkpoints, logs and metrics"},
     // optimization
-    {"steps", KEY_INT, offsetof(Config, steps), 0, 1, INT_MAX, NULL, "optimization",
+    {"steps", OPT_INT, offsetof(Config, steps), 0, 1, INT_MAX, NULL, "optimization",
      "optimizer steps"},
-    {"batch_size", KEY_INT, offsetof(Config, batch_size), 0, 1, INT_MAX, NULL, NULL,
+    {"batch_size", OPT_INT, offsetof(Config, batch_size), 0, 1, INT_MAX, NULL, NULL,
      "sequences per micro-batch"},
-    {"seq_len", KEY_INT, offsetof(Config, seq_len), 0, 1, INT_MAX, NULL, NULL,
+    {"seq_len", OPT_INT, offsetof(Config, seq_len), 0, 1, INT_MAX, NULL, NULL,
      "tokens per sequence"},
-    {"grad_accum", KEY_INT, offsetof(Config, grad_accum), 0, 1, INT_MAX, NULL, NULL,
+    {"grad_accum", OPT_INT, offsetof(Config, grad_accum), 0, 1, INT_MAX, NULL, NULL,
      "micro-batches accumulated per step"},
-    {"lr", KEY_FLOAT, offsetof(Config, lr), 0, 0, 0, NULL, NULL, "peak learning rate"},
-    {"min_lr_ratio", KEY_FLOAT, offsetof(Config, min_lr_ratio), 0, 0, 0, NULL, NULL,
+    {"lr", OPT_FLOAT, offsetof(Config, lr), 0, 0, 0, NULL, NULL, "peak learning rate"},
+    {"min_lr_ratio", OPT_FLOAT, offsetof(Config, min_lr_ratio), 0, 0, 0, NULL, NULL,
      "final learning rate = lr * min_lr_ratio"},
-    {"warmup", KEY_INT, offsetof(Config, warmup), 0, 0, INT_MAX, NULL, NULL, "linear warmup steps"},
-    {"schedule", KEY_ENUM, offsetof(Config, schedule), FIELD_SIZE(schedule), 0, 0,
+    {"warmup", OPT_INT, offsetof(Config, warmup), 0, 0, INT_MAX, NULL, NULL, "linear warmup steps"},
+    {"schedule", OPT_CHOICE, offsetof(Config, schedule), FIELD_SIZE(schedule), 0, 0,
      "cosine|linear|wsd|constant", NULL, "lr schedule after warmup"},
-    {"decay_frac", KEY_FLOAT, offsetof(Config, decay_frac), 0, 0, 0, NULL, NULL,
+    {"decay_frac", OPT_FLOAT, offsetof(Config, decay_frac), 0, 0, 0, NULL, NULL,
      "wsd: fraction of the steps spent in the final decay"},
-    {"weight_decay", KEY_FLOAT, offsetof(Config, weight_decay), 0, 0, 0, NULL, NULL,
+    {"weight_decay", OPT_FLOAT, offsetof(Config, weight_decay), 0, 0, 0, NULL, NULL,
      "AdamW weight decay (not on norms and biases)"},
-    {"beta1", KEY_FLOAT, offsetof(Config, beta1), 0, 0, 0, NULL, NULL, "AdamW beta1"},
-    {"beta2", KEY_FLOAT, offsetof(Config, beta2), 0, 0, 0, NULL, NULL, "AdamW beta2"},
-    {"adam_eps", KEY_FLOAT, offsetof(Config, adam_eps), 0, 0, 0, NULL, NULL, "AdamW epsilon"},
-    {"grad_clip", KEY_FLOAT, offsetof(Config, grad_clip), 0, 0, 0, NULL, NULL,
+    {"beta1", OPT_FLOAT, offsetof(Config, beta1), 0, 0, 0, NULL, NULL, "AdamW beta1"},
+    {"beta2", OPT_FLOAT, offsetof(Config, beta2), 0, 0, 0, NULL, NULL, "AdamW beta2"},
+    {"adam_eps", OPT_FLOAT, offsetof(Config, adam_eps), 0, 0, 0, NULL, NULL, "AdamW epsilon"},
+    {"grad_clip", OPT_FLOAT, offsetof(Config, grad_clip), 0, 0, 0, NULL, NULL,
      "clip the global gradient norm to this; 0: off"},
-    {"max_bad_steps", KEY_INT, offsetof(Config, max_bad_steps), 0, 1, INT_MAX, NULL, NULL,
+    {"max_bad_steps", OPT_INT, offsetof(Config, max_bad_steps), 0, 1, INT_MAX, NULL, NULL,
      "stop after this many non-finite steps in a row"},
     // run
-    {"seed", KEY_U64, offsetof(Config, seed), 0, 0, 0, NULL, "run",
+    {"seed", OPT_U64, offsetof(Config, seed), 0, 0, 0, NULL, "run",
      "random seed (init, data order, sampling)"},
-    {"device", KEY_ENUM, offsetof(Config, device), FIELD_SIZE(device), 0, 0, "cpu|cuda|auto", NULL,
-     "backend: cpu | cuda | auto (cuda if a GPU is visible)"},
-    {"threads", KEY_INT, offsetof(Config, threads), 0, 0, INT_MAX, NULL, NULL,
-     "OpenMP threads; 0: all cores"},
-    {"log_every", KEY_INT, offsetof(Config, log_every), 0, 1, INT_MAX, NULL, NULL,
+    {"device", OPT_CHOICE, offsetof(Config, device), FIELD_SIZE(device), 0, 0, "cpu|cuda|auto",
+     NULL, "backend (auto: cuda if a GPU is visible)"},
+    {"threads", OPT_INT, offsetof(Config, threads), 0, 0, INT_MAX, NULL, NULL,
+     "OpenMP threads; 0: the cores not busy with other work (the load average)"},
+    {"log_every", OPT_INT, offsetof(Config, log_every), 0, 1, INT_MAX, NULL, NULL,
      "print a log line every N steps"},
-    {"val_every", KEY_INT, offsetof(Config, val_every), 0, 0, INT_MAX, NULL, NULL,
+    {"val_every", OPT_INT, offsetof(Config, val_every), 0, 0, INT_MAX, NULL, NULL,
      "validate every N steps; 0: only at the end"},
-    {"val_batches", KEY_INT, offsetof(Config, val_batches), 0, 0, INT_MAX, NULL, NULL,
+    {"val_batches", OPT_INT, offsetof(Config, val_batches), 0, 0, INT_MAX, NULL, NULL,
      "batches per validation; 0: the whole validation set"},
-    {"save_every", KEY_INT, offsetof(Config, save_every), 0, 0, INT_MAX, NULL, NULL,
+    {"save_every", OPT_INT, offsetof(Config, save_every), 0, 0, INT_MAX, NULL, NULL,
      "checkpoint every N steps; 0: only at the end"},
-    {"keep_checkpoints", KEY_INT, offsetof(Config, keep_checkpoints), 0, 0, INT_MAX, NULL, NULL,
+    {"keep_checkpoints", OPT_INT, offsetof(Config, keep_checkpoints), 0, 0, INT_MAX, NULL, NULL,
      "keep the newest N checkpoints; 0: all"},
-    {"resume", KEY_BOOL, offsetof(Config, resume), 0, 0, 0, NULL, NULL,
+    {"resume", OPT_BOOL, offsetof(Config, resume), 0, 0, 0, NULL, NULL,
      "continue from the newest checkpoint in out_dir"},
-    {"sample_every", KEY_INT, offsetof(Config, sample_every), 0, 0, INT_MAX, NULL, NULL,
+    {"overwrite", OPT_BOOL, offsetof(Config, overwrite), 0, 0, 0, NULL, NULL,
+     "a fresh run into an out_dir that holds a run deletes that run's checkpoints, metrics "
+     "and plots first (without it: an error)"},
+    {"sample_every", OPT_INT, offsetof(Config, sample_every), 0, 0, INT_MAX, NULL, NULL,
      "print a sample every N steps; 0: never"},
-    {"sample_len", KEY_INT, offsetof(Config, sample_len), 0, 0, INT_MAX, NULL, NULL,
+    {"sample_len", OPT_INT, offsetof(Config, sample_len), 0, 0, INT_MAX, NULL, NULL,
      "tokens per sample"},
-    {"mc_data", KEY_STRING, offsetof(Config, mc_data), FIELD_SIZE(mc_data), 0, 0, NULL, NULL,
+    {"tensorboard", OPT_BOOL, offsetof(Config, tensorboard), 0, 0, 0, NULL, NULL,
+     "also write TensorBoard scalars (loss, val loss, lr, norm, tokens/s, MFU) to "
+     "out_dir/events.out.tfevents.*"},
+    {"mc_data", OPT_STRING, offsetof(Config, mc_data), FIELD_SIZE(mc_data), 0, 0, NULL, NULL,
      "multiple-choice set (llm.c eval file or jsonl) scored during training; empty: none"},
-    {"mc_every", KEY_INT, offsetof(Config, mc_every), 0, 0, INT_MAX, NULL, NULL,
+    {"mc_every", OPT_INT, offsetof(Config, mc_every), 0, 0, INT_MAX, NULL, NULL,
      "score mc_data every N steps; 0: only at the end"},
     // distillation
-    {"teacher", KEY_STRING, offsetof(Config, teacher), FIELD_SIZE(teacher), 0, 0, NULL,
+    {"teacher", OPT_STRING, offsetof(Config, teacher), FIELD_SIZE(teacher), 0, 0, NULL,
      "distillation (bolt distill)",
      "softmax teacher: a Hugging Face Llama directory or a bolt checkpoint (or run dir)"},
-    {"student_mixer", KEY_STRING, offsetof(Config, student_mixer), FIELD_SIZE(student_mixer), 0, 0,
+    {"student_mixer", OPT_STRING, offsetof(Config, student_mixer), FIELD_SIZE(student_mixer), 0, 0,
      NULL, NULL, "the student's mixers: gla | lightning | a pattern like lightning*3,softmax"},
-    {"stage1_steps", KEY_INT, offsetof(Config, stage1_steps), 0, 0, INT_MAX, NULL, NULL,
+    {"stage1_steps", OPT_INT, offsetof(Config, stage1_steps), 0, 0, INT_MAX, NULL, NULL,
      "attention-transfer steps (per-layer MSE to the teacher's attention output)"},
-    {"stage2_steps", KEY_INT, offsetof(Config, stage2_steps), 0, 0, INT_MAX, NULL, NULL,
+    {"stage2_steps", OPT_INT, offsetof(Config, stage2_steps), 0, 0, INT_MAX, NULL, NULL,
      "fine-tuning steps (ce_weight * CE + kd_weight * T^2 * KL)"},
-    {"transfer_train", KEY_ENUM, offsetof(Config, transfer_train), FIELD_SIZE(transfer_train), 0, 0,
+    {"transfer_train", OPT_CHOICE, offsetof(Config, transfer_train), FIELD_SIZE(transfer_train), 0, 0,
      "new|qk|all", NULL,
      "stage 1 trains the new tensors only, new + q/k, or every tensor of the mixers"},
-    {"ce_weight", KEY_FLOAT, offsetof(Config, ce_weight), 0, 0, 0, NULL, NULL,
+    {"ce_weight", OPT_FLOAT, offsetof(Config, ce_weight), 0, 0, 0, NULL, NULL,
      "stage 2: weight of the cross-entropy on the data"},
-    {"kd_weight", KEY_FLOAT, offsetof(Config, kd_weight), 0, 0, 0, NULL, NULL,
+    {"kd_weight", OPT_FLOAT, offsetof(Config, kd_weight), 0, 0, 0, NULL, NULL,
      "stage 2: weight of T^2 * KL(teacher || student)"},
-    {"kd_temperature", KEY_FLOAT, offsetof(Config, kd_temperature), 0, 0, 0, NULL, NULL,
+    {"kd_temperature", OPT_FLOAT, offsetof(Config, kd_temperature), 0, 0, 0, NULL, NULL,
      "stage 2: softmax temperature T of both models' logits"},
-    {"lr_new", KEY_FLOAT, offsetof(Config, lr_new), 0, 0, 0, NULL, NULL,
+    {"lr_new", OPT_FLOAT, offsetof(Config, lr_new), 0, 0, 0, NULL, NULL,
      "peak learning rate of the student's new tensors"},
-    {"lr_copied", KEY_FLOAT, offsetof(Config, lr_copied), 0, 0, 0, NULL, NULL,
+    {"lr_copied", OPT_FLOAT, offsetof(Config, lr_copied), 0, 0, 0, NULL, NULL,
      "peak learning rate of the tensors copied from the teacher (stage 2); 0: frozen"},
     // distributed
-    {"zero", KEY_INT, offsetof(Config, zero), 0, 0, 1, NULL, "distributed",
+    {"nproc", OPT_INT, offsetof(Config, nproc), 0, 1, 4096, NULL, "distributed",
+     "start this many ranks on this node and supervise them (no MPI needed: shared memory on "
+     "the CPU, NCCL on GPUs); 1: this process alone"},
+    {"zero", OPT_INT, offsetof(Config, zero), 0, 0, 1, NULL, NULL,
      "1: ZeRO-1 (AdamW state sharded over the data-parallel ranks); 0: plain data parallel"},
-    {"bucket_mb", KEY_FLOAT, offsetof(Config, bucket_mb), 0, 0, 0, NULL, NULL,
+    {"bucket_mb", OPT_FLOAT, offsetof(Config, bucket_mb), 0, 0, 0, NULL, NULL,
      "data parallel: all-reduce gradients in buckets of at least this many MB as layers "
      "finish backward; 0: one all-reduce per layer"},
-    {"collective_timeout", KEY_INT, offsetof(Config, collective_timeout), 0, 1, INT_MAX, NULL, NULL,
+    {"collective_timeout", OPT_INT, offsetof(Config, collective_timeout), 0, 1, INT_MAX, NULL, NULL,
      "seconds a collective may take before the job is ended (a rank died or hangs)"},
 };
 enum { N_KEYS = sizeof(KEYS) / sizeof(KEYS[0]) };
@@ -215,11 +207,15 @@ static const char *const ALIASES[][2] = {
 };
 enum { N_ALIASES = sizeof(ALIASES) / sizeof(ALIASES[0]) };
 
+void config_resolve_vocab(Config *c, int tokenizer_vocab) {
+    if (c->model.vocab_size == 0) c->model.vocab_size = tokenizer_vocab;
+}
+
 void config_defaults(Config *c) {
     memset(c, 0, sizeof *c); // padding too, so two configs built alike compare equal
     ModelConfig *m = &c->model;
     m->family = FAMILY_TNL;
-    m->vocab_size = 256;
+    m->vocab_size = 0; // the tokenizer's
     m->dim = 128;
     m->n_layers = 4;
     m->n_heads = 4;
@@ -262,8 +258,10 @@ void config_defaults(Config *c) {
     c->save_every = 0;
     c->keep_checkpoints = 2;
     c->resume = false;
+    c->overwrite = false;
     c->sample_every = 0;
     c->sample_len = 200;
+    c->tensorboard = false;
     c->mc_every = 0;
     strcpy(c->student_mixer, "lightning");
     c->stage1_steps = 100;
@@ -275,274 +273,31 @@ void config_defaults(Config *c) {
     c->lr_new = 1e-3f;
     c->lr_copied = 1e-4f;
     c->zero = 0;
+    c->nproc = 1;
     c->bucket_mb = 16.0f;
     c->collective_timeout = 300;
 }
 
-// Lower-case, with '-' read as '_', so "Batch-Size" is one edit-free step from batch_size.
-static char fold_char(char ch) {
-    return ch == '-' ? '_' : (char)tolower((unsigned char)ch);
-}
+// The train command's table: every config key (also the keys of config files).
+static const OptionTable CONFIG_TABLE = {
+    .command = "train",
+    .args = "[CONFIG]",
+    .min_args = 0,
+    .max_args = 1,
+    .about = "Trains the model CONFIG describes (a file of 'key = value' lines, # comments);\n"
+             "--key=value overrides any key (applied after the file, whatever the order).",
+    .options = KEYS,
+    .count = N_KEYS,
+    .aliases = ALIASES,
+    .n_aliases = N_ALIASES,
+};
 
-// Edit distance (insertions, deletions, substitutions) between a and b, after fold_char.
-static int edit_distance(const char *a, const char *b) {
-    enum { MAX_LEN = 128 };
-    int na = (int)strlen(a), nb = (int)strlen(b);
-    if (na >= MAX_LEN || nb >= MAX_LEN) return INT_MAX;
-    int prev[MAX_LEN], cur[MAX_LEN];
-    for (int j = 0; j <= nb; j++) prev[j] = j;
-    for (int i = 1; i <= na; i++) {
-        cur[0] = i;
-        for (int j = 1; j <= nb; j++) {
-            int cost = fold_char(a[i - 1]) == fold_char(b[j - 1]) ? 0 : 1;
-            int best = prev[j - 1] + cost;
-            if (prev[j] + 1 < best) best = prev[j] + 1;
-            if (cur[j - 1] + 1 < best) best = cur[j - 1] + 1;
-            cur[j] = best;
-        }
-        memcpy(prev, cur, sizeof(int) * (size_t)(nb + 1));
-    }
-    return prev[nb];
-}
-
-// How many edits still count as a typo of `candidate`: 1, plus one per 3 characters.
-static bool close_enough(const char *key, const char *candidate, int distance) {
-    size_t n = strlen(key) > strlen(candidate) ? strlen(key) : strlen(candidate);
-    return distance <= 1 + (int)(n / 3);
-}
-
-// The valid key closest to a misspelt one (aliases map to their key); NULL if none is
-// close enough to be a plausible typo.
 const char *config_nearest_key(const char *key) {
-    const char *best = NULL;
-    int best_distance = INT_MAX;
-    for (int i = 0; i < N_KEYS; i++) {
-        int d = edit_distance(key, KEYS[i].name);
-        if (d < best_distance && close_enough(key, KEYS[i].name, d)) {
-            best = KEYS[i].name;
-            best_distance = d;
-        }
-    }
-    for (int i = 0; i < N_ALIASES; i++) {
-        int d = edit_distance(key, ALIASES[i][0]);
-        if (d < best_distance && close_enough(key, ALIASES[i][0], d)) {
-            best = ALIASES[i][1];
-            best_distance = d;
-        }
-    }
-    return best;
-}
-
-// The table entry of a key, or NULL.
-static const ConfigKey *find_key(const char *name) {
-    for (int i = 0; i < N_KEYS; i++) {
-        if (strcmp(KEYS[i].name, name) == 0) return &KEYS[i];
-    }
-    return NULL;
-}
-
-// True if `value` is one of the '|'-separated `choices`.
-static bool is_choice(const char *value, const char *choices) {
-    size_t n = strlen(value);
-    const char *p = choices;
-    while (*p) {
-        const char *end = strchr(p, '|');
-        size_t len = end ? (size_t)(end - p) : strlen(p);
-        if (len == n && strncmp(p, value, n) == 0) return true;
-        if (!end) break;
-        p = end + 1;
-    }
-    return false;
-}
-
-// "a|b|c" -> "a, b, c" for messages.
-static void list_choices(const char *choices, char *out, size_t size) {
-    size_t o = 0;
-    for (const char *p = choices; *p && o + 3 < size; p++) {
-        if (*p == '|') {
-            out[o++] = ',';
-            out[o++] = ' ';
-        } else {
-            out[o++] = *p;
-        }
-    }
-    out[o] = '\0';
-}
-
-// Parse a whole base-10 int; false on junk, overflow or empty text.
-static bool parse_int(const char *s, int *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (end == s || *end != '\0' || errno == ERANGE || v < INT_MIN || v > INT_MAX) return false;
-    *out = (int)v;
-    return true;
-}
-
-// Parse a whole finite float (3e-4 style accepted); false on junk or overflow.
-static bool parse_float(const char *s, float *out) {
-    char *end;
-    errno = 0;
-    float v = strtof(s, &end);
-    if (end == s || *end != '\0' || errno == ERANGE || !isfinite(v)) return false;
-    *out = v;
-    return true;
-}
-
-// Parse a whole unsigned 64-bit integer (seeds); false on a sign, junk or overflow.
-static bool parse_u64(const char *s, uint64_t *out) {
-    if (!isdigit((unsigned char)s[0])) return false; // strtoull would accept "-1"
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (*end != '\0' || errno == ERANGE) return false;
-    *out = (uint64_t)v;
-    return true;
-}
-
-// Parse 1 / true / 0 / false.
-static bool parse_bool(const char *s, bool *out) {
-    if (strcmp(s, "1") == 0 || strcmp(s, "true") == 0) {
-        *out = true;
-        return true;
-    }
-    if (strcmp(s, "0") == 0 || strcmp(s, "false") == 0) {
-        *out = false;
-        return true;
-    }
-    return false;
-}
-
-// Die with the standard bad-value message.
-static _Noreturn void bad_value(const char *origin, const char *key, const char *value,
-                                const char *expected) {
-    die("%s: bad value '%s' for key '%s' (expected %s)", origin, value, key, expected);
-}
-
-// Parse `value` by the key's type and store it into c.
-static void set_value(Config *c, const ConfigKey *k, const char *value, const char *origin) {
-    char *field = (char *)c + k->offset;
-    char expected[160];
-    switch (k->type) {
-    case KEY_INT: {
-        int v;
-        if (!parse_int(value, &v)) bad_value(origin, k->name, value, "an integer");
-        if (v < k->min || v > k->max) {
-            if (k->max == INT_MAX) {
-                snprintf(expected, sizeof expected, "an integer >= %d", k->min);
-            } else {
-                snprintf(expected, sizeof expected, "an integer in %d..%d", k->min, k->max);
-            }
-            bad_value(origin, k->name, value, expected);
-        }
-        *(int *)field = v;
-        break;
-    }
-    case KEY_FLOAT: {
-        float v;
-        if (!parse_float(value, &v)) bad_value(origin, k->name, value, "a number");
-        *(float *)field = v;
-        break;
-    }
-    case KEY_BOOL: {
-        bool v;
-        if (!parse_bool(value, &v)) bad_value(origin, k->name, value, "true, false, 1 or 0");
-        *(bool *)field = v;
-        break;
-    }
-    case KEY_U64: {
-        uint64_t v;
-        if (!parse_u64(value, &v)) bad_value(origin, k->name, value, "a non-negative integer");
-        *(uint64_t *)field = v;
-        break;
-    }
-    case KEY_STRING:
-    case KEY_ENUM: {
-        if (k->type == KEY_ENUM && !is_choice(value, k->choices)) {
-            char list[128];
-            list_choices(k->choices, list, sizeof list);
-            snprintf(expected, sizeof expected, "one of: %s", list);
-            bad_value(origin, k->name, value, expected);
-        }
-        size_t n = strlen(value);
-        if (n >= k->size) {
-            snprintf(expected, sizeof expected, "at most %zu characters", k->size - 1);
-            bad_value(origin, k->name, value, expected);
-        }
-        memset(field, 0, k->size); // no stale bytes after the NUL: configs compare equal
-        memcpy(field, value, n);
-        break;
-    }
-    case KEY_FAMILY: {
-        Family f;
-        if (!family_from_name(value, &f)) bad_value(origin, k->name, value, "tnl, gla or llama");
-        *(Family *)field = f;
-        break;
-    }
-    case KEY_DECAY: {
-        DecayKind d;
-        if (strcmp(value, "alibi") == 0) {
-            d = DECAY_ALIBI;
-        } else if (strcmp(value, "minimax") == 0) {
-            d = DECAY_MINIMAX;
-        } else {
-            bad_value(origin, k->name, value, "alibi or minimax");
-        }
-        *(DecayKind *)field = d;
-        break;
-    }
-    }
+    return option_nearest(&CONFIG_TABLE, key);
 }
 
 void config_set(Config *c, const char *key, const char *value, const char *origin) {
-    const ConfigKey *k = find_key(key);
-    if (!k) {
-        const char *near = config_nearest_key(key);
-        if (near) die("%s: unknown key '%s' (did you mean '%s'?)", origin, key, near);
-        die("%s: unknown key '%s' (see bolt train --help for the keys)", origin, key);
-    }
-    set_value(c, k, value, origin);
-}
-
-// Shortest text that reads back as exactly v (whole numbers without an exponent).
-static void format_float(float v, char *buf, size_t size) {
-    if (v == floorf(v) && fabsf(v) < 1e9f) {
-        snprintf(buf, size, "%.0f", (double)v);
-        return;
-    }
-    for (int precision = 1; precision <= 9; precision++) {
-        snprintf(buf, size, "%.*g", precision, (double)v);
-        if (strtof(buf, NULL) == v) return;
-    }
-}
-
-// The key's current value as config-file text.
-static void format_value(const Config *c, const ConfigKey *k, char *buf, size_t size) {
-    const char *field = (const char *)c + k->offset;
-    switch (k->type) {
-    case KEY_INT:
-        snprintf(buf, size, "%d", *(const int *)field);
-        break;
-    case KEY_FLOAT:
-        format_float(*(const float *)field, buf, size);
-        break;
-    case KEY_BOOL:
-        snprintf(buf, size, "%s", *(const bool *)field ? "true" : "false");
-        break;
-    case KEY_U64:
-        snprintf(buf, size, "%llu", (unsigned long long)*(const uint64_t *)field);
-        break;
-    case KEY_STRING:
-    case KEY_ENUM:
-        snprintf(buf, size, "%s", field);
-        break;
-    case KEY_FAMILY:
-        snprintf(buf, size, "%s", family_name(*(const Family *)field));
-        break;
-    case KEY_DECAY:
-        snprintf(buf, size, "%s", *(const DecayKind *)field == DECAY_MINIMAX ? "minimax" : "alibi");
-        break;
-    }
+    option_set(&CONFIG_TABLE, c, key, value, origin);
 }
 
 // Strip leading and trailing whitespace in place; returns the new start.
@@ -580,37 +335,15 @@ void config_load_file(Config *c, const char *path) {
     free(text);
 }
 
-void config_from_args(Config *c, int argc, char **argv) {
-    const char *file = NULL;
-    // First pass: find the config file and reject malformed options before applying any.
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        if (strncmp(a, "--", 2) == 0) {
-            if (!strchr(a, '='))
-                die("command line: '%s' has no value: write %s=VALUE ('--key value' is not "
-                    "supported)",
-                    a, a);
-        } else if (a[0] == '-' && a[1] != '\0') {
-            die("command line: unknown option '%s' (settings are --key=value)", a);
-        } else if (file) {
-            die("command line: unexpected argument '%s' (the config file is already '%s')", a,
-                file);
-        } else {
-            file = a;
-        }
-    }
-    if (file) config_load_file(c, file);
-    // Second pass: overrides, in order, after the file.
-    for (int i = 0; i < argc; i++) {
-        if (strncmp(argv[i], "--", 2) != 0) continue;
-        char key[128];
-        const char *eq = strchr(argv[i], '=');
-        size_t n = (size_t)(eq - (argv[i] + 2));
-        if (n >= sizeof key) die("command line: unknown key '%.*s'", (int)n, argv[i] + 2);
-        memcpy(key, argv[i] + 2, n);
-        key[n] = '\0';
-        config_set(c, key, eq + 1, "command line");
-    }
+bool config_from_args(Config *c, const char *command, int argc, char **argv) {
+    OptionTable table = CONFIG_TABLE;
+    table.command = command;
+    char *file[1];
+    int n = options_scan(&table, c, argc, argv, file);
+    if (n < 0) return false;
+    if (n == 1) config_load_file(c, file[0]);
+    options_apply(&table, c, argc, argv); // overrides, in order, after the file
+    return true;
 }
 
 // softmax_layers "3,7": softmax at layers 3 and 7, the family's own mixer elsewhere.
@@ -624,11 +357,12 @@ static void set_softmax_layers(Config *c) {
         char *comma = strchr(item, ',');
         if (comma) *comma++ = '\0';
         char *s = trim(item);
-        int layer;
-        if (!parse_int(s, &layer))
+        char *end;
+        long layer = strtol(s, &end, 10);
+        if (end == s || *end != '\0')
             die("config: softmax_layers = '%s': '%s' is not a layer index", c->softmax_layers, s);
         if (layer < 0 || layer >= n_layers)
-            die("config: softmax_layers = '%s': layer %d is out of range (n_layers = %d)",
+            die("config: softmax_layers = '%s': layer %ld is out of range (n_layers = %d)",
                 c->softmax_layers, layer, n_layers);
         c->model.mixer[layer] = MIXER_SOFTMAX;
         item = comma;
@@ -637,15 +371,7 @@ static void set_softmax_layers(Config *c) {
 
 void config_finalize(Config *c) {
     // Integer ranges, from the table (the values may have been set by code, not parsed).
-    for (int i = 0; i < N_KEYS; i++) {
-        const ConfigKey *k = &KEYS[i];
-        if (k->type != KEY_INT) continue;
-        int v = *(const int *)((const char *)c + k->offset);
-        if (v < k->min || v > k->max) {
-            if (k->max == INT_MAX) die("config: %s = %d must be >= %d", k->name, v, k->min);
-            die("config: %s = %d must be in %d..%d", k->name, v, k->min, k->max);
-        }
-    }
+    options_check_ranges(&CONFIG_TABLE, c, "config");
     check(isfinite(c->lr) && c->lr > 0, "config: lr = %g must be > 0", c->lr);
     check(c->min_lr_ratio >= 0 && c->min_lr_ratio <= 1,
           "config: min_lr_ratio = %g must be in [0, 1]", c->min_lr_ratio);
@@ -659,8 +385,9 @@ void config_finalize(Config *c) {
     check(c->adam_eps > 0, "config: adam_eps = %g must be > 0", c->adam_eps);
     check(c->grad_clip >= 0, "config: grad_clip = %g must be >= 0 (0: off)", c->grad_clip);
     check(c->bucket_mb >= 0, "config: bucket_mb = %g must be >= 0", c->bucket_mb);
-    check(is_choice(c->device, "cpu|cuda|auto"), "config: device = '%s' must be cpu, cuda or auto",
-          c->device);
+    check(strcmp(c->device, "cpu") == 0 || strcmp(c->device, "cuda") == 0 ||
+              strcmp(c->device, "auto") == 0,
+          "config: device = '%s' must be cpu, cuda or auto", c->device);
     check(c->model.norm_eps >= 0, "config: norm_eps = %g must be >= 0 (0: family default)",
           c->model.norm_eps);
     check(c->model.rope_theta > 0, "config: rope_theta = %g must be > 0", c->model.rope_theta);
@@ -668,6 +395,10 @@ void config_finalize(Config *c) {
           c->model.gate_normalizer);
     check(c->tokenizer[0] != '\0', "config: tokenizer is empty (byte, a tokenizer.json or a "
                                    ".tiktoken file)");
+    if (strcmp(c->tokenizer, "byte") == 0) config_resolve_vocab(c, 256);
+    check(c->model.vocab_size > 0,
+          "config: vocab_size is 0 (the tokenizer's) but tokenizer '%s' was not loaded to tell it",
+          c->tokenizer);
     check(strcmp(c->tokenizer, "byte") != 0 || c->model.vocab_size >= 256,
           "config: vocab_size = %d is too small for the byte tokenizer (needs 256)",
           c->model.vocab_size);
@@ -686,29 +417,11 @@ void config_finalize(Config *c) {
 }
 
 void config_print(const Config *c, FILE *f) {
-    char value[CONFIG_STR + 32];
-    for (int i = 0; i < N_KEYS; i++) {
-        const ConfigKey *k = &KEYS[i];
-        if (k->section) fprintf(f, "%s# %s\n", i ? "\n" : "", k->section);
-        format_value(c, k, value, sizeof value);
-        if (value[0]) {
-            fprintf(f, "%s = %s\n", k->name, value);
-        } else {
-            fprintf(f, "%s =\n", k->name);
-        }
-    }
+    options_print(&CONFIG_TABLE, c, f);
 }
 
 void config_usage(FILE *f) {
     Config defaults;
     config_defaults(&defaults);
-    char value[CONFIG_STR + 32];
-    fprintf(f, "Keys: set as 'key = value' in the config file, or as --key=value on the "
-               "command line (applied after the file).\n");
-    for (int i = 0; i < N_KEYS; i++) {
-        const ConfigKey *k = &KEYS[i];
-        if (k->section) fprintf(f, "\n%s:\n", k->section);
-        format_value(&defaults, k, value, sizeof value);
-        fprintf(f, "  %-17s %-10s %s\n", k->name, value[0] ? value : "\"\"", k->help);
-    }
+    options_usage(&CONFIG_TABLE, &defaults, f);
 }

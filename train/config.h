@@ -45,8 +45,10 @@ typedef struct Config {
     int save_every;       // 0: only at the end
     int keep_checkpoints; // keep the newest N (0: all)
     bool resume;
+    bool overwrite;   // a fresh run may clear an out_dir holding another run
     int sample_every; // print a sample every N steps (0: never)
     int sample_len;
+    bool tensorboard; // also write TensorBoard scalars to out_dir
     char mc_data[CONFIG_STR]; // multiple-choice set scored during training ("" = none)
     int mc_every;             // score it every N steps (0: only at the end)
     // distillation (bolt distill; train/distill.h)
@@ -59,6 +61,7 @@ typedef struct Config {
     float kd_temperature;           // T
     float lr_new, lr_copied;        // peak learning rates of new and copied tensors
     // distributed (mpirun / srun; see dist/)
+    int nproc;              // ranks to start on this node (bolt supervises them); 1: this one
     int zero;               // 1: ZeRO-1, optimizer state sharded over data-parallel ranks
     float bucket_mb;        // data parallel: all-reduce gradients in buckets of this many MB
     int collective_timeout; // seconds a collective may take before the job is ended
@@ -72,10 +75,15 @@ void config_load_file(Config *c, const char *path);
 // "command line") for error messages.
 void config_set(Config *c, const char *key, const char *value, const char *origin);
 // Parse argv: the first non-option argument is a config file, then --key=value overrides
-// (applied after the file, whatever their order).
-void config_from_args(Config *c, int argc, char **argv);
+// (applied after the file, whatever their order). `command` names the command in
+// messages. False if --help was asked for (the help is printed).
+bool config_from_args(Config *c, const char *command, int argc, char **argv);
 // Resolve derived settings (model defaults, mixers) and check cross-key consistency.
 void config_finalize(Config *c);
+// vocab_size = 0 (the default) means the tokenizer's own vocabulary: set it to
+// `tokenizer_vocab`. Called once the tokenizer is loaded, before config_finalize (which
+// does it alone for the byte tokenizer).
+void config_resolve_vocab(Config *c, int tokenizer_vocab);
 // Every key with its help text and default, for --help.
 void config_usage(FILE *f);
 // The valid key nearest to `key` (edit distance), or NULL if none is close.

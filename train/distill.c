@@ -26,7 +26,7 @@
 #include "config.h"
 #include "distill_loss.h"
 #include "mc_eval.h"
-#include "metrics.h"
+#include "run_dir.h"
 #include "plot.h"
 
 typedef struct DistillRun {
@@ -280,27 +280,15 @@ static void evaluate(DistillRun *r, int64_t step, bool last) {
         mc_log(&r->student, &r->mc, step, c->steps, r->metrics);
 }
 
-static void distill_usage(void) {
-    printf("usage: bolt distill [CONFIG] [--key=value ...]\n"
-           "  Distils the softmax `teacher` into a student with `student_mixer` token mixers:\n"
-           "  stage1_steps of attention transfer, then stage2_steps of CE + KD fine-tuning.\n"
-           "  Model keys come from the teacher; see bolt train --help for every key.\n");
-}
-
 int distill_main(int argc, char **argv) {
-    for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            distill_usage();
-            return 0;
-        }
-    }
     DistillRun run, *r = &run;
     memset(r, 0, sizeof *r);
     Config *c = &r->cfg;
     config_defaults(c);
-    config_from_args(c, argc, argv);
+    if (!config_from_args(c, "distill", argc, argv)) return 0; // --help
     remove_temp_files_on_signal();
     r->tok = tokenizer_load(c->tokenizer);
+    config_resolve_vocab(c, r->tok.vocab_size);
     config_finalize(c);
     c->steps = c->stage1_steps + c->stage2_steps;
     check(c->steps > 0, "config: stage1_steps + stage2_steps is 0");
@@ -310,6 +298,11 @@ int distill_main(int argc, char **argv) {
     if (c->threads > 0) omp_set_num_threads(c->threads);
     r->be = backend_create(c->device);
     make_dirs(c->out_dir);
+    if (!c->resume && run_dir_holds_run(c->out_dir)) {
+        check(c->overwrite, "out_dir %s already holds a run: continue it with --resume=1, or use "
+                            "another --out_dir or --overwrite=1", c->out_dir);
+        run_dir_clear(c->out_dir);
+    }
     printf("# bolt distill: resolved config\n");
     config_print(c, stdout);
     load_teacher(r);
@@ -332,7 +325,7 @@ int distill_main(int argc, char **argv) {
 
     char path[4096];
     path_join(path, sizeof path, c->out_dir, "metrics.jsonl");
-    if (r->state.step > 0) truncate_metrics(path, r->state.step);
+    if (r->state.step > 0) metrics_truncate(path, r->state.step);
     r->metrics = xfopen(path, r->state.step > 0 ? "a" : "w");
     if (r->state.step == 0 && r->val) {
         float teacher_val = validate(r, &r->teacher);

@@ -1,10 +1,12 @@
-// train/eval.c: `bolt eval CKPT ...`: validation loss and perplexity of a checkpoint on
-// token shards (in order, no shuffle), or the logits of a given token sequence computed
-// with the recurrent form (model_decode_step), written as raw fp32 for parity checks
-// against other implementations (tools/hf_parity.py).
+// train/eval.c: `bolt eval CKPT ...`: loss (nats per token, perplexity, bits per byte) of a
+// checkpoint on token shards (in order, no shuffle), or on a given token sequence or text
+// with each position's loss; the logits of a sequence, computed with the recurrent form
+// (model_decode_step), can be written as raw fp32 for parity checks against other
+// implementations (tools/hf_parity.py).
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,16 +14,19 @@
 #include "../data/loader.h"
 #include "../core/util.h"
 #include "../model/checkpoint.h"
+#include "../data/tokenizer.h"
 #include "commands.h"
 #include "mc_eval.h"
+#include "options.h"
 
 enum { PATH_CAP = 4096 };
 
 typedef struct EvalArgs {
-    const char *ckpt, *data, *tokens, *logits_out, *device;
+    const char *data, *tokens, *text, *logits_out, *device;
     const char *mc, *mc_out; // multiple-choice set and per-example scores (train/mc_eval.h)
-    int batch_size, seq_len;
-    int64_t batches; // 0: the whole data set
+    int batch_size, seq_len, threads;
+    int64_t batches;  // 0: the whole data set
+    const char *ckpt; // the positional argument
 } EvalArgs;
 
 // "3,14,15" -> ids (each in [0, V)); *n gets the count.
@@ -75,11 +80,45 @@ static void write_logits(const char *path, const float *logits, size_t count) {
     atomic_commit(&af);
 }
 
+// Bytes of text each token id stands for (0 for EOT), from the tokenizer's decoder: the
+// denominator of bits per byte.
+static int *token_byte_counts(const Tokenizer *tok, int V) {
+    int *bytes = xcalloc((size_t)V, sizeof(int));
+    for (int id = 0; id < V && id < tok->vocab_size; id++) {
+        if (id == tok->eot) continue;
+        uint32_t u = (uint32_t)id;
+        size_t len;
+        free(tokenizer_decode(tok, &u, 1, &len));
+        bytes[id] = (int)len;
+    }
+    return bytes;
+}
+
+// "loss 1.234567 nats/token | ppl 3.4370 | 1.7800 bits/byte" (bits per byte when known).
+static void print_loss(double nats, double tokens, double bytes) {
+    printf(" | loss %.6f nats/token | ppl %.4f", nats / tokens, exp(nats / tokens));
+    if (bytes > 0) printf(" | %.4f bits/byte", nats / log(2.0) / bytes);
+}
+
 // Feed the tokens one by one through the recurrent form; every position's next-token
-// logits go to --logits_out (if given); prints the mean loss of predicting each next token.
-static void eval_tokens(Model *m, const EvalArgs *a) {
+// logits go to --logits_out (if given); prints the loss of predicting each next token,
+// then their mean.
+static void eval_tokens(Model *m, const Tokenizer *tok, const EvalArgs *a) {
     int V = m->cfg.vocab_size, n;
-    int *ids = parse_tokens(a->tokens, V, &n);
+    int *ids;
+    if (a->text[0]) {
+        uint32_t *encoded = NULL;
+        size_t count = 0, cap = 0;
+        check(tok != NULL, "eval: --text needs the checkpoint's tokenizer, which is missing");
+        tokenizer_encode(tok, a->text, strlen(a->text), &encoded, &count, &cap);
+        n = (int)count + 1; // EOT first: documents start after one in training
+        ids = xmalloc((size_t)n * sizeof(int));
+        ids[0] = tok->eot;
+        for (int i = 1; i < n; i++) ids[i] = (int)encoded[i - 1];
+        free(encoded);
+    } else {
+        ids = parse_tokens(a->tokens, V, &n);
+    }
     float *logits = xmalloc((size_t)n * V * sizeof(float));
     DecodeState *s = decode_state_new(m, n);
     for (int i = 0; i < n; i++) model_decode_step(m, s, ids[i], logits + (size_t)i * V);
@@ -89,111 +128,147 @@ static void eval_tokens(Model *m, const EvalArgs *a) {
               i / (size_t)V);
     }
     if (a->logits_out) write_logits(a->logits_out, logits, (size_t)n * V);
-    double loss = 0;
-    for (int i = 0; i + 1 < n; i++) loss += cross_entropy(logits + (size_t)i * V, V, ids[i + 1]);
+    int *bytes = tok ? token_byte_counts(tok, V) : NULL;
+    double loss = 0, total_bytes = 0;
+    if (n > 1) printf("%8s %8s %10s  %s\n", "position", "token", "loss", "text");
+    for (int i = 0; i + 1 < n; i++) {
+        double l = cross_entropy(logits + (size_t)i * V, V, ids[i + 1]);
+        loss += l;
+        char shown[64] = "";
+        if (tok && ids[i + 1] != tok->eot) {
+            uint32_t u = (uint32_t)ids[i + 1];
+            char *piece = tokenizer_decode(tok, &u, 1, NULL);
+            int o = 0;
+            for (const char *p = piece; *p && o < (int)sizeof shown - 5; p++) // escape controls
+                o += snprintf(shown + o, sizeof shown - (size_t)o,
+                              (unsigned char)*p < 32 ? "\\x%02x" : "%c", (unsigned char)*p);
+            free(piece);
+        }
+        if (bytes) total_bytes += bytes[ids[i + 1]];
+        printf("%8d %8d %10.4f  %s\n", i + 1, ids[i + 1], l, shown);
+    }
     printf("eval %s: %d tokens (recurrent form)", a->ckpt, n);
-    if (n > 1) printf(" | loss %.6f | ppl %.4f", loss / (n - 1), exp(loss / (n - 1)));
+    if (n > 1) print_loss(loss, n - 1, total_bytes);
     if (a->logits_out) printf(" | logits [%d, %d] fp32 -> %s", n, V, a->logits_out);
     printf("\n");
+    free(bytes);
     free(logits);
     free(ids);
 }
 
 // Mean loss over the shards' windows, in order: token-weighted over all batches.
-static void eval_data(Model *m, const EvalArgs *a) {
+static void eval_data(Model *m, const Tokenizer *tok, const EvalArgs *a) {
     int B = a->batch_size, T = a->seq_len, V = m->cfg.vocab_size;
     // The loader checks every token of a shard against the model's vocabulary as it loads it.
     Loader *l = loader_open(a->data, B, T, 0, 1, 0, false, V);
     int64_t n = loader_batches_per_epoch(l);
-    check(n > 0, "%s: fewer windows than one batch of %d x %d tokens (lower --batch_size)", a->data,
-          B, T);
+    check(n > 0,
+          "%s: fewer windows than one batch of %d x %d tokens (lower --batch_size or "
+          "--seq_len)",
+          a->data, B, T);
     if (a->batches > 0 && a->batches < n) n = a->batches;
     int *tokens = xmalloc((size_t)B * T * sizeof(int)),
         *targets = xmalloc((size_t)B * T * sizeof(int));
-    double sum = 0, counted = 0, t0 = now_seconds();
+    int *bytes = tok ? token_byte_counts(tok, V) : NULL;
+    double sum = 0, counted = 0, total_bytes = 0, t0 = now_seconds();
     for (int64_t b = 0; b < n; b++) {
         loader_next(l, tokens, targets);
         double c = (double)B * T; // every target counts
         sum += (double)model_loss(m, tokens, targets, B, T) * c;
         counted += c;
+        for (int i = 0; bytes && i < B * T; i++) total_bytes += bytes[targets[i]];
     }
-    double loss = sum / counted;
-    printf("eval %s on %s: %lld batches x %d x %d = %.0f tokens | loss %.6f | ppl %.4f | %.1fs\n",
-           a->ckpt, a->data, (long long)n, B, T, counted, loss, exp(loss), now_seconds() - t0);
+    printf("eval %s on %s: %lld batches x %d x %d = %.0f tokens", a->ckpt, a->data, (long long)n, B,
+           T, counted);
+    print_loss(sum, counted, total_bytes);
+    printf(" | %.1fs\n", now_seconds() - t0);
+    free(bytes);
     free(tokens);
     free(targets);
     loader_close(l);
 }
 
-static void eval_usage(void) {
-    printf("usage: bolt eval CKPT --data=GLOB [--batch_size=4] [--seq_len=256] [--batches=N]\n"
-           "                    [--device=cpu|cuda]\n"
-           "       bolt eval CKPT --tokens=ID,ID,... [--logits_out=FILE] [--device=...]\n"
-           "       bolt eval CKPT --mc=FILE [--mc_out=FILE] [--device=...]\n"
-           "  CKPT: a checkpoint directory (step_*, or an import) or a run's out_dir (its\n"
-           "  latest complete checkpoint).\n"
-           "  --data: mean loss and perplexity over the shards' windows in order (all of\n"
-           "  them, or the first --batches batches).\n"
-           "  --tokens: runs the ids one by one through the recurrent form and prints the\n"
-           "  loss of each next id; --logits_out writes every position's logits as raw\n"
-           "  little-endian fp32 [n_tokens, vocab_size].\n"
-           "  --mc: multiple-choice accuracy (acc and length-normalised acc_norm) on llm.c's\n"
-           "  eval file format or jsonl {\"ctx\", \"endings\", \"label\"}; --mc_out writes\n"
-           "  each example's scores as jsonl.\n");
+static const Option EVAL_OPTIONS[] = {
+    {"data", OPT_STRING, offsetof(EvalArgs, data), 0, 0, 0, NULL, NULL,
+     "glob of token shards: mean loss over their windows, in order"},
+    {"tokens", OPT_STRING, offsetof(EvalArgs, tokens), 0, 0, 0, NULL, NULL,
+     "comma list of token ids, run one by one through the recurrent form; prints the loss "
+     "of each next id"},
+    {"text", OPT_STRING, offsetof(EvalArgs, text), 0, 0, 0, NULL, NULL,
+     "text, tokenized with the checkpoint's tokenizer after an EOT, evaluated as --tokens"},
+    {"logits_out", OPT_STRING, offsetof(EvalArgs, logits_out), 0, 0, 0, NULL, NULL,
+     "with --tokens or --text: write every position's logits as raw little-endian fp32 "
+     "[n_tokens, vocab_size]"},
+    {"mc", OPT_STRING, offsetof(EvalArgs, mc), 0, 0, 0, NULL, NULL,
+     "multiple-choice set (llm.c's eval file, or jsonl {\"ctx\", \"endings\", \"label\"}): "
+     "acc and length-normalised acc_norm"},
+    {"mc_out", OPT_STRING, offsetof(EvalArgs, mc_out), 0, 0, 0, NULL, NULL,
+     "with --mc: write each example's scores as jsonl"},
+    {"batch_size", OPT_INT, offsetof(EvalArgs, batch_size), 0, 1, 1 << 16, NULL, NULL,
+     "--data: sequences per batch"},
+    {"seq_len", OPT_INT, offsetof(EvalArgs, seq_len), 0, 0, 1 << 24, NULL, NULL,
+     "--data: tokens per sequence; 0: the length the model was trained at (256 if unknown)"},
+    {"batches", OPT_INT64, offsetof(EvalArgs, batches), 0, 0, (double)INT64_MAX, NULL, NULL,
+     "--data: evaluate the first N batches; 0: all"},
+    {"device", OPT_CHOICE, offsetof(EvalArgs, device), 0, 0, 0, "cpu|cuda|auto", NULL,
+     "backend (auto: cuda if a GPU is visible)"},
+    {"threads", OPT_INT, offsetof(EvalArgs, threads), 0, 0, 4096, NULL, NULL,
+     "CPU threads; 0: the cores not busy with other work"},
+};
+
+static const OptionTable EVAL_TABLE = {
+    .command = "eval",
+    .args = "CKPT",
+    .min_args = 1,
+    .max_args = 1,
+    .about = "Loss of a checkpoint in nats per token, with perplexity and bits per byte, on token\n"
+             "shards (--data) or on a given sequence (--tokens or --text); multiple-choice\n"
+             "accuracy (--mc). CKPT: a checkpoint directory (step_*, or an import) or a run's\n"
+             "out_dir (its newest complete one).",
+    .options = EVAL_OPTIONS,
+    .count = sizeof EVAL_OPTIONS / sizeof EVAL_OPTIONS[0],
+};
+
+// The checkpoint's tokenizer, if its file is there (bits per byte and --text need it);
+// false if the checkpoint names a tokenizer file that is missing.
+static bool load_tokenizer(const char *dir, const char *spec, Tokenizer *tok) {
+    char path[PATH_CAP];
+    checkpoint_tokenizer_path(dir, spec, path, sizeof path);
+    if (strcmp(path, "byte") != 0 && file_size(path) < 0) return false;
+    *tok = tokenizer_load(path);
+    return true;
 }
 
 int eval_main(int argc, char **argv) {
-    EvalArgs a = {.device = "auto", .batch_size = 4, .seq_len = 256};
-    for (int i = 0; i < argc; i++) {
-        const char *s = argv[i];
-        if (strcmp(s, "--help") == 0 || strcmp(s, "-h") == 0) {
-            eval_usage();
-            return 0;
-        } else if (strncmp(s, "--data=", 7) == 0)
-            a.data = s + 7;
-        else if (strncmp(s, "--tokens=", 9) == 0)
-            a.tokens = s + 9;
-        else if (strncmp(s, "--logits_out=", 13) == 0)
-            a.logits_out = s + 13;
-        else if (strncmp(s, "--mc=", 5) == 0)
-            a.mc = s + 5;
-        else if (strncmp(s, "--mc_out=", 9) == 0)
-            a.mc_out = s + 9;
-        else if (strncmp(s, "--device=", 9) == 0)
-            a.device = s + 9;
-        else if (strncmp(s, "--batch_size=", 13) == 0)
-            a.batch_size = (int)parse_int_arg("eval: --batch_size", s + 13, 1, 1 << 16);
-        else if (strncmp(s, "--seq_len=", 10) == 0)
-            a.seq_len = (int)parse_int_arg("eval: --seq_len", s + 10, 1, 1 << 24);
-        else if (strncmp(s, "--batches=", 10) == 0)
-            a.batches = parse_int_arg("eval: --batches", s + 10, 0, INT64_MAX);
-        else if (strncmp(s, "--", 2) == 0)
-            die("eval: unknown option '%s' (see --help)", s);
-        else if (!a.ckpt)
-            a.ckpt = s;
-        else
-            die("eval: unexpected argument '%s' (see --help)", s);
-    }
-    if (!a.ckpt || (!a.data && !a.tokens && !a.mc)) {
-        eval_usage();
-        return 2;
-    }
-    check((a.data != NULL) + (a.tokens != NULL) + (a.mc != NULL) == 1,
-          "eval: give one of --data, --tokens and --mc");
-    check(!a.mc_out || a.mc, "eval: --mc_out needs --mc");
-    check(!a.logits_out || a.tokens, "eval: --logits_out needs --tokens");
-    check(!a.logits_out || a.logits_out[0], "eval: --logits_out is empty");
-    char dir[PATH_CAP], tok[PATH_CAP];
+    EvalArgs a = {
+        .data = "", .tokens = "", .text = "", .logits_out = "", .mc = "", .mc_out = "",
+        .device = "auto", .batch_size = 4};
+    char *args[1];
+    if (options_parse(&EVAL_TABLE, &a, argc, argv, args) < 0) return 0;
+    a.ckpt = args[0];
+    int modes = (a.data[0] != 0) + (a.tokens[0] != 0) + (a.text[0] != 0) + (a.mc[0] != 0);
+    check(modes == 1, "eval: give one of --data, --tokens, --text or --mc (see bolt eval --help)");
+    check(!a.mc_out[0] || a.mc[0], "eval: --mc_out needs --mc");
+    check(!a.logits_out[0] || !a.data[0], "eval: --logits_out needs --tokens or --text");
+    set_threads(a.threads);
+    char dir[PATH_CAP], tok_spec[PATH_CAP];
     checkpoint_resolve(a.ckpt, dir, sizeof dir);
     Model m;
     Backend *be = backend_create(a.device);
-    model_load(&m, dir, be, tok, sizeof tok);
-    if (a.mc)
-        mc_eval_command(&m, dir, tok, a.mc, a.mc_out);
-    else if (a.tokens)
-        eval_tokens(&m, &a);
+    model_load(&m, dir, be, tok_spec, sizeof tok_spec);
+    if (a.seq_len == 0) a.seq_len = m.cfg.seq_len > 0 ? m.cfg.seq_len : 256;
+    Tokenizer tok;
+    bool have_tok = load_tokenizer(dir, tok_spec, &tok);
+    if (!a.logits_out[0]) a.logits_out = NULL;
+    if (a.mc[0]) {
+        check(have_tok, "eval: --mc needs the checkpoint's tokenizer '%s', which is missing",
+              tok_spec);
+        mc_eval_command(&m, &tok, dir, a.mc, a.mc_out[0] ? a.mc_out : NULL);
+    } else if (a.data[0])
+        eval_data(&m, have_tok ? &tok : NULL, &a);
     else
-        eval_data(&m, &a);
+        eval_tokens(&m, have_tok ? &tok : NULL, &a);
+    if (have_tok) tokenizer_free(&tok);
     model_free(&m);
     backend_free(be);
     return 0;

@@ -11,6 +11,7 @@
 // directory can be moved or copied whole.
 #include <errno.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@
 #include "../model/checkpoint.h"
 #include "../model/safetensors.h"
 #include "commands.h"
+#include "options.h"
 
 enum { PATH_CAP = 4096 };
 
@@ -103,11 +105,51 @@ static void describe_dtypes(const char *dir, char *out, size_t cap) {
     }
 }
 
-// "--dtype=f32|bf16" -> true for bf16.
-static bool parse_dtype(const char *cmd, const char *v) {
-    if (strcmp(v, "f32") == 0 || strcmp(v, "fp32") == 0) return false;
-    if (strcmp(v, "bf16") == 0) return true;
-    die("%s: --dtype '%s' is not f32 or bf16", cmd, v);
+// The options of import and export (the same for both).
+typedef struct InteropArgs {
+    const char *dtype;
+} InteropArgs;
+
+static const Option INTEROP_OPTIONS[] = {
+    {"dtype", OPT_CHOICE, offsetof(InteropArgs, dtype), 0, 0, 0, "f32|bf16", NULL,
+     "the weights' type in the output"},
+};
+
+static const OptionTable IMPORT_TABLE = {
+    .command = "import",
+    .args = "HF_DIR OUT",
+    .min_args = 2,
+    .max_args = 2,
+    .about = "HF_DIR: a Hugging Face model directory: config.json (model_type llama, gla or\n"
+             "transnormer; or a bolt export) and model.safetensors or a sharded\n"
+             "model.safetensors.index.json; F32, F16 or BF16 tensors.\n"
+             "OUT: a bolt model checkpoint (what `bolt sample OUT`, `bolt eval OUT` and\n"
+             "`bolt train --init_from=OUT` take). HF_DIR's tokenizer.json, if any, is copied.",
+    .options = INTEROP_OPTIONS,
+    .count = 1,
+};
+
+static const OptionTable EXPORT_TABLE = {
+    .command = "export",
+    .args = "CKPT HF_DIR",
+    .min_args = 2,
+    .max_args = 2,
+    .about = "CKPT: a checkpoint directory (step_*, or an import) or a run's out_dir (its newest\n"
+             "complete checkpoint). HF_DIR gets model.safetensors and config.json: Llama loads\n"
+             "with transformers' LlamaForCausalLM.from_pretrained, GLA with fla's\n"
+             "GLAForCausalLM (tied embeddings: no lm_head.weight, tie_word_embeddings true). The\n"
+             "tokenizer goes along: its file, or for the byte tokenizer a tokenizer_config.json\n"
+             "that says so.",
+    .options = INTEROP_OPTIONS,
+    .count = 1,
+};
+
+// True if a tokenizer_config.json is the one export writes for the byte tokenizer.
+static bool says_byte_tokenizer(const char *path) {
+    char *text = read_file(path, NULL);
+    bool byte = strstr(text, "\"bolt_tokenizer\": \"byte\"") != NULL;
+    free(text);
+    return byte;
 }
 
 // Write the model and tokenizer to dst: the tokenizer first and config.json last, so a
@@ -115,6 +157,17 @@ static bool parse_dtype(const char *cmd, const char *v) {
 static void write_model(const Model *m, const char *dst, bool bf16, const char *tok_from,
                         const char *tok_recorded) {
     make_dirs(dst);
+    if (!tok_from[0] && (!tok_recorded[0] || strcmp(tok_recorded, "byte") == 0)) {
+        // The byte tokenizer has no file: a tokenizer_config.json says which it is.
+        char path[PATH_CAP];
+        path_join(path, sizeof path, dst, "tokenizer_config.json");
+        AtomicFile af = atomic_open(path);
+        fprintf(af.f, "{\n  \"bolt_tokenizer\": \"byte\",\n  \"comment\": \"ids are the bytes of "
+                      "UTF-8 text; id 0 is the end-of-text token\",\n  \"vocab_size\": 256,\n  "
+                      "\"eos_token_id\": 0\n}\n");
+        atomic_commit(&af);
+        tok_recorded = "byte";
+    }
     if (tok_from[0]) {
         char to[PATH_CAP];
         path_join(to, sizeof to, dst, tok_recorded);
@@ -123,39 +176,12 @@ static void write_model(const Model *m, const char *dst, bool bf16, const char *
     model_save(m, dst, bf16, tok_recorded);
 }
 
-static void import_usage(void) {
-    printf("usage: bolt import HF_DIR OUT [--dtype=f32|bf16]\n"
-           "  HF_DIR: a Hugging Face model directory: config.json (model_type llama, gla or\n"
-           "  transnormer; or a bolt export) and model.safetensors or a sharded\n"
-           "  model.safetensors.index.json; F32, F16 or BF16 tensors.\n"
-           "  OUT: a bolt model checkpoint (what `bolt sample OUT`, `bolt eval OUT` and\n"
-           "  `bolt train --init_from=OUT` take), fp32 unless --dtype=bf16. HF_DIR's\n"
-           "  tokenizer.json, if any, is copied into OUT.\n");
-}
-
 int import_main(int argc, char **argv) {
-    const char *src = NULL, *dst = NULL;
-    bool bf16 = false;
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            import_usage();
-            return 0;
-        } else if (strncmp(a, "--dtype=", 8) == 0)
-            bf16 = parse_dtype("import", a + 8);
-        else if (strncmp(a, "--", 2) == 0)
-            die("import: unknown option '%s' (see --help)", a);
-        else if (!src)
-            src = a;
-        else if (!dst)
-            dst = a;
-        else
-            die("import: unexpected argument '%s' (see --help)", a);
-    }
-    if (!src || !dst) {
-        import_usage();
-        return 2;
-    }
+    InteropArgs a = {.dtype = "f32"};
+    char *args[2];
+    if (options_parse(&IMPORT_TABLE, &a, argc, argv, args) < 0) return 0;
+    const char *src = args[0], *dst = args[1];
+    bool bf16 = strcmp(a.dtype, "bf16") == 0;
     check(is_dir(src), "%s: not a directory (expected a Hugging Face model directory)", src);
     char path[PATH_CAP];
     path_join(path, sizeof path, src, "config.json");
@@ -170,6 +196,9 @@ int import_main(int argc, char **argv) {
     // A Hugging Face tokenizer.json next to the weights wins over what the config says.
     path_join(path, sizeof path, src, "tokenizer.json");
     if (is_file(path)) snprintf(tok, sizeof tok, "tokenizer.json");
+    // A byte-tokenizer export says so in its tokenizer_config.json (it has no tokenizer file).
+    path_join(path, sizeof path, src, "tokenizer_config.json");
+    if (!tok[0] && is_file(path) && says_byte_tokenizer(path)) snprintf(tok, sizeof tok, "byte");
     char tok_from[PATH_CAP], tok_rec[PATH_CAP];
     plan_tokenizer(src, tok, tok_from, sizeof tok_from, tok_rec, sizeof tok_rec);
     write_model(&m, dst, bf16, tok_from, tok_rec);
@@ -183,39 +212,12 @@ int import_main(int argc, char **argv) {
     return 0;
 }
 
-static void export_usage(void) {
-    printf("usage: bolt export CKPT HF_DIR [--dtype=f32|bf16]\n"
-           "  CKPT: a checkpoint directory (step_*, or an import) or a run's out_dir (its\n"
-           "  latest complete checkpoint).\n"
-           "  HF_DIR gets model.safetensors and config.json: Llama loads with transformers'\n"
-           "  LlamaForCausalLM.from_pretrained, GLA with fla's GLAForCausalLM (tied\n"
-           "  embeddings: no lm_head.weight, tie_word_embeddings true). The tokenizer file,\n"
-           "  if the checkpoint names one, is copied too.\n");
-}
-
 int export_main(int argc, char **argv) {
-    const char *src = NULL, *dst = NULL;
-    bool bf16 = false;
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            export_usage();
-            return 0;
-        } else if (strncmp(a, "--dtype=", 8) == 0)
-            bf16 = parse_dtype("export", a + 8);
-        else if (strncmp(a, "--", 2) == 0)
-            die("export: unknown option '%s' (see --help)", a);
-        else if (!src)
-            src = a;
-        else if (!dst)
-            dst = a;
-        else
-            die("export: unexpected argument '%s' (see --help)", a);
-    }
-    if (!src || !dst) {
-        export_usage();
-        return 2;
-    }
+    InteropArgs a = {.dtype = "f32"};
+    char *args[2];
+    if (options_parse(&EXPORT_TABLE, &a, argc, argv, args) < 0) return 0;
+    const char *src = args[0], *dst = args[1];
+    bool bf16 = strcmp(a.dtype, "bf16") == 0;
     char dir[PATH_CAP];
     checkpoint_resolve(src, dir, sizeof dir);
     check_distinct(dir, dst);

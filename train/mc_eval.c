@@ -6,7 +6,6 @@
 #include <string.h>
 
 #include "../core/util.h"
-#include "../model/checkpoint.h"
 
 // The summed loss of each ending of one example: all endings run as one batch of rows
 // [EOT, context, ending, padding], only the ending's tokens counted.
@@ -86,13 +85,10 @@ void mc_log(Model *m, const McSet *s, long long step, int steps, FILE *metrics) 
     fflush(metrics);
 }
 
-void mc_eval_command(Model *m, const char *ckpt, const char *tokenizer, const char *mc_path,
+void mc_eval_command(Model *m, const Tokenizer *tok, const char *ckpt, const char *mc_path,
                      const char *mc_out) {
-    char tok_path[4096];
-    checkpoint_tokenizer_path(ckpt, tokenizer, tok_path, sizeof tok_path);
-    Tokenizer tok = tokenizer_load(tok_path);
-    McSet set = mc_read(mc_path, &tok, m->cfg.vocab_size);
-    m->cfg.eot_token = tok.eot;
+    McSet set = mc_read(mc_path, tok, m->cfg.vocab_size);
+    m->cfg.eot_token = tok->eot;
     AtomicFile af = {0};
     if (mc_out) af = atomic_open(mc_out);
     double t0 = now_seconds();
@@ -102,5 +98,4 @@ void mc_eval_command(Model *m, const char *ckpt, const char *tokenizer, const ch
            mc_path, r.n, (double)r.correct / r.n, r.correct, (double)r.correct_norm / r.n,
            r.correct_norm, now_seconds() - t0);
     mc_free(&set);
-    tokenizer_free(&tok);
 }

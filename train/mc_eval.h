@@ -22,6 +22,6 @@ McResult mc_evaluate(Model *m, const McSet *s, FILE *scores_out);
 // {"step", "mc_acc", "mc_acc_norm", "mc_n"} to metrics (may be NULL).
 void mc_log(Model *m, const McSet *s, long long step, int steps, FILE *metrics);
 // `bolt eval CKPT --mc=FILE [--mc_out=FILE]`: read the set with the checkpoint's
-// tokenizer, score it, print acc and acc_norm with the count.
-void mc_eval_command(Model *m, const char *ckpt, const char *tokenizer, const char *mc_path,
+// tokenizer, score it, print acc and acc_norm with the count (`ckpt` names it).
+void mc_eval_command(Model *m, const Tokenizer *tok, const char *ckpt, const char *mc_path,
                      const char *mc_out);

@@ -18,6 +18,7 @@
 // SIGINT/SIGTERM remove the temp file of the shard being written before the process dies;
 // every file under a final name is complete (written as NAME.tmp, then renamed).
 #include <math.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,7 @@
 #include "../data/shard.h"
 #include "../data/tokenizer.h"
 #include "commands.h"
+#include "options.h"
 
 enum {
     BATCH_BYTES = 1 << 20, // a batch is cut after this many bytes of documents...
@@ -39,104 +41,76 @@ enum {
 typedef struct PrepArgs {
     const char *tokenizer;
     const char *out;
-    const char *name; // NULL: basename of the first input without extension
+    const char *name; // "": basename of the first input without extension
     double val_fraction;
     int64_t shard_tokens;
     bool zstd;
     const char *text_field;
-    int threads;  // worker threads that parse and tokenize
-    int progress; // 1 on, 0 off, -1 on when stderr is a terminal
+    int threads;  // worker threads that parse and tokenize (0: the free cores)
+    int progress; // PROGRESS_OFF, PROGRESS_ON or PROGRESS_AUTO (on when stderr is a terminal)
     int ninputs;
     char **inputs;
 } PrepArgs;
 
-static void prep_usage(FILE *f) {
-    fprintf(f, "usage: bolt prep --tokenizer=byte|FILE --out=DIR [options] INPUTS...\n"
-               "\n"
-               "Tokenize documents into llm.c token shards: DIR/NAME_train_000000.bin, ...\n"
-               "and DIR/NAME_val_000000.bin. Each text file is one document; each line of a\n"
-               ".jsonl or .jsonl.zst file is one JSON object holding a document. An\n"
-               "end-of-text token is written before every document. The last documents form\n"
-               "the validation split. Shards hold uint16 tokens when the vocabulary fits,\n"
-               "uint32 otherwise. Output is identical for every --threads.\n"
-               "\n"
-               "  --tokenizer=SPEC      byte (vocab 256, EOT 0), a tokenizer.json (or a\n"
-               "                        directory holding one) or a .tiktoken ranks file\n"
-               "  --out=DIR             output directory (created if missing)\n"
-               "  --name=NAME           shard name prefix (default: first input's basename\n"
-               "                        without extension)\n"
-               "  --val_fraction=F      fraction of documents for validation, 0 <= F < 1\n"
-               "                        (default 0.01; at least 1 document when F > 0 and\n"
-               "                        there are 2 or more)\n"
-               "  --shard_tokens=N      at most N tokens per shard (default 100000000)\n"
-               "  --zstd                write zstd-compressed shards (.bin.zst)\n"
-               "  --text_field=KEY      jsonl field holding the text (default text)\n"
-               "  --threads=N           tokenizer threads (default: all cores)\n"
-               "  --progress=0|1        progress bar on stderr (default: if it is a terminal)\n"
-               "  --help                show this help\n");
-}
+enum { PROGRESS_OFF, PROGRESS_ON, PROGRESS_AUTO }; // the order of --progress's choices
 
-// The value of "--key=value" if arg is that option, else NULL.
-static const char *option_value(const char *arg, const char *key) {
-    size_t n = strlen(key);
-    if (strncmp(arg, key, n) == 0 && arg[n] == '=') return arg + n + 1;
-    return NULL;
-}
+static const Option PREP_OPTIONS[] = {
+    {"tokenizer", OPT_STRING, offsetof(PrepArgs, tokenizer), 0, 0, 0, NULL, NULL,
+     "byte (vocab 256, EOT 0), a tokenizer.json (or a directory holding one) or a .tiktoken "
+     "ranks file"},
+    {"out", OPT_STRING, offsetof(PrepArgs, out), 0, 0, 0, NULL, NULL,
+     "output directory (created if missing); required"},
+    {"name", OPT_STRING, offsetof(PrepArgs, name), 0, 0, 0, NULL, NULL,
+     "shard name prefix; empty: the first input's basename without extension"},
+    {"val_fraction", OPT_DOUBLE, offsetof(PrepArgs, val_fraction), 0, 0, 0.999999, NULL, NULL,
+     "fraction of the documents for validation, in [0, 1) (at least 1 document when > 0 and "
+     "there are 2 or more)"},
+    {"shard_tokens", OPT_INT64, offsetof(PrepArgs, shard_tokens), 0, 1, (double)INT64_MAX, NULL,
+     NULL, "at most this many tokens per shard"},
+    {"zstd", OPT_BOOL, offsetof(PrepArgs, zstd), 0, 0, 0, NULL, NULL,
+     "write zstd-compressed shards (.bin.zst); a bare --zstd means 1"},
+    {"text_field", OPT_STRING, offsetof(PrepArgs, text_field), 0, 0, 0, NULL, NULL,
+     "jsonl field holding the text"},
+    {"threads", OPT_INT, offsetof(PrepArgs, threads), 0, 0, MAX_THREADS, NULL, NULL,
+     "tokenizer threads; 0: the cores not busy with other work"},
+    {"progress", OPT_INDEX, offsetof(PrepArgs, progress), 0, 0, 0, "0|1|auto", NULL,
+     "progress bar on stderr (auto: when it is a terminal)"},
+};
 
-// A --val_fraction value: a number in [0, 1).
-static double parse_fraction(const char *flag, const char *s) {
-    double v = parse_float_arg(flag, s);
-    check(v >= 0 && v < 1, "%s: %s must be in [0, 1)", flag, s);
-    return v;
-}
+static const OptionTable PREP_TABLE = {
+    .command = "prep",
+    .args = "INPUTS...",
+    .min_args = 1,
+    .max_args = INT32_MAX,
+    .about = "Tokenizes documents into llm.c token shards: DIR/NAME_train_000000.bin, ... and\n"
+             "DIR/NAME_val_000000.bin. Each text file is one document; each line of a .jsonl or\n"
+             ".jsonl.zst file is one JSON object holding a document. An end-of-text token is\n"
+             "written before every document. The last documents form the validation split.\n"
+             "Shards hold uint16 tokens when the vocabulary fits, uint32 otherwise. The output\n"
+             "is identical for every --threads.",
+    .options = PREP_OPTIONS,
+    .count = sizeof PREP_OPTIONS / sizeof PREP_OPTIONS[0],
+};
 
 // Fill `a` from argv (the arguments after "prep"); false if --help was asked for.
 static bool parse_args(int argc, char **argv, PrepArgs *a) {
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    *a = (PrepArgs){.val_fraction = 0.01,
+    *a = (PrepArgs){.tokenizer = "",
+                    .out = "",
+                    .name = "",
+                    .val_fraction = 0.01,
                     .shard_tokens = 100000000,
                     .text_field = "text",
-                    .threads = cores < 1             ? 1
-                               : cores > MAX_THREADS ? MAX_THREADS
-                                                     : (int)cores,
-                    .progress = -1};
+                    .progress = PROGRESS_AUTO};
     a->inputs = xmalloc((size_t)(argc > 0 ? argc : 1) * sizeof(char *));
-    const char *v;
-    for (int i = 0; i < argc; i++) {
-        const char *arg = argv[i];
-        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) return false;
-        if ((v = option_value(arg, "--tokenizer"))) {
-            a->tokenizer = v;
-        } else if ((v = option_value(arg, "--out"))) {
-            a->out = v;
-        } else if ((v = option_value(arg, "--name"))) {
-            a->name = v;
-        } else if ((v = option_value(arg, "--val_fraction"))) {
-            a->val_fraction = parse_fraction("prep: --val_fraction", v);
-        } else if ((v = option_value(arg, "--shard_tokens"))) {
-            a->shard_tokens = parse_int_arg("prep: --shard_tokens", v, 1, INT64_MAX);
-        } else if ((v = option_value(arg, "--text_field"))) {
-            a->text_field = v;
-        } else if ((v = option_value(arg, "--threads"))) {
-            a->threads = (int)parse_int_arg("prep: --threads", v, 1, MAX_THREADS);
-        } else if ((v = option_value(arg, "--progress"))) {
-            check(strcmp(v, "0") == 0 || strcmp(v, "1") == 0,
-                  "prep: --progress: '%s' is not 0 or 1", v);
-            a->progress = v[0] - '0';
-        } else if (strcmp(arg, "--zstd") == 0) {
-            a->zstd = true;
-        } else if (arg[0] == '-' && arg[1] != '\0') {
-            die("prep: unknown option '%s' (see bolt prep --help)", arg);
-        } else {
-            a->inputs[a->ninputs++] = argv[i];
-        }
-    }
-    check(a->tokenizer != NULL, "prep: --tokenizer=byte|FILE is required (see bolt prep --help)");
-    check(a->out != NULL && a->out[0] != '\0', "prep: --out=DIR is required");
-    check(a->ninputs > 0, "prep: no input files given");
+    a->ninputs = options_parse(&PREP_TABLE, a, argc, argv, a->inputs);
+    if (a->ninputs < 0) return false;
+    check(a->tokenizer[0] != '\0',
+          "prep: --tokenizer=byte|FILE is required (see bolt prep --help)");
+    check(a->out[0] != '\0', "prep: --out=DIR is required");
     check(a->text_field[0] != '\0', "prep: --text_field must not be empty");
-    check(a->name == NULL || (a->name[0] != '\0' && !strchr(a->name, '/')),
-          "prep: --name must be a non-empty file name without '/'");
+    check(!strchr(a->name, '/'), "prep: --name must be a file name without '/'");
+    if (a->threads == 0)
+        a->threads = default_threads() < MAX_THREADS ? default_threads() : MAX_THREADS;
     return true;
 }
 
@@ -511,13 +485,12 @@ static double unigram_entropy(const uint64_t *counts, int vocab, int64_t total, 
 int prep_main(int argc, char **argv) {
     PrepArgs a;
     if (!parse_args(argc, argv, &a)) {
-        prep_usage(stdout);
         free(a.inputs);
         return 0;
     }
     double t0 = now_seconds();
     char name[1024];
-    if (a.name)
+    if (a.name[0])
         snprintf(name, sizeof name, "%s", a.name);
     else
         default_name(a.inputs[0], name, sizeof name);
@@ -526,7 +499,8 @@ int prep_main(int argc, char **argv) {
     // Every input must be a regular file we can read before anything else happens; the
     // scan pass then reads all of them (a .zst one to its end) before any shard is written.
     for (int i = 0; i < a.ninputs; i++) p.total_bytes += doc_input_check(a.inputs[i]);
-    p.show_progress = a.progress == 1 || (a.progress == -1 && isatty(STDERR_FILENO));
+    p.show_progress =
+        a.progress == PROGRESS_ON || (a.progress == PROGRESS_AUTO && isatty(STDERR_FILENO));
     p.tok = tokenizer_load(a.tokenizer);
     p.force_wide = p.tok.vocab_size > 65536;
 

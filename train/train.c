@@ -10,6 +10,7 @@
 // rank 0 prints, writes metrics and plots, and writes checkpoints, which have the same
 // format whatever the number of ranks (so a run resumes on any number of them).
 #include <math.h>
+#include <signal.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 #include "../data/tokenizer.h"
 #include "../dist/comm.h"
 #include "../dist/dist.h"
+#include "../dist/launch.h"
 #include "../dist/grad_sync.h"
 #include "../dist/zero.h"
 #include "../model/checkpoint.h"
@@ -26,9 +28,11 @@
 #include "commands.h"
 #include "config.h"
 #include "mc_eval.h"
-#include "metrics.h"
+#include "options.h"
 #include "plot.h"
+#include "run_dir.h"
 #include "sample.h"
+#include "tensorboard.h"
 
 // Everything one run holds.
 typedef struct Run {
@@ -47,6 +51,7 @@ typedef struct Run {
     McSet mc;              // mc_data, scored every mc_every steps (rank 0); n = 0 when none
     int *tokens, *targets; // one micro-batch, host
     FILE *metrics;
+    TbWriter tb; // tensorboard = 1 (rank 0): its f is open
     double start_time;
     int64_t start_step;
 } Run;
@@ -165,6 +170,7 @@ static void setup_model(Run *r) {
     bool resuming = ckpt[0] != '\0';
     const char *source = resuming ? ckpt : c->init_from[0] ? c->init_from : NULL;
     ModelConfig mc = c->model;
+    mc.seq_len = c->seq_len;
     if (source) {
         model_config_load(&mc, tok_spec, sizeof tok_spec, source);
         // The weights fix the architecture; how to run it stays the config's choice.
@@ -172,6 +178,7 @@ static void setup_model(Run *r) {
         mc.recompute = c->model.recompute;
         mc.attn_block = c->model.attn_block;
         mc.eot_token = c->model.eot_token;
+        mc.seq_len = c->seq_len;
         note_model_differences(&c->model, &mc, source);
     }
     check(r->tok.vocab_size <= mc.vocab_size && mc.eot_token < mc.vocab_size,
@@ -226,6 +233,14 @@ static void log_step(Run *r, int64_t step, float loss, float lr, double norm, do
             (long long)(step + 1), loss, lr, norm, tokens / dt, mfu, mem_gib, r->state.tokens_seen,
             elapsed);
     fflush(r->metrics);
+    if (r->tb.f) {
+        TbScalar s[5] = {{"train/loss", loss},
+                         {"train/lr", lr},
+                         {"train/grad_norm", (float)norm},
+                         {"train/tokens_per_s", (float)(tokens / dt)},
+                         {"train/mfu", (float)mfu}};
+        tb_write_scalars(&r->tb, step + 1, s, peak > 0 ? 5 : 4);
+    }
 }
 
 // One optimizer step over grad_accum micro-batches (skipped if not finite). The device
@@ -280,30 +295,6 @@ static void train_step(Run *r, int64_t step) {
     log_step(r, step, loss, lr, norm, now_seconds() - t0);
 }
 
-static void train_usage(void) {
-    printf("usage: bolt train [CONFIG] [--key=value ...]\n"
-           "  Trains the model CONFIG describes; --key=value overrides any config key.\n\n"
-           "keys:\n");
-    config_usage(stdout);
-}
-
-void truncate_metrics(const char *path, int64_t step) {
-    if (file_size(path) < 0) return;
-    size_t len;
-    char *text = read_file(path, &len);
-    AtomicFile af = atomic_open(path);
-    for (char *line = text; line < text + len;) {
-        char *end = memchr(line, '\n', (size_t)(text + len - line));
-        size_t n = end ? (size_t)(end - line) + 1 : (size_t)(text + len - line);
-        const char *key = strstr(line, "\"step\": ");
-        bool keep = !key || key > line + n || strtoll(key + 8, NULL, 10) <= step;
-        if (keep) xfwrite(line, n, af.f, af.tmp_path);
-        line += n;
-    }
-    atomic_commit(&af);
-    free(text);
-}
-
 // A hash of the resolved config, so ranks started with different settings stop at once.
 static uint64_t config_hash(const Config *c) {
     char *text = NULL;
@@ -322,11 +313,8 @@ static uint64_t config_hash(const Config *c) {
 // local rank; only rank 0 keeps its stdout.
 static void setup_dist(Run *r) {
     Config *c = &r->cfg;
-    int share = omp_get_num_procs() / r->dist.local_size; // the cores of one local rank
-    if (c->threads > 0)
-        omp_set_num_threads(c->threads);
-    else if (r->dist.local_size > 1)
-        omp_set_num_threads(share > 0 ? share : 1);
+    int share = default_threads() / r->dist.local_size; // the free cores of one local rank
+    set_threads(c->threads > 0 ? c->threads : share > 0 ? share : 1);
     r->be = backend_create(c->device);
     r->comm = comm_create(&r->dist, r->be, (double)c->collective_timeout);
     if (r->dist.rank != 0)
@@ -339,31 +327,105 @@ static void setup_dist(Run *r) {
           r->dist.rank);
 }
 
-int train_main(int argc, char **argv) {
-    for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            train_usage();
-            return 0;
-        }
+// A fresh run never writes over another: rank 0 looks at out_dir and every rank learns
+// what it saw, so a refusal ends every rank with the same message; with overwrite = 1 rank
+// 0 first clears the old run's own files.
+static void setup_out_dir(Run *r) {
+    Config *c = &r->cfg;
+    int holds_run = 0;
+    if (r->dist.rank == 0) {
+        make_dirs(c->out_dir);
+        holds_run = !c->resume && run_dir_holds_run(c->out_dir);
     }
+    comm_broadcast_host(r->comm, &holds_run, sizeof holds_run, 0);
+    if (!holds_run) return;
+    check(c->overwrite,
+          "out_dir %s already holds a run (metrics.jsonl or step_* checkpoints): continue it "
+          "with --resume=1, or start a new run with another --out_dir or --overwrite=1 (which "
+          "deletes that run's checkpoints, metrics and plots)",
+          c->out_dir);
+    if (r->dist.rank == 0) {
+        run_dir_clear(c->out_dir);
+        printf("overwrite: removed the previous run's checkpoints, metrics and plots from %s\n",
+               c->out_dir);
+    }
+    comm_barrier(r->comm);
+}
+
+// The per-layer mixers as a pattern config files take: runs of one mixer as "name*count".
+static void mixer_pattern(const ModelConfig *m, char *out, size_t cap) {
+    size_t len = 0;
+    out[0] = '\0';
+    for (int l = 0; l < m->n_layers;) {
+        int run = 1;
+        while (l + run < m->n_layers && m->mixer[l + run] == m->mixer[l]) run++;
+        int n = run > 1 ? snprintf(out + len, cap - len, "%s%s*%d", len ? "," : "",
+                                   mixer_name(m->mixer[l]), run)
+                        : snprintf(out + len, cap - len, "%s%s", len ? "," : "",
+                                   mixer_name(m->mixer[l]));
+        check(n >= 0 && (size_t)n < cap - len, "the mixer pattern of %d layers is too long",
+              m->n_layers);
+        len += (size_t)n;
+        l += run;
+    }
+}
+
+// The config as trained: when the model came from a checkpoint or init_from, its
+// architecture replaces the config's model keys, so what is printed and saved in
+// config.conf is what runs (and reloads as the same model).
+static void adopt_model_config(Config *c, const ModelConfig *m) {
+    c->model = *m;
+    mixer_pattern(m, c->mixers, sizeof c->mixers);
+    c->softmax_layers[0] = '\0';
+}
+
+// True once any rank got SIGINT/SIGTERM. With several processes the flags are summed in
+// one tiny all-reduce per step (a float, next to a step's gradient traffic), so every
+// rank stops after the same step.
+static bool stop_agreed(Run *r) {
+    float stop = stop_requested() ? 1.0f : 0.0f;
+    if (r->dist.world > 1) comm_all_reduce_sum_host(r->comm, &stop, 1);
+    return stop > 0;
+}
+
+// The run header of metrics.jsonl.
+static void write_run_header(Run *r, int argc, char **argv) {
+    char device[256];
+    snprintf(device, sizeof device, "%s (%s)", r->be->name, r->be->device_name);
+    RunHeader h = {
+        argc,          argv,         device, (double)r->model.n_weights, tokens_per_step(r),
+        r->dist.world, r->state.step};
+    metrics_write_header(r->metrics, &h);
+}
+
+int train_main(int argc, char **argv) {
     Run run, *r = &run;
     memset(r, 0, sizeof *r);
     Config *c = &r->cfg;
     config_defaults(c);
-    config_from_args(c, argc, argv);
-    r->dist = dist_init();         // before the backend: it picks this rank's GPU
-    remove_temp_files_on_signal(); // Ctrl-C mid-checkpoint leaves no temp file
+    if (!config_from_args(c, "train", argc, argv)) return 0; // --help
+    // --nproc: this process starts the ranks and waits for them (dist/launch.h).
+    if (c->nproc > 1 && !getenv("BOLT_SHM")) return launch_ranks(c->nproc, "train", argc, argv);
+    r->dist = dist_init(); // before the backend: it picks this rank's GPU
+    check(c->nproc == 1 || r->dist.world == c->nproc,
+          "--nproc=%d, but this is rank %d of %d processes", c->nproc, r->dist.rank, r->dist.world);
+    // Ctrl-C (or SIGTERM) saves a checkpoint after the current step and exits; a second
+    // one exits at once, leaving no temp file.
+    stop_gracefully_on_signal();
     r->tok = tokenizer_load(c->tokenizer);
+    config_resolve_vocab(c, r->tok.vocab_size);
     config_finalize(c);
     // Documents are separated by the tokenizer's EOT; setup_model checks it fits the model.
     c->model.eot_token = r->tok.eot;
     setup_dist(r);
-    if (r->dist.rank == 0) make_dirs(c->out_dir);
-
+    setup_out_dir(r);
+    setup_model(r);
+    if (r->state.step > 0 || c->init_from[0]) adopt_model_config(c, &r->model.cfg);
+    check_steps_and_schedule(c, r->state.step);
     printf("# bolt train: resolved config\n");
     config_print(c, stdout);
     dist_print(&r->dist, stdout);
-    setup_model(r);
+    if (r->dist.rank == 0) run_dir_write_config(c->out_dir, c);
     // The loaders check every token against the vocabulary of the model actually built
     // (a checkpoint's, when resuming or starting from init_from). Data-parallel rank r of
     // dp reads its own disjoint part.
@@ -393,8 +455,12 @@ int train_main(int argc, char **argv) {
 
     char path[4096];
     path_join(path, sizeof path, c->out_dir, "metrics.jsonl");
-    if (r->dist.rank == 0 && r->state.step > 0) truncate_metrics(path, r->state.step);
-    if (r->dist.rank == 0) r->metrics = xfopen(path, r->state.step > 0 ? "a" : "w");
+    if (r->dist.rank == 0 && r->state.step > 0) metrics_truncate(path, r->state.step);
+    if (r->dist.rank == 0) {
+        r->metrics = xfopen(path, r->state.step > 0 ? "a" : "w");
+        write_run_header(r, argc, argv);
+    }
+    if (r->dist.rank == 0 && c->tensorboard) tb_open(&r->tb, c->out_dir);
     if (r->dist.rank == 0 && c->mc_data[0]) r->mc = mc_read(c->mc_data, &r->tok, V);
     size_t N = (size_t)c->batch_size * c->seq_len;
     r->tokens = xmalloc(N * sizeof(int));
@@ -404,6 +470,7 @@ int train_main(int argc, char **argv) {
     r->start_time = now_seconds();
     r->start_step = r->state.step;
     float val_loss = NAN;
+    bool stopped = false; // by SIGINT / SIGTERM, after saving a checkpoint
 
     for (int64_t step = r->state.step; step < c->steps; step++) {
         train_step(r, step);
@@ -420,30 +487,48 @@ int train_main(int argc, char **argv) {
                             (long long)(step + 1));
                 fflush(r->metrics);
             }
+            TbScalar val = {"val/loss", val_loss};
+            if (r->tb.f && isfinite(val_loss)) tb_write_scalars(&r->tb, step + 1, &val, 1);
         }
         if (r->mc.n > 0 && (last || (c->mc_every > 0 && (step + 1) % c->mc_every == 0)))
             mc_log(&r->model, &r->mc, step + 1, c->steps, r->metrics);
         if (r->dist.rank == 0 && c->sample_every > 0 &&
             ((step + 1) % c->sample_every == 0 || last)) {
-            char *text =
-                generate_text(&r->model, &r->tok, "", c->sample_len, 0.8f, 40, true, &sample_rng);
+            SampleSettings settings = {c->sample_len, 0.8f, 40, 1.0f, true};
+            char *text = generate_text(&r->model, &r->tok, "", &settings, &sample_rng, NULL);
             printf("--- sample at step %lld ---\n%s\n---\n", (long long)(step + 1), text);
             free(text);
         }
         r->state.rng = sample_rng.state;
-        if (last || (c->save_every > 0 && (step + 1) % c->save_every == 0)) save_checkpoint(r);
+        bool save = last || (c->save_every > 0 && (step + 1) % c->save_every == 0);
+        if (save) save_checkpoint(r);
+        if (!last && stop_agreed(r)) {
+            printf("interrupted: saving a checkpoint at step %lld and stopping (interrupt again "
+                   "to quit at once)\n",
+                   (long long)(step + 1));
+            fflush(stdout);
+            if (!save) save_checkpoint(r);
+            stopped = true;
+            break;
+        }
     }
-    // Skipped steps leave the weights as they were, so what was saved is the last good
-    // model; but a run whose final steps were all skipped did not finish its training.
-    check(r->state.bad_steps == 0,
-          "the last %d steps were skipped (non-finite loss or gradient): the run did not "
-          "finish; %s keeps the weights of step %lld",
-          r->state.bad_steps, c->out_dir, (long long)(c->steps - r->state.bad_steps));
     double elapsed = now_seconds() - r->start_time;
-    printf("done: %lld steps in %.1fs", (long long)(c->steps - r->start_step), elapsed);
-    if (!isnan(val_loss)) printf(" | final val loss %.4f", val_loss);
-    printf("\n");
+    if (stopped) {
+        printf("stopped at step %lld of %d after %.1fs: continue with --resume=1\n",
+               (long long)r->state.step, c->steps, elapsed);
+    } else {
+        // Skipped steps leave the weights as they were, so what was saved is the last good
+        // model; but a run whose final steps were all skipped did not finish its training.
+        check(r->state.bad_steps == 0,
+              "the last %d steps were skipped (non-finite loss or gradient): the run did not "
+              "finish; %s keeps the weights of step %lld",
+              r->state.bad_steps, c->out_dir, (long long)(c->steps - r->state.bad_steps));
+        printf("done: %lld steps in %.1fs", (long long)(r->state.step - r->start_step), elapsed);
+        if (!isnan(val_loss)) printf(" | final val loss %.4f", val_loss);
+        printf("\n");
+    }
     if (r->metrics) fclose(r->metrics);
+    tb_close(&r->tb);
     free(r->tokens);
     free(r->targets);
     loader_close(r->train);
@@ -458,5 +543,6 @@ int train_main(int argc, char **argv) {
     backend_free(r->be);
     tokenizer_free(&r->tok);
     dist_finalize(&r->dist);
-    return 0;
+    // Interrupted: the shell's 128 + signal, so scripts see the run did not finish.
+    return stopped ? 128 + (stop_requested() ? stop_requested() : SIGINT) : 0;
 }

@@ -7,7 +7,8 @@
 // then times the target shape (H=16, d=128, N=32768).
 //
 //   nvcc -O3 -std=c++17 -gencode arch=compute_90a,code=sm_90a \
-//       tools/cuda/lightning_attn_check.cu -o /tmp/la_check && /tmp/la_check [--no-bench]
+//       tools/cuda/lightning_attn_check.cu -o /tmp/la_check && /tmp/la_check [--no-bench |
+//       --bench-only]
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -346,6 +347,7 @@ static void bench(Backend *be, const Ops *ops, int T, int d) {
 
 int main(int argc, char **argv) {
     bool do_bench = !(argc > 1 && strcmp(argv[1], "--no-bench") == 0);
+    bool bench_only = argc > 1 && strcmp(argv[1], "--bench-only") == 0;
     CudaContext ctx = {};
     CUDA_CHECK(cudaGetDevice(&ctx.device));
     CUDA_CHECK(cudaStreamCreate(&ctx.stream));
@@ -376,8 +378,9 @@ int main(int argc, char **argv) {
     };
     int fails = 0;
     for (const Case &c : cases)
-        if (!run_case(c, &be, &ops)) fails++;
-    printf("lightning_attn check: %d of %d cases failed\n", fails, (int)cases.size());
+        if (!bench_only && !run_case(c, &be, &ops)) fails++;
+    if (!bench_only)
+        printf("lightning_attn check: %d of %d cases failed\n", fails, (int)cases.size());
     if (do_bench) {
         ctx.sm_count = sms;
         for (int T : {1024, 4096, 32768}) bench(&be, &ops, T, 128);
