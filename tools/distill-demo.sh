@@ -5,7 +5,7 @@
 # keys, as a real checkpoint would be) and imports it back, builds a multiple-choice set
 # from held-out fortunes, distils lightning and GLA students, trains the same students
 # from scratch, and reports the tokens each needs to reach the teacher's validation loss
-# + 10%, the multiple-choice accuracies, and one PNG with every curve.
+# + 10%, the multiple-choice accuracies, and one PNG with every run's curves (bolt plot).
 # SCRATCH_STEPS (default 600, the teacher's) bounds the from-scratch runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,5 +55,7 @@ done
 stage "report"
 python3 tools/distill_report.py --teacher="$out/teacher-run" \
     --student="lightning:$out/lightning:$out/scratch-lightning" \
-    --student="gla:$out/gla:$out/scratch-gla" --png="$out/curves.png" | tee "$out/report.txt"
+    --student="gla:$out/gla:$out/scratch-gla" | tee "$out/report.txt"
+./bolt plot "$out/lightning" "$out/scratch-lightning" "$out/gla" "$out/scratch-gla" \
+    "$out/teacher-run" --out="$out/curves.png"
 echo "distill-demo: wall time $(($(date +%s) - start))s"

@@ -178,8 +178,10 @@ static void group_grad_norm(DistillRun *r) {
                                      (long)r->opt.groups[g].count);
 }
 
-// The step's log line and metrics record.
-static void log_step(DistillRun *r, int64_t step, float loss, float ce, float kl, float lr,
+// The step's log line and metrics record. Stage 1 records "mse"; stage 2 records the
+// data cross-entropy as "loss" (comparable with a bolt train run's, so runs plot side by
+// side), "kl", and the optimized "total" = ce_weight * ce + kd_weight * T^2 * kl.
+static void log_step(DistillRun *r, int64_t step, float total, float ce, float kl, float lr,
                      float norm, double dt) {
     const Config *c = &r->cfg;
     double tokens = (double)c->batch_size * c->seq_len * c->grad_accum;
@@ -187,20 +189,19 @@ static void log_step(DistillRun *r, int64_t step, float loss, float ce, float kl
     double eta = elapsed / (double)(step + 1 - r->start_step) * (double)(c->steps - step - 1);
     char what[96];
     if (r->stage == 1)
-        snprintf(what, sizeof what, "mse %.5f", loss);
+        snprintf(what, sizeof what, "mse %.5f", total);
     else
-        snprintf(what, sizeof what, "loss %.4f | ce %.4f | kl %.4f", loss, ce, kl);
+        snprintf(what, sizeof what, "total %.4f | ce %.4f | kl %.4f", total, ce, kl);
     if ((step + 1) % c->log_every == 0 || step + 1 == c->steps) {
         printf("stage %d step %lld/%d | %s | lr %.1e | norm %.2f | %.1fk tok/s | eta %.0fs\n",
                r->stage, (long long)(step + 1), c->steps, what, lr, norm, tokens / dt / 1e3, eta);
         fflush(stdout);
     }
-    fprintf(r->metrics, "{\"step\": %lld, \"stage\": %d, \"loss\": %.6f, ", (long long)(step + 1),
-            r->stage, loss);
+    fprintf(r->metrics, "{\"step\": %lld, \"stage\": %d, ", (long long)(step + 1), r->stage);
     if (r->stage == 1)
-        fprintf(r->metrics, "\"mse\": %.6f, ", loss);
+        fprintf(r->metrics, "\"mse\": %.6f, ", total);
     else
-        fprintf(r->metrics, "\"ce\": %.6f, \"kl\": %.6f, ", ce, kl);
+        fprintf(r->metrics, "\"loss\": %.6f, \"kl\": %.6f, \"total\": %.6f, ", ce, kl, total);
     fprintf(r->metrics, "\"lr\": %.6e, \"norm\": %.6f, \"tokens\": %.0f, \"elapsed_s\": %.3f}\n",
             lr, norm, r->state.tokens_seen, elapsed);
     fflush(r->metrics);
@@ -299,8 +300,10 @@ int distill_main(int argc, char **argv) {
     r->be = backend_create(c->device);
     make_dirs(c->out_dir);
     if (!c->resume && run_dir_holds_run(c->out_dir)) {
-        check(c->overwrite, "out_dir %s already holds a run: continue it with --resume=1, or use "
-                            "another --out_dir or --overwrite=1", c->out_dir);
+        check(c->overwrite,
+              "out_dir %s already holds a run: continue it with --resume=1, or use "
+              "another --out_dir or --overwrite=1",
+              c->out_dir);
         run_dir_clear(c->out_dir);
     }
     printf("# bolt distill: resolved config\n");
