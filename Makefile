@@ -135,7 +135,7 @@ demo:
 
 # After `make demo` (it prepares the corpus): teacher, distilled and from-scratch students.
 distill-demo:
-	@bash tools/distill-demo.sh
+	@CUDA=$(CUDA) bash tools/distill-demo.sh
 
 format:
 	clang-format -i $(SRC) $(CU_SRC) $(CU_HDR) $(wildcard core/*.h kernels/*.h model/*.h data/*.h optim/*.h dist/*.h train/*.h tests/*.c tests/*.h)

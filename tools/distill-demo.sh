@@ -6,7 +6,8 @@
 # from held-out fortunes, distils lightning and GLA students, trains the same students
 # from scratch, and reports the tokens each needs to reach the teacher's validation loss
 # + 10%, the multiple-choice accuracies, and one PNG with every run's curves (bolt plot).
-# SCRATCH_STEPS (default 600, the teacher's) bounds the from-scratch runs.
+# SCRATCH_STEPS (default 600, the teacher's) bounds the from-scratch runs; CUDA=0 builds
+# the CPU-only binary even where nvcc is installed (the runs use the CPU either way).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
@@ -17,7 +18,7 @@ if ! ls "$data"/fortunes_train_*.bin >/dev/null 2>&1 || [ ! -f "$data/fortunes.j
     echo "distill-demo: no corpus in $data; run 'make demo' first (it prepares it)" >&2
     exit 1
 fi
-make -j2 bolt >/dev/null
+make -j2 bolt ${CUDA:+CUDA=$CUDA} >/dev/null
 rm -rf "$out"
 mkdir -p "$out"
 stage() { echo "== $1 ($(($(date +%s) - start))s)"; }
@@ -35,7 +36,7 @@ p = sys.argv[1]; c = json.load(open(p)); c.pop("bolt", None); json.dump(c, open(
 ./bolt import "$out/teacher-hf" "$out/teacher"
 
 stage "multiple-choice set from held-out fortunes"
-python3 tools/make_mc.py "$data/fortunes.jsonl" "$out/mc.jsonl" --n=200
+python3 tools/make_mc.py "$data/fortunes.jsonl" "$out/mc.jsonl"
 ./bolt eval "$out/teacher" --mc="$out/mc.jsonl" | tee "$out/mc.txt"
 
 for s in lightning gla; do

@@ -20,9 +20,9 @@ import random
 import sys
 
 
-def split_document(text, min_ctx, ending_chars):
-    """(context, continuation) cut at a space near the middle, or None if too short."""
-    middle = len(text) // 2
+def split_document(text, min_ctx, ending_chars, cut):
+    """(context, continuation) cut at a space near `cut` of the text, or None if too short."""
+    middle = int(len(text) * cut)
     spaces = [i for i, ch in enumerate(text) if ch == " " and i >= min_ctx]
     if not spaces:
         return None
@@ -48,19 +48,22 @@ def main():
     ap.add_argument("output", help="the multiple-choice set (.jsonl)")
     ap.add_argument("--val_fraction", type=float, default=0.05,
                     help="the fraction prep held out (default 0.05)")
-    ap.add_argument("--n", type=int, default=400, help="questions (default 400)")
+    ap.add_argument("--n", type=int, default=600, help="questions (default 600)")
     ap.add_argument("--endings", type=int, default=4, help="endings per question (default 4)")
-    ap.add_argument("--ending_chars", type=int, default=48,
-                    help="length of each ending in characters (default 48)")
+    ap.add_argument("--ending_chars", type=int, default=20,
+                    help="length of each ending in characters (default 20: the words right after\n"
+                    "the cut are the ones the context decides)")
     ap.add_argument("--min_ctx", type=int, default=32,
                     help="shortest context in characters (default 32)")
+    ap.add_argument("--cut", type=float, default=0.5,
+                    help="where the context ends, as a fraction of the document (default 0.5)")
     ap.add_argument("--seed", type=int, default=1234)
     args = ap.parse_args()
 
     with open(args.input, encoding="utf-8") as f:
         docs = [json.loads(line)["text"] for line in f if line.strip()]
     held_out = docs[len(docs) - int(len(docs) * args.val_fraction + 0.5):]  # as prep rounds
-    pairs = [p for p in (split_document(d, args.min_ctx, args.ending_chars) for d in held_out) if p]
+    pairs = [p for p in (split_document(d, args.min_ctx, args.ending_chars, args.cut) for d in held_out) if p]
     if len(pairs) < args.endings:
         sys.exit(f"make_mc: only {len(pairs)} usable held-out documents in {args.input}")
     rng = random.Random(args.seed)

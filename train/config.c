@@ -285,7 +285,9 @@ static const OptionTable CONFIG_TABLE = {
     .min_args = 0,
     .max_args = 1,
     .about = "Trains the model CONFIG describes (a file of 'key = value' lines, # comments);\n"
-             "--key=value overrides any key (applied after the file, whatever the order).",
+             "--key=value overrides any key (applied after the file, whatever the order).\n"
+             "bolt distill reads the same keys; its student's architecture comes from the\n"
+             "teacher (see the distillation section).",
     .options = KEYS,
     .count = N_KEYS,
     .aliases = ALIASES,
