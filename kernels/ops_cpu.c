@@ -498,12 +498,14 @@ static void cpu_sum_squares_into(Backend *be, float *acc, const float *x, long n
     acc[0] += (float)sum_squares(x, n);
 }
 
+// The transfer MSE and its gradient (kernels/distill_loss.c), the sum added into acc.
 static void cpu_mse_loss(Backend *be, float *acc, Act *dx, const Act *x, const Act *target, long n,
                          float scale) {
     double sum = mse_loss(fp(dx), cfp(x), cfp(target), n, scale);
     acc[0] = (float)((double)acc[0] + (double)scale * sum);
 }
 
+// Temperature KL, CE and the KL's logit gradient (kernels/distill_loss.c).
 static void cpu_kd_loss(Backend *be, float *kl, float *ce, Act *dlogits, const float *student,
                         const float *teacher, const int *targets, int N, int V, float T,
                         float grad_scale) {

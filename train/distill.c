@@ -281,6 +281,8 @@ static void evaluate(DistillRun *r, int64_t step, bool last) {
         mc_log(&r->student, &r->mc, step, c->steps, r->metrics);
 }
 
+// `bolt distill CONFIG [--key=value ...]`: load the teacher, build or resume the student,
+// then run both stages with validation, multiple-choice scores and checkpoints.
 int distill_main(int argc, char **argv) {
     DistillRun run, *r = &run;
     memset(r, 0, sizeof *r);

@@ -240,14 +240,20 @@ static bool load_tokenizer(const char *dir, const char *spec, Tokenizer *tok) {
 }
 
 int eval_main(int argc, char **argv) {
-    EvalArgs a = {
-        .data = "", .tokens = "", .text = "", .logits_out = "", .mc = "", .mc_out = "",
-        .device = "auto", .batch_size = 4};
+    EvalArgs a = {.data = "",
+                  .tokens = "",
+                  .text = "",
+                  .logits_out = "",
+                  .mc = "",
+                  .mc_out = "",
+                  .device = "auto",
+                  .batch_size = 4};
     char *args[1];
     if (options_parse(&EVAL_TABLE, &a, argc, argv, args) < 0) return 0;
     a.ckpt = args[0];
     int modes = (a.data[0] != 0) + (a.tokens[0] != 0) + (a.text[0] != 0) + (a.mc[0] != 0);
-    check(modes == 1, "eval: give one of --data, --tokens, --text or --mc (see bolt eval --help)");
+    check(modes == 1,
+          "eval: give one of --data, --tokens or --text, or --mc (see bolt eval --help)");
     check(!a.mc_out[0] || a.mc[0], "eval: --mc_out needs --mc");
     check(!a.logits_out[0] || !a.data[0], "eval: --logits_out needs --tokens or --text");
     set_threads(a.threads);
