@@ -51,6 +51,7 @@ typedef struct Config {
     bool tensorboard; // also write TensorBoard scalars to out_dir
     // distributed (mpirun / srun; see dist/)
     int zero;               // 1: ZeRO-1, optimizer state sharded over data-parallel ranks
+    int sp;                 // sequence-parallel group size: each sequence split over sp ranks
     float bucket_mb;        // data parallel: all-reduce gradients in buckets of this many MB
     int collective_timeout; // seconds a collective may take before the job is ended
 } Config;
