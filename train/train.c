@@ -9,6 +9,9 @@
 // owns their optimizer shard (dist/zero.h). Every rank then holds the same weights; only
 // rank 0 prints, writes metrics and plots, and writes checkpoints, which have the same
 // format whatever the number of ranks (so a run resumes on any number of them).
+// Sequence parallel (sp > 1, dist/seq_parallel.h): the ranks form dp = world / sp groups
+// of sp; a group reads one data-parallel share and each of its ranks computes its slice
+// of every sequence (the model exchanges linear-attention states through a hook).
 #include <math.h>
 #include <signal.h>
 #include <omp.h>
