@@ -26,8 +26,8 @@ typedef struct SeqParallel {
 } SeqParallel;
 
 // Slice the model's sequences over `group` (this rank is slice group_rank of group_size)
-// and install the state_exchange hook on m. Dies if a layer cannot run sliced yet
-// (softmax layers).
+// and install the state_exchange hook on m (group may be NULL when group_size is 1: whole
+// sequences, nothing installed). Dies if a layer cannot run sliced yet (softmax layers).
 void seq_parallel_init(SeqParallel *s, Model *m, Comm *group, int group_rank, int group_size);
 void seq_parallel_free(SeqParallel *s);
 

@@ -181,9 +181,12 @@ void model_refresh_compute_weights(Model *m);
 void model_pad_buffers(Model *m, size_t n);
 
 // Mean cross-entropy of targets given tokens, both [B, T] host arrays (target < 0:
-// ignored). Forward only; waits for the result.
+// ignored). Forward only; waits for the result. With a slice (Model.slice): the sum of
+// this slice's losses over the whole rows' target count, so the slices' values sum to
+// the mean (the same holds for the loss model_forward_backward accumulates).
 float model_loss(Model *m, const int *tokens, const int *targets, int B, int T);
-// The per-token losses of the last model_loss / model_forward_backward (n values, host).
+// The per-token losses of the last model_loss / model_forward_backward (n values, host;
+// with a slice, those of the slice's tokens, row by row).
 void model_token_losses(Model *m, float *host, int n);
 // Forward and backward of one micro-batch without waiting for the device: accumulates
 // grad_scale * d(mean loss)/d(weights) into m->grads and grad_scale * mean loss into

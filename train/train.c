@@ -41,7 +41,7 @@ typedef struct Run {
     Config cfg;
     Dist dist;
     Comm *comm;
-    Comm *sp_comm;      // this rank's sequence-parallel group (sp consecutive ranks)
+    Comm *sp_comm;      // this rank's sequence-parallel group (sp consecutive ranks; sp > 1)
     SeqParallel seqpar; // sp > 1: each sequence split over the group
     GradSync sync;      // plain data parallel (zero = 0); also on one rank, where it only checks
     Zero zero;          // zero = 1: the optimizer state is sharded over the ranks
@@ -321,7 +321,9 @@ static void setup_dist(Run *r) {
     r->be = backend_create(c->device);
     dist_set_sp(&r->dist, c->sp);
     r->comm = comm_create(&r->dist, r->be, (double)c->collective_timeout);
-    r->sp_comm = comm_split(r->comm, r->dist.dp_rank, r->dist.sp_rank, r->dist.sp_rank, r->dist.sp);
+    if (r->dist.sp > 1) // plain data parallel needs no group of its own
+        r->sp_comm =
+            comm_split(r->comm, r->dist.dp_rank, r->dist.sp_rank, r->dist.sp_rank, r->dist.sp);
     if (r->dist.rank != 0)
         check(freopen("/dev/null", "w", stdout) != NULL, "cannot silence stdout");
     uint64_t mine = config_hash(c), first = mine;
