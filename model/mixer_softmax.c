@@ -49,6 +49,10 @@ static void forward(const MixerCall *mc, Act *out) {
     Act *proj = mc->a->mixer[S_PROJ], *o = mc->a->mixer[S_O];
     float *lse = mc->a->mixer[S_LSE];
     Act *k = act_at(be, proj, Dq), *v = act_at(be, proj, Dq + Dkv);
+    check(!slice_active(m),
+          "layer %d: softmax layers do not run sequence parallel yet (sp > 1); use sp = 1 for "
+          "a hybrid with softmax layers",
+          mc->layer);
     linear_forward(m, proj, mc->a->ln1, t[P_Q], 3, N);
     be->ops->rope_forward(be, proj, W, mc->pos, N, H, hd, c->rope_theta);
     be->ops->rope_forward(be, k, W, mc->pos, N, Hkv, hd, c->rope_theta);

@@ -136,6 +136,9 @@ static const Option KEYS[] = {
      "the CPU, NCCL on GPUs); 1: this process alone"},
     {"zero", OPT_INT, offsetof(Config, zero), 0, 0, 1, NULL, NULL,
      "1: ZeRO-1 (AdamW state sharded over the data-parallel ranks); 0: plain data parallel"},
+    {"sp", OPT_INT, offsetof(Config, sp), 0, 1, INT_MAX, NULL, NULL,
+     "sequence parallel: split each sequence over this many ranks (LASP-2); the ranks form "
+     "dp = world / sp data-parallel groups"},
     {"bucket_mb", OPT_FLOAT, offsetof(Config, bucket_mb), 0, 0, 0, NULL, NULL,
      "data parallel: all-reduce gradients in buckets of at least this many MB as layers "
      "finish backward; 0: one all-reduce per layer"},
@@ -237,6 +240,7 @@ void config_defaults(Config *c) {
     c->tensorboard = false;
     c->zero = 0;
     c->nproc = 1;
+    c->sp = 1;
     c->bucket_mb = 16.0f;
     c->collective_timeout = 300;
 }
