@@ -106,10 +106,6 @@ Comm *comm_split(Comm *c, int color, int key, int group_rank, int group_size) {
         check(group_size == 1, "comm_split: a group of %d ranks out of a one-rank job", group_size);
         return g;
     }
-    check(c->impl->split,
-          "rank %d: ranks that talk through shared memory (--nproc on the CPU) cannot form the "
-          "groups that sp > 1 needs yet; start them with mpirun",
-          c->rank);
     g->impl = c->impl;
     g->self = c->impl->split(c->self, color, key);
     g->watchdog =

@@ -427,8 +427,8 @@ START_TEST(test_interrupted_rank) {
 END_TEST
 
 // bolt's own launcher: --nproc=2 (ranks talking through shared memory) equals one process,
-// and so does --nproc=3 with ZeRO-1 and gradient accumulation (the shared-memory
-// reduce-scatter and all-gather).
+// and so do --nproc=3 with ZeRO-1 and gradient accumulation (the shared-memory
+// reduce-scatter and all-gather) and --nproc=4 with sp = 2 (groups split from it).
 START_TEST(test_nproc) {
     write_corpus();
     run_single();
@@ -437,6 +437,9 @@ START_TEST(test_nproc) {
     ck_assert_int_eq(
         run_train(1, "np3", GLOBAL_BATCH / 6, STEPS, "--nproc=3 --zero=1 --grad_accum=2"), 0);
     expect_same_run("np3", "single", 1, false);
+    // dp 2 x sp 2: the sequence-parallel groups split from the shared-memory communicator.
+    ck_assert_int_eq(run_train(1, "np4sp2", GLOBAL_BATCH / 2, STEPS, "--nproc=4 --sp=2"), 0);
+    expect_close_run("np4sp2", "single", 1, true, 1e-5);
 }
 END_TEST
 

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "../core/util.h"
+#include "../dist/launch.h"
 #include "../optim/schedule.h"
 #include "options.h"
 
@@ -131,7 +132,7 @@ static const Option KEYS[] = {
      "also write TensorBoard scalars (loss, val loss, lr, norm, tokens/s, MFU) to "
      "out_dir/events.out.tfevents.*"},
     // distributed
-    {"nproc", OPT_INT, offsetof(Config, nproc), 0, 1, 4096, NULL, "distributed",
+    {"nproc", OPT_INT, offsetof(Config, nproc), 0, 1, SHM_MAX_RANKS, NULL, "distributed",
      "start this many ranks on this node and supervise them (no MPI needed: shared memory on "
      "the CPU, NCCL on GPUs); 1: this process alone"},
     {"zero", OPT_INT, offsetof(Config, zero), 0, 0, 1, NULL, NULL,
