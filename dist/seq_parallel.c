@@ -78,6 +78,16 @@ static void exchange(void *ctx, int layer, bool backward, float *carry, const fl
     be->ops->upload(be, carry, s->combined, states * sizeof(float));
 }
 
+// The hook (ModelHooks.kv_exchange): a softmax layer's keys and values gathered from
+// every slice, or their gradients summed over the slices into each one's owner.
+static void exchange_kv(void *ctx, int layer, bool reduce, float *buf, size_t shard) {
+    SeqParallel *s = ctx;
+    if (reduce)
+        comm_reduce_scatter_sum(s->group, buf, shard);
+    else
+        comm_all_gather(s->group, buf, shard);
+}
+
 void seq_parallel_init(SeqParallel *s, Model *m, Comm *group, int group_rank, int group_size) {
     memset(s, 0, sizeof *s);
     s->group = group;
@@ -86,12 +96,8 @@ void seq_parallel_init(SeqParallel *s, Model *m, Comm *group, int group_rank, in
     s->be = m->be;
     m->slice = (SeqSlice){group_rank, group_size};
     if (group_size <= 1) return;
-    for (int l = 0; l < m->cfg.n_layers; l++)
-        check(m->cfg.mixer[l] != MIXER_SOFTMAX,
-              "sp = %d: layer %d is a softmax layer, and softmax layers do not run sequence "
-              "parallel yet; use sp = 1 for this model",
-              group_size, l);
     m->hooks.state_exchange = exchange;
+    m->hooks.kv_exchange = exchange_kv;
     m->hooks.state_ctx = s;
 }
 

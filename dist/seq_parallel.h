@@ -7,7 +7,10 @@
 // the prefix combine S_r = sum_{j<r} P_{j+1} ... P_{r-1} C_j gives rank r its initial
 // state. Backward mirrors it: the gradients dS_j of the initial states are all-gathered
 // and the suffix combine G_r = sum_{j>r} P_{r+1} ... P_{j-1} dS_j gives the gradient of
-// rank r's final state. The model only calls the hook (ModelHooks.state_exchange).
+// rank r's final state. A softmax layer all-gathers every slice's keys and values (after
+// RoPE) so rank r's queries attend to slices 0..r; backward reduce-scatters the gradients
+// of the gathered keys and values back to their slices. The model only calls the hooks
+// (ModelHooks.state_exchange, ModelHooks.kv_exchange).
 #pragma once
 #include <stddef.h>
 
@@ -26,8 +29,8 @@ typedef struct SeqParallel {
 } SeqParallel;
 
 // Slice the model's sequences over `group` (this rank is slice group_rank of group_size)
-// and install the state_exchange hook on m (group may be NULL when group_size is 1: whole
-// sequences, nothing installed). Dies if a layer cannot run sliced yet (softmax layers).
+// and install the state_exchange and kv_exchange hooks on m (group may be NULL when
+// group_size is 1: whole sequences, nothing installed).
 void seq_parallel_init(SeqParallel *s, Model *m, Comm *group, int group_rank, int group_size);
 void seq_parallel_free(SeqParallel *s);
 

@@ -249,6 +249,7 @@ static int load_batch(Model *m, const int *tokens, const int *targets, int B, in
         if (sb) {
             sb->first_seq[b] = n;
             sb->carries_in[b] = first_pos > 0;
+            sb->key_from[b] = off - first_pos;
         }
         for (int t = 1; t <= Tl; t++) {
             bool boundary = t == Tl || (m->cfg.doc_reset && row[off + t] == m->cfg.eot_token);
@@ -264,7 +265,10 @@ static int load_batch(Model *m, const int *tokens, const int *targets, int B, in
             sb->passes[b] = sb->carries_in[b] && sb->first_seq[b] == n - 1;
         }
     }
-    if (sb) slice_reserve(m, B, Tl, n);
+    if (sb) {
+        slice_reserve(m, B, Tl, n);
+        slice_set_keys(m, h_cu);
+    }
     m->be->ops->upload(m->be, a->inputs, a->host, (4 * N + 1) * sizeof(int));
     m->seqs = (Seqs){a->cu, n, max_len};
     *n_tokens = (int)N;

@@ -125,6 +125,15 @@ typedef struct ModelHooks {
     // Its own context (state_ctx), as it is installed by another part than grads_ready.
     void (*state_exchange)(void *state_ctx, int layer, bool backward, float *carry,
                            const float *log_pass, int rows, int H, int K, int V);
+    // Sequence parallelism, softmax layers: buf [slices, shard] fp32 in backend memory, one
+    // shard per slice of the group, in the same calls on every rank of the group (once in
+    // each softmax layer's forward, twice in its backward).
+    // reduce false (gather): this slice's shard holds its keys and values; the hook fills
+    // every other shard with that slice's (an all-gather).
+    // reduce true: every shard holds this slice's gradient of that slice's keys and values;
+    // the hook replaces this slice's shard with the sum over the slices (the rest of buf
+    // is left unspecified).
+    void (*kv_exchange)(void *state_ctx, int layer, bool reduce, float *buf, size_t shard);
     void *state_ctx;
 } ModelHooks;
 

@@ -36,7 +36,11 @@ static void free_states(Backend *be, SliceBufs *sb, int n_layers) {
         sb->layer[l].state_in = NULL;
     }
     if (sb->scratch) be->ops->free(be, sb->scratch);
+    if (sb->key_cu) be->ops->free(be, sb->key_cu);
     sb->scratch = NULL;
+    sb->key_cu = NULL;
+    free(sb->key_cu_host);
+    sb->key_cu_host = NULL;
 }
 
 SliceBufs *slice_reserve(Model *m, int rows, int tokens, int n_seqs) {
@@ -51,7 +55,11 @@ SliceBufs *slice_reserve(Model *m, int rows, int tokens, int n_seqs) {
         free(sb->carries_in);
         free(sb->passes);
         free(sb->log_pass);
+        free(sb->key_from);
+        free(sb->key_row);
         if (sb->carry) be->ops->free(be, sb->carry);
+        sb->key_from = xcalloc((size_t)rows, sizeof(int));
+        sb->key_row = xcalloc((size_t)rows, sizeof(int));
         sb->first_seq = xcalloc((size_t)rows, sizeof(int));
         sb->last_seq = xcalloc((size_t)rows, sizeof(int));
         sb->carries_in = xcalloc((size_t)rows, sizeof(bool));
@@ -67,6 +75,8 @@ SliceBufs *slice_reserve(Model *m, int rows, int tokens, int n_seqs) {
             if (s) sb->layer[l].state_in = be->ops->alloc(be, (size_t)n_seqs * s * sizeof(float));
         }
         sb->scratch = be->ops->alloc(be, (size_t)n_seqs * smax * sizeof(float));
+        sb->key_cu = be->ops->alloc(be, ((size_t)n_seqs + 1) * sizeof(int));
+        sb->key_cu_host = xcalloc((size_t)n_seqs + 1, sizeof(int));
         sb->seq_cap = n_seqs;
     }
     sb->rows = rows;
@@ -84,6 +94,9 @@ void slice_free(Model *m) {
     free(sb->carries_in);
     free(sb->passes);
     free(sb->log_pass);
+    free(sb->key_from);
+    free(sb->key_row);
+    slice_free_kv(m->be, sb);
     free(sb);
     m->sliced = NULL;
 }

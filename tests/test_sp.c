@@ -4,8 +4,9 @@
 // every rank builds the same tiny model, computes its slice of its data-parallel group's
 // rows, and compares with one process on the whole global batch that it also runs
 // itself: per-token losses (the forward outputs), the loss, and every tensor's gradient
-// within 1e-5 relative, for TNL and GLA with doc_reset off and on (documents that start
-// inside a slice, at a slice boundary, and rows with none). For GLA the gradient of a
+// within 1e-5 relative, for TNL, GLA, a TNL hybrid with a softmax layer (also with
+// recompute) and Llama (softmax layers with GQA), with doc_reset off and on (documents
+// that start inside a slice, at a slice boundary, and rows with none). For GLA the gradient of a
 // gate bias (whose gates decay every slice) is also checked by finite differences of the
 // sliced loss. Skipped, saying so, when mpirun or this build's MPI is missing.
 #include <math.h>
@@ -90,10 +91,13 @@ static double worst_tensor_error(const Model *m, const float *got, const float *
     return worst;
 }
 
-// One family and doc_reset setting on this rank; returns the number of failed checks.
-static int check_case(const Dist *d, Comm *world, Comm *group, Family family, bool docs) {
+// One model (family, mixers or NULL, recompute) and doc_reset setting on this rank;
+// returns the number of failed checks.
+static int check_case(const Dist *d, Comm *world, Comm *group, Family family, const char *mixers,
+                      bool recompute, bool docs) {
     Backend *be = cpu_backend();
-    ModelConfig cfg = tiny_config(family, NULL, false);
+    ModelConfig cfg = tiny_config(family, mixers, false);
+    cfg.recompute = recompute;
     cfg.doc_reset = docs;
     cfg.eot_token = EOT;
     int rows = ROWS * d->dp, Tl = T / d->sp, off = d->sp_rank * Tl;
@@ -154,9 +158,10 @@ static int check_case(const Dist *d, Comm *world, Comm *group, Family family, bo
         fd_err = fabs(fd - g) / fmax(fabs(g), 1e-3);
         failed += fd_err > 1e-2;
     }
-    printf("rank %d (dp %d x sp %d) %s doc_reset %d: token losses %.2e | loss %.2e | worst "
-           "gradient %.2e%s\n",
-           d->rank, d->dp, d->sp, family_name(family), docs, token_err, loss_err, grad_err,
+    printf("rank %d (dp %d x sp %d) %s%s%s%s doc_reset %d: token losses %.2e | loss %.2e | "
+           "worst gradient %.2e%s\n",
+           d->rank, d->dp, d->sp, family_name(family), mixers ? " " : "", mixers ? mixers : "",
+           recompute ? " recompute" : "", docs, token_err, loss_err, grad_err,
            failed ? " | FAILED" : "");
     if (family == FAMILY_GLA && d->rank == 0)
         printf("  gate bias gradient vs finite differences: %.2e relative\n", fd_err);
@@ -179,10 +184,19 @@ static int worker(int sp) {
     Comm *world = comm_create(&d, be, 60);
     Comm *group = comm_split(world, d.dp_rank, d.sp_rank, d.sp_rank, d.sp);
     float failed = 0;
-    Family families[2] = {FAMILY_TNL, FAMILY_GLA};
-    for (int f = 0; f < 2; f++)
+    struct {
+        Family family;
+        const char *mixers;
+        bool recompute;
+    } cases[] = {{FAMILY_TNL, NULL, false},
+                 {FAMILY_GLA, NULL, false},
+                 {FAMILY_TNL, "lightning,softmax", false},
+                 {FAMILY_TNL, "softmax,lightning", true},
+                 {FAMILY_LLAMA, NULL, false}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         for (int docs = 0; docs < 2; docs++)
-            failed += (float)check_case(&d, world, group, families[f], docs);
+            failed += (float)check_case(&d, world, group, cases[i].family, cases[i].mixers,
+                                        cases[i].recompute, docs);
     comm_all_reduce_sum_host(world, &failed, 1);
     comm_free(group);
     comm_free(world);

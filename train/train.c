@@ -11,7 +11,8 @@
 // format whatever the number of ranks (so a run resumes on any number of them).
 // Sequence parallel (sp > 1, dist/seq_parallel.h): the ranks form dp = world / sp groups
 // of sp; a group reads one data-parallel share and each of its ranks computes its slice
-// of every sequence (the model exchanges linear-attention states through a hook).
+// of every sequence (the model exchanges linear-attention states, and softmax layers'
+// keys and values, through hooks).
 #include <math.h>
 #include <signal.h>
 #include <omp.h>
