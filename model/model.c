@@ -565,7 +565,8 @@ double model_flops_per_token(const Model *m, int T) {
     for (int i = 0; i < m->n_params; i++) {
         if (m->params[i].ndim == 2 && i != m->embed) matmul += (double)m->params[i].numel;
     }
-    matmul += (double)c->vocab_size * c->dim; // the LM head (the embedding itself when tied)
+    // The LM head: a 2-D parameter of its own (counted above) unless tied to the embedding.
+    if (c->tie_embeddings) matmul += (double)c->vocab_size * c->dim;
     double mixing = 0, D = c->dim, blk = c->attn_block;
     for (int l = 0; l < c->n_layers; l++) {
         double hd = (double)c->dim / c->n_heads;
