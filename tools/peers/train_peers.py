@@ -31,10 +31,8 @@ Columns as bench_train.c:
   tok/s     B*T / step
   MFU       bolt's model_flops_per_token (model/model.c) on the peer's own weights, times
             tok/s, over bolt's dense bf16 peak for the device (989 TFLOP/s on H200 / H100
-            SXM): 6 x (every matrix but the input embedding, plus vocab x dim for the LM
-            head) + 3 x token mixing. Like bolt's, it counts an untied LM head twice (in
-            the matrices and again as vocab x dim), so llama's MFU reads the same way
-            in both tables
+            SXM): 6 x (every matrix but the input embedding, plus vocab x dim for a tied
+            LM head; an untied one is among the matrices) + 3 x token mixing
   mem GiB   torch.cuda.max_memory_allocated from the model's creation on (bolt reports its
             allocator's peak bytes in use)
 An out-of-memory or any other failure prints a row saying so; exit status 1 if a requested
@@ -326,9 +324,10 @@ def peak_bf16_flops(name):
 
 def flops_per_token(model, embed, d, mixer, T):
     """model/model.c model_flops_per_token on the peer's weights: 6 x (every matrix but the
-    input embedding, plus vocab x dim for the LM head) + 3 x token mixing per layer."""
+    input embedding, plus vocab x dim for a tied LM head) + 3 x token mixing per layer."""
     matmul = sum(p.numel() for p in model.parameters() if p.dim() == 2 and p is not embed)
-    matmul += d["vocab"] * d["dim"]
+    if d["tied"]:  # an untied LM head is one of the matrices above
+        matmul += d["vocab"] * d["dim"]
     D, blk, hd = float(d["dim"]), d["attn_block"], d["dim"] / d["heads"]
     if mixer == "softmax":  # causal QK^T and PV
         mixing = 2.0 * T * d["heads"] * d["head_dim"]
