@@ -89,7 +89,7 @@ $(shell mkdir -p build; echo '$(COMMIT)' | cmp -s - $(COMMIT_STAMP) || echo '$(C
 build/train/version.o: $(COMMIT_STAMP)
 build/train/version.o: CFLAGS += -DBOLT_VERSION='"$(VERSION)"' -DBOLT_COMMIT='"$(COMMIT)"'
 
-.PHONY: all test demo clean format
+.PHONY: all test demo distill-demo clean format
 all: bolt
 
 # Every object depends on the stamp of the build kind, so switching CUDA, MPI, NCCL or PLOT on
@@ -132,6 +132,10 @@ test: bolt $(TESTS)
 # Not `demo: bolt`: the demo installs missing build dependencies before it builds.
 demo:
 	@bash tools/demo.sh
+
+# After `make demo` (it prepares the corpus): teacher, distilled and from-scratch students.
+distill-demo:
+	@CUDA=$(CUDA) bash tools/distill-demo.sh
 
 format:
 	clang-format -i $(SRC) $(CU_SRC) $(CU_HDR) $(wildcard core/*.h kernels/*.h model/*.h data/*.h optim/*.h dist/*.h train/*.h tests/*.c tests/*.h)

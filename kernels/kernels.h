@@ -143,6 +143,17 @@ void softmax_attn_backward(float *dq, float *dk, float *dv, const float *dout, c
 int lm_head_cross_entropy(float *losses, float *dh, float *dW, const float *h, const float *W,
                           const int *targets, int N, int D, int V, float grad_scale);
 
+// ---- kernels/distill_loss.c --------------------------------------------------------
+// Attention transfer: returns sum((x - target)^2) over n values (fp64, fixed order) and
+// writes dx = 2 * grad_scale * (x - target).
+double mse_loss(float *dx, const float *x, const float *target, long n, float grad_scale);
+// Logit distillation at temperature T on fp32 logits [N, V]: with p = softmax(teacher/T)
+// and q = softmax(student/T), kl[n] = sum_v p (log p - log q); ce[n] = -log
+// softmax(student)[targets[n]] (0 where targets[n] < 0); dlogits (written) = grad_scale *
+// T * (q - p), the gradient of grad_scale * T^2 * kl. Rows are independent.
+void kd_loss(float *kl, float *ce, float *dlogits, const float *student, const float *teacher,
+             const int *targets, int N, int V, float T, float grad_scale);
+
 // ---- kernels/adamw.c ---------------------------------------------------------------
 // One AdamW step on n values (decoupled weight decay: w -= lr * wd * w). `step` counts
 // from 1 (bias correction). m and v are the fp32 moments.

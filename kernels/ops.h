@@ -173,6 +173,18 @@ typedef struct Ops {
     void (*lm_head_cross_entropy)(Backend *be, float *losses, Act *dh, float *dW, const Act *h,
                                   const Act *W, const int *targets, int N, int D, int V,
                                   float grad_scale);
+    // Distillation (train/distill_loss.c). Attention transfer on n activations: acc[0] +=
+    // scale * sum((x - target)^2) (fixed-order sum) and dx (written) = 2 * scale * (x -
+    // target).
+    void (*mse_loss)(Backend *be, float *acc, Act *dx, const Act *x, const Act *target, long n,
+                     float scale);
+    // Logit distillation on fp32 logits [N, V] at temperature T: p = softmax(teacher / T),
+    // q = softmax(student / T); kl[n] = sum_v p (log p - log q), ce[n] = -log
+    // softmax(student)[targets[n]] (0 where targets[n] < 0), dlogits (written, compute type)
+    // = grad_scale * T * (q - p): the gradient of grad_scale * T^2 * kl.
+    void (*kd_loss)(Backend *be, float *kl, float *ce, Act *dlogits, const float *student,
+                    const float *teacher, const int *targets, int N, int V, float T,
+                    float grad_scale);
     // acc[0] += scale * sum(x[0..n)).
     void (*sum_into)(Backend *be, float *acc, const float *x, long n, float scale);
     // acc[0] += sum(x[0..n)^2) (the global gradient norm, squared).

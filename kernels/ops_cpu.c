@@ -498,6 +498,18 @@ static void cpu_sum_squares_into(Backend *be, float *acc, const float *x, long n
     acc[0] += (float)sum_squares(x, n);
 }
 
+static void cpu_mse_loss(Backend *be, float *acc, Act *dx, const Act *x, const Act *target, long n,
+                         float scale) {
+    double sum = mse_loss(fp(dx), cfp(x), cfp(target), n, scale);
+    acc[0] = (float)((double)acc[0] + (double)scale * sum);
+}
+
+static void cpu_kd_loss(Backend *be, float *kl, float *ce, Act *dlogits, const float *student,
+                        const float *teacher, const int *targets, int N, int V, float T,
+                        float grad_scale) {
+    kd_loss(kl, ce, fp(dlogits), student, teacher, targets, N, V, T, grad_scale);
+}
+
 // The reference step with the gradient scale; w_act is w on the CPU unless the caller
 // keeps a separate compute copy, which then gets the new weights.
 static void cpu_adamw_update(Backend *be, float *w, Act *w_act, const float *grad, float *m,
@@ -540,6 +552,8 @@ const Ops ops_cpu = {
     .softmax_attn_forward = cpu_softmax_attn_forward,
     .softmax_attn_backward = cpu_softmax_attn_backward,
     .lm_head_cross_entropy = cpu_lm_head_cross_entropy,
+    .mse_loss = cpu_mse_loss,
+    .kd_loss = cpu_kd_loss,
     .sum_into = cpu_sum_into,
     .sum_squares_into = cpu_sum_squares_into,
     .adamw_update = cpu_adamw_update,

@@ -388,6 +388,30 @@ void model_forward_layers(Model *m, const int *tokens, int B, int T, LayerFn fn,
     forward_blocks(m, N, NULL, 0, no_seqs(), fn, ctx);
 }
 
+void model_last_logits(Model *m, float *logits, int N) {
+    m->be->ops->logits_forward(m->be, logits, m->arena->final_ln, param_weight(m, m->lm_head), N,
+                               m->cfg.dim, m->cfg.vocab_size);
+}
+
+void model_load_tokens(Model *m, const int *tokens, int B, int T) {
+    check(!slice_active(m), "model_load_tokens: not for a sliced sequence (sp > 1)");
+    int N;
+    load_batch(m, tokens, NULL, B, T, 0, &N);
+}
+
+const Act *model_mixer_forward(Model *m, int layer, const Act *inp, int N) {
+    Arena *ar = m->arena;
+    m->be->ops->copy(m->be, ar->layers[layer].ln1, inp, (size_t)N * m->cfg.dim * m->be->act_size);
+    MixerCall mc = training_call(m, layer, N);
+    mixer_table[m->cfg.mixer[layer]]->forward(&mc, ar->branch);
+    return ar->branch;
+}
+
+void model_mixer_backward(Model *m, int layer, const Act *dout, int N) {
+    MixerCall mc = training_call(m, layer, N);
+    mixer_table[m->cfg.mixer[layer]]->backward(&mc, dout, m->arena->d_ln);
+}
+
 // ---- backward -------------------------------------------------------------------------
 
 // d_ln = d loss / d a->ln2 from dout = d loss / d (MLP output).
@@ -428,6 +452,8 @@ void model_forward_backward(Model *m, const int *tokens, const int *targets, int
                                param_weight(m, m->lm_head), ar->targets, N, D, c->vocab_size,
                                scale);
     ops->sum_into(be, m->stats, ar->losses, N, scale);
+    if (m->hooks.head_grad)
+        m->hooks.head_grad(m->hooks.ctx, ar->final_ln, ar->d_ln, ar->targets, N);
     ops->norm_backward(be, ar->d_resid, param_grad(m, m->final_norm), NULL, ar->d_ln, ar->final_in,
                        param_weight(m, m->final_norm), ar->final_rstd, N, D, c->norm_eps, nk);
     grads_ready(m, m->layer_params[L - 1].end, m->n_params);

@@ -113,6 +113,10 @@ typedef struct ModelHooks {
     // At the start of layer l's backward: d_resid [N, D] holds d loss / d (layer l's
     // output); the hook may add an extra gradient into it (a distillation loss).
     void (*resid_grad)(void *ctx, int layer, Act *d_resid, int N);
+    // After the LM head's backward: h [N, D] is the final norm's output and dh holds d
+    // loss / dh; the hook may add an extra gradient into dh (and the LM head's gradient): a
+    // distillation loss on the logits. targets [N] are the batch's, in backend memory.
+    void (*head_grad)(void *ctx, const Act *h, Act *dh, const int *targets, int N);
     // Sequence parallelism (Model.slice.count > 1): once in each linear layer's forward and
     // once in its backward, the same calls in the same order on every rank of the group.
     // carry [rows, H, K, V] fp32 in backend memory; log_pass [rows, H*K] (host) is the log
@@ -222,6 +226,19 @@ double model_flops_per_token(const Model *m, int T);
 typedef void (*LayerFn)(void *ctx, int layer, const Act *resid_in, const Act *mixer_in,
                         const Act *mixer_out, int N);
 void model_forward_layers(Model *m, const int *tokens, int B, int T, LayerFn fn, void *ctx);
+
+// fp32 logits [N, V] (backend memory) of the last forward pass's N tokens (model_loss,
+// model_forward_layers, model_forward_backward).
+void model_last_logits(Model *m, float *logits, int N);
+
+// One layer's mixer alone (distillation's attention transfer). model_load_tokens sets up
+// the batch (sequences and positions) without running anything; model_mixer_forward
+// copies inp [N, D] into layer l's mixer input and returns the mixer's output (valid
+// until the next forward); model_mixer_backward then accumulates the mixer's weight
+// gradients from dout (the gradient of its input is not kept).
+void model_load_tokens(Model *m, const int *tokens, int B, int T);
+const Act *model_mixer_forward(Model *m, int layer, const Act *inp, int N);
+void model_mixer_backward(Model *m, int layer, const Act *dout, int N);
 
 // Recurrent decoding: per layer a linear-attention state or a KV cache.
 typedef struct DecodeState DecodeState;

@@ -18,7 +18,7 @@ static void build_groups(Optimizer *o, const Model *model) {
         if (last && last->weight_decay == wd && last->offset + last->count == begin) {
             last->count += end - begin;
         } else {
-            o->groups[o->n_groups++] = (ParamGroup){begin, end - begin, wd};
+            o->groups[o->n_groups++] = (ParamGroup){begin, end - begin, wd, 1.0f};
         }
     }
 }
@@ -58,9 +58,10 @@ void optimizer_step(Optimizer *o, Model *model, float lr, float grad_scale, int 
     Backend *be = model->be;
     for (int i = 0; i < o->n_groups; i++) {
         const ParamGroup *g = &o->groups[i];
-        be->ops->adamw_update(
-            be, model->weights + g->offset, act_at(be, model->weights_act, g->offset),
-            model->grads + g->offset, o->m + (g->offset - o->lo), o->v + (g->offset - o->lo),
-            (long)g->count, lr, o->beta1, o->beta2, o->eps, g->weight_decay, grad_scale, step);
+        be->ops->adamw_update(be, model->weights + g->offset,
+                              act_at(be, model->weights_act, g->offset), model->grads + g->offset,
+                              o->m + (g->offset - o->lo), o->v + (g->offset - o->lo),
+                              (long)g->count, lr * g->lr_scale, o->beta1, o->beta2, o->eps,
+                              g->weight_decay, grad_scale, step);
     }
 }

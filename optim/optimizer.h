@@ -7,10 +7,13 @@
 
 enum { MAX_PARAM_GROUPS = MAX_PARAMS };
 
-// A run of adjacent tensors updated by one AdamW call (same decay, all trainable).
+// A run of adjacent tensors updated by one AdamW call (same decay, all trainable). Its
+// learning rate is the step's lr x lr_scale (1 for the groups optimizer_create builds;
+// distillation builds its own with per-group rates).
 typedef struct ParamGroup {
     size_t offset, count;
     float weight_decay;
+    float lr_scale;
 } ParamGroup;
 
 typedef struct Optimizer {

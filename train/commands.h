@@ -3,6 +3,7 @@
 #pragma once
 
 int train_main(int argc, char **argv);           // train/train.c
+int distill_main(int argc, char **argv);         // train/distill.c
 int sample_main(int argc, char **argv);          // train/sample.c
 int prep_main(int argc, char **argv);            // train/prep.c
 int bench_tokenizer_main(int argc, char **argv); // train/bench_tokenizer.c

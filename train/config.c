@@ -131,6 +131,33 @@ static const Option KEYS[] = {
     {"tensorboard", OPT_BOOL, offsetof(Config, tensorboard), 0, 0, 0, NULL, NULL,
      "also write TensorBoard scalars (loss, val loss, lr, norm, tokens/s, MFU) to "
      "out_dir/events.out.tfevents.*"},
+    {"mc_data", OPT_STRING, offsetof(Config, mc_data), FIELD_SIZE(mc_data), 0, 0, NULL, NULL,
+     "multiple-choice set (llm.c eval file or jsonl) scored during training; empty: none"},
+    {"mc_every", OPT_INT, offsetof(Config, mc_every), 0, 0, INT_MAX, NULL, NULL,
+     "score mc_data every N steps; 0: only at the end"},
+    // distillation
+    {"teacher", OPT_STRING, offsetof(Config, teacher), FIELD_SIZE(teacher), 0, 0, NULL,
+     "distillation (bolt distill)",
+     "softmax teacher: a Hugging Face Llama directory or a bolt checkpoint (or run dir)"},
+    {"student_mixer", OPT_STRING, offsetof(Config, student_mixer), FIELD_SIZE(student_mixer), 0, 0,
+     NULL, NULL, "the student's mixers: gla | lightning | a pattern like lightning*3,softmax"},
+    {"stage1_steps", OPT_INT, offsetof(Config, stage1_steps), 0, 0, INT_MAX, NULL, NULL,
+     "attention-transfer steps (per-layer MSE to the teacher's attention output)"},
+    {"stage2_steps", OPT_INT, offsetof(Config, stage2_steps), 0, 0, INT_MAX, NULL, NULL,
+     "fine-tuning steps (ce_weight * CE + kd_weight * T^2 * KL)"},
+    {"transfer_train", OPT_CHOICE, offsetof(Config, transfer_train), FIELD_SIZE(transfer_train), 0, 0,
+     "new|qk|all", NULL,
+     "stage 1 trains the new tensors only, new + q/k, or every tensor of the mixers"},
+    {"ce_weight", OPT_FLOAT, offsetof(Config, ce_weight), 0, 0, 0, NULL, NULL,
+     "stage 2: weight of the cross-entropy on the data"},
+    {"kd_weight", OPT_FLOAT, offsetof(Config, kd_weight), 0, 0, 0, NULL, NULL,
+     "stage 2: weight of T^2 * KL(teacher || student)"},
+    {"kd_temperature", OPT_FLOAT, offsetof(Config, kd_temperature), 0, 0, 0, NULL, NULL,
+     "stage 2: softmax temperature T of both models' logits"},
+    {"lr_new", OPT_FLOAT, offsetof(Config, lr_new), 0, 0, 0, NULL, NULL,
+     "peak learning rate of the student's new tensors"},
+    {"lr_copied", OPT_FLOAT, offsetof(Config, lr_copied), 0, 0, 0, NULL, NULL,
+     "peak learning rate of the tensors copied from the teacher (stage 2); 0: frozen"},
     // distributed
     {"nproc", OPT_INT, offsetof(Config, nproc), 0, 1, SHM_MAX_RANKS, NULL, "distributed",
      "start this many ranks on this node and supervise them (no MPI needed: shared memory on "
@@ -239,6 +266,16 @@ void config_defaults(Config *c) {
     c->sample_every = 0;
     c->sample_len = 200;
     c->tensorboard = false;
+    c->mc_every = 0;
+    strcpy(c->student_mixer, "lightning");
+    c->stage1_steps = 100;
+    c->stage2_steps = 200;
+    strcpy(c->transfer_train, "new");
+    c->ce_weight = 1.0f;
+    c->kd_weight = 1.0f;
+    c->kd_temperature = 2.0f;
+    c->lr_new = 1e-3f;
+    c->lr_copied = 1e-4f;
     c->zero = 0;
     c->nproc = 1;
     c->sp = 1;
@@ -253,7 +290,9 @@ static const OptionTable CONFIG_TABLE = {
     .min_args = 0,
     .max_args = 1,
     .about = "Trains the model CONFIG describes (a file of 'key = value' lines, # comments);\n"
-             "--key=value overrides any key (applied after the file, whatever the order).",
+             "--key=value overrides any key (applied after the file, whatever the order).\n"
+             "bolt distill reads the same keys; its student's architecture comes from the\n"
+             "teacher (see the distillation section).",
     .options = KEYS,
     .count = N_KEYS,
     .aliases = ALIASES,

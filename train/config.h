@@ -49,6 +49,17 @@ typedef struct Config {
     int sample_every; // print a sample every N steps (0: never)
     int sample_len;
     bool tensorboard; // also write TensorBoard scalars to out_dir
+    char mc_data[CONFIG_STR]; // multiple-choice set scored during training ("" = none)
+    int mc_every;             // score it every N steps (0: only at the end)
+    // distillation (bolt distill; train/distill.h)
+    char teacher[CONFIG_STR];       // softmax teacher: Hugging Face directory or bolt checkpoint
+    char student_mixer[CONFIG_STR]; // gla | lightning | a pattern such as lightning*3,softmax
+    int stage1_steps;               // attention transfer steps
+    int stage2_steps;               // fine-tuning steps (CE + KD)
+    char transfer_train[8];         // stage 1 trains: new | qk | all
+    float ce_weight, kd_weight;     // stage 2: ce_weight * CE + kd_weight * T^2 * KL
+    float kd_temperature;           // T
+    float lr_new, lr_copied;        // peak learning rates of new and copied tensors
     // distributed (mpirun / srun; see dist/)
     int nproc;              // ranks to start on this node (bolt supervises them); 1: this one
     int zero;               // 1: ZeRO-1, optimizer state sharded over data-parallel ranks

@@ -16,12 +16,14 @@
 #include "../model/checkpoint.h"
 #include "../data/tokenizer.h"
 #include "commands.h"
+#include "mc_eval.h"
 #include "options.h"
 
 enum { PATH_CAP = 4096 };
 
 typedef struct EvalArgs {
     const char *data, *tokens, *text, *logits_out, *device;
+    const char *mc, *mc_out; // multiple-choice set and per-example scores (train/mc_eval.h)
     int batch_size, seq_len, threads;
     int64_t batches;  // 0: the whole data set
     const char *ckpt; // the positional argument
@@ -197,6 +199,11 @@ static const Option EVAL_OPTIONS[] = {
     {"logits_out", OPT_STRING, offsetof(EvalArgs, logits_out), 0, 0, 0, NULL, NULL,
      "with --tokens or --text: write every position's logits as raw little-endian fp32 "
      "[n_tokens, vocab_size]"},
+    {"mc", OPT_STRING, offsetof(EvalArgs, mc), 0, 0, 0, NULL, NULL,
+     "multiple-choice set (llm.c's eval file, or jsonl {\"ctx\", \"endings\", \"label\"}): "
+     "acc and length-normalised acc_norm"},
+    {"mc_out", OPT_STRING, offsetof(EvalArgs, mc_out), 0, 0, 0, NULL, NULL,
+     "with --mc: write each example's scores as jsonl"},
     {"batch_size", OPT_INT, offsetof(EvalArgs, batch_size), 0, 1, 1 << 16, NULL, NULL,
      "--data: sequences per batch"},
     {"seq_len", OPT_INT, offsetof(EvalArgs, seq_len), 0, 0, 1 << 24, NULL, NULL,
@@ -215,8 +222,9 @@ static const OptionTable EVAL_TABLE = {
     .min_args = 1,
     .max_args = 1,
     .about = "Loss of a checkpoint in nats per token, with perplexity and bits per byte, on token\n"
-             "shards (--data) or on a given sequence (--tokens or --text). CKPT: a checkpoint\n"
-             "directory (step_*, or an import) or a run's out_dir (its newest complete one).",
+             "shards (--data) or on a given sequence (--tokens or --text); multiple-choice\n"
+             "accuracy (--mc). CKPT: a checkpoint directory (step_*, or an import) or a run's\n"
+             "out_dir (its newest complete one).",
     .options = EVAL_OPTIONS,
     .count = sizeof EVAL_OPTIONS / sizeof EVAL_OPTIONS[0],
 };
@@ -233,12 +241,14 @@ static bool load_tokenizer(const char *dir, const char *spec, Tokenizer *tok) {
 
 int eval_main(int argc, char **argv) {
     EvalArgs a = {
-        .data = "", .tokens = "", .text = "", .logits_out = "", .device = "auto", .batch_size = 4};
+        .data = "", .tokens = "", .text = "", .logits_out = "", .mc = "", .mc_out = "",
+        .device = "auto", .batch_size = 4};
     char *args[1];
     if (options_parse(&EVAL_TABLE, &a, argc, argv, args) < 0) return 0;
     a.ckpt = args[0];
-    int modes = (a.data[0] != 0) + (a.tokens[0] != 0) + (a.text[0] != 0);
-    check(modes == 1, "eval: give one of --data, --tokens or --text (see bolt eval --help)");
+    int modes = (a.data[0] != 0) + (a.tokens[0] != 0) + (a.text[0] != 0) + (a.mc[0] != 0);
+    check(modes == 1, "eval: give one of --data, --tokens, --text or --mc (see bolt eval --help)");
+    check(!a.mc_out[0] || a.mc[0], "eval: --mc_out needs --mc");
     check(!a.logits_out[0] || !a.data[0], "eval: --logits_out needs --tokens or --text");
     set_threads(a.threads);
     char dir[PATH_CAP], tok_spec[PATH_CAP];
@@ -250,7 +260,11 @@ int eval_main(int argc, char **argv) {
     Tokenizer tok;
     bool have_tok = load_tokenizer(dir, tok_spec, &tok);
     if (!a.logits_out[0]) a.logits_out = NULL;
-    if (a.data[0])
+    if (a.mc[0]) {
+        check(have_tok, "eval: --mc needs the checkpoint's tokenizer '%s', which is missing",
+              tok_spec);
+        mc_eval_command(&m, &tok, dir, a.mc, a.mc_out[0] ? a.mc_out : NULL);
+    } else if (a.data[0])
         eval_data(&m, have_tok ? &tok : NULL, &a);
     else
         eval_tokens(&m, have_tok ? &tok : NULL, &a);

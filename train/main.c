@@ -15,8 +15,9 @@ typedef struct Command {
 
 static const Command COMMANDS[] = {
     {"train", train_main, "CONFIG [--key=value ...]", "pretrain or continue training a model"},
+    {"distill", distill_main, "CONFIG [--key=value ...]", "distil a softmax teacher into linear"},
     {"sample", sample_main, "CKPT [--prompt=...]", "generate text (recurrent form)"},
-    {"eval", eval_main, "CKPT --data=GLOB|--text=...", "loss, perplexity, bits per byte"},
+    {"eval", eval_main, "CKPT --data=GLOB|--text=|--mc=", "loss, bits per byte, accuracy"},
     {"prep", prep_main, "--tokenizer=T --out=DIR IN...", "tokenize text/jsonl into shards"},
     {"import", import_main, "HF_DIR OUT", "Hugging Face checkpoint -> bolt"},
     {"export", export_main, "CKPT HF_DIR", "bolt checkpoint -> Hugging Face"},

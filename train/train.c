@@ -32,6 +32,7 @@
 #include "../optim/schedule.h"
 #include "commands.h"
 #include "config.h"
+#include "mc_eval.h"
 #include "options.h"
 #include "plot.h"
 #include "run_dir.h"
@@ -54,6 +55,7 @@ typedef struct Run {
     Optimizer opt;
     TrainState state;
     Loader *train, *val;
+    McSet mc;              // mc_data, scored every mc_every steps (rank 0); n = 0 when none
     int *tokens, *targets; // one micro-batch, host
     FILE *metrics;
     TbWriter tb; // tensorboard = 1 (rank 0): its f is open
@@ -473,6 +475,7 @@ int train_main(int argc, char **argv) {
         write_run_header(r, argc, argv);
     }
     if (r->dist.rank == 0 && c->tensorboard) tb_open(&r->tb, c->out_dir);
+    if (r->dist.rank == 0 && c->mc_data[0]) r->mc = mc_read(c->mc_data, &r->tok, V);
     size_t N = (size_t)c->batch_size * c->seq_len;
     r->tokens = xmalloc(N * sizeof(int));
     r->targets = xmalloc(N * sizeof(int));
@@ -501,6 +504,8 @@ int train_main(int argc, char **argv) {
             TbScalar val = {"val/loss", val_loss};
             if (r->tb.f && isfinite(val_loss)) tb_write_scalars(&r->tb, step + 1, &val, 1);
         }
+        if (r->mc.n > 0 && (last || (c->mc_every > 0 && (step + 1) % c->mc_every == 0)))
+            mc_log(&r->model, &r->mc, step + 1, c->steps, r->metrics);
         if (r->dist.rank == 0 && c->sample_every > 0 &&
             ((step + 1) % c->sample_every == 0 || last)) {
             SampleSettings settings = {c->sample_len, 0.8f, 40, 1.0f, true};
@@ -542,6 +547,7 @@ int train_main(int argc, char **argv) {
     free(r->targets);
     loader_close(r->train);
     if (r->val) loader_close(r->val);
+    mc_free(&r->mc);
     if (c->zero)
         zero_free(&r->zero);
     else
