@@ -15,7 +15,8 @@ struct Comm {
     Backend *be;
     int rank, size;
     Watchdog *watchdog;
-    float *stage; // backend memory for the host forms (non-host backends)
+    double watchdog_timeout; // seconds one collective may take (groups split off inherit it)
+    float *stage;            // backend memory for the host forms (non-host backends)
     size_t stage_bytes;
 };
 
@@ -91,8 +92,25 @@ Comm *comm_create(Dist *d, Backend *be, double timeout_s) {
 #endif
     }
     snprintf(d->transport, sizeof d->transport, "%s", name);
+    c->watchdog_timeout = timeout_s;
     c->watchdog = watchdog_start(d->rank, timeout_s, c->impl->poll, c->impl->cancel, c->self);
     return c;
+}
+
+Comm *comm_split(Comm *c, int color, int key, int group_rank, int group_size) {
+    Comm *g = xcalloc(1, sizeof(Comm));
+    g->be = c->be;
+    g->rank = group_rank;
+    g->size = group_size;
+    if (!c->impl) {
+        check(group_size == 1, "comm_split: a group of %d ranks out of a one-rank job", group_size);
+        return g;
+    }
+    g->impl = c->impl;
+    g->self = c->impl->split(c->self, color, key);
+    g->watchdog =
+        watchdog_start(c->rank, c->watchdog_timeout, c->impl->poll, c->impl->cancel, g->self);
+    return g;
 }
 
 void comm_free(Comm *c) {

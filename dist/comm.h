@@ -17,6 +17,11 @@ typedef struct Comm Comm;
 // A communicator over all of d's ranks for backend be; fills d->backend and d->transport.
 // timeout_s: how long one collective may take before the job is ended.
 Comm *comm_create(Dist *d, Backend *be, double timeout_s);
+// A communicator over the ranks of c that pass the same color (every rank of c calls it,
+// in the same order as every collective), ranked by key: this rank is group_rank of
+// group_size there (the caller knows the layout).
+// Its collectives are timed by a watchdog of their own.
+Comm *comm_split(Comm *c, int color, int key, int group_rank, int group_size);
 void comm_free(Comm *c);
 int comm_rank(const Comm *c);
 int comm_size(const Comm *c);

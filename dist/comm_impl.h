@@ -16,6 +16,9 @@ typedef struct CommImpl {
     void (*all_gather)(void *self, float *buf, size_t shard);
     void (*broadcast)(void *self, void *buf, size_t bytes, int root);
     void (*barrier)(void *self);
+    // A communicator over the ranks that pass the same color (every rank calls it),
+    // ranked by key.
+    void *(*split)(void *self, int color, int key);
     // Asynchronous communicators: false with a reason if broken or stuck (watchdog poll);
     // cancel makes pending work give up. NULL for blocking ones.
     bool (*poll)(void *self, double timeout_s, char *why, size_t cap);

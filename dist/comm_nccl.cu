@@ -144,6 +144,22 @@ static bool nccl_poll(void *self, double timeout_s, char *why, size_t cap) {
     return true;
 }
 
+// The ranks with the same color as a communicator of their own (ncclCommSplit), on the
+// same device and stream.
+static void *nccl_split(void *self, int color, int key) {
+    NcclComm *c = (NcclComm *)self;
+    NcclComm *g = new NcclComm();
+    g->be = c->be;
+    nccl_ok(ncclCommSplit(c->comm, color, key, &g->comm, NULL), c, "comm split");
+    nccl_ok(ncclCommUserRank(g->comm, &g->rank), g, "comm user rank");
+    nccl_ok(ncclCommCount(g->comm, &g->size), g, "comm count");
+    for (int i = 0; i < RING; i++)
+        CUDA_CHECK(cudaEventCreateWithFlags(&g->ring[i].done, cudaEventDisableTiming));
+    CUDA_CHECK(cudaMalloc(&g->one, sizeof(float)));
+    CUDA_CHECK(cudaMemset(g->one, 0, sizeof(float)));
+    return g;
+}
+
 static void nccl_cancel(void *self) {
     NcclComm *c = (NcclComm *)self;
     ncclCommAbort(c->comm);
@@ -159,10 +175,15 @@ static void nccl_free(void *self) {
 }
 
 extern "C" const CommImpl comm_nccl_impl = {
-    nccl_all_reduce_sum, nccl_reduce_scatter_sum,
-    nccl_all_gather,     nccl_broadcast,
-    nccl_barrier,        nccl_poll,
-    nccl_cancel,         false,
+    nccl_all_reduce_sum,
+    nccl_reduce_scatter_sum,
+    nccl_all_gather,
+    nccl_broadcast,
+    nccl_barrier,
+    nccl_split,
+    nccl_poll,
+    nccl_cancel,
+    false,
     nccl_free,
 };
 

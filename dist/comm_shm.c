@@ -6,7 +6,9 @@
 // overwritten while it is read). Sums add the ranks in order 0 .. N-1, so every rank gets
 // the same bits. The barrier is a counter and a generation number in the segment (C11
 // atomics, lock-free on the shared page); waiting ranks yield the CPU, which matters when
-// ranks outnumber cores.
+// ranks outnumber cores. A group split from the job (sequence parallel) uses its members'
+// slots and a barrier of its own; a rank is in one collective at a time, so its slot is
+// never wanted by two groups at once.
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -18,25 +20,34 @@
 
 typedef struct ShmComm {
     ShmSegment *seg;
-    int rank, size;
-    size_t cap; // floats per slot
+    int rank, size;                   // in this communicator (the job, or a group)
+    int *members;                     // the job rank of each rank here (NULL: the job itself)
+    atomic_int *arrived, *generation; // this communicator's barrier
+    int *splits;                      // splits made so far (the job's count, shared by its groups)
+    size_t cap;                       // floats per slot
 } ShmComm;
 
-// Slot r of the segment, as floats.
-static float *slot(ShmComm *c, int r) {
-    return (float *)((char *)c->seg + SHM_HEADER_BYTES + (size_t)r * c->seg->slot_bytes);
+// The job rank of rank r of this communicator.
+static int job_rank(const ShmComm *c, int r) {
+    return c->members ? c->members[r] : r;
 }
 
-// Return once all ranks have arrived (a sense-reversing barrier on the segment's counter).
+// The slot of rank r of this communicator, as floats.
+static float *slot(ShmComm *c, int r) {
+    return (float *)((char *)c->seg + SHM_HEADER_BYTES +
+                     (size_t)job_rank(c, r) * c->seg->slot_bytes);
+}
+
+// Return once all ranks have arrived (a sense-reversing barrier on the communicator's
+// counter).
 static void shm_barrier_wait(ShmComm *c) {
-    ShmSegment *s = c->seg;
-    int gen = atomic_load_explicit(&s->generation, memory_order_acquire);
-    if (atomic_fetch_add_explicit(&s->arrived, 1, memory_order_acq_rel) == c->size - 1) {
-        atomic_store_explicit(&s->arrived, 0, memory_order_relaxed);
-        atomic_fetch_add_explicit(&s->generation, 1, memory_order_release);
+    int gen = atomic_load_explicit(c->generation, memory_order_acquire);
+    if (atomic_fetch_add_explicit(c->arrived, 1, memory_order_acq_rel) == c->size - 1) {
+        atomic_store_explicit(c->arrived, 0, memory_order_relaxed);
+        atomic_fetch_add_explicit(c->generation, 1, memory_order_release);
         return;
     }
-    for (int spins = 0; atomic_load_explicit(&s->generation, memory_order_acquire) == gen; spins++)
+    for (int spins = 0; atomic_load_explicit(c->generation, memory_order_acquire) == gen; spins++)
         if (spins > 64) sched_yield();
 }
 
@@ -106,8 +117,52 @@ static void shm_barrier(void *self) {
     shm_barrier_wait(self);
 }
 
+// The group of the ranks that pass the same color, ordered by key (then job rank): every
+// rank writes its color and key into the segment's table, and after a barrier reads the
+// others'. A collective of this communicator, in the same order on every rank.
+static void *shm_split(void *self, int color, int key) {
+    ShmComm *c = self;
+    ShmSegment *seg = c->seg;
+    check(*c->splits < SHM_MAX_SPLITS, "rank %d: more than %d groups of shared-memory ranks",
+          job_rank(c, c->rank), SHM_MAX_SPLITS);
+    int split = (*c->splits)++, me = job_rank(c, c->rank);
+    seg->split_color[me] = color;
+    seg->split_key[me] = key;
+    shm_barrier_wait(c);
+    ShmComm *g = xcalloc(1, sizeof(ShmComm));
+    *g = *c;
+    g->members = xmalloc((size_t)c->size * sizeof(int));
+    g->size = 0;
+    for (int r = 0; r < c->size; r++) {
+        int q = job_rank(c, r);
+        if (seg->split_color[q] != color) continue;
+        int at = g->size++; // insertion by (key, job rank)
+        while (at > 0 && (seg->split_key[g->members[at - 1]] > seg->split_key[q] ||
+                          (seg->split_key[g->members[at - 1]] == seg->split_key[q] &&
+                           g->members[at - 1] > q))) {
+            g->members[at] = g->members[at - 1];
+            at--;
+        }
+        g->members[at] = q;
+    }
+    int lowest = g->members[0];
+    for (int r = 0; r < g->size; r++) {
+        if (g->members[r] == me) g->rank = r;
+        if (g->members[r] < lowest) lowest = g->members[r];
+    }
+    g->arrived = &seg->group_arrived[split * SHM_MAX_RANKS + lowest];
+    g->generation = &seg->group_generation[split * SHM_MAX_RANKS + lowest];
+    shm_barrier_wait(c); // everyone has read the table before another split writes it
+    return g;
+}
+
 static void shm_free(void *self) {
-    free(self);
+    ShmComm *c = self;
+    if (c->members)
+        free(c->members);
+    else
+        free(c->splits); // the job's communicator owns the count
+    free(c);
 }
 
 const CommImpl comm_shm_impl = {
@@ -116,6 +171,7 @@ const CommImpl comm_shm_impl = {
     .all_gather = shm_all_gather,
     .broadcast = shm_broadcast,
     .barrier = shm_barrier,
+    .split = shm_split,
     .poll = NULL,
     .cancel = NULL,
     .blocking = true,
@@ -127,6 +183,9 @@ void *comm_shm_new(ShmSegment *seg, int rank, char *name, size_t cap) {
     c->seg = seg;
     c->rank = rank;
     c->size = seg->ranks;
+    c->arrived = &seg->arrived;
+    c->generation = &seg->generation;
+    c->splits = xcalloc(1, sizeof(int));
     c->cap = seg->slot_bytes / sizeof(float);
     snprintf(name, cap, "shared memory");
     return c;

@@ -144,10 +144,18 @@ Dist dist_init(void) {
             l.rank, l.world, l.name);
 #endif
     }
-    d.sp = 1;
-    d.dp = d.world / d.sp;
+    dist_set_sp(&d, 1);
     choose_gpu(&d);
     return d;
+}
+
+void dist_set_sp(Dist *d, int sp) {
+    check(sp >= 1 && d->world % sp == 0,
+          "sp = %d does not divide the %d ranks of this job (world = dp x sp)", sp, d->world);
+    d->sp = sp;
+    d->dp = d->world / sp;
+    d->dp_rank = d->rank / sp;
+    d->sp_rank = d->rank % sp;
 }
 
 void dist_print(const Dist *d, FILE *f) {

@@ -8,13 +8,15 @@
 #include <stdio.h>
 
 typedef struct Dist {
-    int rank;       // this process, 0 .. world-1
-    int world;      // number of processes
-    int local_rank; // among the processes on this node (its GPU index)
-    int local_size; // processes on this node
-    int nodes;      // nodes the job spans
-    int dp, sp;     // data- and sequence-parallel group sizes: world = dp * sp (sp is 1 for now)
-    bool mpi;       // MPI_Init was called: collectives between processes go through it
+    int rank;               // this process, 0 .. world-1
+    int world;              // number of processes
+    int local_rank;         // among the processes on this node (its GPU index)
+    int local_size;         // processes on this node
+    int nodes;              // nodes the job spans
+    int dp, sp;             // data- and sequence-parallel group sizes: world = dp * sp
+    int dp_rank;            // this rank's data-parallel group (rank / sp): which data it reads
+    int sp_rank;            // its slice of each sequence within the group (rank % sp)
+    bool mpi;               // MPI_Init was called: collectives between processes go through it
     struct ShmSegment *shm; // a rank of `--nproc`: the job's shared memory (dist/launch.h)
     char launcher[16];      // "none", "mpirun", "srun", "pmi" or "bolt" (--nproc)
     char backend[16];       // the backend's name, set when the communicator is made
@@ -28,6 +30,9 @@ typedef struct Dist {
 // unless BOLT_COMM=mpi asks for MPI anyway. Dies with a clear message if the launch
 // cannot be served (a torchrun-style launcher, or several processes without MPI).
 Dist dist_init(void);
+// Split the world into dp = world / sp sequence-parallel groups of sp consecutive ranks
+// (dies naming the problem if sp does not divide the world).
+void dist_set_sp(Dist *d, int sp);
 // One line of topology for the log: world, dp, sp, ranks per node, backend, transport.
 void dist_print(const Dist *d, FILE *f);
 // The normal end of a job: MPI_Finalize (after which an exit is no longer an abort).

@@ -8,15 +8,23 @@
 #include <stdatomic.h>
 #include <stddef.h>
 
-enum { SHM_HEADER_BYTES = 4096 }; // the slots start this far into the segment
+enum {
+    SHM_MAX_RANKS = 256,     // the most ranks --nproc starts
+    SHM_MAX_SPLITS = 4,      // the most times the job's communicator is split into groups
+    SHM_HEADER_BYTES = 16384 // the slots start this far into the segment
+};
 
 // The head of the segment; rank r's slot of slot_bytes starts at SHM_HEADER_BYTES +
-// r * slot_bytes.
+// r * slot_bytes. A group made by the s-th split, whose lowest rank is q, waits at its
+// barriers on group_arrived / group_generation[s * SHM_MAX_RANKS + q].
 typedef struct ShmSegment {
-    atomic_int arrived;    // ranks waiting at the current barrier
-    atomic_int generation; // barriers completed
+    atomic_int arrived;    // ranks waiting at the job's current barrier
+    atomic_int generation; // the job's barriers completed
     int ranks;
     size_t slot_bytes;
+    int split_color[SHM_MAX_RANKS], split_key[SHM_MAX_RANKS]; // the split in progress
+    atomic_int group_arrived[SHM_MAX_SPLITS * SHM_MAX_RANKS];
+    atomic_int group_generation[SHM_MAX_SPLITS * SHM_MAX_RANKS];
 } ShmSegment;
 
 // In the process the user started: run `bolt COMMAND argv...` as nproc ranks and supervise

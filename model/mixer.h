@@ -83,3 +83,70 @@ void linear_backward(Model *m, Act *dinp, bool accumulate, const Act *dout, cons
 // its index (model/params.c).
 int model_add_param(Model *m, bool no_decay, int rows, int cols, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
+
+// ---- sequence parallelism (model/slice.c) ----------------------------------------------
+
+// The model's side of sequence parallelism (Model.slice): the current batch's rows and
+// sequences as this slice sees them, each linear layer's initial states (saved for
+// backward), and scratch for the exchange around a linear mixer's attention op.
+struct SliceBufs {
+    int rows, tokens;             // rows of the batch, tokens of each row in this slice
+    int rows_cap, seq_cap;        // what the buffers hold
+    int *first_seq, *last_seq;    // host [rows]: each row's first and last sequence (m->seqs)
+    bool *carries_in;             // host [rows]: its first sequence continues an earlier slice's
+    bool *passes;                 // host [rows]: no document starts in the slice
+    LayerState layer[MAX_LAYERS]; // state_in [seq_cap, S] of each linear layer
+    float *scratch;               // backend [seq_cap, S_max]: per-sequence states, gradients
+    float *carry;                 // backend [rows_cap, S_max]: one state per row
+    float *log_pass;              // host [rows_cap, S_max] (the first rows * H * K used)
+    // Softmax layers (model/slice_kv.c): each row's keys are those of the whole row from
+    // the start of the document holding the slice's first token to the slice's end.
+    int *key_from;    // host [rows_cap]: the global token where each row's keys start
+    int *key_row;     // host [rows_cap]: where each row's keys start in the gathered keys
+    int *key_cu_host; // host [seq_cap + 1]: the key sequences' offsets (m->seqs' queries)
+    int *key_cu;      // backend [seq_cap + 1]: the same
+    Seqs keys;        // the key sequences, paired with m->seqs
+    float *kv_f32;    // backend [slices, rows * tokens, kv width]: the exchange's buffer
+    Act *kv_all;      // backend: the same in the compute type
+    Act *kv_keys;     // backend [keys.cu[n], kv width]: the gathered keys and values
+    Act *kv_grad;     // backend: their gradients, the same shape
+    size_t kv_cap;    // elements each of the four holds
+};
+
+// True when this process computes a slice of each sequence (Model.slice.count > 1).
+bool slice_active(const Model *m);
+// Make room for a batch of `rows` rows of `tokens` tokens each in this slice, the row
+// layout then filled in by the caller (model.c's load_batch), and for n_seqs sequences.
+SliceBufs *slice_reserve(Model *m, int rows, int tokens, int n_seqs);
+void slice_free(Model *m);
+// The per-sequence scratch states [n sequences, S]: a linear mixer's zero-state forward
+// writes its final states here, its first backward the gradients of its initial states.
+float *slice_scratch(const Model *m);
+// log_pass (see ModelHooks.state_exchange) of layer mc->layer: a lightning layer's decays
+// over the slice (lambda_h^tokens, the same for each of K channels), or a GLA layer's
+// gates g [N, H*K] summed over each row's slice.
+const float *slice_log_pass_decay(const MixerCall *mc, int K);
+const float *slice_log_pass_gates(const MixerCall *mc, const Act *g, int K);
+// Forward: from the zero-state final states in the scratch, through the hook, to the
+// layer's initial states mc->st->state_in (zero except each row's first sequence when it
+// continues an earlier slice's document).
+void slice_exchange_forward(const MixerCall *mc, const float *log_pass, int K, int V);
+// Backward: from the initial states' gradients in the scratch (through this slice's
+// outputs), through the hook, to the gradients of the final states, left in the scratch
+// (zero except each row's last sequence) for the second backward.
+void slice_exchange_backward(const MixerCall *mc, const float *log_pass, int K, int V);
+
+// Softmax layers (model/slice_kv.c). After load_batch filled m->seqs (h_cu: its offsets on
+// the host) and sb->key_from: the key sequences in sb->keys.
+void slice_set_keys(Model *m, const int *h_cu);
+// Free the softmax layers' exchange buffers (slice_free calls it).
+void slice_free_kv(Backend *be, SliceBufs *sb);
+// The keys and values [keys.cu[n], width] that this slice's queries attend to, gathered
+// from every slice of the group through the kv_exchange hook: kv [N, width] (rows ld
+// apart) is this slice's, after RoPE.
+Act *slice_gather_kv(const MixerCall *mc, const Act *kv, int ld, int width);
+// A buffer for the gradients of the gathered keys and values (the same shape).
+Act *slice_kv_grad(const Model *m);
+// From the gathered keys' gradients in slice_kv_grad: sum each slice's over the group and
+// write this slice's into dkv [N, width] (rows ld apart).
+void slice_reduce_kv_grad(const MixerCall *mc, Act *dkv, int ld, int width);

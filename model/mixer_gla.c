@@ -63,6 +63,34 @@ static int scratch(const ModelConfig *c, BufSpec *out) {
     return 7;
 }
 
+// The GLA op on the layer's projection and gates, from state_in (NULL: zero) to
+// state_out (NULL: not needed), writing o.
+static void attn_forward(const MixerCall *mc, Act *o, float *state_out, const float *state_in) {
+    Model *m = mc->m;
+    Backend *be = m->be;
+    const ModelConfig *c = &m->cfg;
+    int H = c->n_heads, Dk = c->dim / 2, hk = Dk / H, hv = c->dim / H, W = (int)proj_width(c);
+    Act *proj = mc->a->mixer[S_PROJ];
+    be->ops->gla_forward(be, o, state_out, proj, act_at(be, proj, Dk), act_at(be, proj, 2 * Dk), W,
+                         mc->a->mixer[S_GK], state_in, 1.0f / sqrtf((float)hk), m->seqs, H, hk, hv,
+                         c->attn_block);
+}
+
+// Its backward into d_proj's q, k, v columns and d_gk, with the final-state gradient
+// dstate_out (NULL: zero); dstate_in (NULL: not needed) gets the initial state's.
+static void attn_backward(const MixerCall *mc, const Act *d_o, float *dstate_in,
+                          const float *dstate_out) {
+    Model *m = mc->m;
+    Backend *be = m->be;
+    const ModelConfig *c = &m->cfg;
+    int H = c->n_heads, Dk = c->dim / 2, hk = Dk / H, hv = c->dim / H, W = (int)proj_width(c);
+    Act *proj = mc->a->mixer[S_PROJ], *d_proj = mc->scratch[D_PROJ];
+    be->ops->gla_backward(be, d_proj, act_at(be, d_proj, Dk), act_at(be, d_proj, 2 * Dk),
+                          mc->scratch[D_GK], dstate_in, d_o, dstate_out, proj, act_at(be, proj, Dk),
+                          act_at(be, proj, 2 * Dk), W, mc->a->mixer[S_GK], mc->st->state_in,
+                          1.0f / sqrtf((float)hk), m->seqs, H, hk, hv, c->attn_block);
+}
+
 static void forward(const MixerCall *mc, Act *out) {
     Model *m = mc->m;
     Backend *be = m->be;
@@ -79,9 +107,11 @@ static void forward(const MixerCall *mc, Act *out) {
     be->ops->matmul_forward(be, gk_pre, gk_low, param_weight(m, t[P_GK1]),
                             param_weight(m, t[P_GK1_BIAS]), N, r, Dk);
     be->ops->logsigmoid_forward(be, gk, gk_pre, 1.0f / c->gate_normalizer, (long)N * Dk);
-    be->ops->gla_forward(be, o, mc->st->state_out, proj, act_at(be, proj, Dk),
-                         act_at(be, proj, 2 * Dk), W, gk, mc->st->state_in, 1.0f / sqrtf((float)hk),
-                         m->seqs, H, hk, hv, c->attn_block);
+    if (slice_active(m)) { // sequence parallel: first this slice's own contribution
+        attn_forward(mc, o, slice_scratch(m), NULL);
+        slice_exchange_forward(mc, slice_log_pass_gates(mc, gk, hk), hk, hv);
+    }
+    attn_forward(mc, o, mc->st->state_out, mc->st->state_in);
     be->ops->norm_forward(be, onorm, s[S_ORSTD], o, param_weight(m, t[P_GNORM]), N * H, hv,
                           c->norm_eps, NORM_RMS);
     be->ops->gate_forward(be, gated, g, W, onorm, Dv, N, Dv, GATE_SWISH);
@@ -108,10 +138,13 @@ static void backward(const MixerCall *mc, const Act *dout, Act *dln) {
     be->ops->norm_backward(be, d_o, param_grad(m, t[P_GNORM]), NULL, d_onorm, o,
                            param_weight(m, t[P_GNORM]), s[S_ORSTD], N * H, hv, c->norm_eps,
                            NORM_RMS);
-    be->ops->gla_backward(be, d_proj, act_at(be, d_proj, Dk), act_at(be, d_proj, 2 * Dk), d_gk,
-                          mc->st->dstate_in, d_o, mc->st->dstate_out, proj, act_at(be, proj, Dk),
-                          act_at(be, proj, 2 * Dk), W, gk, mc->st->state_in,
-                          1.0f / sqrtf((float)hk), m->seqs, H, hk, hv, c->attn_block);
+    const float *dstate_out = mc->st->dstate_out;
+    if (slice_active(m)) { // sequence parallel: first the initial state's gradient
+        attn_backward(mc, d_o, slice_scratch(m), NULL);
+        slice_exchange_backward(mc, slice_log_pass_gates(mc, gk, hk), hk, hv);
+        dstate_out = slice_scratch(m);
+    }
+    attn_backward(mc, d_o, mc->st->dstate_in, dstate_out);
     be->ops->logsigmoid_backward(be, d_gk_pre, d_gk, gk_pre, 1.0f / c->gate_normalizer,
                                  (long)N * Dk);
     be->ops->matmul_backward(be, d_gk_low, param_grad(m, t[P_GK1]), param_grad(m, t[P_GK1_BIAS]),

@@ -46,6 +46,34 @@ static const float *layer_decay(const Model *m, int l) {
     return m->log_decay + (size_t)l * m->cfg.n_heads;
 }
 
+// The attention op on the layer's projection, from state_in (NULL: zero) to state_out
+// (NULL: not needed), writing o.
+static void attn_forward(const MixerCall *mc, Act *o, float *state_out, const float *state_in) {
+    Model *m = mc->m;
+    Backend *be = m->be;
+    const ModelConfig *c = &m->cfg;
+    int D = c->dim, H = c->n_heads, hd = D / H;
+    Act *proj = mc->a->mixer[S_PROJ];
+    be->ops->lightning_attn_forward(
+        be, o, state_out, proj, act_at(be, proj, D), act_at(be, proj, 2 * D), 4 * D, state_in,
+        layer_decay(m, mc->layer), m->seqs, H, hd, hd, true, c->attn_block);
+}
+
+// Its backward into d_proj's q, k, v columns, with the final-state gradient dstate_out
+// (NULL: zero); dstate_in (NULL: not needed) gets the initial state's.
+static void attn_backward(const MixerCall *mc, const Act *d_o, float *dstate_in,
+                          const float *dstate_out) {
+    Model *m = mc->m;
+    Backend *be = m->be;
+    const ModelConfig *c = &m->cfg;
+    int D = c->dim, H = c->n_heads, hd = D / H;
+    Act *proj = mc->a->mixer[S_PROJ], *d_proj = mc->scratch[D_PROJ];
+    be->ops->lightning_attn_backward(
+        be, d_proj, act_at(be, d_proj, D), act_at(be, d_proj, 2 * D), dstate_in, d_o, dstate_out,
+        proj, act_at(be, proj, D), act_at(be, proj, 2 * D), 4 * D, mc->st->state_in,
+        layer_decay(m, mc->layer), m->seqs, H, hd, hd, true, c->attn_block);
+}
+
 static void forward(const MixerCall *mc, Act *out) {
     Model *m = mc->m;
     Backend *be = m->be;
@@ -56,9 +84,11 @@ static void forward(const MixerCall *mc, Act *out) {
     Act *gated = mc->a->mixer[S_GATED];
     float *orstd = mc->a->mixer[S_ORSTD];
     linear_forward(m, proj, mc->a->ln1, lp->mixer[P_QKVU], 1, N);
-    be->ops->lightning_attn_forward(
-        be, o, mc->st->state_out, proj, act_at(be, proj, D), act_at(be, proj, 2 * D), 4 * D,
-        mc->st->state_in, layer_decay(m, mc->layer), m->seqs, H, hd, hd, true, c->attn_block);
+    if (slice_active(m)) { // sequence parallel: first this slice's own contribution
+        attn_forward(mc, o, slice_scratch(m), NULL);
+        slice_exchange_forward(mc, slice_log_pass_decay(mc, hd), hd, hd);
+    }
+    attn_forward(mc, o, mc->st->state_out, mc->st->state_in);
     be->ops->norm_forward(be, onorm, orstd, o, NULL, N, D, c->norm_eps, NORM_SRMS);
     be->ops->gate_forward(be, gated, onorm, D, act_at(be, proj, 3 * D), 4 * D, N, D, GATE_MUL);
     linear_forward(m, out, gated, lp->mixer[P_OUT], 1, N);
@@ -80,10 +110,13 @@ static void backward(const MixerCall *mc, const Act *dout, Act *dln) {
                            act_at(be, proj, 3 * D), 4 * D, N, D, GATE_MUL);
     be->ops->norm_backward(be, d_o, NULL, NULL, d_onorm, o, NULL, orstd, N, D, c->norm_eps,
                            NORM_SRMS);
-    be->ops->lightning_attn_backward(
-        be, d_proj, act_at(be, d_proj, D), act_at(be, d_proj, 2 * D), mc->st->dstate_in, d_o,
-        mc->st->dstate_out, proj, act_at(be, proj, D), act_at(be, proj, 2 * D), 4 * D,
-        mc->st->state_in, layer_decay(m, mc->layer), m->seqs, H, hd, hd, true, c->attn_block);
+    const float *dstate_out = mc->st->dstate_out;
+    if (slice_active(m)) { // sequence parallel: first the initial state's gradient
+        attn_backward(mc, d_o, slice_scratch(m), NULL);
+        slice_exchange_backward(mc, slice_log_pass_decay(mc, hd), hd, hd);
+        dstate_out = slice_scratch(m);
+    }
+    attn_backward(mc, d_o, mc->st->dstate_in, dstate_out);
     linear_backward(m, dln, false, d_proj, mc->a->ln1, lp->mixer[P_QKVU], 1, N);
 }
 

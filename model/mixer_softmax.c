@@ -1,8 +1,9 @@
 // model/mixer_softmax.c: Llama attention (SPEC sec. 2): q, k, v from one projection,
 // RoPE in rotate_half form applied in place, causal softmax attention with GQA, output
 // projection. Positions count from the start of each sequence (each document, with
-// doc_reset). In decoding, keys and values go to the layer's KV cache and the query
-// attends to it.
+// doc_reset). On a slice of each sequence (sequence parallelism) the queries attend to
+// the keys gathered from every slice up to this one (model/slice_kv.c). In decoding, keys
+// and values go to the layer's KV cache and the query attends to it.
 #include "../core/util.h"
 #include "mixer.h"
 
@@ -63,6 +64,10 @@ static void forward(const MixerCall *mc, Act *out) {
         be->ops->softmax_attn_forward(be, o, lse, proj, W, st->kv_cache,
                                       act_at(be, st->kv_cache, Dkv), 2 * Dkv, m->seqs,
                                       mc->decode_kv, H, Hkv, hd);
+    } else if (slice_active(m)) { // sequence parallel: the keys of every slice up to this one
+        Act *keys = slice_gather_kv(mc, k, W, 2 * Dkv);
+        be->ops->softmax_attn_forward(be, o, lse, proj, W, keys, act_at(be, keys, Dkv), 2 * Dkv,
+                                      m->seqs, m->sliced->keys, H, Hkv, hd);
     } else {
         be->ops->softmax_attn_forward(be, o, lse, proj, W, k, v, W, m->seqs, m->seqs, H, Hkv, hd);
     }
@@ -79,9 +84,19 @@ static void backward(const MixerCall *mc, const Act *dout, Act *dln) {
     Act *proj = mc->a->mixer[S_PROJ], *o = mc->a->mixer[S_O];
     Act *d_o = mc->scratch[D_O], *d_proj = mc->scratch[D_PROJ];
     linear_backward(m, d_o, false, dout, o, t[P_O], 1, N);
-    be->ops->softmax_attn_backward(be, d_proj, act_at(be, d_proj, Dq), act_at(be, d_proj, Dq + Dkv),
-                                   d_o, o, mc->a->mixer[S_LSE], proj, W, act_at(be, proj, Dq),
-                                   act_at(be, proj, Dq + Dkv), W, m->seqs, m->seqs, H, Hkv, hd);
+    if (slice_active(m)) { // gather the keys again; their gradients go back to their slices
+        Act *keys = slice_gather_kv(mc, act_at(be, proj, Dq), W, 2 * Dkv);
+        Act *d_keys = slice_kv_grad(m);
+        be->ops->softmax_attn_backward(be, d_proj, d_keys, act_at(be, d_keys, Dkv), d_o, o,
+                                       mc->a->mixer[S_LSE], proj, W, keys, act_at(be, keys, Dkv),
+                                       2 * Dkv, m->seqs, m->sliced->keys, H, Hkv, hd);
+        slice_reduce_kv_grad(mc, act_at(be, d_proj, Dq), W, 2 * Dkv);
+    } else {
+        be->ops->softmax_attn_backward(be, d_proj, act_at(be, d_proj, Dq),
+                                       act_at(be, d_proj, Dq + Dkv), d_o, o, mc->a->mixer[S_LSE],
+                                       proj, W, act_at(be, proj, Dq), act_at(be, proj, Dq + Dkv), W,
+                                       m->seqs, m->seqs, H, Hkv, hd);
+    }
     be->ops->rope_backward(be, d_proj, W, mc->pos, N, H, hd, c->rope_theta);
     be->ops->rope_backward(be, act_at(be, d_proj, Dq), W, mc->pos, N, Hkv, hd, c->rope_theta);
     linear_backward(m, dln, false, d_proj, mc->a->ln1, t[P_Q], 3, N);

@@ -69,6 +69,7 @@ static void free_arena(Model *m) {
 void model_free(Model *m) {
     Backend *be = m->be;
     free_arena(m);
+    slice_free(m);
     if ((void *)m->weights_act != (void *)m->weights) be->ops->free(be, m->weights_act);
     be->ops->free(be, m->weights);
     be->ops->free(be, m->grads);
@@ -196,43 +197,81 @@ static Arena *ensure_arena(Model *m, size_t N) {
     return a;
 }
 
+// Where the document holding token `off` of a row starts: the last EOT at or before it
+// (prep writes an EOT before every document), or the row's start. Only with doc_reset
+// and a slice that does not start the row; otherwise 0.
+static int doc_start(const Model *m, const int *row, int off) {
+    if (!m->cfg.doc_reset) return 0;
+    for (int t = off; t >= 1; t--) {
+        if (row[t] == m->cfg.eot_token) return t;
+    }
+    return 0;
+}
+
 // Fill the input block and upload it in one copy: the tokens, the targets (NULL: none),
 // the sequences the mixers run over (one per batch row, or with doc_reset one per
 // document: a document starts at each EOT, as prep writes an EOT before every document)
-// and each token's position in its sequence, counted from pos0. Returns how many targets
-// count.
-static int load_batch(Model *m, const int *tokens, const int *targets, int B, int T, int pos0) {
-    Arena *a = ensure_arena(m, (size_t)B * T);
-    size_t N = (size_t)B * T;
+// and each token's position in its sequence, counted from pos0. With sequence
+// parallelism only this process's slice of each row is loaded (positions stay those of
+// the whole row) and the slice's row layout is recorded. *n_tokens gets the tokens
+// loaded; returns how many targets count in the whole rows (the loss is a mean over all
+// slices).
+static int load_batch(Model *m, const int *tokens, const int *targets, int B, int T, int pos0,
+                      int *n_tokens) {
+    int count = slice_active(m) ? m->slice.count : 1;
+    check(T % count == 0, "seq_len %d does not split into %d equal slices (sp)", T, count);
+    int Tl = T / count, off = count > 1 ? m->slice.index * Tl : 0;
+    size_t N = (size_t)B * Tl;
+    Arena *a = ensure_arena(m, N);
     int *h_tokens = a->host, *h_targets = a->host + N, *h_pos = a->host + 2 * N;
     int *h_cu = a->host + 3 * N;
     a->tokens = a->inputs;
     a->targets = a->inputs + N;
     a->pos = a->inputs + 2 * N;
     a->cu = a->inputs + 3 * N;
-    memcpy(h_tokens, tokens, N * sizeof(int));
+    for (int b = 0; b < B; b++)
+        memcpy(h_tokens + (size_t)b * Tl, tokens + (size_t)b * T + off, (size_t)Tl * sizeof(int));
     int counted = 0;
     if (targets) {
-        memcpy(h_targets, targets, N * sizeof(int));
-        for (size_t i = 0; i < N; i++) counted += targets[i] >= 0;
+        for (int b = 0; b < B; b++)
+            memcpy(h_targets + (size_t)b * Tl, targets + (size_t)b * T + off,
+                   (size_t)Tl * sizeof(int));
+        for (size_t i = 0; i < (size_t)B * T; i++) counted += targets[i] >= 0;
         check(counted > 0, "batch has no targets to predict");
     }
+    SliceBufs *sb = count > 1 ? slice_reserve(m, B, Tl, 0) : NULL;
     int n = 0, max_len = 0;
     h_cu[0] = 0;
     for (int b = 0; b < B; b++) {
+        const int *row = tokens + (size_t)b * T;
+        int first_pos = off - doc_start(m, row, off); // the slice's first token in its document
         int start = 0;
-        for (int t = 1; t <= T; t++) {
-            bool boundary =
-                t == T || (m->cfg.doc_reset && tokens[(size_t)b * T + t] == m->cfg.eot_token);
+        if (sb) {
+            sb->first_seq[b] = n;
+            sb->carries_in[b] = first_pos > 0;
+            sb->key_from[b] = off - first_pos;
+        }
+        for (int t = 1; t <= Tl; t++) {
+            bool boundary = t == Tl || (m->cfg.doc_reset && row[off + t] == m->cfg.eot_token);
             if (!boundary) continue;
-            for (int i = start; i < t; i++) h_pos[(size_t)b * T + i] = pos0 + i - start;
-            h_cu[++n] = b * T + t;
+            int p0 = pos0 + (start == 0 ? first_pos : 0);
+            for (int i = start; i < t; i++) h_pos[(size_t)b * Tl + i] = p0 + i - start;
+            h_cu[++n] = b * Tl + t;
             if (t - start > max_len) max_len = t - start;
             start = t;
         }
+        if (sb) {
+            sb->last_seq[b] = n - 1;
+            sb->passes[b] = sb->carries_in[b] && sb->first_seq[b] == n - 1;
+        }
+    }
+    if (sb) {
+        slice_reserve(m, B, Tl, n);
+        slice_set_keys(m, h_cu);
     }
     m->be->ops->upload(m->be, a->inputs, a->host, (4 * N + 1) * sizeof(int));
     m->seqs = (Seqs){a->cu, n, max_len};
+    *n_tokens = (int)N;
     return counted;
 }
 
@@ -288,7 +327,7 @@ static MixerCall training_call(Model *m, int l, int N) {
                        .N = N,
                        .a = &m->arena->layers[l],
                        .scratch = m->arena->scratch[kind],
-                       .st = &m->states[l],
+                       .st = slice_active(m) ? &m->sliced->layer[l] : &m->states[l],
                        .pos = m->arena->pos};
 }
 
@@ -324,8 +363,8 @@ static Seqs no_seqs(void) {
 float model_loss(Model *m, const int *tokens, const int *targets, int B, int T) {
     Backend *be = m->be;
     const ModelConfig *c = &m->cfg;
-    int N = B * T;
-    int counted = load_batch(m, tokens, targets, B, T, 0);
+    int N;
+    int counted = load_batch(m, tokens, targets, B, T, 0, &N);
     forward_blocks(m, N, NULL, 0, no_seqs(), NULL, NULL);
     Arena *ar = m->arena;
     be->ops->lm_head_cross_entropy(be, ar->losses, NULL, NULL, ar->final_ln,
@@ -343,8 +382,10 @@ void model_token_losses(Model *m, float *host, int n) {
 }
 
 void model_forward_layers(Model *m, const int *tokens, int B, int T, LayerFn fn, void *ctx) {
-    load_batch(m, tokens, NULL, B, T, 0);
-    forward_blocks(m, B * T, NULL, 0, no_seqs(), fn, ctx);
+    check(!slice_active(m), "model_forward_layers: not for a sliced sequence (sp > 1)");
+    int N;
+    load_batch(m, tokens, NULL, B, T, 0, &N);
+    forward_blocks(m, N, NULL, 0, no_seqs(), fn, ctx);
 }
 
 void model_last_logits(Model *m, float *logits, int N) {
@@ -353,7 +394,9 @@ void model_last_logits(Model *m, float *logits, int N) {
 }
 
 void model_load_tokens(Model *m, const int *tokens, int B, int T) {
-    load_batch(m, tokens, NULL, B, T, 0);
+    check(!slice_active(m), "model_load_tokens: not for a sliced sequence (sp > 1)");
+    int N;
+    load_batch(m, tokens, NULL, B, T, 0, &N);
 }
 
 const Act *model_mixer_forward(Model *m, int layer, const Act *inp, int N) {
@@ -397,9 +440,9 @@ void model_forward_backward(Model *m, const int *tokens, const int *targets, int
     Backend *be = m->be;
     const Ops *ops = be->ops;
     const ModelConfig *c = &m->cfg;
-    int N = B * T, D = c->dim, L = c->n_layers;
+    int N, D = c->dim, L = c->n_layers;
     NormKind nk = family_norm(c);
-    int counted = load_batch(m, tokens, targets, B, T, 0);
+    int counted = load_batch(m, tokens, targets, B, T, 0, &N);
     forward_blocks(m, N, NULL, 0, no_seqs(), NULL, NULL);
     Arena *ar = m->arena;
 
@@ -522,8 +565,10 @@ static void decode_state_reset(DecodeState *s) {
 void model_decode_step(Model *m, DecodeState *s, int token, float *logits) {
     Backend *be = m->be;
     const ModelConfig *c = &m->cfg;
+    check(!slice_active(m), "decoding: not for a sliced sequence (sp > 1)");
     if (c->doc_reset && token == c->eot_token) decode_state_reset(s);
-    load_batch(m, &token, NULL, 1, 1, s->pos);
+    int N;
+    load_batch(m, &token, NULL, 1, 1, s->pos, &N);
     int cu_kv[2] = {0, s->pos + 1};
     be->ops->upload(be, s->cu_kv, cu_kv, sizeof cu_kv);
     forward_blocks(m, 1, s->layers, s->pos, (Seqs){s->cu_kv, 1, s->pos + 1}, NULL, NULL);
@@ -546,7 +591,8 @@ double model_flops_per_token(const Model *m, int T) {
     for (int i = 0; i < m->n_params; i++) {
         if (m->params[i].ndim == 2 && i != m->embed) matmul += (double)m->params[i].numel;
     }
-    matmul += (double)c->vocab_size * c->dim; // the LM head (the embedding itself when tied)
+    // The LM head: a 2-D parameter of its own (counted above) unless tied to the embedding.
+    if (c->tie_embeddings) matmul += (double)c->vocab_size * c->dim;
     double mixing = 0, D = c->dim, blk = c->attn_block;
     for (int l = 0; l < c->n_layers; l++) {
         double hd = (double)c->dim / c->n_heads;

@@ -93,6 +93,15 @@ typedef struct LayerState {
     int max_len;
 } LayerState;
 
+// Sequence parallelism: every sequence of a batch is cut into `count` equal slices and
+// this process computes slice `index` (tokens [index*T/count, (index+1)*T/count) of each
+// row). The model is still handed whole rows (tokens are cheap), so positions are global
+// and a document that starts in an earlier slice is known; a linear layer's state crosses
+// slice boundaries through the state_exchange hook. count 1 (or 0): whole sequences.
+typedef struct SeqSlice {
+    int index, count;
+} SeqSlice;
+
 // Hooks for what runs beside the model (parallelism, distillation); NULL: not called.
 typedef struct ModelHooks {
     void *ctx;
@@ -108,7 +117,31 @@ typedef struct ModelHooks {
     // loss / dh; the hook may add an extra gradient into dh (and the LM head's gradient): a
     // distillation loss on the logits. targets [N] are the batch's, in backend memory.
     void (*head_grad)(void *ctx, const Act *h, Act *dh, const int *targets, int N);
+    // Sequence parallelism (Model.slice.count > 1): once in each linear layer's forward and
+    // once in its backward, the same calls in the same order on every rank of the group.
+    // carry [rows, H, K, V] fp32 in backend memory; log_pass [rows, H*K] (host) is the log
+    // of the decay that a state entering this slice keeps at its end, per key channel
+    // (-INFINITY: a document starts inside the slice, so nothing passes).
+    // Forward: carry holds each row's state at the end of this slice from a zero initial
+    // state; the hook replaces it with the state entering this slice.
+    // Backward: carry holds d loss / d (state entering this slice) through this slice's
+    // outputs; the hook replaces it with d loss / d (state leaving this slice).
+    // Its own context (state_ctx), as it is installed by another part than grads_ready.
+    void (*state_exchange)(void *state_ctx, int layer, bool backward, float *carry,
+                           const float *log_pass, int rows, int H, int K, int V);
+    // Sequence parallelism, softmax layers: buf [slices, shard] fp32 in backend memory, one
+    // shard per slice of the group, in the same calls on every rank of the group (once in
+    // each softmax layer's forward, twice in its backward).
+    // reduce false (gather): this slice's shard holds its keys and values; the hook fills
+    // every other shard with that slice's (an all-gather).
+    // reduce true: every shard holds this slice's gradient of that slice's keys and values;
+    // the hook replaces this slice's shard with the sum over the slices (the rest of buf
+    // is left unspecified).
+    void (*kv_exchange)(void *state_ctx, int layer, bool reduce, float *buf, size_t shard);
+    void *state_ctx;
 } ModelHooks;
+
+typedef struct SliceBufs SliceBufs; // sequence-parallel state buffers (model/slice.c)
 
 typedef struct Arena Arena;         // the activation arena (model.c)
 typedef struct LayerBufs LayerBufs; // one layer's buffers in the arena (model/mixer.h)
@@ -130,6 +163,8 @@ typedef struct Model {
     Arena *arena;                   // activations, grown for the largest batch seen
     LayerState states[MAX_LAYERS];  // training state I/O, all NULL unless a caller sets them
     ModelHooks hooks;
+    SeqSlice slice;    // sequence parallelism: this process's slice of every sequence
+    SliceBufs *sliced; // its buffers (NULL until a sliced batch is loaded)
     // The current batch's sequences (one per row, or one per document with doc_reset).
     Seqs seqs;
 } Model;
@@ -159,9 +194,12 @@ void model_refresh_compute_weights(Model *m);
 void model_pad_buffers(Model *m, size_t n);
 
 // Mean cross-entropy of targets given tokens, both [B, T] host arrays (target < 0:
-// ignored). Forward only; waits for the result.
+// ignored). Forward only; waits for the result. With a slice (Model.slice): the sum of
+// this slice's losses over the whole rows' target count, so the slices' values sum to
+// the mean (the same holds for the loss model_forward_backward accumulates).
 float model_loss(Model *m, const int *tokens, const int *targets, int B, int T);
-// The per-token losses of the last model_loss / model_forward_backward (n values, host).
+// The per-token losses of the last model_loss / model_forward_backward (n values, host;
+// with a slice, those of the slice's tokens, row by row).
 void model_token_losses(Model *m, float *host, int n);
 // Forward and backward of one micro-batch without waiting for the device: accumulates
 // grad_scale * d(mean loss)/d(weights) into m->grads and grad_scale * mean loss into

@@ -115,26 +115,33 @@ static float *read_weights(const char *out, int step, long *n) {
 
 // Run `got` matches run `want`: training losses of steps [from, STEPS] and (if check_val:
 // both validated on the same windows, i.e. with the same global batch per micro-batch) the
-// final validation loss within 1e-6 relative, and the weights at step STEPS within 1e-6.
-static void expect_same_run(const char *got, const char *want, int from, bool check_val) {
+// final validation loss within tol relative, and the weights at step STEPS within tol.
+static void expect_close_run(const char *got, const char *want, int from, bool check_val,
+                             double tol) {
     double lg[MAX_STEPS + 1], lw[MAX_STEPS + 1], vg, vw;
     read_metrics(got, lg, &vg);
     read_metrics(want, lw, &vw);
     for (int s = from; s <= STEPS; s++) {
         ck_assert_msg(isfinite(lg[s]) && isfinite(lw[s]), "%s vs %s: step %d has no loss", got,
                       want, s);
-        ck_assert_msg(fabs(lg[s] - lw[s]) <= 1e-6 * fabs(lw[s]),
+        ck_assert_msg(fabs(lg[s] - lw[s]) <= tol * fabs(lw[s]),
                       "%s vs %s: step %d loss %.6f vs %.6f", got, want, s, lg[s], lw[s]);
     }
-    ck_assert_msg(!check_val || fabs(vg - vw) <= 1e-6 * fabs(vw), "%s vs %s: val loss %.6f vs %.6f",
+    ck_assert_msg(!check_val || fabs(vg - vw) <= tol * fabs(vw), "%s vs %s: val loss %.6f vs %.6f",
                   got, want, vg, vw);
     long ng, nw;
     float *wg = read_weights(got, STEPS, &ng), *ww = read_weights(want, STEPS, &nw);
     ck_assert_int_eq(ng, nw);
     double err = rel_error(wg, ww, nw);
-    ck_assert_msg(err < 1e-6, "%s vs %s: weights differ by %g (relative)", got, want, err);
+    ck_assert_msg(err < tol, "%s vs %s: weights differ by %g (relative)", got, want, err);
+    printf("%s vs %s: weights within %.1e relative\n", got, want, err);
     free(wg);
     free(ww);
+}
+
+// The same within 1e-6: data parallel and ZeRO-1 only sum gradients in another order.
+static void expect_same_run(const char *got, const char *want, int from, bool check_val) {
+    expect_close_run(got, want, from, check_val, 1e-6);
 }
 
 // The reference: one process with the whole global batch.
@@ -170,6 +177,63 @@ START_TEST(test_zero_and_accumulation) {
     expect_same_run("zero3", "single", 1, false);
     ck_assert_int_eq(run_train(2, "acc2", GLOBAL_BATCH / 4, STEPS, "--grad_accum=2"), 0);
     expect_same_run("acc2", "single", 1, false);
+}
+END_TEST
+
+// The word corpus with documents: an EOT (the byte tokenizer's 0) before every 10 to 69
+// tokens, so with doc_reset many documents start inside a sequence's slices.
+static void write_document_corpus(void) {
+    write_corpus();
+    const char *names[2] = {"c_train_000000.bin", "c_val_000000.bin"};
+    for (int f = 0; f < 2; f++) {
+        char path[600];
+        snprintf(path, sizeof path, "%s/%s", workdir, names[f]);
+        int64_t n = 0;
+        uint32_t *tok = shard_read(path, &n);
+        Rng rng = rng_seeded(3 + f);
+        for (int64_t i = 0; i < n; i += 10 + (int64_t)(rng_next(&rng) % 60)) tok[i] = 0;
+        shard_write(path, tok, n, false, false);
+        free(tok);
+    }
+}
+
+// Sequence parallel: each sequence of the same global batch split over 2 ranks, over 4,
+// and dp 2 x sp 2 on 4 ranks, equals one process: losses every step, the validation loss
+// and the weights after 20 steps within 1e-5 relative (the slices' states are summed in
+// another order), for TNL and GLA, with doc_reset on a corpus of short documents, and for
+// a hybrid with a softmax layer (its keys and values gathered over the group) on 2 and on
+// 4 ranks and dp 2 x sp 2, with doc_reset.
+START_TEST(test_sequence_parallel) {
+    write_document_corpus();
+    const char *docs = "--doc_reset=1";
+    ck_assert_int_eq(run_train(1, "single", GLOBAL_BATCH, STEPS, ""), 0);
+    ck_assert_int_eq(run_train(2, "sp2", GLOBAL_BATCH, STEPS, "--sp=2"), 0);
+    expect_close_run("sp2", "single", 1, true, 1e-5);
+    ck_assert_int_eq(run_train(4, "dp2sp2", GLOBAL_BATCH / 2, STEPS, "--sp=2 --bucket_mb=0"), 0);
+    expect_close_run("dp2sp2", "single", 1, true, 1e-5);
+    ck_assert_int_eq(run_train(1, "single_docs", GLOBAL_BATCH, STEPS, docs), 0);
+    ck_assert_int_eq(run_train(4, "sp4_docs", GLOBAL_BATCH, STEPS, "--sp=4 --doc_reset=1"), 0);
+    expect_close_run("sp4_docs", "single_docs", 1, true, 1e-5);
+    const char *gla = "--model=gla --doc_reset=1";
+    ck_assert_int_eq(run_train(1, "gla", GLOBAL_BATCH, STEPS, gla), 0);
+    ck_assert_int_eq(run_train(4, "gla_dp2sp2", GLOBAL_BATCH / 2, STEPS,
+                               "--model=gla --doc_reset=1 --sp=2 --zero=1"),
+                     0);
+    expect_close_run("gla_dp2sp2", "gla", 1, true, 1e-5);
+    const char *hybrid = "--mixers=lightning,softmax --doc_reset=1";
+    ck_assert_int_eq(run_train(1, "hybrid", GLOBAL_BATCH, STEPS, hybrid), 0);
+    ck_assert_int_eq(run_train(2, "hybrid_sp2", GLOBAL_BATCH, STEPS,
+                               "--mixers=lightning,softmax --doc_reset=1 --sp=2"),
+                     0);
+    expect_close_run("hybrid_sp2", "hybrid", 1, true, 1e-5);
+    ck_assert_int_eq(run_train(4, "hybrid_sp4", GLOBAL_BATCH, STEPS,
+                               "--mixers=lightning,softmax --doc_reset=1 --sp=4"),
+                     0);
+    expect_close_run("hybrid_sp4", "hybrid", 1, true, 1e-5);
+    ck_assert_int_eq(run_train(4, "hybrid_dp2sp2", GLOBAL_BATCH / 2, STEPS,
+                               "--mixers=lightning,softmax --doc_reset=1 --sp=2 --bucket_mb=0"),
+                     0);
+    expect_close_run("hybrid_dp2sp2", "hybrid", 1, true, 1e-5);
 }
 END_TEST
 
@@ -260,18 +324,21 @@ static bool logged_a_step(const char *metrics) {
     return yes;
 }
 
-static void fault_with(int sig, const char *extra, const char *says, bool nproc);
+static void fault_with(int sig, const char *extra, const char *says, bool nproc,
+                       bool after_checkpoint);
 
 // Start a 2-rank run that would train for a long time, wait until it has logged a step,
 // send `sig` to rank 1, and require the whole job to end non-zero within 60 s with a
 // message in its output that contains `says`.
 static void fault(int sig, const char *extra, const char *says) {
-    fault_with(sig, extra, says, false);
+    fault_with(sig, extra, says, false, false);
 }
 
 // fault() with the ranks started by mpirun, or (nproc) by bolt itself: rank 1 is then a
-// child of the supervising bolt process.
-static void fault_with(int sig, const char *extra, const char *says, bool nproc) {
+// child of the supervising bolt process. after_checkpoint: strike only once a complete
+// checkpoint exists (a step's record is written before its checkpoint).
+static void fault_with(int sig, const char *extra, const char *says, bool nproc,
+                       bool after_checkpoint) {
     write_corpus();
     char cmd[2048], log[600], opts[600];
     snprintf(opts, sizeof opts, "%s%s", extra, nproc ? " --nproc=2" : "");
@@ -291,7 +358,11 @@ static void fault_with(int sig, const char *extra, const char *says, bool nproc)
     snprintf(metrics, sizeof metrics, "%s/fault/metrics.jsonl", workdir);
     double t0 = now_seconds();
     pid_t victim = -1;
-    while (now_seconds() - t0 < 30 && (victim < 0 || !logged_a_step(metrics))) {
+    char out_dir[600], ckpt[700];
+    snprintf(out_dir, sizeof out_dir, "%s/fault", workdir);
+    while (now_seconds() - t0 < 30 &&
+           (victim < 0 || !logged_a_step(metrics) ||
+            (after_checkpoint && !checkpoint_latest(out_dir, ckpt, sizeof ckpt)))) {
         if (victim < 0) victim = find_rank(mpirun, nproc ? "BOLT_RANK" : "OMPI_COMM_WORLD_RANK", 1);
         usleep(50000);
     }
@@ -326,7 +397,7 @@ static void fault_with(int sig, const char *extra, const char *says, bool nproc)
 // A killed rank: mpirun ends the others and names the rank. The run checkpoints every
 // step, so the kill may land mid-checkpoint: the newest complete one still resumes.
 START_TEST(test_killed_rank) {
-    fault(SIGKILL, "--save_every=1", "rank 1");
+    fault_with(SIGKILL, "--save_every=1", "rank 1", false, true);
     char out[600], ckpt[700];
     snprintf(out, sizeof out, "%s/fault", workdir);
     ck_assert_msg(checkpoint_latest(out, ckpt, sizeof ckpt), "no complete checkpoint in %s", out);
@@ -363,8 +434,8 @@ START_TEST(test_interrupted_rank) {
 END_TEST
 
 // bolt's own launcher: --nproc=2 (ranks talking through shared memory) equals one process,
-// and so does --nproc=3 with ZeRO-1 and gradient accumulation (the shared-memory
-// reduce-scatter and all-gather).
+// and so do --nproc=3 with ZeRO-1 and gradient accumulation (the shared-memory
+// reduce-scatter and all-gather) and --nproc=4 with sp = 2 (groups split from it).
 START_TEST(test_nproc) {
     write_corpus();
     run_single();
@@ -373,25 +444,29 @@ START_TEST(test_nproc) {
     ck_assert_int_eq(
         run_train(1, "np3", GLOBAL_BATCH / 6, STEPS, "--nproc=3 --zero=1 --grad_accum=2"), 0);
     expect_same_run("np3", "single", 1, false);
+    // dp 2 x sp 2: the sequence-parallel groups split from the shared-memory communicator.
+    ck_assert_int_eq(run_train(1, "np4sp2", GLOBAL_BATCH / 2, STEPS, "--nproc=4 --sp=2"), 0);
+    expect_close_run("np4sp2", "single", 1, true, 1e-5);
 }
 END_TEST
 
 // A killed --nproc rank: the supervisor ends the job and names the rank.
 START_TEST(test_nproc_killed_rank) {
-    fault_with(SIGKILL, "", "rank 1 of 2 was killed by signal 9", true);
+    fault_with(SIGKILL, "", "rank 1 of 2 was killed by signal 9", true, false);
 }
 END_TEST
 
 // A frozen --nproc rank: rank 0's watchdog ends it, and the supervisor the rest.
 START_TEST(test_nproc_hung_rank) {
-    fault_with(SIGSTOP, "--collective_timeout=5", "did not finish within collective_timeout", true);
+    fault_with(SIGSTOP, "--collective_timeout=5", "did not finish within collective_timeout", true,
+               false);
 }
 END_TEST
 
 // SIGTERM to one --nproc rank: both stop after the same step with a checkpoint that
 // resumes, as under mpirun.
 START_TEST(test_nproc_interrupted_rank) {
-    fault_with(SIGTERM, "", "stopped at step", true);
+    fault_with(SIGTERM, "", "stopped at step", true, false);
     char out[600], ckpt[700];
     snprintf(out, sizeof out, "%s/fault", workdir);
     ck_assert_msg(checkpoint_latest(out, ckpt, sizeof ckpt), "no complete checkpoint in %s", out);
@@ -431,6 +506,7 @@ int main(void) {
     } else if (file_size(bolt) >= 0) {
         tcase_add_test(tc, test_data_parallel);
         tcase_add_test(tc, test_zero_and_accumulation);
+        tcase_add_test(tc, test_sequence_parallel);
         tcase_add_test(tc, test_resume_other_rank_count);
         tcase_add_test(tc, test_killed_rank);
         tcase_add_test(tc, test_hung_rank);

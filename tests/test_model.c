@@ -251,11 +251,29 @@ START_TEST(test_decays) {
 }
 END_TEST
 
+// Model FLOPs per token count the LM head once, whether it is the embedding (tied) or a
+// tensor of its own: tying changes storage, not work.
+START_TEST(test_flops_tied_untied) {
+    for (int f = 0; f < 3; f++) {
+        Family fam = f == 0 ? FAMILY_TNL : f == 1 ? FAMILY_GLA : FAMILY_LLAMA;
+        ModelConfig tied = tiny_config(fam, NULL, true), untied = tiny_config(fam, NULL, false);
+        Model a, b;
+        model_create(&a, &tied, cpu_backend());
+        model_create(&b, &untied, cpu_backend());
+        double fa = model_flops_per_token(&a, 64), fb = model_flops_per_token(&b, 64);
+        ck_assert_msg(fa == fb, "family %d: %.0f FLOPs/token tied, %.0f untied", f, fa, fb);
+        model_free(&a);
+        model_free(&b);
+    }
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("model");
     TCase *tc = tcase_create("gradients");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_grad_tnl);
+    tcase_add_test(tc, test_flops_tied_untied);
     tcase_add_test(tc, test_grad_gla);
     tcase_add_test(tc, test_grad_llama);
     tcase_add_test(tc, test_grad_hybrid);

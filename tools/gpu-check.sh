@@ -18,9 +18,14 @@
 #                  ops against fla / torch SDPA on the same inputs (rel error <= 1e-2)
 #   sample         train hybrid-tiny 300 steps on cuda, then bolt sample and bolt eval there
 #   peers          tools/peers/attn_peers.py (fla and torch SDPA, bolt bench attn's layout)
+#   train-peers    tools/peers/train_peers.py: the PyTorch peers of bench-train (TNL on fla's
+#                  chunk_simple_gla, fla's GLAForCausalLM, transformers' Llama with SDPA;
+#                  pure bf16, fused AdamW) at B=16 T=2048, 5 steps, bolt bench train's
+#                  layout; one run per model, each up to 300 s (fla's first step compiles
+#                  and autotunes unless the Triton cache is seeded)
 #   peer-check     tools/peers/attn_check.py (fla against an fp64 recurrence)
 # Groups: tests = ops cpu-tests sanitize train-compare hf-parity crosscheck sample;
-#         bench = bench-attn bench-train peers; all = tests bench peer-check.
+#         bench = bench-attn bench-train peers train-peers; all = tests bench peer-check.
 # The build always runs first. A failing stage is reported and the rest still run; exit
 # status 1 if any check failed. Every stage runs under `timeout`, and the whole script
 # keeps to BUDGET_S seconds (default 560): a stage that no longer fits is reported FAIL.
@@ -43,16 +48,16 @@ BUDGET_S=${BUDGET_S:-560}
 NPROC=${NPROC:-16}
 
 # ---- stage selection
-ALL_STAGES="ops cpu-tests sanitize train-compare hf-parity bench-attn bench-train crosscheck sample peers peer-check"
+ALL_STAGES="ops cpu-tests sanitize train-compare hf-parity bench-attn bench-train crosscheck sample peers train-peers peer-check"
 want=""
 [ $# -eq 0 ] && set -- all
 for a in "$@"; do
     case $a in
         all) want="$want $ALL_STAGES" ;;
         tests) want="$want ops cpu-tests sanitize train-compare hf-parity crosscheck sample" ;;
-        bench) want="$want bench-attn bench-train peers" ;;
+        bench) want="$want bench-attn bench-train peers train-peers" ;;
         build) ;;
-        ops | cpu-tests | sanitize | train-compare | hf-parity | bench-attn | bench-train | crosscheck | sample | peers | peer-check)
+        ops | cpu-tests | sanitize | train-compare | hf-parity | bench-attn | bench-train | crosscheck | sample | peers | train-peers | peer-check)
             want="$want $a" ;;
         -h | --help) sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) echo "gpu-check: unknown stage '$a' (see --help)" >&2; exit 2 ;;
@@ -298,6 +303,25 @@ do_peers() {
     sed -n '/^$/,$p' "$tmp/out" | grep -vE '^\s*$' >>"$summary"
 }
 
+# One process per model, so a slow autotune or a crash costs only that model's row.
+do_train_peers() {
+    stage train-peers 300 || return
+    note "## train peers (tools/peers/train_peers.py, B=16 T=2048, 5 steps)"
+    for m in tnl gla llama; do
+        T=$(limit 300)
+        [ "$T" -eq 0 ] && { fail "train-peers $m: skipped, no time left"; continue; }
+        echo "-- tools/peers/train_peers.py --only $m"
+        run_timed "$T" python3 tools/peers/train_peers.py --only "$m" --batch 16 --seq-len 2048 \
+            --steps 5
+        if [ $rc -eq 0 ]; then
+            pass "train-peers $m (${secs}s)"
+        else
+            fail "train-peers $m: $(why $rc) (${secs}s)"
+        fi
+        grep -A2 '^train peer:' "$tmp/out" >>"$summary"
+    done
+}
+
 do_peer_check() {
     stage peer-check 240 || return
     run_timed "$T" python3 tools/peers/attn_check.py
@@ -338,6 +362,7 @@ main() {
     fi
     # The peers need no bolt binary.
     wanted peers && do_peers
+    wanted train-peers && do_train_peers
     wanted peer-check && do_peer_check
     save_triton_cache
     echo

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "../core/util.h"
+#include "../dist/launch.h"
 #include "../optim/schedule.h"
 #include "options.h"
 
@@ -158,11 +159,14 @@ static const Option KEYS[] = {
     {"lr_copied", OPT_FLOAT, offsetof(Config, lr_copied), 0, 0, 0, NULL, NULL,
      "peak learning rate of the tensors copied from the teacher (stage 2); 0: frozen"},
     // distributed
-    {"nproc", OPT_INT, offsetof(Config, nproc), 0, 1, 4096, NULL, "distributed",
+    {"nproc", OPT_INT, offsetof(Config, nproc), 0, 1, SHM_MAX_RANKS, NULL, "distributed",
      "start this many ranks on this node and supervise them (no MPI needed: shared memory on "
      "the CPU, NCCL on GPUs); 1: this process alone"},
     {"zero", OPT_INT, offsetof(Config, zero), 0, 0, 1, NULL, NULL,
      "1: ZeRO-1 (AdamW state sharded over the data-parallel ranks); 0: plain data parallel"},
+    {"sp", OPT_INT, offsetof(Config, sp), 0, 1, INT_MAX, NULL, NULL,
+     "sequence parallel: split each sequence over this many ranks (LASP-2); the ranks form "
+     "dp = world / sp data-parallel groups"},
     {"bucket_mb", OPT_FLOAT, offsetof(Config, bucket_mb), 0, 0, 0, NULL, NULL,
      "data parallel: all-reduce gradients in buckets of at least this many MB as layers "
      "finish backward; 0: one all-reduce per layer"},
@@ -274,6 +278,7 @@ void config_defaults(Config *c) {
     c->lr_copied = 1e-4f;
     c->zero = 0;
     c->nproc = 1;
+    c->sp = 1;
     c->bucket_mb = 16.0f;
     c->collective_timeout = 300;
 }

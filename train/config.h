@@ -63,6 +63,7 @@ typedef struct Config {
     // distributed (mpirun / srun; see dist/)
     int nproc;              // ranks to start on this node (bolt supervises them); 1: this one
     int zero;               // 1: ZeRO-1, optimizer state sharded over data-parallel ranks
+    int sp;                 // sequence-parallel group size: each sequence split over sp ranks
     float bucket_mb;        // data parallel: all-reduce gradients in buckets of this many MB
     int collective_timeout; // seconds a collective may take before the job is ended
 } Config;

@@ -18,6 +18,7 @@
 #include "../core/util.h"
 #include "../data/loader.h"
 #include "../data/tokenizer.h"
+#include "../dist/dist.h"
 #include "../model/checkpoint.h"
 #include "../model/distill_init.h"
 #include "../optim/optimizer.h"
@@ -298,8 +299,18 @@ int distill_main(int argc, char **argv) {
     check(c->kd_temperature > 0, "config: kd_temperature = %g must be > 0", c->kd_temperature);
     check(c->ce_weight >= 0 && c->kd_weight >= 0, "config: ce_weight and kd_weight must be >= 0");
     check(c->lr_new >= 0 && c->lr_copied >= 0, "config: lr_new and lr_copied must be >= 0");
+    check(c->nproc == 1 && c->sp == 1 && c->zero == 0,
+          "distill runs on one process: nproc = %d, sp = %d, zero = %d are for bolt train",
+          c->nproc, c->sp, c->zero);
+    Dist d = dist_init();
+    check(d.world == 1, "distill runs on one process, not as rank %d of %d (%s)", d.rank, d.world,
+          d.launcher);
     if (c->threads > 0) omp_set_num_threads(c->threads);
     r->be = backend_create(c->device);
+    check(r->be->ops->mse_loss && r->be->ops->kd_loss,
+          "distill: the %s backend has no distillation losses yet (mse_loss, kd_loss); run it "
+          "with --device=cpu",
+          r->be->name);
     make_dirs(c->out_dir);
     if (!c->resume && run_dir_holds_run(c->out_dir)) {
         check(c->overwrite,

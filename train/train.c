@@ -9,6 +9,10 @@
 // owns their optimizer shard (dist/zero.h). Every rank then holds the same weights; only
 // rank 0 prints, writes metrics and plots, and writes checkpoints, which have the same
 // format whatever the number of ranks (so a run resumes on any number of them).
+// Sequence parallel (sp > 1, dist/seq_parallel.h): the ranks form dp = world / sp groups
+// of sp; a group reads one data-parallel share and each of its ranks computes its slice
+// of every sequence (the model exchanges linear-attention states, and softmax layers'
+// keys and values, through hooks).
 #include <math.h>
 #include <signal.h>
 #include <omp.h>
@@ -21,6 +25,7 @@
 #include "../dist/dist.h"
 #include "../dist/launch.h"
 #include "../dist/grad_sync.h"
+#include "../dist/seq_parallel.h"
 #include "../dist/zero.h"
 #include "../model/checkpoint.h"
 #include "../optim/optimizer.h"
@@ -39,8 +44,10 @@ typedef struct Run {
     Config cfg;
     Dist dist;
     Comm *comm;
-    GradSync sync; // plain data parallel (zero = 0); also on one rank, where it only checks
-    Zero zero;     // zero = 1: the optimizer state is sharded over the ranks
+    Comm *sp_comm;      // this rank's sequence-parallel group (sp consecutive ranks; sp > 1)
+    SeqParallel seqpar; // sp > 1: each sequence split over the group
+    GradSync sync;      // plain data parallel (zero = 0); also on one rank, where it only checks
+    Zero zero;          // zero = 1: the optimizer state is sharded over the ranks
     Backend *be;
     double flops_per_step; // model FLOPs of one optimizer step (MFU)
     Tokenizer tok;
@@ -316,7 +323,11 @@ static void setup_dist(Run *r) {
     int share = default_threads() / r->dist.local_size; // the free cores of one local rank
     set_threads(c->threads > 0 ? c->threads : share > 0 ? share : 1);
     r->be = backend_create(c->device);
+    dist_set_sp(&r->dist, c->sp);
     r->comm = comm_create(&r->dist, r->be, (double)c->collective_timeout);
+    if (r->dist.sp > 1) // plain data parallel needs no group of its own
+        r->sp_comm =
+            comm_split(r->comm, r->dist.dp_rank, r->dist.sp_rank, r->dist.sp_rank, r->dist.sp);
     if (r->dist.rank != 0)
         check(freopen("/dev/null", "w", stdout) != NULL, "cannot silence stdout");
     uint64_t mine = config_hash(c), first = mine;
@@ -420,6 +431,7 @@ int train_main(int argc, char **argv) {
     setup_dist(r);
     setup_out_dir(r);
     setup_model(r);
+    seq_parallel_init(&r->seqpar, &r->model, r->sp_comm, r->dist.sp_rank, r->dist.sp);
     if (r->state.step > 0 || c->init_from[0]) adopt_model_config(c, &r->model.cfg);
     check_steps_and_schedule(c, r->state.step);
     printf("# bolt train: resolved config\n");
@@ -430,11 +442,11 @@ int train_main(int argc, char **argv) {
     // (a checkpoint's, when resuming or starting from init_from). Data-parallel rank r of
     // dp reads its own disjoint part.
     int V = r->model.cfg.vocab_size;
-    r->train = loader_open(c->train_data, c->batch_size, c->seq_len, r->dist.rank, r->dist.dp,
+    r->train = loader_open(c->train_data, c->batch_size, c->seq_len, r->dist.dp_rank, r->dist.dp,
                            c->seed, true, V);
     loader_seek(r->train, r->state.loader);
     if (c->val_data[0]) {
-        r->val = loader_open(c->val_data, c->batch_size, c->seq_len, r->dist.rank, r->dist.dp,
+        r->val = loader_open(c->val_data, c->batch_size, c->seq_len, r->dist.dp_rank, r->dist.dp,
                              c->seed, false, V);
         check(loader_batches_per_epoch(r->val) > 0,
               "val_data %s: fewer windows than one batch of %d x %d tokens per rank (world %d); "
@@ -442,15 +454,17 @@ int train_main(int argc, char **argv) {
               c->val_data, c->batch_size, c->seq_len, r->dist.world);
     }
     model_config_print(&r->model.cfg, stdout);
-    r->flops_per_step =
-        model_flops_per_token(&r->model, c->seq_len) * c->batch_size * c->seq_len * c->grad_accum;
+    // Per rank: with sequence parallelism each rank computes 1/sp of every sequence.
+    r->flops_per_step = model_flops_per_token(&r->model, c->seq_len) * c->batch_size * c->seq_len *
+                        c->grad_accum / r->dist.sp;
     printf("parameters: %.2fM | device %s (%s) | threads %d | train tokens %lld\n",
            r->model.n_weights / 1e6, r->be->name, r->be->device_name, omp_get_max_threads(),
            (long long)loader_total_tokens(r->train));
     if (r->dist.world > 1)
-        printf("global batch: %d x %d tokens x grad_accum %d x dp %d = %.0f tokens per step%s\n",
+        printf("global batch: %d x %d tokens x grad_accum %d x dp %d = %.0f tokens per step%s "
+               "| each sequence over sp %d\n",
                c->batch_size, c->seq_len, c->grad_accum, r->dist.dp, tokens_per_step(r),
-               c->zero ? " | ZeRO-1" : "");
+               c->zero ? " | ZeRO-1" : "", r->dist.sp);
     fflush(stdout);
 
     char path[4096];
@@ -538,7 +552,9 @@ int train_main(int argc, char **argv) {
         zero_free(&r->zero);
     else
         optimizer_free(&r->opt, &r->model);
+    seq_parallel_free(&r->seqpar);
     model_free(&r->model);
+    comm_free(r->sp_comm);
     comm_free(r->comm);
     backend_free(r->be);
     tokenizer_free(&r->tok);
