@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "../model/checkpoint.h"
@@ -445,6 +446,47 @@ START_TEST(test_ckpt_prune) {
 }
 END_TEST
 
+// checkpoint_save in a child process (its failure ends in die); true if it succeeded.
+static bool save_in_child(const char *out, const Saved *v) {
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        fclose(stderr); // the expected "not saved" message
+        checkpoint_save(out, v->m, v->adam_m, v->adam_v, &v->s, "");
+        _exit(0);
+    }
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+// Pruning never removes the newest checkpoint whose weights are finite: a save of NaN
+// weights (a new step, or over the newest good one) is refused before it touches any step
+// directory, so the prune that follows a save keeps the last good checkpoint, which loads.
+START_TEST(test_ckpt_prune_keeps_newest_finite) {
+    char *out = new_dir();
+    Saved v = make_state(0, 1, 6);
+    checkpoint_save(out, v.m, v.adam_m, v.adam_v, &v.s, "");
+    v.s.step = 2;
+    checkpoint_save(out, v.m, v.adam_m, v.adam_v, &v.s, "");
+    float *good = copy_tensor(v.m->weights, (long)v.m->n_weights);
+    v.m->weights[v.m->n_weights - 1] = NAN;
+    v.s.step = 3;
+    ck_assert_msg(!save_in_child(out, &v), "a NaN model was saved as a new step");
+    v.s.step = 2;
+    ck_assert_msg(!save_in_child(out, &v), "a NaN model replaced the newest good step");
+    checkpoint_prune(out, 1);
+    char path[512];
+    ck_assert(checkpoint_latest(out, path, sizeof path));
+    ck_assert_str_eq(path, path_in(out, "step_00000002"));
+    ck_assert(!exists(path_in(out, "step_00000003")));
+    ck_assert(!exists(path_in(out, "step_00000001")));
+    model_load_weights(v.m, path); // dies on a non-finite weight
+    ck_assert_int_eq(memcmp(v.m->weights, good, v.m->n_weights * sizeof(float)), 0);
+    free(good);
+}
+END_TEST
+
 static Suite *checkpoint_suite(void) {
     Suite *s = suite_create("checkpoint");
     TCase *tc = tcase_create("model");
@@ -467,6 +509,7 @@ static Suite *checkpoint_suite(void) {
     tcase_add_exit_test(tc, test_ckpt_refuses_poisoned, 1);
     tcase_add_test(tc, test_ckpt_latest_needs_done);
     tcase_add_test(tc, test_ckpt_prune);
+    tcase_add_test(tc, test_ckpt_prune_keeps_newest_finite);
     tcase_add_exit_test(tc, test_ckpt_truncated_state, 1);
     tcase_add_exit_test(tc, test_ckpt_size_mismatch, 1);
     suite_add_tcase(s, tc);
