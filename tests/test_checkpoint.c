@@ -66,7 +66,7 @@ static ModelConfig case_config(const Case *k) {
 
 // A model on host memory with random weights.
 static Model *new_model(const ModelConfig *c, uint64_t seed) {
-    Model *m = xcalloc(1, sizeof *m);
+    Model *m = test_owned(xcalloc(1, sizeof *m)); // reachable until the test ends
     model_create(m, c, cpu_backend());
     Rng rng = rng_seeded(seed);
     for (size_t i = 0; i < m->n_weights; i++) m->weights[i] = rng_normal(&rng);
@@ -130,7 +130,7 @@ START_TEST(test_model_roundtrip) {
     for (size_t i = 0; i < m->n_weights; i++) {
         ck_assert(float_bits(m2->weights[i]) == float_bits(ref_bf16(m->weights[i])));
     }
-    char *text = read_file(path_in(out16, "config.json"), NULL);
+    char *text = test_read_file(path_in(out16, "config.json"), NULL);
     ck_assert_ptr_nonnull(strstr(text, "\"bfloat16\""));
     free_model(m);
     free_model(m2);
@@ -176,12 +176,15 @@ START_TEST(test_model_hf_keys) {
     char *dir = new_dir();
     model_save(m, dir, false, "byte");
     char *cfg_path = path_in(dir, "config.json");
-    cJSON *j = cJSON_Parse(read_file(cfg_path, NULL));
+    cJSON *j = cJSON_Parse(test_read_file(cfg_path, NULL));
     ck_assert_ptr_nonnull(cJSON_GetObjectItem(j, "bolt"));
     cJSON_DeleteItemFromObject(j, "bolt");
     FILE *f = xfopen(cfg_path, "w");
-    fputs(cJSON_Print(j), f);
+    char *printed = cJSON_Print(j);
+    fputs(printed, f);
     fclose(f);
+    free(printed);
+    cJSON_Delete(j);
     ModelConfig back;
     char tok[16];
     model_config_load(&back, tok, sizeof tok, dir);
@@ -289,10 +292,14 @@ START_TEST(test_load_sharded_model) {
     }
     st_write(path_in(dir, "s1.safetensors"), ts, half, NULL, NULL, 0);
     st_write(path_in(dir, "s2.safetensors"), ts + half, m->n_params - half, NULL, NULL, 0);
-    write_text(path_in(dir, "model.safetensors.index.json"), cJSON_Print(index));
+    char *printed = cJSON_Print(index);
+    write_text(path_in(dir, "model.safetensors.index.json"), printed);
+    free(printed);
     Model *m2 = new_model(&c, 22);
     model_load_weights(m2, dir);
     ck_assert_int_eq(memcmp(m2->weights, m->weights, m->n_weights * sizeof(float)), 0);
+    cJSON_Delete(index);
+    free(ts);
 }
 END_TEST
 

@@ -128,7 +128,7 @@ START_TEST(test_bad_arguments) {
     close(fd);
     int status;
     ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-    char *msg = read_file(err, NULL);
+    char *msg = test_read_file(err, NULL);
     unlink(err);
     ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 1, "status %d, stderr '%s'", status,
                   msg);
