@@ -94,7 +94,7 @@ $(shell mkdir -p $(BUILD); echo '$(COMMIT)' | cmp -s - $(COMMIT_STAMP) || echo '
 $(BUILD)/train/version.o: $(COMMIT_STAMP)
 $(BUILD)/train/version.o: CFLAGS += -DBOLT_VERSION='"$(VERSION)"' -DBOLT_COMMIT='"$(COMMIT)"'
 
-.PHONY: all test sanitize demo distill-demo clean format
+.PHONY: all test sanitize fuzz fuzz-targets fuzz-run fuzz-seeds demo distill-demo clean format
 all: $(BOLT)
 
 # Every object depends on the stamp of the build kind, so switching CUDA, MPI, NCCL or PLOT on
@@ -149,6 +149,43 @@ sanitize:
 	$(SANITIZE_ENV) $(MAKE) CUDA=0 CC=clang BUILD=build-asan-clang BOLT=build-asan-clang/bolt \
 		SANITIZE="$(SANITIZE_FLAGS) -Wno-pass-failed" test
 
+# libFuzzer targets (tests/fuzz/fuzz_*.c, one per reader), built CPU-only by clang with
+# ASan and UBSan into build-fuzz/fuzz/. The harness tracks what a reader opens (the --wrap
+# of fopen/open) so it can release it when the reader dies (tests/fuzz/harness.h).
+# `make fuzz-run FUZZ_SECONDS=60` runs each target for that long on its seed corpus
+# (tests/fuzz/corpus/<target>/) via tools/fuzz.sh.
+FUZZ_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined \
+	-fno-sanitize-recover=all -Wno-pass-failed
+FUZZ_WRAP := -Wl,--wrap=fopen,--wrap=fclose,--wrap=open,--wrap=close
+FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_SECONDS ?= 60
+
+# The harness itself is not instrumented: its bookkeeping is not what is being fuzzed.
+$(BUILD)/fuzz/harness.o: tests/fuzz/harness.c tests/fuzz/harness.h $(BUILD_STAMP)
+	@mkdir -p $(BUILD)/fuzz
+	$(CC) -O2 -g -std=c11 -Wall -Wextra -D_GNU_SOURCE -c $< -o $@
+
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(BUILD)/fuzz/harness.o $(BUILD)/libbolt.a
+	$(CC) $(CFLAGS) -fsanitize=fuzzer $< $(BUILD)/fuzz/harness.o $(BUILD)/libbolt.a -o $@ \
+		$(LDLIBS) $(FUZZ_WRAP)
+
+fuzz-targets: $(FUZZ_TARGETS)
+
+fuzz:
+	$(MAKE) CUDA=0 MPI=0 PLOT=0 CC=clang BUILD=build-fuzz BOLT=build-fuzz/bolt \
+		SANITIZE="$(FUZZ_FLAGS)" fuzz-targets
+
+fuzz-run: fuzz
+	bash tools/fuzz.sh $(FUZZ_SECONDS)
+
+# The binary seeds (shards, safetensors) rewritten by bolt's own writers.
+$(BUILD)/fuzz/make_seeds: tests/fuzz/make_seeds.c $(BUILD)/libbolt.a
+	@mkdir -p $(BUILD)/fuzz
+	$(CC) $(CFLAGS) $< $(BUILD)/libbolt.a -o $@ $(LDLIBS)
+
+fuzz-seeds: $(BUILD)/fuzz/make_seeds
+	$(BUILD)/fuzz/make_seeds tests/fuzz/corpus
+
 # Not `demo: bolt`: the demo installs missing build dependencies before it builds.
 demo:
 	@bash tools/demo.sh
@@ -161,6 +198,6 @@ format:
 	clang-format -i $(SRC) $(CU_SRC) $(CU_HDR) $(wildcard core/*.h kernels/*.h model/*.h data/*.h optim/*.h dist/*.h train/*.h tests/*.c tests/*.h)
 
 clean:
-	rm -rf build build-asan-gcc build-asan-clang bolt
+	rm -rf build build-asan-gcc build-asan-clang build-fuzz bolt
 
 -include $(LIB_OBJ:.o=.d) $(CU_OBJ:.o=.d) $(BUILD)/train/main.d
