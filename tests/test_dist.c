@@ -23,7 +23,7 @@
 enum { STEPS = 20, GLOBAL_BATCH = 12, MAX_STEPS = 64 };
 
 static char *workdir;                // this test's directory under the scratch root
-static char bolt[4096];              // the bolt binary, absolute
+static char bolt[512];               // the bolt binary, absolute
 static const char *mpi_options = ""; // extra mpirun options
 
 // This test's corpus (tests/train_testing.h).
@@ -496,7 +496,9 @@ static bool have_mpirun(void) {
 
 int main(void) {
     // An absolute path: mpirun may start the ranks in another directory.
-    if (realpath(bolt_binary(), bolt) == NULL) snprintf(bolt, sizeof bolt, "%s", bolt_binary());
+    char *absolute = realpath(bolt_binary(), NULL);
+    snprintf(bolt, sizeof bolt, "%s", absolute ? absolute : bolt_binary());
+    free(absolute);
     Suite *s = suite_create("dist");
     TCase *tc = tcase_create("dist");
     tcase_set_timeout(tc, 120);
