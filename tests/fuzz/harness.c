@@ -141,6 +141,10 @@ static bool hooks_installed;
 
 bool fuzz_run(void (*fn)(void *), void *arg) {
     if (!hooks_installed) {
+        // stdout's buffer is allocated at its first use, which may be inside an input
+        // (--help): give it one that is not on the heap.
+        static char stdout_buffer[1 << 16];
+        setvbuf(stdout, stdout_buffer, _IOFBF, sizeof stdout_buffer);
         __sanitizer_install_malloc_and_free_hooks(on_malloc, on_free);
         set_die_hook(die_to_harness);
         hooks_installed = true;
