@@ -40,10 +40,12 @@ static int n_open_files, n_open_fds;
 static jmp_buf on_die;
 static char last_error[1024];
 
+// The home slot of a pointer (Fibonacci hashing of its 16-byte granule).
 static size_t slot_of(uintptr_t p) {
     return (size_t)((p >> 4) * 0x9E3779B97F4A7C15ull >> 48) & (LIVE_CAP - 1);
 }
 
+// Record an allocation (past LIVE_MAX: note the overflow, which release_input reports).
 static void live_add(uintptr_t p) {
     if (live_count >= LIVE_MAX) {
         live_overflow = true;
@@ -55,6 +57,7 @@ static void live_add(uintptr_t p) {
     live_count++;
 }
 
+// Forget an allocation (not recorded: nothing to do).
 static void live_remove(uintptr_t p) {
     size_t i = slot_of(p);
     while (live[i] != 0 && live[i] != p) i = (i + 1) & (LIVE_CAP - 1);
@@ -83,6 +86,8 @@ static void on_free(const volatile void *p) {
     if ((tracking || releasing) && p) live_remove((uintptr_t)p);
 }
 
+// fopen/fclose and open/close as the readers see them (the linker's --wrap): the files
+// and descriptors an input opens are recorded until it closes them.
 FILE *__wrap_fopen(const char *path, const char *mode) {
     FILE *f = __real_fopen(path, mode);
     if (tracking && f && n_open_files < OPEN_MAX_TRACKED) open_files[n_open_files++] = f;
@@ -181,24 +186,35 @@ const char *fuzz_last_error(void) {
     return last_error;
 }
 
+// The scratch directory and the files written in it (one per suffix).
+static char scratch_dir[256], scratch_path[8][512], scratch_suffix[8][32];
+
+// At exit: remove the scratch files and their directory.
+static void remove_scratch(void) {
+    for (int i = 0; i < 8; i++) {
+        if (scratch_path[i][0]) unlink(scratch_path[i]);
+    }
+    rmdir(scratch_dir);
+}
+
 const char *fuzz_write_file(const char *suffix, const uint8_t *data, size_t n) {
-    static char dir[256], path[8][512];
-    static char suffixes[8][32];
-    if (!dir[0]) {
+    if (!scratch_dir[0]) {
         const char *tmp = getenv("TMPDIR");
-        snprintf(dir, sizeof dir, "%s/bolt_fuzz_%d", tmp && tmp[0] ? tmp : "/tmp", (int)getpid());
-        mkdir(dir, 0700);
+        snprintf(scratch_dir, sizeof scratch_dir, "%s/bolt_fuzz_%d", tmp && tmp[0] ? tmp : "/tmp",
+                 (int)getpid());
+        mkdir(scratch_dir, 0700);
+        atexit(remove_scratch);
     }
     int slot = 0;
-    while (slot < 7 && suffixes[slot][0] && strcmp(suffixes[slot], suffix) != 0) slot++;
-    snprintf(suffixes[slot], sizeof suffixes[slot], "%s", suffix);
-    snprintf(path[slot], sizeof path[slot], "%s/input%s", dir, suffix);
-    FILE *f = __real_fopen(path[slot], "wb");
+    while (slot < 7 && scratch_suffix[slot][0] && strcmp(scratch_suffix[slot], suffix) != 0) slot++;
+    snprintf(scratch_suffix[slot], sizeof scratch_suffix[slot], "%s", suffix);
+    snprintf(scratch_path[slot], sizeof scratch_path[slot], "%s/input%s", scratch_dir, suffix);
+    FILE *f = __real_fopen(scratch_path[slot], "wb");
     if (!f || (n > 0 && fwrite(data, 1, n, f) != n) || __real_fclose(f) != 0) {
-        fprintf(stderr, "fuzz harness: cannot write %s\n", path[slot]);
+        fprintf(stderr, "fuzz harness: cannot write %s\n", scratch_path[slot]);
         abort();
     }
-    return path[slot];
+    return scratch_path[slot];
 }
 
 void fuzz_split(const uint8_t *data, size_t n, const char *sep, const uint8_t **a, size_t *na,
