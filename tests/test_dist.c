@@ -42,8 +42,7 @@ static void train_command(char *cmd, size_t cap, int np, const char *out, int ba
     char launcher[256] = "";
     if (np > 1)
         snprintf(launcher, sizeof launcher,
-                 "mpirun --oversubscribe --allow-run-as-root "
-                 "-x ASAN_OPTIONS=\"$BOLT_RANK_ASAN_OPTIONS\" %s -np %d ",
+                 "mpirun --oversubscribe --allow-run-as-root %s %s -np %d ", mpirun_asan_option(),
                  mpi_options, np);
     snprintf(cmd, cap,
              "%s%s train --model=tnl --train_data=%s/c_train_*.bin --val_data=%s/c_val_*.bin "
@@ -477,18 +476,6 @@ START_TEST(test_nproc_interrupted_rank) {
 }
 END_TEST
 
-// Under make sanitize: Open MPI's plugins are dlopened and dlclosed, so what they keep at
-// exit is reported by LeakSanitizer without a module to suppress it by. Ranks started by
-// mpirun run with leak detection off (ASan and UBSan stay on): mpirun passes them
-// BOLT_RANK_ASAN_OPTIONS as their ASAN_OPTIONS (train_command). Ranks of bolt's own
-// launcher (--nproc) keep the leak checks.
-static void mpirun_without_leak_checks(void) {
-    const char *asan = getenv("ASAN_OPTIONS");
-    char options[1024];
-    snprintf(options, sizeof options, "%s%sdetect_leaks=0", asan ? asan : "", asan ? ":" : "");
-    setenv("BOLT_RANK_ASAN_OPTIONS", options, 1);
-}
-
 // mpirun on PATH?
 static bool have_mpirun(void) {
     return system("command -v mpirun > /dev/null 2>&1") == 0;
@@ -507,7 +494,7 @@ int main(void) {
     setenv("OMP_NUM_THREADS", "1", 1);
     setenv("OMP_WAIT_POLICY", "passive", 1);
     setenv("OMPI_MCA_btl_vader_single_copy_mechanism", "none", 1);
-    mpirun_without_leak_checks();
+    mpirun_ranks_without_leak_checks();
     make_scratch_root("dist");
     if (file_size(bolt) < 0) {
         printf("test_dist: %s not built, distributed tests skipped\n", bolt);
