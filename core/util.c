@@ -88,9 +88,24 @@ int stop_requested(void) {
     return stop_signal;
 }
 
+// NULL in bolt; a test harness's hook (set_die_hook) otherwise.
+static DieHook die_hook;
+
+void set_die_hook(DieHook hook) {
+    die_hook = hook;
+}
+
 void die(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
+    if (die_hook) {
+        char message[1024];
+        vsnprintf(message, sizeof message, fmt, ap);
+        va_end(ap);
+        remove_temp_files();
+        die_hook(message);
+        abort(); // a hook that returns is a bug in the harness
+    }
     fflush(stdout);
     fprintf(stderr, "bolt: error: ");
     vfprintf(stderr, fmt, ap);

@@ -15,6 +15,13 @@ extern "C" {
 // Print "bolt: error: <message>" and exit(1), removing any registered temp file first.
 void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 
+// A test harness's way out of die (tests/fuzz/: one input that dies must not end the
+// fuzzer): when set, die formats its message, removes the temp files and calls the hook
+// with the message instead of exiting; the hook must not return (it longjmps back to the
+// harness). bolt itself never sets it, so its error path is exit(1) as above.
+typedef void (*DieHook)(const char *message);
+void set_die_hook(DieHook hook);
+
 // The checked-call helper: if `ok` is false, die with the message.
 void check(bool ok, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

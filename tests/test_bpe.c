@@ -495,7 +495,7 @@ START_TEST(test_reference_parity) {
     const RefTokenizer *r = &refs[_i];
     Bpe *b = bpe_load(r->path);
     size_t ids_len, want_cap = 0;
-    char *ids_text = read_file(r->ids_path, &ids_len), *cursor = ids_text;
+    char *ids_text = test_read_file(r->ids_path, &ids_len), *cursor = ids_text;
     uint32_t *want = NULL;
     int n_cases = 0, n_bad = 0;
     for (;; n_cases++) {
@@ -504,7 +504,7 @@ START_TEST(test_reference_parity) {
         snprintf(txt, sizeof txt, "%s/corpus/%03d.txt", refs_dir, n_cases);
         if (file_size(bin) < 0) break;
         size_t len, expect_len, back_len;
-        char *text = read_file(bin, &len), *expect = read_file(txt, &expect_len);
+        char *text = test_read_file(bin, &len), *expect = test_read_file(txt, &expect_len);
         ck_assert_msg(*cursor, "%s: fewer reference lines than texts", r->ids_path);
         size_t n_want = parse_ids(&cursor, &want, &want_cap);
         Ids got = encode(b, text, len);

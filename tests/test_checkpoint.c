@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "../model/checkpoint.h"
@@ -65,7 +66,7 @@ static ModelConfig case_config(const Case *k) {
 
 // A model on host memory with random weights.
 static Model *new_model(const ModelConfig *c, uint64_t seed) {
-    Model *m = xcalloc(1, sizeof *m);
+    Model *m = test_owned(xcalloc(1, sizeof *m)); // reachable until the test ends
     model_create(m, c, cpu_backend());
     Rng rng = rng_seeded(seed);
     for (size_t i = 0; i < m->n_weights; i++) m->weights[i] = rng_normal(&rng);
@@ -129,7 +130,7 @@ START_TEST(test_model_roundtrip) {
     for (size_t i = 0; i < m->n_weights; i++) {
         ck_assert(float_bits(m2->weights[i]) == float_bits(ref_bf16(m->weights[i])));
     }
-    char *text = read_file(path_in(out16, "config.json"), NULL);
+    char *text = test_read_file(path_in(out16, "config.json"), NULL);
     ck_assert_ptr_nonnull(strstr(text, "\"bfloat16\""));
     free_model(m);
     free_model(m2);
@@ -175,12 +176,15 @@ START_TEST(test_model_hf_keys) {
     char *dir = new_dir();
     model_save(m, dir, false, "byte");
     char *cfg_path = path_in(dir, "config.json");
-    cJSON *j = cJSON_Parse(read_file(cfg_path, NULL));
+    cJSON *j = cJSON_Parse(test_read_file(cfg_path, NULL));
     ck_assert_ptr_nonnull(cJSON_GetObjectItem(j, "bolt"));
     cJSON_DeleteItemFromObject(j, "bolt");
     FILE *f = xfopen(cfg_path, "w");
-    fputs(cJSON_Print(j), f);
+    char *printed = cJSON_Print(j);
+    fputs(printed, f);
     fclose(f);
+    free(printed);
+    cJSON_Delete(j);
     ModelConfig back;
     char tok[16];
     model_config_load(&back, tok, sizeof tok, dir);
@@ -288,10 +292,14 @@ START_TEST(test_load_sharded_model) {
     }
     st_write(path_in(dir, "s1.safetensors"), ts, half, NULL, NULL, 0);
     st_write(path_in(dir, "s2.safetensors"), ts + half, m->n_params - half, NULL, NULL, 0);
-    write_text(path_in(dir, "model.safetensors.index.json"), cJSON_Print(index));
+    char *printed = cJSON_Print(index);
+    write_text(path_in(dir, "model.safetensors.index.json"), printed);
+    free(printed);
     Model *m2 = new_model(&c, 22);
     model_load_weights(m2, dir);
     ck_assert_int_eq(memcmp(m2->weights, m->weights, m->n_weights * sizeof(float)), 0);
+    cJSON_Delete(index);
+    free(ts);
 }
 END_TEST
 
@@ -445,6 +453,47 @@ START_TEST(test_ckpt_prune) {
 }
 END_TEST
 
+// checkpoint_save in a child process (its failure ends in die); true if it succeeded.
+static bool save_in_child(const char *out, const Saved *v) {
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        fclose(stderr); // the expected "not saved" message
+        checkpoint_save(out, v->m, v->adam_m, v->adam_v, &v->s, "");
+        _exit(0);
+    }
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+// Pruning never removes the newest checkpoint whose weights are finite: a save of NaN
+// weights (a new step, or over the newest good one) is refused before it touches any step
+// directory, so the prune that follows a save keeps the last good checkpoint, which loads.
+START_TEST(test_ckpt_prune_keeps_newest_finite) {
+    char *out = new_dir();
+    Saved v = make_state(0, 1, 6);
+    checkpoint_save(out, v.m, v.adam_m, v.adam_v, &v.s, "");
+    v.s.step = 2;
+    checkpoint_save(out, v.m, v.adam_m, v.adam_v, &v.s, "");
+    float *good = copy_tensor(v.m->weights, (long)v.m->n_weights);
+    v.m->weights[v.m->n_weights - 1] = NAN;
+    v.s.step = 3;
+    ck_assert_msg(!save_in_child(out, &v), "a NaN model was saved as a new step");
+    v.s.step = 2;
+    ck_assert_msg(!save_in_child(out, &v), "a NaN model replaced the newest good step");
+    checkpoint_prune(out, 1);
+    char path[512];
+    ck_assert(checkpoint_latest(out, path, sizeof path));
+    ck_assert_str_eq(path, path_in(out, "step_00000002"));
+    ck_assert(!exists(path_in(out, "step_00000003")));
+    ck_assert(!exists(path_in(out, "step_00000001")));
+    model_load_weights(v.m, path); // dies on a non-finite weight
+    ck_assert_int_eq(memcmp(v.m->weights, good, v.m->n_weights * sizeof(float)), 0);
+    free(good);
+}
+END_TEST
+
 static Suite *checkpoint_suite(void) {
     Suite *s = suite_create("checkpoint");
     TCase *tc = tcase_create("model");
@@ -467,6 +516,7 @@ static Suite *checkpoint_suite(void) {
     tcase_add_exit_test(tc, test_ckpt_refuses_poisoned, 1);
     tcase_add_test(tc, test_ckpt_latest_needs_done);
     tcase_add_test(tc, test_ckpt_prune);
+    tcase_add_test(tc, test_ckpt_prune_keeps_newest_finite);
     tcase_add_exit_test(tc, test_ckpt_truncated_state, 1);
     tcase_add_exit_test(tc, test_ckpt_size_mismatch, 1);
     suite_add_tcase(s, tc);

@@ -109,7 +109,7 @@ END_TEST
 // The bolt binary (built by make test before the suites run).
 static int bolt(const char *args, char *out, size_t cap) {
     char cmd[512];
-    snprintf(cmd, sizeof cmd, "./bolt %s 2>&1", args);
+    snprintf(cmd, sizeof cmd, "%s %s 2>&1", bolt_binary(), args);
     FILE *p = popen(cmd, "r");
     ck_assert_ptr_nonnull(p);
     size_t n = fread(out, 1, cap - 1, p);

@@ -38,7 +38,7 @@ static void roundtrip(const char *dir, const char *name, uint32_t limit, bool fo
     char *path = path_in(dir, name);
     shard_write(path, tok, n, force_wide, false);
     size_t len;
-    char *raw = read_file(path, &len);
+    char *raw = test_read_file(path, &len);
     ck_assert_uint_eq(len, 1024 + (size_t)want_width * (size_t)n);
     ck_assert_int_eq(le_int32(raw, 0), want_width == 2 ? 20240520 : 20240801);
     ck_assert_int_eq(le_int32(raw, 1), want_width == 2 ? 1 : 7);
@@ -99,8 +99,8 @@ START_TEST(test_shard_zstd) {
         shard_write(plain, tok, n, false, false);
         shard_write(packed, tok, n, false, true);
         size_t plain_len, packed_len;
-        char *plain_bytes = read_file(plain, &plain_len);
-        char *packed_bytes = read_file(packed, &packed_len);
+        char *plain_bytes = test_read_file(plain, &plain_len);
+        char *packed_bytes = test_read_file(packed, &packed_len);
         ck_assert_uint_eq((unsigned char)packed_bytes[0], 0x28); // zstd frame magic
         ck_assert_uint_eq((unsigned char)packed_bytes[3], 0xFD);
         char *out = xmalloc(plain_len);
@@ -154,7 +154,7 @@ START_TEST(test_shard_zstd_streamed_frames) {
     char *plain = path_in(dir, "s.bin"), *packed = path_in(dir, "s.bin.zst");
     shard_write(plain, tok, n, false, false);
     size_t len;
-    char *bytes = read_file(plain, &len);
+    char *bytes = test_read_file(plain, &len);
     write_two_frames(packed, bytes, len);
     int64_t m;
     uint32_t *back = shard_read(packed, &m);
@@ -234,7 +234,7 @@ static char *good_shard(const char *dir, const char *name, bool zstd) {
 // Rewrite the file at path through fn (which edits the bytes and length).
 static void edit_file(const char *path, void (*fn)(char **bytes, size_t *len)) {
     size_t len;
-    char *bytes = read_file(path, &len);
+    char *bytes = test_read_file(path, &len);
     bytes = xrealloc(bytes, len + 64);
     fn(&bytes, &len);
     write_bytes(path, bytes, len);
@@ -310,7 +310,7 @@ START_TEST(test_shard_zstd_size_mismatch) {
     char *plain = good_shard(dir, "p.bin", false);
     edit_file(plain, append_byte);
     size_t len;
-    char *bytes = read_file(plain, &len);
+    char *bytes = test_read_file(plain, &len);
     char *packed = path_in(dir, "p.bin.zst");
     write_two_frames(packed, bytes, len);
     int64_t n;
@@ -672,7 +672,7 @@ START_TEST(test_loader_token_outside_vocab_message) {
     ck_assert_int_eq(waitpid(pid, &status, 0), pid);
     ck_assert(WIFEXITED(status));
     ck_assert_int_eq(WEXITSTATUS(status), 1);
-    char *msg = read_file(err, NULL), want[700];
+    char *msg = test_read_file(err, NULL), want[700];
     snprintf(want, sizeof want,
              "%s: token id %u at position %lld is outside the vocabulary [0, %d)", path, tok[at],
              (long long)at, vocab);

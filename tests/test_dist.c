@@ -23,7 +23,7 @@
 enum { STEPS = 20, GLOBAL_BATCH = 12, MAX_STEPS = 64 };
 
 static char *workdir;                // this test's directory under the scratch root
-static char bolt[512];               // ./bolt, absolute
+static char bolt[512];               // the bolt binary, absolute
 static const char *mpi_options = ""; // extra mpirun options
 
 // This test's corpus (tests/train_testing.h).
@@ -39,9 +39,10 @@ static void write_corpus(void) {
 // (fp32 noise amplified, not a difference of the data-parallel arithmetic).
 static void train_command(char *cmd, size_t cap, int np, const char *out, int batch, int steps,
                           const char *extra) {
-    char launcher[128] = "";
+    char launcher[256] = "";
     if (np > 1)
-        snprintf(launcher, sizeof launcher, "mpirun --oversubscribe --allow-run-as-root %s -np %d ",
+        snprintf(launcher, sizeof launcher,
+                 "mpirun --oversubscribe --allow-run-as-root %s %s -np %d ", mpirun_asan_option(),
                  mpi_options, np);
     snprintf(cmd, cap,
              "%s%s train --model=tnl --train_data=%s/c_train_*.bin --val_data=%s/c_val_*.bin "
@@ -387,7 +388,7 @@ static void fault_with(int sig, const char *extra, const char *says, bool nproc,
     if (!gone) kill(victim, SIGKILL);
     ck_assert_msg(gone, "rank 1 (pid %d) outlived the job", victim);
     size_t len;
-    char *text = read_file(log, &len);
+    char *text = test_read_file(log, &len);
     ck_assert_msg(strstr(text, says) != NULL, "the job's output does not say '%s':\n%s", says,
                   text);
     free(text);
@@ -481,8 +482,10 @@ static bool have_mpirun(void) {
 }
 
 int main(void) {
-    check(getcwd(bolt, sizeof bolt - 8) != NULL, "getcwd");
-    strcat(bolt, "/bolt");
+    // An absolute path: mpirun may start the ranks in another directory.
+    char *absolute = realpath(bolt_binary(), NULL);
+    snprintf(bolt, sizeof bolt, "%s", absolute ? absolute : bolt_binary());
+    free(absolute);
     Suite *s = suite_create("dist");
     TCase *tc = tcase_create("dist");
     tcase_set_timeout(tc, 120);
@@ -491,6 +494,7 @@ int main(void) {
     setenv("OMP_NUM_THREADS", "1", 1);
     setenv("OMP_WAIT_POLICY", "passive", 1);
     setenv("OMPI_MCA_btl_vader_single_copy_mechanism", "none", 1);
+    mpirun_ranks_without_leak_checks();
     make_scratch_root("dist");
     if (file_size(bolt) < 0) {
         printf("test_dist: %s not built, distributed tests skipped\n", bolt);

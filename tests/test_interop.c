@@ -74,7 +74,7 @@ static ModelConfig case_config(const Case *k) {
 // A CPU model with weights spread more than the training init: norms 1 + 0.2 r.
 static Model *new_model(const Case *k, uint64_t seed) {
     ModelConfig c = case_config(k);
-    Model *m = xcalloc(1, sizeof *m);
+    Model *m = test_owned(xcalloc(1, sizeof *m)); // reachable until the test ends
     model_create(m, &c, cpu_backend());
     Rng rng = rng_seeded(seed);
     for (int i = 0; i < m->n_params; i++) {
@@ -91,7 +91,7 @@ static Model *new_model(const Case *k, uint64_t seed) {
 static Model *load_model(const char *dir, char *tok, size_t cap) {
     ModelConfig c;
     model_config_load(&c, tok, cap, dir);
-    Model *m = xcalloc(1, sizeof *m);
+    Model *m = test_owned(xcalloc(1, sizeof *m)); // reachable until the test ends
     model_create(m, &c, cpu_backend());
     model_load_weights(m, dir);
     return m;
@@ -138,7 +138,7 @@ static float loss_on(Model *m, uint64_t seed) {
 // config.json as transformers / fla write it: bolt's file without the "bolt" object; for
 // Llama, rope_theta moved under rope_parameters as transformers 5 writes it.
 static void write_hf_config(const char *bolt_dir, const char *hf_dir, const char *model_type) {
-    char *text = read_file(path_in(bolt_dir, "config.json"), NULL);
+    char *text = test_read_file(path_in(bolt_dir, "config.json"), NULL);
     cJSON *j = cJSON_Parse(text);
     ck_assert_ptr_nonnull(j);
     cJSON_DeleteItemFromObject(j, "bolt");
@@ -151,7 +151,9 @@ static void write_hf_config(const char *bolt_dir, const char *hf_dir, const char
         cJSON_AddItemToObject(j, "rope_theta", theta);
     }
     if (model_type) cJSON_ReplaceItemInObject(j, "model_type", cJSON_CreateString(model_type));
-    write_text(path_in(hf_dir, "config.json"), cJSON_Print(j));
+    char *printed = cJSON_Print(j);
+    write_text(path_in(hf_dir, "config.json"), printed);
+    free(printed);
     cJSON_Delete(j);
     free(text);
 }
@@ -180,7 +182,9 @@ static void write_hf_weights(const Model *m, const char *hf_dir, int bad_shape) 
     st_write(path_in(hf_dir, "model-00001-of-00002.safetensors"), ts, half, keys, values, 1);
     st_write(path_in(hf_dir, "model-00002-of-00002.safetensors"), ts + half, m->n_params - half,
              keys, values, 1);
-    write_text(path_in(hf_dir, "model.safetensors.index.json"), cJSON_Print(index));
+    char *printed = cJSON_Print(index);
+    write_text(path_in(hf_dir, "model.safetensors.index.json"), printed);
+    free(printed);
     cJSON_Delete(index);
     free(ts);
 }
@@ -213,8 +217,10 @@ START_TEST(test_import_hf) {
     Model *m2 = load_model(out, tok, sizeof tok);
     assert_same_config(&m->cfg, &m2->cfg);
     ck_assert_uint_eq(m2->n_weights, m->n_weights);
-    ck_assert_ptr_null(st_find(st_open(out), "rotary_emb.inv_freq"));
-    ck_assert_int_eq(st_tensor(st_open(out), 0)->dtype, ST_F32); // fp32 by default
+    SafeTensors *imported = st_open(out);
+    ck_assert_ptr_null(st_find(imported, "rotary_emb.inv_freq"));
+    ck_assert_int_eq(st_tensor(imported, 0)->dtype, ST_F32); // fp32 by default
+    st_close(imported);
     Model *rounded = new_model(k, 100 + (uint64_t)_i);
     for (size_t i = 0; i < m->n_weights; i++) {
         rounded->weights[i] = ref_bf16(m->weights[i]);
@@ -227,7 +233,7 @@ START_TEST(test_import_hf) {
 
     // The tokenizer is copied next to the weights and recorded relative to them.
     ck_assert_str_eq(tok, "tokenizer.json");
-    ck_assert_str_eq(read_file(path_in(out, "tokenizer.json"), NULL), fake_tokenizer);
+    ck_assert_str_eq(test_read_file(path_in(out, "tokenizer.json"), NULL), fake_tokenizer);
     char resolved[512];
     checkpoint_tokenizer_path(out, tok, resolved, sizeof resolved);
     ck_assert_str_eq(resolved, path_in(out, "tokenizer.json"));
@@ -239,6 +245,7 @@ START_TEST(test_import_hf) {
     ck_assert_int_eq(call(import_main, hf, out16, "--dtype=bf16", NULL), 0);
     SafeTensors *st = st_open(out16);
     for (int i = 0; i < st_count(st); i++) ck_assert_int_eq(st_tensor(st, i)->dtype, ST_BF16);
+    st_close(st);
     Model *m3 = load_model(out16, tok, sizeof tok);
     ck_assert_int_eq(memcmp(m3->weights, m2->weights, m2->n_weights * sizeof(float)), 0);
 }
@@ -262,7 +269,7 @@ START_TEST(test_export_round_trip) {
     ck_assert_int_eq(memcmp(m2->weights, m->weights, m->n_weights * sizeof(float)), 0);
 
     // The family's HF keys: what transformers / fla read.
-    cJSON *j = cJSON_Parse(read_file(path_in(exp, "config.json"), NULL));
+    cJSON *j = cJSON_Parse(test_read_file(path_in(exp, "config.json"), NULL));
     ck_assert_str_eq(cJSON_GetObjectItem(j, "model_type")->valuestring,
                      k->family == FAMILY_LLAMA ? "llama" : "gla");
     ck_assert_int_eq(cJSON_IsTrue(cJSON_GetObjectItem(j, "tie_word_embeddings")), k->tied);
@@ -276,7 +283,7 @@ START_TEST(test_export_round_trip) {
     // Strip the bolt object: the HF keys alone rebuild the same model.
     char *hf = new_dir(), *back = path_in(new_dir(), "back");
     write_hf_config(exp, hf, NULL);
-    char *data = read_file(path_in(exp, "model.safetensors"), NULL);
+    char *data = test_read_file(path_in(exp, "model.safetensors"), NULL);
     size_t len = (size_t)file_size(path_in(exp, "model.safetensors"));
     FILE *f = xfopen(path_in(hf, "model.safetensors"), "wb");
     xfwrite(data, len, f, "model.safetensors");
@@ -298,14 +305,14 @@ START_TEST(test_export_tnl_hybrid) {
     model_save(m, ck, false, "byte");
     ck_assert_int_eq(call(export_main, ck, exp, NULL), 0);
     char *config_path = path_in(exp, "config.json");
-    cJSON *j = cJSON_Parse(read_file(config_path, NULL));
+    cJSON *j = cJSON_Parse(test_read_file(config_path, NULL));
     cJSON *layers = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "attn"), "layers");
     ck_assert(cJSON_IsArray(layers) && cJSON_GetArraySize(layers) == 1);
     ck_assert_int_eq(cJSON_GetArrayItem(layers, 0)->valueint, 1);
     cJSON_DeleteItemFromObject(j, "bolt");
     char *text = cJSON_Print(j);
     write_text(config_path, text);
-    char *tok_config = read_file(path_in(exp, "tokenizer_config.json"), NULL);
+    char *tok_config = test_read_file(path_in(exp, "tokenizer_config.json"), NULL);
     ck_assert(strstr(tok_config, "\"bolt_tokenizer\": \"byte\""));
     ck_assert_int_eq(call(import_main, exp, back, NULL), 0);
     ModelConfig c;
@@ -351,7 +358,7 @@ START_TEST(test_export_tokenizer) {
     char tok[256];
     Model *m2 = load_model(exp, tok, sizeof tok);
     ck_assert_str_eq(tok, "tokenizer.json");
-    ck_assert_str_eq(read_file(path_in(exp, "tokenizer.json"), NULL), fake_tokenizer);
+    ck_assert_str_eq(test_read_file(path_in(exp, "tokenizer.json"), NULL), fake_tokenizer);
     ck_assert_uint_eq(m2->n_weights, m->n_weights);
 }
 END_TEST
@@ -362,10 +369,10 @@ END_TEST
 // Little-endian fp32 values of a file; *n gets the count.
 static float *read_floats(const char *path, size_t *n) {
     size_t len;
-    unsigned char *b = (unsigned char *)read_file(path, &len);
+    unsigned char *b = (unsigned char *)test_read_file(path, &len);
     ck_assert_uint_eq(len % 4, 0);
     *n = len / 4;
-    float *x = xmalloc(len + 4);
+    float *x = test_owned(xmalloc(len + 4));
     for (size_t i = 0; i < *n; i++) {
         uint32_t u = (uint32_t)b[4 * i] | (uint32_t)b[4 * i + 1] << 8 |
                      (uint32_t)b[4 * i + 2] << 16 | (uint32_t)b[4 * i + 3] << 24;
@@ -423,7 +430,7 @@ static char *capture_stdout(int (*fn)(int, char **), int argc, char **argv, int 
     dup2(saved, 1);
     close(fd);
     close(saved);
-    return read_file(path, NULL);
+    return test_read_file(path, NULL);
 }
 
 // --data: the token-weighted mean loss over the shard's windows, in order.
@@ -494,7 +501,7 @@ static void expect_death(BadInput bad, const char *want) {
     }
     int status;
     ck_assert(waitpid(pid, &status, 0) == pid);
-    char *msg = read_file(path, NULL);
+    char *msg = test_read_file(path, NULL);
     ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 1, "status %d, stderr '%s'", status,
                   msg);
     ck_assert_msg(strstr(msg, want) != NULL, "stderr '%s' lacks '%s'", msg, want);

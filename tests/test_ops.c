@@ -192,7 +192,7 @@ START_TEST(test_embedding) {
     Rng rng = rng_seeded(4);
     OpCase c = {.forward = embedding_case, .n_out = N * D, .n = N, .d = D, .k = V, .s = 1.7f};
     c.a = rand_tensor(&rng, V * D, 1.0f), c.r = rand_tensor(&rng, N * D, 1.0f);
-    c.out = zeros(N * D), c.ids = xmalloc(N * sizeof(int));
+    c.out = zeros(N * D), c.ids = test_owned(xmalloc(N * sizeof(int)));
     for (int n = 0; n < N; n++) c.ids[n] = (int)(rng_next(&rng) % V);
     c.ids[0] = 0, c.ids[1] = V - 1;
     embedding_forward(c.out, c.ids, c.a, N, D, V, c.s);
@@ -497,7 +497,7 @@ static void check_cross_entropy(int N, int D, int V, uint64_t seed) {
     float scale = 1.0f / 250;
     Rng rng = rng_seeded(seed);
     float *h = rand_tensor(&rng, N * D, 1.0f), *W = rand_tensor(&rng, (long)V * D, 0.5f);
-    int *targets = xmalloc(N * sizeof(int)), expected_count = 0;
+    int *targets = test_owned(xmalloc(N * sizeof(int))), expected_count = 0;
     for (int n = 0; n < N; n++) {
         targets[n] = n % 7 == 3 ? -1 : (int)(rng_next(&rng) % V);
         expected_count += targets[n] >= 0;
@@ -541,7 +541,8 @@ START_TEST(test_cross_entropy_grad) {
     Rng rng = rng_seeded(11);
     OpCase c = {.forward = ce_case, .n_out = N, .n = N, .d = D, .k = V};
     c.a = rand_tensor(&rng, N * D, 1.0f), c.b = rand_tensor(&rng, V * D, 1.0f);
-    c.r = xmalloc(N * sizeof(float)), c.out = zeros(N), c.ids = xmalloc(N * sizeof(int));
+    c.r = test_owned(xmalloc(N * sizeof(float))), c.out = zeros(N),
+    c.ids = test_owned(xmalloc(N * sizeof(int)));
     for (int n = 0; n < N; n++) c.r[n] = 1.0f, c.ids[n] = (int)(rng_next(&rng) % V);
     c.ids[4] = -1, c.ids[7] = -100; // ignored
     float *dh = zeros(N * D), *dW = zeros(V * D);
@@ -565,7 +566,7 @@ START_TEST(test_cross_entropy_threads) {
         int N = sizes[s][0], D = sizes[s][1], V = sizes[s][2];
         Rng rng = rng_seeded(12);
         float *h = rand_tensor(&rng, N * D, 1.0f), *W = rand_tensor(&rng, (long)V * D, 1.0f);
-        int *targets = xmalloc(N * sizeof(int));
+        int *targets = test_owned(xmalloc(N * sizeof(int)));
         for (int n = 0; n < N; n++) targets[n] = n % 11 == 0 ? -1 : (int)(rng_next(&rng) % V);
         float *losses[2], *dh[2], *dW[2];
         for (int run = 0; run < 2; run++) {

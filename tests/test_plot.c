@@ -316,7 +316,7 @@ START_TEST(test_svg) {
         const char *paths[2] = {ma, mb};
         PlotOptions opt = {1000, 700, false};
         plot_metrics(paths, runs, svg_path, &opt);
-        char *svg = read_file(svg_path, NULL);
+        char *svg = test_read_file(svg_path, NULL);
         ck_assert_msg(strncmp(svg, "<?xml", 5) == 0, "no XML declaration");
         ck_assert_ptr_nonnull(strstr(svg, "<svg"));
         ck_assert_ptr_nonnull(strstr(svg, "width=\"1000pt\" height=\"700pt\""));

@@ -385,7 +385,7 @@ START_TEST(test_prep_zstd_corrupt) {
     char *input = path_in(dir, "bad.jsonl.zst");
     write_zstd(input, c.jsonl.p, c.jsonl.n);
     size_t len;
-    char *bytes = read_file(input, &len);
+    char *bytes = test_read_file(input, &len);
     for (size_t i = len / 2; i < len / 2 + 64 && i < len; i++) bytes[i] = (char)rng_next(&rng);
     write_bytes(input, bytes, len);
     char out_flag[320];
@@ -412,7 +412,7 @@ static void prep_fails_before_writing(const char *dir, const char *second, const
     int status = run_prep_child(6, argv, NULL, err);
     ck_assert(WIFEXITED(status));
     ck_assert_int_eq(WEXITSTATUS(status), 1);
-    char *msg = read_file(err, NULL);
+    char *msg = test_read_file(err, NULL);
     ck_assert_msg(strstr(msg, second) != NULL, "'%s' does not name %s", msg, second);
     ck_assert_msg(strstr(msg, want) != NULL, "'%s' lacks '%s'", msg, want);
     char pattern[400];
@@ -483,7 +483,7 @@ static int compare_dirs(const char *a, const char *b) {
     for (size_t i = 0; i < ga.gl_pathc; i++) {
         ck_assert_str_eq(strrchr(ga.gl_pathv[i], '/'), strrchr(gb.gl_pathv[i], '/'));
         size_t na, nb;
-        char *x = read_file(ga.gl_pathv[i], &na), *y = read_file(gb.gl_pathv[i], &nb);
+        char *x = test_read_file(ga.gl_pathv[i], &na), *y = test_read_file(gb.gl_pathv[i], &nb);
         ck_assert_uint_eq(na, nb);
         ck_assert(memcmp(x, y, na) == 0);
         free(x);
@@ -576,7 +576,7 @@ START_TEST(test_prep_bad_text_zst_input) {
         char *input = path_in(dir, "bad.txt.zst");
         write_zstd(input, text.p, text.n);
         size_t len;
-        char *bytes = read_file(input, &len);
+        char *bytes = test_read_file(input, &len);
         if (truncated) {
             len -= 1 + rng_next(&rng) % 50;
         } else {
@@ -607,7 +607,7 @@ START_TEST(test_prep_entropy) {
     const char *argv[] = {"--tokenizer=byte", out_flag, "--shard_tokens=5000", input};
     ck_assert_int_eq(run_prep_child(4, argv, out, NULL), 0);
     size_t len;
-    char *printed = read_file(out, &len);
+    char *printed = test_read_file(out, &len);
     const char *at = strstr(printed, "unigram entropy ");
     ck_assert_ptr_nonnull(at);
     double got;
@@ -641,7 +641,7 @@ START_TEST(test_prep_progress) {
         const char *argv[] = {"--tokenizer=byte", out_flag, input, "--progress=1"};
         ck_assert_int_eq(run_prep_child(3 + forced, argv, NULL, err), 0);
         size_t len;
-        char *msg = read_file(err, &len);
+        char *msg = test_read_file(err, &len);
         if (forced) {
             ck_assert_ptr_nonnull(strstr(msg, "50 docs"));
             ck_assert_ptr_nonnull(strstr(msg, "tokens"));

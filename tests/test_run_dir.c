@@ -104,7 +104,7 @@ START_TEST(test_refuses_existing_run) {
     corpus = write_word_corpus();
     ck_assert_int_eq(train("r", 4, NULL), 0);
     size_t before_len;
-    char *before = read_file(run_path("r", "metrics.jsonl"), &before_len);
+    char *before = test_read_file(run_path("r", "metrics.jsonl"), &before_len);
     char err[4096];
     int status = train_child(err, sizeof err, "r", 2, NULL);
     ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 1, "status %d: %s", status, err);
@@ -113,7 +113,7 @@ START_TEST(test_refuses_existing_run) {
                   "got: %s", err);
     ck_assert(exists(run_path("r", "step_00000004/DONE")));
     size_t after_len;
-    char *after = read_file(run_path("r", "metrics.jsonl"), &after_len);
+    char *after = test_read_file(run_path("r", "metrics.jsonl"), &after_len);
     ck_assert(before_len == after_len && memcmp(before, after, before_len) == 0);
     free(before);
     free(after);

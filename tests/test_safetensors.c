@@ -59,7 +59,7 @@ START_TEST(test_st_roundtrip_f32) {
 
     // Layout: u64 length multiple of 8, then exactly the data.
     size_t len;
-    unsigned char *raw = (unsigned char *)read_file(path, &len);
+    unsigned char *raw = (unsigned char *)test_read_file(path, &len);
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | raw[i];
     ck_assert_uint_eq(hlen % 8, 0);

@@ -210,9 +210,9 @@ static int worker(int sp) {
 static int run_workers(int np, int sp) {
     char cmd[1200];
     snprintf(cmd, sizeof cmd,
-             "mpirun --oversubscribe --allow-run-as-root -np %d %s --worker %d 2>&1 | "
+             "mpirun --oversubscribe --allow-run-as-root %s -np %d %s --worker %d 2>&1 | "
              "grep -v '^$'",
-             np, self_path, sp);
+             mpirun_asan_option(), np, self_path, sp);
     printf("%s\n", cmd);
     fflush(stdout);
     // The pipe hides mpirun's status: the workers' verdict comes through PIPESTATUS.
@@ -256,6 +256,7 @@ int main(int argc, char **argv) {
         setenv("OMP_NUM_THREADS", "1", 1);
         setenv("OMP_WAIT_POLICY", "passive", 1);
         setenv("OMPI_MCA_btl_vader_single_copy_mechanism", "none", 1);
+        mpirun_ranks_without_leak_checks();
         tcase_add_test(tc, test_sp2);
         tcase_add_test(tc, test_sp4);
         tcase_add_test(tc, test_dp2_sp2);

@@ -143,7 +143,7 @@ static const char *decode_event(const uint8_t *p, size_t n, Event *e) {
 // what is wrong; events[0..*n) get the decoded events.
 static const char *read_events(const char *path, Event *events, int cap, int *n) {
     size_t size;
-    uint8_t *buf = (uint8_t *)read_file(path, &size);
+    uint8_t *buf = (uint8_t *)test_read_file(path, &size);
     const char *err = NULL;
     *n = 0;
     for (size_t pos = 0; pos < size && !err;) {
@@ -256,7 +256,7 @@ START_TEST(test_corruption_caught) {
     tb_close(&w);
     char *path = find_event_file(dir);
     size_t size;
-    uint8_t *orig = (uint8_t *)read_file(path, &size);
+    uint8_t *orig = (uint8_t *)test_read_file(path, &size);
     Event ev[4];
     int n;
     for (size_t i = 0; i < size; i++) {
@@ -305,7 +305,7 @@ START_TEST(test_training_run) {
     // Steps 1, 2, val 2, 3, 4, val 4.
     int64_t steps[6] = {1, 2, 2, 3, 4, 4};
     const char *train_tags[4] = {"train/loss", "train/lr", "train/grad_norm", "train/tokens_per_s"};
-    char *metrics = read_file(path_in(out, "metrics.jsonl"), NULL);
+    char *metrics = test_read_file(path_in(out, "metrics.jsonl"), NULL);
     for (int i = 0; i < 6; i++) {
         const Event *e = &ev[1 + i];
         ck_assert_int_eq(e->step, steps[i]);

@@ -72,7 +72,7 @@ END_TEST
 
 static bool same_file(const char *a, const char *b) {
     size_t na, nb;
-    char *x = read_file(a, &na), *y = read_file(b, &nb);
+    char *x = test_read_file(a, &na), *y = test_read_file(b, &nb);
     bool same = na == nb && memcmp(x, y, na) == 0;
     free(x);
     free(y);
@@ -202,10 +202,10 @@ START_TEST(test_skipped_steps_recorded) {
     // In a child process of its own: die() ends the process it runs in.
     char cmd[2048];
     snprintf(cmd, sizeof cmd,
-             "./bolt train --model=tnl --train_data='%s/c_train_*.bin' --val_data='%s/c_val_*.bin' "
+             "%s train --model=tnl --train_data='%s/c_train_*.bin' --val_data='%s/c_val_*.bin' "
              "--out_dir=%s/skip --steps=3 --dim=32 --n_layers=2 --n_heads=2 --batch_size=4 "
              "--seq_len=32 --lr=1e30 --max_bad_steps=100 --device=cpu >/dev/null 2>&1",
-             workdir, workdir, workdir);
+             bolt_binary(), workdir, workdir, workdir);
     int status = system(cmd);
     ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 1,
                   "a run ending in skipped steps must exit 1 (status %d)", status);

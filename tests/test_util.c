@@ -74,8 +74,9 @@ START_TEST(test_parse_float_bad) {
 }
 END_TEST
 
-// The message names the option and the value, and the accepted range, on one line.
-START_TEST(test_parse_message) {
+// What fn writes to stderr before it exits with status 1 (run in a child process: die
+// ends the process it runs in).
+static char *die_message(void (*fn)(void)) {
     char *err = path_in(new_dir(), "err.txt");
     fflush(stdout);
     fflush(stderr);
@@ -83,17 +84,38 @@ START_TEST(test_parse_message) {
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
         if (!freopen(err, "w", stderr)) _exit(3);
-        parse_int_arg("eval: --seq_len", "12x", 1, 16777216);
+        fn();
         _exit(0);
     }
     int status;
     ck_assert_int_eq(waitpid(pid, &status, 0), pid);
     ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 1);
-    char *msg = read_file(err, NULL);
-    ck_assert_str_eq(msg, "bolt: error: eval: --seq_len: bad value '12x' (expected an integer "
-                          "in 1..16777216)\n");
-    free(msg);
-    free(err);
+    return test_read_file(err, NULL);
+}
+
+static void parse_bad_seq_len(void) {
+    parse_int_arg("eval: --seq_len", "12x", 1, 16777216);
+}
+
+// The message names the option and the value, and the accepted range, on one line.
+START_TEST(test_parse_message) {
+    ck_assert_str_eq(die_message(parse_bad_seq_len),
+                     "bolt: error: eval: --seq_len: bad value '12x' (expected an integer "
+                     "in 1..16777216)\n");
+}
+END_TEST
+
+static void make_dir_in_proc(void) {
+    make_dirs("/proc/bolt_out");
+}
+
+// A file system that refuses a name (/proc: EEXIST on some kernels though nothing is
+// there, ENOENT on others) is never reported as "File exists".
+START_TEST(test_make_dirs_refused) {
+    char *msg = die_message(make_dir_in_proc);
+    const char *want = "bolt: error: /proc/bolt_out: cannot create directory (";
+    ck_assert_msg(strncmp(msg, want, strlen(want)) == 0, "got: %s", msg);
+    ck_assert_msg(strstr(msg, "File exists") == NULL, "got: %s", msg);
 }
 END_TEST
 
@@ -188,6 +210,7 @@ int main(void) {
     tcase_add_exit_test(tc, test_path_join_too_long, 1);
     tcase_add_exit_test(tc, test_read_file_directory, 1);
     tcase_add_exit_test(tc, test_make_dirs_under_file, 1);
+    tcase_add_test(tc, test_make_dirs_refused);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

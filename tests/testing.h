@@ -15,19 +15,35 @@
 #include "../core/util.h"
 #include "../kernels/ops.h"
 
+// Memory for the length of one test: each Check test runs in a forked process of its own,
+// so the scratch paths and tensors the helpers below hand out live until that process
+// exits. They are listed here so they stay reachable (LeakSanitizer reports only memory
+// nothing points to) without each test freeing every path_in(...) written inline. A test
+// may still free one early (its list entry is then never used).
+static inline void *test_owned(void *p) {
+    static void **list;
+    static size_t n, cap;
+    if (n == cap) {
+        cap = cap ? 2 * cap : 256;
+        list = xrealloc(list, cap * sizeof *list);
+    }
+    list[n++] = p;
+    return p;
+}
+
 // A fresh tensor of n values drawn from N(0, std^2).
 static inline float *rand_tensor(Rng *rng, long n, float std) {
-    float *x = xmalloc((size_t)n * sizeof(float));
+    float *x = test_owned(xmalloc((size_t)n * sizeof(float)));
     for (long i = 0; i < n; i++) x[i] = std * rng_normal(rng);
     return x;
 }
 
 static inline float *zeros(long n) {
-    return xcalloc((size_t)n, sizeof(float));
+    return test_owned(xcalloc((size_t)n, sizeof(float)));
 }
 
 static inline float *copy_tensor(const float *x, long n) {
-    float *y = xmalloc((size_t)n * sizeof(float));
+    float *y = test_owned(xmalloc((size_t)n * sizeof(float)));
     memcpy(y, x, (size_t)n * sizeof(float));
     return y;
 }
@@ -102,6 +118,34 @@ static inline float ref_bf16(float x) {
     return (lo & 0x10000u) ? bits_float(hi) : bits_float(lo);
 }
 
+// The bolt binary the suites run: $BOLT_BIN (make test sets it; make sanitize points it at
+// the sanitized build's binary), else ./bolt.
+static inline const char *bolt_binary(void) {
+    const char *bin = getenv("BOLT_BIN");
+    return bin && bin[0] ? bin : "./bolt";
+}
+
+// read_file (core/util.h) for a test: the text is the test's own (test_owned).
+static inline char *test_read_file(const char *path, size_t *len) {
+    return test_owned(read_file(path, len));
+}
+
+// Under make sanitize, Open MPI's plugins (dlopened, then dlclosed) leave allocations that
+// LeakSanitizer reports with no module to suppress them by. A suite that starts ranks with
+// mpirun calls this once and puts mpirun_asan_option() on mpirun's command line: those
+// ranks run with leak detection off (ASan and UBSan stay on); other processes keep it.
+static inline void mpirun_ranks_without_leak_checks(void) {
+    const char *asan = getenv("ASAN_OPTIONS");
+    char options[1024];
+    snprintf(options, sizeof options, "%s%sdetect_leaks=0", asan ? asan : "", asan ? ":" : "");
+    setenv("BOLT_RANK_ASAN_OPTIONS", options, 1);
+}
+
+// mpirun's option that gives its ranks the ASAN_OPTIONS set above (expanded by the shell).
+static inline const char *mpirun_asan_option(void) {
+    return "-x ASAN_OPTIONS=\"$BOLT_RANK_ASAN_OPTIONS\"";
+}
+
 // ---- scratch directories and files ----------------------------------------------------
 // A suite that writes files makes one scratch root in main before its tests run (they run
 // in forked children, so the root must exist first) and removes it with everything in it
@@ -132,7 +176,7 @@ static inline void remove_scratch_root(void) {
 
 // A fresh, empty directory under the scratch root.
 static inline char *new_dir(void) {
-    char *dir = xmalloc(512);
+    char *dir = test_owned(xmalloc(512));
     snprintf(dir, 512, "%s/tXXXXXX", scratch_root());
     ck_assert_ptr_nonnull(mkdtemp(dir));
     return dir;
@@ -140,7 +184,7 @@ static inline char *new_dir(void) {
 
 // "dir/name", newly allocated.
 static inline char *path_in(const char *dir, const char *name) {
-    char *p = xmalloc(strlen(dir) + strlen(name) + 2);
+    char *p = test_owned(xmalloc(strlen(dir) + strlen(name) + 2));
     sprintf(p, "%s/%s", dir, name);
     return p;
 }

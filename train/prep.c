@@ -204,7 +204,9 @@ static void encode_batch(const PrepArgs *a, const Tokenizer *tok, Batch *b, bool
     for (int d = 0; d < b->ndocs; d++) {
         size_t start = d > 0 ? b->docs[d - 1].text_end : 0;
         DocOrigin origin = b->docs[d].origin;
-        DocText doc = doc_text(b->text + start, b->docs[d].text_end - start, a->inputs[origin.file],
+        // A counting pass over text files appends no bytes: b->text may still be NULL.
+        const char *raw = b->text ? b->text + start : "";
+        DocText doc = doc_text(raw, b->docs[d].text_end - start, a->inputs[origin.file],
                                origin.line, a->text_field);
         b->text_bytes += (int64_t)doc.len;
         if (encode) {
@@ -436,7 +438,9 @@ static void run_pass(Prep *p) {
               "prep: cannot start the reader thread");
         Worker *workers = xmalloc((size_t)a->threads * sizeof(Worker));
         for (int i = 0; i < a->threads; i++) {
-            workers[i] = (Worker){.pl = &pl, .counts = p->counts + (size_t)i * p->tok.vocab_size};
+            // The scan pass counts nothing (p->counts is NULL until the encode pass).
+            uint64_t *counts = p->counts ? p->counts + (size_t)i * p->tok.vocab_size : NULL;
+            workers[i] = (Worker){.pl = &pl, .counts = counts};
             check(pthread_create(&workers[i].id, NULL, worker_thread, &workers[i]) == 0,
                   "prep: cannot start worker thread %d of %d", i + 1, a->threads);
         }
