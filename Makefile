@@ -84,6 +84,8 @@ else
 NCCL := 0
 endif
 
+.DEFAULT_GOAL := all # `make` builds ./bolt, whatever rule comes first below
+
 # The version and git commit `bolt --version` prints and runs record ("unknown" outside a
 # git checkout). build/.commit changes only when the commit does, so only version.o is
 # recompiled then.
