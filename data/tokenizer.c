@@ -38,6 +38,7 @@ void tokenizer_encode(const Tokenizer *t, const char *text, size_t len, uint32_t
         bpe_encode(t->bpe, text, len, ids, n, cap);
         return;
     }
+    if (len == 0) return; // *ids may still be NULL: no offset to apply to it
     if (*n + len > *cap) {
         size_t want = *cap ? *cap : 1024;
         while (want < *n + len) want *= 2;

@@ -691,6 +691,12 @@ START_TEST(test_byte_tokenizer) {
     Tokenizer t = tokenizer_load("byte");
     ck_assert_int_eq(t.vocab_size, 256);
     ck_assert_int_eq(t.eot, 0);
+    // Empty text into no buffer yet (an empty ending of a jsonl eval set): nothing happens
+    // (it used to add 0 to a NULL pointer, which UBSan reports).
+    uint32_t *none = NULL;
+    size_t n_none = 0, cap_none = 0;
+    tokenizer_encode(&t, "", 0, &none, &n_none, &cap_none);
+    ck_assert(none == NULL && n_none == 0 && cap_none == 0);
     Rng rng = rng_seeded(21);
     size_t len = 5000;
     char *text = xmalloc(len);
