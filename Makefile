@@ -139,7 +139,8 @@ test: $(BOLT) $(TESTS)
 # The whole suite under AddressSanitizer and UndefinedBehaviorSanitizer, leak detection on,
 # built CPU-only by gcc and by clang into build dirs of their own (each with its own
 # sanitized bolt, which the suites that run the binary use through BOLT_BIN). Any report
-# ends the process that made it with a non-zero status, so it fails its suite. The clang
+# ends the process that made it with a non-zero status, so it fails its suite. Sanitized
+# code runs several times slower, so Check's per-test timeouts are stretched 4x. The clang
 # run uses one OpenMP thread: with clang's OpenMP runtime (libomp) worker threads,
 # LeakSanitizer's thread tracer crashes at the exit of a forked test ("Tracer caught signal
 # 11"); the gcc run (libgomp) covers the threaded paths, and the tests that set their own
@@ -148,7 +149,8 @@ SANITIZE_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
 	-fno-sanitize-recover=all
 SANITIZE_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:detect_stack_use_after_return=0 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	LSAN_OPTIONS=suppressions=$(CURDIR)/tools/lsan.supp:print_suppressions=0
+	LSAN_OPTIONS=suppressions=$(CURDIR)/tools/lsan.supp:print_suppressions=0 \
+	CK_TIMEOUT_MULTIPLIER=4
 sanitize:
 	$(SANITIZE_ENV) $(MAKE) CUDA=0 CC=gcc BUILD=build-asan-gcc BOLT=build-asan-gcc/bolt \
 		SANITIZE="$(SANITIZE_FLAGS)" test
