@@ -156,7 +156,7 @@ static unsigned char *valid_file(size_t *n) {
     random_examples(ex, 3, 100, 9);
     char *path = path_in(new_dir(), "ok.bin");
     write_evalfile(path, ex, 3);
-    return (unsigned char *)read_file(path, n);
+    return (unsigned char *)test_read_file(path, n);
 }
 
 // Offset of example i's first byte in a file from valid_file.
