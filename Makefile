@@ -96,7 +96,7 @@ $(shell mkdir -p $(BUILD); echo '$(COMMIT)' | cmp -s - $(COMMIT_STAMP) || echo '
 $(BUILD)/train/version.o: $(COMMIT_STAMP)
 $(BUILD)/train/version.o: CFLAGS += -DBOLT_VERSION='"$(VERSION)"' -DBOLT_COMMIT='"$(COMMIT)"'
 
-.PHONY: all test sanitize fuzz fuzz-targets fuzz-run fuzz-seeds demo distill-demo clean format
+.PHONY: all test sanitize sanitize-gcc sanitize-clang fuzz fuzz-targets fuzz-run fuzz-seeds demo distill-demo clean format
 all: $(BOLT)
 
 # Every object depends on the stamp of the build kind, so switching CUDA, MPI, NCCL or PLOT on
@@ -151,9 +151,11 @@ SANITIZE_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:detect_stack_use_af
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	LSAN_OPTIONS=suppressions=$(CURDIR)/tools/lsan.supp:print_suppressions=0 \
 	CK_TIMEOUT_MULTIPLIER=4
-sanitize:
+sanitize: sanitize-gcc sanitize-clang
+sanitize-gcc:
 	$(SANITIZE_ENV) $(MAKE) CUDA=0 CC=gcc BUILD=build-asan-gcc BOLT=build-asan-gcc/bolt \
 		SANITIZE="$(SANITIZE_FLAGS)" test
+sanitize-clang:
 	$(SANITIZE_ENV) OMP_NUM_THREADS=1 $(MAKE) CUDA=0 CC=clang BUILD=build-asan-clang \
 		BOLT=build-asan-clang/bolt \
 		SANITIZE="$(SANITIZE_FLAGS) -Wno-pass-failed" test
