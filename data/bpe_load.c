@@ -86,11 +86,11 @@ static void alloc_vocab(Bpe *b, int vocab_size, size_t n_tokens) {
 
 // Give id the bytes p[0..n) (stored in the pool).
 static void set_token(Bpe *b, uint32_t id, const void *p, size_t n) {
-    if (b->pool_len + n > b->pool_cap) {
+    if (!b->pool || b->pool_len + n > b->pool_cap) { // an empty first token still needs a pool
         b->pool_cap = 2 * (b->pool_len + n) + 4096;
         b->pool = xrealloc(b->pool, b->pool_cap);
     }
-    memcpy(b->pool + b->pool_len, p, n);
+    if (n > 0) memcpy(b->pool + b->pool_len, p, n);
     b->tok_off[id] = (uint32_t)b->pool_len;
     b->tok_len[id] = (int32_t)n;
     b->pool_len += n;
