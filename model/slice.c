@@ -43,6 +43,19 @@ static void free_states(Backend *be, SliceBufs *sb, int n_layers) {
     sb->key_cu_host = NULL;
 }
 
+// Free the per-row buffers (host tables and the device carry), sized by rows_cap.
+static void free_rows(Backend *be, SliceBufs *sb) {
+    free(sb->first_seq);
+    free(sb->last_seq);
+    free(sb->carries_in);
+    free(sb->passes);
+    free(sb->log_pass);
+    free(sb->key_from);
+    free(sb->key_row);
+    if (sb->carry) be->ops->free(be, sb->carry);
+    sb->carry = NULL;
+}
+
 SliceBufs *slice_reserve(Model *m, int rows, int tokens, int n_seqs) {
     const ModelConfig *c = &m->cfg;
     Backend *be = m->be;
@@ -50,14 +63,7 @@ SliceBufs *slice_reserve(Model *m, int rows, int tokens, int n_seqs) {
     if (!sb) sb = m->sliced = xcalloc(1, sizeof *sb);
     size_t smax = max_state_floats(c);
     if (rows > sb->rows_cap) {
-        free(sb->first_seq);
-        free(sb->last_seq);
-        free(sb->carries_in);
-        free(sb->passes);
-        free(sb->log_pass);
-        free(sb->key_from);
-        free(sb->key_row);
-        if (sb->carry) be->ops->free(be, sb->carry);
+        free_rows(be, sb);
         sb->key_from = xcalloc((size_t)rows, sizeof(int));
         sb->key_row = xcalloc((size_t)rows, sizeof(int));
         sb->first_seq = xcalloc((size_t)rows, sizeof(int));
@@ -88,14 +94,7 @@ void slice_free(Model *m) {
     SliceBufs *sb = m->sliced;
     if (!sb) return;
     free_states(m->be, sb, m->cfg.n_layers);
-    if (sb->carry) m->be->ops->free(m->be, sb->carry);
-    free(sb->first_seq);
-    free(sb->last_seq);
-    free(sb->carries_in);
-    free(sb->passes);
-    free(sb->log_pass);
-    free(sb->key_from);
-    free(sb->key_row);
+    free_rows(m->be, sb);
     slice_free_kv(m->be, sb);
     free(sb);
     m->sliced = NULL;
