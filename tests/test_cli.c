@@ -56,14 +56,7 @@ static int run_captured(int (*fn)(int, char **), int argc, char **argv, char *ou
         _exit(rc);
     }
     close(fds[1]);
-    size_t used = 0;
-    ssize_t got;
-    while (used + 1 < cap && (got = read(fds[0], out + used, cap - 1 - used)) > 0)
-        used += (size_t)got;
-    out[used] = '\0';
-    close(fds[0]);
-    int status;
-    waitpid(pid, &status, 0);
+    int status = read_child(fds[0], pid, out, cap);
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 

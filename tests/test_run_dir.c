@@ -66,15 +66,7 @@ static int train_child(char *err, size_t cap, const char *out, int steps, ...) {
         _exit(train_main(n, argv));
     }
     close(fds[1]);
-    size_t used = 0;
-    ssize_t got;
-    while (used + 1 < cap && (got = read(fds[0], err + used, cap - 1 - used)) > 0)
-        used += (size_t)got;
-    err[used] = '\0';
-    close(fds[0]);
-    int status;
-    waitpid(pid, &status, 0);
-    return status;
+    return read_child(fds[0], pid, err, cap);
 }
 
 // corpus/out/name as a path (static buffer).

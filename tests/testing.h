@@ -203,6 +203,19 @@ static inline void write_text(const char *path, const char *text) {
     fclose(f);
 }
 
+// Read a child's output from pipe fd into out[cap] (NUL-terminated, cut at cap - 1 bytes),
+// close fd, wait for the child pid and return its wait status.
+static inline int read_child(int fd, pid_t pid, char *out, size_t cap) {
+    size_t used = 0;
+    ssize_t got;
+    while (used + 1 < cap && (got = read(fd, out + used, cap - 1 - used)) > 0) used += (size_t)got;
+    out[used] = '\0';
+    close(fd);
+    int status;
+    waitpid(pid, &status, 0);
+    return status;
+}
+
 // ---- tensors in a backend's memory (tests/test_backend_*.c) ---------------------------
 // The op tests keep every tensor twice: in backend memory, and on the host as exactly the
 // values the backend holds (activations are read back after the conversion to the
