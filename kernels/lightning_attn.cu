@@ -24,7 +24,10 @@
 // barriers per chunk. Long sequences are cut into segments so that enough blocks run at
 // once: a state-only pass of the same kernel (from a zero state) gives each segment's own
 // contribution, a scan over segments turns them into each segment's starting state, and
-// the main pass starts each segment from it. `block` (the hint) is not used: BT is fixed
+// the main pass starts each segment from it. TNL's SiLU on q and k is one elementwise
+// pass into scratch before the chunk passes, which then read the activated copies; the
+// backward's silu'(q), silu'(k) factors are applied as the dq and dk passes store their
+// outputs. `block` (the hint) is not used: BT is fixed
 // at 64. Each chunk's global loads are issued into registers during the previous chunk's
 // products. Tuning knobs: BT, NT, MAX_VT / choose_vt, and plan_segments' block target.
 #include "mma.cuh"
@@ -52,7 +55,6 @@ constexpr int state_tiles(int KP, int VT) {
 struct Operand {
     const bf16 *p;
     long ld;
-    int silu; // apply SiLU on load
 };
 
 // Everything one launch of the chunk kernel needs (passed by value).
@@ -174,23 +176,21 @@ __device__ inline void fetch(uint4 (&raw)[G], const bf16 *src, long ld, int L, i
     }
 }
 
-// Store fetched groups into the shared [BT, cols] bf16 tile dst (row stride ldd), through
-// SiLU if silu_on; dstw (if set) gets each row r < L scaled by the state weight (forward
-// lambda^(L-1-r), reverse lambda^(r+1)). Either destination may be NULL.
+// Store fetched groups into the shared [BT, cols] bf16 tile dst (row stride ldd); dstw (if
+// set) gets each row r < L scaled by the state weight (forward lambda^(L-1-r), reverse
+// lambda^(r+1)). Either destination may be NULL.
 template <int G>
 __device__ inline void stash(const uint4 (&raw)[G], bf16 *dst, bf16 *dstw, int ldd, int L, int cols,
-                             int silu_on, const float *pw, bool rev) {
+                             const float *pw, bool rev) {
     const int groups = cols / 8;
 #pragma unroll
     for (int j = 0; j < G; j++) {
         int i = threadIdx.x + j * NT, r = i / groups, c = (i % groups) * 8;
         if (r >= BT) break;
-        float v[8];
-        unpack8(v, raw[j]);
-        if (silu_on)
-            for (int e = 0; e < 8; e++) v[e] = silu(v[e]);
-        if (dst) *(uint4 *)(dst + r * ldd + c) = silu_on ? pack8(v) : raw[j];
+        if (dst) *(uint4 *)(dst + r * ldd + c) = raw[j];
         if (dstw) {
+            float v[8];
+            unpack8(v, raw[j]);
             float wt = r < L ? pw[rev ? r + 1 : L - 1 - r] : 0.0f;
             for (int e = 0; e < 8; e++) v[e] *= wt;
             *(uint4 *)(dstw + r * ldd + c) = pack8(v);
@@ -446,9 +446,9 @@ __global__ void __launch_bounds__(NT, 1) la_chunk_kernel(ChunkArgs a) {
         chunk_at(REV, it, nch, s0, s1, &t0, &L);
         const long row0 = (long)beg + t0;
         bf16 *Sb = it % 2 ? Sb1 : Sb0, *Sb_next = it % 2 ? Sb0 : Sb1;
-        if (do_out) stash(rx, Xs, NULL, ldk, L, KP, a.x.silu, pw, REV);
-        stash(ry, Ys, NULL, ldk, L, KP, a.y.silu, pw, REV);
-        stash(rz, do_out ? Zs : NULL, Zws, ldv, L, VT, a.z.silu, pw, REV);
+        if (do_out) stash(rx, Xs, NULL, ldk, L, KP, pw, REV);
+        stash(ry, Ys, NULL, ldk, L, KP, pw, REV);
+        stash(rz, do_out ? Zs : NULL, Zws, ldv, L, VT, pw, REV);
         __syncthreads();
         if (it + 1 < nch) { // the next chunk's loads, in flight during this chunk's products
             int t1, L1;
@@ -524,6 +524,29 @@ __global__ void la_scan_kernel(float *seg, const float *init, const int *cu, con
     }
 }
 
+// dst [rows, W] (contiguous) = SiLU(src [rows, W], rows ld apart), eight columns a thread
+// when vec (W and ld multiples of 8, 16-byte aligned). TNL's q and k go through this once
+// per call instead of through an exp and a divide on every load in the chunk kernel,
+// which loads each of them in several passes.
+__global__ void silu_rows_kernel(bf16 *dst, const bf16 *src, long ld, long rows, int W, int vec) {
+    long step = (long)gridDim.x * blockDim.x;
+    if (vec) {
+        long groups = rows * (W / 8);
+        for (long i = (long)blockIdx.x * blockDim.x + threadIdx.x; i < groups; i += step) {
+            long r = i / (W / 8), c = i % (W / 8) * 8;
+            float v[8];
+            unpack8(v, __ldg((const uint4 *)(src + r * ld + c)));
+            for (int e = 0; e < 8; e++) v[e] = silu(v[e]);
+            *(uint4 *)(dst + r * W + c) = pack8(v);
+        }
+    } else {
+        for (long i = (long)blockIdx.x * blockDim.x + threadIdx.x; i < rows * W; i += step) {
+            long r = i / W, c = i % W;
+            dst[r * W + c] = __float2bfloat16(silu(__bfloat162float(src[r * ld + c])));
+        }
+    }
+}
+
 // ---- host side ------------------------------------------------------------------------
 
 // State rows as the kernel runs them: KR rounded up to 32, 64, 128 or 256 (the rows past
@@ -547,8 +570,8 @@ void check_shape(const char *fn, Seqs seqs, int H, int kdim, int vdim, int ld) {
             H, kdim, vdim, MAX_DIM);
     if ((long)ld < (long)H * kdim || (long)ld < (long)H * vdim)
         die("%s (cuda): ld=%d is less than a row (H=%d, kdim=%d, vdim=%d)", fn, ld, H, kdim, vdim);
-    if (seqs.n < 0 || seqs.max_len < 0)
-        die("%s (cuda): bad Seqs (n=%d, max_len=%d)", fn, seqs.n, seqs.max_len);
+    if (seqs.n < 0 || seqs.max_len < 0 || (seqs.n > 0 && seqs.rows < seqs.max_len))
+        die("%s (cuda): bad Seqs (n=%d, max_len=%d, rows=%d)", fn, seqs.n, seqs.max_len, seqs.rows);
 }
 
 // Segments per sequence: enough (n * H * tiles * nseg) blocks to fill the GPU a few
@@ -670,6 +693,41 @@ void set_dims(ChunkArgs *a, int KR, int VC) {
     a->VT = choose_vt(VC, a->KP);
 }
 
+// Scratch for one call: the activated q and k (when silu_qk; [rows, H*kdim] each) and
+// nstates fp32 segment states, carved from the backend's scratch buffer.
+struct CallScratch {
+    bf16 *q, *k;
+    float *states;
+};
+
+CallScratch call_scratch(Backend *be, Seqs seqs, int H, int kdim, bool silu_qk, size_t nstates) {
+    size_t act = silu_qk ? ((size_t)seqs.rows * H * kdim * sizeof(bf16) + 255) / 256 * 256 : 0;
+    char *p = (char *)cuda_scratch(be, 2 * act + nstates * sizeof(float));
+    CallScratch cs = {};
+    if (silu_qk) {
+        cs.q = (bf16 *)p;
+        cs.k = (bf16 *)(p + act);
+    }
+    if (nstates) cs.states = (float *)(p + 2 * act);
+    return cs;
+}
+
+// SiLU of q's and k's head columns into cs (contiguous rows of H * kdim), as operands.
+void activate_qk(Backend *be, const CallScratch &cs, const bf16 *q, const bf16 *k, int ld,
+                 Seqs seqs, int W, int vec, Operand *Q, Operand *K) {
+    long groups = (long)seqs.rows * (vec ? W / 8 : W);
+    int blocks = (int)((groups + 255) / 256), most = 8 * cuda_ctx(be)->sm_count;
+    if (blocks > most) blocks = most;
+    if (blocks < 1) blocks = 1;
+    cudaStream_t stream = cuda_ctx(be)->stream;
+    silu_rows_kernel<<<blocks, 256, 0, stream>>>(cs.q, q, ld, seqs.rows, W, vec);
+    CUDA_CHECK_LAUNCH();
+    silu_rows_kernel<<<blocks, 256, 0, stream>>>(cs.k, k, ld, seqs.rows, W, vec);
+    CUDA_CHECK_LAUNCH();
+    *Q = Operand{cs.q, W};
+    *K = Operand{cs.k, W};
+}
+
 // ops->lightning_attn_forward: o (and state_out) from q, k, v (and state_in).
 void la_forward(Backend *be, Act *o, float *state_out, const Act *q, const Act *k, const Act *v,
                 int ld, const float *state_in, const float *log_decay, Seqs seqs, int H, int kdim,
@@ -683,14 +741,11 @@ void la_forward(Backend *be, Act *o, float *state_out, const Act *q, const Act *
     ChunkArgs a = base_args(seqs, log_decay, H, 1, 0, vec);
     set_dims(&a, kdim, vdim);
     plan_segments(be, seqs, H, (vdim + a.VT - 1) / a.VT, &a.nseg, &a.seg_len);
-    int s = silu_qk ? 1 : 0;
-    Operand Q = {qb, ld, s}, K = {kb, ld, s}, V = {vb, ld, 0};
-    float *seg = NULL;
-    if (a.nseg > 1) {
-        size_t bytes = (size_t)seqs.n * a.nseg * H * kdim * vdim * sizeof(float);
-        seg = (float *)cuda_scratch(be, bytes);
-        segment_states(be, false, a, K, V, seg, state_in, seqs.n);
-    }
+    size_t nstates = a.nseg > 1 ? (size_t)seqs.n * a.nseg * H * kdim * vdim : 0;
+    CallScratch cs = call_scratch(be, seqs, H, kdim, silu_qk, nstates);
+    Operand Q = {qb, ld}, K = {kb, ld}, V = {vb, ld};
+    if (silu_qk) activate_qk(be, cs, qb, kb, ld, seqs, H * kdim, vec, &Q, &K);
+    if (a.nseg > 1) segment_states(be, false, a, K, V, cs.states, state_in, seqs.n);
     a.x = Q;
     a.y = K;
     a.z = V;
@@ -698,7 +753,7 @@ void la_forward(Backend *be, Act *o, float *state_out, const Act *q, const Act *
     a.ld_out = (long)H * vdim;
     a.init = state_in;
     a.fin = state_out;
-    a.seg = seg;
+    a.seg = cs.states;
     launch_chunk(be, false, a, seqs.n);
 }
 
@@ -715,16 +770,17 @@ void la_backward(Backend *be, Act *dq, Act *dk, Act *dv, float *dstate_in, const
     const bf16 *qb = as_bf16c(q), *kb = as_bf16c(k), *vb = as_bf16c(v), *gb = as_bf16c(dout);
     int vec = kdim % 8 == 0 && vdim % 8 == 0 && ld % 8 == 0 && aligned16(qb) && aligned16(kb) &&
               aligned16(vb) && aligned16(gb) && aligned16(dq) && aligned16(dk) && aligned16(dv);
-    int s = silu_qk ? 1 : 0;
     long ldo = (long)H * vdim;
-    Operand Q = {qb, ld, s}, K = {kb, ld, s}, V = {vb, ld, 0}, dO = {gb, ldo, 0};
     ChunkArgs base = base_args(seqs, log_decay, H, 1, 0, vec);
     set_dims(&base, kdim, vdim); // the [kdim, vdim] orientation (segment passes, dv)
     plan_segments(be, seqs, H, (vdim + base.VT - 1) / base.VT, &base.nseg, &base.seg_len);
+    size_t n = base.nseg > 1 ? (size_t)seqs.n * base.nseg * H * kdim * vdim : 0;
+    CallScratch cs = call_scratch(be, seqs, H, kdim, silu_qk, 2 * n);
+    Operand Q = {qb, ld}, K = {kb, ld}, V = {vb, ld}, dO = {gb, ldo};
+    if (silu_qk) activate_qk(be, cs, qb, kb, ld, seqs, H * kdim, vec, &Q, &K);
     float *segS = NULL, *segG = NULL;
     if (base.nseg > 1) {
-        size_t n = (size_t)seqs.n * base.nseg * H * kdim * vdim;
-        segS = (float *)cuda_scratch(be, 2 * n * sizeof(float));
+        segS = cs.states;
         segG = segS + n;
         if (dq) segment_states(be, false, base, K, V, segS, state_in, seqs.n);
         if (dk || dv || dstate_in) segment_states(be, true, base, Q, dO, segG, dstate_out, seqs.n);

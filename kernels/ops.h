@@ -39,11 +39,13 @@ typedef enum GateKind {
 
 // Packed sequences: n sequences laid end to end over the rows of a tensor; sequence i
 // is rows [cu[i], cu[i+1]) (cu has n + 1 entries, cu[0] = 0, in backend memory).
-// max_len is the longest sequence (launch sizes; host value).
+// max_len is the longest sequence and rows = cu[n] the rows of all of them (launch and
+// scratch sizes; host values).
 typedef struct Seqs {
     const int *cu;
     int n;
     int max_len;
+    int rows;
 } Seqs;
 
 typedef struct Backend Backend;

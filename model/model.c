@@ -270,7 +270,7 @@ static int load_batch(Model *m, const int *tokens, const int *targets, int B, in
         slice_set_keys(m, h_cu);
     }
     m->be->ops->upload(m->be, a->inputs, a->host, (4 * N + 1) * sizeof(int));
-    m->seqs = (Seqs){a->cu, n, max_len};
+    m->seqs = (Seqs){a->cu, n, max_len, (int)N};
     *n_tokens = (int)N;
     return counted;
 }
@@ -357,7 +357,7 @@ static void forward_blocks(Model *m, int N, LayerState *decode, int decode_pos, 
 }
 
 static Seqs no_seqs(void) {
-    return (Seqs){NULL, 0, 0};
+    return (Seqs){NULL, 0, 0, 0};
 }
 
 float model_loss(Model *m, const int *tokens, const int *targets, int B, int T) {
@@ -571,7 +571,8 @@ void model_decode_step(Model *m, DecodeState *s, int token, float *logits) {
     load_batch(m, &token, NULL, 1, 1, s->pos, &N);
     int cu_kv[2] = {0, s->pos + 1};
     be->ops->upload(be, s->cu_kv, cu_kv, sizeof cu_kv);
-    forward_blocks(m, 1, s->layers, s->pos, (Seqs){s->cu_kv, 1, s->pos + 1}, NULL, NULL);
+    forward_blocks(m, 1, s->layers, s->pos, (Seqs){s->cu_kv, 1, s->pos + 1, s->pos + 1}, NULL,
+                   NULL);
     for (int l = 0; l < c->n_layers; l++) {
         LayerState *st = &s->layers[l];
         float *t = st->state_in; // the new state becomes the next step's input

@@ -29,7 +29,7 @@ void slice_set_keys(Model *m, const int *h_cu) {
         }
     }
     m->be->ops->upload(m->be, sb->key_cu, kc, ((size_t)n + 1) * sizeof(int));
-    sb->keys = (Seqs){sb->key_cu, n, max_len};
+    sb->keys = (Seqs){sb->key_cu, n, max_len, kc[n]};
 }
 
 void slice_free_kv(Backend *be, SliceBufs *sb) {

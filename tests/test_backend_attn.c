@@ -62,7 +62,7 @@ static Packed pack(const int *lens, int n) {
 }
 
 static Seqs seqs_of(const Packed *p) {
-    return (Seqs){p->d_cu, p->n, p->max_len};
+    return (Seqs){p->d_cu, p->n, p->max_len, p->cu[p->n]};
 }
 
 static void unpack(Packed *p) {

@@ -17,6 +17,7 @@ enum { MAX_LENGTHS = 16 };
 typedef struct AttnBench {
     const char *kind; // lightning | gla | softmax
     int H, d, tokens, reps, warmup;
+    bool silu; // lightning: SiLU on q and k inside the op, as TNL layers run it
     int lengths[MAX_LENGTHS], n_lengths;
     const char *dump_dir; // write the first shape's inputs and outputs here (peer checks)
     Backend *be;
@@ -79,7 +80,7 @@ static Shape make_shape(AttnBench *ab, int T, uint64_t seed) {
     s.cu = be->ops->alloc(be, (size_t)(s.B + 1) * sizeof(int));
     be->ops->upload(be, s.cu, cu, (size_t)(s.B + 1) * sizeof(int));
     free(cu);
-    s.seqs = (Seqs){s.cu, s.B, T};
+    s.seqs = (Seqs){s.cu, s.B, T, s.B * T};
     float *decay = xmalloc((size_t)ab->H * sizeof(float));
     for (int h = 0; h < ab->H; h++) decay[h] = -exp2f(-8.0f * (h + 1) / ab->H); // ALiBi slopes
     s.log_decay = be->ops->alloc(be, (size_t)ab->H * sizeof(float));
@@ -102,10 +103,10 @@ static void run_op(AttnBench *ab, Shape *s, bool backward) {
     Act *dq = s->dqkv, *dk = act_at(be, s->dqkv, Hd), *dv = act_at(be, s->dqkv, 2 * Hd);
     if (strcmp(ab->kind, "lightning") == 0) {
         ops->lightning_attn_forward(be, s->o, NULL, q, k, v, s->W, NULL, s->log_decay, s->seqs, H,
-                                    d, d, false, 64);
+                                    d, d, ab->silu, 64);
         if (backward)
             ops->lightning_attn_backward(be, dq, dk, dv, NULL, s->dout, NULL, q, k, v, s->W, NULL,
-                                         s->log_decay, s->seqs, H, d, d, false, 64);
+                                         s->log_decay, s->seqs, H, d, d, ab->silu, 64);
     } else if (strcmp(ab->kind, "gla") == 0) {
         float scale = 1.0f / sqrtf((float)d);
         ops->gla_forward(be, s->o, NULL, q, k, v, s->W, s->g, NULL, scale, s->seqs, H, d, d, 64);
@@ -202,8 +203,9 @@ static double floor_bytes(const AttnBench *ab, const Shape *s, bool backward) {
 
 static void bench_kind(AttnBench *ab, const char *kind) {
     ab->kind = kind;
-    printf("\n%s  H=%d D=%d  B*T=%d  (%s, %s)\n", kind, ab->H, ab->d, ab->tokens, ab->be->name,
-           ab->be->device_name);
+    bool silu = ab->silu && strcmp(kind, "lightning") == 0;
+    printf("\n%s%s  H=%d D=%d  B*T=%d  (%s, %s)\n", kind, silu ? " (SiLU on q, k)" : "", ab->H,
+           ab->d, ab->tokens, ab->be->name, ab->be->device_name);
     printf("%8s %6s | %10s %10s | %12s %10s\n", "T", "B", "fwd ms", "fwd+bwd ms", "fwd floor ms",
            "fwd+bwd fl");
     for (int i = 0; i < ab->n_lengths; i++) {
@@ -239,6 +241,7 @@ static int parse_lengths(const char *text, int *out) {
 typedef struct BenchAttnArgs {
     const char *kind, *lengths, *device, *dump;
     int heads, head_dim, tokens, reps, threads;
+    bool silu;
 } BenchAttnArgs;
 
 static const Option BENCH_ATTN_OPTIONS[] = {
@@ -256,6 +259,8 @@ static const Option BENCH_ATTN_OPTIONS[] = {
     {"dump", OPT_STRING, offsetof(BenchAttnArgs, dump), 0, 0, 0, NULL, NULL,
      "also write the first length's inputs and outputs (fp32) to DIR/KIND/ for "
      "tools/peers/attn_crosscheck.py"},
+    {"silu", OPT_BOOL, offsetof(BenchAttnArgs, silu), 0, 0, 0, NULL, NULL,
+     "lightning: SiLU on q and k inside the op (TNL's feature map; the peer has none)"},
     {"threads", OPT_INT, offsetof(BenchAttnArgs, threads), 0, 0, 4096, NULL, NULL,
      "CPU threads; 0: the cores not busy with other work"},
 };
@@ -287,6 +292,7 @@ int bench_attn_main(int argc, char **argv) {
                     .tokens = a.tokens,
                     .reps = a.reps,
                     .warmup = 3,
+                    .silu = a.silu,
                     .dump_dir = a.dump[0] ? a.dump : NULL};
     ab.n_lengths = parse_lengths(a.lengths, ab.lengths);
     const char *kinds[] = {"lightning", "gla", "softmax"};

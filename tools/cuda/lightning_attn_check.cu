@@ -6,7 +6,7 @@
 // in and out, SiLU on q and k, row strides wider than a row, and segment-split sequences;
 // then times the target shape (H=16, d=128, N=32768).
 //
-//   nvcc -O3 -std=c++17 -gencode arch=compute_90a,code=sm_90a \
+//   nvcc -O3 -std=c++17 --expt-relaxed-constexpr -gencode arch=compute_90a,code=sm_90a \
 //       tools/cuda/lightning_attn_check.cu -o /tmp/la_check && /tmp/la_check [--no-bench |
 //       --bench-only]
 #include <math.h>
@@ -245,7 +245,7 @@ static bool run_case(const Case &c, Backend *be, const Ops *ops) {
     CUDA_CHECK(cudaMemset(sout, 0xff, n * H * sd * sizeof(float)));
     CUDA_CHECK(cudaMemset(dsin_out, 0xff, n * H * sd * sizeof(float)));
 
-    Seqs seqs = {dcu, n, max_len};
+    Seqs seqs = {dcu, n, max_len, (int)N};
     ops->lightning_attn_forward(be, (Act *)o_, sout, (const Act *)dq_, (const Act *)dk_,
                                 (const Act *)dv_, ld, dsin, dlog, seqs, H, K, V, c.silu != 0, 64);
     ops->lightning_attn_backward(be, (Act *)gq, (Act *)gk, (Act *)gv, dsin_out, (const Act *)ddo,
@@ -310,7 +310,7 @@ static void bench(Backend *be, const Ops *ops, int T, int d) {
     logd = to_dev_f32(ldh);
     CUDA_CHECK(cudaMalloc(&dcu, (n + 1) * sizeof(int)));
     CUDA_CHECK(cudaMemcpy(dcu, cu.data(), (n + 1) * sizeof(int), cudaMemcpyHostToDevice));
-    Seqs seqs = {dcu, n, T};
+    Seqs seqs = {dcu, n, T, (int)N};
     const Act *q = (const Act *)qkv, *k = (const Act *)(qkv + H * d),
               *v = (const Act *)(qkv + 2 * H * d);
     cudaStream_t st = cuda_ctx(be)->stream;
