@@ -136,6 +136,20 @@ void comm_all_reduce_sum(Comm *c, float *buf, size_t n) {
     watchdog_leave(c->watchdog);
 }
 
+void comm_all_reduce_sum_async(Comm *c, float *buf, size_t n) {
+    if (!c->impl || n == 0) return;
+    watchdog_enter(c->watchdog, "all_reduce");
+    if (c->impl->all_reduce_sum_async)
+        c->impl->all_reduce_sum_async(c->self, buf, n);
+    else
+        c->impl->all_reduce_sum(c->self, buf, n);
+    watchdog_leave(c->watchdog);
+}
+
+void comm_wait(Comm *c) {
+    if (c->impl && c->impl->wait) c->impl->wait(c->self);
+}
+
 void comm_reduce_scatter_sum(Comm *c, float *buf, size_t shard) {
     if (!c->impl || shard == 0) return;
     watchdog_enter(c->watchdog, "reduce_scatter");

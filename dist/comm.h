@@ -28,6 +28,14 @@ int comm_size(const Comm *c);
 
 // buf[0..n) = the sum over ranks of buf[0..n), in place.
 void comm_all_reduce_sum(Comm *c, float *buf, size_t n);
+// The same sum for buffers the backend will not touch again until comm_wait (gradients
+// of layers whose backward is done): where the communicator has a stream of its own
+// (NCCL) it runs there, beside the backend's later work; elsewhere it is
+// comm_all_reduce_sum. Every other collective of c waits for it first.
+void comm_all_reduce_sum_async(Comm *c, float *buf, size_t n);
+// The backend's later work (and the host's reads of backend memory) see every async
+// collective of c finished.
+void comm_wait(Comm *c);
 // buf holds size * shard floats; afterwards shard r of rank r, buf[r*shard, (r+1)*shard),
 // is the sum over ranks of that shard (the rest of buf is left unspecified).
 void comm_reduce_scatter_sum(Comm *c, float *buf, size_t shard);

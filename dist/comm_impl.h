@@ -12,6 +12,10 @@ extern "C" {
 
 typedef struct CommImpl {
     void (*all_reduce_sum)(void *self, float *buf, size_t n);
+    // The same sum, left running beside the backend's later work until wait (NULL: the
+    // implementation has no second stream; all_reduce_sum serves).
+    void (*all_reduce_sum_async)(void *self, float *buf, size_t n);
+    void (*wait)(void *self);
     void (*reduce_scatter_sum)(void *self, float *buf, size_t shard);
     void (*all_gather)(void *self, float *buf, size_t shard);
     void (*broadcast)(void *self, void *buf, size_t bytes, int root);

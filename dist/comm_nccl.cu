@@ -1,12 +1,14 @@
-// dist/comm_nccl.cu: collectives through NCCL on the CUDA backend's stream, so they run
-// in order with the backend's ops and the host never waits for them (the step's one
-// download does). Each collective records an event; the watchdog's poll reports an NCCL
-// asynchronous error, or the oldest collective still unfinished after the timeout, and
-// cancel aborts the communicator so a stuck kernel lets go.
+// dist/comm_nccl.cu: collectives through NCCL on a stream of the communicator's own,
+// ordered against the CUDA backend's stream by events, so the host never waits for them
+// (the step's one download does). Every collective starts after the backend's work so
+// far; an ordinary one is joined at once (the backend's later work waits for it), an
+// async one (a layer's gradients, from the data-parallel hook) only at comm_wait, so it
+// runs while the backward of earlier layers goes on. All of one communicator's
+// collectives share its stream, so every rank runs them in the same order.
 //
-// Overlap of communication with the backward pass on a second stream (ordered by events)
-// is a later step: today the all-reduce of a layer's gradients is enqueued on the compute
-// stream right after that layer's backward.
+// Each collective records an event; the watchdog's poll reports an NCCL asynchronous
+// error, or the oldest collective still unfinished after the timeout, and cancel aborts
+// the communicator so a stuck kernel lets go.
 #ifdef BOLT_NCCL
 #include <mutex>
 #include <nccl.h>
@@ -28,15 +30,45 @@ typedef struct NcclComm {
     Backend *be;
     ncclComm_t comm;
     int rank, size;
-    float *one; // a device float for the barrier
+    float *one;                   // a device float for the barrier
+    cudaStream_t stream;          // the collectives run here
+    cudaEvent_t issued, finished; // backend stream -> this stream, and back
+    bool running;                 // async collectives the backend has not waited for
     std::mutex mu;
     Pending ring[RING];
     int head, count; // the oldest pending collective, and how many there are
     bool poll_device_set;
 } NcclComm;
 
-static cudaStream_t stream_of(NcclComm *c) {
+static cudaStream_t backend_stream(NcclComm *c) {
     return cuda_ctx(c->be)->stream;
+}
+
+// The stream (high priority, so collectives start as soon as their inputs are ready),
+// the ordering events and the ring's events of a new communicator.
+static void init_streams(NcclComm *c) {
+    int least = 0, greatest = 0;
+    CUDA_CHECK(cudaDeviceGetStreamPriorityRange(&least, &greatest));
+    CUDA_CHECK(cudaStreamCreateWithPriority(&c->stream, cudaStreamNonBlocking, greatest));
+    CUDA_CHECK(cudaEventCreateWithFlags(&c->issued, cudaEventDisableTiming));
+    CUDA_CHECK(cudaEventCreateWithFlags(&c->finished, cudaEventDisableTiming));
+    for (int i = 0; i < RING; i++)
+        CUDA_CHECK(cudaEventCreateWithFlags(&c->ring[i].done, cudaEventDisableTiming));
+    CUDA_CHECK(cudaMalloc(&c->one, sizeof(float)));
+    CUDA_CHECK(cudaMemset(c->one, 0, sizeof(float)));
+}
+
+// Before a collective: it starts after the backend's work enqueued so far.
+static void after_backend(NcclComm *c) {
+    CUDA_CHECK(cudaEventRecord(c->issued, backend_stream(c)));
+    CUDA_CHECK(cudaStreamWaitEvent(c->stream, c->issued, 0));
+}
+
+// The backend's later work waits for every collective enqueued so far.
+static void join(NcclComm *c) {
+    CUDA_CHECK(cudaEventRecord(c->finished, c->stream));
+    CUDA_CHECK(cudaStreamWaitEvent(backend_stream(c), c->finished, 0));
+    c->running = false;
 }
 
 // Die naming the rank and the call if NCCL failed.
@@ -62,47 +94,68 @@ static void track(NcclComm *c, const char *what) {
     Pending *p = &c->ring[(c->head + c->count) % RING];
     p->enqueued = now_seconds();
     p->what = what;
-    CUDA_CHECK(cudaEventRecord(p->done, stream_of(c)));
+    CUDA_CHECK(cudaEventRecord(p->done, c->stream));
     c->count++;
+}
+
+static void nccl_all_reduce_async(void *self, float *buf, size_t n) {
+    NcclComm *c = (NcclComm *)self;
+    after_backend(c);
+    nccl_ok(ncclAllReduce(buf, buf, n, ncclFloat, ncclSum, c->comm, c->stream), c, "all_reduce");
+    track(c, "all_reduce");
+    c->running = true;
+}
+
+static void nccl_wait(void *self) {
+    NcclComm *c = (NcclComm *)self;
+    if (c->running) join(c);
 }
 
 static void nccl_all_reduce_sum(void *self, float *buf, size_t n) {
     NcclComm *c = (NcclComm *)self;
-    nccl_ok(ncclAllReduce(buf, buf, n, ncclFloat, ncclSum, c->comm, stream_of(c)), c, "all_reduce");
+    after_backend(c);
+    nccl_ok(ncclAllReduce(buf, buf, n, ncclFloat, ncclSum, c->comm, c->stream), c, "all_reduce");
     track(c, "all_reduce");
+    join(c);
 }
 
 // In place: rank r's shard of buf receives the sum of every rank's shard r.
 static void nccl_reduce_scatter_sum(void *self, float *buf, size_t shard) {
     NcclComm *c = (NcclComm *)self;
+    after_backend(c);
     nccl_ok(ncclReduceScatter(buf, buf + (size_t)c->rank * shard, shard, ncclFloat, ncclSum,
-                              c->comm, stream_of(c)),
+                              c->comm, c->stream),
             c, "reduce_scatter");
     track(c, "reduce_scatter");
+    join(c);
 }
 
 // In place: every rank's shard r of buf comes from rank r.
 static void nccl_all_gather(void *self, float *buf, size_t shard) {
     NcclComm *c = (NcclComm *)self;
-    nccl_ok(
-        ncclAllGather(buf + (size_t)c->rank * shard, buf, shard, ncclFloat, c->comm, stream_of(c)),
-        c, "all_gather");
+    after_backend(c);
+    nccl_ok(ncclAllGather(buf + (size_t)c->rank * shard, buf, shard, ncclFloat, c->comm, c->stream),
+            c, "all_gather");
     track(c, "all_gather");
+    join(c);
 }
 
 static void nccl_broadcast(void *self, void *buf, size_t bytes, int root) {
     NcclComm *c = (NcclComm *)self;
-    nccl_ok(ncclBroadcast(buf, buf, bytes, ncclChar, root, c->comm, stream_of(c)), c, "broadcast");
+    after_backend(c);
+    nccl_ok(ncclBroadcast(buf, buf, bytes, ncclChar, root, c->comm, c->stream), c, "broadcast");
     track(c, "broadcast");
+    join(c);
 }
 
 // An all-reduce of one float, then wait for the stream: every rank got here.
 static void nccl_barrier(void *self) {
     NcclComm *c = (NcclComm *)self;
-    nccl_ok(ncclAllReduce(c->one, c->one, 1, ncclFloat, ncclSum, c->comm, stream_of(c)), c,
-            "barrier");
+    after_backend(c);
+    nccl_ok(ncclAllReduce(c->one, c->one, 1, ncclFloat, ncclSum, c->comm, c->stream), c, "barrier");
     track(c, "barrier");
-    CUDA_CHECK(cudaStreamSynchronize(stream_of(c)));
+    join(c);
+    CUDA_CHECK(cudaStreamSynchronize(backend_stream(c)));
 }
 
 // The watchdog's check (its own thread): NCCL's asynchronous error, then the oldest
@@ -153,10 +206,7 @@ static void *nccl_split(void *self, int color, int key) {
     nccl_ok(ncclCommSplit(c->comm, color, key, &g->comm, NULL), c, "comm split");
     nccl_ok(ncclCommUserRank(g->comm, &g->rank), g, "comm user rank");
     nccl_ok(ncclCommCount(g->comm, &g->size), g, "comm count");
-    for (int i = 0; i < RING; i++)
-        CUDA_CHECK(cudaEventCreateWithFlags(&g->ring[i].done, cudaEventDisableTiming));
-    CUDA_CHECK(cudaMalloc(&g->one, sizeof(float)));
-    CUDA_CHECK(cudaMemset(g->one, 0, sizeof(float)));
+    init_streams(g);
     return g;
 }
 
@@ -167,24 +217,21 @@ static void nccl_cancel(void *self) {
 
 static void nccl_free(void *self) {
     NcclComm *c = (NcclComm *)self;
-    CUDA_CHECK(cudaStreamSynchronize(stream_of(c)));
+    CUDA_CHECK(cudaStreamSynchronize(c->stream));
+    CUDA_CHECK(cudaStreamSynchronize(backend_stream(c)));
     nccl_ok(ncclCommDestroy(c->comm), c, "comm destroy");
     for (int i = 0; i < RING; i++) CUDA_CHECK(cudaEventDestroy(c->ring[i].done));
+    CUDA_CHECK(cudaEventDestroy(c->issued));
+    CUDA_CHECK(cudaEventDestroy(c->finished));
+    CUDA_CHECK(cudaStreamDestroy(c->stream));
     CUDA_CHECK(cudaFree(c->one));
     delete c;
 }
 
 extern "C" const CommImpl comm_nccl_impl = {
-    nccl_all_reduce_sum,
-    nccl_reduce_scatter_sum,
-    nccl_all_gather,
-    nccl_broadcast,
-    nccl_barrier,
-    nccl_split,
-    nccl_poll,
-    nccl_cancel,
-    false,
-    nccl_free,
+    nccl_all_reduce_sum, nccl_all_reduce_async, nccl_wait,    nccl_reduce_scatter_sum,
+    nccl_all_gather,     nccl_broadcast,        nccl_barrier, nccl_split,
+    nccl_poll,           nccl_cancel,           false,        nccl_free,
 };
 
 extern "C" void comm_nccl_unique_id(void *id) {
@@ -207,10 +254,7 @@ extern "C" void *comm_nccl_new(Backend *be, const void *id, int rank, int size, 
     ncclUniqueId u;
     memcpy(&u, id, sizeof u);
     nccl_ok(ncclCommInitRank(&c->comm, size, u, rank), c, "comm init");
-    for (int i = 0; i < RING; i++)
-        CUDA_CHECK(cudaEventCreateWithFlags(&c->ring[i].done, cudaEventDisableTiming));
-    CUDA_CHECK(cudaMalloc(&c->one, sizeof(float)));
-    CUDA_CHECK(cudaMemset(c->one, 0, sizeof(float)));
+    init_streams(c);
     int v = 0;
     ncclGetVersion(&v);
     snprintf(name, cap, "nccl %d.%d.%d", v / 10000, (v / 100) % 100, v % 100);

@@ -3,10 +3,10 @@
 
 #include "../core/util.h"
 
-// All-reduce the pending range, if any.
+// All-reduce the pending range, if any, beside the rest of the backward (comm.h).
 static void flush(GradSync *g) {
     if (g->hi > g->lo) {
-        comm_all_reduce_sum(g->comm, g->model->grads + g->lo, g->hi - g->lo);
+        comm_all_reduce_sum_async(g->comm, g->model->grads + g->lo, g->hi - g->lo);
         g->reduced += g->hi - g->lo;
     }
     g->lo = g->hi = 0;
@@ -49,5 +49,6 @@ void grad_sync_finish(GradSync *g) {
           "would not be averaged",
           g->reduced, g->model->n_weights);
     g->armed = false;
+    comm_wait(g->comm);
     comm_all_reduce_sum(g->comm, g->model->stats, 1);
 }

@@ -2,7 +2,8 @@
 // "gradients of these tensors are ready" call (ModelHooks.grads_ready), it all-reduces
 // each layer's gradients as soon as the last micro-batch's backward has produced them,
 // adjacent layers merged into buckets of at least `bucket` floats, so on NCCL the
-// all-reduce of late layers runs while early layers are still in backward. The model
+// all-reduce of late layers runs on the communicator's stream while early layers are
+// still in backward (comm_all_reduce_sum_async; grad_sync_finish waits for them). The model
 // never sees the communicator. Gradients must already carry the 1/dp factor (train.c
 // folds it into grad_scale), so the sum over ranks is the average.
 #pragma once

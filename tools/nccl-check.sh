@@ -3,9 +3,10 @@
 #   1. One GPU, BOLT_COMM=nccl: a one-rank NCCL communicator, so every collective of a
 #      training step (the per-layer gradient all-reduce, the loss all-reduce, the weight
 #      broadcast, ZeRO-1's reduce-scatter and all-gather, the checkpoint barrier) runs
-#      through NCCL on the backend's stream. Plain data parallel must give exactly the
-#      losses of a run without a communicator; ZeRO-1 the same to 1e-5 (its gradient norm
-#      is summed over the padded shard, another order).
+#      through NCCL on the communicator's own stream (the gradient all-reduces overlapped
+#      with the backward, the rest joined at once). Plain data parallel must give exactly
+#      the losses of a run without a communicator; ZeRO-1 the same to 1e-5 (its gradient
+#      norm is summed over the padded shard, another order).
 #   2. With mpirun and 2+ GPUs: 2 ranks of batch B against 1 GPU of batch 2B (bf16: the
 #      losses agree to 1e-2, not bit for bit), plain and ZeRO-1.
 # Output: one PASS / FAIL / SKIP line per check; exit 1 if any failed. Logs in $OUT (or
