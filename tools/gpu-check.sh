@@ -12,8 +12,14 @@
 #                  BOLT_TEST_QUICK=1 (asks the suites for their small shapes)
 #   train-compare  tools/train-compare.sh: CPU vs GPU losses, GPU resume bit-exactness
 #   hf-parity      tools/hf-parity.sh --device cuda (GLA cases when .peers/fla-src exists)
-#   bench-attn     bolt bench attn (all kinds, default shapes)
+#   kernel-check   tools/cuda/lightning_attn_check.cu: the lightning kernel against an fp64
+#                  recurrence (13 cases), then its timing at H=16 d=128 N=32768
+#   nccl           tools/nccl-check.sh: every collective through a one-rank NCCL
+#                  communicator == no communicator (plain DP and ZeRO-1)
+#   bench-attn     bolt bench attn (all kinds, default shapes; lightning also with SiLU)
 #   bench-train    bolt bench train: tnl-385m, gla-340m, llama-360m at seq_len 2048
+#   long-context   bolt bench train tnl-385m at B=1, T = 2K .. 1M: with recompute at every
+#                  T, without it up to 128K (peak memory and tokens/s against T)
 #   crosscheck     bolt bench attn --dump, then tools/peers/attn_crosscheck.py: bolt's CUDA
 #                  ops against fla / torch SDPA on the same inputs (rel error <= 1e-2)
 #   sample         train hybrid-tiny 300 steps on cuda, then bolt sample and bolt eval there
@@ -24,8 +30,9 @@
 #                  layout; one run per model, each up to 300 s (fla's first step compiles
 #                  and autotunes unless the Triton cache is seeded)
 #   peer-check     tools/peers/attn_check.py (fla against an fp64 recurrence)
-# Groups: tests = ops cpu-tests sanitize train-compare hf-parity crosscheck sample;
-#         bench = bench-attn bench-train peers train-peers; all = tests bench peer-check.
+# Groups: tests = ops cpu-tests sanitize kernel-check nccl train-compare hf-parity crosscheck
+#         sample; bench = bench-attn bench-train long-context peers train-peers;
+#         all = tests bench peer-check.
 # The build always runs first. A failing stage is reported and the rest still run; exit
 # status 1 if any check failed. Every stage runs under `timeout`, and the whole script
 # keeps to BUDGET_S seconds (default 560): a stage that no longer fits is reported FAIL.
@@ -48,16 +55,16 @@ BUDGET_S=${BUDGET_S:-560}
 NPROC=${NPROC:-16}
 
 # ---- stage selection
-ALL_STAGES="ops cpu-tests sanitize train-compare hf-parity bench-attn bench-train crosscheck sample peers train-peers peer-check"
+ALL_STAGES="ops cpu-tests sanitize kernel-check nccl train-compare hf-parity bench-attn bench-train long-context crosscheck sample peers train-peers peer-check"
 want=""
 [ $# -eq 0 ] && set -- all
 for a in "$@"; do
     case $a in
         all) want="$want $ALL_STAGES" ;;
-        tests) want="$want ops cpu-tests sanitize train-compare hf-parity crosscheck sample" ;;
-        bench) want="$want bench-attn bench-train peers train-peers" ;;
+        tests) want="$want ops cpu-tests sanitize kernel-check nccl train-compare hf-parity crosscheck sample" ;;
+        bench) want="$want bench-attn bench-train long-context peers train-peers" ;;
         build) ;;
-        ops | cpu-tests | sanitize | train-compare | hf-parity | bench-attn | bench-train | crosscheck | sample | peers | train-peers | peer-check)
+        ops | cpu-tests | sanitize | kernel-check | nccl | train-compare | hf-parity | bench-attn | bench-train | long-context | crosscheck | sample | peers | train-peers | peer-check)
             want="$want $a" ;;
         -h | --help) sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) echo "gpu-check: unknown stage '$a' (see --help)" >&2; exit 2 ;;
@@ -240,11 +247,31 @@ do_hf_parity() {
     sed -n '/^case /,/^parity:/p' "$tmp/out" >>"$summary"
 }
 
+do_kernel_check() {
+    stage kernel-check 180 || return
+    run_timed "$(limit 90)" nvcc -O3 -std=c++17 --expt-relaxed-constexpr \
+        -gencode arch=compute_90a,code=sm_90a tools/cuda/lightning_attn_check.cu -o "$tmp/la_check"
+    [ $rc -eq 0 ] || { fail "kernel-check: build: $(why $rc)"; return; }
+    run_timed "$(limit 120)" "$tmp/la_check"
+    note "## lightning kernel vs fp64 (tools/cuda/lightning_attn_check.cu)"
+    grep -E 'FAIL|bench H=|cases failed' "$tmp/out" >>"$summary"
+    if [ $rc -eq 0 ]; then pass "kernel-check (${secs}s)"; else fail "kernel-check: $(why $rc)"; fi
+}
+
+do_nccl() {
+    stage nccl 180 || return
+    run_timed "$T" env OUT="$tmp/nccl" bash tools/nccl-check.sh
+    grep -E '^(PASS|FAIL|SKIP)' "$tmp/out" | sed 's/^/nccl: /' >>"$summary"
+    [ $rc -eq 0 ] || fail "nccl: $(why $rc) (${secs}s)"
+}
+
 do_bench_attn() {
     stage bench-attn 180 || return
     run_timed "$T" ./bolt bench attn --device=cuda
     if [ $rc -eq 0 ]; then pass "bench-attn (${secs}s)"; else fail "bench-attn: $(why $rc)"; fi
     note "## bolt bench attn"
+    grep -vE '^\s*$' "$tmp/out" >>"$summary"
+    run_timed "$(limit 60)" ./bolt bench attn --device=cuda --kind=lightning --silu=1
     grep -vE '^\s*$' "$tmp/out" >>"$summary"
 }
 
@@ -264,6 +291,37 @@ do_bench_train() {
             fail "bench-train $cfg: $(why $rc): $(grep -m1 -iE 'error|out of memory' "$tmp/out" | cut -c1-160)"
         fi
     done
+}
+
+# One bench train row of tnl-385m at B=1 and the given T and recompute (0/1).
+long_context_row() {
+    local T=$1 re=$2 t
+    t=$(limit 150)
+    [ "$t" -eq 0 ] && { fail "long-context T=$T recompute=$re: no time left"; return 1; }
+    echo "-- bolt bench train configs/tnl-385m.conf --batch_size=1 --seq_len=$T --recompute=$re"
+    run_timed "$t" ./bolt bench train configs/tnl-385m.conf --device=cuda --batch_size=1 \
+        --seq_len="$T" --grad_accum=1 --recompute="$re" --bench_steps=2 \
+        ${LONG_JSON:+--json=$LONG_JSON}
+    if [ $rc -eq 0 ]; then
+        grep -A2 '^bench train:' "$tmp/out" | tail -1 | sed "s/^/recompute=$re /" >>"$summary"
+    else
+        note "recompute=$re T=$T: $(why $rc): $(grep -m1 -iE 'error|out of memory|memory' "$tmp/out" | cut -c1-200)"
+        return 1
+    fi
+}
+
+do_long_context() {
+    stage long-context 420 || return
+    note "## long context: tnl-385m, B=1 (bolt bench train, median of 2 steps after 2)"
+    [ -n "${LONG_JSON:-}" ] && ! ./bolt bench train --help 2>&1 | grep -q -- --json && LONG_JSON=""
+    local T
+    for T in 2048 8192 32768 131072 262144 524288 1048576; do
+        long_context_row "$T" 1 || break
+    done
+    for T in 2048 32768 131072; do
+        long_context_row "$T" 0 || break
+    done
+    pass "long-context (rows above)"
 }
 
 do_crosscheck() {
@@ -349,14 +407,17 @@ main() {
         wanted ops && do_ops
         wanted cpu-tests && do_cpu_tests
         wanted sanitize && do_sanitize
+        wanted kernel-check && do_kernel_check
+        wanted nccl && do_nccl
         wanted train-compare && do_train_compare
         wanted hf-parity && do_hf_parity
         wanted bench-attn && do_bench_attn
         wanted bench-train && do_bench_train
+        wanted long-context && do_long_context
         wanted crosscheck && do_crosscheck
         wanted sample && do_sample
     else
-        for s in ops cpu-tests sanitize train-compare hf-parity bench-attn bench-train crosscheck sample; do
+        for s in ops cpu-tests sanitize kernel-check nccl train-compare hf-parity bench-attn bench-train long-context crosscheck sample; do
             wanted $s && fail "$s: skipped, the build failed"
         done
     fi
