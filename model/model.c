@@ -19,7 +19,7 @@ struct Arena {
     float *final_rstd, *losses;   // [N]
     Act *branch;                  // [N, D] a mixer's or MLP's output before the residual add
     Act *d_resid, *d_ln;          // [N, D] gradients of the residual stream / a norm's output
-    Act *d_mlp_h, *d_mlp_ab;      // [N, F], [N, 2F]
+    Act *d_mlp_h, *d_mlp_ab;      // [N, F], [N, 2F] (overlapping the mixers' scratch)
     void *scratch[N_MIXER_KINDS][MAX_BUFS]; // each mixer's backward scratch (overlapping)
     // The batch's inputs, one block uploaded at once: for a batch of N tokens, tokens,
     // targets, positions [N] each, then the sequence offsets [N + 1]; `inputs` is the
@@ -161,10 +161,11 @@ static size_t lay_out(const Model *m, Arena *a, size_t N, char *base, bool share
     a->branch = take(base, &at, N * D, act);
     a->d_resid = take(base, &at, N * D, act);
     a->d_ln = take(base, &at, N * D, act);
-    a->d_mlp_h = take(base, &at, N * F, act);
-    a->d_mlp_ab = take(base, &at, N * 2 * F, act);
-    // Backward scratch: one region, each mixer kind laid out from its start.
+    // Backward scratch: one region, the MLP's gradients and each mixer kind's scratch all
+    // laid out from its start (a layer's MLP backward is done before its mixer's starts).
     size_t start = at, end = at;
+    a->d_mlp_h = take(base, &end, N * F, act);
+    a->d_mlp_ab = take(base, &end, N * 2 * F, act);
     for (int k = 0; k < N_MIXER_KINDS; k++) {
         BufSpec spec[MAX_BUFS];
         int n = mixer_table[k]->scratch(c, spec);
@@ -464,8 +465,9 @@ void model_forward_backward(Model *m, const int *tokens, const int *targets, int
         LayerBufs *a = &ar->layers[l];
         const LayerParams *lp = &m->layer_params[l];
         MixerCall mc = training_call(m, l, N);
-        if (ar->shared) {
-            // Recompute the layer's internals from its saved input.
+        if (ar->shared && l < L - 1) {
+            // Recompute the layer's internals from its saved input (the last layer's are
+            // still there from the forward).
             ops->norm_forward(be, a->ln1, a->rstd1, a->resid_in, param_weight(m, lp->attn_norm), N,
                               D, c->norm_eps, nk);
             layer_forward(m, l, &mc, false, NULL, NULL);
