@@ -1,14 +1,14 @@
 // kernels/adamw.cu: AdamW on CUDA (fp32 master, bf16 copy) and deterministic device sums.
 //
-// The sums are two-stage with a fixed shape: RED_BLOCKS blocks (fewer for small n, a
-// function of n only) each sum a fixed grid-stride subset in fp64 and a fixed tree order
-// into a partial in the context's scratch; one block then adds the partials in a fixed
-// tree order into acc[0] on the device. No atomics, no host synchronisation.
+// The sums are two-stage with a fixed shape (cuda_common.cuh): sum_blocks(n) blocks each
+// sum a fixed grid-stride subset in fp64 and a fixed tree order into a partial in the
+// context's scratch; one block then adds the partials in a fixed tree order into acc[0]
+// on the device. No atomics, no host synchronisation.
 #include <math.h>
 
 #include "cuda_common.cuh"
 
-enum { ADAMW_THREADS = 256, ADAMW_MAX_BLOCKS = 1 << 16, RED_THREADS = 256, RED_BLOCKS = 1024 };
+enum { ADAMW_THREADS = 256, ADAMW_MAX_BLOCKS = 1 << 16 };
 
 // One AdamW step per element with g = grad * grad_scale:
 // m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
@@ -48,18 +48,6 @@ static void cuda_adamw_update(Backend *be, float *w, Act *w_act, const float *gr
     CUDA_CHECK_LAUNCH();
 }
 
-// The block's sum of `v` by a fixed tree (blockDim.x == RED_THREADS); thread 0 gets it.
-static __device__ double block_tree_sum(double v) {
-    __shared__ double sh[RED_THREADS];
-    sh[threadIdx.x] = v;
-    __syncthreads();
-    for (int s = RED_THREADS / 2; s > 0; s >>= 1) {
-        if (threadIdx.x < s) sh[threadIdx.x] += sh[threadIdx.x + s];
-        __syncthreads();
-    }
-    return sh[0];
-}
-
 // Stage 1: partial[b] = sum of x[i] (squares: x[i]^2) over block b's grid-stride subset.
 static __global__ void sum_partial_kernel(double *partial, const float *x, long n, int squares) {
     double s = 0.0;
@@ -81,17 +69,21 @@ static __global__ void sum_finish_kernel(float *acc, const double *partial, int 
     if (threadIdx.x == 0) acc[0] += (float)(scale * s);
 }
 
+// Stage 2 of every two-stage sum (cuda_common.cuh), also used by kernels/distill_loss.cu.
+void cuda_sum_partials(Backend *be, float *acc, const double *partial, int blocks, double scale) {
+    sum_finish_kernel<<<1, RED_THREADS, 0, cuda_ctx(be)->stream>>>(acc, partial, blocks, scale);
+    CUDA_CHECK_LAUNCH();
+}
+
 // acc[0] += scale * sum(x) (or sum(x^2)), both stages on the stream.
 static void launch_sum(Backend *be, float *acc, const float *x, long n, double scale, int squares) {
     if (n <= 0) return;
-    long blocks = (n + RED_THREADS - 1) / RED_THREADS;
-    if (blocks > RED_BLOCKS) blocks = RED_BLOCKS;
+    int blocks = sum_blocks(n);
     double *partial = (double *)cuda_scratch(be, (size_t)blocks * sizeof(double));
-    cudaStream_t stream = cuda_ctx(be)->stream;
-    sum_partial_kernel<<<(unsigned)blocks, RED_THREADS, 0, stream>>>(partial, x, n, squares);
+    sum_partial_kernel<<<(unsigned)blocks, RED_THREADS, 0, cuda_ctx(be)->stream>>>(partial, x, n,
+                                                                                   squares);
     CUDA_CHECK_LAUNCH();
-    sum_finish_kernel<<<1, RED_THREADS, 0, stream>>>(acc, partial, (int)blocks, scale);
-    CUDA_CHECK_LAUNCH();
+    cuda_sum_partials(be, acc, partial, blocks, scale);
 }
 
 // acc[0] += scale * sum(x[0..n)).

@@ -70,6 +70,36 @@ void cuda_gemm(Backend *be, bool transa, bool transb, int m, int n, int k, const
 // Frees the context's cached cuBLASLt descriptors (kernels/matmul.cu; backend teardown).
 void cuda_matmul_cache_free(CudaContext *ctx);
 
+// Deterministic device sums in two stages of a fixed shape (kernels/adamw.cu): stage 1 runs
+// sum_blocks(n) blocks of RED_THREADS threads, each summing a fixed grid-stride subset in
+// fp64 and a fixed tree order (block_tree_sum) into one partial; stage 2
+// (cuda_sum_partials) adds the partials in a fixed tree order. The shape is a function of
+// n only, so the result is the same run to run. No atomics, no host synchronisation.
+enum { RED_THREADS = 256, RED_BLOCKS = 1024 };
+
+// Blocks of stage 1 for n values: one per RED_THREADS values, at most RED_BLOCKS.
+static inline int sum_blocks(long n) {
+    long blocks = (n + RED_THREADS - 1) / RED_THREADS;
+    if (blocks > RED_BLOCKS) blocks = RED_BLOCKS;
+    return blocks > 0 ? (int)blocks : 1;
+}
+
+// The block's sum of `v` by a fixed tree (blockDim.x == RED_THREADS); every thread gets it.
+// At most once per kernel: a second call's writes could meet a slow thread's read of sh[0].
+static inline __device__ double block_tree_sum(double v) {
+    __shared__ double sh[RED_THREADS];
+    sh[threadIdx.x] = v;
+    __syncthreads();
+    for (int s = RED_THREADS / 2; s > 0; s >>= 1) {
+        if (threadIdx.x < s) sh[threadIdx.x] += sh[threadIdx.x + s];
+        __syncthreads();
+    }
+    return sh[0];
+}
+
+// Stage 2, enqueued on the stream: acc[0] += scale * (partial[0] + ... + partial[blocks-1]).
+void cuda_sum_partials(Backend *be, float *acc, const double *partial, int blocks, double scale);
+
 // Each CUDA file fills its entries of the op table (ops_cuda.cu calls them all once).
 extern "C" {
 void cuda_register_memory(Ops *ops);        // kernels/ops_cuda.cu: memory, conversions, sync
@@ -83,6 +113,7 @@ void cuda_register_gla(Ops *ops);           // kernels/gla.cu
 void cuda_register_softmax_attn(Ops *ops);  // kernels/softmax_attn.cu
 void cuda_register_cross_entropy(Ops *ops); // kernels/cross_entropy.cu
 void cuda_register_optimizer(Ops *ops);     // kernels/adamw.cu: adamw, sum_into, sum_squares_into
+void cuda_register_distill(Ops *ops);       // kernels/distill_loss.cu: mse_loss, kd_loss
 // kernels/ops_cuda.cu: the backend (NULL with a message in *why if no GPU is usable).
 Backend *cuda_backend_create(char *why, size_t why_cap);
 void cuda_backend_free(Backend *be);

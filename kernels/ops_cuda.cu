@@ -195,6 +195,7 @@ static const Ops *cuda_ops_table(void) {
         cuda_register_softmax_attn(&ops);
         cuda_register_cross_entropy(&ops);
         cuda_register_optimizer(&ops);
+        cuda_register_distill(&ops);
         ready = true;
     }
     return &ops;

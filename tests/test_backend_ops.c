@@ -578,6 +578,86 @@ START_TEST(test_reductions) {
 }
 END_TEST
 
+// Attention transfer's MSE for n of no multiple of a block (a GPU also gets 2^22 + 5):
+// acc += scale * sum((x - target)^2), called twice (it accumulates), and dx (poisoned
+// before) = 2 * scale * (x - target). Both sides sum the same compute-type values in
+// fp64, so the sum is held to 1e-5 on every backend; two calls into fresh accumulators
+// give the same bits (a fixed-order sum).
+START_TEST(test_mse_loss) {
+    NEED(mse_loss);
+    Rng rng = test_rng(14);
+    long sizes[4] = {1, 1000, 100003, (1L << 22) + 5};
+    for (int s = 0; s < (big ? 4 : 3); s++) {
+        long n = sizes[s];
+        float *x, *target, init = 1.5f, scale = 0.37f / (float)n;
+        Act *d_x = be_rand_act(be, &rng, n, 1.0f, &x),
+            *d_t = be_rand_act(be, &rng, n, 1.0f, &target);
+        float *acc = be_f32(be, &init, 1), *acc1 = be_f32(be, &init, 1),
+              *acc2 = be_f32(be, &init, 1);
+        Act *dx = poison_act(n);
+        be->ops->mse_loss(be, acc, dx, d_x, d_t, n, scale);
+        be->ops->mse_loss(be, acc, dx, d_x, d_t, n, scale);
+        float *want_dx = zeros(n);
+        float want = (float)(1.5 + 2.0 * scale * mse_loss(want_dx, x, target, n, scale));
+        float *got = be_read_f32(be, acc, 1);
+        be_expect_close(got, &want, 1, 1e-5, "mse_loss sum");
+        expect_act(dx, want_dx, n, "mse_loss dx");
+        be->ops->mse_loss(be, acc1, dx, d_x, d_t, n, scale);
+        be->ops->mse_loss(be, acc2, dx, d_x, d_t, n, scale);
+        float *got1 = be_read_f32(be, acc1, 1), *got2 = be_read_f32(be, acc2, 1);
+        ck_assert_msg(memcmp(got1, got2, sizeof(float)) == 0, "mse_loss: %.9g then %.9g",
+                      (double)got1[0], (double)got2[0]);
+        free(x), free(target), free(want_dx), free(got), free(got1), free(got2);
+        dfree(d_x), dfree(d_t), dfree(acc), dfree(acc1), dfree(acc2), dfree(dx);
+    }
+}
+END_TEST
+
+// Logit distillation at T = 1 and T = 2 for V = 1000, 997 (no multiple of 8) and 50257
+// (GPT-2's; a GPU also gets more rows and 151936), about a fifth of the targets ignored:
+// kl, ce and dlogits (all poisoned before) against the fp64 reference. The teacher's
+// logits are spread (std 3) and the student's follow them in part, so the KL is well
+// away from 0. kl and ce come from fp32 logits with fp32 / fp64 sums: held to 1e-4 on a
+// bf16 backend (an fp32 emulation of the CUDA kernel's arithmetic is within 1e-6);
+// dlogits, in the compute type, to tol.
+START_TEST(test_kd_loss) {
+    NEED(kd_loss);
+    Rng rng = test_rng(15);
+    static const int SHAPES[][2] = {{9, 1000}, {7, 997}, {3, 50257}, {64, 50257}, {16, 151936}};
+    double tol_loss = fp32_acts() ? tol : 1e-4;
+    for (int s = 0; s < (big ? 5 : 3); s++) {
+        for (int k = 0; k < 2; k++) {
+            int N = SHAPES[s][0], V = SHAPES[s][1];
+            long NV = (long)N * V;
+            float T = k == 0 ? 1.0f : 2.0f, grad_scale = 0.37f;
+            float *teacher = rand_tensor(&rng, NV, 3.0f), *student = rand_tensor(&rng, NV, 1.5f);
+            for (long i = 0; i < NV; i++) student[i] += 0.7f * teacher[i];
+            int *targets = xmalloc((size_t)N * sizeof(int));
+            for (int n = 0; n < N; n++)
+                targets[n] = rng_uniform(&rng) < 0.2f ? -1 : (int)(rng_next(&rng) % (uint64_t)V);
+            targets[0] = V - 1;
+            targets[N - 1] = -1;
+            float *d_s = be_f32(be, student, NV), *d_t = be_f32(be, teacher, NV);
+            int *d_targets = be_ints(be, targets, N);
+            float *kl = poison_f32(N), *ce = poison_f32(N);
+            Act *dlogits = poison_act(NV);
+            be->ops->kd_loss(be, kl, ce, dlogits, d_s, d_t, d_targets, N, V, T, grad_scale);
+            float *want_kl = zeros(N), *want_ce = zeros(N), *want_d = zeros(NV);
+            kd_loss(want_kl, want_ce, want_d, student, teacher, targets, N, V, T, grad_scale);
+            float *got_kl = be_read_f32(be, kl, N), *got_ce = be_read_f32(be, ce, N);
+            be_expect_close(got_kl, want_kl, N, tol_loss, "kd_loss kl");
+            be_expect_close(got_ce, want_ce, N, tol_loss, "kd_loss ce");
+            for (int n = 0; n < N; n++)
+                if (targets[n] < 0) ck_assert_msg(got_ce[n] == 0.0f, "ignored target's ce not 0");
+            expect_act(dlogits, want_d, NV, "kd_loss dlogits");
+            free(teacher), free(student), free(targets), free(want_kl), free(want_ce);
+            free(want_d), free(got_kl), free(got_ce);
+            dfree(d_s), dfree(d_t), dfree(d_targets), dfree(kl), dfree(ce), dfree(dlogits);
+        }
+    }
+}
+END_TEST
+
 // One AdamW step with a gradient scale (clipping), with w's compute copy apart (poisoned
 // before) and, where activations are fp32, the same memory as w; grad is left as it was.
 // On fp32 a scale of 1 reproduces the reference bit for bit.
@@ -635,6 +715,8 @@ static Suite *backend_ops_suite(void) {
     tcase_add_test(tc, test_rope);
     tcase_add_test(tc, test_cross_entropy);
     tcase_add_test(tc, test_reductions);
+    tcase_add_test(tc, test_mse_loss);
+    tcase_add_test(tc, test_kd_loss);
     tcase_add_test(tc, test_adamw);
     suite_add_tcase(s, tc);
     return s;
