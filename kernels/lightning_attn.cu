@@ -29,7 +29,7 @@
 // backward's silu'(q), silu'(k) factors are applied as the dq and dk passes store their
 // outputs. `block` (the hint) is not used: BT is fixed
 // at 64. Each chunk's global loads are issued into registers during the previous chunk's
-// products. Tuning knobs: BT, NT, MAX_VT / choose_vt, and plan_segments' block target.
+// products. Tuning knobs: BT, NT, MAX_VT / choose_vt, and plan_segments' cost model.
 #include "mma.cuh"
 
 namespace {
@@ -502,25 +502,33 @@ __global__ void la_scan_kernel(float *seg, const float *init, const int *cu, con
     long e = idx % sd, p = idx / sd;
     int h = (int)(p % H), seq = (int)(p / H);
     int len = cu[seq + 1] - cu[seq];
+    int used = min(nseg, (len + seg_len - 1) / seg_len);  // the segments with rows: a prefix
     float *b = seg + ((long)seq * nseg * H + h) * sd + e; // segment j at b[j * H * sd]
     const long js = (long)H * sd;
     float d[MAX_SEG], dec[MAX_SEG];
 #pragma unroll
     for (int j = 0; j < MAX_SEG; j++) {
-        int s0 = 0, s1 = 0;
-        if (j < nseg) seg_range(len, j, nseg, seg_len, &s0, &s1);
-        d[j] = s1 > s0 ? b[j * js] : 0.0f; // segments with rows are a prefix
+        if (j >= used) break;
+        int s0, s1;
+        seg_range(len, j, nseg, seg_len, &s0, &s1);
+        d[j] = b[j * js];
         dec[j] = expf(log_decay[h] * (float)(s1 - s0));
     }
     float s = init ? init[p * sd + e] : 0.0f;
+    if (rev) {
 #pragma unroll
-    for (int jj = 0; jj < MAX_SEG; jj++) {
-        int j = rev ? MAX_SEG - 1 - jj : jj;
-        int s0 = 0, s1 = 0;
-        if (j < nseg) seg_range(len, j, nseg, seg_len, &s0, &s1);
-        if (s1 <= s0) continue;
-        b[j * js] = s;
-        s = dec[j] * s + d[j];
+        for (int j = MAX_SEG - 1; j >= 0; j--) {
+            if (j >= used) continue;
+            b[j * js] = s;
+            s = dec[j] * s + d[j];
+        }
+    } else {
+#pragma unroll
+        for (int j = 0; j < MAX_SEG; j++) {
+            if (j >= used) break;
+            b[j * js] = s;
+            s = dec[j] * s + d[j];
+        }
     }
 }
 
@@ -574,20 +582,28 @@ void check_shape(const char *fn, Seqs seqs, int H, int kdim, int vdim, int ld) {
         die("%s (cuda): bad Seqs (n=%d, max_len=%d, rows=%d)", fn, seqs.n, seqs.max_len, seqs.rows);
 }
 
-// Segments per sequence: enough (n * H * tiles * nseg) blocks to fill the GPU a few
-// times over, but at least 256 rows each (so the per-segment states stay small next to
-// the rows) and at most MAX_SEG.
+// Segments per sequence (1..MAX_SEG, at least 256 rows each): the count that finishes
+// soonest when every SM runs one block at a time (the kernel's occupancy), i.e. waves of
+// blocks times the rows a block walks, with a cut sequence paying about half as much again
+// for its state-only pass and scan. Cutting only pays when the blocks of whole sequences
+// leave SMs idle: at T = 2048, B = 16, H = 8 two full waves beat six waves of thirds.
 void plan_segments(Backend *be, Seqs seqs, int H, int tiles, int *nseg, int *seg_len) {
-    long target = 4L * cuda_ctx(be)->sm_count, per = (long)seqs.n * H * tiles;
-    long want = per >= target ? 1 : (target + per - 1) / per;
-    long len = (seqs.max_len + want - 1) / want;
-    len = (len + BT - 1) / BT * BT;
-    if (len < 256) len = 256;
-    long most = (seqs.max_len + MAX_SEG - 1) / MAX_SEG; // at most MAX_SEG segments
-    most = (most + BT - 1) / BT * BT;
-    if (len < most) len = most;
-    *seg_len = (int)len;
-    *nseg = seqs.max_len > len ? (int)((seqs.max_len + len - 1) / len) : 1;
+    long sms = cuda_ctx(be)->sm_count, per = (long)seqs.n * H * tiles;
+    long rows = seqs.max_len > 0 ? seqs.max_len : 1;
+    *nseg = 1;
+    *seg_len = (int)((rows + BT - 1) / BT * BT);
+    double best = (double)((per + sms - 1) / sms) * rows;
+    for (int n = 2; n <= MAX_SEG; n++) {
+        long len = ((rows + n - 1) / n + BT - 1) / BT * BT;
+        if (len < 256) break;
+        if ((rows + len - 1) / len != n) continue; // rounding left a segment empty
+        double cost = 1.5 * (double)((per * n + sms - 1) / sms) * len;
+        if (cost < best) {
+            best = cost;
+            *nseg = n;
+            *seg_len = (int)len;
+        }
+    }
 }
 
 // True if p is 16-byte aligned (NULL counts as aligned).

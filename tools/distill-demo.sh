@@ -7,13 +7,15 @@
 # from scratch, and reports the tokens each needs to reach the teacher's validation loss
 # + 10%, the multiple-choice accuracies, and one PNG with every run's curves (bolt plot).
 # SCRATCH_STEPS (default 600, the teacher's) bounds the from-scratch runs; CUDA=0 builds
-# the CPU-only binary even where nvcc is installed (the runs use the CPU either way).
+# the CPU-only binary even where nvcc is installed; DEVICE=cuda runs every step on the GPU
+# (default cpu).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
 data=data_cache/fortunes
 out=out/distill-demo
 scratch_steps=${SCRATCH_STEPS:-600}
+dev=--device=${DEVICE:-cpu}
 if ! ls "$data"/fortunes_train_*.bin >/dev/null 2>&1 || [ ! -f "$data/fortunes.jsonl" ]; then
     echo "distill-demo: no corpus in $data; run 'make demo' first (it prepares it)" >&2
     exit 1
@@ -24,7 +26,7 @@ mkdir -p "$out"
 stage() { echo "== $1 ($(($(date +%s) - start))s)"; }
 
 stage "teacher: configs/llama-tiny.conf (softmax attention, GQA) -> $out/teacher-run"
-./bolt train configs/llama-tiny.conf --out_dir="$out/teacher-run" --sample_every=0 \
+./bolt train configs/llama-tiny.conf "$dev" --out_dir="$out/teacher-run" --sample_every=0 \
     --val_every=50 >"$out/teacher.log"
 grep 'final val loss' "$out/teacher.log"
 
@@ -37,17 +39,17 @@ p = sys.argv[1]; c = json.load(open(p)); c.pop("bolt", None); json.dump(c, open(
 
 stage "multiple-choice set from held-out fortunes"
 python3 tools/make_mc.py "$data/fortunes.jsonl" "$out/mc.jsonl"
-./bolt eval "$out/teacher" --mc="$out/mc.jsonl" | tee "$out/mc.txt"
+./bolt eval "$out/teacher" "$dev" --mc="$out/mc.jsonl" | tee "$out/mc.txt"
 
 for s in lightning gla; do
     stage "distil the teacher into a $s student: configs/distill-$s.conf"
-    ./bolt distill "configs/distill-$s.conf" --out_dir="$out/$s" --teacher="$out/teacher" \
+    ./bolt distill "configs/distill-$s.conf" "$dev" --out_dir="$out/$s" --teacher="$out/teacher" \
         --mc_data="$out/mc.jsonl" >"$out/distill-$s.log"
     grep -E '^stage [12] step [0-9]+0/|val loss' "$out/distill-$s.log" | tail -2
     grep 'mc acc' "$out/distill-$s.log" | tail -1 | sed "s/^/distilled $s: /" | tee -a "$out/mc.txt"
 
     stage "$s student from scratch (the teacher's recipe, $scratch_steps steps)"
-    ./bolt train configs/llama-tiny.conf --mixers=$s --out_dir="$out/scratch-$s" \
+    ./bolt train configs/llama-tiny.conf "$dev" --mixers=$s --out_dir="$out/scratch-$s" \
         --steps="$scratch_steps" --sample_every=0 --val_every=20 \
         --mc_data="$out/mc.jsonl" >"$out/scratch-$s.log"
     grep 'mc acc' "$out/scratch-$s.log" | tail -1 | sed "s/^/scratch $s: /" | tee -a "$out/mc.txt"
