@@ -1,6 +1,6 @@
 // kernels/cuda_common.cuh: what every CUDA file of the backend shares: the backend's
 // context (one stream, one cuBLASLt handle and its workspace), the checked-call helper
-// for CUDA and cuBLAS results, bf16 conversions, and the functions by which each .cu file
+// for CUDA and cuBLAS results, bf16 conversions and packing, and the functions by which each .cu file
 // puts its ops into the CUDA op table.
 #pragma once
 #include <cublasLt.h>
@@ -53,6 +53,26 @@ static inline bf16 *as_bf16(Act *p) {
 }
 static inline const bf16 *as_bf16c(const Act *p) {
     return (const bf16 *)p;
+}
+
+// Eight floats as eight bf16 in one 16-byte word (16-byte vector loads and stores).
+__device__ inline uint4 pack8(const float *v) {
+    union {
+        uint4 u;
+        __nv_bfloat162 h[4];
+    } r;
+    for (int e = 0; e < 4; e++) r.h[e] = __floats2bfloat162_rn(v[2 * e], v[2 * e + 1]);
+    return r.u;
+}
+
+// Eight bf16 of one 16-byte word as floats.
+__device__ inline void unpack8(float *v, uint4 u) {
+    union {
+        uint4 u;
+        bf16 b[8];
+    } r;
+    r.u = u;
+    for (int e = 0; e < 8; e++) v[e] = __bfloat162float(r.b[e]);
 }
 
 // A device scratch buffer of at least `bytes`, owned by the context and valid until the

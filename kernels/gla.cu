@@ -106,24 +106,6 @@ __device__ __forceinline__ bool vec_ok(const void *p, long ld) {
     return ((reinterpret_cast<uintptr_t>(p) | (uintptr_t)(ld * 2)) & 15) == 0;
 }
 
-// 8 floats as 8 bf16 in one 16-byte word (the first in the low half, little-endian).
-__device__ __forceinline__ uint4 pack8(const float *f) {
-    unsigned w[4];
-    for (int j = 0; j < 4; j++)
-        w[j] = (unsigned)__bfloat16_as_ushort(__float2bfloat16(f[2 * j])) |
-               ((unsigned)__bfloat16_as_ushort(__float2bfloat16(f[2 * j + 1])) << 16);
-    return make_uint4(w[0], w[1], w[2], w[3]);
-}
-
-// The inverse: 8 bf16 in a 16-byte word as floats.
-__device__ __forceinline__ void unpack8(uint4 u, float *f) {
-    const unsigned w[4] = {u.x, u.y, u.z, u.w};
-    for (int j = 0; j < 4; j++) {
-        f[2 * j] = __uint_as_float(w[j] << 16);
-        f[2 * j + 1] = __uint_as_float(w[j] & 0xffff0000u);
-    }
-}
-
 // rows x cols bf16 from global (rows lds apart) to shared (ldd apart); rows >= valid are
 // zero (the padding of a short last chunk). Vector loads when aligned.
 __device__ void load_tile(bf16 *dst, int ldd, const bf16 *src, long lds, int valid, int rows,
@@ -152,7 +134,7 @@ template <int K> __device__ void load_gates(float *dst, const bf16 *src, long ld
             const int r = e / (K / 8), c = (e - r * (K / 8)) * 8;
             uint4 x = make_uint4(0, 0, 0, 0);
             if (r < valid) x = *reinterpret_cast<const uint4 *>(src + r * lds + c);
-            unpack8(x, dst + r * K + c);
+            unpack8(dst + r * K + c, x);
         }
     } else {
         for (int e = threadIdx.x; e < CH * K; e += NT) {
