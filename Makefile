@@ -39,15 +39,17 @@ CFLAGS += -DBOLT_MPI $(MPI_CFLAGS)
 LDLIBS += $(MPI_LIBS)
 endif
 
-# Figures (train/plot.c) are drawn with Cairo when pkg-config finds it; `make PLOT=0` or no
-# Cairo builds a bolt whose plot command and end-of-run figure say it was built without.
+# Figures (train/plot.c, plot_bench.c, their shared plot_draw.c) are drawn with Cairo when
+# pkg-config finds it; `make PLOT=0` or no Cairo builds a bolt whose plot command and
+# end-of-run figure say it was built without.
 ifeq ($(origin CAIRO_CFLAGS),undefined)
 CAIRO_CFLAGS := $(shell pkg-config --cflags cairo 2>/dev/null)
 CAIRO_LIBS := $(shell pkg-config --libs cairo 2>/dev/null)
 endif
 PLOT ?= $(if $(strip $(CAIRO_LIBS)),1,0)
 ifeq ($(PLOT),1)
-$(BUILD)/train/plot.o: CFLAGS += -DBOLT_CAIRO $(CAIRO_CFLAGS)
+PLOT_SRC := train/plot.c train/plot_bench.c train/plot_draw.c
+$(PLOT_SRC:%.c=$(BUILD)/%.o): CFLAGS += -DBOLT_CAIRO $(CAIRO_CFLAGS)
 LDLIBS += $(CAIRO_LIBS)
 endif
 
@@ -133,7 +135,9 @@ $(BUILD)/tests/test_plot: TEST_LDLIBS += $(shell pkg-config --libs libpng 2>/dev
 # Every tests/test_*.c is its own Check program; tools/run-tests.sh runs them all and
 # prints one "N passed, N failed" line.
 test: $(BOLT) $(TESTS)
-	@$(CC) $(filter-out -MMD -MP,$(CFLAGS)) -fsyntax-only train/plot.c # plot.c without Cairo compiles
+	@for f in train/plot.c train/plot_bench.c train/plot_draw.c; do \
+		$(CC) $(filter-out -MMD -MP,$(CFLAGS)) -fsyntax-only $$f || exit 1; \
+	done # the figures without Cairo compile
 	@BOLT_BIN=$(abspath $(BOLT)) bash tools/run-tests.sh $(TESTS)
 
 # The whole suite under AddressSanitizer and UndefinedBehaviorSanitizer, leak detection on,

@@ -1,11 +1,13 @@
 // tests/test_cli.c: one CLI. Every command's option table: --help exits 0 showing its
 // options with their defaults, an unknown option exits 1 naming the nearest one, a bad
 // value exits 1 naming the option; the bolt binary's dispatch (bolt help CMD, --version,
-// "did you mean" for commands); and `bolt sample` stopping at the end-of-text token.
+// "did you mean" for commands); `bolt sample` stopping at the end-of-text token; and
+// `bolt bench train --json=FILE` appending records that read back.
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "../model/checkpoint.h"
+#include "../train/bench_file.h"
 #include "../train/commands.h"
 #include "../train/sample.h"
 #include "train_testing.h"
@@ -179,6 +181,53 @@ START_TEST(test_sample_stops_at_eot) {
 }
 END_TEST
 
+// bench train on the CPU for tnl-tiny at a small length, twice (the second with
+// recompute): --json appends one line per run, which bench_load reads back with the
+// config's name, family, shape, device, timings, memory, commit and MFU null (the CPU's
+// peak is unknown).
+START_TEST(test_bench_train_json) {
+    char *dir = new_dir(), *path = path_in(dir, "bench.jsonl"), json[700];
+    snprintf(json, sizeof json, "--json=%s", path);
+    for (int recompute = 0; recompute <= 1; recompute++) {
+        char *argv[] = {"configs/tnl-tiny.conf",
+                        "--device=cpu",
+                        "--seq_len=32",
+                        "--batch_size=2",
+                        "--threads=2",
+                        "--bench_steps=2",
+                        json,
+                        recompute ? "--recompute=1" : "--recompute=0"};
+        ck_assert_int_eq(bench_train_main(8, argv), 0);
+    }
+    char *text = test_read_file(path, NULL);
+    ck_assert_msg(strstr(text, "\"mfu\":null") && strstr(text, "\"ok\":true"), "got: %s", text);
+    BenchFile b;
+    bench_load(&b, path);
+    ck_assert_int_eq(b.n, 2);
+    for (int i = 0; i < 2; i++) {
+        const BenchRecord *r = &b.rec[i];
+        ck_assert_str_eq(r->config, "configs/tnl-tiny.conf");
+        ck_assert_str_eq(r->name, "tnl-tiny");
+        ck_assert_str_eq(r->family, "tnl");
+        ck_assert_str_eq(r->backend, "cpu");
+        ck_assert_str_eq(r->commit, bolt_commit());
+        ck_assert(r->device[0] != '\0');
+        ck_assert_int_eq(r->seq_len, 32);
+        ck_assert_int_eq(r->batch_size, 2);
+        ck_assert_int_eq(r->grad_accum, 1);
+        ck_assert_int_eq(r->bench_steps, 2);
+        ck_assert(r->ok && r->recompute == (i == 1));
+        ck_assert(r->params > 1e5 && r->params < 1e7);
+        ck_assert(r->step_s > 0 && r->first_step_s >= r->step_s);
+        ck_assert(fabs(r->tok_per_s - 64 / r->step_s) < 1e-6 * r->tok_per_s);
+        ck_assert(isnan(r->mfu));
+        ck_assert(r->peak_mem_bytes > r->params * 4);
+    }
+    bench_free(&b);
+    free(text);
+}
+END_TEST
+
 int main(void) {
     make_scratch_root("cli");
     Suite *s = suite_create("cli");
@@ -189,6 +238,7 @@ int main(void) {
     tcase_add_loop_test(tc, test_bad_value, 0, N_COMMANDS);
     tcase_add_test(tc, test_dispatch);
     tcase_add_test(tc, test_sample_stops_at_eot);
+    tcase_add_test(tc, test_bench_train_json);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

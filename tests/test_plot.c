@@ -3,8 +3,11 @@
 // present, a falling curve drawn falling and a rising one rising); several runs in one
 // figure; the SVG's structure and its number of curves per colour; the metrics reader
 // (header lines skipped, bits/byte runs recognised). Bad inputs (missing, empty, no loss,
-// malformed lines) die naming the file (and line). In a bolt built without Cairo only
-// the "built without Cairo" behaviour is checked.
+// malformed lines) die naming the file (and line). `bolt plot --bench`: bench records
+// read back (duplicates replaced, hand-written failures), the markdown table, the figure
+// (two panels, one colour per setting, memory rising) and a malformed line named by
+// file:line. In a bolt built without Cairo only the "built without Cairo" behaviour (and
+// the readers and the table) are checked.
 #include <check.h>
 #include <math.h>
 #include <png.h>
@@ -16,6 +19,7 @@
 #include <unistd.h>
 
 #include "../core/util.h"
+#include "../train/bench_file.h"
 #include "../train/metrics_file.h"
 #include "../train/plot.h"
 #include "testing.h"
@@ -467,6 +471,214 @@ START_TEST(test_without_cairo) {
 }
 END_TEST
 
+// ---- bolt plot --bench ------------------------------------------------------------------
+
+// Bench records as bench train writes them, for tnl-385m at seq_len 2K..1M without and
+// with recompute: memory linear in T (6 GiB of weights and optimizer state plus 0.45 or
+// 0.1 MB a token), tokens/s slowly falling; runs over 140 GiB are written as failed,
+// as a user would by hand. Returns the number of lines.
+static int write_bench(const char *path) {
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    int n = 0;
+    for (int recompute = 0; recompute <= 1; recompute++)
+        for (int e = 11; e <= 20; e++, n++) {
+            double T = ldexp(1, e), mem = 385e6 * 16 + T * (recompute ? 0.1e6 : 0.45e6);
+            double tok = (recompute ? 128000 : 165000) * (1 - 0.1 * (e - 11) / 9);
+            if (mem > 140 * 1073741824.0) {
+                fprintf(f,
+                        "{\"name\": \"tnl-385m\", \"seq_len\": %.0f, \"batch_size\": 1, "
+                        "\"recompute\": %s, \"ok\": false, \"error\": \"out of memory\"}\n",
+                        T, recompute ? "true" : "false");
+                continue;
+            }
+            fprintf(f,
+                    "{\"bench\": \"train\", \"config\": \"configs/tnl-385m.conf\", \"name\": "
+                    "\"tnl-385m\", \"family\": \"tnl\", \"params\": 385024000, \"seq_len\": "
+                    "%.0f, \"batch_size\": 1, \"grad_accum\": 1, \"recompute\": %s, \"device\": "
+                    "\"NVIDIA H200\", \"backend\": \"cuda\", \"bench_steps\": 10, "
+                    "\"first_step_s\": 2.1, \"step_s\": %.6f, \"tok_per_s\": %.1f, \"mfu\": %.4f, "
+                    "\"peak_mem_bytes\": %.0f, \"commit\": \"0123456789ab\", \"ok\": true}\n",
+                    T, recompute ? "true" : "false", T / tok, tok, 0.3 * tok / 165000, mem);
+        }
+    fclose(f);
+    return n;
+}
+
+// The reader: every line a record, a repeated run replacing the earlier one, a failed
+// run without speed, the name from the config file, MFU null as unknown; the table has
+// a row per run in config, seq_len, recompute order. bench_append adds a line break
+// when the file lacks one, and its record reads back.
+START_TEST(test_bench_reader) {
+    char *dir = new_dir(), *path = path_in(dir, "bench.jsonl");
+    ck_assert_int_eq(write_bench(path), 20);
+    BenchFile b;
+    bench_load(&b, path);
+    ck_assert_int_eq(b.n, 20);
+    ck_assert_str_eq(b.rec[0].name, "tnl-385m");
+    ck_assert_int_eq(b.rec[0].seq_len, 2048);
+    ck_assert(b.rec[0].ok && !b.rec[0].recompute && b.rec[10].recompute);
+    ck_assert(!b.rec[9].ok && isnan(b.rec[9].tok_per_s));
+    ck_assert_str_eq(b.rec[9].error, "out of memory");
+    ck_assert(fabs(b.rec[0].mfu - 0.3) < 1e-9);
+    char *table_path = path_in(dir, "table.md");
+    FILE *f = fopen(table_path, "w");
+    bench_print_table(&b, f);
+    fclose(f);
+    char *table = test_read_file(table_path, NULL);
+    const char *rows[] = {"| tnl-385m | 2048 | 1 | no | 12.41 | 165,000 | 30.0% | 6.60 |",
+                          "| tnl-385m | 2048 | 1 | yes |",
+                          "| tnl-385m | 1048576 | 1 | no | failed: out of memory | - | - | - |",
+                          "| tnl-385m | 1048576 | 1 | yes |"};
+    const char *at = table;
+    for (int i = 0; i < 4; i++) { // in this order
+        const char *row = strstr(at, rows[i]);
+        ck_assert_msg(row, "no row '%s' after:\n%s", rows[i], at);
+        at = row + 1;
+    }
+    ck_assert_ptr_nonnull(strstr(table, "NVIDIA H200, commit 0123456789ab"));
+    free(table);
+    bench_free(&b);
+
+    write_text(path, "{\"config\": \"x/tiny.conf\", \"seq_len\": 64, \"tok_per_s\": 10, "
+                     "\"peak_mem_bytes\": 5, \"mfu\": null}\n\n"
+                     "{\"config\": \"x/tiny.conf\", \"seq_len\": 64, \"tok_per_s\": 20, "
+                     "\"peak_mem_bytes\": 6}"); // the same run again, no line break
+    BenchRecord r = {.seq_len = 128,
+                     .batch_size = 2,
+                     .grad_accum = 1,
+                     .recompute = true,
+                     .ok = true,
+                     .params = 1e6,
+                     .first_step_s = 1,
+                     .step_s = 0.5,
+                     .tok_per_s = 512,
+                     .mfu = NAN,
+                     .peak_mem_bytes = 1e6};
+    snprintf(r.config, sizeof r.config, "configs/tnl-tiny.conf");
+    snprintf(r.family, sizeof r.family, "tnl");
+    bench_append(path, &r);
+    bench_load(&b, path);
+    ck_assert_int_eq(b.n, 2);
+    ck_assert_str_eq(b.rec[0].name, "tiny");
+    ck_assert(b.rec[0].tok_per_s == 20 && isnan(b.rec[0].mfu) && b.rec[0].batch_size == 1);
+    ck_assert_str_eq(b.rec[1].name, "tnl-tiny");
+    ck_assert(b.rec[1].recompute && b.rec[1].seq_len == 128 && b.rec[1].tok_per_s == 512);
+    ck_assert(isnan(b.rec[1].mfu) && b.rec[1].step_s == 0.5);
+    bench_free(&b);
+}
+END_TEST
+
+// Run `bolt plot --bench=ARG --out=ARG.png` (for child_output).
+static void plot_bench_file(const char *path) {
+    char bench[600], out[600];
+    snprintf(bench, sizeof bench, "--bench=%s", path);
+    snprintf(out, sizeof out, "--out=%s.png", path);
+    char *argv[] = {bench, out};
+    exit(plot_main(2, argv));
+}
+
+// The figure: a PNG of 1200x600 by default; both settings' colours in both panels (the
+// left and right halves); the memory curve (blue, no recompute) rising left to right;
+// the table on stdout. The default output is FILE's name with .png.
+START_TEST(test_bench_figure) {
+    char *dir = new_dir(), *path = path_in(dir, "bench.jsonl");
+    write_bench(path);
+    int status;
+    char *out = child_output(plot_bench_file, path, &status);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "output: %s", out);
+    ck_assert_msg(strstr(out, "| tnl-385m | 4096 | 1 | yes |") && strstr(out, "wrote "),
+                  "output: %s", out);
+    char png_path[700];
+    snprintf(png_path, sizeof png_path, "%s.png", path);
+    char *png = test_read_file(png_path, NULL);
+    ck_assert_int_eq(memcmp(png, "\x89PNG\r\n\x1a\n", 8), 0);
+    Image im = read_figure(png_path, 1200, 600);
+    for (int k = 0; k < 2; k++) {
+        int left = 0, right = 0;
+        for (int y = 0; y < im.h; y++)
+            for (int x = 0; x < im.w; x++)
+                if (near(pixel(&im, x, y), plot_run_color(k), 24))
+                    *(x < im.w / 2 ? &left : &right) += 1;
+        ck_assert_msg(left > 500 && right > 500, "setting %d: %d and %d pixels", k, left, right);
+    }
+    double low_t = median_row(&im, PLOT_TRAIN_COLOR, im.w / 20, im.w / 5, im.h);
+    double high_t = median_row(&im, PLOT_TRAIN_COLOR, im.w * 3 / 10, im.w * 9 / 20, im.h);
+    ck_assert_msg(low_t > high_t + 100, "memory: row %g at short, %g at long lengths", low_t,
+                  high_t);
+    free(im.rgb);
+    snprintf(png_path, sizeof png_path, "--out=%s", path_in(dir, "small.svg"));
+    char bench[700];
+    snprintf(bench, sizeof bench, "--bench=%s", path);
+    char *argv2[] = {bench, png_path, "--width=800", "--height=500", "--logy"};
+    ck_assert_int_eq(plot_main(5, argv2), 0);
+    char *svg = test_read_file(path_in(dir, "small.svg"), NULL);
+    ck_assert_ptr_nonnull(strstr(svg, "width=\"800pt\" height=\"500pt\""));
+    free(svg);
+    free(png);
+    free(out);
+}
+END_TEST
+
+// A malformed line: one line naming file:line and what is wrong, exit 1, no figure.
+START_TEST(test_bench_bad_line) {
+    const char *bad[][2] = {
+        {"{\"seq_len\": 2048, \"tok_per_s\": 1, \"peak_mem_bytes\": 1, \"name\": \"a\"",
+         "not valid JSON"},
+        {"{\"tok_per_s\": 1, \"peak_mem_bytes\": 1, \"name\": \"a\"}", "\"seq_len\" is missing"},
+        {"{\"seq_len\": \"2K\", \"tok_per_s\": 1, \"peak_mem_bytes\": 1, \"name\": \"a\"}",
+         "\"seq_len\" is not an integer"},
+        {"{\"seq_len\": 2048, \"peak_mem_bytes\": 1, \"name\": \"a\"}", "\"tok_per_s\" is missing"},
+        {"{\"seq_len\": 2048, \"tok_per_s\": 1, \"peak_mem_bytes\": 1}", "neither \"name\""},
+        {"[1, 2]", "not a JSON object"},
+    };
+    for (int i = 0; i < 6; i++) {
+        char *dir = new_dir(), *path = path_in(dir, "bench.jsonl"), text[400];
+        snprintf(text, sizeof text,
+                 "{\"name\": \"a\", \"seq_len\": 1024, \"tok_per_s\": 5, "
+                 "\"peak_mem_bytes\": 9}\n\n%s\n",
+                 bad[i][0]);
+        write_text(path, text);
+        int status;
+        char *msg = child_output(plot_bench_file, path, &status);
+        ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+        char want[700];
+        snprintf(want, sizeof want, "bolt: error: %s:3: %s", path, bad[i][1]);
+        ck_assert_msg(strstr(msg, want) == msg && strchr(msg, '\n') == msg + strlen(msg) - 1,
+                      "message '%s' is not the one line '%s...'", msg, want);
+        snprintf(want, sizeof want, "%s.png", path);
+        ck_assert_int_eq((int)file_size(want), -1);
+        free(msg);
+    }
+}
+END_TEST
+
+// Built without Cairo: the table still comes, then one line saying why there is no figure.
+START_TEST(test_bench_without_cairo) {
+    char *dir = new_dir(), *path = path_in(dir, "bench.jsonl");
+    write_bench(path);
+    int status;
+    char *msg = child_output(plot_bench_file, path, &status);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+    ck_assert_msg(strstr(msg, "| tnl-385m | 2048 | 1 | no |") && strstr(msg, "built without Cairo"),
+                  "message '%s'", msg);
+    free(msg);
+}
+END_TEST
+
+// bolt plot with neither a run nor --bench, or with both, is an error.
+START_TEST(test_plot_no_input_dies) {
+    char *argv[] = {"--width=800"};
+    plot_main(1, argv);
+}
+END_TEST
+
+START_TEST(test_plot_bench_and_run_dies) {
+    char *argv[] = {"--bench=x.jsonl", "/tmp"};
+    plot_main(2, argv);
+}
+END_TEST
+
 static Suite *plot_suite(void) {
     Suite *s = suite_create("plot");
     TCase *tc = tcase_create("render");
@@ -475,6 +687,8 @@ static Suite *plot_suite(void) {
         printf("bolt was built without Cairo: checking only that plotting says so\n");
         tcase_add_test(tc, test_without_cairo);
         tcase_add_test(tc, test_metrics_reader);
+        tcase_add_test(tc, test_bench_reader);
+        tcase_add_test(tc, test_bench_without_cairo);
         suite_add_tcase(s, tc);
         return s;
     }
@@ -487,6 +701,9 @@ static Suite *plot_suite(void) {
     tcase_add_test(tc, test_svg);
     tcase_add_test(tc, test_run_dir_hook);
     tcase_add_test(tc, test_error_names_line);
+    tcase_add_test(tc, test_bench_reader);
+    tcase_add_test(tc, test_bench_figure);
+    tcase_add_test(tc, test_bench_bad_line);
     suite_add_tcase(s, tc);
     TCase *errors = tcase_create("errors");
     tcase_add_exit_test(errors, test_missing_file_dies, 1);
@@ -495,6 +712,8 @@ static Suite *plot_suite(void) {
     tcase_add_exit_test(errors, test_bad_json_dies, 1);
     tcase_add_exit_test(errors, test_loss_string_dies, 1);
     tcase_add_exit_test(errors, test_bad_size_dies, 1);
+    tcase_add_exit_test(errors, test_plot_no_input_dies, 1);
+    tcase_add_exit_test(errors, test_plot_bench_and_run_dies, 1);
     suite_add_tcase(s, errors);
     return s;
 }

@@ -21,7 +21,7 @@ static const Command COMMANDS[] = {
     {"prep", prep_main, "--tokenizer=T --out=DIR IN...", "tokenize text/jsonl into shards"},
     {"import", import_main, "HF_DIR OUT", "Hugging Face checkpoint -> bolt"},
     {"export", export_main, "CKPT HF_DIR", "bolt checkpoint -> Hugging Face"},
-    {"plot", plot_main, "RUN [RUN ...] [--out=FILE]", "loss, lr, norm, tokens/s figure"},
+    {"plot", plot_main, "RUN [RUN ...] | --bench=FILE", "loss, lr, norm, tok/s; bench by length"},
     {"bench", NULL, "tokenizer|loader|attn|train", "benchmarks (bolt bench NAME --help)"},
 };
 enum { N_COMMANDS = sizeof COMMANDS / sizeof COMMANDS[0] };
