@@ -37,11 +37,13 @@
 # status 1 if any check failed. Every stage runs under `timeout`, and the whole script
 # keeps to BUDGET_S seconds (default 560): a stage that no longer fits is reported FAIL.
 #
-# Environment: KEEP_BUILD=1 skips `make clean`; BOLT_COMMIT names the commit when the
-# copy has no .git; TRITON_CACHE_DIR (default /tmp/triton-cache) is seeded from
-# .triton-cache/triton-cache.tgz.part-* when carried, and SAVE_TRITON_CACHE=1 writes it back
-# to $OUT as parts under 15 MiB. The .debs/ packages (Check, cJSON, PCRE2, fortunes) are
-# unpacked into /tmp/deps (never into /).
+# Environment: KEEP_BUILD=1 skips `make clean`; TRAIN_PEERS (default "tnl gla llama")
+# picks the train-peers models and their order; LONG_JSON=FILE makes bench-train and
+# long-context append their records to FILE (`bolt plot --bench=FILE` draws them);
+# BOLT_COMMIT names the commit when the copy has no .git; TRITON_CACHE_DIR (default
+# /tmp/triton-cache) is seeded from .triton-cache/triton-cache.tgz.part-* when carried,
+# and SAVE_TRITON_CACHE=1 writes it back to $OUT as parts under 15 MiB. The .debs/
+# packages (Check, cJSON, PCRE2, fortunes) are unpacked into /tmp/deps (never into /).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 start=$(date +%s)
@@ -283,7 +285,7 @@ do_bench_train() {
         [ "$T" -eq 0 ] && { fail "bench-train $cfg: skipped, no time left"; continue; }
         echo "-- bolt bench train configs/$cfg.conf"
         run_timed "$T" ./bolt bench train "configs/$cfg.conf" --device=cuda --seq_len=2048 \
-            --grad_accum=1 --bench_steps=5
+            --grad_accum=1 --bench_steps=5 ${LONG_JSON:+--json=$LONG_JSON}
         if [ $rc -eq 0 ]; then
             pass "bench-train $cfg (${secs}s)"
             grep -A2 '^bench train:' "$tmp/out" >>"$summary"
@@ -313,9 +315,8 @@ long_context_row() {
 do_long_context() {
     stage long-context 420 || return
     note "## long context: tnl-385m, B=1 (bolt bench train, median of 2 steps after 2)"
-    [ -n "${LONG_JSON:-}" ] && ! ./bolt bench train --help 2>&1 | grep -q -- --json && LONG_JSON=""
     local T
-    for T in 2048 8192 32768 131072 262144 524288 1048576; do
+    for T in 2048 8192 32768 131072 524288 1048576; do
         long_context_row "$T" 1 || break
     done
     for T in 2048 32768 131072; do
@@ -365,7 +366,7 @@ do_peers() {
 do_train_peers() {
     stage train-peers 300 || return
     note "## train peers (tools/peers/train_peers.py, B=16 T=2048, 5 steps)"
-    for m in tnl gla llama; do
+    for m in ${TRAIN_PEERS:-tnl gla llama}; do
         T=$(limit 300)
         [ "$T" -eq 0 ] && { fail "train-peers $m: skipped, no time left"; continue; }
         echo "-- tools/peers/train_peers.py --only $m"
