@@ -184,6 +184,19 @@ char *read_file(const char *path, size_t *len) {
     return buf;
 }
 
+char *next_line(char **cursor) {
+    char *line = *cursor;
+    if (!*line) return NULL;
+    char *end = strchr(line, '\n');
+    if (end) {
+        *end = '\0';
+        *cursor = end + 1;
+    } else {
+        *cursor = line + strlen(line);
+    }
+    return line;
+}
+
 int64_t file_size(const char *path) {
     struct stat st;
     if (stat(path, &st) != 0) return -1;

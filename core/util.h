@@ -37,6 +37,9 @@ void xfread(void *dst, size_t bytes, FILE *f, const char *path);
 void xfwrite(const void *src, size_t bytes, FILE *f, const char *path);
 // Read a whole file into a NUL-terminated buffer; *len gets its size. Dies on error.
 char *read_file(const char *path, size_t *len);
+// The next line of the text at *cursor (a buffer read_file made), NUL-terminated in place
+// without its newline, and *cursor moved past it; NULL at the end of the text.
+char *next_line(char **cursor);
 int64_t file_size(const char *path); // -1 if it does not exist
 
 // Atomic writes: open "<path>.tmp", write, then commit = fflush+fsync+close+rename.

@@ -192,6 +192,24 @@ START_TEST(test_make_dirs_under_file) {
 }
 END_TEST
 
+// next_line splits in place, keeps empty lines, and needs no final newline.
+START_TEST(test_next_line) {
+    const char *cases[][5] = {
+        {"a\n\nb", "a", "", "b", NULL}, {"x\n", "x", NULL}, {"", NULL}, {"\n\n", "", "", NULL}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        char *text = xstrdup(cases[c][0]), *cursor = text, *line;
+        int i = 1;
+        while ((line = next_line(&cursor))) {
+            ck_assert_ptr_nonnull(cases[c][i]);
+            ck_assert_str_eq(line, cases[c][i]);
+            i++;
+        }
+        ck_assert_ptr_null(cases[c][i]);
+        free(text);
+    }
+}
+END_TEST
+
 int main(void) {
     make_scratch_root("util");
     Suite *s = suite_create("util");
@@ -211,6 +229,7 @@ int main(void) {
     tcase_add_exit_test(tc, test_read_file_directory, 1);
     tcase_add_exit_test(tc, test_make_dirs_under_file, 1);
     tcase_add_test(tc, test_make_dirs_refused);
+    tcase_add_test(tc, test_next_line);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

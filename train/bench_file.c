@@ -203,25 +203,21 @@ void bench_load(BenchFile *b, const char *path) {
     check(file_size(path) >= 0, "%s: no such bench file", path);
     char *text = read_file(path, NULL);
     int lineno = 0, cap = 0;
-    for (char *line = text; *line;) {
-        char *end = strchr(line, '\n');
-        char *next = end ? end + 1 : line + strlen(line);
-        if (end) *end = '\0';
+    char *line, *cursor = text;
+    while ((line = next_line(&cursor))) {
         lineno++;
-        if (strspn(line, " \t\r") != strlen(line)) {
-            BenchRecord r;
-            char err[160];
-            if (!parse_record(line, &r, err, sizeof err)) die("%s:%d: %s", path, lineno, err);
-            int i = 0;
-            while (i < b->n && !same_run(&b->rec[i], &r)) i++;
-            if (i == b->n && b->n == cap) {
-                cap = cap ? 2 * cap : 64;
-                b->rec = xrealloc(b->rec, (size_t)cap * sizeof(BenchRecord));
-            }
-            b->rec[i] = r;
-            if (i == b->n) b->n++;
+        if (strspn(line, " \t\r") == strlen(line)) continue;
+        BenchRecord r;
+        char err[160];
+        if (!parse_record(line, &r, err, sizeof err)) die("%s:%d: %s", path, lineno, err);
+        int i = 0;
+        while (i < b->n && !same_run(&b->rec[i], &r)) i++;
+        if (i == b->n && b->n == cap) {
+            cap = cap ? 2 * cap : 64;
+            b->rec = xrealloc(b->rec, (size_t)cap * sizeof(BenchRecord));
         }
-        line = next;
+        b->rec[i] = r;
+        if (i == b->n) b->n++;
     }
     free(text);
     check(b->n > 0, "%s: no bench records (write them with bolt bench train --json=%s)", path,

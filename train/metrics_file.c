@@ -146,17 +146,13 @@ void metrics_load(RunMetrics *m, const char *path, bool strict) {
     char *text = read_file(path, NULL);
     bool tokenizer_known = false;
     int lineno = 0;
-    for (char *line = text; *line;) {
-        char *end = strchr(line, '\n');
-        char *next = end ? end + 1 : line + strlen(line);
-        if (end) *end = '\0';
+    char *line, *cursor = text;
+    while ((line = next_line(&cursor))) {
         lineno++;
-        if (strspn(line, " \t\r") != strlen(line)) {
-            char err[128];
-            if (!parse_line(line, m, &tokenizer_known, err, sizeof err) && strict)
-                die("%s:%d: %s", path, lineno, err);
-        }
-        line = next;
+        if (strspn(line, " \t\r") == strlen(line)) continue;
+        char err[128];
+        if (!parse_line(line, m, &tokenizer_known, err, sizeof err) && strict)
+            die("%s:%d: %s", path, lineno, err);
     }
     free(text);
     if (!tokenizer_known) m->bytes = checkpoint_uses_bytes(dir);
