@@ -608,9 +608,5 @@ int main(void) {
     // on a GPU too (the sanitizers).
     big = strcmp(device, "cpu") != 0 && !getenv("BOLT_TEST_QUICK");
     printf("test_backend_attn: backend %s\n", device);
-    SRunner *sr = srunner_create(backend_attn_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return run_suite(backend_attn_suite());
 }

@@ -725,9 +725,5 @@ static Suite *backend_ops_suite(void) {
 int main(void) {
     device = be_test_device("test_backend_ops");
     printf("test_backend_ops: backend %s\n", device);
-    SRunner *sr = srunner_create(backend_ops_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return run_suite(backend_ops_suite());
 }

@@ -596,10 +596,5 @@ int main(void) {
         suite_add_tcase(s, parity);
     }
 
-    SRunner *runner = srunner_create(s);
-    srunner_run_all(runner, CK_NORMAL);
-    int failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    remove_scratch_root();
-    return failed ? 1 : 0;
+    return run_suite(s);
 }

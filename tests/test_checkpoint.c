@@ -525,10 +525,5 @@ static Suite *checkpoint_suite(void) {
 
 int main(void) {
     make_scratch_root("checkpoint");
-    SRunner *sr = srunner_create(checkpoint_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    remove_scratch_root();
-    return failed == 0 ? 0 : 1;
+    return run_suite(checkpoint_suite());
 }

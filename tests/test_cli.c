@@ -240,10 +240,5 @@ int main(void) {
     tcase_add_test(tc, test_sample_stops_at_eot);
     tcase_add_test(tc, test_bench_train_json);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    remove_scratch_root();
-    return failed == 0 ? 0 : 1;
+    return run_suite(s);
 }

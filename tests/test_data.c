@@ -778,10 +778,5 @@ static Suite *data_suite(void) {
 
 int main(void) {
     make_scratch_root("data");
-    SRunner *sr = srunner_create(data_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    remove_scratch_root();
-    return failed == 0 ? 0 : 1;
+    return run_suite(data_suite());
 }

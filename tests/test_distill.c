@@ -247,45 +247,40 @@ static char *workdir;
 // A Llama teacher trained briefly on the corpus (GQA: 2 heads, 1 key/value head).
 static void train_teacher(void) {
     workdir = write_word_corpus();
-    char a[10][600];
-    int n = 0;
-    snprintf(a[n++], 600, "--model=llama");
-    snprintf(a[n++], 600, "--train_data=%s/c_train_*.bin", workdir);
-    snprintf(a[n++], 600, "--val_data=%s/c_val_*.bin", workdir);
-    snprintf(a[n++], 600, "--out_dir=%s/teacher", workdir);
-    snprintf(a[n++], 600, "--steps=30");
-    snprintf(a[n++], 600, "--dim=32");
-    snprintf(a[n++], 600, "--n_layers=2");
-    snprintf(a[n++], 600, "--n_heads=2");
-    snprintf(a[n++], 600, "--n_kv_heads=1");
-    snprintf(a[n++], 600, "--lr=1e-2");
-    char *argv[] = {a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9]};
-    ck_assert_int_eq(train_main(n, argv), 0);
+    Args a = {0};
+    args_add(&a, "--model=llama");
+    args_add(&a, "--train_data=%s/c_train_*.bin", workdir);
+    args_add(&a, "--val_data=%s/c_val_*.bin", workdir);
+    args_add(&a, "--out_dir=%s/teacher", workdir);
+    args_add(&a, "--steps=30");
+    args_add(&a, "--dim=32");
+    args_add(&a, "--n_layers=2");
+    args_add(&a, "--n_heads=2");
+    args_add(&a, "--n_kv_heads=1");
+    args_add(&a, "--lr=1e-2");
+    ck_assert_int_eq(train_main(a.n, args_argv(&a)), 0);
 }
 
 // Run bolt distill in-process into workdir/out with up to 3 extra options.
 static int run_distill(const char *out, const char *mixer, int s1, int s2, const char *x1,
                        const char *x2, const char *x3) {
-    char a[16][600];
-    int n = 0;
-    snprintf(a[n++], 600, "--teacher=%s/teacher", workdir);
-    snprintf(a[n++], 600, "--student_mixer=%s", mixer);
-    snprintf(a[n++], 600, "--train_data=%s/c_train_*.bin", workdir);
-    snprintf(a[n++], 600, "--val_data=%s/c_val_*.bin", workdir);
-    snprintf(a[n++], 600, "--out_dir=%s/%s", workdir, out);
-    snprintf(a[n++], 600, "--stage1_steps=%d", s1);
-    snprintf(a[n++], 600, "--stage2_steps=%d", s2);
-    snprintf(a[n++], 600, "--batch_size=4");
-    snprintf(a[n++], 600, "--seq_len=32");
-    snprintf(a[n++], 600, "--val_batches=2");
-    snprintf(a[n++], 600, "--lr_new=1e-2");
-    snprintf(a[n++], 600, "--log_every=100");
+    Args a = {0};
+    args_add(&a, "--teacher=%s/teacher", workdir);
+    args_add(&a, "--student_mixer=%s", mixer);
+    args_add(&a, "--train_data=%s/c_train_*.bin", workdir);
+    args_add(&a, "--val_data=%s/c_val_*.bin", workdir);
+    args_add(&a, "--out_dir=%s/%s", workdir, out);
+    args_add(&a, "--stage1_steps=%d", s1);
+    args_add(&a, "--stage2_steps=%d", s2);
+    args_add(&a, "--batch_size=4");
+    args_add(&a, "--seq_len=32");
+    args_add(&a, "--val_batches=2");
+    args_add(&a, "--lr_new=1e-2");
+    args_add(&a, "--log_every=100");
     const char *extra[] = {x1, x2, x3};
     for (int i = 0; i < 3; i++)
-        if (extra[i]) snprintf(a[n++], 600, "%s", extra[i]);
-    char *argv[16];
-    for (int i = 0; i < n; i++) argv[i] = a[i];
-    return distill_main(n, argv);
+        if (extra[i]) args_add(&a, "%s", extra[i]);
+    return distill_main(a.n, args_argv(&a));
 }
 
 // A number from the metrics records of run `out`: the first or last value of `key`.
@@ -401,18 +396,17 @@ END_TEST
 // child cannot use OpenMP after the parent did); returns the loss it prints.
 static double eval_loss(const char *ckpt) {
     char *out = path_in(new_dir(), "eval.txt");
-    char a[5][700];
-    snprintf(a[0], 700, "%s", ckpt);
-    snprintf(a[1], 700, "--data=%s/c_val_*.bin", workdir);
-    snprintf(a[2], 700, "--batch_size=4");
-    snprintf(a[3], 700, "--seq_len=32");
-    snprintf(a[4], 700, "--batches=2");
-    char *argv[] = {a[0], a[1], a[2], a[3], a[4]};
+    Args a = {0};
+    args_add(&a, "%s", ckpt);
+    args_add(&a, "--data=%s/c_val_*.bin", workdir);
+    args_add(&a, "--batch_size=4");
+    args_add(&a, "--seq_len=32");
+    args_add(&a, "--batches=2");
     fflush(stdout);
     int saved = dup(1);
     FILE *f = xfopen(out, "w");
     dup2(fileno(f), 1);
-    int rc = eval_main(5, argv);
+    int rc = eval_main(a.n, args_argv(&a));
     fflush(stdout);
     dup2(saved, 1);
     close(saved);
@@ -482,10 +476,5 @@ int main(void) {
     tcase_add_exit_test(tc, test_resume_other_mixer, 1);
     tcase_add_exit_test(tc, test_teacher_not_softmax, 1);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    remove_scratch_root();
-    return failed ? 1 : 0;
+    return run_suite(s);
 }

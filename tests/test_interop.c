@@ -600,10 +600,5 @@ int main(void) {
     tcase_add_test(tc, test_import_bad_shape);
     tcase_add_test(tc, test_bad_commands);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    remove_scratch_root();
-    return failed ? 1 : 0;
+    return run_suite(s);
 }

@@ -506,9 +506,5 @@ static Suite *lightning_suite(void) {
 }
 
 int main(void) {
-    SRunner *sr = srunner_create(lightning_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return run_suite(lightning_suite());
 }

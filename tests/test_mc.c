@@ -292,10 +292,5 @@ int main(void) {
     tcase_add_test(tc, test_scores_llama);
     tcase_add_test(tc, test_scores_hybrid);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    remove_scratch_root();
-    return failed ? 1 : 0;
+    return run_suite(s);
 }

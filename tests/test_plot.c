@@ -720,10 +720,5 @@ static Suite *plot_suite(void) {
 
 int main(void) {
     make_scratch_root("plot");
-    SRunner *sr = srunner_create(plot_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    remove_scratch_root();
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return run_suite(plot_suite());
 }

@@ -770,10 +770,5 @@ static Suite *prep_suite(void) {
 
 int main(void) {
     make_scratch_root("prep");
-    SRunner *sr = srunner_create(prep_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    remove_scratch_root();
-    return failed == 0 ? 0 : 1;
+    return run_suite(prep_suite());
 }

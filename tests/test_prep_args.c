@@ -57,10 +57,5 @@ int main(void) {
     tcase_add_exit_test(tc, test_prep_bad_threads, 1);
     tcase_add_exit_test(tc, test_prep_missing_input, 1);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    remove_scratch_root();
-    return failed == 0 ? 0 : 1;
+    return run_suite(s);
 }

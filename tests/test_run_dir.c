@@ -17,39 +17,35 @@
 static char *corpus; // this test's corpus directory (tests/train_testing.h)
 
 // The arguments of a tiny TNL run into corpus/OUT for `steps` steps, then the extra
-// arguments (NULL-terminated); returns argc.
-static int train_args(char a[][600], const char *out, int steps, va_list extra) {
-    int n = 0;
-    snprintf(a[n++], 600, "--train_data=%s/c_train_*.bin", corpus);
-    snprintf(a[n++], 600, "--out_dir=%s/%s", corpus, out);
-    snprintf(a[n++], 600, "--steps=%d", steps);
+// arguments (NULL-terminated).
+static void train_args(Args *a, const char *out, int steps, va_list extra) {
+    args_add(a, "--train_data=%s/c_train_*.bin", corpus);
+    args_add(a, "--out_dir=%s/%s", corpus, out);
+    args_add(a, "--steps=%d", steps);
     const char *fixed[] = {"--dim=32",     "--n_layers=2",    "--n_heads=2", "--batch_size=4",
                            "--seq_len=32", "--log_every=100", "--warmup=2",  "--device=cpu"};
-    for (int i = 0; i < 8; i++) snprintf(a[n++], 600, "%s", fixed[i]);
-    for (const char *e = va_arg(extra, const char *); e && n < 16; e = va_arg(extra, const char *))
-        snprintf(a[n++], 600, "%s", e);
-    return n;
+    for (int i = 0; i < 8; i++) args_add(a, "%s", fixed[i]);
+    for (const char *e = va_arg(extra, const char *); e; e = va_arg(extra, const char *))
+        args_add(a, "%s", e);
 }
 
 // Run `bolt train` in this process (it must not die); returns its exit status.
 static int train(const char *out, int steps, ...) {
-    char a[16][600];
+    Args a = {0};
     va_list ap;
     va_start(ap, steps);
-    int n = train_args(a, out, steps, ap);
+    train_args(&a, out, steps, ap);
     va_end(ap);
-    char *argv[16];
-    for (int i = 0; i < n; i++) argv[i] = a[i];
-    return train_main(n, argv);
+    return train_main(a.n, args_argv(&a));
 }
 
 // Run `bolt train` in a child process with stderr captured into err; returns the raw
 // wait status.
 static int train_child(char *err, size_t cap, const char *out, int steps, ...) {
-    char a[16][600];
+    Args a = {0};
     va_list ap;
     va_start(ap, steps);
-    int n = train_args(a, out, steps, ap);
+    train_args(&a, out, steps, ap);
     va_end(ap);
     int fds[2];
     ck_assert_int_eq(pipe(fds), 0);
@@ -61,9 +57,7 @@ static int train_child(char *err, size_t cap, const char *out, int steps, ...) {
         dup2(fds[1], 2);
         close(fds[0]);
         if (!freopen("/dev/null", "w", stdout)) _exit(99);
-        char *argv[16];
-        for (int i = 0; i < n; i++) argv[i] = a[i];
-        _exit(train_main(n, argv));
+        _exit(train_main(a.n, args_argv(&a)));
     }
     close(fds[1]);
     return read_child(fds[0], pid, err, cap);
@@ -227,10 +221,5 @@ int main(void) {
     tcase_add_test(tc, test_steps_below_checkpoint);
     tcase_add_test(tc, test_config_conf_and_header);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    remove_scratch_root();
-    return failed == 0 ? 0 : 1;
+    return run_suite(s);
 }

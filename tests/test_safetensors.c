@@ -370,10 +370,5 @@ static Suite *safetensors_suite(void) {
 
 int main(void) {
     make_scratch_root("safetensors");
-    SRunner *sr = srunner_create(safetensors_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    remove_scratch_root();
-    return failed == 0 ? 0 : 1;
+    return run_suite(safetensors_suite());
 }

@@ -148,9 +148,5 @@ int main(void) {
     tcase_add_test(tc, test_greedy);
     tcase_add_loop_test(tc, test_bad_arguments, 0, (int)(sizeof BAD_ARGS / sizeof BAD_ARGS[0]));
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return run_suite(s);
 }

@@ -329,9 +329,5 @@ static Suite *seam_suite(void) {
 }
 
 int main(void) {
-    SRunner *sr = srunner_create(seam_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return run_suite(seam_suite());
 }

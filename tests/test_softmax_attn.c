@@ -343,9 +343,5 @@ static Suite *softmax_attn_suite(void) {
 }
 
 int main(void) {
-    SRunner *sr = srunner_create(softmax_attn_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return run_suite(softmax_attn_suite());
 }

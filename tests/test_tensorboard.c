@@ -275,24 +275,21 @@ END_TEST
 // tokens/s (no MFU on the CPU), one per validation; the losses match metrics.jsonl.
 START_TEST(test_training_run) {
     char *corpus = write_word_corpus(), *out = path_in(corpus, "run");
-    char a[14][600];
-    int n = 0;
-    snprintf(a[n++], 600, "--train_data=%s/c_train_*.bin", corpus);
-    snprintf(a[n++], 600, "--val_data=%s/c_val_*.bin", corpus);
-    snprintf(a[n++], 600, "--out_dir=%s", out);
-    snprintf(a[n++], 600, "--steps=4");
-    snprintf(a[n++], 600, "--val_every=2");
-    snprintf(a[n++], 600, "--val_batches=1");
-    snprintf(a[n++], 600, "--dim=32");
-    snprintf(a[n++], 600, "--n_layers=1");
-    snprintf(a[n++], 600, "--batch_size=2");
-    snprintf(a[n++], 600, "--seq_len=32");
-    snprintf(a[n++], 600, "--device=cpu");
-    snprintf(a[n++], 600, "--threads=1");
-    snprintf(a[n++], 600, "--tensorboard=1");
-    char *argv[14];
-    for (int i = 0; i < n; i++) argv[i] = a[i];
-    ck_assert_int_eq(train_main(n, argv), 0);
+    Args a = {0};
+    args_add(&a, "--train_data=%s/c_train_*.bin", corpus);
+    args_add(&a, "--val_data=%s/c_val_*.bin", corpus);
+    args_add(&a, "--out_dir=%s", out);
+    args_add(&a, "--steps=4");
+    args_add(&a, "--val_every=2");
+    args_add(&a, "--val_batches=1");
+    args_add(&a, "--dim=32");
+    args_add(&a, "--n_layers=1");
+    args_add(&a, "--batch_size=2");
+    args_add(&a, "--seq_len=32");
+    args_add(&a, "--device=cpu");
+    args_add(&a, "--threads=1");
+    args_add(&a, "--tensorboard=1");
+    ck_assert_int_eq(train_main(a.n, args_argv(&a)), 0);
 
     char *path = find_event_file(out);
     ck_assert_ptr_nonnull(path);
@@ -338,10 +335,5 @@ static Suite *tensorboard_suite(void) {
 
 int main(void) {
     make_scratch_root("tensorboard");
-    SRunner *sr = srunner_create(tensorboard_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    remove_scratch_root();
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return run_suite(tensorboard_suite());
 }

@@ -20,24 +20,21 @@ static void write_corpus(void) {
 // Run `bolt train` in-process with the given overrides (NULL-terminated list).
 static int run_train(const char *family, const char *mixers, const char *out, int steps,
                      const char *extra) {
-    char a[14][600];
-    int n = 0;
-    snprintf(a[n++], 600, "--model=%s", family);
-    snprintf(a[n++], 600, "--train_data=%s/c_train_*.bin", workdir);
-    snprintf(a[n++], 600, "--val_data=%s/c_val_*.bin", workdir);
-    snprintf(a[n++], 600, "--out_dir=%s/%s", workdir, out);
-    snprintf(a[n++], 600, "--steps=%d", steps);
-    snprintf(a[n++], 600, "--mixers=%s", mixers);
-    snprintf(a[n++], 600, "--dim=32");
-    snprintf(a[n++], 600, "--n_layers=2");
-    snprintf(a[n++], 600, "--n_heads=2");
-    snprintf(a[n++], 600, "--batch_size=4");
-    snprintf(a[n++], 600, "--seq_len=32");
-    snprintf(a[n++], 600, "--log_every=20");
-    snprintf(a[n++], 600, "%s", extra ? extra : "--val_every=0");
-    char *argv[14];
-    for (int i = 0; i < n; i++) argv[i] = a[i];
-    return train_main(n, argv);
+    Args a = {0};
+    args_add(&a, "--model=%s", family);
+    args_add(&a, "--train_data=%s/c_train_*.bin", workdir);
+    args_add(&a, "--val_data=%s/c_val_*.bin", workdir);
+    args_add(&a, "--out_dir=%s/%s", workdir, out);
+    args_add(&a, "--steps=%d", steps);
+    args_add(&a, "--mixers=%s", mixers);
+    args_add(&a, "--dim=32");
+    args_add(&a, "--n_layers=2");
+    args_add(&a, "--n_heads=2");
+    args_add(&a, "--batch_size=4");
+    args_add(&a, "--seq_len=32");
+    args_add(&a, "--log_every=20");
+    args_add(&a, "%s", extra ? extra : "--val_every=0");
+    return train_main(a.n, args_argv(&a));
 }
 
 // First and last training loss in a run's metrics.jsonl.
@@ -323,10 +320,5 @@ int main(void) {
     tcase_add_exit_test(tc, test_refuses_multiprocess, 1);
     tcase_add_exit_test(tc, test_val_smaller_than_batch, 1);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    remove_scratch_root();
-    return failed ? 1 : 0;
+    return run_suite(s);
 }

@@ -231,10 +231,5 @@ int main(void) {
     tcase_add_test(tc, test_make_dirs_refused);
     tcase_add_test(tc, test_next_line);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    remove_scratch_root();
-    return failed ? 1 : 0;
+    return run_suite(s);
 }

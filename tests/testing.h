@@ -5,6 +5,7 @@
 #include <check.h>
 #include <ftw.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -172,6 +173,43 @@ static inline int remove_scratch_entry(const char *path, const struct stat *sb, 
 // Remove the scratch root and everything under it (files before their directories).
 static inline void remove_scratch_root(void) {
     if (scratch_root()[0]) nftw(scratch_root(), remove_scratch_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+// A command line for running a bolt command in-process, built one formatted argument at a
+// time: args_add(&a, "--steps=%d", 40); ... train_main(a.n, args_argv(&a)).
+enum { MAX_TEST_ARGS = 24, TEST_ARG_LEN = 700 };
+typedef struct Args {
+    int n;
+    char text[MAX_TEST_ARGS][TEST_ARG_LEN];
+    char *argv[MAX_TEST_ARGS];
+} Args;
+
+static inline void args_add(Args *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static inline void args_add(Args *a, const char *fmt, ...) {
+    ck_assert_int_lt(a->n, MAX_TEST_ARGS);
+    va_list ap;
+    va_start(ap, fmt);
+    int len = vsnprintf(a->text[a->n], TEST_ARG_LEN, fmt, ap);
+    va_end(ap);
+    ck_assert_int_lt(len, TEST_ARG_LEN);
+    a->n++;
+}
+
+// The arguments as argv (valid while a lives).
+static inline char **args_argv(Args *a) {
+    for (int i = 0; i < a->n; i++) a->argv[i] = a->text[i];
+    return a->argv;
+}
+
+// main's end: run suite s, remove the scratch root if make_scratch_root made one, and
+// return the exit status (0 if every test passed).
+static inline int run_suite(Suite *s) {
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    remove_scratch_root();
+    return failed ? 1 : 0;
 }
 
 // A fresh, empty directory under the scratch root.
