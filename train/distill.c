@@ -237,19 +237,9 @@ static void distill_step(DistillRun *r, int64_t step) {
     r->state.tokens_seen += (double)c->batch_size * c->seq_len * c->grad_accum;
     r->state.step = step + 1;
     r->state.loader = loader_tell(r->train);
-    if (!isfinite(loss) || !isfinite(norm)) {
-        r->state.bad_steps++;
-        printf("step %lld/%d | non-finite loss or gradient, step skipped (%d in a row)\n",
-               (long long)(step + 1), c->steps, r->state.bad_steps);
-        fprintf(r->metrics, "{\"step\": %lld, \"skipped\": \"non-finite\", \"bad_steps\": %d}\n",
-                (long long)(step + 1), r->state.bad_steps);
-        check(r->state.bad_steps < c->max_bad_steps,
-              "%d non-finite steps in a row (last at step %lld): stopping; lower lr_new / "
-              "lr_copied",
-              r->state.bad_steps, (long long)(step + 1));
+    if (skip_non_finite_step(&r->state.bad_steps, r->metrics, step, c->steps, loss, norm,
+                             c->max_bad_steps, "lower lr_new / lr_copied"))
         return;
-    }
-    r->state.bad_steps = 0;
     optimizer_step(&r->opt, &r->student, factor, clip_scale(norm, c->grad_clip), in_stage + 1);
     log_step(r, step, loss, ce, kl, factor * c->lr_new, norm, now_seconds() - t0);
 }

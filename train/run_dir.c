@@ -143,6 +143,26 @@ void metrics_truncate(const char *path, int64_t step) {
     free(text);
 }
 
+bool skip_non_finite_step(int *bad_steps, FILE *metrics, int64_t step, int steps, float loss,
+                          double norm, int max_bad, const char *advice) {
+    if (isfinite(loss) && isfinite(norm)) {
+        *bad_steps = 0;
+        return false;
+    }
+    (*bad_steps)++;
+    const char *what = isfinite(loss) ? "gradient" : "loss";
+    if (metrics) {
+        printf("step %lld/%d | non-finite %s, step skipped (%d in a row)\n", (long long)(step + 1),
+               steps, what, *bad_steps);
+        fprintf(metrics, "{\"step\": %lld, \"skipped\": \"non-finite %s\", \"bad_steps\": %d}\n",
+                (long long)(step + 1), what, *bad_steps);
+        fflush(metrics);
+    }
+    check(*bad_steps < max_bad, "%d non-finite steps in a row (last at step %lld): stopping; %s",
+          *bad_steps, (long long)(step + 1), advice);
+    return true;
+}
+
 void check_steps_and_schedule(const Config *c, int64_t start_step) {
     check(start_step <= c->steps,
           "steps = %d is below the checkpoint's step %lld in %s: nothing to train (raise "

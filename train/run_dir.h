@@ -35,6 +35,13 @@ void metrics_write_header(FILE *f, const RunHeader *h);
 // run logs them again), keeping every other line, rewriting the file atomically.
 void metrics_truncate(const char *path, int64_t step);
 
+// After a step's forward and backward: if its loss or gradient norm is not finite, count
+// it in *bad_steps, report it (stdout and a metrics record, when metrics is non-NULL: the
+// logging rank) and return true (the caller skips the update); die, naming `advice`, at
+// max_bad in a row. A finite step resets the count and returns false.
+bool skip_non_finite_step(int *bad_steps, FILE *metrics, int64_t step, int steps, float loss,
+                          double norm, int max_bad, const char *advice);
+
 // Before the first step: die if a resumed run's checkpoint is past `steps`; warn when the
 // schedule never reaches its peak or its stable phase (warmup too long for steps).
 void check_steps_and_schedule(const Config *c, int64_t start_step);

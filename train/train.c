@@ -277,24 +277,9 @@ static void train_step(Run *r, int64_t step) {
     r->state.tokens_seen += tokens_per_step(r);
     r->state.step = step + 1;
     r->state.loader = loader_tell(r->train);
-    if (!isfinite(loss) || !isfinite(norm)) {
-        r->state.bad_steps++;
-        const char *what = isfinite(loss) ? "gradient" : "loss";
-        if (r->metrics) {
-            printf("step %lld/%d | non-finite %s, step skipped (%d in a row)\n",
-                   (long long)(step + 1), c->steps, what, r->state.bad_steps);
-            fprintf(r->metrics,
-                    "{\"step\": %lld, \"skipped\": \"non-finite %s\", \"bad_steps\": %d}\n",
-                    (long long)(step + 1), what, r->state.bad_steps);
-            fflush(r->metrics);
-        }
-        check(r->state.bad_steps < c->max_bad_steps,
-              "%d non-finite steps in a row (last at step %lld): stopping; lower lr or check "
-              "the data",
-              r->state.bad_steps, (long long)(step + 1));
+    if (skip_non_finite_step(&r->state.bad_steps, r->metrics, step, c->steps, loss, norm,
+                             c->max_bad_steps, "lower lr or check the data"))
         return;
-    }
-    r->state.bad_steps = 0;
     if (c->zero)
         zero_step(&r->zero, lr, clip_scale(norm, c->grad_clip), (int)step + 1);
     else
