@@ -98,12 +98,21 @@ static void track(NcclComm *c, const char *what) {
     c->count++;
 }
 
+// After enqueueing a collective: track it, then join it at once, or (async) leave it
+// running beside the backend's work until nccl_wait.
+static void finish(NcclComm *c, const char *what, bool async) {
+    track(c, what);
+    if (async)
+        c->running = true;
+    else
+        join(c);
+}
+
 static void nccl_all_reduce_async(void *self, float *buf, size_t n) {
     NcclComm *c = (NcclComm *)self;
     after_backend(c);
     nccl_ok(ncclAllReduce(buf, buf, n, ncclFloat, ncclSum, c->comm, c->stream), c, "all_reduce");
-    track(c, "all_reduce");
-    c->running = true;
+    finish(c, "all_reduce", true);
 }
 
 static void nccl_wait(void *self) {
@@ -115,8 +124,7 @@ static void nccl_all_reduce_sum(void *self, float *buf, size_t n) {
     NcclComm *c = (NcclComm *)self;
     after_backend(c);
     nccl_ok(ncclAllReduce(buf, buf, n, ncclFloat, ncclSum, c->comm, c->stream), c, "all_reduce");
-    track(c, "all_reduce");
-    join(c);
+    finish(c, "all_reduce", false);
 }
 
 // In place: rank r's shard of buf receives the sum of every rank's shard r.
@@ -126,8 +134,7 @@ static void nccl_reduce_scatter_sum(void *self, float *buf, size_t shard) {
     nccl_ok(ncclReduceScatter(buf, buf + (size_t)c->rank * shard, shard, ncclFloat, ncclSum,
                               c->comm, c->stream),
             c, "reduce_scatter");
-    track(c, "reduce_scatter");
-    join(c);
+    finish(c, "reduce_scatter", false);
 }
 
 // In place: every rank's shard r of buf comes from rank r.
@@ -136,16 +143,14 @@ static void nccl_all_gather(void *self, float *buf, size_t shard) {
     after_backend(c);
     nccl_ok(ncclAllGather(buf + (size_t)c->rank * shard, buf, shard, ncclFloat, c->comm, c->stream),
             c, "all_gather");
-    track(c, "all_gather");
-    join(c);
+    finish(c, "all_gather", false);
 }
 
 static void nccl_broadcast(void *self, void *buf, size_t bytes, int root) {
     NcclComm *c = (NcclComm *)self;
     after_backend(c);
     nccl_ok(ncclBroadcast(buf, buf, bytes, ncclChar, root, c->comm, c->stream), c, "broadcast");
-    track(c, "broadcast");
-    join(c);
+    finish(c, "broadcast", false);
 }
 
 // An all-reduce of one float, then wait for the stream: every rank got here.
@@ -153,8 +158,7 @@ static void nccl_barrier(void *self) {
     NcclComm *c = (NcclComm *)self;
     after_backend(c);
     nccl_ok(ncclAllReduce(c->one, c->one, 1, ncclFloat, ncclSum, c->comm, c->stream), c, "barrier");
-    track(c, "barrier");
-    join(c);
+    finish(c, "barrier", false);
     CUDA_CHECK(cudaStreamSynchronize(backend_stream(c)));
 }
 
