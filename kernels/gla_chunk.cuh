@@ -1,0 +1,662 @@
+// kernels/gla_chunk.cuh: gated linear attention (GLA) on CUDA, forward and backward, in the chunk
+// form of SPEC sec. 3 (the CPU reference is kernels/gla.c; the contract is ops.h's
+// gla_forward / gla_backward). bf16 inputs, fp32 accumulation, fp32 states.
+//
+// Per sequence and head, with per-channel log-gates g_t <= 0:
+//   S_t = diag(exp(g_t)) S_{t-1} + k_t^T v_t,   o_t = scale * q_t S_t.
+// Chunks of CH = 64 rows, sub-chunks of 16 (the wmma tile). Inside a chunk the gates are
+// kept as local cumulative sums gc_t = log2(e) * (g_0 + ... + g_t), so every decay is an
+// exp2 of a difference with exponent <= 0:
+// - scores A[t][s] = sum_i q_t k_s exp2(gc_t - gc_s), s <= t: off-diagonal sub-chunk
+//   blocks on tensor cores, factored through a reference row between the two sub-chunks;
+//   diagonal blocks elementwise in fp32;
+// - o = (scale q exp2(gc)) h + (scale A) v, h the state entering the chunk;
+// - h <- diag(exp2(gl)) h + (k exp2(gl - gc))^T v, gl = gc of the chunk's last row.
+// Kernels (256 threads each):
+// - gla_state_kernel: one block per (value tile, head, sequence) walks the chunks in order
+//   (forward) or in reverse (the state gradient), keeps the [kdim, BV] state tile in fp32
+//   shared memory and stores it, as bf16, once per chunk into a scratch slot;
+// - gla_fwd_chunk_kernel: one block per (chunk, head): scores, then o tile by tile;
+// - gla_bwd_chunk_kernel: one block per (chunk, head): scores, then over value tiles dA =
+//   do v^T, dq += do h^T, dk += v dh^T, dv = A^T do + (k exp2(gl - gc)) dh, then the
+//   intra-chunk dq, dk and the gate gradient dg_r = sum_{t >= r} (q dq - k dk)_t + the
+//   state term exp2(gl) rowsum(h .* dh) + sum_s k_s dk_s^state (= rowsum(dh .* h_out)).
+// The `chunk` hint is not used (CH is fixed at 64).
+#pragma once
+#include <mma.h>
+#include <stdint.h>
+
+#include "cuda_common.cuh"
+
+using namespace nvcuda;
+
+namespace {
+
+constexpr int CH = 64;         // rows per chunk
+constexpr int SUB = 16;        // rows per sub-chunk (the wmma tile)
+constexpr int NSUB = CH / SUB; // sub-chunks per chunk
+constexpr int NT = 256;        // threads per block
+constexpr int NW = NT / 32;    // warps per block
+constexpr int LDA = CH + 4;    // fp32 [CH][CH] rows
+constexpr int LDAB = CH + 8;   // bf16 [CH][CH] rows
+constexpr float LOG2E = 1.4426950408889634f;
+constexpr long SLOT_BUDGET = 1L << 30; // bytes of per-chunk states per call (soft cap)
+
+typedef wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::row_major> FragAr;
+typedef wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::col_major> FragAc;
+typedef wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::row_major> FragBr;
+typedef wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::col_major> FragBc;
+typedef wmma::fragment<wmma::accumulator, 16, 16, 16, float> FragC;
+
+// Everything a launch needs (passed by value). States are [nseq, H, K, V] fp32; slots
+// are bf16 [nseq_group * max_chunks, H, K, V]: slot (seq - seq0) * max_chunks + chunk.
+struct GlaArgs {
+    bf16 *o, *dq, *dk, *dv, *dg;
+    const bf16 *q, *k, *v, *g, *dout;
+    const float *state_in, *dstate_out;
+    float *state_out, *dstate_in;
+    bf16 *h, *dh; // per-chunk states: entering the chunk (h), gradient leaving it (dh)
+    const int *cu;
+    long ld;
+    float scale;
+    int seq0, H, V, max_chunks;
+};
+
+constexpr int align128(int n) {
+    return (n + 127) / 128 * 128;
+}
+constexpr int imax(int a, int b) {
+    return a > b ? a : b;
+}
+
+// Shared-memory layouts (byte offsets), one source for the kernels and the launches.
+template <int K, int BV> struct Lay {
+    static constexpr int LDX = K + 8;  // bf16 [CH][K]: q, k and gated copies
+    static constexpr int LDY = BV + 8; // bf16 [*][BV]: v, do, h, dh tiles
+    static constexpr int LDF = K + 4;  // fp32 [CH][K]: dq, dk
+    static constexpr int LDS = BV + 4; // fp32 [K][BV]: the state tile
+    static constexpr int X = align128(CH * LDX * 2), G = align128(CH * K * 4);
+    static constexpr int A = align128(CH * LDA * 4), AB = align128(CH * LDAB * 2);
+    static constexpr int Y = align128(CH * LDY * 2), HY = align128(K * LDY * 2);
+    static constexpr int F = align128(CH * LDF * 4), S = align128(K * LDS * 4);
+    static constexpr int WB = NW * 512 * 2, WF = NW * 256 * 4, TOT = NT * 4;
+    // gla_state_kernel: S | X | Y | gc | tot
+    static constexpr int st_x = S, st_y = st_x + X, st_g = st_y + Y, st_tot = st_g + G;
+    static constexpr int st_bytes = st_tot + TOT;
+    // gla_fwd_chunk_kernel: q | A | Ab | {k, gc} or {h, v} | wb | wf | tot
+    static constexpr int fw_a = X, fw_ab = fw_a + A, fw_u = fw_ab + AB;
+    static constexpr int fw_k = fw_u, fw_g = fw_k + X, fw_h = fw_u, fw_v = fw_h + HY;
+    static constexpr int fw_wb = fw_u + imax(X + G, HY + Y), fw_wf = fw_wb + WB;
+    static constexpr int fw_tot = fw_wf + WF, fw_bytes = fw_tot + TOT;
+    // gla_bwd_chunk_kernel: q | k | gc | A | Ab | {kd, v, do, h, dh} or {dq, dk} | wb | wf |
+    // tot | red | st
+    static constexpr int bw_k = X, bw_g = bw_k + X, bw_a = bw_g + G, bw_ab = bw_a + A;
+    static constexpr int bw_u = bw_ab + AB, bw_kd = bw_u, bw_v = bw_kd + X, bw_do = bw_v + Y;
+    static constexpr int bw_h = bw_do + Y, bw_dh = bw_h + HY, bw_dq = bw_u, bw_dk = bw_dq + F;
+    static constexpr int bw_wb = bw_u + imax(X + 2 * Y + 2 * HY, 2 * F), bw_wf = bw_wb + WB;
+    static constexpr int bw_tot = bw_wf + WF, bw_red = bw_tot + TOT, bw_st = bw_red + TOT;
+    static constexpr int bw_bytes = bw_st + align128(K * 4);
+};
+
+__device__ __forceinline__ float bf(bf16 x) {
+    return __bfloat162float(x);
+}
+
+// True when 16-byte vector access works for rows `ld` elements apart starting at p.
+__device__ __forceinline__ bool vec_ok(const void *p, long ld) {
+    return ((reinterpret_cast<uintptr_t>(p) | (uintptr_t)(ld * 2)) & 15) == 0;
+}
+
+// rows x cols bf16 from global (rows lds apart) to shared (ldd apart); rows >= valid are
+// zero (the padding of a short last chunk). Vector loads when aligned.
+__device__ void load_tile(bf16 *dst, int ldd, const bf16 *src, long lds, int valid, int rows,
+                          int cols) {
+    if (vec_ok(src, lds)) {
+        const int per = cols / 8;
+        for (int e = threadIdx.x; e < rows * per; e += NT) {
+            const int r = e / per, c = (e - r * per) * 8;
+            uint4 x = make_uint4(0, 0, 0, 0);
+            if (r < valid) x = *reinterpret_cast<const uint4 *>(src + r * lds + c);
+            *reinterpret_cast<uint4 *>(dst + r * ldd + c) = x;
+        }
+    } else {
+        for (int e = threadIdx.x; e < rows * cols; e += NT) {
+            const int r = e / cols, c = e - r * cols;
+            dst[r * ldd + c] = r < valid ? src[r * lds + c] : __float2bfloat16(0.0f);
+        }
+    }
+}
+
+// The chunk's gates, bf16 global (rows lds apart) to fp32 shared [CH][K]; rows >= valid
+// are zero, so the cumulative gates of padding rows repeat the last real row's.
+template <int K> __device__ void load_gates(float *dst, const bf16 *src, long lds, int valid) {
+    if (vec_ok(src, lds)) {
+        for (int e = threadIdx.x; e < CH * K / 8; e += NT) {
+            const int r = e / (K / 8), c = (e - r * (K / 8)) * 8;
+            uint4 x = make_uint4(0, 0, 0, 0);
+            if (r < valid) x = *reinterpret_cast<const uint4 *>(src + r * lds + c);
+            unpack8(dst + r * K + c, x);
+        }
+    } else {
+        for (int e = threadIdx.x; e < CH * K; e += NT) {
+            const int r = e / K, c = e - r * K;
+            dst[e] = r < valid ? bf(src[r * lds + c]) : 0.0f;
+        }
+    }
+}
+
+// Rows [0, valid) of an fp32 shared tile (rows lds apart) to bf16 global (ldd apart),
+// plus add[c] on column c when add is set.
+__device__ void store_tile(bf16 *dst, long ldd, const float *src, int lds, int valid, int cols,
+                           const float *add) {
+    if (vec_ok(dst, ldd)) {
+        const int per = cols / 8;
+        for (int e = threadIdx.x; e < valid * per; e += NT) {
+            const int r = e / per, c = (e - r * per) * 8;
+            float f[8];
+            for (int j = 0; j < 8; j++) f[j] = src[r * lds + c + j] + (add ? add[c + j] : 0.0f);
+            *reinterpret_cast<uint4 *>(dst + r * ldd + c) = pack8(f);
+        }
+    } else {
+        for (int e = threadIdx.x; e < valid * cols; e += NT) {
+            const int r = e / cols, c = e - r * cols;
+            dst[r * ldd + c] = __float2bfloat16(src[r * lds + c] + (add ? add[c] : 0.0f));
+        }
+    }
+}
+
+// One warp: an accumulator tile to bf16 global (rows ldd apart, `valid` rows written)
+// through the warp's 16x16 fp32 staging buffer.
+__device__ void store_warp_tile(bf16 *dst, long ldd, const FragC &acc, float *stage, int valid) {
+    const int lane = threadIdx.x % 32, r = lane / 2, c = (lane % 2) * 8;
+    wmma::store_matrix_sync(stage, acc, 16, wmma::mem_row_major);
+    __syncwarp();
+    if (r < valid) {
+        if (vec_ok(dst, ldd)) {
+            *reinterpret_cast<uint4 *>(dst + r * ldd + c) = pack8(stage + r * 16 + c);
+        } else {
+            for (int j = 0; j < 8; j++)
+                dst[r * ldd + c + j] = __float2bfloat16(stage[r * 16 + c + j]);
+        }
+    }
+    __syncwarp();
+}
+
+// In-place inclusive scan of the NCOL columns of x[CH][ld] along the rows (from the last
+// row when reverse), then times mul. NT / NCOL threads share a column, each scanning a
+// segment and adding the totals of the segments before it. All threads call; ends synced.
+template <int NCOL>
+__device__ void scan_columns(float *x, int ld, float *tot, bool reverse, float mul) {
+    constexpr int P = NT / NCOL, SEG = CH / P;
+    const int col = threadIdx.x % NCOL, part = threadIdx.x / NCOL;
+    float run = 0.0f;
+    for (int n = 0; n < SEG; n++) {
+        const int r = reverse ? CH - 1 - (part * SEG + n) : part * SEG + n;
+        run += x[r * ld + col];
+        x[r * ld + col] = run;
+    }
+    tot[part * NCOL + col] = run;
+    __syncthreads();
+    float off = 0.0f;
+    for (int p = 0; p < part; p++) off += tot[p * NCOL + col];
+    for (int n = 0; n < SEG; n++) {
+        const int r = reverse ? CH - 1 - (part * SEG + n) : part * SEG + n;
+        x[r * ld + col] = (x[r * ld + col] + off) * mul;
+    }
+    __syncthreads();
+}
+
+// The unscaled intra-chunk scores A[t][s] = sum_i q_t k_s exp2(gc_t - gc_s) for s <= t
+// (fp32, rows LDA apart; entries above the diagonal are left unset). The six off-diagonal
+// sub-chunk blocks run on tensor cores, one warp each, factored through the first row p of
+// the query sub-chunk: (q_t exp2(gc_t - gc_p)) . (k_s exp2(gc_p - gc_s)), both exponents
+// <= 0, the factors built 16x16 at a time in the warp's buffer wb. The 4 x 136 pairs of
+// the diagonal blocks are elementwise fp32.
+template <int K>
+__device__ void chunk_scores(float *A, const bf16 *q, const bf16 *k, const float *gc, bf16 *wb) {
+    constexpr int LDX = K + 8;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (warp < 6) {
+        const int p = warp < 1 ? 1 : warp < 3 ? 2 : 3, pk = warp - p * (p - 1) / 2;
+        const int ref = p * SUB;
+        bf16 *qa = wb + warp * 512, *kb = qa + 256;
+        FragC acc;
+        wmma::fill_fragment(acc, 0.0f);
+        for (int n = 0; n < K / SUB; n++) {
+            for (int e = lane; e < 256; e += 32) {
+                const int r = e / 16, i = n * SUB + e % 16;
+                const float gr = gc[ref * K + i];
+                const float eq = exp2f(gc[(ref + r) * K + i] - gr);
+                const float ek = exp2f(gr - gc[(pk * SUB + r) * K + i]);
+                qa[e] = __float2bfloat16(bf(q[(ref + r) * LDX + i]) * eq);
+                kb[e] = __float2bfloat16(bf(k[(pk * SUB + r) * LDX + i]) * ek);
+            }
+            __syncwarp();
+            FragAr a;
+            FragBc b;
+            wmma::load_matrix_sync(a, qa, 16);
+            wmma::load_matrix_sync(b, kb, 16);
+            wmma::mma_sync(acc, a, b, acc);
+            __syncwarp();
+        }
+        wmma::store_matrix_sync(A + ref * LDA + pk * SUB, acc, LDA, wmma::mem_row_major);
+    }
+    constexpr int PAIRS = SUB * (SUB + 1) / 2;
+    for (int e = threadIdx.x; e < NSUB * PAIRS; e += NT) {
+        const int b = e / PAIRS;
+        int s = e % PAIRS, t = 0;
+        while (s > t) s -= ++t; // pair (t, s), s <= t, in row order
+        const int tr = b * SUB + t, sr = b * SUB + s;
+        float acc = 0.0f;
+        for (int j = 0; j < K; j++) {
+            const int i = (j + lane) & (K - 1); // staggered start: fewer bank conflicts
+            acc +=
+                bf(q[tr * LDX + i]) * bf(k[sr * LDX + i]) * exp2f(gc[tr * K + i] - gc[sr * K + i]);
+        }
+        A[tr * LDA + sr] = acc;
+    }
+}
+
+// Adds the intra-chunk gradients through the scores to dq and dk (fp32, rows K + 4 apart),
+// given dA (fp32, masked, scaled) and its bf16 copy dAb:
+//   dq_t += sum_{s<=t} dA[t][s] k_s exp2(gc_t - gc_s),  dk_s += sum_{t>=s} dA[t][s] q_t ...
+// Off-diagonal blocks on tensor cores, one warp per (sub-chunk, 16 channels) item, through
+// a reference row between the sub-chunks (the first row of the query sub-chunk for dq, the
+// last row of the key sub-chunk for dk), so every exponent is <= 0; diagonal blocks
+// elementwise in fp32. All threads call; ends synced.
+template <int K>
+__device__ void intra_grads(float *dq, float *dk, const float *dA, const bf16 *dAb, const bf16 *q,
+                            const bf16 *k, const float *gc, bf16 *wb, float *wf) {
+    constexpr int LDX = K + 8, LDF = K + 4, NCB = K / SUB, ITEMS = 2 * (NSUB - 1) * NCB;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    bf16 *xb = wb + warp * 256;
+    float *stage = wf + warp * 256;
+    for (int item = warp; item < ITEMS; item += NW) {
+        const bool is_k = item >= (NSUB - 1) * NCB;
+        const int it = is_k ? item - (NSUB - 1) * NCB : item, n = it % NCB;
+        const int blk = is_k ? it / NCB : it / NCB + 1; // the output sub-chunk
+        const int ref = is_k ? blk * SUB + SUB - 1 : blk * SUB;
+        const bf16 *x = is_k ? q : k;
+        FragC acc;
+        wmma::fill_fragment(acc, 0.0f);
+        const int lo = is_k ? blk + 1 : 0, hi = is_k ? NSUB : blk;
+        for (int o = lo; o < hi; o++) {
+            for (int e = lane; e < 256; e += 32) {
+                const int row = o * SUB + e / 16, i = n * SUB + e % 16;
+                const float d =
+                    is_k ? gc[row * K + i] - gc[ref * K + i] : gc[ref * K + i] - gc[row * K + i];
+                xb[e] = __float2bfloat16(bf(x[row * LDX + i]) * exp2f(d));
+            }
+            __syncwarp();
+            FragBr b;
+            wmma::load_matrix_sync(b, xb, 16);
+            if (is_k) { // dA[o block rows][blk block cols] transposed
+                FragAc a;
+                wmma::load_matrix_sync(a, dAb + o * SUB * LDAB + blk * SUB, LDAB);
+                wmma::mma_sync(acc, a, b, acc);
+            } else {
+                FragAr a;
+                wmma::load_matrix_sync(a, dAb + blk * SUB * LDAB + o * SUB, LDAB);
+                wmma::mma_sync(acc, a, b, acc);
+            }
+            __syncwarp();
+        }
+        wmma::store_matrix_sync(stage, acc, 16, wmma::mem_row_major);
+        __syncwarp();
+        float *out = is_k ? dk : dq;
+        for (int e = lane; e < 256; e += 32) {
+            const int row = blk * SUB + e / 16, i = n * SUB + e % 16;
+            const float d =
+                is_k ? gc[ref * K + i] - gc[row * K + i] : gc[row * K + i] - gc[ref * K + i];
+            out[row * LDF + i] += stage[e] * exp2f(d);
+        }
+        __syncwarp();
+    }
+    __syncthreads();
+    for (int e = threadIdx.x; e < CH * K; e += NT) {
+        const int t = e / K, i = e - t * K, b0 = t / SUB * SUB;
+        const float gt = gc[t * K + i];
+        float aq = 0.0f, ak = 0.0f;
+        for (int s = b0; s <= t; s++)
+            aq += dA[t * LDA + s] * bf(k[s * LDX + i]) * exp2f(gt - gc[s * K + i]);
+        for (int u = t; u < b0 + SUB; u++)
+            ak += dA[u * LDA + t] * bf(q[u * LDX + i]) * exp2f(gc[u * K + i] - gt);
+        dq[t * LDF + i] += aq;
+        dk[t * LDF + i] += ak;
+    }
+    __syncthreads();
+}
+
+// Where chunk c of sequence seq lies: first row, rows in it (0: past the end), its slot.
+struct ChunkPos {
+    long row0, slot;
+    int L;
+};
+__device__ ChunkPos chunk_pos(const GlaArgs &a, int seq, int c) {
+    const int start = a.cu[seq], len = a.cu[seq + 1] - start;
+    ChunkPos p;
+    p.row0 = start + (long)c * CH;
+    p.L = max(0, min(CH, len - c * CH));
+    p.slot = (long)(seq - a.seq0) * a.max_chunks + c;
+    return p;
+}
+
+// The state sweep of one (value tile, head, sequence). Forward (REV false): from
+// state_in, chunks in order, slot c <- state entering chunk c, then
+// S <- diag(exp2(gl)) S + (k exp2(gl - gc))^T v; the last S is state_out. Reverse: from
+// dstate_out, chunks backwards, slot c <- gradient of the state leaving chunk c, then
+// S <- diag(exp2(gl)) S + (scale q exp2(gc))^T do; the last S is dstate_in.
+template <int K, int BV, bool REV>
+__global__ void __launch_bounds__(NT) gla_state_kernel(const GlaArgs a) {
+    typedef Lay<K, BV> L;
+    extern __shared__ __align__(128) unsigned char smem[];
+    float *S = (float *)smem, *gc = (float *)(smem + L::st_g), *tot = (float *)(smem + L::st_tot);
+    bf16 *X = (bf16 *)(smem + L::st_x), *Y = (bf16 *)(smem + L::st_y);
+    const int j0 = blockIdx.x * BV, hh = blockIdx.y, seq = a.seq0 + blockIdx.z, H = a.H, V = a.V;
+    const int warp = threadIdx.x / 32;
+    const int start = a.cu[seq], len = a.cu[seq + 1] - start;
+    const int nc = min((len + CH - 1) / CH, a.max_chunks);
+    const float *init = REV ? a.dstate_out : a.state_in;
+    float *fin = REV ? a.dstate_in : a.state_out;
+    bf16 *slots = REV ? a.dh : a.h;
+    const bf16 *xs = REV ? a.q : a.k, *ys = REV ? a.dout : a.v;
+    const long ldy = REV ? (long)H * V : a.ld, HK = (long)H * K;
+    const long soff = ((long)seq * H + hh) * K * V + j0;
+    for (int e = threadIdx.x; e < K * BV; e += NT) {
+        const int i = e / BV, j = e - i * BV;
+        S[i * L::LDS + j] = init ? init[soff + (long)i * V + j] : 0.0f;
+    }
+    for (int n = 0; n < nc; n++) {
+        const int c = REV ? nc - 1 - n : n;
+        const ChunkPos cp = chunk_pos(a, seq, c);
+        load_tile(X, L::LDX, xs + cp.row0 * a.ld + hh * K, a.ld, cp.L, CH, K);
+        load_tile(Y, L::LDY, ys + cp.row0 * ldy + (long)hh * V + j0, ldy, cp.L, CH, BV);
+        load_gates<K>(gc, a.g + cp.row0 * HK + hh * K, HK, cp.L);
+        __syncthreads();
+        scan_columns<K>(gc, K, tot, false, LOG2E);
+        const float *gl = gc + (CH - 1) * K;
+        bf16 *dst = slots + (cp.slot * H + hh) * (long)K * V + j0;
+        for (int e = threadIdx.x; e < K * BV / 8; e += NT) {
+            const int i = e / (BV / 8), j = (e - i * (BV / 8)) * 8;
+            float *s = S + i * L::LDS + j;
+            *reinterpret_cast<uint4 *>(dst + (long)i * V + j) = pack8(s);
+            const float d = exp2f(gl[i]);
+            for (int u = 0; u < 8; u++) s[u] *= d;
+        }
+        for (int e = threadIdx.x; e < CH * K; e += NT) {
+            const int t = e / K, i = e - t * K;
+            const float x = bf(X[t * L::LDX + i]);
+            const float w = REV ? a.scale * exp2f(gc[e]) : exp2f(gl[i] - gc[e]);
+            X[t * L::LDX + i] = __float2bfloat16(x * w);
+        }
+        __syncthreads();
+        constexpr int TILES = (K / SUB) * (BV / SUB);
+        for (int tau = warp; tau < TILES; tau += NW) {
+            const int ib = tau / (BV / SUB), jb = tau % (BV / SUB);
+            float *sp = S + ib * SUB * L::LDS + jb * SUB;
+            FragC acc;
+            wmma::load_matrix_sync(acc, sp, L::LDS, wmma::mem_row_major);
+            for (int ts = 0; ts < NSUB; ts++) {
+                FragAc fa;
+                FragBr fb;
+                wmma::load_matrix_sync(fa, X + ts * SUB * L::LDX + ib * SUB, L::LDX);
+                wmma::load_matrix_sync(fb, Y + ts * SUB * L::LDY + jb * SUB, L::LDY);
+                wmma::mma_sync(acc, fa, fb, acc);
+            }
+            wmma::store_matrix_sync(sp, acc, L::LDS, wmma::mem_row_major);
+        }
+        __syncthreads();
+    }
+    __syncthreads();
+    if (fin) {
+        for (int e = threadIdx.x; e < K * BV; e += NT) {
+            const int i = e / BV, j = e - i * BV;
+            fin[soff + (long)i * V + j] = S[i * L::LDS + j];
+        }
+    }
+}
+
+// Loads the chunk's q, k (bf16) and cumulative log2 gates gc (fp32) and computes the
+// unscaled scores A. Leaves everything synced.
+template <int K>
+__device__ void chunk_prologue(const GlaArgs &a, const ChunkPos &cp, int hh, bf16 *sq, bf16 *sk,
+                               float *gc, float *A, bf16 *wb, float *tot) {
+    constexpr int LDX = K + 8;
+    const long qoff = cp.row0 * a.ld + (long)hh * K, HK = (long)a.H * K;
+    load_tile(sq, LDX, a.q + qoff, a.ld, cp.L, CH, K);
+    load_tile(sk, LDX, a.k + qoff, a.ld, cp.L, CH, K);
+    load_gates<K>(gc, a.g + cp.row0 * HK + (long)hh * K, HK, cp.L);
+    __syncthreads();
+    scan_columns<K>(gc, K, tot, false, LOG2E);
+    chunk_scores<K>(A, sq, sk, gc, wb);
+    __syncthreads();
+}
+
+// Forward outputs of one (chunk, head): o = (scale q exp2(gc)) h + (scale A) v, value tile
+// by value tile (h from the forward state sweep).
+template <int K, int BV>
+__global__ void __launch_bounds__(NT) gla_fwd_chunk_kernel(const GlaArgs a) {
+    typedef Lay<K, BV> L;
+    extern __shared__ __align__(128) unsigned char smem[];
+    const int c = blockIdx.x, hh = blockIdx.y, seq = a.seq0 + blockIdx.z, V = a.V;
+    const ChunkPos cp = chunk_pos(a, seq, c);
+    if (cp.L <= 0) return;
+    bf16 *sq = (bf16 *)smem, *Ab = (bf16 *)(smem + L::fw_ab), *sk = (bf16 *)(smem + L::fw_k);
+    bf16 *sh = (bf16 *)(smem + L::fw_h), *sv = (bf16 *)(smem + L::fw_v);
+    bf16 *wb = (bf16 *)(smem + L::fw_wb);
+    float *A = (float *)(smem + L::fw_a), *gc = (float *)(smem + L::fw_g);
+    float *wf = (float *)(smem + L::fw_wf), *tot = (float *)(smem + L::fw_tot);
+    const int warp = threadIdx.x / 32;
+    chunk_prologue<K>(a, cp, hh, sq, sk, gc, A, wb, tot);
+    for (int e = threadIdx.x; e < CH * CH; e += NT) {
+        const int t = e / CH, s = e - t * CH;
+        Ab[t * LDAB + s] = __float2bfloat16(s <= t ? a.scale * A[t * LDA + s] : 0.0f);
+    }
+    for (int e = threadIdx.x; e < CH * K; e += NT) { // q <- scale q exp2(gc), in place
+        const int t = e / K, i = e - t * K;
+        sq[t * L::LDX + i] = __float2bfloat16(a.scale * bf(sq[t * L::LDX + i]) * exp2f(gc[e]));
+    }
+    __syncthreads();
+    const long hoff = (cp.slot * a.H + hh) * (long)K * V, HV = (long)a.H * V;
+    for (int j0 = 0; j0 < V; j0 += BV) {
+        load_tile(sh, L::LDY, a.h + hoff + j0, V, K, K, BV);
+        load_tile(sv, L::LDY, a.v + cp.row0 * a.ld + (long)hh * V + j0, a.ld, cp.L, CH, BV);
+        __syncthreads();
+        for (int tau = warp; tau < NSUB * (BV / SUB); tau += NW) {
+            const int rb = tau / (BV / SUB), cb = tau % (BV / SUB);
+            FragC acc;
+            wmma::fill_fragment(acc, 0.0f);
+            for (int is = 0; is < K / SUB; is++) {
+                FragAr fa;
+                FragBr fb;
+                wmma::load_matrix_sync(fa, sq + rb * SUB * L::LDX + is * SUB, L::LDX);
+                wmma::load_matrix_sync(fb, sh + is * SUB * L::LDY + cb * SUB, L::LDY);
+                wmma::mma_sync(acc, fa, fb, acc);
+            }
+            for (int ts = 0; ts <= rb; ts++) {
+                FragAr fa;
+                FragBr fb;
+                wmma::load_matrix_sync(fa, Ab + rb * SUB * LDAB + ts * SUB, LDAB);
+                wmma::load_matrix_sync(fb, sv + ts * SUB * L::LDY + cb * SUB, L::LDY);
+                wmma::mma_sync(acc, fa, fb, acc);
+            }
+            bf16 *dst = a.o + (cp.row0 + rb * SUB) * HV + (long)hh * V + j0 + cb * SUB;
+            store_warp_tile(dst, HV, acc, wf + warp * 256, cp.L - rb * SUB);
+        }
+        __syncthreads();
+    }
+}
+
+// Lower-triangle tile tau (0..9) of a 4x4 tile grid: row block rb, column block cb <= rb.
+__device__ __forceinline__ void tri_tile(int tau, int &rb, int &cb) {
+    rb = tau < 1 ? 0 : tau < 3 ? 1 : tau < 6 ? 2 : 3;
+    cb = tau - rb * (rb + 1) / 2;
+}
+
+// Backward of one (chunk, head): dq, dk, dv and dg (see the file comment); h and dh come
+// from the two state sweeps.
+template <int K, int BV>
+__global__ void __launch_bounds__(NT) gla_bwd_chunk_kernel(const GlaArgs a) {
+    typedef Lay<K, BV> L;
+    constexpr int LDX = L::LDX, LDY = L::LDY, LDF = L::LDF, KB = K / SUB, VB = BV / SUB;
+    constexpr int NQ = (NSUB * KB + NW - 1) / NW; // dq (and dk) tiles per warp
+    extern __shared__ __align__(128) unsigned char smem[];
+    const int c = blockIdx.x, hh = blockIdx.y, seq = a.seq0 + blockIdx.z, H = a.H, V = a.V;
+    const ChunkPos cp = chunk_pos(a, seq, c);
+    if (cp.L <= 0) return;
+    bf16 *sq = (bf16 *)smem, *sk = (bf16 *)(smem + L::bw_k), *Ab = (bf16 *)(smem + L::bw_ab);
+    bf16 *skd = (bf16 *)(smem + L::bw_kd), *sv = (bf16 *)(smem + L::bw_v);
+    bf16 *sdo = (bf16 *)(smem + L::bw_do), *sh = (bf16 *)(smem + L::bw_h);
+    bf16 *sdh = (bf16 *)(smem + L::bw_dh), *wb = (bf16 *)(smem + L::bw_wb);
+    float *gc = (float *)(smem + L::bw_g), *A = (float *)(smem + L::bw_a);
+    float *dqf = (float *)(smem + L::bw_dq), *dkf = (float *)(smem + L::bw_dk);
+    float *wf = (float *)(smem + L::bw_wf), *tot = (float *)(smem + L::bw_tot);
+    float *red = (float *)(smem + L::bw_red), *st = (float *)(smem + L::bw_st);
+    const int warp = threadIdx.x / 32;
+    const long HK = (long)H * K, HV = (long)H * V, qoff = cp.row0 * a.ld + (long)hh * K;
+    chunk_prologue<K>(a, cp, hh, sq, sk, gc, A, wb, tot);
+    const float *gl = gc + (CH - 1) * K;
+    for (int e = threadIdx.x; e < CH * CH; e += NT) {
+        const int t = e / CH, s = e - t * CH;
+        Ab[t * LDAB + s] = __float2bfloat16(s <= t ? a.scale * A[t * LDA + s] : 0.0f);
+    }
+    for (int e = threadIdx.x; e < CH * K; e += NT) { // kd = k exp2(gl - gc)
+        const int t = e / K, i = e - t * K;
+        skd[t * LDX + i] = __float2bfloat16(bf(sk[t * LDX + i]) * exp2f(gl[i] - gc[e]));
+    }
+    // Over value tiles: dA = do v^T (lower tiles), dq = do h^T, dk = v dh^T in fragments;
+    // dv written per tile; rowsum(h .* dh) per thread.
+    FragC fdA[2], fdq[NQ], fdk[NQ];
+    for (int m = 0; m < 2; m++) wmma::fill_fragment(fdA[m], 0.0f);
+#pragma unroll
+    for (int m = 0; m < NQ; m++) {
+        wmma::fill_fragment(fdq[m], 0.0f);
+        wmma::fill_fragment(fdk[m], 0.0f);
+    }
+    constexpr int P = NT / K, SEGJ = BV / P;
+    const int hi = threadIdx.x % K, hpart = threadIdx.x / K;
+    float hdh = 0.0f;
+    const long hoff = (cp.slot * H + hh) * (long)K * V;
+    for (int j0 = 0; j0 < V; j0 += BV) {
+        load_tile(sv, LDY, a.v + cp.row0 * a.ld + (long)hh * V + j0, a.ld, cp.L, CH, BV);
+        load_tile(sdo, LDY, a.dout + cp.row0 * HV + (long)hh * V + j0, HV, cp.L, CH, BV);
+        load_tile(sh, LDY, a.h + hoff + j0, V, K, K, BV);
+        load_tile(sdh, LDY, a.dh + hoff + j0, V, K, K, BV);
+        __syncthreads();
+#pragma unroll
+        for (int m = 0; m < 2; m++) {
+            const int tau = warp + m * NW;
+            if (tau >= NSUB * (NSUB + 1) / 2) continue;
+            int rb, cb;
+            tri_tile(tau, rb, cb);
+            for (int js = 0; js < VB; js++) {
+                FragAr fa;
+                FragBc fb;
+                wmma::load_matrix_sync(fa, sdo + rb * SUB * LDY + js * SUB, LDY);
+                wmma::load_matrix_sync(fb, sv + cb * SUB * LDY + js * SUB, LDY);
+                wmma::mma_sync(fdA[m], fa, fb, fdA[m]);
+            }
+        }
+#pragma unroll
+        for (int m = 0; m < NQ; m++) {
+            const int tau = warp + m * NW;
+            if (tau >= NSUB * KB) continue;
+            const int rb = tau / KB, cb = tau % KB;
+            for (int js = 0; js < VB; js++) {
+                FragAr fa;
+                FragBc fb;
+                wmma::load_matrix_sync(fa, sdo + rb * SUB * LDY + js * SUB, LDY);
+                wmma::load_matrix_sync(fb, sh + cb * SUB * LDY + js * SUB, LDY);
+                wmma::mma_sync(fdq[m], fa, fb, fdq[m]);
+                wmma::load_matrix_sync(fa, sv + rb * SUB * LDY + js * SUB, LDY);
+                wmma::load_matrix_sync(fb, sdh + cb * SUB * LDY + js * SUB, LDY);
+                wmma::mma_sync(fdk[m], fa, fb, fdk[m]);
+            }
+        }
+        if (a.dv) {
+            for (int tau = warp; tau < NSUB * VB; tau += NW) {
+                const int rb = tau / VB, cb = tau % VB;
+                FragC acc;
+                wmma::fill_fragment(acc, 0.0f);
+                for (int ts = rb; ts < NSUB; ts++) { // (scale A)^T do
+                    FragAc fa;
+                    FragBr fb;
+                    wmma::load_matrix_sync(fa, Ab + ts * SUB * LDAB + rb * SUB, LDAB);
+                    wmma::load_matrix_sync(fb, sdo + ts * SUB * LDY + cb * SUB, LDY);
+                    wmma::mma_sync(acc, fa, fb, acc);
+                }
+                for (int is = 0; is < KB; is++) { // + kd dh
+                    FragAr fa;
+                    FragBr fb;
+                    wmma::load_matrix_sync(fa, skd + rb * SUB * LDX + is * SUB, LDX);
+                    wmma::load_matrix_sync(fb, sdh + is * SUB * LDY + cb * SUB, LDY);
+                    wmma::mma_sync(acc, fa, fb, acc);
+                }
+                bf16 *dst = a.dv + (cp.row0 + rb * SUB) * a.ld + (long)hh * V + j0 + cb * SUB;
+                store_warp_tile(dst, a.ld, acc, wf + warp * 256, cp.L - rb * SUB);
+            }
+        }
+        for (int jj = 0; jj < SEGJ; jj++) {
+            const int j = hpart * SEGJ + ((jj + hi) & (SEGJ - 1));
+            hdh += bf(sh[hi * LDY + j]) * bf(sdh[hi * LDY + j]);
+        }
+        __syncthreads();
+    }
+    // Fragments to shared memory (dA over A, dq and dk over the value tiles).
+#pragma unroll
+    for (int m = 0; m < 2; m++) {
+        const int tau = warp + m * NW;
+        if (tau >= NSUB * (NSUB + 1) / 2) continue;
+        int rb, cb;
+        tri_tile(tau, rb, cb);
+        wmma::store_matrix_sync(A + rb * SUB * LDA + cb * SUB, fdA[m], LDA, wmma::mem_row_major);
+    }
+#pragma unroll
+    for (int m = 0; m < NQ; m++) {
+        const int tau = warp + m * NW;
+        if (tau >= NSUB * KB) continue;
+        const int rb = tau / KB, cb = tau % KB;
+        wmma::store_matrix_sync(dqf + rb * SUB * LDF + cb * SUB, fdq[m], LDF, wmma::mem_row_major);
+        wmma::store_matrix_sync(dkf + rb * SUB * LDF + cb * SUB, fdk[m], LDF, wmma::mem_row_major);
+    }
+    red[hpart * K + hi] = hdh;
+    __syncthreads();
+    // dA masked and scaled (fp32 and bf16); the state parts of dq and dk gated.
+    for (int e = threadIdx.x; e < CH * CH; e += NT) {
+        const int t = e / CH, s = e - t * CH;
+        const float d = s <= t ? a.scale * A[t * LDA + s] : 0.0f;
+        A[t * LDA + s] = d;
+        Ab[t * LDAB + s] = __float2bfloat16(d);
+    }
+    for (int e = threadIdx.x; e < CH * K; e += NT) {
+        const int t = e / K, i = e - t * K;
+        dqf[t * LDF + i] *= a.scale * exp2f(gc[e]);
+        dkf[t * LDF + i] *= exp2f(gl[i] - gc[e]);
+    }
+    __syncthreads();
+    // The state term of the gate gradient: rowsum(dh .* h_out), by way of h_in.
+    if (threadIdx.x < K) {
+        const int i = threadIdx.x;
+        float s = 0.0f;
+        for (int p = 0; p < P; p++) s += red[p * K + i];
+        s *= exp2f(gl[i]);
+        for (int t = 0; t < CH; t++) s += bf(sk[t * LDX + i]) * dkf[t * LDF + i];
+        st[i] = s;
+    }
+    __syncthreads();
+    intra_grads<K>(dqf, dkf, A, Ab, sq, sk, gc, wb, wf);
+    if (a.dq) store_tile(a.dq + qoff, a.ld, dqf, LDF, cp.L, K, NULL);
+    if (a.dk) store_tile(a.dk + qoff, a.ld, dkf, LDF, cp.L, K, NULL);
+    if (!a.dg) return;
+    __syncthreads();
+    for (int e = threadIdx.x; e < CH * K; e += NT) {
+        const int t = e / K, i = e - t * K;
+        dqf[t * LDF + i] =
+            bf(sq[t * LDX + i]) * dqf[t * LDF + i] - bf(sk[t * LDX + i]) * dkf[t * LDF + i];
+    }
+    __syncthreads();
+    scan_columns<K>(dqf, LDF, tot, true, 1.0f);
+    store_tile(a.dg + cp.row0 * HK + (long)hh * K, HK, dqf, LDF, cp.L, K, st);
+}
+
+} // namespace
