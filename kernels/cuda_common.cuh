@@ -1,7 +1,7 @@
 // kernels/cuda_common.cuh: what every CUDA file of the backend shares: the backend's
 // context (one stream, one cuBLASLt handle and its workspace), the checked-call helper
-// for CUDA and cuBLAS results, bf16 conversions and packing, and the functions by which each .cu file
-// puts its ops into the CUDA op table.
+// for CUDA and cuBLAS results, bf16 conversions and packing, and the functions by which each .cu
+// file puts its ops into the CUDA op table.
 #pragma once
 #include <cublasLt.h>
 #include <cuda_bf16.h>
@@ -23,6 +23,7 @@ typedef struct CudaContext {
     size_t scratch_bytes;
     int device;
     int sm_count;
+    int smem_optin;      // the most dynamic shared memory a block may opt in to (bytes)
     void *matmul_cache;  // kernels/matmul.cu: cuBLASLt descriptors and algorithms per shape
     void *alloc_sizes;   // kernels/ops_cuda.cu: the size of each live allocation (ops->alloc)
     size_t bytes_in_use; // ops->alloc's live bytes + workspace + scratch (memory_in_use)

@@ -23,12 +23,9 @@ void check_shape(const char *fn, Seqs seqs, int H, int kdim, int vdim, int ld) {
 template <typename Kern>
 void launch(Backend *be, Kern kern, dim3 grid, int bytes, const GlaArgs &a) {
     CudaContext *ctx = cuda_ctx(be);
-    int optin = 0;
-    CUDA_CHECK(
-        cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, ctx->device));
-    if (bytes > optin)
+    if (bytes > ctx->smem_optin)
         die("gla (cuda): these head dims need %d bytes of shared memory, the GPU has %d", bytes,
-            optin);
+            ctx->smem_optin);
     CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
     kern<<<grid, NT, bytes, ctx->stream>>>(a);
     CUDA_CHECK_LAUNCH();
@@ -61,8 +58,9 @@ void dispatch(Backend *be, const GlaArgs &a, int kdim, int nseq, bool backward) 
         GLA_CASE(16, 16)
         GLA_CASE(16, 32)
         GLA_CASE(16, 64)
-        GLA_CASE(32, 16) GLA_CASE(32, 32) GLA_CASE(32, 64) GLA_CASE(64, 16) GLA_CASE(64, 32)
-            GLA_CASE(64, 64) GLA_CASE(128, 16) GLA_CASE(128, 32) GLA_CASE(128, 64)
+        GLA_CASE(32, 16)
+        GLA_CASE(32, 32) GLA_CASE(32, 64) GLA_CASE(64, 16) GLA_CASE(64, 32) GLA_CASE(64, 64)
+            GLA_CASE(128, 16) GLA_CASE(128, 32) GLA_CASE(128, 64)
     }
 #undef GLA_CASE
     die("gla (cuda): no kernel for kdim=%d vdim=%d", kdim, a.V);

@@ -106,13 +106,10 @@ void launch_sized(bool rev, dim3 grid, int bytes, cudaStream_t stream, const Chu
 void launch_chunk(Backend *be, bool rev, const ChunkArgs &a, int nseq) {
     Layout lay = la_layout(a.KP, a.VT, a.state_only);
     CudaContext *ctx = cuda_ctx(be);
-    int optin = 0;
-    CUDA_CHECK(
-        cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, ctx->device));
-    if (lay.bytes > optin)
+    if (lay.bytes > ctx->smem_optin)
         die("lightning_attn (cuda): head dims %d x %d need %d bytes of shared memory, the GPU "
             "has %d",
-            a.KR, a.VC, lay.bytes, optin);
+            a.KR, a.VC, lay.bytes, ctx->smem_optin);
     dim3 grid((unsigned)(nseq * a.nseg), (unsigned)a.H, (unsigned)((a.VC + a.VT - 1) / a.VT));
     launch_sized(rev, grid, lay.bytes, ctx->stream, a);
 }

@@ -258,6 +258,7 @@ extern "C" Backend *cuda_backend_create(char *why, size_t why_cap) {
     CudaContext *ctx = (CudaContext *)xcalloc(1, sizeof(CudaContext));
     ctx->device = device;
     ctx->sm_count = prop.multiProcessorCount;
+    ctx->smem_optin = (int)prop.sharedMemPerBlockOptin;
     CUDA_CHECK(cudaStreamCreateWithFlags(&ctx->stream, cudaStreamNonBlocking));
     CUBLAS_CHECK(cublasLtCreate(&ctx->lt));
     ctx->workspace_bytes = WORKSPACE_BYTES;

@@ -353,6 +353,8 @@ int main(int argc, char **argv) {
     CUDA_CHECK(cudaStreamCreate(&ctx.stream));
     int sms = 0;
     CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, ctx.device));
+    CUDA_CHECK(cudaDeviceGetAttribute(&ctx.smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin,
+                                      ctx.device));
     Backend be = {};
     be.name = "cuda";
     be.act_size = 2;
