@@ -28,6 +28,7 @@
 #include "distill_loss.h"
 #include "mc_eval.h"
 #include "run_dir.h"
+#include "validate.h"
 #include "plot.h"
 
 typedef struct DistillRun {
@@ -159,15 +160,8 @@ static void setup_student(DistillRun *r) {
 // Mean validation loss of a model (val_batches batches, or the whole set).
 static float validate(DistillRun *r, Model *m) {
     const Config *c = &r->cfg;
-    loader_reset(r->val);
-    int64_t n = loader_batches_per_epoch(r->val);
-    if (c->val_batches > 0 && c->val_batches < n) n = c->val_batches;
-    double sum = 0;
-    for (int64_t i = 0; i < n; i++) {
-        loader_next(r->val, r->tokens, r->targets);
-        sum += model_loss(m, r->tokens, r->targets, c->batch_size, c->seq_len);
-    }
-    return (float)(sum / (double)n);
+    return validation_loss(m, r->val, c->val_batches, r->tokens, r->targets, c->batch_size,
+                           c->seq_len);
 }
 
 // The squared gradient norm over the trained groups only (rows of a tensor that do not

@@ -38,6 +38,7 @@
 #include "run_dir.h"
 #include "sample.h"
 #include "tensorboard.h"
+#include "validate.h"
 
 // Everything one run holds.
 typedef struct Run {
@@ -87,15 +88,8 @@ static void format_duration(double s, char *buf, size_t cap) {
 // evaluates its own part, and the ranks' means are averaged.
 static float validate(Run *r) {
     Config *c = &r->cfg;
-    loader_reset(r->val);
-    int64_t n = loader_batches_per_epoch(r->val);
-    if (c->val_batches > 0 && c->val_batches < n) n = c->val_batches;
-    double sum = 0;
-    for (int64_t i = 0; i < n; i++) {
-        loader_next(r->val, r->tokens, r->targets);
-        sum += model_loss(&r->model, r->tokens, r->targets, c->batch_size, c->seq_len);
-    }
-    float mean = (float)(sum / (double)n);
+    float mean = validation_loss(&r->model, r->val, c->val_batches, r->tokens, r->targets,
+                                 c->batch_size, c->seq_len);
     comm_all_reduce_sum_host(r->comm, &mean, 1);
     return mean / (float)r->dist.dp;
 }
