@@ -19,44 +19,71 @@ static __device__ float sigmoid_f32(float x) {
     return (x >= 0.0f ? 1.0f : e) / (1.0f + e);
 }
 
-// out[n, f] = act(a[n, f]) * b[n, f] with act = identity (GATE_MUL) or silu (GATE_SWISH).
+// Index of thread-group g's first element: row n, column f (groups of V in each row).
+template <int V> static __device__ void group_at(long g, int F, long *n, int *f) {
+    long per_row = F / V;
+    *n = g / per_row;
+    *f = (int)(g - *n * per_row) * V;
+}
+
+// out[n, f] = act(a[n, f]) * b[n, f] with act = identity (GATE_MUL) or silu (GATE_SWISH),
+// V elements per thread.
+template <int V>
 static __global__ void gate_forward_kernel(bf16 *out, const bf16 *a, int lda, const bf16 *b,
                                            int ldb, int N, int F, GateKind kind) {
-    long total = (long)N * F;
-    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total;
-         i += (long)gridDim.x * blockDim.x) {
-        long n = i / F;
-        int f = (int)(i - n * F);
-        float av = __bfloat162float(a[n * lda + f]);
-        float bv = __bfloat162float(b[n * ldb + f]);
-        float y = kind == GATE_SWISH ? av * sigmoid_f32(av) * bv : av * bv;
-        out[i] = __float2bfloat16(y);
+    long groups = (long)N * F / V;
+    for (long g = blockIdx.x * (long)blockDim.x + threadIdx.x; g < groups;
+         g += (long)gridDim.x * blockDim.x) {
+        long n;
+        int f;
+        group_at<V>(g, F, &n, &f);
+        float av[V], bv[V], y[V];
+        load_bf16<V>(av, a + n * lda + f);
+        load_bf16<V>(bv, b + n * ldb + f);
+        for (int e = 0; e < V; e++)
+            y[e] = kind == GATE_SWISH ? av[e] * sigmoid_f32(av[e]) * bv[e] : av[e] * bv[e];
+        store_bf16<V>(out + n * F + f, y);
     }
 }
 
 // GATE_MUL:   da = dout * b, db = dout * a
 // GATE_SWISH: da = dout * b * s (1 + a (1 - s)), db = dout * a * s   (s = sigmoid(a))
-// da (rows ldda apart) and db (lddb apart) are written where non-NULL.
+// da (rows ldda apart) and db (lddb apart) are written where non-NULL; V elements per thread.
+template <int V>
 static __global__ void gate_backward_kernel(bf16 *da, int ldda, bf16 *db, int lddb,
                                             const bf16 *dout, const bf16 *a, int lda, const bf16 *b,
                                             int ldb, int N, int F, GateKind kind) {
-    long total = (long)N * F;
-    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total;
-         i += (long)gridDim.x * blockDim.x) {
-        long n = i / F;
-        int f = (int)(i - n * F);
-        float g = __bfloat162float(dout[i]);
-        float av = __bfloat162float(a[n * lda + f]);
-        float bv = __bfloat162float(b[n * ldb + f]);
-        if (kind == GATE_SWISH) {
-            float s = sigmoid_f32(av);
-            if (da) da[n * ldda + f] = __float2bfloat16(g * bv * s * (1.0f + av * (1.0f - s)));
-            if (db) db[n * lddb + f] = __float2bfloat16(g * av * s);
-        } else {
-            if (da) da[n * ldda + f] = __float2bfloat16(g * bv);
-            if (db) db[n * lddb + f] = __float2bfloat16(g * av);
+    long groups = (long)N * F / V;
+    for (long g = blockIdx.x * (long)blockDim.x + threadIdx.x; g < groups;
+         g += (long)gridDim.x * blockDim.x) {
+        long n;
+        int f;
+        group_at<V>(g, F, &n, &f);
+        float gv[V], av[V], bv[V], dav[V], dbv[V];
+        load_bf16<V>(gv, dout + n * F + f);
+        load_bf16<V>(av, a + n * lda + f);
+        load_bf16<V>(bv, b + n * ldb + f);
+        for (int e = 0; e < V; e++) {
+            if (kind == GATE_SWISH) {
+                float s = sigmoid_f32(av[e]);
+                dav[e] = gv[e] * bv[e] * s * (1.0f + av[e] * (1.0f - s));
+                dbv[e] = gv[e] * av[e] * s;
+            } else {
+                dav[e] = gv[e] * bv[e];
+                dbv[e] = gv[e] * av[e];
+            }
         }
+        if (da) store_bf16<V>(da + n * ldda + f, dav);
+        if (db) store_bf16<V>(db + n * lddb + f, dbv);
     }
+}
+
+// True if 8-element groups tile every row of F columns with the given row strides and
+// 16-byte aligned bases.
+static bool rows_vectorize(int F, const int *lds, const void *const *ptrs, int n) {
+    bool ok = F % 8 == 0;
+    for (int i = 0; i < n; i++) ok = ok && lds[i] % 8 == 0 && aligned16(ptrs[i]);
+    return ok;
 }
 
 // out[N, F] = act(a) * b; a's rows lda apart, b's ldb apart, out contiguous.
@@ -64,8 +91,15 @@ static void cuda_gate_forward(Backend *be, Act *out, const Act *a, int lda, cons
                               int N, int F, GateKind kind) {
     long total = (long)N * F;
     if (total <= 0) return;
-    gate_forward_kernel<<<act_blocks(total), ACT_THREADS, 0, cuda_ctx(be)->stream>>>(
-        as_bf16(out), as_bf16c(a), lda, as_bf16c(b), ldb, N, F, kind);
+    const int lds[] = {lda, ldb, F};
+    const void *ptrs[] = {a, b, out};
+    cudaStream_t stream = cuda_ctx(be)->stream;
+    if (rows_vectorize(F, lds, ptrs, 3))
+        gate_forward_kernel<8><<<act_blocks(total / 8), ACT_THREADS, 0, stream>>>(
+            as_bf16(out), as_bf16c(a), lda, as_bf16c(b), ldb, N, F, kind);
+    else
+        gate_forward_kernel<1><<<act_blocks(total), ACT_THREADS, 0, stream>>>(
+            as_bf16(out), as_bf16c(a), lda, as_bf16c(b), ldb, N, F, kind);
     CUDA_CHECK_LAUNCH();
 }
 
@@ -75,9 +109,17 @@ static void cuda_gate_backward(Backend *be, Act *da, int ldda, Act *db, int lddb
                                GateKind kind) {
     long total = (long)N * F;
     if (total <= 0 || (!da && !db)) return;
-    gate_backward_kernel<<<act_blocks(total), ACT_THREADS, 0, cuda_ctx(be)->stream>>>(
-        as_bf16(da), ldda, as_bf16(db), lddb, as_bf16c(dout), as_bf16c(a), lda, as_bf16c(b), ldb, N,
-        F, kind);
+    const int lds[] = {lda, ldb, F, da ? ldda : 8, db ? lddb : 8};
+    const void *ptrs[] = {a, b, dout, da, db};
+    cudaStream_t stream = cuda_ctx(be)->stream;
+    if (rows_vectorize(F, lds, ptrs, 5))
+        gate_backward_kernel<8><<<act_blocks(total / 8), ACT_THREADS, 0, stream>>>(
+            as_bf16(da), ldda, as_bf16(db), lddb, as_bf16c(dout), as_bf16c(a), lda, as_bf16c(b),
+            ldb, N, F, kind);
+    else
+        gate_backward_kernel<1><<<act_blocks(total), ACT_THREADS, 0, stream>>>(
+            as_bf16(da), ldda, as_bf16(db), lddb, as_bf16c(dout), as_bf16c(a), lda, as_bf16c(b),
+            ldb, N, F, kind);
     CUDA_CHECK_LAUNCH();
 }
 

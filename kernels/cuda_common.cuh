@@ -76,6 +76,27 @@ __device__ inline void unpack8(float *v, uint4 u) {
     for (int e = 0; e < 8; e++) v[e] = __bfloat162float(r.b[e]);
 }
 
+// V consecutive bf16 (V = 8: one 16-byte word, p 16-byte aligned; V = 1: one value) as
+// floats, and back. The elementwise kernels are templates on V: 8 where every row start
+// is 16-byte aligned, 1 otherwise.
+template <int V> __device__ inline void load_bf16(float *v, const bf16 *p) {
+    if constexpr (V == 8)
+        unpack8(v, *(const uint4 *)p);
+    else
+        v[0] = __bfloat162float(*p);
+}
+template <int V> __device__ inline void store_bf16(bf16 *p, const float *v) {
+    if constexpr (V == 8)
+        *(uint4 *)p = pack8(v);
+    else
+        *p = __float2bfloat16(v[0]);
+}
+
+// True if p is 16-byte aligned (NULL counts as aligned: an absent operand).
+static inline bool aligned16(const void *p) {
+    return ((uintptr_t)p & 15) == 0;
+}
+
 // A device scratch buffer of at least `bytes`, owned by the context and valid until the
 // next call of cuda_scratch (ops use it within one call; the stream orders the reuse).
 void *cuda_scratch(Backend *be, size_t bytes);

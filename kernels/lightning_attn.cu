@@ -55,11 +55,6 @@ void plan_segments(Backend *be, Seqs seqs, int H, int tiles, int *nseg, int *seg
     }
 }
 
-// True if p is 16-byte aligned (NULL counts as aligned).
-bool aligned16(const void *p) {
-    return ((size_t)p & 15) == 0;
-}
-
 // Launch one instance of the chunk kernel with `bytes` of dynamic shared memory.
 void launch_kernel(void (*kernel)(ChunkArgs), dim3 grid, int bytes, cudaStream_t stream,
                    const ChunkArgs &a) {

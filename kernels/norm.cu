@@ -25,6 +25,8 @@ static __device__ float norm_rstd(float sumsq, int D, float eps, NormKind kind) 
 // One warp per row n: with b non-NULL, resid[n] = bf16(a[n] + b[n]) first and the norm
 // reads the rounded resid (as the add-then-norm composition would); else x = a.
 // out = x * rstd (* weight), rstd[n] saved. weight is NULL for no weight (and for SRMS).
+// Each lane takes V consecutive columns at a time (V = 8: 16-byte loads and stores).
+template <int V>
 static __global__ void norm_forward_kernel(bf16 *out, float *rstd, bf16 *resid, const bf16 *a,
                                            const bf16 *b, const bf16 *weight, int N, int D,
                                            float eps, NormKind kind) {
@@ -33,31 +35,40 @@ static __global__ void norm_forward_kernel(bf16 *out, float *rstd, bf16 *resid, 
     if (n >= N) return;
     long off = (long)n * D;
     const bf16 *x = a + off;
-    float ss = 0.0f;
+    float ss = 0.0f, v[V], u[V];
     if (b) {
         bf16 *rr = resid + off;
-        for (int d = lane; d < D; d += WARP) {
-            bf16 r = __float2bfloat16(__bfloat162float(a[off + d]) + __bfloat162float(b[off + d]));
-            rr[d] = r;
-            float v = __bfloat162float(r);
-            ss += v * v;
+        for (int d = lane * V; d < D; d += WARP * V) {
+            load_bf16<V>(v, a + off + d);
+            load_bf16<V>(u, b + off + d);
+            for (int e = 0; e < V; e++) // round to bf16 as stored, and use the rounded value
+                v[e] = __bfloat162float(__float2bfloat16(v[e] + u[e]));
+            store_bf16<V>(rr + d, v);
+            for (int e = 0; e < V; e++) ss += v[e] * v[e];
         }
         x = rr; // each lane reads back only what it wrote
     } else {
-        for (int d = lane; d < D; d += WARP) {
-            float v = __bfloat162float(x[d]);
-            ss += v * v;
+        for (int d = lane * V; d < D; d += WARP * V) {
+            load_bf16<V>(v, x + d);
+            for (int e = 0; e < V; e++) ss += v[e] * v[e];
         }
     }
     float r = norm_rstd(warp_sum_all(ss), D, eps, kind);
     if (lane == 0) rstd[n] = r;
     bf16 *y = out + off;
-    if (weight) {
-        for (int d = lane; d < D; d += WARP)
-            y[d] = __float2bfloat16(__bfloat162float(x[d]) * r * __bfloat162float(weight[d]));
-    } else {
-        for (int d = lane; d < D; d += WARP) y[d] = __float2bfloat16(__bfloat162float(x[d]) * r);
+    for (int d = lane * V; d < D; d += WARP * V) {
+        load_bf16<V>(v, x + d);
+        if (weight) load_bf16<V>(u, weight + d);
+        for (int e = 0; e < V; e++) v[e] = weight ? v[e] * r * u[e] : v[e] * r;
+        store_bf16<V>(y + d, v);
     }
+}
+
+// True if every row of D columns starts 16-byte aligned in every given buffer.
+static bool rows_aligned(int D, const void *const *ptrs, int n) {
+    bool ok = D % 8 == 0;
+    for (int i = 0; i < n; i++) ok = ok && aligned16(ptrs[i]);
+    return ok;
 }
 
 static void launch_norm_forward(Backend *be, Act *out, float *rstd, Act *resid, const Act *a,
@@ -66,9 +77,16 @@ static void launch_norm_forward(Backend *be, Act *out, float *rstd, Act *resid, 
     if (N <= 0) return;
     if (kind == NORM_SRMS) weight = NULL;
     unsigned blocks = (unsigned)((N + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK);
-    norm_forward_kernel<<<blocks, ROWS_PER_BLOCK * WARP, 0, cuda_ctx(be)->stream>>>(
-        as_bf16(out), rstd, as_bf16(resid), as_bf16c(a), as_bf16c(b), as_bf16c(weight), N, D, eps,
-        kind);
+    const void *ptrs[] = {out, resid, a, b, weight};
+    cudaStream_t stream = cuda_ctx(be)->stream;
+    if (rows_aligned(D, ptrs, 5))
+        norm_forward_kernel<8><<<blocks, ROWS_PER_BLOCK * WARP, 0, stream>>>(
+            as_bf16(out), rstd, as_bf16(resid), as_bf16c(a), as_bf16c(b), as_bf16c(weight), N, D,
+            eps, kind);
+    else
+        norm_forward_kernel<1><<<blocks, ROWS_PER_BLOCK * WARP, 0, stream>>>(
+            as_bf16(out), rstd, as_bf16(resid), as_bf16c(a), as_bf16c(b), as_bf16c(weight), N, D,
+            eps, kind);
     CUDA_CHECK_LAUNCH();
 }
 
@@ -89,6 +107,8 @@ static void cuda_residual_norm_forward(Backend *be, Act *resid, Act *out, float 
 // NORM_RMS:  dx = dresid + r g - x r^3 dot(g, x) / D
 // NORM_SRMS: dx = dresid + r g - x r^2 dot(g, x) / (D rms)   (rms = 0: no second term)
 // dresid may be NULL or alias dx (each element is read before the same lane writes it).
+// V consecutive columns per lane at a time, as in the forward.
+template <int V>
 static __global__ void norm_backward_kernel(bf16 *dx, const bf16 *dresid, const bf16 *dout,
                                             const bf16 *x, const bf16 *weight, const float *rstd,
                                             int N, int D, NormKind kind) {
@@ -97,13 +117,16 @@ static __global__ void norm_backward_kernel(bf16 *dx, const bf16 *dresid, const 
     if (n >= N) return;
     long off = (long)n * D;
     const bf16 *xr = x + off, *gr = dout + off;
-    float gx = 0.0f, ss = 0.0f;
-    for (int d = lane; d < D; d += WARP) {
-        float xv = __bfloat162float(xr[d]);
-        float g = __bfloat162float(gr[d]);
-        if (weight) g *= __bfloat162float(weight[d]);
-        gx += g * xv;
-        ss += xv * xv;
+    float gx = 0.0f, ss = 0.0f, xv[V], g[V], w[V], dr[V];
+    for (int d = lane * V; d < D; d += WARP * V) {
+        load_bf16<V>(xv, xr + d);
+        load_bf16<V>(g, gr + d);
+        if (weight) load_bf16<V>(w, weight + d);
+        for (int e = 0; e < V; e++) {
+            float ge = weight ? g[e] * w[e] : g[e];
+            gx += ge * xv[e];
+            ss += xv[e] * xv[e];
+        }
     }
     gx = warp_sum_all(gx);
     float r = rstd[n];
@@ -114,13 +137,17 @@ static __global__ void norm_backward_kernel(bf16 *dx, const bf16 *dresid, const 
         float rms = sqrtf(warp_sum_all(ss) / (float)D);
         coef = rms > 0.0f ? r * r * gx / ((float)D * rms) : 0.0f;
     }
-    for (int d = lane; d < D; d += WARP) {
-        float xv = __bfloat162float(xr[d]);
-        float rg = r * __bfloat162float(gr[d]);
-        if (weight) rg *= __bfloat162float(weight[d]);
-        float v = rg - coef * xv;
-        if (dresid) v = __bfloat162float(dresid[off + d]) + v;
-        dx[off + d] = __float2bfloat16(v);
+    for (int d = lane * V; d < D; d += WARP * V) {
+        load_bf16<V>(xv, xr + d);
+        load_bf16<V>(g, gr + d);
+        if (weight) load_bf16<V>(w, weight + d);
+        if (dresid) load_bf16<V>(dr, dresid + off + d);
+        for (int e = 0; e < V; e++) {
+            float rg = weight ? r * g[e] * w[e] : r * g[e];
+            float v = rg - coef * xv[e];
+            g[e] = dresid ? dr[e] + v : v;
+        }
+        store_bf16<V>(dx + off + d, g);
     }
 }
 
@@ -181,9 +208,15 @@ static void cuda_norm_backward(Backend *be, Act *dx, float *dweight, const Act *
         CUDA_CHECK_LAUNCH();
     }
     unsigned blocks = (unsigned)((N + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK);
-    norm_backward_kernel<<<blocks, ROWS_PER_BLOCK * WARP, 0, stream>>>(
-        as_bf16(dx), as_bf16c(dresid), as_bf16c(dout), as_bf16c(x), as_bf16c(weight), rstd, N, D,
-        kind);
+    const void *ptrs[] = {dx, dresid, dout, x, weight};
+    if (rows_aligned(D, ptrs, 5))
+        norm_backward_kernel<8><<<blocks, ROWS_PER_BLOCK * WARP, 0, stream>>>(
+            as_bf16(dx), as_bf16c(dresid), as_bf16c(dout), as_bf16c(x), as_bf16c(weight), rstd, N,
+            D, kind);
+    else
+        norm_backward_kernel<1><<<blocks, ROWS_PER_BLOCK * WARP, 0, stream>>>(
+            as_bf16(dx), as_bf16c(dresid), as_bf16c(dout), as_bf16c(x), as_bf16c(weight), rstd, N,
+            D, kind);
     CUDA_CHECK_LAUNCH();
 }
 

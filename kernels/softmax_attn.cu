@@ -613,7 +613,7 @@ static void check_attn(const char *fn, Seqs sq, Seqs sk, int H, int Hkv, int hd)
 
 // True if every row of every head of every tensor starts 16-byte aligned and hd is a multiple
 // of 8 (the cp.async and vector path; otherwise the kernels use 2-byte loads and stores).
-static bool aligned16(int hd, int ld_q, int ld_kv, const void *const *ptrs, int n) {
+static bool heads_aligned16(int hd, int ld_q, int ld_kv, const void *const *ptrs, int n) {
     bool ok = hd % 8 == 0 && ld_q % 8 == 0 && ld_kv % 8 == 0;
     for (int i = 0; i < n; i++) ok = ok && ((uintptr_t)ptrs[i] & 15) == 0;
     return ok;
@@ -704,7 +704,7 @@ static void softmax_attn_forward_cuda(Backend *be, Act *o_, float *lse, const Ac
     check_attn("softmax_attn_forward", sq, sk, H, Hkv, hd);
     if (sq.n == 0 || sq.max_len == 0) return;
     const void *ptrs[] = {o_, q_, k_, v_};
-    const bool vec = aligned16(hd, ld_q, ld_kv, ptrs, 4);
+    const bool vec = heads_aligned16(hd, ld_q, ld_kv, ptrs, 4);
     cudaStream_t st = cuda_ctx(be)->stream;
     bf16 *o = as_bf16(o_);
     const bf16 *q = as_bf16c(q_), *k = as_bf16c(k_), *v = as_bf16c(v_);
@@ -725,7 +725,7 @@ static void softmax_attn_backward_cuda(Backend *be, Act *dq_, Act *dk_, Act *dv_
                              "are all required (dq holds the row sums D until it is written)");
     if (sq.n == 0) return;
     const void *ptrs[] = {dq_, dk_, dv_, dout_, o_, q_, k_, v_};
-    const bool vec = aligned16(hd, ld_q, ld_kv, ptrs, 8);
+    const bool vec = heads_aligned16(hd, ld_q, ld_kv, ptrs, 8);
     cudaStream_t st = cuda_ctx(be)->stream;
     bf16 *dq = as_bf16(dq_), *dk = as_bf16(dk_), *dv = as_bf16(dv_);
     const bf16 *dout = as_bf16c(dout_), *o = as_bf16c(o_);
