@@ -150,6 +150,8 @@ static void add_bolt_object(cJSON *j, const ModelConfig *c, const char *tokenize
     add_float(b, "norm_eps", c->norm_eps);
     add_float(b, "rope_theta", c->rope_theta);
     cJSON_AddStringToObject(b, "decay", c->decay == DECAY_MINIMAX ? "minimax" : "alibi");
+    cJSON_AddStringToObject(b, "lightning_qk",
+                            c->lightning_qk == LIGHTNING_QK_ROPE ? "rope" : "silu");
     cJSON_AddNumberToObject(b, "gate_low_rank", c->gate_low_rank);
     add_float(b, "gate_normalizer", c->gate_normalizer);
     cJSON_AddNumberToObject(b, "attn_block", c->attn_block);
@@ -324,6 +326,10 @@ static void load_bolt_object(JsonCtx ctx, const cJSON *b, ModelConfig *c, MixerK
     check(strcmp(decay, "alibi") == 0 || strcmp(decay, "minimax") == 0,
           "%s: key \"bolt.decay\": '%s' is not alibi or minimax", ctx.path, decay);
     c->decay = strcmp(decay, "minimax") == 0 ? DECAY_MINIMAX : DECAY_ALIBI;
+    const char *qk = get_str(ctx, b, "lightning_qk", false, "silu"); // absent before it existed
+    check(strcmp(qk, "silu") == 0 || strcmp(qk, "rope") == 0,
+          "%s: key \"bolt.lightning_qk\": '%s' is not silu or rope", ctx.path, qk);
+    c->lightning_qk = strcmp(qk, "rope") == 0 ? LIGHTNING_QK_ROPE : LIGHTNING_QK_SILU;
     c->gate_low_rank = get_int(ctx, b, "gate_low_rank", true, 0);
     c->gate_normalizer = (float)get_num(ctx, b, "gate_normalizer", true, 0);
     c->attn_block = get_int(ctx, b, "attn_block", true, 0);

@@ -2,7 +2,11 @@
 //   q,k,v,u = split(x W_qkvu); o = lightning_attn(SiLU(q), SiLU(k), v) with this layer's
 //   fixed per-head decays; out = W_o(SRMSNorm(o) * u)
 // One [N, 4D] projection; the attention op reads q, k, v from it by row stride and
-// applies SiLU itself.
+// applies SiLU itself. With lightning_qk = rope, q and k are instead rotated in place by
+// RoPE (as softmax layers do) and enter the attention as they are: the score of key s at
+// query t is then lambda^(t-s) q_t . R(s-t) k_s, a relative position on top of the decay
+// (TransNormerLLM's LRPE-d has the same form), and q, k copied from a RoPE teacher keep
+// the meaning they were trained with.
 #include "../core/util.h"
 #include "mixer.h"
 
@@ -21,6 +25,9 @@ static void add_params(Model *m, int l, const char *pre, LayerParams *lp) {
 static void check_config(const ModelConfig *c) {
     check(c->dim % c->n_heads == 0, "lightning layers: dim %d not divisible by %d heads", c->dim,
           c->n_heads);
+    check(c->lightning_qk != LIGHTNING_QK_ROPE || (c->dim / c->n_heads) % 2 == 0,
+          "lightning layers: lightning_qk = rope needs an even head size (dim %d / %d heads)",
+          c->dim, c->n_heads);
 }
 
 static int saved(const ModelConfig *c, BufSpec *out) {
@@ -54,9 +61,10 @@ static void attn_forward(const MixerCall *mc, Act *o, float *state_out, const fl
     const ModelConfig *c = &m->cfg;
     int D = c->dim, H = c->n_heads, hd = D / H;
     Act *proj = mc->a->mixer[S_PROJ];
-    be->ops->lightning_attn_forward(
-        be, o, state_out, proj, act_at(be, proj, D), act_at(be, proj, 2 * D), 4 * D, state_in,
-        layer_decay(m, mc->layer), m->seqs, H, hd, hd, true, c->attn_block);
+    be->ops->lightning_attn_forward(be, o, state_out, proj, act_at(be, proj, D),
+                                    act_at(be, proj, 2 * D), 4 * D, state_in,
+                                    layer_decay(m, mc->layer), m->seqs, H, hd, hd,
+                                    c->lightning_qk == LIGHTNING_QK_SILU, c->attn_block);
 }
 
 // Its backward into d_proj's q, k, v columns, with the final-state gradient dstate_out
@@ -68,10 +76,11 @@ static void attn_backward(const MixerCall *mc, const Act *d_o, float *dstate_in,
     const ModelConfig *c = &m->cfg;
     int D = c->dim, H = c->n_heads, hd = D / H;
     Act *proj = mc->a->mixer[S_PROJ], *d_proj = mc->scratch[D_PROJ];
-    be->ops->lightning_attn_backward(
-        be, d_proj, act_at(be, d_proj, D), act_at(be, d_proj, 2 * D), dstate_in, d_o, dstate_out,
-        proj, act_at(be, proj, D), act_at(be, proj, 2 * D), 4 * D, mc->st->state_in,
-        layer_decay(m, mc->layer), m->seqs, H, hd, hd, true, c->attn_block);
+    be->ops->lightning_attn_backward(be, d_proj, act_at(be, d_proj, D), act_at(be, d_proj, 2 * D),
+                                     dstate_in, d_o, dstate_out, proj, act_at(be, proj, D),
+                                     act_at(be, proj, 2 * D), 4 * D, mc->st->state_in,
+                                     layer_decay(m, mc->layer), m->seqs, H, hd, hd,
+                                     c->lightning_qk == LIGHTNING_QK_SILU, c->attn_block);
 }
 
 static void forward(const MixerCall *mc, Act *out) {
@@ -84,6 +93,10 @@ static void forward(const MixerCall *mc, Act *out) {
     Act *gated = mc->a->mixer[S_GATED];
     float *orstd = mc->a->mixer[S_ORSTD];
     linear_forward(m, proj, mc->a->ln1, lp->mixer[P_QKVU], 1, N);
+    if (c->lightning_qk == LIGHTNING_QK_ROPE) {
+        be->ops->rope_forward(be, proj, 4 * D, mc->pos, N, H, hd, c->rope_theta);
+        be->ops->rope_forward(be, act_at(be, proj, D), 4 * D, mc->pos, N, H, hd, c->rope_theta);
+    }
     if (slice_active(m)) { // sequence parallel: first this slice's own contribution
         attn_forward(mc, o, slice_scratch(m), NULL);
         slice_exchange_forward(mc, slice_log_pass_decay(mc, hd), hd, hd);
@@ -117,6 +130,10 @@ static void backward(const MixerCall *mc, const Act *dout, Act *dln) {
         dstate_out = slice_scratch(m);
     }
     attn_backward(mc, d_o, mc->st->dstate_in, dstate_out);
+    if (c->lightning_qk == LIGHTNING_QK_ROPE) {
+        be->ops->rope_backward(be, d_proj, 4 * D, mc->pos, N, H, hd, c->rope_theta);
+        be->ops->rope_backward(be, act_at(be, d_proj, D), 4 * D, mc->pos, N, H, hd, c->rope_theta);
+    }
     linear_backward(m, dln, false, d_proj, mc->a->ln1, lp->mixer[P_QKVU], 1, N);
 }
 

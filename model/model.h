@@ -16,6 +16,10 @@ typedef enum Family { FAMILY_TNL, FAMILY_GLA, FAMILY_LLAMA } Family;
 // The token mixers, in the order of the mixer table (model/mixer.c).
 typedef enum MixerKind { MIXER_LIGHTNING, MIXER_GLA, MIXER_SOFTMAX, N_MIXER_KINDS } MixerKind;
 typedef enum DecayKind { DECAY_ALIBI, DECAY_MINIMAX } DecayKind;
+// What lightning layers do to q and k before the attention: TNL's SiLU feature map, or no
+// feature map and the rotary position embedding of softmax layers (rope_theta), which a
+// student distilled from a RoPE teacher needs for its copied q and k to keep their meaning.
+typedef enum LightningQk { LIGHTNING_QK_SILU, LIGHTNING_QK_ROPE } LightningQk;
 
 typedef struct ModelConfig {
     Family family;
@@ -30,12 +34,13 @@ typedef struct ModelConfig {
     bool tie_embeddings;
     float norm_eps;
     float rope_theta;
-    DecayKind decay;       // TNL decay slopes
-    int gate_low_rank;     // GLA gate rank (16)
-    float gate_normalizer; // GLA: gk = logsigmoid(.) / gate_normalizer (16)
-    int attn_block;        // block / chunk size of the linear-attention kernels
-    bool doc_reset;        // reset linear-attention state at EOT (packed documents)
-    bool recompute;        // save only each layer's input; recompute its internals in backward
+    DecayKind decay;          // TNL decay slopes
+    LightningQk lightning_qk; // lightning layers' q, k: SiLU (TNL) or RoPE
+    int gate_low_rank;        // GLA gate rank (16)
+    float gate_normalizer;    // GLA: gk = logsigmoid(.) / gate_normalizer (16)
+    int attn_block;           // block / chunk size of the linear-attention kernels
+    bool doc_reset;           // reset linear-attention state at EOT (packed documents)
+    bool recompute;           // save only each layer's input; recompute its internals in backward
     int eot_token;
     int seq_len; // the sequence length it was trained at (0: unknown); eval's default
 } ModelConfig;

@@ -130,7 +130,12 @@ void model_config_print(const ModelConfig *c, FILE *f) {
             family_name(c->family), c->dim, c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim,
             c->mlp_dim, c->vocab_size);
     fprintf(f, "mixers:");
-    for (int l = 0; l < c->n_layers; l++) fprintf(f, " %s", mixer_name(c->mixer[l]));
+    bool lightning = false;
+    for (int l = 0; l < c->n_layers; l++) {
+        fprintf(f, " %s", mixer_name(c->mixer[l]));
+        lightning |= c->mixer[l] == MIXER_LIGHTNING;
+    }
+    if (lightning && c->lightning_qk == LIGHTNING_QK_ROPE) fprintf(f, " (lightning q, k: rope)");
     fprintf(f, "\n");
 }
 

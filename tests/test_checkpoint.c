@@ -28,15 +28,17 @@ typedef struct Case {
     const char *mixers;
     int n_layers, n_heads, n_kv_heads;
     bool tie;
+    LightningQk qk;
 } Case;
 
 static const Case cases[] = {
-    {FAMILY_TNL, "", 2, 2, 0, true},
-    {FAMILY_GLA, "", 2, 2, 0, false},
-    {FAMILY_LLAMA, "", 2, 4, 2, false},
-    {FAMILY_LLAMA, "", 2, 4, 2, true},
-    {FAMILY_TNL, "lightning*3,softmax", 4, 4, 2, false},
-    {FAMILY_GLA, "gla,softmax", 4, 2, 1, true},
+    {FAMILY_TNL, "", 2, 2, 0, true, LIGHTNING_QK_SILU},
+    {FAMILY_GLA, "", 2, 2, 0, false, LIGHTNING_QK_SILU},
+    {FAMILY_LLAMA, "", 2, 4, 2, false, LIGHTNING_QK_SILU},
+    {FAMILY_LLAMA, "", 2, 4, 2, true, LIGHTNING_QK_SILU},
+    {FAMILY_TNL, "lightning*3,softmax", 4, 4, 2, false, LIGHTNING_QK_SILU},
+    {FAMILY_GLA, "gla,softmax", 4, 2, 1, true, LIGHTNING_QK_SILU},
+    {FAMILY_LLAMA, "lightning,softmax", 2, 4, 2, false, LIGHTNING_QK_ROPE}, // a distilled student
 };
 enum { N_CASES = sizeof cases / sizeof cases[0] };
 
@@ -55,6 +57,7 @@ static ModelConfig case_config(const Case *k) {
     c.norm_eps = 1e-5f;
     c.rope_theta = 500000.0f;
     c.decay = DECAY_MINIMAX;
+    c.lightning_qk = k->qk;
     c.gate_low_rank = 8;
     c.gate_normalizer = 8.0f;
     c.attn_block = 32;
@@ -98,6 +101,7 @@ static void assert_config_equal(const ModelConfig *a, const ModelConfig *b) {
     ck_assert(a->norm_eps == b->norm_eps);
     ck_assert(a->rope_theta == b->rope_theta);
     ck_assert_int_eq(a->decay, b->decay);
+    ck_assert_int_eq(a->lightning_qk, b->lightning_qk);
     ck_assert_int_eq(a->gate_low_rank, b->gate_low_rank);
     ck_assert(a->gate_normalizer == b->gate_normalizer);
     ck_assert_int_eq(a->attn_block, b->attn_block);
@@ -170,8 +174,9 @@ END_TEST
 START_TEST(test_model_hf_keys) {
     const Case *k = &cases[_i];
     ModelConfig c = case_config(k);
-    // TNL hybrids have no HF form; pure families and fla GLA hybrids do.
-    if (k->family == FAMILY_TNL && k->mixers[0]) return;
+    // TNL hybrids and Llama layouts with linear layers (distilled students) have no HF
+    // form; pure families and fla GLA hybrids do.
+    if (k->family != FAMILY_GLA && k->mixers[0]) return;
     Model *m = new_model(&c, 7);
     char *dir = new_dir();
     model_save(m, dir, false, "byte");

@@ -4,8 +4,10 @@
 #include "model_testing.h"
 
 // Every tensor's gradient against central differences on a few of its entries.
-static void check_model_gradients(Family family, const char *mixers, bool tied, bool doc_reset) {
+static void check_model_gradients(Family family, const char *mixers, bool tied, bool doc_reset,
+                                  LightningQk qk) {
     ModelConfig cfg = tiny_config(family, mixers, tied);
+    cfg.lightning_qk = qk;
     cfg.doc_reset = doc_reset; // eot_token 0: the random batch holds a few document starts
     Model m;
     model_create(&m, &cfg, cpu_backend());
@@ -51,28 +53,35 @@ static void check_model_gradients(Family family, const char *mixers, bool tied, 
 }
 
 START_TEST(test_grad_tnl) {
-    check_model_gradients(FAMILY_TNL, NULL, false, false);
+    check_model_gradients(FAMILY_TNL, NULL, false, false, LIGHTNING_QK_SILU);
 }
 END_TEST
 START_TEST(test_grad_gla) {
-    check_model_gradients(FAMILY_GLA, NULL, false, false);
+    check_model_gradients(FAMILY_GLA, NULL, false, false, LIGHTNING_QK_SILU);
 }
 END_TEST
 START_TEST(test_grad_llama) {
-    check_model_gradients(FAMILY_LLAMA, NULL, true, false);
+    check_model_gradients(FAMILY_LLAMA, NULL, true, false, LIGHTNING_QK_SILU);
 }
 END_TEST
 START_TEST(test_grad_hybrid) {
-    check_model_gradients(FAMILY_TNL, "lightning,softmax", true, false);
+    check_model_gradients(FAMILY_TNL, "lightning,softmax", true, false, LIGHTNING_QK_SILU);
 }
 END_TEST
 START_TEST(test_grad_hybrid_gla) {
-    check_model_gradients(FAMILY_GLA, "softmax,gla", false, false);
+    check_model_gradients(FAMILY_GLA, "softmax,gla", false, false, LIGHTNING_QK_SILU);
 }
 END_TEST
 START_TEST(test_grad_doc_reset) {
-    check_model_gradients(FAMILY_TNL, "lightning,softmax", false, true);
-    check_model_gradients(FAMILY_GLA, NULL, false, true);
+    check_model_gradients(FAMILY_TNL, "lightning,softmax", false, true, LIGHTNING_QK_SILU);
+    check_model_gradients(FAMILY_GLA, NULL, false, true, LIGHTNING_QK_SILU);
+}
+END_TEST
+
+// The distilled student's lightning layers: RoPE on q, k and no feature map.
+START_TEST(test_grad_lightning_rope) {
+    check_model_gradients(FAMILY_LLAMA, "lightning,softmax", false, false, LIGHTNING_QK_ROPE);
+    check_model_gradients(FAMILY_LLAMA, "lightning", true, true, LIGHTNING_QK_ROPE);
 }
 END_TEST
 
@@ -87,8 +96,9 @@ static double token_loss(const float *logits, int V, int target) {
 
 // Feeding tokens one at a time through the recurrent state / KV cache gives the same
 // predictions as the parallel forward over the whole sequence.
-static void check_decode(Family family, const char *mixers) {
+static void check_decode(Family family, const char *mixers, LightningQk qk) {
     ModelConfig cfg = tiny_config(family, mixers, false);
+    cfg.lightning_qk = qk;
     Model m;
     model_create(&m, &cfg, cpu_backend());
     spread_weights(&m, 3);
@@ -115,26 +125,32 @@ static void check_decode(Family family, const char *mixers) {
 }
 
 START_TEST(test_decode_tnl) {
-    check_decode(FAMILY_TNL, NULL);
+    check_decode(FAMILY_TNL, NULL, LIGHTNING_QK_SILU);
 }
 END_TEST
 START_TEST(test_decode_gla) {
-    check_decode(FAMILY_GLA, NULL);
+    check_decode(FAMILY_GLA, NULL, LIGHTNING_QK_SILU);
 }
 END_TEST
 START_TEST(test_decode_llama) {
-    check_decode(FAMILY_LLAMA, NULL);
+    check_decode(FAMILY_LLAMA, NULL, LIGHTNING_QK_SILU);
 }
 END_TEST
 START_TEST(test_decode_hybrid) {
-    check_decode(FAMILY_TNL, "lightning,softmax");
+    check_decode(FAMILY_TNL, "lightning,softmax", LIGHTNING_QK_SILU);
+}
+END_TEST
+
+START_TEST(test_decode_lightning_rope) {
+    check_decode(FAMILY_LLAMA, "lightning,softmax", LIGHTNING_QK_ROPE);
 }
 END_TEST
 
 // With doc_reset, a row packing several documents (each starting with EOT) gives every
 // token the same loss as running each document alone: no state crosses a boundary.
-static void check_packed(Family family, const char *mixers) {
+static void check_packed(Family family, const char *mixers, LightningQk qk) {
     ModelConfig cfg = tiny_config(family, mixers, false);
+    cfg.lightning_qk = qk;
     cfg.doc_reset = true;
     cfg.eot_token = 0;
     Model m;
@@ -171,19 +187,24 @@ static void check_packed(Family family, const char *mixers) {
 }
 
 START_TEST(test_packed_tnl) {
-    check_packed(FAMILY_TNL, NULL);
+    check_packed(FAMILY_TNL, NULL, LIGHTNING_QK_SILU);
 }
 END_TEST
 START_TEST(test_packed_gla) {
-    check_packed(FAMILY_GLA, NULL);
+    check_packed(FAMILY_GLA, NULL, LIGHTNING_QK_SILU);
 }
 END_TEST
 START_TEST(test_packed_hybrid) {
-    check_packed(FAMILY_LLAMA, "gla,softmax");
+    check_packed(FAMILY_LLAMA, "gla,softmax", LIGHTNING_QK_SILU);
 }
 END_TEST
 
 // Parameter tables carry the Hugging Face names and shapes the spec gives.
+START_TEST(test_packed_lightning_rope) {
+    check_packed(FAMILY_LLAMA, "lightning", LIGHTNING_QK_ROPE);
+}
+END_TEST
+
 START_TEST(test_param_names) {
     ModelConfig cfg = tiny_config(FAMILY_GLA, NULL, false);
     Model m;
@@ -279,6 +300,7 @@ int main(void) {
     tcase_add_test(tc, test_grad_hybrid);
     tcase_add_test(tc, test_grad_hybrid_gla);
     tcase_add_test(tc, test_grad_doc_reset);
+    tcase_add_test(tc, test_grad_lightning_rope);
     suite_add_tcase(s, tc);
     tc = tcase_create("decode");
     tcase_set_timeout(tc, 60);
@@ -286,12 +308,14 @@ int main(void) {
     tcase_add_test(tc, test_decode_gla);
     tcase_add_test(tc, test_decode_llama);
     tcase_add_test(tc, test_decode_hybrid);
+    tcase_add_test(tc, test_decode_lightning_rope);
     suite_add_tcase(s, tc);
     tc = tcase_create("packed");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_packed_tnl);
     tcase_add_test(tc, test_packed_gla);
     tcase_add_test(tc, test_packed_hybrid);
+    tcase_add_test(tc, test_packed_lightning_rope);
     suite_add_tcase(s, tc);
     tc = tcase_create("layout");
     tcase_add_test(tc, test_param_names);

@@ -94,9 +94,10 @@ static double worst_tensor_error(const Model *m, const float *got, const float *
 // One model (family, mixers or NULL, recompute) and doc_reset setting on this rank;
 // returns the number of failed checks.
 static int check_case(const Dist *d, Comm *world, Comm *group, Family family, const char *mixers,
-                      bool recompute, bool docs) {
+                      bool recompute, LightningQk qk, bool docs) {
     Backend *be = cpu_backend();
     ModelConfig cfg = tiny_config(family, mixers, false);
+    cfg.lightning_qk = qk;
     cfg.recompute = recompute;
     cfg.doc_reset = docs;
     cfg.eot_token = EOT;
@@ -188,15 +189,17 @@ static int worker(int sp) {
         Family family;
         const char *mixers;
         bool recompute;
-    } cases[] = {{FAMILY_TNL, NULL, false},
-                 {FAMILY_GLA, NULL, false},
-                 {FAMILY_TNL, "lightning,softmax", false},
-                 {FAMILY_TNL, "softmax,lightning", true},
-                 {FAMILY_LLAMA, NULL, false}};
+        LightningQk qk;
+    } cases[] = {{FAMILY_TNL, NULL, false, LIGHTNING_QK_SILU},
+                 {FAMILY_GLA, NULL, false, LIGHTNING_QK_SILU},
+                 {FAMILY_TNL, "lightning,softmax", false, LIGHTNING_QK_SILU},
+                 {FAMILY_TNL, "softmax,lightning", true, LIGHTNING_QK_SILU},
+                 {FAMILY_LLAMA, NULL, false, LIGHTNING_QK_SILU},
+                 {FAMILY_LLAMA, "lightning,softmax", false, LIGHTNING_QK_ROPE}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         for (int docs = 0; docs < 2; docs++)
             failed += (float)check_case(&d, world, group, cases[i].family, cases[i].mixers,
-                                        cases[i].recompute, docs);
+                                        cases[i].recompute, cases[i].qk, docs);
     comm_all_reduce_sum_host(world, &failed, 1);
     comm_free(group);
     comm_free(world);

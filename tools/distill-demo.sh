@@ -49,7 +49,9 @@ for s in lightning gla; do
     grep 'mc acc' "$out/distill-$s.log" | tail -1 | sed "s/^/distilled $s: /" | tee -a "$out/mc.txt"
 
     stage "$s student from scratch (the teacher's recipe, $scratch_steps steps)"
-    ./bolt train configs/llama-tiny.conf "$dev" --mixers=$s --out_dir="$out/scratch-$s" \
+    # the distilled student's architecture: lightning_qk = rope as in distill-lightning.conf
+    ./bolt train configs/llama-tiny.conf "$dev" --mixers=$s --lightning_qk=rope \
+        --out_dir="$out/scratch-$s" \
         --steps="$scratch_steps" --sample_every=0 --val_every=20 \
         --mc_data="$out/mc.jsonl" >"$out/scratch-$s.log"
     grep 'mc acc' "$out/scratch-$s.log" | tail -1 | sed "s/^/scratch $s: /" | tee -a "$out/mc.txt"

@@ -125,6 +125,7 @@ static void setup_student(DistillRun *r) {
     want.doc_reset = c->model.doc_reset;
     want.recompute = c->model.recompute;
     want.attn_block = c->model.attn_block;
+    want.lightning_qk = c->model.lightning_qk;
     want.eot_token = r->tok.eot;
     char ckpt[4096] = "", tok_spec[CONFIG_STR];
     if (c->resume && !checkpoint_latest_valid(c->out_dir, ckpt, sizeof ckpt)) ckpt[0] = '\0';
@@ -136,6 +137,10 @@ static void setup_student(DistillRun *r) {
             check(got.mixer[l] == want.mixer[l],
                   "%s: layer %d uses %s, but student_mixer = %s gives %s", ckpt, l,
                   mixer_name(got.mixer[l]), c->student_mixer, mixer_name(want.mixer[l]));
+        check(got.lightning_qk == want.lightning_qk,
+              "%s: the student was saved with lightning_qk = %s, this run asks for %s", ckpt,
+              got.lightning_qk == LIGHTNING_QK_ROPE ? "rope" : "silu",
+              want.lightning_qk == LIGHTNING_QK_ROPE ? "rope" : "silu");
     }
     model_create(&r->student, &want, r->be);
     optimizer_create(&r->opt, &r->student, c->beta1, c->beta2, c->adam_eps, c->weight_decay);

@@ -229,9 +229,14 @@ int export_main(int argc, char **argv) {
     char tok_from[PATH_CAP], tok_rec[PATH_CAP];
     plan_tokenizer(dir, tok, tok_from, sizeof tok_from, tok_rec, sizeof tok_rec);
     write_model(&m, dst, bf16, tok_from, tok_rec);
-    const char *library = m.cfg.family == FAMILY_LLAMA ? "transformers LlamaForCausalLM"
-                          : m.cfg.family == FAMILY_GLA ? "fla GLAForCausalLM"
-                                                       : "TransNormerLLM's own code";
+    bool linear_in_llama = false; // a distilled student: no library has that model
+    for (int l = 0; l < m.cfg.n_layers; l++)
+        linear_in_llama |= m.cfg.family == FAMILY_LLAMA && m.cfg.mixer[l] != MIXER_SOFTMAX;
+    const char *library = linear_in_llama ? "bolt; no Hugging Face class has linear layers in "
+                                            "the Llama layout"
+                          : m.cfg.family == FAMILY_LLAMA ? "transformers LlamaForCausalLM"
+                          : m.cfg.family == FAMILY_GLA   ? "fla GLAForCausalLM"
+                                                         : "TransNormerLLM's own code";
     printf("exported %s (%s): %d layers, %zu parameters (%.2fM) -> %s (%s, for %s)\n",
            family_name(m.cfg.family), dir, m.cfg.n_layers, m.n_weights, m.n_weights / 1e6, dst,
            bf16 ? "bf16" : "fp32", library);

@@ -151,6 +151,7 @@ static void note_model_differences(const ModelConfig *want, const ModelConfig *g
     bool same = want->family == got->family && want->dim == got->dim &&
                 want->n_layers == got->n_layers && want->n_heads == got->n_heads &&
                 want->vocab_size == got->vocab_size && want->mlp_dim == got->mlp_dim &&
+                want->lightning_qk == got->lightning_qk &&
                 memcmp(want->mixer, got->mixer, sizeof(MixerKind) * (size_t)got->n_layers) == 0;
     if (same) return;
     printf("note: the model comes from %s (%s, dim %d, %d layers, %d heads, vocab %d), not "
