@@ -5,9 +5,10 @@
 //   1. logits[rows, V] = h_chunk W^T, fp32 output of a bf16 cuBLASLt matmul (rows ldv
 //      apart, ldv = V rounded up to 8 so every row starts 32-byte aligned; the padding
 //      columns are never read);
-//   2. one block per row: max, sum of exp, loss = log(sum) + max - logit[target] (0 for
-//      target < 0); with gradients, dlogits = grad_scale (softmax - onehot) as bf16 into
-//      a second buffer (zero rows for ignored targets);
+//   2. one block per row: an online max and sum of exp in one pass, loss = log(sum) +
+//      max - logit[target] (0 for target < 0); with gradients, in a second pass,
+//      dlogits = grad_scale (softmax - onehot) as bf16 into a second buffer (zero rows
+//      for ignored targets);
 //   3. dh_chunk = dlogits W (written), dW += dlogits^T h_chunk (fp32, chunk by chunk in
 //      row order).
 // Every reduction has a fixed order and each matmul shape a fixed algorithm, so the
@@ -44,17 +45,31 @@ static __device__ float block_sum(float v, float *shared) {
     return s;
 }
 
+// This thread's running (max, sum of exp(x - max)) after one more logit x: one pass
+// instead of a max pass and a sum pass over the row.
+static __device__ void online_add(float *m, float *s, float x) {
+    if (x > *m) {
+        *s = *s * expf(*m - x) + 1.0f; // exp(-inf) = 0 for the first value
+        *m = x;
+    } else {
+        *s += expf(x - *m);
+    }
+}
+
 // One block per row r of the chunk: losses[r] and, if dlogits, the row's gradient
 // grad_scale * (softmax - onehot(target)) as bf16. A target < 0 gives loss 0 and a zero
 // gradient; a target >= V (the caller checks targets; it cannot die here) gives a NaN
-// loss, so the step is flagged, and a zero gradient.
+// loss, so the step is flagged, and a zero gradient. Two passes over the fp32 row, in
+// 16-byte loads (rows start 32-byte aligned; the last V % 4 columns one by one): an online
+// max and sum, then the gradient.
 static __global__ void __launch_bounds__(CE_THREADS)
     ce_rows_kernel(float *losses, bf16 *dlogits, const float *logits, int ldv, const int *targets,
                    int V, float grad_scale) {
     __shared__ float shared[CE_WARPS];
     long off = (long)blockIdx.x * ldv;
     const float *lr = logits + off;
-    int target = targets[blockIdx.x];
+    const float4 *lr4 = (const float4 *)lr;
+    int target = targets[blockIdx.x], V4 = V / 4;
     if (target < 0 || target >= V) {
         if (threadIdx.x == 0) losses[blockIdx.x] = target < 0 ? 0.0f : NAN;
         if (dlogits) {
@@ -63,21 +78,34 @@ static __global__ void __launch_bounds__(CE_THREADS)
         }
         return;
     }
-    float m = -INFINITY;
-    for (int j = threadIdx.x; j < V; j += CE_THREADS) m = fmaxf(m, lr[j]);
-    m = block_max(m, shared);
-    float s = 0.0f;
-    for (int j = threadIdx.x; j < V; j += CE_THREADS) s += expf(lr[j] - m);
-    s = block_sum(s, shared);
+    float m = -INFINITY, s = 0.0f;
+    for (int j = threadIdx.x; j < V4; j += CE_THREADS) {
+        float4 x = lr4[j];
+        online_add(&m, &s, x.x);
+        online_add(&m, &s, x.y);
+        online_add(&m, &s, x.z);
+        online_add(&m, &s, x.w);
+    }
+    for (int j = 4 * V4 + threadIdx.x; j < V; j += CE_THREADS) online_add(&m, &s, lr[j]);
+    float row_max = block_max(m, shared);
+    s = block_sum(s > 0.0f ? s * expf(m - row_max) : 0.0f, shared);
     if (threadIdx.x == 0)
-        losses[blockIdx.x] = (float)(log((double)s) + ((double)m - (double)lr[target]));
-    if (dlogits) {
-        float scale = grad_scale / s;
-        for (int j = threadIdx.x; j < V; j += CE_THREADS) {
-            float p = expf(lr[j] - m) * scale;
-            if (j == target) p -= grad_scale;
-            dlogits[off + j] = __float2bfloat16(p);
-        }
+        losses[blockIdx.x] = (float)(log((double)s) + ((double)row_max - (double)lr[target]));
+    if (!dlogits) return;
+    float scale = grad_scale / s;
+    __nv_bfloat162 *d2 = (__nv_bfloat162 *)(dlogits + off);
+    for (int j = threadIdx.x; j < V4; j += CE_THREADS) {
+        float4 x = lr4[j];
+        float p[4] = {expf(x.x - row_max) * scale, expf(x.y - row_max) * scale,
+                      expf(x.z - row_max) * scale, expf(x.w - row_max) * scale};
+        if (target / 4 == j) p[target % 4] -= grad_scale;
+        d2[2 * j] = __floats2bfloat162_rn(p[0], p[1]);
+        d2[2 * j + 1] = __floats2bfloat162_rn(p[2], p[3]);
+    }
+    for (int j = 4 * V4 + threadIdx.x; j < V; j += CE_THREADS) {
+        float p = expf(lr[j] - row_max) * scale;
+        if (j == target) p -= grad_scale;
+        dlogits[off + j] = __float2bfloat16(p);
     }
 }
 
