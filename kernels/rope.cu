@@ -7,38 +7,55 @@
 
 enum { ROPE_THREADS = 256, ROPE_MAX_BLOCKS = 1 << 16 };
 
-// One thread per pair (x[i], x[i + hd/2]) of head h of row n, rotated by sign * angle:
-// lo = a cos - b sn, hi = b cos + a sn with sn = sign * sin (sign -1 rotates back).
-// Both values are read before either is written.
+// One thread per V consecutive pairs (x[i], x[i + hd/2]), i = i0 .. i0 + V - 1, of head h
+// of row n, rotated by sign * angle: lo = a cos - b sn, hi = b cos + a sn with sn = sign *
+// sin (sign -1 rotates back). Both halves are read before either is written. V = 8: two
+// 16-byte loads and stores per thread (every head's halves 16-byte aligned).
+template <int V>
 static __global__ void rope_kernel(bf16 *x, int ld, const int *pos, int N, int H, int hd,
                                    float theta, float sign) {
-    int half = hd / 2;
-    long total = (long)N * H * half;
+    int half = hd / 2, groups = half / V;
+    long total = (long)N * H * groups;
     for (long idx = blockIdx.x * (long)blockDim.x + threadIdx.x; idx < total;
          idx += (long)gridDim.x * blockDim.x) {
-        int i = (int)(idx % half);
-        long t = idx / half;
-        int h = (int)(t % H);
+        long t = idx / groups;
+        int i0 = (int)(idx - t * groups) * V;
         long n = t / H;
-        float inv_freq = 1.0f / powf(theta, (float)(2 * i) / (float)hd);
-        float angle = (float)pos[n] * inv_freq;
-        float c = cosf(angle), sn = sign * sinf(angle);
+        int h = (int)(t - n * H);
         bf16 *xh = x + n * ld + (long)h * hd;
-        float a = __bfloat162float(xh[i]), b = __bfloat162float(xh[i + half]);
-        xh[i] = __float2bfloat16(a * c - b * sn);
-        xh[i + half] = __float2bfloat16(b * c + a * sn);
+        float a[V], b[V];
+        load_bf16<V>(a, xh + i0);
+        load_bf16<V>(b, xh + i0 + half);
+        float p = (float)pos[n];
+        for (int e = 0; e < V; e++) {
+            float inv_freq = 1.0f / powf(theta, (float)(2 * (i0 + e)) / (float)hd);
+            float sn, c;
+            sincosf(p * inv_freq, &sn, &c);
+            sn *= sign;
+            float lo = a[e] * c - b[e] * sn, hi = b[e] * c + a[e] * sn;
+            a[e] = lo;
+            b[e] = hi;
+        }
+        store_bf16<V>(xh + i0, a);
+        store_bf16<V>(xh + i0 + half, b);
     }
 }
 
 static void launch_rope(Backend *be, Act *x, int ld, const int *pos, int N, int H, int hd,
                         float theta, float sign) {
     check(hd % 2 == 0, "rope: head size %d is odd", hd);
-    long total = (long)N * H * (hd / 2);
+    bool vec = (hd / 2) % 8 == 0 && ld % 8 == 0 && aligned16(x);
+    long total = (long)N * H * (hd / 2) / (vec ? 8 : 1);
     if (total <= 0) return;
     long blocks = (total + ROPE_THREADS - 1) / ROPE_THREADS;
     if (blocks > ROPE_MAX_BLOCKS) blocks = ROPE_MAX_BLOCKS;
-    rope_kernel<<<(unsigned)blocks, ROPE_THREADS, 0, cuda_ctx(be)->stream>>>(as_bf16(x), ld, pos, N,
-                                                                             H, hd, theta, sign);
+    cudaStream_t stream = cuda_ctx(be)->stream;
+    if (vec)
+        rope_kernel<8><<<(unsigned)blocks, ROPE_THREADS, 0, stream>>>(as_bf16(x), ld, pos, N, H, hd,
+                                                                      theta, sign);
+    else
+        rope_kernel<1><<<(unsigned)blocks, ROPE_THREADS, 0, stream>>>(as_bf16(x), ld, pos, N, H, hd,
+                                                                      theta, sign);
     CUDA_CHECK_LAUNCH();
 }
 

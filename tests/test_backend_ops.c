@@ -261,28 +261,30 @@ static const struct {
     bool weight;
 } NORMS[] = {{NORM_RMS, true}, {NORM_RMS, false}, {NORM_SRMS, false}};
 
-static void norm_shape(int v, int *N, int *D) {
+// Shape v (1: the large one); odd: a width that is not a multiple of 8, so the kernels
+// take their one-value-at-a-time path instead of 16-byte vectors.
+static void norm_shape(int v, bool odd, int *N, int *D) {
     *N = big && v == 1 ? 2048 : 33;
-    *D = big && v == 1 ? 2048 : 48;
+    *D = (big && v == 1 ? 2048 : 48) - (odd ? 3 : 0);
 }
 
 START_TEST(test_norm_forward) {
     NEED(norm_forward);
     Rng rng = test_rng(5);
     for (int v = 0; v < (big ? 2 : 1); v++) {
-        int N, D;
-        norm_shape(v, &N, &D);
-        for (int c = 0; c < 3; c++) {
+        for (int c = 0; c < 6; c++) { // each variant at an even width, then an odd one
+            int N, D;
+            norm_shape(v, c >= 3, &N, &D);
             float *x, *w = rand_tensor(&rng, D, 0.2f);
             for (int d = 0; d < D; d++) w[d] += 1.0f;
-            Act *d_w = NORMS[c].weight ? be_act(be, w, D) : NULL;
+            Act *d_w = NORMS[c % 3].weight ? be_act(be, w, D) : NULL;
             Act *d_x = be_rand_act(be, &rng, (long)N * D, 2.0f, &x);
             Act *out = poison_act((long)N * D);
             float *rstd = poison_f32(N);
-            be->ops->norm_forward(be, out, rstd, d_x, d_w, N, D, 1e-5f, NORMS[c].kind);
+            be->ops->norm_forward(be, out, rstd, d_x, d_w, N, D, 1e-5f, NORMS[c % 3].kind);
             float *want = zeros((long)N * D), *want_rstd = zeros(N);
-            norm_forward(want, want_rstd, x, NORMS[c].weight ? w : NULL, N, D, 1e-5f,
-                         NORMS[c].kind);
+            norm_forward(want, want_rstd, x, NORMS[c % 3].weight ? w : NULL, N, D, 1e-5f,
+                         NORMS[c % 3].kind);
             expect_act(out, want, (long)N * D, "norm out");
             expect_f32(rstd, want_rstd, N, "norm rstd");
             free(x), free(w), free(want), free(want_rstd);
@@ -296,27 +298,27 @@ END_TEST
 START_TEST(test_residual_norm_forward) {
     NEED(residual_norm_forward);
     Rng rng = test_rng(6);
-    int N, D;
-    norm_shape(big, &N, &D);
-    for (int c = 0; c < 3; c++) {
+    for (int c = 0; c < 6; c++) { // each variant at an even width, then an odd one
+        int N, D;
+        norm_shape(big, c >= 3, &N, &D);
         for (int in_place = 0; in_place < 2; in_place++) {
             float *a, *b, *w = rand_tensor(&rng, D, 0.2f);
             for (int d = 0; d < D; d++) w[d] += 1.0f;
-            Act *d_w = NORMS[c].weight ? be_act(be, w, D) : NULL;
+            Act *d_w = NORMS[c % 3].weight ? be_act(be, w, D) : NULL;
             Act *d_a = be_rand_act(be, &rng, (long)N * D, 1.0f, &a);
             Act *d_b = be_rand_act(be, &rng, (long)N * D, 1.0f, &b);
             Act *resid = in_place ? d_a : poison_act((long)N * D);
             Act *out = poison_act((long)N * D);
             float *rstd = poison_f32(N);
             be->ops->residual_norm_forward(be, resid, out, rstd, d_a, d_b, d_w, N, D, 1e-5f,
-                                           NORMS[c].kind);
+                                           NORMS[c % 3].kind);
             float *sum = zeros((long)N * D), *want = zeros((long)N * D), *want_rstd = zeros(N);
             add_forward(sum, a, b, (long)N * D);
             // the norm of the sum as the backend holds it (rounded to its compute type)
             float *held = be_read_act(be, resid, (long)N * D);
             be_expect_close(held, sum, (long)N * D, tol, "residual sum");
-            norm_forward(want, want_rstd, held, NORMS[c].weight ? w : NULL, N, D, 1e-5f,
-                         NORMS[c].kind);
+            norm_forward(want, want_rstd, held, NORMS[c % 3].weight ? w : NULL, N, D, 1e-5f,
+                         NORMS[c % 3].kind);
             expect_act(out, want, (long)N * D, "residual norm out");
             expect_f32(rstd, want_rstd, N, "residual norm rstd");
             free(a), free(b), free(w), free(sum), free(want), free(want_rstd), free(held);
@@ -332,27 +334,28 @@ END_TEST
 START_TEST(test_norm_backward) {
     NEED(norm_backward);
     Rng rng = test_rng(7);
-    int N, D;
-    norm_shape(big, &N, &D);
-    for (int c = 0; c < 3; c++) {
+    for (int c = 0; c < 6; c++) { // each variant at an even width, then an odd one
+        int N, D;
+        norm_shape(big, c >= 3, &N, &D);
         for (int mode = 0; mode < 3; mode++) { // 0: dresid separate, 1: NULL, 2: dresid = dx
-            bool with_dw = NORMS[c].weight && mode != 1;
+            bool with_dw = NORMS[c % 3].weight && mode != 1;
             float *x, *dout, *dresid = NULL, *w = rand_tensor(&rng, D, 0.2f);
             for (int d = 0; d < D; d++) w[d] += 1.0f;
-            Act *d_w = NORMS[c].weight ? be_act(be, w, D) : NULL;
+            Act *d_w = NORMS[c % 3].weight ? be_act(be, w, D) : NULL;
             Act *d_x = be_rand_act(be, &rng, (long)N * D, 2.0f, &x);
             Act *d_dout = be_rand_act(be, &rng, (long)N * D, 1.0f, &dout);
             Act *d_dresid = mode != 1 ? be_rand_act(be, &rng, (long)N * D, 1.0f, &dresid) : NULL;
             Act *dx = mode == 2 ? d_dresid : poison_act((long)N * D);
             float *dw = rand_tensor(&rng, D, 1.0f), *d_dw = be_f32(be, dw, D);
             float *y = zeros((long)N * D), *rstd = zeros(N);
-            norm_forward(y, rstd, x, NORMS[c].weight ? w : NULL, N, D, 1e-5f, NORMS[c].kind);
+            norm_forward(y, rstd, x, NORMS[c % 3].weight ? w : NULL, N, D, 1e-5f,
+                         NORMS[c % 3].kind);
             float *d_rstd = be_f32(be, rstd, N);
             be->ops->norm_backward(be, dx, with_dw ? d_dw : NULL, d_dresid, d_dout, d_x, d_w,
-                                   d_rstd, N, D, 1e-5f, NORMS[c].kind);
+                                   d_rstd, N, D, 1e-5f, NORMS[c % 3].kind);
             float *want = dresid ? copy_tensor(dresid, (long)N * D) : zeros((long)N * D);
-            norm_backward(want, with_dw ? dw : NULL, dout, x, NORMS[c].weight ? w : NULL, rstd, N,
-                          D, 1e-5f, NORMS[c].kind);
+            norm_backward(want, with_dw ? dw : NULL, dout, x, NORMS[c % 3].weight ? w : NULL, rstd,
+                          N, D, 1e-5f, NORMS[c % 3].kind);
             expect_act(dx, want, (long)N * D, "norm dx");
             expect_f32(d_dw, dw, D, "norm dweight");
             free(x), free(dout), free(dresid), free(w), free(dw), free(y), free(rstd), free(want);
@@ -461,11 +464,12 @@ START_TEST(test_rope) {
     NEED(rope_forward);
     NEED(rope_backward);
     Rng rng = test_rng(10);
-    int N = big ? 2048 : 29, H = big ? 8 : 3, hd = big ? 128 : 16, col = 5;
-    int ld = H * hd + 2 * hd + col;
+    int N = big ? 2048 : 29, H = big ? 8 : 3, hd = big ? 128 : 16;
     float thetas[2] = {10000.0f, 500000.0f};
-    for (int c = 0; c < 4; c++) {
+    for (int c = 0; c < 8; c++) {
         bool backward = c & 1, arbitrary = c & 2;
+        // col 8: every head's halves 16-byte aligned (the vector path); col 5: not
+        int col = c & 4 ? 5 : 8, ld = H * hd + 2 * hd + col;
         float theta = thetas[c / 2 % 2];
         int *pos = xmalloc((size_t)N * sizeof(int));
         for (int n = 0; n < N; n++)
