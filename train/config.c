@@ -52,7 +52,7 @@ static const Option KEYS[] = {
     {"norm_eps", OPT_FLOAT, offsetof(Config, model.norm_eps), 0, 0, 0, NULL, NULL,
      "norm epsilon; 0: the family default"},
     {"rope_theta", OPT_FLOAT, offsetof(Config, model.rope_theta), 0, 0, 0, NULL, NULL,
-     "RoPE base of softmax layers"},
+     "RoPE base of softmax layers (and lightning ones with lightning_qk = rope)"},
     {"decay", OPT_INDEX, offsetof(Config, model.decay), 0, 0, 0, "alibi|minimax", NULL,
      "TNL decay slopes"},
     {"lightning_qk", OPT_INDEX, offsetof(Config, model.lightning_qk), 0, 0, 0, "silu|rope", NULL,
