@@ -93,10 +93,8 @@ static void forward(const MixerCall *mc, Act *out) {
     Act *gated = mc->a->mixer[S_GATED];
     float *orstd = mc->a->mixer[S_ORSTD];
     linear_forward(m, proj, mc->a->ln1, lp->mixer[P_QKVU], 1, N);
-    if (c->lightning_qk == LIGHTNING_QK_ROPE) {
-        be->ops->rope_forward(be, proj, 4 * D, mc->pos, N, H, hd, c->rope_theta);
-        be->ops->rope_forward(be, act_at(be, proj, D), 4 * D, mc->pos, N, H, hd, c->rope_theta);
-    }
+    if (c->lightning_qk == LIGHTNING_QK_ROPE) // q and k side by side: one call, 2H heads
+        be->ops->rope_forward(be, proj, 4 * D, mc->pos, N, 2 * H, hd, c->rope_theta);
     if (slice_active(m)) { // sequence parallel: first this slice's own contribution
         attn_forward(mc, o, slice_scratch(m), NULL);
         slice_exchange_forward(mc, slice_log_pass_decay(mc, hd), hd, hd);
@@ -130,10 +128,8 @@ static void backward(const MixerCall *mc, const Act *dout, Act *dln) {
         dstate_out = slice_scratch(m);
     }
     attn_backward(mc, d_o, mc->st->dstate_in, dstate_out);
-    if (c->lightning_qk == LIGHTNING_QK_ROPE) {
-        be->ops->rope_backward(be, d_proj, 4 * D, mc->pos, N, H, hd, c->rope_theta);
-        be->ops->rope_backward(be, act_at(be, d_proj, D), 4 * D, mc->pos, N, H, hd, c->rope_theta);
-    }
+    if (c->lightning_qk == LIGHTNING_QK_ROPE)
+        be->ops->rope_backward(be, d_proj, 4 * D, mc->pos, N, 2 * H, hd, c->rope_theta);
     linear_backward(m, dln, false, d_proj, mc->a->ln1, lp->mixer[P_QKVU], 1, N);
 }
 
