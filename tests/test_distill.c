@@ -422,10 +422,12 @@ static double eval_loss(const char *ckpt) {
 }
 
 // The teacher's and the student's validation losses that distill logs are those `bolt
-// eval` computes from their checkpoints on the same shards.
+// eval` computes from their checkpoints on the same shards (the student's lightning layer
+// with lightning_qk = rope, which its checkpoint must carry to eval).
 START_TEST(test_losses_agree_with_eval) {
     train_teacher();
-    ck_assert_int_eq(run_distill("e", "lightning*1,softmax", 2, 2, NULL, NULL, NULL), 0);
+    ck_assert_int_eq(
+        run_distill("e", "lightning*1,softmax", 2, 2, "--lightning_qk=rope", NULL, NULL), 0);
     char ckpt[700];
     snprintf(ckpt, sizeof ckpt, "%s/teacher/step_00000030", workdir);
     double teacher = eval_loss(ckpt), logged = metric("e", "teacher_val_loss", false);
@@ -444,6 +446,14 @@ START_TEST(test_resume_other_mixer) {
     train_teacher();
     ck_assert_int_eq(run_distill("m", "lightning", 2, 0, NULL, NULL, NULL), 0);
     run_distill("m", "gla", 2, 2, "--resume=1", NULL, NULL);
+}
+END_TEST
+
+// Resuming with another lightning_qk than the checkpoint's is refused.
+START_TEST(test_resume_other_qk) {
+    train_teacher();
+    ck_assert_int_eq(run_distill("q", "lightning", 2, 0, "--lightning_qk=rope", NULL, NULL), 0);
+    run_distill("q", "lightning", 2, 2, "--resume=1", "--lightning_qk=silu", NULL);
 }
 END_TEST
 
@@ -474,6 +484,7 @@ int main(void) {
     tcase_add_test(tc, test_resume_gla);
     tcase_add_test(tc, test_losses_agree_with_eval);
     tcase_add_exit_test(tc, test_resume_other_mixer, 1);
+    tcase_add_exit_test(tc, test_resume_other_qk, 1);
     tcase_add_exit_test(tc, test_teacher_not_softmax, 1);
     suite_add_tcase(s, tc);
     return run_suite(s);
