@@ -9,7 +9,9 @@
 //   lightning qkvu_proj [4D, D]: rows q = teacher q_proj; k, v = teacher k_proj, v_proj
 //     with each key/value head repeated for the query heads that share it (GQA); the
 //     output-gate rows u are new, normal(0, 0.02). out_proj = teacher o_proj.
-//     (Needs head_dim = dim / n_heads; decays are the fixed ALiBi slopes.)
+//     (Needs head_dim = dim / n_heads; decays are the fixed ALiBi slopes. With
+//     lightning_qk = rope, which a distillation should use, q and k keep the teacher's
+//     RoPE and no feature map, so the copied rows score keys as the teacher's did.)
 //   gla q_proj, k_proj [D/2, D]: per head the first head_dim/2 rows of the teacher's head
 //     (k after the GQA repeat); v_proj [D, D] = teacher v_proj repeated over the heads;
 //     o_proj = teacher o_proj; g_proj (swish output gate) and gk_proj.0/1 (low-rank
