@@ -61,6 +61,8 @@ stage "report"
 python3 tools/distill_report.py --teacher="$out/teacher-run" \
     --student="lightning:$out/lightning:$out/scratch-lightning" \
     --student="gla:$out/gla:$out/scratch-gla" | tee "$out/report.txt"
+# A bolt built without Cairo cannot draw: the report stands, the figure can be drawn elsewhere.
 ./bolt plot "$out/lightning" "$out/scratch-lightning" "$out/gla" "$out/scratch-gla" \
-    "$out/teacher-run" --out="$out/curves.png"
+    "$out/teacher-run" --out="$out/curves.png" ||
+    echo "distill-demo: no figure; the runs' metrics.jsonl are under $out"
 echo "distill-demo: wall time $(($(date +%s) - start))s"
