@@ -229,11 +229,18 @@ int export_main(int argc, char **argv) {
     char tok_from[PATH_CAP], tok_rec[PATH_CAP];
     plan_tokenizer(dir, tok, tok_from, sizeof tok_from, tok_rec, sizeof tok_rec);
     write_model(&m, dst, bf16, tok_from, tok_rec);
-    bool linear_in_llama = false; // a distilled student: no library has that model
-    for (int l = 0; l < m.cfg.n_layers; l++)
+    // A distilled student (linear layers in the Llama layout) or RoPE lightning layers: no
+    // library has that model, so the export is for bolt alone.
+    bool linear_in_llama = false, rope_lightning = false;
+    for (int l = 0; l < m.cfg.n_layers; l++) {
         linear_in_llama |= m.cfg.family == FAMILY_LLAMA && m.cfg.mixer[l] != MIXER_SOFTMAX;
-    const char *library = linear_in_llama ? "bolt; no Hugging Face class has linear layers in "
-                                            "the Llama layout"
+        rope_lightning |=
+            m.cfg.mixer[l] == MIXER_LIGHTNING && m.cfg.lightning_qk == LIGHTNING_QK_ROPE;
+    }
+    const char *library = linear_in_llama  ? "bolt; no Hugging Face class has linear layers in "
+                                             "the Llama layout"
+                          : rope_lightning ? "bolt; no Hugging Face class has lightning layers "
+                                             "with RoPE"
                           : m.cfg.family == FAMILY_LLAMA ? "transformers LlamaForCausalLM"
                           : m.cfg.family == FAMILY_GLA   ? "fla GLAForCausalLM"
                                                          : "TransNormerLLM's own code";
