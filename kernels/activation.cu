@@ -78,14 +78,6 @@ static __global__ void gate_backward_kernel(bf16 *da, int ldda, bf16 *db, int ld
     }
 }
 
-// True if 8-element groups tile every row of F columns with the given row strides and
-// 16-byte aligned bases.
-static bool rows_vectorize(int F, const int *lds, const void *const *ptrs, int n) {
-    bool ok = F % 8 == 0;
-    for (int i = 0; i < n; i++) ok = ok && lds[i] % 8 == 0 && aligned16(ptrs[i]);
-    return ok;
-}
-
 // out[N, F] = act(a) * b; a's rows lda apart, b's ldb apart, out contiguous.
 static void cuda_gate_forward(Backend *be, Act *out, const Act *a, int lda, const Act *b, int ldb,
                               int N, int F, GateKind kind) {
@@ -93,13 +85,10 @@ static void cuda_gate_forward(Backend *be, Act *out, const Act *a, int lda, cons
     if (total <= 0) return;
     const int lds[] = {lda, ldb, F};
     const void *ptrs[] = {a, b, out};
-    cudaStream_t stream = cuda_ctx(be)->stream;
-    if (rows_vectorize(F, lds, ptrs, 3))
-        gate_forward_kernel<8><<<act_blocks(total / 8), ACT_THREADS, 0, stream>>>(
+    with_vec(rows_vec8(F, lds, ptrs, 3), [&](auto V) {
+        gate_forward_kernel<V><<<act_blocks(total / V), ACT_THREADS, 0, cuda_ctx(be)->stream>>>(
             as_bf16(out), as_bf16c(a), lda, as_bf16c(b), ldb, N, F, kind);
-    else
-        gate_forward_kernel<1><<<act_blocks(total), ACT_THREADS, 0, stream>>>(
-            as_bf16(out), as_bf16c(a), lda, as_bf16c(b), ldb, N, F, kind);
+    });
     CUDA_CHECK_LAUNCH();
 }
 
@@ -111,15 +100,11 @@ static void cuda_gate_backward(Backend *be, Act *da, int ldda, Act *db, int lddb
     if (total <= 0 || (!da && !db)) return;
     const int lds[] = {lda, ldb, F, da ? ldda : 8, db ? lddb : 8};
     const void *ptrs[] = {a, b, dout, da, db};
-    cudaStream_t stream = cuda_ctx(be)->stream;
-    if (rows_vectorize(F, lds, ptrs, 5))
-        gate_backward_kernel<8><<<act_blocks(total / 8), ACT_THREADS, 0, stream>>>(
+    with_vec(rows_vec8(F, lds, ptrs, 5), [&](auto V) {
+        gate_backward_kernel<V><<<act_blocks(total / V), ACT_THREADS, 0, cuda_ctx(be)->stream>>>(
             as_bf16(da), ldda, as_bf16(db), lddb, as_bf16c(dout), as_bf16c(a), lda, as_bf16c(b),
             ldb, N, F, kind);
-    else
-        gate_backward_kernel<1><<<act_blocks(total), ACT_THREADS, 0, stream>>>(
-            as_bf16(da), ldda, as_bf16(db), lddb, as_bf16c(dout), as_bf16c(a), lda, as_bf16c(b),
-            ldb, N, F, kind);
+    });
     CUDA_CHECK_LAUNCH();
 }
 

@@ -7,6 +7,8 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include <type_traits>
+
 #include "../core/util.h"
 #include "ops.h"
 
@@ -95,6 +97,24 @@ template <int V> __device__ inline void store_bf16(bf16 *p, const float *v) {
 // True if p is 16-byte aligned (NULL counts as aligned: an absent operand).
 static inline bool aligned16(const void *p) {
     return ((uintptr_t)p & 15) == 0;
+}
+
+// True if groups of 8 bf16 tile every row of `cols` columns of each of the n operands:
+// cols and every row stride (lds; NULL: rows are cols apart) multiples of 8, every base
+// 16-byte aligned. The elementwise kernels take their 16-byte path then.
+static inline bool rows_vec8(int cols, const int *lds, const void *const *ptrs, int n) {
+    bool ok = cols % 8 == 0;
+    for (int i = 0; i < n; i++) ok = ok && (!lds || lds[i] % 8 == 0) && aligned16(ptrs[i]);
+    return ok;
+}
+
+// Calls f with V = 8 (vec) or 1 as a compile-time constant (std::integral_constant), so
+// one launch line serves both instantiations of an elementwise kernel template.
+template <typename F> static void with_vec(bool vec, F &&f) {
+    if (vec)
+        f(std::integral_constant<int, 8>{});
+    else
+        f(std::integral_constant<int, 1>{});
 }
 
 // A device scratch buffer of at least `bytes`, owned by the context and valid until the

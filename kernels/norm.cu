@@ -64,13 +64,6 @@ static __global__ void norm_forward_kernel(bf16 *out, float *rstd, bf16 *resid, 
     }
 }
 
-// True if every row of D columns starts 16-byte aligned in every given buffer.
-static bool rows_aligned(int D, const void *const *ptrs, int n) {
-    bool ok = D % 8 == 0;
-    for (int i = 0; i < n; i++) ok = ok && aligned16(ptrs[i]);
-    return ok;
-}
-
 static void launch_norm_forward(Backend *be, Act *out, float *rstd, Act *resid, const Act *a,
                                 const Act *b, const Act *weight, int N, int D, float eps,
                                 NormKind kind) {
@@ -78,15 +71,11 @@ static void launch_norm_forward(Backend *be, Act *out, float *rstd, Act *resid, 
     if (kind == NORM_SRMS) weight = NULL;
     unsigned blocks = (unsigned)((N + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK);
     const void *ptrs[] = {out, resid, a, b, weight};
-    cudaStream_t stream = cuda_ctx(be)->stream;
-    if (rows_aligned(D, ptrs, 5))
-        norm_forward_kernel<8><<<blocks, ROWS_PER_BLOCK * WARP, 0, stream>>>(
+    with_vec(rows_vec8(D, NULL, ptrs, 5), [&](auto V) {
+        norm_forward_kernel<V><<<blocks, ROWS_PER_BLOCK * WARP, 0, cuda_ctx(be)->stream>>>(
             as_bf16(out), rstd, as_bf16(resid), as_bf16c(a), as_bf16c(b), as_bf16c(weight), N, D,
             eps, kind);
-    else
-        norm_forward_kernel<1><<<blocks, ROWS_PER_BLOCK * WARP, 0, stream>>>(
-            as_bf16(out), rstd, as_bf16(resid), as_bf16c(a), as_bf16c(b), as_bf16c(weight), N, D,
-            eps, kind);
+    });
     CUDA_CHECK_LAUNCH();
 }
 
@@ -209,14 +198,11 @@ static void cuda_norm_backward(Backend *be, Act *dx, float *dweight, const Act *
     }
     unsigned blocks = (unsigned)((N + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK);
     const void *ptrs[] = {dx, dresid, dout, x, weight};
-    if (rows_aligned(D, ptrs, 5))
-        norm_backward_kernel<8><<<blocks, ROWS_PER_BLOCK * WARP, 0, stream>>>(
+    with_vec(rows_vec8(D, NULL, ptrs, 5), [&](auto V) {
+        norm_backward_kernel<V><<<blocks, ROWS_PER_BLOCK * WARP, 0, stream>>>(
             as_bf16(dx), as_bf16c(dresid), as_bf16c(dout), as_bf16c(x), as_bf16c(weight), rstd, N,
             D, kind);
-    else
-        norm_backward_kernel<1><<<blocks, ROWS_PER_BLOCK * WARP, 0, stream>>>(
-            as_bf16(dx), as_bf16c(dresid), as_bf16c(dout), as_bf16c(x), as_bf16c(weight), rstd, N,
-            D, kind);
+    });
     CUDA_CHECK_LAUNCH();
 }
 

@@ -49,13 +49,10 @@ static void launch_rope(Backend *be, Act *x, int ld, const int *pos, int N, int 
     if (total <= 0) return;
     long blocks = (total + ROPE_THREADS - 1) / ROPE_THREADS;
     if (blocks > ROPE_MAX_BLOCKS) blocks = ROPE_MAX_BLOCKS;
-    cudaStream_t stream = cuda_ctx(be)->stream;
-    if (vec)
-        rope_kernel<8><<<(unsigned)blocks, ROPE_THREADS, 0, stream>>>(as_bf16(x), ld, pos, N, H, hd,
-                                                                      theta, sign);
-    else
-        rope_kernel<1><<<(unsigned)blocks, ROPE_THREADS, 0, stream>>>(as_bf16(x), ld, pos, N, H, hd,
-                                                                      theta, sign);
+    with_vec(vec, [&](auto V) {
+        rope_kernel<V><<<(unsigned)blocks, ROPE_THREADS, 0, cuda_ctx(be)->stream>>>(
+            as_bf16(x), ld, pos, N, H, hd, theta, sign);
+    });
     CUDA_CHECK_LAUNCH();
 }
 
