@@ -150,8 +150,7 @@ static void add_bolt_object(cJSON *j, const ModelConfig *c, const char *tokenize
     add_float(b, "norm_eps", c->norm_eps);
     add_float(b, "rope_theta", c->rope_theta);
     cJSON_AddStringToObject(b, "decay", c->decay == DECAY_MINIMAX ? "minimax" : "alibi");
-    cJSON_AddStringToObject(b, "lightning_qk",
-                            c->lightning_qk == LIGHTNING_QK_ROPE ? "rope" : "silu");
+    cJSON_AddStringToObject(b, "lightning_qk", lightning_qk_name(c->lightning_qk));
     cJSON_AddNumberToObject(b, "gate_low_rank", c->gate_low_rank);
     add_float(b, "gate_normalizer", c->gate_normalizer);
     cJSON_AddNumberToObject(b, "attn_block", c->attn_block);

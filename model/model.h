@@ -58,6 +58,7 @@ MixerKind family_mixer(Family f);
 int default_mlp_dim(int dim, int hidden_ratio);
 const char *family_name(Family f);
 const char *mixer_name(MixerKind m);
+const char *lightning_qk_name(LightningQk qk); // "silu" or "rope", as configs spell it
 bool family_from_name(const char *name, Family *out);
 void model_config_print(const ModelConfig *c, FILE *f);
 // TNL decays of one layer: log_decay[h] = -s_h * (1 - l/(L-1) + 1e-5), s_h the ALiBi (or

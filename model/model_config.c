@@ -15,6 +15,9 @@ const char *family_name(Family f) {
 const char *mixer_name(MixerKind m) {
     return mixer_table[m]->name;
 }
+const char *lightning_qk_name(LightningQk qk) {
+    return qk == LIGHTNING_QK_ROPE ? "rope" : "silu";
+}
 
 bool family_from_name(const char *name, Family *out) {
     for (int i = 0; i < 3; i++) {

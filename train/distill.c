@@ -139,8 +139,7 @@ static void setup_student(DistillRun *r) {
                   mixer_name(got.mixer[l]), c->student_mixer, mixer_name(want.mixer[l]));
         check(got.lightning_qk == want.lightning_qk,
               "%s: the student was saved with lightning_qk = %s, this run asks for %s", ckpt,
-              got.lightning_qk == LIGHTNING_QK_ROPE ? "rope" : "silu",
-              want.lightning_qk == LIGHTNING_QK_ROPE ? "rope" : "silu");
+              lightning_qk_name(got.lightning_qk), lightning_qk_name(want.lightning_qk));
     }
     model_create(&r->student, &want, r->be);
     optimizer_create(&r->opt, &r->student, c->beta1, c->beta2, c->adam_eps, c->weight_decay);
