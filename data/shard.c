@@ -91,26 +91,32 @@ int64_t shard_peek(const char *path, int *width) {
     return ntok;
 }
 
+// Read the tokens as uint32. A plain file's size was checked against its header, so its
+// buffer is allocated at once; a .zst file's buffer grows with the data actually decoded,
+// so a corrupt header cannot make bolt allocate memory the file never fills.
 uint32_t *shard_read(const char *path, int64_t *ntok) {
     ZStream *z = zstream_open(path);
     int width;
     int64_t n = read_header(z, path, &width);
     check((uint64_t)n <= SIZE_MAX / 4, "%s: %lld tokens do not fit in memory", path, (long long)n);
-    uint32_t *tokens = xmalloc((size_t)n * 4);
+    int64_t cap = zstream_is_zstd(z) && n > CHUNK_TOKENS ? CHUNK_TOKENS : n;
+    uint32_t *tokens = xmalloc((size_t)(cap > 0 ? cap : 1) * 4);
+    uint16_t *chunk = width == 2 ? xmalloc(CHUNK_TOKENS * sizeof(uint16_t)) : NULL;
     int64_t got = 0; // token bytes read so far
-    if (width == 4) {
-        got = (int64_t)zstream_read(z, tokens, (size_t)n * 4);
-    } else {
-        uint16_t *chunk = xmalloc(CHUNK_TOKENS * sizeof(uint16_t));
-        for (int64_t i = 0; i < n; i += CHUNK_TOKENS) {
-            int64_t m = n - i < CHUNK_TOKENS ? n - i : CHUNK_TOKENS;
-            size_t part = zstream_read(z, chunk, (size_t)m * 2);
-            got += (int64_t)part;
-            for (size_t k = 0; k < part / 2; k++) tokens[i + (int64_t)k] = chunk[k];
-            if (part < (size_t)m * 2) break;
+    for (int64_t i = 0; i < n; i += CHUNK_TOKENS) {
+        int64_t m = n - i < CHUNK_TOKENS ? n - i : CHUNK_TOKENS;
+        if (i + m > cap) { // cap >= i, so doubling it always makes room for m more tokens
+            cap = 2 * cap < n ? 2 * cap : n;
+            tokens = xrealloc(tokens, (size_t)cap * 4);
         }
-        free(chunk);
+        size_t want = (size_t)(m * width);
+        size_t part = zstream_read(z, width == 4 ? (void *)(tokens + i) : (void *)chunk, want);
+        got += (int64_t)part;
+        if (width == 2)
+            for (size_t k = 0; k < part / 2; k++) tokens[i + (int64_t)k] = chunk[k];
+        if (part < want) break;
     }
+    free(chunk);
     if (got < (int64_t)width * n) die_size_mismatch(path, n, width, SHARD_HEADER_BYTES + got);
     int64_t extra = zstream_skip_rest(z);
     if (extra > 0) die_size_mismatch(path, n, width, shard_file_bytes(n, width) + extra);

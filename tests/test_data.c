@@ -370,6 +370,55 @@ START_TEST(test_shard_sparse_huge_mismatch) {
 }
 END_TEST
 
+static void read_shard_path(const char *path) {
+    int64_t n;
+    free(shard_read(path, &n));
+}
+
+// A .zst shard whose header claims 2^40 uint32 tokens (4 TiB) but holds 1000: reading it
+// must end in the size-mismatch error, not in an attempt to allocate what the header says
+// (which dies "out of memory", or is granted by overcommit and then runs the host out).
+START_TEST(test_shard_zstd_huge_header) {
+    const char *dir = new_dir();
+    char *plain = good_shard(dir, "h.bin", false);
+    size_t len;
+    char *bytes = test_read_file(plain, &len);
+    const int64_t claimed = (int64_t)1 << 40;
+    for (int i = 0; i < 4; i++) {
+        bytes[8 + i] = (char)((claimed >> (8 * i)) & 0xFF);       // low half of the count
+        bytes[12 + i] = (char)((claimed >> (32 + 8 * i)) & 0xFF); // high half
+    }
+    char *packed = path_in(dir, "h.bin.zst");
+    write_two_frames(packed, bytes, len);
+    int fds[2];
+    ck_assert_int_eq(pipe(fds), 0);
+    fflush(stderr);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        dup2(fds[1], 2);
+        close(fds[0]);
+        read_shard_path(packed);
+        _exit(0);
+    }
+    close(fds[1]);
+    char msg[1024];
+    size_t used = 0;
+    ssize_t got;
+    while (used + 1 < sizeof msg && (got = read(fds[0], msg + used, sizeof msg - 1 - used)) > 0)
+        used += (size_t)got;
+    msg[used] = '\0';
+    close(fds[0]);
+    int status;
+    waitpid(pid, &status, 0);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+    ck_assert_msg(strstr(msg, "size mismatch") && strstr(msg, "h.bin.zst"), "got: %s", msg);
+    free(bytes);
+    free(plain);
+    free(packed);
+}
+END_TEST
+
 // ---------------------------------------------------------------------------------------
 // Loader. Shards hold a counter (token i of the data set = i + 1, uint32), so the first
 // token of a row names its window and shard uniquely.
@@ -750,6 +799,7 @@ static Suite *data_suite(void) {
     tcase_add_exit_test(tc, test_shard_zstd_corrupt, 1);
     tcase_add_exit_test(tc, test_shard_zstd_trailing_garbage, 1);
     tcase_add_exit_test(tc, test_shard_zstd_size_mismatch, 1);
+    tcase_add_test(tc, test_shard_zstd_huge_header);
     tcase_add_exit_test(tc, test_shard_sparse_huge_mismatch, 1);
     tcase_add_test(tc, test_zstream_chunks);
     tcase_add_exit_test(tc, test_zstream_truncated, 1);
