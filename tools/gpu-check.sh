@@ -15,7 +15,9 @@
 #   kernel-check   tools/cuda/lightning_attn_check.cu: the lightning kernel against an fp64
 #                  recurrence (13 cases), then its timing at H=16 d=128 N=32768
 #   nccl           tools/nccl-check.sh: every collective through a one-rank NCCL
-#                  communicator == no communicator (plain DP and ZeRO-1)
+#                  communicator == no communicator (plain DP and ZeRO-1); then
+#                  tools/multi-gpu-check.sh shared: 2 ranks on the one GPU over MPI (DP,
+#                  ZeRO-1, SP of TNL, GLA, a hybrid) == 1 rank
 #   bench-attn     bolt bench attn (all kinds, default shapes; lightning also with SiLU)
 #   bench-train    bolt bench train: tnl-385m, gla-340m, llama-360m at seq_len 2048
 #   long-context   bolt bench train tnl-385m at B=1, T = 2K .. 1M: with recompute at every
@@ -43,7 +45,7 @@
 # BOLT_COMMIT names the commit when the copy has no .git; TRITON_CACHE_DIR (default
 # /tmp/triton-cache) is seeded from .triton-cache/triton-cache.tgz.part-* when carried,
 # and SAVE_TRITON_CACHE=1 writes it back to $OUT as parts under 15 MiB. The .debs/
-# packages (Check, cJSON, PCRE2, fortunes) are unpacked into /tmp/deps (never into /).
+# packages (Check, cJSON, PCRE2, fortunes) are unpacked into /tmp/deps (tools/device-env.sh).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 start=$(date +%s)
@@ -136,13 +138,7 @@ backend_suites() {
 
 # ---- setup: libraries the host lacks, the toolkit on PATH, the Triton cache
 setup() {
-    local D=/tmp/deps
-    mkdir -p $D
-    for f in .debs/*.deb; do [ -e "$f" ] && dpkg -x "$f" $D; done
-    export CPATH=$D/usr/include:/usr/lib/x86_64-linux-gnu/openmpi/include
-    export LIBRARY_PATH=$D/usr/lib/x86_64-linux-gnu LD_LIBRARY_PATH=$D/usr/lib/x86_64-linux-gnu
-    export PKG_CONFIG_PATH=$D/usr/lib/x86_64-linux-gnu/pkgconfig
-    export PATH=$PATH:/usr/local/cuda/bin
+    source tools/device-env.sh
     export PYTHONUNBUFFERED=1
     export TRITON_CACHE_DIR=${TRITON_CACHE_DIR:-/tmp/triton-cache}
     mkdir -p "$TRITON_CACHE_DIR"
@@ -261,10 +257,14 @@ do_kernel_check() {
 }
 
 do_nccl() {
-    stage nccl 180 || return
+    stage nccl 420 || return
     run_timed "$T" env OUT="$tmp/nccl" bash tools/nccl-check.sh
     grep -E '^(PASS|FAIL|SKIP)' "$tmp/out" | sed 's/^/nccl: /' >>"$summary"
     [ $rc -eq 0 ] || fail "nccl: $(why $rc) (${secs}s)"
+    run_timed "$(limit 240)" env OUT="$tmp/shared" KEEP_BUILD=1 BUDGET_S=240 \
+        bash tools/multi-gpu-check.sh shared
+    grep -E '^(PASS|FAIL|SKIP)' "$tmp/shared/summary" | sed 's/^/nccl: /' >>"$summary"
+    [ $rc -eq 0 ] || fail "nccl: multi-gpu-check.sh shared: $(why $rc) (${secs}s)"
 }
 
 do_bench_attn() {

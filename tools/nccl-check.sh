@@ -7,11 +7,9 @@
 #      with the backward, the rest joined at once). Plain data parallel must give exactly
 #      the losses of a run without a communicator; ZeRO-1 the same to 1e-5 (its gradient
 #      norm is summed over the padded shard, another order).
-#   2. With mpirun and 2+ GPUs: 2 ranks of batch B against 1 GPU of batch 2B (bf16: the
-#      losses agree to 1e-2, not bit for bit), plain and ZeRO-1.
+#   Several GPUs: tools/multi-gpu-check.sh.
 # Output: one PASS / FAIL / SKIP line per check; exit 1 if any failed. Logs in $OUT (or
-# /tmp/nccl-check). Libraries the host lacks come from .debs/ (as tools/gpu-check.sh);
-# NCCL from the toolkit, else from the nvidia-nccl Python wheel.
+# /tmp/nccl-check). Libraries the host lacks come from .debs/ (tools/device-env.sh).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 out=${OUT:-/tmp/nccl-check}
@@ -22,26 +20,9 @@ pass() { echo "PASS $*"; }
 fail() { echo "FAIL $*"; failed=1; }
 
 # ---- libraries and NCCL
-D=/tmp/deps
-mkdir -p $D
-for f in .debs/*.deb; do [ -e "$f" ] && dpkg -x "$f" $D; done
-export CPATH=$D/usr/include LIBRARY_PATH=$D/usr/lib/x86_64-linux-gnu
-export LD_LIBRARY_PATH=$D/usr/lib/x86_64-linux-gnu PKG_CONFIG_PATH=$D/usr/lib/x86_64-linux-gnu/pkgconfig
-export PATH=$PATH:/usr/local/cuda/bin NCCL_NVLS_ENABLE=0
-nccl_home=""
-if [ ! -e /usr/local/cuda/include/nccl.h ] && [ ! -e /usr/include/nccl.h ]; then
-    wheel=$(python3 -c 'import nvidia.nccl, os; print(os.path.dirname(nvidia.nccl.__file__))' 2>/dev/null ||
-        python3 -c 'import nvidia, os; print(os.path.join(list(nvidia.__path__)[0], "nccl"))' 2>/dev/null)
-    if [ -n "$wheel" ] && [ -e "$wheel/include/nccl.h" ]; then
-        nccl_home=$tmp/nccl
-        mkdir -p "$nccl_home/lib"
-        ln -s "$wheel/include" "$nccl_home/include"
-        ln -s "$(ls "$wheel"/lib/libnccl.so* | head -1)" "$nccl_home/lib/libnccl.so"
-        export LD_LIBRARY_PATH=$LD_LIBRARY_PATH:$wheel/lib
-    fi
-fi
-echo "nccl: ${nccl_home:-toolkit} | mpirun: $(command -v mpirun || echo none) | GPUs: $(nvidia-smi -L 2>/dev/null | wc -l)"
-make -j"$(nproc)" bolt ${nccl_home:+NCCL_HOME=$nccl_home} >"$out/build.log" 2>&1 || {
+source tools/device-env.sh
+echo "nccl: ${DEVICE_ENV_NCCL_HOME:-toolkit} | mpirun: $(command -v mpirun || echo none) | GPUs: $(nvidia-smi -L 2>/dev/null | wc -l)"
+make -j"$(nproc)" bolt ${DEVICE_ENV_NCCL_HOME:+NCCL_HOME=$DEVICE_ENV_NCCL_HOME} >"$out/build.log" 2>&1 || {
     tail -30 "$out/build.log"
     fail "build"
     exit 1
@@ -57,16 +38,14 @@ open(sys.argv[1], "w").write("".join(random.choice(w) for _ in range(60000)))
 EOF
 ./bolt prep --tokenizer=byte --out="$tmp/data" "$tmp/corpus.txt" >/dev/null || fail "prep"
 
-# train NAME NP BATCH [ENV=VALUE ...] -- [OPTIONS]: one run, log in $out/NAME.log.
+# train NAME BATCH [ENV=VALUE ...] -- [OPTIONS]: one run, log in $out/NAME.log.
 train() {
-    local name=$1 np=$2 batch=$3
-    shift 3
+    local name=$1 batch=$2
+    shift 2
     local envs=()
     while [ $# -gt 0 ] && [ "$1" != "--" ]; do envs+=("$1"); shift; done
     [ $# -gt 0 ] && shift
-    local launch=()
-    [ "$np" -gt 1 ] && launch=(mpirun --allow-run-as-root -np "$np" -x NCCL_NVLS_ENABLE -x LD_LIBRARY_PATH)
-    env "${envs[@]}" "${launch[@]}" ./bolt train --device=cuda --model=tnl --dim=128 --n_layers=2 \
+    env "${envs[@]}" ./bolt train --device=cuda --model=tnl --dim=128 --n_layers=2 \
         --n_heads=2 --seq_len=128 --batch_size="$batch" --steps=20 --warmup=2 --log_every=5 \
         --train_data="$tmp/data/*_train_*.bin" --out_dir="$tmp/$name" "$@" >"$out/$name.log" 2>&1
 }
@@ -84,34 +63,20 @@ EOF
 }
 
 # ---- 1. one GPU through a one-rank NCCL communicator
-train plain 1 8 -- || fail "run without a communicator"
-if train nccl 1 8 BOLT_COMM=nccl --; then
+train plain 8 -- || fail "run without a communicator"
+if train nccl 8 BOLT_COMM=nccl --; then
     grep -h "^dist:" "$out/nccl.log"
     if same nccl plain 0 >"$tmp/cmp"; then pass "NCCL (1 rank) == no communicator: $(cat "$tmp/cmp")"; else fail "NCCL (1 rank) != no communicator: $(cat "$tmp/cmp")"; fi
 else
     tail -5 "$out/nccl.log"
     fail "run with BOLT_COMM=nccl"
 fi
-if train zero 1 8 BOLT_COMM=nccl -- --zero=1; then
+if train zero 8 BOLT_COMM=nccl -- --zero=1; then
     if same zero plain 1e-5 >"$tmp/cmp"; then pass "NCCL ZeRO-1 (1 rank) == no communicator: $(cat "$tmp/cmp")"; else fail "NCCL ZeRO-1 (1 rank): $(cat "$tmp/cmp")"; fi
 else
     tail -5 "$out/zero.log"
     fail "run with BOLT_COMM=nccl --zero=1"
 fi
 
-# ---- 2. two GPUs under mpirun
-if ! command -v mpirun >/dev/null || [ "$(nvidia-smi -L 2>/dev/null | wc -l)" -lt 2 ]; then
-    echo "SKIP 2-GPU data parallel (needs mpirun and 2 GPUs)"
-else
-    for z in 0 1; do
-        if train "dp2z$z" 2 4 -- --zero=$z; then
-            grep -h "^dist:" "$out/dp2z$z.log"
-            if same "dp2z$z" plain 1e-2 >"$tmp/cmp"; then pass "2 GPUs (zero=$z) ~ 1 GPU: $(cat "$tmp/cmp")"; else fail "2 GPUs (zero=$z): $(cat "$tmp/cmp")"; fi
-        else
-            tail -5 "$out/dp2z$z.log"
-            fail "2-GPU run zero=$z"
-        fi
-    done
-fi
 rm -rf "$tmp"
 exit $failed
