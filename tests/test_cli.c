@@ -43,22 +43,14 @@ enum { N_COMMANDS = sizeof COMMANDS / sizeof COMMANDS[0] };
 // Run fn(argv) in a child with stdout and stderr captured together into out; returns the
 // exit status (-1 if it did not exit).
 static int run_captured(int (*fn)(int, char **), int argc, char **argv, char *out, size_t cap) {
-    int fds[2];
-    ck_assert_int_eq(pipe(fds), 0);
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
+    int fd;
+    pid_t pid = fork_capturing(true, &fd);
     if (pid == 0) {
-        dup2(fds[1], 1);
-        dup2(fds[1], 2);
-        close(fds[0]);
         int rc = fn(argc, argv);
         fflush(stdout);
         _exit(rc);
     }
-    close(fds[1]);
-    int status = read_child(fds[0], pid, out, cap);
+    int status = read_child(fd, pid, out, cap);
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 

@@ -12,6 +12,7 @@
 #include "../core/util.h"
 #include "../optim/schedule.h"
 #include "../train/config.h"
+#include "testing.h"
 
 // Exported by train/config.c (to be declared in config.h).
 const char *config_nearest_key(const char *key);
@@ -107,31 +108,9 @@ static void load_text(Config *c, const char *text) {
     remove_temp(path);
 }
 
-// Run fn(arg) in a child with stderr captured; the child must exit with status 1.
-// Returns the captured message in msg.
+// Run fn(arg) in a child with stderr captured into msg; the child must exit with status 1.
 static void capture_die(void (*fn)(const char *), const char *arg, char *msg, size_t size) {
-    int fds[2];
-    ck_assert_int_eq(pipe(fds), 0);
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        dup2(fds[1], 2);
-        close(fds[0]);
-        fn(arg);
-        _exit(0);
-    }
-    close(fds[1]);
-    size_t used = 0;
-    ssize_t got;
-    while (used + 1 < size && (got = read(fds[0], msg + used, size - 1 - used)) > 0) {
-        used += (size_t)got;
-    }
-    msg[used] = '\0';
-    close(fds[0]);
-    int status;
-    waitpid(pid, &status, 0);
+    int status = capture_stderr(fn, arg, msg, size);
     ck_assert(WIFEXITED(status));
     ck_assert_int_eq(WEXITSTATUS(status), 1);
 }

@@ -47,20 +47,13 @@ static int train_child(char *err, size_t cap, const char *out, int steps, ...) {
     va_start(ap, steps);
     train_args(&a, out, steps, ap);
     va_end(ap);
-    int fds[2];
-    ck_assert_int_eq(pipe(fds), 0);
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
+    int fd;
+    pid_t pid = fork_capturing(false, &fd);
     if (pid == 0) {
-        dup2(fds[1], 2);
-        close(fds[0]);
         if (!freopen("/dev/null", "w", stdout)) _exit(99);
         _exit(train_main(a.n, args_argv(&a)));
     }
-    close(fds[1]);
-    return read_child(fds[0], pid, err, cap);
+    return read_child(fd, pid, err, cap);
 }
 
 // corpus/out/name as a path (static buffer).

@@ -254,6 +254,38 @@ static inline int read_child(int fd, pid_t pid, char *out, size_t cap) {
     return status;
 }
 
+// Fork a child whose stderr (with both, its stdout too) goes into a pipe: returns the
+// child's pid (0 in the child) and sets *fd to the read end for read_child.
+static inline pid_t fork_capturing(bool both, int *fd) {
+    int fds[2];
+    ck_assert_int_eq(pipe(fds), 0);
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        if (both) dup2(fds[1], 1);
+        dup2(fds[1], 2);
+        close(fds[0]);
+        return 0;
+    }
+    close(fds[1]);
+    *fd = fds[0];
+    return pid;
+}
+
+// Run fn(arg) in a child with its stderr captured into msg[cap]; returns the wait status.
+// For the one-line errors of bad input.
+static inline int capture_stderr(void (*fn)(const char *), const char *arg, char *msg, size_t cap) {
+    int fd;
+    pid_t pid = fork_capturing(false, &fd);
+    if (pid == 0) {
+        fn(arg);
+        _exit(0);
+    }
+    return read_child(fd, pid, msg, cap);
+}
+
 // ---- tensors in a backend's memory (tests/test_backend_*.c) ---------------------------
 // The op tests keep every tensor twice: in backend memory, and on the host as exactly the
 // values the backend holds (activations are read back after the conversion to the
