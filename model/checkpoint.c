@@ -520,8 +520,10 @@ static bool ignorable_tensor(const char *name) {
     return n >= k && strcmp(name + n - k, suffix) == 0;
 }
 
-void model_load_weights(Model *m, const char *dir_or_file) {
-    SafeTensors *st = st_open(dir_or_file);
+// Die unless the tensors of st are exactly m's parameters (names and shapes; old Llama
+// buffers aside), naming dir_or_file; returns the largest parameter's value count. Reads
+// only m's parameter table, so it runs before anything the size of the model exists.
+static size_t check_tensors(const Model *m, const SafeTensors *st, const char *dir_or_file) {
     size_t max_numel = 1;
     for (int i = 0; i < m->n_params; i++) {
         const ParamInfo *p = &m->params[i];
@@ -548,6 +550,25 @@ void model_load_weights(Model *m, const char *dir_or_file) {
                   name, family_name(m->cfg.family));
         }
     }
+    return max_numel;
+}
+
+// The parameter table of config c (no weights allocated) checked against the file: the
+// shapes a config.json claims are then backed by tensor data the file really holds.
+void model_check_weights(const ModelConfig *c, const char *dir_or_file) {
+    Model *table = xcalloc(1, sizeof *table);
+    table->cfg = *c;
+    model_build_params(table);
+    SafeTensors *st = st_open(dir_or_file);
+    check_tensors(table, st, dir_or_file);
+    st_close(st);
+    free(table);
+}
+
+// Check the tensors against m's parameters, then read, check and upload each one.
+void model_load_weights(Model *m, const char *dir_or_file) {
+    SafeTensors *st = st_open(dir_or_file);
+    size_t max_numel = check_tensors(m, st, dir_or_file);
     float *buf = xmalloc(max_numel * sizeof(float));
     for (int i = 0; i < m->n_params; i++) {
         const ParamInfo *p = &m->params[i];
@@ -680,11 +701,12 @@ void checkpoint_load_train_state(const char *ckpt_dir, const Model *m, float *ad
     st_close(st);
 }
 
-// Delete a checkpoint directory: DONE first (so a crash leaves an incomplete directory,
-// never a complete-looking partial one), then its files, then the directory.
+// The config, then its weights checked against it before the model is allocated, then
+// the model created and filled.
 void model_load(Model *m, const char *dir, Backend *be, char *tokenizer, size_t cap) {
     ModelConfig cfg;
     model_config_load(&cfg, tokenizer, cap, dir);
+    model_check_weights(&cfg, dir);
     model_create(m, &cfg, be);
     model_load_weights(m, dir);
 }

@@ -281,6 +281,45 @@ START_TEST(test_load_extra_tensor) {
 } // untied->tied
 END_TEST
 
+// model_load of dir in a child process, its stderr into err[cap]; returns the wait status.
+static int load_in_child(const char *dir, char *err, size_t cap) {
+    int fds[2];
+    ck_assert_int_eq(pipe(fds), 0);
+    fflush(stderr);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        dup2(fds[1], 2);
+        close(fds[0]);
+        Model m;
+        char tok[64];
+        model_load(&m, dir, cpu_backend(), tok, sizeof tok);
+        _exit(0);
+    }
+    close(fds[1]);
+    return read_child(fds[0], pid, err, cap);
+}
+
+// A config.json that claims a model of 2^31 - 1 tokens x 2^20 dims (16 PiB of weights)
+// next to the weights of a small one: loading it must die on the tensor shapes, before
+// anything of the claimed size is allocated (not "out of memory").
+START_TEST(test_load_config_larger_than_weights) {
+    ModelConfig c = case_config(&cases[2]);
+    Model *m = new_model(&c, 5);
+    char *dir = new_dir();
+    model_save(m, dir, false, "");
+    write_text(path_in(dir, "config.json"),
+               "{\"model_type\":\"llama\",\"hidden_size\":1048576,\"intermediate_size\":"
+               "1048576,\"num_hidden_layers\":2,\"num_attention_heads\":4,"
+               "\"num_key_value_heads\":2,\"vocab_size\":2147483647}");
+    char err[1024];
+    int status = load_in_child(dir, err, sizeof err);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+    ck_assert_msg(strstr(err, dir) && strstr(err, "but the model expects"), "got: %s", err);
+    free_model(m);
+}
+END_TEST
+
 // A model split over two shards with an index loads exactly.
 START_TEST(test_load_sharded_model) {
     ModelConfig c = case_config(&cases[1]);
@@ -513,6 +552,7 @@ static Suite *checkpoint_suite(void) {
     tcase_add_exit_test(tc, test_load_wrong_shape, 1);
     tcase_add_exit_test(tc, test_load_missing_tensor, 1);
     tcase_add_exit_test(tc, test_load_extra_tensor, 1);
+    tcase_add_test(tc, test_load_config_larger_than_weights);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("train");
