@@ -500,6 +500,13 @@ void model_config_load(ModelConfig *c, char *tokenizer_out, size_t cap, const ch
     cJSON_Delete(j);
     free(text);
     model_config_check(c);
+    // Layer widths are ints (a projection's rows, a row stride): one that overflows makes
+    // tensor shapes a tiny weights file can match, and buffers sized from the true width.
+    int64_t qkv = ((int64_t)c->n_heads + 2 * (int64_t)c->n_kv_heads) * c->head_dim;
+    check(4 * (int64_t)c->dim <= INT_MAX && 2 * (int64_t)c->mlp_dim <= INT_MAX && qkv <= INT_MAX,
+          "%s: model too wide: 4 x dim (%d), 2 x mlp_dim (%d) and (n_heads + 2 x n_kv_heads) x "
+          "head_dim (%lld) must each fit in an int",
+          path, c->dim, c->mlp_dim, (long long)qkv);
 }
 
 // ---------------------------------------------------------------------------------------
