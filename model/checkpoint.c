@@ -500,6 +500,13 @@ void model_config_load(ModelConfig *c, char *tokenizer_out, size_t cap, const ch
     cJSON_Delete(j);
     free(text);
     model_config_check(c);
+    // Layer widths are ints (a projection's rows, a row stride): one that overflows makes
+    // tensor shapes a tiny weights file can match, and buffers sized from the true width.
+    int64_t qkv = ((int64_t)c->n_heads + 2 * (int64_t)c->n_kv_heads) * c->head_dim;
+    check(4 * (int64_t)c->dim <= INT_MAX && 2 * (int64_t)c->mlp_dim <= INT_MAX && qkv <= INT_MAX,
+          "%s: model too wide: 4 x dim (%d), 2 x mlp_dim (%d) and (n_heads + 2 x n_kv_heads) x "
+          "head_dim (%lld) must each fit in an int",
+          path, c->dim, c->mlp_dim, (long long)qkv);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -520,8 +527,10 @@ static bool ignorable_tensor(const char *name) {
     return n >= k && strcmp(name + n - k, suffix) == 0;
 }
 
-void model_load_weights(Model *m, const char *dir_or_file) {
-    SafeTensors *st = st_open(dir_or_file);
+// Die unless the tensors of st are exactly m's parameters (names and shapes; old Llama
+// buffers aside), naming dir_or_file; returns the largest parameter's value count. Reads
+// only m's parameter table, so it runs before anything the size of the model exists.
+static size_t check_tensors(const Model *m, const SafeTensors *st, const char *dir_or_file) {
     size_t max_numel = 1;
     for (int i = 0; i < m->n_params; i++) {
         const ParamInfo *p = &m->params[i];
@@ -548,6 +557,25 @@ void model_load_weights(Model *m, const char *dir_or_file) {
                   name, family_name(m->cfg.family));
         }
     }
+    return max_numel;
+}
+
+// The parameter table of config c (no weights allocated) checked against the file: the
+// shapes a config.json claims are then backed by tensor data the file really holds.
+void model_check_weights(const ModelConfig *c, const char *dir_or_file) {
+    Model *table = xcalloc(1, sizeof *table);
+    table->cfg = *c;
+    model_build_params(table);
+    SafeTensors *st = st_open(dir_or_file);
+    check_tensors(table, st, dir_or_file);
+    st_close(st);
+    free(table);
+}
+
+// Check the tensors against m's parameters, then read, check and upload each one.
+void model_load_weights(Model *m, const char *dir_or_file) {
+    SafeTensors *st = st_open(dir_or_file);
+    size_t max_numel = check_tensors(m, st, dir_or_file);
     float *buf = xmalloc(max_numel * sizeof(float));
     for (int i = 0; i < m->n_params; i++) {
         const ParamInfo *p = &m->params[i];
@@ -680,11 +708,12 @@ void checkpoint_load_train_state(const char *ckpt_dir, const Model *m, float *ad
     st_close(st);
 }
 
-// Delete a checkpoint directory: DONE first (so a crash leaves an incomplete directory,
-// never a complete-looking partial one), then its files, then the directory.
+// The config, then its weights checked against it before the model is allocated, then
+// the model created and filled.
 void model_load(Model *m, const char *dir, Backend *be, char *tokenizer, size_t cap) {
     ModelConfig cfg;
     model_config_load(&cfg, tokenizer, cap, dir);
+    model_check_weights(&cfg, dir);
     model_create(m, &cfg, be);
     model_load_weights(m, dir);
 }

@@ -23,12 +23,18 @@ void model_config_load(ModelConfig *c, char *tokenizer_out, size_t cap, const ch
 // or a sharded index) or an index file. Shapes must match exactly; a missing or an
 // unexpected tensor is an error. F32/F16/BF16 are converted to fp32 and uploaded.
 void model_load_weights(Model *m, const char *dir_or_file);
+// Die unless the weights at dir_or_file are exactly the tensors of a model of config c
+// (model_load_weights' name and shape checks), without allocating the model: call it
+// before model_create with a config read from a file, so a config.json that claims a
+// larger model than its weights hold dies naming a tensor, not allocating what it claims.
+void model_check_weights(const ModelConfig *c, const char *dir_or_file);
 
 // A checkpoint argument as the directory holding its config.json: a run's out_dir
 // resolves to its newest complete checkpoint, anything else is the checkpoint itself.
 // Dies if it is not a directory or holds no config.json.
 void checkpoint_resolve(const char *arg, char *dir, size_t cap);
-// Load a saved model onto backend `be`: model_config_load + model_create + model_load_weights.
+// Load a saved model onto backend `be`: model_config_load + model_check_weights +
+// model_create + model_load_weights.
 // tokenizer gets the tokenizer the config names ("" if none).
 void model_load(Model *m, const char *dir, Backend *be, char *tokenizer, size_t cap);
 // A checkpoint's recorded tokenizer as a usable path: a relative name is looked up in

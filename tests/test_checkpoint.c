@@ -281,6 +281,77 @@ START_TEST(test_load_extra_tensor) {
 } // untied->tied
 END_TEST
 
+// model_load of dir in a child process, its stderr into err[cap]; returns the wait status.
+static int load_in_child(const char *dir, char *err, size_t cap) {
+    int fds[2];
+    ck_assert_int_eq(pipe(fds), 0);
+    fflush(stderr);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        dup2(fds[1], 2);
+        close(fds[0]);
+        Model m;
+        char tok[64];
+        model_load(&m, dir, cpu_backend(), tok, sizeof tok);
+        _exit(0);
+    }
+    close(fds[1]);
+    return read_child(fds[0], pid, err, cap);
+}
+
+// A config.json that claims a model of 2^31 - 1 tokens x 2^20 dims (16 PiB of weights)
+// next to the weights of a small one: loading it must die on the tensor shapes, before
+// anything of the claimed size is allocated (not "out of memory").
+START_TEST(test_load_config_larger_than_weights) {
+    ModelConfig c = case_config(&cases[2]);
+    Model *m = new_model(&c, 5);
+    char *dir = new_dir();
+    model_save(m, dir, false, "");
+    write_text(path_in(dir, "config.json"),
+               "{\"model_type\":\"llama\",\"hidden_size\":1048576,\"intermediate_size\":"
+               "1048576,\"num_hidden_layers\":2,\"num_attention_heads\":4,"
+               "\"num_key_value_heads\":2,\"vocab_size\":2147483647}");
+    char err[1024];
+    int status = load_in_child(dir, err, sizeof err);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+    ck_assert_msg(strstr(err, dir) && strstr(err, "but the model expects"), "got: %s", err);
+    free_model(m);
+}
+END_TEST
+
+// A config.json whose attention width, 65536 heads x 65536 dims, overflows an int (to 0)
+// next to a weights file of the shapes that overflow makes (q_proj [0, 2], ...): loading
+// must die on the config, not accept a model whose buffers are sized from 2^32 rows.
+START_TEST(test_load_config_width_overflow) {
+    char *dir = new_dir();
+    write_text(path_in(dir, "config.json"),
+               "{\"model_type\":\"llama\",\"hidden_size\":2,\"intermediate_size\":2,"
+               "\"num_hidden_layers\":1,\"num_attention_heads\":65536,"
+               "\"num_key_value_heads\":65536,\"head_dim\":65536,\"vocab_size\":4,"
+               "\"tie_word_embeddings\":true}");
+    static const float zero[8];
+    StWriteTensor ts[] = {
+        {"model.embed_tokens.weight", ST_F32, 2, {4, 2}, zero},
+        {"model.layers.0.input_layernorm.weight", ST_F32, 1, {2}, zero},
+        {"model.layers.0.self_attn.q_proj.weight", ST_F32, 2, {0, 2}, zero},
+        {"model.layers.0.self_attn.k_proj.weight", ST_F32, 2, {0, 2}, zero},
+        {"model.layers.0.self_attn.v_proj.weight", ST_F32, 2, {0, 2}, zero},
+        {"model.layers.0.self_attn.o_proj.weight", ST_F32, 1, {2}, zero},
+        {"model.layers.0.post_attention_layernorm.weight", ST_F32, 1, {2}, zero},
+        {"model.layers.0.mlp.gate_proj.weight", ST_F32, 2, {2, 2}, zero},
+        {"model.layers.0.mlp.up_proj.weight", ST_F32, 2, {2, 2}, zero},
+        {"model.layers.0.mlp.down_proj.weight", ST_F32, 2, {2, 2}, zero},
+        {"model.norm.weight", ST_F32, 1, {2}, zero},
+    };
+    st_write(path_in(dir, "model.safetensors"), ts, sizeof ts / sizeof ts[0], NULL, NULL, 0);
+    char err[1024];
+    int status = load_in_child(dir, err, sizeof err);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+    ck_assert_msg(strstr(err, "config.json") && strstr(err, "model too wide"), "got: %s", err);
+}
+END_TEST
+
 // A model split over two shards with an index loads exactly.
 START_TEST(test_load_sharded_model) {
     ModelConfig c = case_config(&cases[1]);
@@ -513,6 +584,8 @@ static Suite *checkpoint_suite(void) {
     tcase_add_exit_test(tc, test_load_wrong_shape, 1);
     tcase_add_exit_test(tc, test_load_missing_tensor, 1);
     tcase_add_exit_test(tc, test_load_extra_tensor, 1);
+    tcase_add_test(tc, test_load_config_larger_than_weights);
+    tcase_add_test(tc, test_load_config_width_overflow);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("train");

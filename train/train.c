@@ -186,6 +186,7 @@ static void setup_model(Run *r) {
     check(r->tok.vocab_size <= mc.vocab_size && mc.eot_token < mc.vocab_size,
           "tokenizer '%s' (vocab %d, EOT %d) does not fit the model's vocab_size %d", c->tokenizer,
           r->tok.vocab_size, mc.eot_token, mc.vocab_size);
+    if (source) model_check_weights(&mc, source); // before allocating what its config claims
     model_create(&r->model, &mc, r->be);
     if (source)
         model_load_weights(&r->model, source);
