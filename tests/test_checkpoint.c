@@ -281,23 +281,16 @@ START_TEST(test_load_extra_tensor) {
 } // untied->tied
 END_TEST
 
+// model_load of dir (in a child: see load_in_child).
+static void load_model_dir(const char *dir) {
+    Model m;
+    char tok[64];
+    model_load(&m, dir, cpu_backend(), tok, sizeof tok);
+}
+
 // model_load of dir in a child process, its stderr into err[cap]; returns the wait status.
 static int load_in_child(const char *dir, char *err, size_t cap) {
-    int fds[2];
-    ck_assert_int_eq(pipe(fds), 0);
-    fflush(stderr);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        dup2(fds[1], 2);
-        close(fds[0]);
-        Model m;
-        char tok[64];
-        model_load(&m, dir, cpu_backend(), tok, sizeof tok);
-        _exit(0);
-    }
-    close(fds[1]);
-    return read_child(fds[0], pid, err, cap);
+    return capture_stderr(load_model_dir, dir, err, cap);
 }
 
 // A config.json that claims a model of 2^31 - 1 tokens x 2^20 dims (16 PiB of weights)
