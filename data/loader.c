@@ -237,6 +237,9 @@ Loader *loader_open(const char *pattern, int B, int T, int rank, int world, uint
     for (int i = 0; i < l->nfiles; i++) {
         int width;
         l->ntok[i] = shard_peek(l->paths[i], &width);
+        check(l->ntok[i] <= INT64_MAX / 4 - l->total_tokens,
+              "%s: the shards' token counts add up past 2^61 (a corrupt .zst header?)",
+              l->paths[i]);
         l->nwin[i] = l->ntok[i] >= 1 ? (l->ntok[i] - 1) / T : 0;
         l->total_windows += l->nwin[i];
         l->total_tokens += l->ntok[i];

@@ -635,6 +635,36 @@ START_TEST(test_loader_bad_shard) {
 }
 END_TEST
 
+static void open_loader(const char *glob) {
+    loader_open(glob, 1, 16, 0, 1, 0, false, 0);
+}
+
+// Five .zst shards whose headers each claim ~2^61 tokens (the most a header may): their
+// sum would overflow int64, so opening them must die naming a shard.
+START_TEST(test_loader_claimed_tokens_overflow) {
+    const char *dir = new_dir();
+    char *plain = good_shard(dir, "p.bin", false);
+    size_t len;
+    char *bytes = test_read_file(plain, &len);
+    const uint64_t claimed = ((uint64_t)INT64_MAX - 1024) / 4; // the most shard.c accepts
+    for (int i = 0; i < 8; i++) bytes[8 + i] = (char)((claimed >> (8 * i)) & 0xFF);
+    for (int s = 0; s < 5; s++) {
+        char name[32];
+        snprintf(name, sizeof name, "o_%d.bin.zst", s);
+        char *packed = path_in(dir, name);
+        write_two_frames(packed, bytes, len);
+        free(packed);
+    }
+    char glob[600], msg[1024];
+    snprintf(glob, sizeof glob, "%s/o_*.bin.zst", dir);
+    int status = capture_stderr(open_loader, glob, msg, sizeof msg);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+    ck_assert_msg(strstr(msg, "add up") && strstr(msg, ".bin.zst"), "got: %s", msg);
+    free(bytes);
+    free(plain);
+}
+END_TEST
+
 // Whole batches per epoch are the floor of windows / (B * world), 0 included; with 0 the
 // loader still hands out batches (wrapping into the next epoch).
 START_TEST(test_loader_batches_per_epoch) {
@@ -795,6 +825,7 @@ static Suite *data_suite(void) {
     tcase_add_exit_test(tc, test_loader_no_match, 1);
     tcase_add_exit_test(tc, test_loader_too_few_windows, 1);
     tcase_add_exit_test(tc, test_loader_bad_shard, 1);
+    tcase_add_test(tc, test_loader_claimed_tokens_overflow);
     tcase_add_test(tc, test_loader_batches_per_epoch);
     tcase_add_exit_test(tc, test_loader_token_outside_vocab, 1);
     tcase_add_test(tc, test_loader_token_outside_vocab_message);
