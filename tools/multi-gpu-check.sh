@@ -147,7 +147,7 @@ train() {
         launch=(./bolt train --nproc="$np")
     fi
     echo "-- $name: ${envs[*]-} ${launch[*]} $*"
-    env "${envs[@]}" timeout -k 10 "$t" "${launch[@]}" "$@" "${COMMON[@]}" \
+    env "${envs[@]}" timeout -k 10 "$t" "${launch[@]}" "${COMMON[@]}" "$@" \
         --out_dir="$tmp/$name" >"$tmp/$name.log" 2>&1
     local rc=$?
     [ $rc -eq 0 ] || { echo "$name: exit $rc"; tail -5 "$tmp/$name.log"; }
