@@ -35,16 +35,9 @@
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 start=$(date +%s)
-out=${OUT:-out/multi-gpu-check}
-mkdir -p "$out"
-log=$out/log
-summary=$out/summary
-: >"$summary"
-tmp=$(mktemp -d /tmp/multi-gpu-check.XXXXXX)
 BUDGET_S=${BUDGET_S:-560}
 DEVICE=${DEVICE:-cuda}
 TOL=${TOL:-0.01}
-exec > >(tee -a "$log") 2>&1
 
 ALL_STAGES="shared equality transport scaling sp-long faults resume"
 want=""
@@ -57,6 +50,13 @@ for a in "${@:-all}"; do
     esac
 done
 wanted() { [[ " $want " == *" $1 "* ]]; }
+out=${OUT:-out/multi-gpu-check}
+mkdir -p "$out"
+log=$out/log
+summary=$out/summary
+: >"$summary"
+tmp=$(mktemp -d /tmp/multi-gpu-check.XXXXXX)
+exec > >(tee -a "$log") 2>&1
 
 pass() { echo "PASS $*" | tee -a "$summary"; }
 fail() { echo "FAIL $*" | tee -a "$summary"; failed=1; }
