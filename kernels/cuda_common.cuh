@@ -16,6 +16,10 @@
 typedef __nv_bfloat16 bf16;
 
 // Everything the CUDA backend holds (Backend.impl).
+// Which Lightning Attention kernels run (BOLT_LIGHTNING): the plan's choice, or one path
+// always (kernels/lightning_attn.cu; for comparing the two).
+enum { LIGHTNING_AUTO = 0, LIGHTNING_RECURRENT = 1, LIGHTNING_PARALLEL = 2 };
+
 typedef struct CudaContext {
     cudaStream_t stream; // every op is enqueued here, in order
     cublasLtHandle_t lt; // matmuls
@@ -29,6 +33,7 @@ typedef struct CudaContext {
     void *matmul_cache;  // kernels/matmul.cu: cuBLASLt descriptors and algorithms per shape
     void *alloc_sizes;   // kernels/ops_cuda.cu: the size of each live allocation (ops->alloc)
     size_t bytes_in_use; // ops->alloc's live bytes + workspace + scratch (memory_in_use)
+    int lightning_path;  // LIGHTNING_AUTO, _RECURRENT or _PARALLEL
 } CudaContext;
 
 static inline CudaContext *cuda_ctx(Backend *be) {

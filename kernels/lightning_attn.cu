@@ -1,8 +1,8 @@
 // kernels/lightning_attn.cu: the CUDA backend's lightning_attn_forward / backward (ops.h)
-// on the chunk kernel of lightning_chunk.cuh: the launch plan (segments per sequence, the
-// kernel instance for the head sizes), the per-call scratch, TNL's SiLU passes and the
-// passes of the backward.
-#include "lightning_chunk.cuh"
+// on the chunk kernels of lightning_chunk.cuh (recurrent) and lightning_parallel.cuh
+// (chunk-parallel): the launch plan (path, segments per sequence, the kernel instance for
+// the head sizes), the per-call scratch, TNL's SiLU passes and the passes of the backward.
+#include "lightning_parallel.cuh"
 
 namespace {
 
@@ -32,12 +32,13 @@ void check_shape(const char *fn, Seqs seqs, int H, int kdim, int vdim, int ld) {
 }
 
 // Segments per sequence (1..MAX_SEG, at least 256 rows each): the count that finishes
-// soonest when every SM runs one block at a time (the kernel's occupancy), i.e. waves of
-// blocks times the rows a block walks, with a cut sequence paying about half as much again
-// for its state-only pass and scan. Cutting only pays when the blocks of whole sequences
-// leave SMs idle: at T = 2048, B = 16, H = 8 two full waves beat six waves of thirds.
-void plan_segments(Backend *be, Seqs seqs, int H, int tiles, int *nseg, int *seg_len) {
-    long sms = cuda_ctx(be)->sm_count, per = (long)seqs.n * H * tiles;
+// soonest when every SM runs per_sm blocks at a time (the kernel's occupancy), i.e. waves
+// of blocks times the rows a block walks, with a cut sequence paying about half as much
+// again for its state-only pass and scan. Cutting only pays when the blocks of whole
+// sequences leave SMs idle: at T = 2048, B = 16, H = 8 two full waves beat six waves of
+// thirds.
+void plan_segments(Backend *be, Seqs seqs, int H, int tiles, int per_sm, int *nseg, int *seg_len) {
+    long sms = (long)cuda_ctx(be)->sm_count * per_sm, per = (long)seqs.n * H * tiles;
     long rows = seqs.max_len > 0 ? seqs.max_len : 1;
     *nseg = 1;
     *seg_len = (int)((rows + BT - 1) / BT * BT);
@@ -55,58 +56,93 @@ void plan_segments(Backend *be, Seqs seqs, int H, int tiles, int *nseg, int *seg
     }
 }
 
-// Launch one instance of the chunk kernel with `bytes` of dynamic shared memory.
-void launch_kernel(void (*kernel)(ChunkArgs), dim3 grid, int bytes, cudaStream_t stream,
-                   const ChunkArgs &a) {
-    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
-    kernel<<<grid, NT, bytes, stream>>>(a);
-    CUDA_CHECK_LAUNCH();
+// Chunks per sequence (max_len / BT rounded up) when the call takes the chunk-parallel path,
+// else 0. Auto (BOLT_LIGHTNING unset) takes it unless the per-chunk states hs (bf16, n x
+// chunks x H x kdim x vdim) would be mostly padding (sequences of very unequal lengths) or
+// over 2 GiB (a million-token sequence: memory is what limits it there).
+int parallel_chunks(Backend *be, Seqs seqs, int H, int kdim, int vdim) {
+    int path = cuda_ctx(be)->lightning_path;
+    long maxch = ((long)seqs.max_len + BT - 1) / BT, chunks = (long)seqs.n * maxch;
+    long needed = ((long)seqs.rows + BT - 1) / BT + seqs.n;
+    double bytes = (double)chunks * H * kdim * vdim * sizeof(bf16);
+    if (path == LIGHTNING_RECURRENT || maxch == 0) return 0;
+    if (path == LIGHTNING_PARALLEL) return (int)maxch;
+    return chunks <= needed + needed / 4 && bytes <= 2.0 * (1 << 30) ? (int)maxch : 0;
 }
 
-// The instantiation for (rev, a.KP, a.VT): KP in 32, 64, 128, 256 and VT in 32, 64 (32 only
+typedef void (*ChunkKernel)(ChunkArgs);
+
+// The kernel families, each an instance per (REV, KP, VT).
+struct RecurrentKernel {
+    template <bool REV, int KP, int VT> static ChunkKernel get() {
+        return la_chunk_kernel<REV, KP, VT>;
+    }
+};
+struct StatesKernel {
+    template <bool REV, int KP, int VT> static ChunkKernel get() {
+        return la_states_kernel<REV, KP, VT>;
+    }
+};
+struct OutputKernel { // one instance per KP (its column tiles are fixed)
+    template <bool REV, int KP, int VT> static ChunkKernel get() {
+        return la_output_kernel<REV, KP>;
+    }
+};
+
+// Family F's instance for (REV, KP, VT): KP in 32, 64, 128, 256 and VT in 32, 64 (32 only
 // for KP 256), as choose_kp and choose_vt give them.
-template <bool REV, int KP>
-void launch_kp(dim3 grid, int bytes, cudaStream_t stream, const ChunkArgs &a) {
-    if (a.VT == 32)
-        launch_kernel(la_chunk_kernel<REV, KP, 32>, grid, bytes, stream, a);
-    else
-        launch_kernel(la_chunk_kernel<REV, KP, (KP > 128 ? 32 : 64)>, grid, bytes, stream, a);
-}
-
-template <bool REV> void launch_rev(dim3 grid, int bytes, cudaStream_t stream, const ChunkArgs &a) {
-    switch (a.KP) {
+template <class F, bool REV> ChunkKernel pick_kp(int KP, int VT) {
+    switch (KP) {
     case 32:
-        launch_kp<REV, 32>(grid, bytes, stream, a);
-        break;
+        return VT == 32 ? F::template get<REV, 32, 32>() : F::template get<REV, 32, 64>();
     case 64:
-        launch_kp<REV, 64>(grid, bytes, stream, a);
-        break;
+        return VT == 32 ? F::template get<REV, 64, 32>() : F::template get<REV, 64, 64>();
     case 128:
-        launch_kp<REV, 128>(grid, bytes, stream, a);
-        break;
+        return VT == 32 ? F::template get<REV, 128, 32>() : F::template get<REV, 128, 64>();
     default:
-        launch_kp<REV, 256>(grid, bytes, stream, a);
-        break;
+        return F::template get<REV, 256, 32>();
     }
 }
 
-void launch_sized(bool rev, dim3 grid, int bytes, cudaStream_t stream, const ChunkArgs &a) {
-    if (rev)
-        launch_rev<true>(grid, bytes, stream, a);
-    else
-        launch_rev<false>(grid, bytes, stream, a);
+template <class F> ChunkKernel pick(bool rev, const ChunkArgs &a) {
+    return rev ? pick_kp<F, true>(a.KP, a.VT) : pick_kp<F, false>(a.KP, a.VT);
 }
 
-// Launch the chunk kernel for n sequences (state tiles over VC, VT columns each).
-void launch_chunk(Backend *be, bool rev, const ChunkArgs &a, int nseq) {
-    Layout lay = la_layout(a.KP, a.VT, a.state_only);
+// Launch kernel on grid with `bytes` of dynamic shared memory (dies if the GPU has less).
+void launch_kernel(Backend *be, ChunkKernel kernel, dim3 grid, int bytes, const ChunkArgs &a) {
     CudaContext *ctx = cuda_ctx(be);
-    if (lay.bytes > ctx->smem_optin)
+    if (bytes > ctx->smem_optin)
         die("lightning_attn (cuda): head dims %d x %d need %d bytes of shared memory, the GPU "
             "has %d",
-            a.KR, a.VC, lay.bytes, ctx->smem_optin);
-    dim3 grid((unsigned)(nseq * a.nseg), (unsigned)a.H, (unsigned)((a.VC + a.VT - 1) / a.VT));
-    launch_sized(rev, grid, lay.bytes, ctx->stream, a);
+            a.KR, a.VC, bytes, ctx->smem_optin);
+    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+    kernel<<<grid, NT, bytes, ctx->stream>>>(a);
+    CUDA_CHECK_LAUNCH();
+}
+
+// The grid of a walk over n sequences' segments (state tiles over VC, VT columns each).
+dim3 walk_grid(const ChunkArgs &a, int nseq) {
+    return dim3((unsigned)(nseq * a.nseg), (unsigned)a.H, (unsigned)((a.VC + a.VT - 1) / a.VT));
+}
+
+// One pass of the chunk kernels over n sequences: out from X, Y, Z and the state from
+// init (or the segment states), fin at the end. Without an output only the states walk
+// runs; with hs set (parallel_chunks) the states walk writes every chunk's starting state
+// and the output kernel then runs all chunks at once; else the recurrent kernel does both.
+void run_pass(Backend *be, bool rev, ChunkArgs a, int nseq) {
+    if (!a.out || a.hs) {
+        ChunkArgs w = a;
+        if (!a.out) w.hs = NULL;
+        launch_kernel(be, pick<StatesKernel>(rev, w), walk_grid(w, nseq),
+                      la_layout(w.KP, w.VT, 1).bytes, w);
+        if (!a.out) return;
+        a.fin = NULL;
+        dim3 grid((unsigned)(nseq * a.maxch), (unsigned)a.H, (unsigned)((a.VC + OT - 1) / OT));
+        launch_kernel(be, pick<OutputKernel>(rev, a), grid, la_output_layout(a.KP).bytes, a);
+        return;
+    }
+    launch_kernel(be, pick<RecurrentKernel>(rev, a), walk_grid(a, nseq),
+                  la_layout(a.KP, a.VT, a.state_only).bytes, a);
 }
 
 // Per-segment states into seg (a state-only pass of Y, Z), then the scan from init.
@@ -121,7 +157,9 @@ void segment_states(Backend *be, bool rev, ChunkArgs a, Operand y, Operand z, fl
     a.seg = seg;
     a.trans = 0;
     a.state_only = 1;
-    launch_chunk(be, rev, a, nseq);
+    a.hs = NULL;
+    launch_kernel(be, pick<StatesKernel>(rev, a), walk_grid(a, nseq),
+                  la_layout(a.KP, a.VT, 1).bytes, a);
     long sd = (long)a.KR * a.VC, total = (long)nseq * a.H * sd;
     unsigned blocks = (unsigned)((total + 255) / 256);
     la_scan_kernel<<<blocks, 256, 0, cuda_ctx(be)->stream>>>(
@@ -149,22 +187,27 @@ void set_dims(ChunkArgs *a, int KR, int VC) {
     a->VT = choose_vt(VC, a->KP);
 }
 
-// Scratch for one call: the activated q and k (when silu_qk; [rows, H*kdim] each) and
-// nstates fp32 segment states, carved from the backend's scratch buffer.
+// Scratch for one call: the activated q and k (when silu_qk; [rows, H*kdim] each), nstates
+// fp32 segment states and nhs bf16 per-chunk states (the chunk-parallel path), carved from
+// the backend's scratch buffer.
 struct CallScratch {
     bf16 *q, *k;
     float *states;
+    bf16 *hs;
 };
 
-CallScratch call_scratch(Backend *be, Seqs seqs, int H, int kdim, bool silu_qk, size_t nstates) {
+CallScratch call_scratch(Backend *be, Seqs seqs, int H, int kdim, bool silu_qk, size_t nstates,
+                         size_t nhs) {
     size_t act = silu_qk ? ((size_t)seqs.rows * H * kdim * sizeof(bf16) + 255) / 256 * 256 : 0;
-    char *p = (char *)cuda_scratch(be, 2 * act + nstates * sizeof(float));
+    size_t st = (nstates * sizeof(float) + 255) / 256 * 256;
+    char *p = (char *)cuda_scratch(be, 2 * act + st + nhs * sizeof(bf16));
     CallScratch cs = {};
     if (silu_qk) {
         cs.q = (bf16 *)p;
         cs.k = (bf16 *)(p + act);
     }
     if (nstates) cs.states = (float *)(p + 2 * act);
+    if (nhs) cs.hs = (bf16 *)(p + 2 * act + st);
     return cs;
 }
 
@@ -201,9 +244,12 @@ void la_forward(Backend *be, Act *o, float *state_out, const Act *q, const Act *
               aligned16(vb) && aligned16(o);
     ChunkArgs a = base_args(seqs, log_decay, H, 1, 0, vec);
     set_dims(&a, kdim, vdim);
-    plan_segments(be, seqs, H, (vdim + a.VT - 1) / a.VT, &a.nseg, &a.seg_len);
+    a.maxch = parallel_chunks(be, seqs, H, kdim, vdim);
+    plan_segments(be, seqs, H, (vdim + a.VT - 1) / a.VT, a.maxch ? 2 : 1, &a.nseg, &a.seg_len);
     size_t nstates = a.nseg > 1 ? (size_t)seqs.n * a.nseg * H * kdim * vdim : 0;
-    CallScratch cs = call_scratch(be, seqs, H, kdim, silu_qk, nstates);
+    size_t nhs = (size_t)seqs.n * a.maxch * H * kdim * vdim;
+    CallScratch cs = call_scratch(be, seqs, H, kdim, silu_qk, nstates, nhs);
+    a.hs = cs.hs;
     Operand Q = {qb, ld}, K = {kb, ld}, V = {vb, ld};
     if (silu_qk) activate_qk(be, cs, qb, kb, ld, seqs, H * kdim, vec, &Q, &K);
     if (a.nseg > 1) segment_states(be, false, a, K, V, cs.states, state_in, seqs.n);
@@ -215,7 +261,7 @@ void la_forward(Backend *be, Act *o, float *state_out, const Act *q, const Act *
     a.init = state_in;
     a.fin = state_out;
     a.seg = cs.states;
-    launch_chunk(be, false, a, seqs.n);
+    run_pass(be, false, a, seqs.n);
 }
 
 // ops->lightning_attn_backward: dq, dk, dv, dstate_in from dout and dstate_out. Three
@@ -234,9 +280,13 @@ void la_backward(Backend *be, Act *dq, Act *dk, Act *dv, float *dstate_in, const
     long ldo = (long)H * vdim;
     ChunkArgs base = base_args(seqs, log_decay, H, 1, 0, vec);
     set_dims(&base, kdim, vdim); // the [kdim, vdim] orientation (segment passes, dv)
-    plan_segments(be, seqs, H, (vdim + base.VT - 1) / base.VT, &base.nseg, &base.seg_len);
+    base.maxch = parallel_chunks(be, seqs, H, kdim, vdim);
+    plan_segments(be, seqs, H, (vdim + base.VT - 1) / base.VT, base.maxch ? 2 : 1, &base.nseg,
+                  &base.seg_len);
     size_t n = base.nseg > 1 ? (size_t)seqs.n * base.nseg * H * kdim * vdim : 0;
-    CallScratch cs = call_scratch(be, seqs, H, kdim, silu_qk, 2 * n);
+    size_t nhs = (size_t)seqs.n * base.maxch * H * kdim * vdim; // one buffer, pass after pass
+    CallScratch cs = call_scratch(be, seqs, H, kdim, silu_qk, 2 * n, nhs);
+    base.hs = cs.hs;
     Operand Q = {qb, ld}, K = {kb, ld}, V = {vb, ld}, dO = {gb, ldo};
     if (silu_qk) activate_qk(be, cs, qb, kb, ld, seqs, H * kdim, vec, &Q, &K);
     float *segS = NULL, *segG = NULL;
@@ -257,7 +307,7 @@ void la_backward(Backend *be, Act *dq, Act *dk, Act *dv, float *dstate_in, const
         a.init = state_in;
         a.seg = segS;
         a.trans = 1;
-        launch_chunk(be, false, a, seqs.n);
+        run_pass(be, false, a, seqs.n);
     }
     if (dk) { // dk = ((v do^T) .* M^T) q + (w v) G^T
         ChunkArgs a = base;
@@ -270,7 +320,7 @@ void la_backward(Backend *be, Act *dq, Act *dk, Act *dv, float *dstate_in, const
         a.init = dstate_out;
         a.seg = segG;
         a.trans = 1;
-        launch_chunk(be, true, a, seqs.n);
+        run_pass(be, true, a, seqs.n);
     }
     if (dv || dstate_in) { // dv = ((k q^T) .* M^T) do + (w k) G; G ends as dstate_in
         ChunkArgs a = base;
@@ -286,7 +336,7 @@ void la_backward(Backend *be, Act *dq, Act *dk, Act *dv, float *dstate_in, const
         } else {
             a.out = NULL;
         }
-        launch_chunk(be, true, a, seqs.n);
+        run_pass(be, true, a, seqs.n);
     }
     if (silu_qk) { // the passes gave the gradients of SiLU(q), SiLU(k)
         if (dq) silu_pass(be, as_bf16(dq), ld, qb, ld, seqs, H * kdim, vec, 1);

@@ -47,9 +47,9 @@ constexpr int MAX_SEG = 32;  // most segments per sequence (the scan keeps them 
 constexpr int groups_per_thread(int cols) {
     return BT * cols / 8 / NT > 0 ? BT * cols / 8 / NT : 1;
 }
-// 16x16 state tiles per state warp for a [KP, VT] state.
-constexpr int state_tiles(int KP, int VT) {
-    return ((KP / 16) * (VT / 16) + SW - 1) / SW;
+// 16x16 state tiles per state warp for a [KP, VT] state dealt out among nsw warps.
+constexpr int state_tiles(int KP, int VT, int nsw = SW) {
+    return ((KP / 16) * (VT / 16) + nsw - 1) / nsw;
 }
 
 // One bf16 input: rows ld apart, head h's columns start at h * (its head dim).
@@ -74,6 +74,9 @@ struct ChunkArgs {
     int trans;         // stored states are [VC, KR] (the kernel's S is their transpose)
     int state_only;    // only run the state: write the segment's own contribution to seg
     int vec;           // 16-byte global loads and stores are aligned
+    bf16 *hs;          // chunk-parallel path: the state before each chunk, bf16
+                       // [n, maxch, H, KR, VC] (lightning_parallel.cuh); NULL otherwise
+    int maxch;         // chunks per sequence in hs
 };
 
 // Byte offsets of the shared-memory buffers, each 128-byte aligned. Rows padded by 8 bf16
@@ -197,12 +200,13 @@ template <int N> __device__ inline void zero_acc(float (&c)[N][4]) {
 // in registers: X S and the scores X Y^T share each A fragment of X, the scores are
 // masked and decayed in registers and become the A operand of the product with Z. Key
 // blocks that the mask removes are skipped. acc[j] is columns 8j .. 8j + 7 of the strip.
-template <bool REV, int KP, int VT>
+// Z and S rows are LDV apart (VT + 8 unless the tiles are wider than the strip's columns).
+template <bool REV, int KP, int VT, int LDV = VT + 8>
 __device__ inline void chunk_output(float (&acc)[VT / 8][4], int w, int L, const bf16 *Xs,
                                     const bf16 *Ys, const bf16 *Zs, const bf16 *Sb,
                                     const float *pw) {
     const int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
-    constexpr int ldk = KP + 8, ldv = VT + 8;
+    constexpr int ldk = KP + 8, ldv = LDV;
     float sc[BT / 8][4];
     zero_acc(acc);
     zero_acc(sc);
@@ -289,28 +293,66 @@ __device__ inline void store_output(bf16 *dst, long ld, const float (&acc)[VT / 
     }
 }
 
-// The state tiles of state warp sw: 16 x 16 tiles m = 0 .. state_tiles - 1, tile number
-// sw + m * SW (row block tile / (VT / 16), column block tile % (VT / 16)) while below
-// (KP / 16) * (VT / 16). Fragment acc[m][n] holds columns 8n .. 8n + 7 of tile m.
-template <int KP, int VT> __device__ inline bool state_tile(int sw, int m, int *r0, int *c0) {
-    int tile = sw + m * SW, nvb = VT / 16;
+// The state tiles of state warp sw of NSW: 16 x 16 tiles m = 0 .. state_tiles - 1, tile
+// number sw + m * NSW (row block tile / (VT / 16), column block tile % (VT / 16)) while
+// below (KP / 16) * (VT / 16). Fragment acc[m][n] holds columns 8n .. 8n + 7 of tile m.
+template <int KP, int VT, int NSW = SW>
+__device__ inline bool state_tile(int sw, int m, int *r0, int *c0) {
+    int tile = sw + m * NSW, nvb = VT / 16;
     if (tile >= (KP / 16) * nvb) return false;
     *r0 = tile / nvb * 16;
     *c0 = tile % nvb * 16;
     return true;
 }
 
+// The bf16 copy of one 16x16 state tile (rows r0 .., columns c0 ..) into the shared state
+// Sb (rows ldv apart).
+__device__ inline void store_tile_bf16(const float (&tile)[2][4], bf16 *Sb, int ldv, int r0,
+                                       int c0) {
+    const int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+    for (int n = 0; n < 2; n++)
+        for (int half = 0; half < 2; half++) {
+            int r = r0 + g + half * 8, c = c0 + n * 8 + 2 * t;
+            *(uint32_t *)(Sb + r * ldv + c) = pack_bf16(tile[n][2 * half], tile[n][2 * half + 1]);
+        }
+}
+
+// The bf16 copy of state warp sw's tiles into the global dst (rows ld apart): the rows < rows
+// and columns < cols of the tiles, in pairs where aligned.
+template <int KP, int VT, int NSW = SW>
+__device__ inline void put_state_bf16(const float (&st)[state_tiles(KP, VT, NSW)][2][4], int sw,
+                                      bf16 *dst, long ld, int rows, int cols) {
+    const int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+#pragma unroll
+    for (int m = 0; m < state_tiles(KP, VT, NSW); m++) {
+        int r0, c0;
+        if (!state_tile<KP, VT, NSW>(sw, m, &r0, &c0)) break;
+        for (int n = 0; n < 2; n++)
+            for (int half = 0; half < 2; half++) {
+                int r = r0 + g + half * 8, c = c0 + n * 8 + 2 * t;
+                if (r >= rows || c >= cols) continue;
+                bf16 *p = dst + r * ld + c;
+                if (c + 1 < cols && (((uintptr_t)p) & 3) == 0) {
+                    *(uint32_t *)p = pack_bf16(st[m][n][2 * half], st[m][n][2 * half + 1]);
+                } else {
+                    p[0] = __float2bfloat16(st[m][n][2 * half]);
+                    if (c + 1 < cols) p[1] = __float2bfloat16(st[m][n][2 * half + 1]);
+                }
+            }
+    }
+}
+
 // S <- lambda^L S + Y^T (w .* Z) on a state warp's tiles, then their bf16 copy into Sb
 // (the next chunk's X S reads it; NULL in the state-only pass, which has no output).
-template <int KP, int VT>
-__device__ inline void chunk_state(float (&st)[state_tiles(KP, VT)][2][4], int sw, float dec,
+template <int KP, int VT, int NSW = SW>
+__device__ inline void chunk_state(float (&st)[state_tiles(KP, VT, NSW)][2][4], int sw, float dec,
                                    const bf16 *Ys, const bf16 *Zws, bf16 *Sb) {
-    const int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+    const int lane = threadIdx.x % 32;
     constexpr int ldk = KP + 8, ldv = VT + 8;
 #pragma unroll
-    for (int m = 0; m < state_tiles(KP, VT); m++) {
+    for (int m = 0; m < state_tiles(KP, VT, NSW); m++) {
         int r0, c0;
-        if (!state_tile<KP, VT>(sw, m, &r0, &c0)) break;
+        if (!state_tile<KP, VT, NSW>(sw, m, &r0, &c0)) break;
         for (int n = 0; n < 2; n++)
             for (int e = 0; e < 4; e++) st[m][n][e] *= dec;
 #pragma unroll
@@ -323,12 +365,67 @@ __device__ inline void chunk_state(float (&st)[state_tiles(KP, VT)][2][4], int s
             mma_bf16(st[m][0], a, b[0], b[1]);
             mma_bf16(st[m][1], a, b[2], b[3]);
         }
-        if (!Sb) continue;
+        if (Sb) store_tile_bf16(st[m], Sb, ldv, r0, c0);
+    }
+}
+
+// The state a block starts from: the segment's after the scan, else the sequence's
+// (init), else NULL (zero). The state-only pass always starts from zero.
+__device__ inline const float *start_state(const ChunkArgs &a, int seq, int sg, int h,
+                                           bool has_rows) {
+    const long sd = (long)a.KR * a.VC;
+    if (a.state_only) return NULL;
+    if (a.seg && has_rows) return a.seg + (((long)seq * a.nseg + sg) * a.H + h) * sd;
+    if (a.init) return a.init + ((long)seq * a.H + h) * sd;
+    return NULL;
+}
+
+// Where a block's state goes when its walk ends: the segment's contribution (state-only
+// pass), or the sequence's final state from the block that ends the sweep (forward: the
+// last segment, reverse: the first); NULL when nowhere.
+__device__ inline float *end_state(const ChunkArgs &a, bool rev, int seq, int sg, int h,
+                                   bool ends_seq) {
+    const long sd = (long)a.KR * a.VC;
+    if (a.state_only) return a.seg + (((long)seq * a.nseg + sg) * a.H + h) * sd;
+    if (a.fin && (rev ? sg == 0 : ends_seq)) return a.fin + ((long)seq * a.H + h) * sd;
+    return NULL;
+}
+
+// State warp sw's tiles (of NSW; sw < 0: not a state warp, zeros) of the fp32 state at src
+// (NULL: zero; [KR, VC], or [VC, KR] when a.trans) for state columns c0 ...
+template <int KP, int VT, int NSW = SW>
+__device__ inline void load_state(float (&st)[state_tiles(KP, VT, NSW)][2][4], const float *src,
+                                  const ChunkArgs &a, int sw, int c0, int vc_valid) {
+    const int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+#pragma unroll
+    for (int m = 0; m < state_tiles(KP, VT, NSW); m++) {
+        int r0 = 0, cb = 0;
+        bool mine = sw >= 0 && state_tile<KP, VT, NSW>(sw, m, &r0, &cb);
         for (int n = 0; n < 2; n++)
-            for (int half = 0; half < 2; half++) {
-                int r = r0 + g + half * 8, c = c0 + n * 8 + 2 * t;
-                *(uint32_t *)(Sb + r * ldv + c) =
-                    pack_bf16(st[m][n][2 * half], st[m][n][2 * half + 1]);
+            for (int e = 0; e < 4; e++) {
+                int r = r0 + g + (e / 2) * 8, c = cb + n * 8 + 2 * t + e % 2;
+                float v = 0.0f;
+                if (mine && src && r < a.KR && c < vc_valid)
+                    v = a.trans ? src[(long)(c0 + c) * a.KR + r] : src[(long)r * a.VC + c0 + c];
+                st[m][n][e] = v;
+            }
+    }
+}
+
+// Write state warp sw's tiles to the fp32 [KR, VC] state at dst (NULL: nothing).
+template <int KP, int VT, int NSW = SW>
+__device__ inline void store_state(const float (&st)[state_tiles(KP, VT, NSW)][2][4], float *dst,
+                                   int sw, int c0, int KR, int VC, int vc_valid) {
+    const int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+    if (!dst) return;
+#pragma unroll
+    for (int m = 0; m < state_tiles(KP, VT, NSW); m++) {
+        int r0, cb;
+        if (!state_tile<KP, VT, NSW>(sw, m, &r0, &cb)) break;
+        for (int n = 0; n < 2; n++)
+            for (int e = 0; e < 4; e++) {
+                int r = r0 + g + (e / 2) * 8, c = cb + n * 8 + 2 * t + e % 2;
+                if (r < KR && c < vc_valid) dst[(long)r * VC + c0 + c] = st[m][n][e];
             }
     }
 }
@@ -358,47 +455,26 @@ __global__ void __launch_bounds__(NT, 1) la_chunk_kernel(ChunkArgs a) {
     bf16 *Sb0 = (bf16 *)(smem + lay.sb), *Sb1 = (bf16 *)(smem + lay.sb2);
     float *pw = (float *)(smem + lay.pw);
     bf16 *Xs = (bf16 *)(smem + lay.xs), *Zs = (bf16 *)(smem + lay.zs);
-    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
-    const int g = lane / 4, t = lane % 4;
+    const int tid = threadIdx.x, warp = tid / 32;
     const bool state_warp = warp >= OW;
     const int sw = warp - OW;
     const int vc_valid = min(VT, VC - c0);
-    const long sd = (long)KR * VC;
     const float ldec = a.log_decay[h];
 
     // pw[n] = lambda^n, n = 0..BT.
     for (int n = tid; n <= BT; n += NT) pw[n] = expf(ldec * (float)n);
 
-    // The starting state (the segment's after the scan, else the sequence's, else zero)
-    // into the state warps' registers and the bf16 copy Sb0.
-    const float *src = NULL;
-    if (!a.state_only) {
-        if (a.seg && has_rows)
-            src = a.seg + (((long)seq * a.nseg + sg) * a.H + h) * sd;
-        else if (a.init)
-            src = a.init + ((long)seq * a.H + h) * sd;
-    }
+    // The starting state into the state warps' registers and its bf16 copy Sb0.
     float st[NST][2][4];
+    load_state<KP, VT>(st, start_state(a, seq, sg, h, has_rows), a, state_warp ? sw : -1, c0,
+                       vc_valid);
+    if (state_warp && !a.state_only)
 #pragma unroll
-    for (int m = 0; m < NST; m++) {
-        int r0 = 0, cb = 0;
-        bool mine = state_warp && state_tile<KP, VT>(sw, m, &r0, &cb);
-        for (int n = 0; n < 2; n++)
-            for (int e = 0; e < 4; e++) {
-                int r = r0 + g + (e / 2) * 8, c = cb + n * 8 + 2 * t + e % 2;
-                float v = 0.0f;
-                if (mine && src && r < KR && c < vc_valid)
-                    v = a.trans ? src[(long)(c0 + c) * KR + r] : src[(long)r * VC + c0 + c];
-                st[m][n][e] = v;
-            }
-        if (mine && !a.state_only)
-            for (int n = 0; n < 2; n++)
-                for (int half = 0; half < 2; half++) {
-                    int r = r0 + g + half * 8, c = cb + n * 8 + 2 * t;
-                    *(uint32_t *)(Sb0 + r * ldv + c) =
-                        pack_bf16(st[m][n][2 * half], st[m][n][2 * half + 1]);
-                }
-    }
+        for (int m = 0; m < NST; m++) {
+            int r0, cb;
+            if (!state_tile<KP, VT>(sw, m, &r0, &cb)) break;
+            store_tile_bf16(st[m], Sb0, ldv, r0, cb);
+        }
     __syncthreads(); // pw and Sb0 before the first chunk
 
     const bf16 *xh = a.x.p + (long)h * KR, *yh = a.y.p + (long)h * KR;
@@ -441,25 +517,8 @@ __global__ void __launch_bounds__(NT, 1) la_chunk_kernel(ChunkArgs a) {
         __syncthreads();
     }
 
-    // The final state: the segment's contribution (state-only pass), or the sequence's
-    // final state from the block that ends the sweep (forward: the last segment, reverse:
-    // the first).
-    float *dst = NULL;
-    if (a.state_only)
-        dst = a.seg + (((long)seq * a.nseg + sg) * a.H + h) * sd;
-    else if (a.fin && (REV ? sg == 0 : s1 == len))
-        dst = a.fin + ((long)seq * a.H + h) * sd;
-    if (dst && state_warp)
-#pragma unroll
-        for (int m = 0; m < NST; m++) {
-            int r0, cb;
-            if (!state_tile<KP, VT>(sw, m, &r0, &cb)) break;
-            for (int n = 0; n < 2; n++)
-                for (int e = 0; e < 4; e++) {
-                    int r = r0 + g + (e / 2) * 8, c = cb + n * 8 + 2 * t + e % 2;
-                    if (r < KR && c < vc_valid) dst[(long)r * VC + c0 + c] = st[m][n][e];
-                }
-        }
+    if (state_warp)
+        store_state<KP, VT>(st, end_state(a, REV, seq, sg, h, s1 == len), sw, c0, KR, VC, vc_valid);
 }
 
 // The scan over segments, one thread per (sequence, head, state element): each segment's

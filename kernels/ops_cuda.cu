@@ -227,9 +227,19 @@ extern "C" bool cuda_device_visible(void) {
     return visible == 1;
 }
 
+// BOLT_LIGHTNING (auto, recurrent or parallel): which Lightning Attention kernels run.
+static int lightning_path_from_env(void) {
+    const char *env = getenv("BOLT_LIGHTNING");
+    if (!env || !*env || strcmp(env, "auto") == 0) return LIGHTNING_AUTO;
+    if (strcmp(env, "recurrent") == 0) return LIGHTNING_RECURRENT;
+    if (strcmp(env, "parallel") == 0) return LIGHTNING_PARALLEL;
+    die("BOLT_LIGHTNING=%s: expected auto, recurrent or parallel", env);
+    return LIGHTNING_AUTO;
+}
+
 // The backend on device BOLT_CUDA_DEVICE (an index among the visible GPUs; default 0):
 // one non-blocking stream, a cuBLASLt handle and its workspace. NULL, with the reason in
-// why[why_cap], when no GPU is usable; a bad BOLT_CUDA_DEVICE dies.
+// why[why_cap], when no GPU is usable; a bad BOLT_CUDA_DEVICE or BOLT_LIGHTNING dies.
 extern "C" Backend *cuda_backend_create(char *why, size_t why_cap) {
     int count = 0;
     cudaError_t err = cudaGetDeviceCount(&count);
@@ -259,6 +269,7 @@ extern "C" Backend *cuda_backend_create(char *why, size_t why_cap) {
     ctx->device = device;
     ctx->sm_count = prop.multiProcessorCount;
     ctx->smem_optin = (int)prop.sharedMemPerBlockOptin;
+    ctx->lightning_path = lightning_path_from_env();
     CUDA_CHECK(cudaStreamCreateWithFlags(&ctx->stream, cudaStreamNonBlocking));
     CUBLAS_CHECK(cublasLtCreate(&ctx->lt));
     ctx->workspace_bytes = WORKSPACE_BYTES;

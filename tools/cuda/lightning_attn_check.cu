@@ -4,7 +4,8 @@
 // token-by-token recurrence on the same bf16-rounded inputs, over head dims 16..128,
 // rectangular heads, packed sequences of uneven lengths (including empty ones), states
 // in and out, SiLU on q and k, row strides wider than a row, and segment-split sequences;
-// then times the target shape (H=16, d=128, N=32768).
+// each case on both paths (recurrent and chunk-parallel), which must also agree bit for
+// bit; then times both paths on the target shape (H=16, d=128, N=32768).
 //
 //   nvcc -O3 -std=c++17 --expt-relaxed-constexpr -gencode arch=compute_90a,code=sm_90a \
 //       tools/cuda/lightning_attn_check.cu -o /tmp/la_check && /tmp/la_check [--no-bench |
@@ -238,20 +239,7 @@ static bool run_case(const Case &c, Backend *be, const Ops *ops) {
     CUDA_CHECK(cudaMalloc(&gv, nb_ld));
     CUDA_CHECK(cudaMalloc(&sout, n * H * sd * sizeof(float)));
     CUDA_CHECK(cudaMalloc(&dsin_out, n * H * sd * sizeof(float)));
-    CUDA_CHECK(cudaMemset(o_, 0xff, (size_t)(N > 0 ? N : 1) * H * V * sizeof(bf16)));
-    CUDA_CHECK(cudaMemset(gq, 0xff, nb_ld));
-    CUDA_CHECK(cudaMemset(gk, 0xff, nb_ld));
-    CUDA_CHECK(cudaMemset(gv, 0xff, nb_ld));
-    CUDA_CHECK(cudaMemset(sout, 0xff, n * H * sd * sizeof(float)));
-    CUDA_CHECK(cudaMemset(dsin_out, 0xff, n * H * sd * sizeof(float)));
-
     Seqs seqs = {dcu, n, max_len, (int)N};
-    ops->lightning_attn_forward(be, (Act *)o_, sout, (const Act *)dq_, (const Act *)dk_,
-                                (const Act *)dv_, ld, dsin, dlog, seqs, H, K, V, c.silu != 0, 64);
-    ops->lightning_attn_backward(be, (Act *)gq, (Act *)gk, (Act *)gv, dsin_out, (const Act *)ddo,
-                                 ddsout, (const Act *)dq_, (const Act *)dk_, (const Act *)dv_, ld,
-                                 dsin, dlog, seqs, H, K, V, c.silu != 0, 64);
-    CUDA_CHECK(cudaStreamSynchronize(cuda_ctx(be)->stream));
 
     std::vector<double> ro, rs, rdq, rdk, rdv, rds;
     reference(c, ld, cu, q.data(), k.data(), v.data(), dout.data(), c.states ? s_in.data() : NULL,
@@ -266,24 +254,64 @@ static bool run_case(const Case &c, Backend *be, const Ops *ops) {
            ld, c.silu, c.states);
     const double tol = 1e-2;
     bool ok = true;
-    std::vector<char> all;
-    ok &= compare("o", from_dev_bf16(o_, N * H * V), ro, all, tol);
-    ok &= compare("state_out", from_dev_f32(sout, n * H * sd), rs, all, tol);
-    ok &= compare("dq", from_dev_bf16(gq, N * ld), rdq, useK, tol);
-    ok &= compare("dk", from_dev_bf16(gk, N * ld), rdk, useK, tol);
-    ok &= compare("dv", from_dev_bf16(gv, N * ld), rdv, useV, tol);
-    ok &= compare("dstate_in", from_dev_f32(dsin_out, n * H * sd), rds, all, tol);
-    // dstate_in alone (no dq, dk, dv), and the forward in place (state_out = state_in).
-    CUDA_CHECK(cudaMemset(dsin_out, 0xff, n * H * sd * sizeof(float)));
-    ops->lightning_attn_backward(be, NULL, NULL, NULL, dsin_out, (const Act *)ddo, ddsout,
-                                 (const Act *)dq_, (const Act *)dk_, (const Act *)dv_, ld, dsin,
-                                 dlog, seqs, H, K, V, c.silu != 0, 64);
-    ok &= compare("dstate_in (alone)", from_dev_f32(dsin_out, n * H * sd), rds, all, tol);
-    if (dsin) {
-        ops->lightning_attn_forward(be, (Act *)o_, dsin, (const Act *)dq_, (const Act *)dk_,
+    std::vector<float> first[6];
+    for (int path : {LIGHTNING_RECURRENT, LIGHTNING_PARALLEL}) {
+        cuda_ctx(be)->lightning_path = path;
+        printf("   %s path\n", path == LIGHTNING_RECURRENT ? "recurrent" : "chunk-parallel");
+        CUDA_CHECK(cudaMemset(o_, 0xff, (size_t)(N > 0 ? N : 1) * H * V * sizeof(bf16)));
+        CUDA_CHECK(cudaMemset(gq, 0xff, nb_ld));
+        CUDA_CHECK(cudaMemset(gk, 0xff, nb_ld));
+        CUDA_CHECK(cudaMemset(gv, 0xff, nb_ld));
+        CUDA_CHECK(cudaMemset(sout, 0xff, n * H * sd * sizeof(float)));
+        CUDA_CHECK(cudaMemset(dsin_out, 0xff, n * H * sd * sizeof(float)));
+        ops->lightning_attn_forward(be, (Act *)o_, sout, (const Act *)dq_, (const Act *)dk_,
                                     (const Act *)dv_, ld, dsin, dlog, seqs, H, K, V, c.silu != 0,
                                     64);
-        ok &= compare("state_out (in place)", from_dev_f32(dsin, n * H * sd), rs, all, tol);
+        ops->lightning_attn_backward(be, (Act *)gq, (Act *)gk, (Act *)gv, dsin_out,
+                                     (const Act *)ddo, ddsout, (const Act *)dq_, (const Act *)dk_,
+                                     (const Act *)dv_, ld, dsin, dlog, seqs, H, K, V, c.silu != 0,
+                                     64);
+        CUDA_CHECK(cudaStreamSynchronize(cuda_ctx(be)->stream));
+        std::vector<float> got[6] = {
+            from_dev_bf16(o_, N * H * V), from_dev_f32(sout, n * H * sd),
+            from_dev_bf16(gq, N * ld),    from_dev_bf16(gk, N * ld),
+            from_dev_bf16(gv, N * ld),    from_dev_f32(dsin_out, n * H * sd)};
+        std::vector<char> all;
+        ok &= compare("o", got[0], ro, all, tol);
+        ok &= compare("state_out", got[1], rs, all, tol);
+        ok &= compare("dq", got[2], rdq, useK, tol);
+        ok &= compare("dk", got[3], rdk, useK, tol);
+        ok &= compare("dv", got[4], rdv, useV, tol);
+        ok &= compare("dstate_in", got[5], rds, all, tol);
+        // The two paths run the same products in the same order: the same bits (in the
+        // elements the op writes; NaN garbage elsewhere compares unequal to itself).
+        if (path == LIGHTNING_RECURRENT) {
+            for (int i = 0; i < 6; i++) first[i] = got[i];
+        } else {
+            const std::vector<char> *use[6] = {&all, &all, &useK, &useK, &useV, &all};
+            long diff = 0;
+            for (int i = 0; i < 6; i++)
+                for (size_t e = 0; e < got[i].size(); e++)
+                    if ((use[i]->empty() || (*use[i])[e]) && memcmp(&got[i][e], &first[i][e], 4))
+                        diff++;
+            printf("    %-20s %ld elements differ from the recurrent path%s\n", "bitwise", diff,
+                   diff ? "   <-- FAIL" : "");
+            ok &= diff == 0;
+        }
+        // dstate_in alone (no dq, dk, dv), and the forward in place (state_out = state_in).
+        CUDA_CHECK(cudaMemset(dsin_out, 0xff, n * H * sd * sizeof(float)));
+        ops->lightning_attn_backward(be, NULL, NULL, NULL, dsin_out, (const Act *)ddo, ddsout,
+                                     (const Act *)dq_, (const Act *)dk_, (const Act *)dv_, ld, dsin,
+                                     dlog, seqs, H, K, V, c.silu != 0, 64);
+        ok &= compare("dstate_in (alone)", from_dev_f32(dsin_out, n * H * sd), rds, all, tol);
+        if (dsin) {
+            float *s_copy = to_dev_f32(s_in);
+            ops->lightning_attn_forward(be, (Act *)o_, s_copy, (const Act *)dq_, (const Act *)dk_,
+                                        (const Act *)dv_, ld, s_copy, dlog, seqs, H, K, V,
+                                        c.silu != 0, 64);
+            ok &= compare("state_out (in place)", from_dev_f32(s_copy, n * H * sd), rs, all, tol);
+            CUDA_CHECK(cudaFree(s_copy));
+        }
     }
     void *ptrs[] = {dq_, dk_, dv_, ddo, dsin, ddsout, dlog, dcu, o_, gq, gk, gv, sout, dsin_out};
     for (void *p : ptrs)
@@ -293,7 +321,8 @@ static bool run_case(const Case &c, Backend *be, const Ops *ops) {
 
 // Time forward and backward on the target shape: H=16, d=128, N=32768 rows as N/T
 // sequences of T rows.
-static void bench(Backend *be, const Ops *ops, int T, int d) {
+static void bench(Backend *be, const Ops *ops, int T, int d, int path) {
+    cuda_ctx(be)->lightning_path = path;
     int H = 16, N = 32768, n = N / T, ld = 3 * H * d;
     std::vector<int> cu(n + 1);
     for (int i = 0; i <= n; i++) cu[i] = i * T;
@@ -337,10 +366,10 @@ static void bench(Backend *be, const Ops *ops, int T, int d) {
         CUDA_CHECK(cudaEventElapsedTime(&ms_b, e0, e1));
     }
     double fwd_bytes = 4.0 * N * H * d * 2, bwd_bytes = 8.0 * N * H * d * 2;
-    printf("  bench H=%d d=%d N=%d T=%d: forward %.3f ms (%.0f GB/s), backward %.3f ms (%.0f "
-           "GB/s)\n",
-           H, d, N, T, ms_f / iters, fwd_bytes / (ms_f / iters * 1e6), ms_b / iters,
-           bwd_bytes / (ms_b / iters * 1e6));
+    printf("  bench %-9s H=%d d=%d N=%d T=%d: forward %.3f ms (%.0f GB/s), backward %.3f ms "
+           "(%.0f GB/s)\n",
+           path == LIGHTNING_RECURRENT ? "recurrent" : "parallel", H, d, N, T, ms_f / iters,
+           fwd_bytes / (ms_f / iters * 1e6), ms_b / iters, bwd_bytes / (ms_b / iters * 1e6));
     void *ptrs[] = {qkv, g, o, dout, logd, dcu};
     for (void *p : ptrs) CUDA_CHECK(cudaFree(p));
 }
@@ -385,7 +414,9 @@ int main(int argc, char **argv) {
         printf("lightning_attn check: %d of %d cases failed\n", fails, (int)cases.size());
     if (do_bench) {
         ctx.sm_count = sms;
-        for (int T : {1024, 4096, 32768}) bench(&be, &ops, T, 128);
+        for (int T : {1024, 4096, 16384, 32768})
+            for (int path : {LIGHTNING_RECURRENT, LIGHTNING_PARALLEL})
+                bench(&be, &ops, T, 128, path);
     }
     return fails ? 1 : 0;
 }

@@ -1,0 +1,155 @@
+// kernels/lightning_parallel.cuh: the chunk-parallel path of Lightning Attention on CUDA,
+// beside the recurrent chunk kernel of lightning_chunk.cuh and with the same passes (the
+// roles X, Y, Z and the decays are described there).
+//
+// The recurrent kernel keeps one block on a sequence's chunks from first to last, the
+// state and every chunk's output in the same block: one block per SM (240 registers a
+// thread), and each chunk waits on the one before. Here a pass is split in two kernels:
+//   states: walk the chunks as the recurrent kernel does, but only the state update
+//           S <- lambda^L S + Y^T (w .* Z); before each chunk, write the bf16 state S_c to
+//           hs (the same bf16 copy the recurrent kernel's output warps read). Every warp
+//           owns state tiles and there are no output registers: two blocks per SM.
+//   output: one block per chunk, all chunks at once: out = ((X Y^T) .* M) Z + Lambda X S_c
+//           with S_c read back from hs, by the same chunk_output as the recurrent kernel.
+// The results are the same products in the same order, so the two paths agree to the
+// last bit. The price is hs (bf16, twice the size of q for d = 128) written once and read
+// once. The states kernel also serves the segment passes (the state-only walk) of both paths.
+#pragma once
+#include "lightning_chunk.cuh"
+
+namespace {
+
+constexpr int OVT = 64;     // state columns per output warp
+constexpr int OT = 2 * OVT; // state columns per output block: two warps per strip
+
+// Shared memory of the output kernel: X, Y [BT, KP], Z [BT, OT], S_c [KP, OT], powers.
+__host__ __device__ inline Layout la_output_layout(int KP) {
+    Layout l = {};
+    int off = 0;
+    l.xs = take(&off, BT * (KP + 8) * 2);
+    l.ys = take(&off, BT * (KP + 8) * 2);
+    l.zs = take(&off, BT * (OT + 8) * 2);
+    l.sb = take(&off, KP * (OT + 8) * 2);
+    l.pw = take(&off, (BT + 1) * 4);
+    l.bytes = off;
+    return l;
+}
+
+// Copy the [rows, cols] bf16 tile at src (rows ld apart; rows_valid x cols_valid of it
+// exist) into shared dst (rows ldd apart), zeros elsewhere: 16-byte cp.async per eight
+// values when vec, else one value at a time. The caller commits and waits.
+__device__ inline void load_tile(bf16 *dst, int ldd, const bf16 *src, long ld, int rows, int cols,
+                                 int rows_valid, int cols_valid, int vec) {
+    const int groups = cols / 8;
+    for (int i = threadIdx.x; i < rows * groups; i += NT) {
+        int r = i / groups, c = (i % groups) * 8;
+        bf16 *d = dst + r * ldd + c;
+        bool in = r < rows_valid && c < cols_valid;
+        if (vec && (!in || cols_valid - c >= 8)) {
+            cp_async16(d, in ? src + (long)r * ld + c : src, in);
+        } else {
+            for (int e = 0; e < 8; e++)
+                d[e] =
+                    in && c + e < cols_valid ? src[(long)r * ld + c + e] : __float2bfloat16(0.0f);
+        }
+    }
+}
+
+// The states kernel (see the top). Grid and start as la_chunk_kernel's: x = sequence *
+// nseg + segment, y = head, z = tile of VT state columns; all NW warps own state tiles.
+// With a.hs it writes S_c before each chunk c; at the end it writes the segment's
+// contribution (state_only) or the sequence's final state (fin), as the recurrent kernel.
+template <bool REV, int KP, int VT>
+__global__ void __launch_bounds__(NT, 2) la_states_kernel(ChunkArgs a) {
+    constexpr int GY = groups_per_thread(KP), GZ = groups_per_thread(VT);
+    constexpr int NST = state_tiles(KP, VT, NW);
+    extern __shared__ __align__(128) unsigned char smem[];
+    const int seq = blockIdx.x / a.nseg, sg = blockIdx.x % a.nseg, h = blockIdx.y;
+    const int c0 = blockIdx.z * a.VT;
+    const int beg = a.cu[seq], len = a.cu[seq + 1] - beg;
+    int s0, s1;
+    seg_range(len, sg, a.nseg, a.seg_len, &s0, &s1);
+    const bool has_rows = s1 > s0;
+    if (!has_rows && (sg > 0 || a.state_only)) return; // as in la_chunk_kernel
+
+    const int KR = a.KR, VC = a.VC, warp = threadIdx.x / 32;
+    constexpr int ldk = KP + 8, ldv = VT + 8;
+    const Layout lay = la_layout(KP, VT, 1);
+    bf16 *Ys = (bf16 *)(smem + lay.ys), *Zws = (bf16 *)(smem + lay.zws);
+    float *pw = (float *)(smem + lay.pw);
+    const int vc_valid = min(VT, VC - c0);
+    const long sd = (long)KR * VC;
+    for (int n = threadIdx.x; n <= BT; n += NT) pw[n] = expf(a.log_decay[h] * (float)n);
+    float st[NST][2][4];
+    load_state<KP, VT, NW>(st, start_state(a, seq, sg, h, has_rows), a, warp, c0, vc_valid);
+    __syncthreads(); // pw
+
+    const bf16 *yh = a.y.p + (long)h * KR, *zh = a.z.p + (long)h * VC + c0;
+    const int nch = (s1 - s0 + BT - 1) / BT;
+    uint4 ry[GY], rz[GZ]; // the next chunk's Y, Z
+    int t0, L;
+    if (nch > 0) {
+        chunk_at(REV, 0, nch, s0, s1, &t0, &L);
+        const long row0 = (long)beg + t0;
+        fetch(ry, yh + row0 * a.y.ld, a.y.ld, L, KR, KP, a.vec);
+        fetch(rz, zh + row0 * a.z.ld, a.z.ld, L, vc_valid, VT, a.vec);
+    }
+    for (int it = 0; it < nch; it++) {
+        chunk_at(REV, it, nch, s0, s1, &t0, &L);
+        stash(ry, Ys, NULL, ldk, L, KP, pw, REV);
+        stash(rz, NULL, Zws, ldv, L, VT, pw, REV);
+        if (a.hs) {
+            bf16 *dst = a.hs + (((long)seq * a.maxch + t0 / BT) * a.H + h) * sd + c0;
+            put_state_bf16<KP, VT, NW>(st, warp, dst, VC, KR, vc_valid);
+        }
+        __syncthreads();
+        if (it + 1 < nch) {
+            int t1, L1;
+            chunk_at(REV, it + 1, nch, s0, s1, &t1, &L1);
+            const long row1 = (long)beg + t1;
+            fetch(ry, yh + row1 * a.y.ld, a.y.ld, L1, KR, KP, a.vec);
+            fetch(rz, zh + row1 * a.z.ld, a.z.ld, L1, vc_valid, VT, a.vec);
+        }
+        chunk_state<KP, VT, NW>(st, warp, pw[L], Ys, Zws, NULL);
+        __syncthreads();
+    }
+    store_state<KP, VT, NW>(st, end_state(a, REV, seq, sg, h, s1 == len), warp, c0, KR, VC,
+                            vc_valid);
+}
+
+// The output kernel (see the top). Grid: x = sequence * maxch + chunk, y = head, z = tile of
+// OT state columns. Warp w computes rows 16 (w % OW) .. of the chunk for the columns
+// OVT (w / OW) .. of the tile.
+template <bool REV, int KP> __global__ void __launch_bounds__(NT, 2) la_output_kernel(ChunkArgs a) {
+    extern __shared__ __align__(128) unsigned char smem[];
+    const int seq = blockIdx.x / a.maxch, ci = blockIdx.x % a.maxch, h = blockIdx.y;
+    const int c0 = blockIdx.z * OT, t0 = ci * BT;
+    const int beg = a.cu[seq], len = a.cu[seq + 1] - beg;
+    if (t0 >= len) return;
+    const int L = min(BT, len - t0), KR = a.KR, VC = a.VC, vc_valid = min(OT, VC - c0);
+    const Layout lay = la_output_layout(KP);
+    bf16 *Xs = (bf16 *)(smem + lay.xs), *Ys = (bf16 *)(smem + lay.ys);
+    bf16 *Zs = (bf16 *)(smem + lay.zs), *Sb = (bf16 *)(smem + lay.sb);
+    float *pw = (float *)(smem + lay.pw);
+    const long row0 = (long)beg + t0;
+    const bf16 *hs = a.hs + (((long)seq * a.maxch + ci) * a.H + h) * (long)KR * VC + c0;
+    load_tile(Xs, KP + 8, a.x.p + row0 * a.x.ld + (long)h * KR, a.x.ld, BT, KP, L, KR, a.vec);
+    load_tile(Ys, KP + 8, a.y.p + row0 * a.y.ld + (long)h * KR, a.y.ld, BT, KP, L, KR, a.vec);
+    load_tile(Zs, OT + 8, a.z.p + row0 * a.z.ld + (long)h * VC + c0, a.z.ld, BT, OT, L, vc_valid,
+              a.vec);
+    load_tile(Sb, OT + 8, hs, VC, KP, OT, KR, vc_valid, a.vec);
+    cp_async_commit();
+    for (int n = threadIdx.x; n <= BT; n += NT) pw[n] = expf(a.log_decay[h] * (float)n);
+    cp_async_wait<0>();
+    __syncthreads();
+
+    const int warp = threadIdx.x / 32, strip = warp % OW, half = warp / OW;
+    const int cols = vc_valid - half * OVT;
+    if (strip * 16 >= L || cols <= 0) return;
+    float acc[OVT / 8][4];
+    chunk_output<REV, KP, OVT, OT + 8>(acc, strip, L, Xs, Ys, Zs + half * OVT, Sb + half * OVT, pw);
+    store_output<OVT>(a.out + row0 * a.ld_out + (long)h * VC + c0 + half * OVT, a.ld_out, acc,
+                      strip, L, cols, a.vec);
+}
+
+} // namespace
