@@ -211,15 +211,17 @@ CallScratch call_scratch(Backend *be, Seqs seqs, int H, int kdim, bool silu_qk, 
     return cs;
 }
 
-// One silu_rows_kernel pass over rows x W (see there).
+// One silu_rows_kernel pass over rows x W (see there): a block of 256 threads per 2048
+// columns, and enough rows at once to fill the GPU several times over.
 void silu_pass(Backend *be, bf16 *dst, long ld_dst, const bf16 *src, long ld_src, Seqs seqs, int W,
                int vec, int grad) {
-    long groups = (long)seqs.rows * (vec ? W / 8 : W);
-    int blocks = (int)((groups + 255) / 256), most = 8 * cuda_ctx(be)->sm_count;
-    if (blocks > most) blocks = most;
-    if (blocks < 1) blocks = 1;
-    silu_rows_kernel<<<blocks, 256, 0, cuda_ctx(be)->stream>>>(dst, ld_dst, src, ld_src, seqs.rows,
-                                                               W, vec, grad);
+    int units = vec ? W / 8 : W, gx = (units + 255) / 256;
+    long gy = 16L * cuda_ctx(be)->sm_count / gx;
+    if (gy > seqs.rows) gy = seqs.rows;
+    if (gy > 65535) gy = 65535;
+    if (gy < 1) gy = 1;
+    silu_rows_kernel<<<dim3((unsigned)gx, (unsigned)gy), 256, 0, cuda_ctx(be)->stream>>>(
+        dst, ld_dst, src, ld_src, seqs.rows, W, vec, grad);
     CUDA_CHECK_LAUNCH();
 }
 

@@ -119,13 +119,14 @@ __device__ inline void seg_range(int len, int sg, int nseg, int seg_len, int *s0
     *s1 = b < len ? (int)b : len;
 }
 
+// x sigmoid(x), with the fast divide (a huge denominator gives 0, the limit here).
 __device__ inline float silu(float x) {
-    return x / (1.0f + __expf(-x));
+    return __fdividef(x, 1.0f + __expf(-x));
 }
 
 // d silu(x) / dx = s (1 + x (1 - s)) with s = sigmoid(x).
 __device__ inline float dsilu(float x) {
-    float s = 1.0f / (1.0f + __expf(-x));
+    float s = __fdividef(1.0f, 1.0f + __expf(-x));
     return s * (1.0f + x * (1.0f - s));
 }
 
@@ -562,31 +563,30 @@ __global__ void la_scan_kernel(float *seg, const float *init, const int *cu, con
     }
 }
 
-// The elementwise SiLU passes around the chunk kernel, on [rows, W] bf16 tensors (dst rows
+// The elementwise SiLU passes around the chunk kernels, on [rows, W] bf16 tensors (dst rows
 // ld_dst apart, src ld_src apart), eight columns a thread when vec (W and both strides
 // multiples of 8, 16-byte aligned). Forward (grad 0): dst = SiLU(src), TNL's q and k
 // activated once per call instead of on every load of the several passes that read them.
-// Backward (grad 1): dst *= silu'(src), the gradient of the pre-activation input.
+// Backward (grad 1): dst *= silu'(src), the gradient of the pre-activation input. Blocks
+// stride over rows (y) and columns (x), so no index is divided per element.
 __global__ void silu_rows_kernel(bf16 *dst, long ld_dst, const bf16 *src, long ld_src, long rows,
                                  int W, int vec, int grad) {
-    long step = (long)gridDim.x * blockDim.x;
-    if (vec) {
-        long groups = rows * (W / 8);
-        for (long i = (long)blockIdx.x * blockDim.x + threadIdx.x; i < groups; i += step) {
-            long r = i / (W / 8), c = i % (W / 8) * 8;
-            float x[8], y[8];
-            unpack8(x, __ldg((const uint4 *)(src + r * ld_src + c)));
-            uint4 *out = (uint4 *)(dst + r * ld_dst + c);
-            if (grad) unpack8(y, *out);
-            for (int e = 0; e < 8; e++) y[e] = grad ? y[e] * dsilu(x[e]) : silu(x[e]);
-            *out = pack8(y);
-        }
-    } else {
-        for (long i = (long)blockIdx.x * blockDim.x + threadIdx.x; i < rows * W; i += step) {
-            long r = i / W, c = i % W;
-            float x = __bfloat162float(src[r * ld_src + c]);
-            bf16 *out = dst + r * ld_dst + c;
-            *out = __float2bfloat16(grad ? __bfloat162float(*out) * dsilu(x) : silu(x));
+    const int per = vec ? 8 : 1, units = W / per;
+    for (long r = blockIdx.y; r < rows; r += gridDim.y) {
+        const bf16 *in = src + r * ld_src;
+        bf16 *out = dst + r * ld_dst;
+        for (int u = blockIdx.x * blockDim.x + threadIdx.x; u < units; u += gridDim.x * blockDim.x) {
+            if (vec) {
+                float x[8], y[8];
+                unpack8(x, __ldg((const uint4 *)(in + u * 8)));
+                uint4 *o = (uint4 *)(out + u * 8);
+                if (grad) unpack8(y, *o);
+                for (int e = 0; e < 8; e++) y[e] = grad ? y[e] * dsilu(x[e]) : silu(x[e]);
+                *o = pack8(y);
+            } else {
+                float x = __bfloat162float(in[u]);
+                out[u] = __float2bfloat16(grad ? __bfloat162float(out[u]) * dsilu(x) : silu(x));
+            }
         }
     }
 }
