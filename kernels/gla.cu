@@ -59,8 +59,9 @@ void dispatch(Backend *be, const GlaArgs &a, int kdim, int nseq, bool backward) 
         GLA_CASE(16, 32)
         GLA_CASE(16, 64)
         GLA_CASE(32, 16)
-        GLA_CASE(32, 32) GLA_CASE(32, 64) GLA_CASE(64, 16) GLA_CASE(64, 32) GLA_CASE(64, 64)
-            GLA_CASE(128, 16) GLA_CASE(128, 32) GLA_CASE(128, 64)
+        GLA_CASE(32, 32)
+        GLA_CASE(32, 64) GLA_CASE(64, 16) GLA_CASE(64, 32) GLA_CASE(64, 64) GLA_CASE(128, 16)
+            GLA_CASE(128, 32) GLA_CASE(128, 64)
     }
 #undef GLA_CASE
     die("gla (cuda): no kernel for kdim=%d vdim=%d", kdim, a.V);

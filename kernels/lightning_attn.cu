@@ -83,12 +83,6 @@ struct StatesKernel {
         return la_states_kernel<REV, KP, VT>;
     }
 };
-struct OutputKernel { // one instance per KP (its column tiles are fixed)
-    template <bool REV, int KP, int VT> static ChunkKernel get() {
-        return la_output_kernel<REV, KP>;
-    }
-};
-
 // Family F's instance for (REV, KP, VT): KP in 32, 64, 128, 256 and VT in 32, 64 (32 only
 // for KP 256), as choose_kp and choose_vt give them.
 template <class F, bool REV> ChunkKernel pick_kp(int KP, int VT) {
@@ -125,20 +119,45 @@ dim3 walk_grid(const ChunkArgs &a, int nseq) {
     return dim3((unsigned)(nseq * a.nseg), (unsigned)a.H, (unsigned)((a.VC + a.VT - 1) / a.VT));
 }
 
+// The output kernel's instance for (REV, KP, ST): transposed states only in reverse (dk).
+template <bool REV, bool ST> ChunkKernel output_kp(int KP) {
+    switch (KP) {
+    case 32:
+        return la_output_kernel<REV, 32, ST>;
+    case 64:
+        return la_output_kernel<REV, 64, ST>;
+    case 128:
+        return la_output_kernel<REV, 128, ST>;
+    default:
+        return la_output_kernel<REV, 256, ST>;
+    }
+}
+
+// Every chunk's output at once (the chunk-parallel path), from the states in a.hs.
+void launch_outputs(Backend *be, bool rev, const ChunkArgs &a, int nseq) {
+    ChunkKernel k = a.hs_trans ? output_kp<true, true>(a.KP)
+                    : rev      ? output_kp<true, false>(a.KP)
+                               : output_kp<false, false>(a.KP);
+    dim3 grid((unsigned)(nseq * a.maxch), (unsigned)a.H, (unsigned)((a.VC + OT - 1) / OT));
+    launch_kernel(be, k, grid, la_output_layout(a.KP).bytes, a);
+}
+
+// The states walk over n sequences (la_states_kernel): every chunk's starting state into
+// a.hs when set, the final state or the segment's contribution at the end.
+void launch_states(Backend *be, bool rev, const ChunkArgs &a, int nseq) {
+    launch_kernel(be, pick<StatesKernel>(rev, a), walk_grid(a, nseq),
+                  la_layout(a.KP, a.VT, 1).bytes, a);
+}
+
 // One pass of the chunk kernels over n sequences: out from X, Y, Z and the state from
 // init (or the segment states), fin at the end. Without an output only the states walk
 // runs; with hs set (parallel_chunks) the states walk writes every chunk's starting state
 // and the output kernel then runs all chunks at once; else the recurrent kernel does both.
 void run_pass(Backend *be, bool rev, ChunkArgs a, int nseq) {
+    if (!a.out) a.hs = NULL;
     if (!a.out || a.hs) {
-        ChunkArgs w = a;
-        if (!a.out) w.hs = NULL;
-        launch_kernel(be, pick<StatesKernel>(rev, w), walk_grid(w, nseq),
-                      la_layout(w.KP, w.VT, 1).bytes, w);
-        if (!a.out) return;
-        a.fin = NULL;
-        dim3 grid((unsigned)(nseq * a.maxch), (unsigned)a.H, (unsigned)((a.VC + OT - 1) / OT));
-        launch_kernel(be, pick<OutputKernel>(rev, a), grid, la_output_layout(a.KP).bytes, a);
+        launch_states(be, rev, a, nseq);
+        if (a.out) launch_outputs(be, rev, a, nseq);
         return;
     }
     launch_kernel(be, pick<RecurrentKernel>(rev, a), walk_grid(a, nseq),
@@ -158,8 +177,7 @@ void segment_states(Backend *be, bool rev, ChunkArgs a, Operand y, Operand z, fl
     a.trans = 0;
     a.state_only = 1;
     a.hs = NULL;
-    launch_kernel(be, pick<StatesKernel>(rev, a), walk_grid(a, nseq),
-                  la_layout(a.KP, a.VT, 1).bytes, a);
+    launch_states(be, rev, a, nseq);
     long sd = (long)a.KR * a.VC, total = (long)nseq * a.H * sd;
     unsigned blocks = (unsigned)((total + 255) / 256);
     la_scan_kernel<<<blocks, 256, 0, cuda_ctx(be)->stream>>>(
@@ -267,8 +285,9 @@ void la_forward(Backend *be, Act *o, float *state_out, const Act *q, const Act *
 }
 
 // ops->lightning_attn_backward: dq, dk, dv, dstate_in from dout and dstate_out. Three
-// passes of the chunk kernel (dq forward, dk and dv reverse), after the segment states of
-// S (forward) and of its gradient (reverse) when sequences are cut into segments.
+// passes of the chunk kernels (dq forward, dv and dk reverse, sharing one walk on the
+// chunk-parallel path), after the segment states of S (forward) and of its gradient
+// (reverse) when sequences are cut into segments.
 void la_backward(Backend *be, Act *dq, Act *dk, Act *dv, float *dstate_in, const Act *dout,
                  const float *dstate_out, const Act *q, const Act *k, const Act *v, int ld,
                  const float *state_in, const float *log_decay, Seqs seqs, int H, int kdim,
@@ -311,7 +330,27 @@ void la_backward(Backend *be, Act *dq, Act *dk, Act *dv, float *dstate_in, const
         a.trans = 1;
         run_pass(be, false, a, seqs.n);
     }
-    if (dk) { // dk = ((v do^T) .* M^T) q + (w v) G^T
+    // dv = ((k q^T) .* M^T) do + (w k) G, G ending as dstate_in; dk = ((v do^T) .* M^T) q +
+    // (w v) G^T. On the chunk-parallel path dk reads the dv walk's G transposed.
+    const bool shared = base.maxch && dk;
+    if (dv || dstate_in || shared) {
+        ChunkArgs a = base;
+        a.x = K;
+        a.y = Q;
+        a.z = dO;
+        a.init = dstate_out;
+        a.fin = dstate_in;
+        a.seg = segG;
+        a.out = dv ? as_bf16(dv) : NULL;
+        a.ld_out = ld;
+        if (shared) {
+            launch_states(be, true, a, seqs.n);
+            if (dv) launch_outputs(be, true, a, seqs.n);
+        } else {
+            run_pass(be, true, a, seqs.n);
+        }
+    }
+    if (dk) {
         ChunkArgs a = base;
         set_dims(&a, vdim, kdim);
         a.x = V;
@@ -322,23 +361,12 @@ void la_backward(Backend *be, Act *dq, Act *dk, Act *dv, float *dstate_in, const
         a.init = dstate_out;
         a.seg = segG;
         a.trans = 1;
-        run_pass(be, true, a, seqs.n);
-    }
-    if (dv || dstate_in) { // dv = ((k q^T) .* M^T) do + (w k) G; G ends as dstate_in
-        ChunkArgs a = base;
-        a.x = K;
-        a.y = Q;
-        a.z = dO;
-        a.init = dstate_out;
-        a.fin = dstate_in;
-        a.seg = segG;
-        if (dv) {
-            a.out = as_bf16(dv);
-            a.ld_out = ld;
+        if (shared) {
+            a.hs_trans = 1;
+            launch_outputs(be, true, a, seqs.n);
         } else {
-            a.out = NULL;
+            run_pass(be, true, a, seqs.n);
         }
-        run_pass(be, true, a, seqs.n);
     }
     if (silu_qk) { // the passes gave the gradients of SiLU(q), SiLU(k)
         if (dq) silu_pass(be, as_bf16(dq), ld, qb, ld, seqs, H * kdim, vec, 1);

@@ -77,6 +77,7 @@ struct ChunkArgs {
     bf16 *hs;          // chunk-parallel path: the state before each chunk, bf16
                        // [n, maxch, H, KR, VC] (lightning_parallel.cuh); NULL otherwise
     int maxch;         // chunks per sequence in hs
+    int hs_trans;      // hs holds each state transposed, [VC, KR] (another pass's walk)
 };
 
 // Byte offsets of the shared-memory buffers, each 128-byte aligned. Rows padded by 8 bf16
@@ -201,8 +202,9 @@ template <int N> __device__ inline void zero_acc(float (&c)[N][4]) {
 // in registers: X S and the scores X Y^T share each A fragment of X, the scores are
 // masked and decayed in registers and become the A operand of the product with Z. Key
 // blocks that the mask removes are skipped. acc[j] is columns 8j .. 8j + 7 of the strip.
-// Z and S rows are LDV apart (VT + 8 unless the tiles are wider than the strip's columns).
-template <bool REV, int KP, int VT, int LDV = VT + 8>
+// Z and S rows are LDV apart (VT + 8 unless the tiles are wider than the strip's columns);
+// with ST, Sb holds S transposed ([VT, KP], rows KP + 8 apart).
+template <bool REV, int KP, int VT, int LDV = VT + 8, bool ST = false>
 __device__ inline void chunk_output(float (&acc)[VT / 8][4], int w, int L, const bf16 *Xs,
                                     const bf16 *Ys, const bf16 *Zs, const bf16 *Sb,
                                     const float *pw) {
@@ -218,8 +220,12 @@ __device__ inline void chunk_output(float (&acc)[VT / 8][4], int w, int L, const
 #pragma unroll
         for (int jp = 0; jp < VT / 16; jp++) { // X S
             uint32_t b[4];
-            ldsm_x4_t(b, Sb + (k * 16 + lane % 8 + ((lane / 8) % 2) * 8) * ldv + jp * 16 +
-                             (lane / 16) * 8);
+            if (ST)
+                ldsm_x4(b, Sb + (jp * 16 + lane % 8 + (lane / 16) * 8) * ldk + k * 16 +
+                               ((lane / 8) % 2) * 8);
+            else
+                ldsm_x4_t(b, Sb + (k * 16 + lane % 8 + ((lane / 8) % 2) * 8) * ldv + jp * 16 +
+                                 (lane / 16) * 8);
             mma_bf16(acc[2 * jp], a, b[0], b[1]);
             mma_bf16(acc[2 * jp + 1], a, b[2], b[3]);
         }
@@ -575,7 +581,8 @@ __global__ void silu_rows_kernel(bf16 *dst, long ld_dst, const bf16 *src, long l
     for (long r = blockIdx.y; r < rows; r += gridDim.y) {
         const bf16 *in = src + r * ld_src;
         bf16 *out = dst + r * ld_dst;
-        for (int u = blockIdx.x * blockDim.x + threadIdx.x; u < units; u += gridDim.x * blockDim.x) {
+        for (int u = blockIdx.x * blockDim.x + threadIdx.x; u < units;
+             u += gridDim.x * blockDim.x) {
             if (vec) {
                 float x[8], y[8];
                 unpack8(x, __ldg((const uint4 *)(in + u * 8)));

@@ -12,8 +12,11 @@
 //   output: one block per chunk, all chunks at once: out = ((X Y^T) .* M) Z + Lambda X S_c
 //           with S_c read back from hs, by the same chunk_output as the recurrent kernel.
 // The results are the same products in the same order, so the two paths agree to the
-// last bit. The price is hs (bf16, twice the size of q for d = 128) written once and read
-// once. The states kernel also serves the segment passes (the state-only walk) of both paths.
+// last bit, but for one saving: the backward's dk and dv passes walk the same state
+// gradient (dk's is the transpose of dv's), so here dk reads the dv walk's states
+// transposed instead of walking its own (its w weights then round with do instead of q).
+// The price is hs (bf16, twice the size of q for d = 128) written once and read once. The
+// states kernel also serves the segment passes (the state-only walk) of both paths.
 #pragma once
 #include "lightning_chunk.cuh"
 
@@ -22,14 +25,15 @@ namespace {
 constexpr int OVT = 64;     // state columns per output warp
 constexpr int OT = 2 * OVT; // state columns per output block: two warps per strip
 
-// Shared memory of the output kernel: X, Y [BT, KP], Z [BT, OT], S_c [KP, OT], powers.
+// Shared memory of the output kernel: X, Y [BT, KP], Z [BT, OT], S_c [KP, OT] (or its
+// transpose [OT, KP]), powers.
 __host__ __device__ inline Layout la_output_layout(int KP) {
     Layout l = {};
     int off = 0;
     l.xs = take(&off, BT * (KP + 8) * 2);
     l.ys = take(&off, BT * (KP + 8) * 2);
     l.zs = take(&off, BT * (OT + 8) * 2);
-    l.sb = take(&off, KP * (OT + 8) * 2);
+    l.sb = take(&off, (KP * (OT + 8) > OT * (KP + 8) ? KP * (OT + 8) : OT * (KP + 8)) * 2);
     l.pw = take(&off, (BT + 1) * 4);
     l.bytes = off;
     return l;
@@ -119,8 +123,10 @@ __global__ void __launch_bounds__(NT, 2) la_states_kernel(ChunkArgs a) {
 
 // The output kernel (see the top). Grid: x = sequence * maxch + chunk, y = head, z = tile of
 // OT state columns. Warp w computes rows 16 (w % OW) .. of the chunk for the columns
-// OVT (w / OW) .. of the tile.
-template <bool REV, int KP> __global__ void __launch_bounds__(NT, 2) la_output_kernel(ChunkArgs a) {
+// OVT (w / OW) .. of the tile. ST: hs holds the states transposed (a.hs_trans), and S_c
+// stays transposed in shared memory (chunk_output reads it so).
+template <bool REV, int KP, bool ST>
+__global__ void __launch_bounds__(NT, 2) la_output_kernel(ChunkArgs a) {
     extern __shared__ __align__(128) unsigned char smem[];
     const int seq = blockIdx.x / a.maxch, ci = blockIdx.x % a.maxch, h = blockIdx.y;
     const int c0 = blockIdx.z * OT, t0 = ci * BT;
@@ -132,12 +138,15 @@ template <bool REV, int KP> __global__ void __launch_bounds__(NT, 2) la_output_k
     bf16 *Zs = (bf16 *)(smem + lay.zs), *Sb = (bf16 *)(smem + lay.sb);
     float *pw = (float *)(smem + lay.pw);
     const long row0 = (long)beg + t0;
-    const bf16 *hs = a.hs + (((long)seq * a.maxch + ci) * a.H + h) * (long)KR * VC + c0;
+    const bf16 *hs = a.hs + (((long)seq * a.maxch + ci) * a.H + h) * (long)KR * VC;
     load_tile(Xs, KP + 8, a.x.p + row0 * a.x.ld + (long)h * KR, a.x.ld, BT, KP, L, KR, a.vec);
     load_tile(Ys, KP + 8, a.y.p + row0 * a.y.ld + (long)h * KR, a.y.ld, BT, KP, L, KR, a.vec);
     load_tile(Zs, OT + 8, a.z.p + row0 * a.z.ld + (long)h * VC + c0, a.z.ld, BT, OT, L, vc_valid,
               a.vec);
-    load_tile(Sb, OT + 8, hs, VC, KP, OT, KR, vc_valid, a.vec);
+    if (ST)
+        load_tile(Sb, KP + 8, hs + (long)c0 * KR, KR, OT, KP, vc_valid, KR, a.vec);
+    else
+        load_tile(Sb, OT + 8, hs + c0, VC, KP, OT, KR, vc_valid, a.vec);
     cp_async_commit();
     for (int n = threadIdx.x; n <= BT; n += NT) pw[n] = expf(a.log_decay[h] * (float)n);
     cp_async_wait<0>();
@@ -147,7 +156,8 @@ template <bool REV, int KP> __global__ void __launch_bounds__(NT, 2) la_output_k
     const int cols = vc_valid - half * OVT;
     if (strip * 16 >= L || cols <= 0) return;
     float acc[OVT / 8][4];
-    chunk_output<REV, KP, OVT, OT + 8>(acc, strip, L, Xs, Ys, Zs + half * OVT, Sb + half * OVT, pw);
+    const bf16 *Sw = ST ? Sb + half * OVT * (KP + 8) : Sb + half * OVT;
+    chunk_output<REV, KP, OVT, OT + 8, ST>(acc, strip, L, Xs, Ys, Zs + half * OVT, Sw, pw);
     store_output<OVT>(a.out + row0 * a.ld_out + (long)h * VC + c0 + half * OVT, a.ld_out, acc,
                       strip, L, cols, a.vec);
 }
