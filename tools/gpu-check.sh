@@ -40,7 +40,8 @@
 # keeps to BUDGET_S seconds (default 560): a stage that no longer fits is reported FAIL.
 #
 # Environment: KEEP_BUILD=1 skips `make clean`; TRAIN_PEERS (default "tnl gla llama")
-# picks the train-peers models and their order; LONG_JSON=FILE makes bench-train and
+# picks the train-peers models and their order, BENCH_TRAIN (default "tnl-385m gla-340m
+# llama-360m") the bench-train configs; LONG_JSON=FILE makes bench-train and
 # long-context append their records to FILE (`bolt plot --bench=FILE` draws them);
 # BOLT_COMMIT names the commit when the copy has no .git; TRITON_CACHE_DIR (default
 # /tmp/triton-cache) is seeded from .triton-cache/triton-cache.tgz.part-* when carried,
@@ -280,7 +281,7 @@ do_bench_attn() {
 do_bench_train() {
     stage bench-train 300 || return
     note "## bolt bench train (seq_len 2048, grad_accum 1, 5 steps)"
-    for cfg in tnl-385m gla-340m llama-360m; do
+    for cfg in ${BENCH_TRAIN:-tnl-385m gla-340m llama-360m}; do
         T=$(limit 100)
         [ "$T" -eq 0 ] && { fail "bench-train $cfg: skipped, no time left"; continue; }
         echo "-- bolt bench train configs/$cfg.conf"
