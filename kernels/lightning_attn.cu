@@ -83,6 +83,7 @@ struct StatesKernel {
         return la_states_kernel<REV, KP, VT>;
     }
 };
+
 // Family F's instance for (REV, KP, VT): KP in 32, 64, 128, 256 and VT in 32, 64 (32 only
 // for KP 256), as choose_kp and choose_vt give them.
 template <class F, bool REV> ChunkKernel pick_kp(int KP, int VT) {

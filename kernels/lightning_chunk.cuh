@@ -2,9 +2,11 @@
 // block algorithm of Lightning Attention-2 (SPEC sec. 3) with bf16 inputs, fp32
 // accumulation and fp32 states. The contract is ops.h's lightning_attn_forward/backward.
 //
-// One kernel template does all the work. It walks the chunks (BT = 64 rows) of one
-// segment of one sequence for one head and one tile of "v-role" columns, and per chunk
-// computes
+// This file holds the recurrent path, where one kernel template does all the work, and
+// the pieces the chunk-parallel path (lightning_parallel.cuh, the default) shares with it:
+// the loads, chunk_output, chunk_state and the segment scan. The recurrent kernel walks
+// the chunks (BT = 64 rows) of one segment of one sequence for one head and one tile of
+// "v-role" columns, and per chunk computes
 //   out = ((X Y^T) .* M) Z + Lambda (X S),   S <- lambda^L S + Y^T (w .* Z)
 // with mma.sync bf16 products and fp32 accumulators (kernels/mma.cuh). Forward (REV =
 // false): M[a][b] = lambda^(a-b) for b <= a, Lambda = lambda^(a+1), w_b = lambda^(L-1-b),
@@ -22,14 +24,14 @@
 // among them), update it from the chunk's Y and w .* Z, and write its bf16 copy into the
 // other of two shared buffers, the one the output warps read for the next chunk: two
 // barriers per chunk. Long sequences are cut into segments so that enough blocks run at
-// once: a state-only pass of the same kernel (from a zero state) gives each segment's own
-// contribution, a scan over segments turns them into each segment's starting state, and
-// the main pass starts each segment from it. TNL's SiLU on q and k is one elementwise
-// pass into scratch before the chunk passes, which then read the activated copies; the
-// backward's silu'(q), silu'(k) factors are one more pass over dq and dk after them. `block` (the
-// hint) is not used: BT is fixed at 64. Each chunk's global loads are issued into registers during
-// the previous chunk's products. Tuning knobs: BT, NT, MAX_VT / choose_vt, and plan_segments' cost
-// model.
+// once: a state-only walk (from a zero state) gives each segment's own contribution, a
+// scan over segments turns them into each segment's starting state, and the main pass
+// starts each segment from it. TNL's SiLU on q and k is one elementwise pass into scratch
+// before the chunk passes, which then read the activated copies; the backward's silu'(q),
+// silu'(k) factors are one more pass over dq and dk after them. `block` (the hint) is not
+// used: BT is fixed at 64. Each chunk's global loads are issued into registers during the
+// previous chunk's products. Tuning knobs: BT, NT, MAX_VT / choose_vt, and plan_segments'
+// cost model.
 #pragma once
 #include "mma.cuh"
 
