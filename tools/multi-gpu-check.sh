@@ -155,7 +155,9 @@ train() {
     return $rc
 }
 
-# same A B [FROM]: the loss curves of runs A and B agree within TOL from step FROM on.
+# same A B [FROM]: the loss curves of runs A and B agree within TOL from step FROM on. The
+# line names the worst step and the difference at the first, so a failure tells a
+# divergence that starts at once (a bug) from one that grows (rounding, amplified).
 same() {
     python3 - "$tmp/$1/metrics.jsonl" "$tmp/$2/metrics.jsonl" "$TOL" "${3:-1}" <<'EOF'
 import json, sys
@@ -165,10 +167,14 @@ def losses(p):
 a, b = losses(sys.argv[1]), losses(sys.argv[2])
 tol, first = float(sys.argv[3]), int(sys.argv[4])
 steps = sorted(s for s in a if s >= first)
-ok = steps and steps == sorted(s for s in b if s >= first)
-worst = max(abs(a[s] - b[s]) / abs(b[s]) for s in steps) if ok else float("inf")
-print(f"{len(steps)} steps, worst relative difference {worst:.2e}")
-sys.exit(0 if worst <= tol else 1)
+if not steps or steps != sorted(s for s in b if s >= first):
+    print(f"the runs logged different steps ({len(steps)} against {len(b)})")
+    sys.exit(1)
+rel = {s: abs(a[s] - b[s]) / abs(b[s]) for s in steps}
+w = max(steps, key=lambda s: rel[s])
+print(f"{len(steps)} steps, worst relative difference {rel[w]:.2e} at step {w} "
+      f"({a[w]:.4f} vs {b[w]:.4f}); step {steps[0]}: {rel[steps[0]]:.2e}")
+sys.exit(0 if rel[w] <= tol else 1)
 EOF
 }
 
