@@ -578,6 +578,12 @@ START_TEST(test_eval_bad_data) {
     snprintf(want, sizeof want, "%s: token id %u at position %d is outside the vocabulary [0, 37)",
              bad, tok[at], at);
     expect_death((BadInput){eval_main, {ck, bad_flag, "--seq_len=8", "--device=cpu"}, 4}, want);
+    // Without --seq_len, a config.json claiming 2^30 training tokens per sequence gives the
+    // most --seq_len takes, not batch buffers of 2^30 tokens.
+    m->cfg.seq_len = 1 << 30;
+    model_save(m, ck, false, "");
+    expect_death((BadInput){eval_main, {ck, small_flag, "--device=cpu"}, 3},
+                 "make 0 windows of 16777216+1 tokens");
 }
 END_TEST
 

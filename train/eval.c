@@ -19,7 +19,7 @@
 #include "mc_eval.h"
 #include "options.h"
 
-enum { PATH_CAP = 4096 };
+enum { PATH_CAP = 4096, MAX_SEQ_LEN = 1 << 24 }; // MAX_SEQ_LEN: the most --seq_len takes
 
 typedef struct EvalArgs {
     const char *data, *tokens, *text, *logits_out, *device;
@@ -206,8 +206,9 @@ static const Option EVAL_OPTIONS[] = {
      "with --mc: write each example's scores as jsonl"},
     {"batch_size", OPT_INT, offsetof(EvalArgs, batch_size), 0, 1, 1 << 16, NULL, NULL,
      "--data: sequences per batch"},
-    {"seq_len", OPT_INT, offsetof(EvalArgs, seq_len), 0, 0, 1 << 24, NULL, NULL,
-     "--data: tokens per sequence; 0: the length the model was trained at (256 if unknown)"},
+    {"seq_len", OPT_INT, offsetof(EvalArgs, seq_len), 0, 0, MAX_SEQ_LEN, NULL, NULL,
+     "--data: tokens per sequence; 0: the length the model was trained at (256 if unknown; "
+     "at most 16777216)"},
     {"batches", OPT_INT64, offsetof(EvalArgs, batches), 0, 0, (double)INT64_MAX, NULL, NULL,
      "--data: evaluate the first N batches; 0: all"},
     {"device", OPT_CHOICE, offsetof(EvalArgs, device), 0, 0, 0, "cpu|cuda|auto", NULL,
@@ -262,7 +263,10 @@ int eval_main(int argc, char **argv) {
     Model m;
     Backend *be = backend_create(a.device);
     model_load(&m, dir, be, tok_spec, sizeof tok_spec);
+    // The checkpoint's training length, held to what --seq_len takes: config.json is input
+    // too, and the batch buffers are sized by it.
     if (a.seq_len == 0) a.seq_len = m.cfg.seq_len > 0 ? m.cfg.seq_len : 256;
+    if (a.seq_len > MAX_SEQ_LEN) a.seq_len = MAX_SEQ_LEN;
     Tokenizer tok;
     bool have_tok = load_tokenizer(dir, tok_spec, &tok);
     if (!a.logits_out[0]) a.logits_out = NULL;
