@@ -15,11 +15,11 @@
 // The compute type of activations and compute weights on CUDA.
 typedef __nv_bfloat16 bf16;
 
-// Everything the CUDA backend holds (Backend.impl).
 // Which Lightning Attention kernels run (BOLT_LIGHTNING): the plan's choice, or one path
 // always (kernels/lightning_attn.cu; for comparing the two).
 enum { LIGHTNING_AUTO = 0, LIGHTNING_RECURRENT = 1, LIGHTNING_PARALLEL = 2 };
 
+// Everything the CUDA backend holds (Backend.impl).
 typedef struct CudaContext {
     cudaStream_t stream; // every op is enqueued here, in order
     cublasLtHandle_t lt; // matmuls

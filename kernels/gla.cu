@@ -55,13 +55,20 @@ void dispatch(Backend *be, const GlaArgs &a, int kdim, int nseq, bool backward) 
         run_group<KK, BB>(be, a, nseq, backward);                                                  \
         return;
     switch (kdim * 1000 + bv) {
+        // clang-format off (one case a line; clang-format reflows macro calls)
         GLA_CASE(16, 16)
         GLA_CASE(16, 32)
         GLA_CASE(16, 64)
         GLA_CASE(32, 16)
         GLA_CASE(32, 32)
-        GLA_CASE(32, 64) GLA_CASE(64, 16) GLA_CASE(64, 32) GLA_CASE(64, 64) GLA_CASE(128, 16)
-            GLA_CASE(128, 32) GLA_CASE(128, 64)
+        GLA_CASE(32, 64)
+        GLA_CASE(64, 16)
+        GLA_CASE(64, 32)
+        GLA_CASE(64, 64)
+        GLA_CASE(128, 16)
+        GLA_CASE(128, 32)
+        GLA_CASE(128, 64)
+        // clang-format on
     }
 #undef GLA_CASE
     die("gla (cuda): no kernel for kdim=%d vdim=%d", kdim, a.V);

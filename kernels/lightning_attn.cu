@@ -99,6 +99,7 @@ template <class F, bool REV> ChunkKernel pick_kp(int KP, int VT) {
     }
 }
 
+// Family F's instance for a walk's direction and a.KP, a.VT.
 template <class F> ChunkKernel pick(bool rev, const ChunkArgs &a) {
     return rev ? pick_kp<F, true>(a.KP, a.VT) : pick_kp<F, false>(a.KP, a.VT);
 }
@@ -134,11 +135,12 @@ template <bool REV, bool ST> ChunkKernel output_kp(int KP) {
     }
 }
 
-// Every chunk's output at once (the chunk-parallel path), from the states in a.hs.
-void launch_outputs(Backend *be, bool rev, const ChunkArgs &a, int nseq) {
-    ChunkKernel k = a.hs_trans ? output_kp<true, true>(a.KP)
-                    : rev      ? output_kp<true, false>(a.KP)
-                               : output_kp<false, false>(a.KP);
+// Every chunk's output at once (the chunk-parallel path), from the states in a.hs (with
+// trans, each state transposed: dk's, read from the dv walk).
+void launch_outputs(Backend *be, bool rev, const ChunkArgs &a, int nseq, bool trans = false) {
+    ChunkKernel k = trans ? output_kp<true, true>(a.KP)
+                    : rev ? output_kp<true, false>(a.KP)
+                          : output_kp<false, false>(a.KP);
     dim3 grid((unsigned)(nseq * a.maxch), (unsigned)a.H, (unsigned)((a.VC + OT - 1) / OT));
     launch_kernel(be, k, grid, la_output_layout(a.KP).bytes, a);
 }
@@ -230,16 +232,18 @@ CallScratch call_scratch(Backend *be, Seqs seqs, int H, int kdim, bool silu_qk, 
     return cs;
 }
 
-// One silu_rows_kernel pass over rows x W (see there): a block of 256 threads per 2048
-// columns, and enough rows at once to fill the GPU several times over.
+// One silu_rows_kernel pass over rows x W (see there): up to 256 threads across a row (no
+// more than it has units, so narrow rows leave no thread idle), and enough rows at once
+// to fill the GPU several times over.
 void silu_pass(Backend *be, bf16 *dst, long ld_dst, const bf16 *src, long ld_src, Seqs seqs, int W,
                int vec, int grad) {
-    int units = vec ? W / 8 : W, gx = (units + 255) / 256;
-    long gy = 16L * cuda_ctx(be)->sm_count / gx;
+    int units = vec ? W / 8 : W, threads = units < 256 ? (units + 31) / 32 * 32 : 256;
+    int gx = (units + threads - 1) / threads;
+    long gy = 16L * cuda_ctx(be)->sm_count * (256 / threads) / gx;
     if (gy > seqs.rows) gy = seqs.rows;
     if (gy > 65535) gy = 65535;
     if (gy < 1) gy = 1;
-    silu_rows_kernel<<<dim3((unsigned)gx, (unsigned)gy), 256, 0, cuda_ctx(be)->stream>>>(
+    silu_rows_kernel<<<dim3((unsigned)gx, (unsigned)gy), threads, 0, cuda_ctx(be)->stream>>>(
         dst, ld_dst, src, ld_src, seqs.rows, W, vec, grad);
     CUDA_CHECK_LAUNCH();
 }
@@ -363,8 +367,7 @@ void la_backward(Backend *be, Act *dq, Act *dk, Act *dv, float *dstate_in, const
         a.seg = segG;
         a.trans = 1;
         if (shared) {
-            a.hs_trans = 1;
-            launch_outputs(be, true, a, seqs.n);
+            launch_outputs(be, true, a, seqs.n, true);
         } else {
             run_pass(be, true, a, seqs.n);
         }

@@ -72,14 +72,13 @@ struct ChunkArgs {
     const float *log_decay;
     int nseg, seg_len; // segments per sequence, rows per segment (multiple of BT)
     int H, KR, VC;     // heads, Y/X width (state rows), Z width (state columns)
-    int KP, VT;        // KR rounded up to 16, Z columns per block (multiple of 16)
+    int KP, VT;        // KR rounded up to 32, 64, 128 or 256; Z columns per block (32 or 64)
     int trans;         // stored states are [VC, KR] (the kernel's S is their transpose)
     int state_only;    // only run the state: write the segment's own contribution to seg
     int vec;           // 16-byte global loads and stores are aligned
     bf16 *hs;          // chunk-parallel path: the state before each chunk, bf16
                        // [n, maxch, H, KR, VC] (lightning_parallel.cuh); NULL otherwise
     int maxch;         // chunks per sequence in hs
-    int hs_trans;      // hs holds each state transposed, [VC, KR] (another pass's walk)
 };
 
 // Byte offsets of the shared-memory buffers, each 128-byte aligned. Rows padded by 8 bf16

@@ -102,7 +102,7 @@ __global__ void __launch_bounds__(NT, 2) la_states_kernel(ChunkArgs a) {
         chunk_at(REV, it, nch, s0, s1, &t0, &L);
         stash(ry, Ys, NULL, ldk, L, KP, pw, REV);
         stash(rz, NULL, Zws, ldv, L, VT, pw, REV);
-        if (a.hs) {
+        if (a.hs && t0 / BT < a.maxch) { // (a max_len too small must not write past hs)
             bf16 *dst = a.hs + (((long)seq * a.maxch + t0 / BT) * a.H + h) * sd + c0;
             put_state_bf16<KP, VT, NW>(st, warp, dst, VC, KR, vc_valid);
         }
@@ -123,8 +123,8 @@ __global__ void __launch_bounds__(NT, 2) la_states_kernel(ChunkArgs a) {
 
 // The output kernel (see the top). Grid: x = sequence * maxch + chunk, y = head, z = tile of
 // OT state columns. Warp w computes rows 16 (w % OW) .. of the chunk for the columns
-// OVT (w / OW) .. of the tile. ST: hs holds the states transposed (a.hs_trans), and S_c
-// stays transposed in shared memory (chunk_output reads it so).
+// OVT (w / OW) .. of the tile. ST: hs holds the states transposed ([VC, KR]: the dv walk's,
+// for dk), and S_c stays transposed in shared memory (chunk_output reads it so).
 template <bool REV, int KP, bool ST>
 __global__ void __launch_bounds__(NT, 2) la_output_kernel(ChunkArgs a) {
     extern __shared__ __align__(128) unsigned char smem[];

@@ -13,7 +13,7 @@
 #   train-compare  tools/train-compare.sh: CPU vs GPU losses, GPU resume bit-exactness
 #   hf-parity      tools/hf-parity.sh --device cuda (GLA cases when .peers/fla-src exists)
 #   kernel-check   tools/cuda/lightning_attn_check.cu: the lightning kernel against an fp64
-#                  recurrence (13 cases), then its timing at H=16 d=128 N=32768
+#                  recurrence (16 cases, both paths), then both timed at H=16 d=128 N=32768
 #   nccl           tools/nccl-check.sh: every collective through a one-rank NCCL
 #                  communicator == no communicator (plain DP and ZeRO-1); then
 #                  tools/multi-gpu-check.sh shared: 2 ranks on the one GPU over MPI (DP,

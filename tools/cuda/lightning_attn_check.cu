@@ -1,7 +1,7 @@
 // tools/cuda/lightning_attn_check.cu: a standalone check and benchmark of the CUDA
 // Lightning Attention kernels (kernels/lightning_attn.cu), outside the library build.
 // It compares forward (o, state_out) and backward (dq, dk, dv, dstate_in) with an fp64
-// token-by-token recurrence on the same bf16-rounded inputs, over head dims 16..128,
+// token-by-token recurrence on the same bf16-rounded inputs, over head dims 16..256,
 // rectangular heads, packed sequences of uneven lengths (including empty ones), states
 // in and out, SiLU on q and k, row strides wider than a row, and segment-split sequences;
 // each case on both paths (recurrent and chunk-parallel), which must also agree bit for
@@ -410,6 +410,9 @@ int main(int argc, char **argv) {
         {"d128 segments", {1000}, 1, 128, 128, 0, 1, 1, 4096},
         {"d16 six decays segments", {600, 33}, 6, 16, 16, 0, 1, 1, 4096},
         {"k16 v128 wide ld", {90}, 2, 16, 128, 8, 1, 1, 1},
+        {"d256", {150}, 1, 256, 256, 0, 1, 1, 1},
+        {"k64 v256", {130, 70}, 2, 64, 256, 0, 0, 1, 1},
+        {"d192 segments", {700}, 1, 192, 192, 0, 1, 1, 4096},
     };
     int fails = 0;
     for (const Case &c : cases)
