@@ -153,18 +153,18 @@ void launch_states(Backend *be, bool rev, const ChunkArgs &a, int nseq) {
 }
 
 // One pass of the chunk kernels over n sequences: out from X, Y, Z and the state from
-// init (or the segment states), fin at the end. Without an output only the states walk
-// runs; with hs set (parallel_chunks) the states walk writes every chunk's starting state
-// and the output kernel then runs all chunks at once; else the recurrent kernel does both.
-void run_pass(Backend *be, bool rev, ChunkArgs a, int nseq) {
-    if (!a.out) a.hs = NULL;
-    if (!a.out || a.hs) {
-        launch_states(be, rev, a, nseq);
-        if (a.out) launch_outputs(be, rev, a, nseq);
+// init (or the segment states), fin at the end. With hs set (the chunk-parallel path) the
+// states walk writes every chunk's starting state there and the output kernel, if there is
+// an output, runs all chunks at once; without hs the recurrent kernel does both, or the
+// states walk alone gives fin when there is no output.
+void run_pass(Backend *be, bool rev, const ChunkArgs &a, int nseq) {
+    if (a.out && !a.hs) {
+        launch_kernel(be, pick<RecurrentKernel>(rev, a), walk_grid(a, nseq),
+                      la_layout(a.KP, a.VT, a.state_only).bytes, a);
         return;
     }
-    launch_kernel(be, pick<RecurrentKernel>(rev, a), walk_grid(a, nseq),
-                  la_layout(a.KP, a.VT, a.state_only).bytes, a);
+    launch_states(be, rev, a, nseq);
+    if (a.out) launch_outputs(be, rev, a, nseq);
 }
 
 // Per-segment states into seg (a state-only pass of Y, Z), then the scan from init.
@@ -186,6 +186,14 @@ void segment_states(Backend *be, bool rev, ChunkArgs a, Operand y, Operand z, fl
     la_scan_kernel<<<blocks, 256, 0, cuda_ctx(be)->stream>>>(
         seg, init, a.cu, a.log_decay, nseq, a.nseg, a.seg_len, a.H, sd, rev ? 1 : 0);
     CUDA_CHECK_LAUNCH();
+}
+
+// The path and the segments of a call's walks (a's dims set): the states kernel runs two
+// blocks per SM, the recurrent kernel one.
+void plan_walks(Backend *be, Seqs seqs, ChunkArgs *a) {
+    a->maxch = parallel_chunks(be, seqs, a->H, a->KR, a->VC);
+    plan_segments(be, seqs, a->H, (a->VC + a->VT - 1) / a->VT, a->maxch ? 2 : 1, &a->nseg,
+                  &a->seg_len);
 }
 
 // The fields every launch of one call shares.
@@ -269,8 +277,7 @@ void la_forward(Backend *be, Act *o, float *state_out, const Act *q, const Act *
               aligned16(vb) && aligned16(o);
     ChunkArgs a = base_args(seqs, log_decay, H, 1, 0, vec);
     set_dims(&a, kdim, vdim);
-    a.maxch = parallel_chunks(be, seqs, H, kdim, vdim);
-    plan_segments(be, seqs, H, (vdim + a.VT - 1) / a.VT, a.maxch ? 2 : 1, &a.nseg, &a.seg_len);
+    plan_walks(be, seqs, &a);
     size_t nstates = a.nseg > 1 ? (size_t)seqs.n * a.nseg * H * kdim * vdim : 0;
     size_t nhs = (size_t)seqs.n * a.maxch * H * kdim * vdim;
     CallScratch cs = call_scratch(be, seqs, H, kdim, silu_qk, nstates, nhs);
@@ -306,9 +313,7 @@ void la_backward(Backend *be, Act *dq, Act *dk, Act *dv, float *dstate_in, const
     long ldo = (long)H * vdim;
     ChunkArgs base = base_args(seqs, log_decay, H, 1, 0, vec);
     set_dims(&base, kdim, vdim); // the [kdim, vdim] orientation (segment passes, dv)
-    base.maxch = parallel_chunks(be, seqs, H, kdim, vdim);
-    plan_segments(be, seqs, H, (vdim + base.VT - 1) / base.VT, base.maxch ? 2 : 1, &base.nseg,
-                  &base.seg_len);
+    plan_walks(be, seqs, &base);
     size_t n = base.nseg > 1 ? (size_t)seqs.n * base.nseg * H * kdim * vdim : 0;
     size_t nhs = (size_t)seqs.n * base.maxch * H * kdim * vdim; // one buffer, pass after pass
     CallScratch cs = call_scratch(be, seqs, H, kdim, silu_qk, 2 * n, nhs);
@@ -337,7 +342,7 @@ void la_backward(Backend *be, Act *dq, Act *dk, Act *dv, float *dstate_in, const
     }
     // dv = ((k q^T) .* M^T) do + (w k) G, G ending as dstate_in; dk = ((v do^T) .* M^T) q +
     // (w v) G^T. On the chunk-parallel path dk reads the dv walk's G transposed.
-    const bool shared = base.maxch && dk;
+    const bool shared = base.hs && dk;
     if (dv || dstate_in || shared) {
         ChunkArgs a = base;
         a.x = K;
@@ -348,12 +353,8 @@ void la_backward(Backend *be, Act *dq, Act *dk, Act *dv, float *dstate_in, const
         a.seg = segG;
         a.out = dv ? as_bf16(dv) : NULL;
         a.ld_out = ld;
-        if (shared) {
-            launch_states(be, true, a, seqs.n);
-            if (dv) launch_outputs(be, true, a, seqs.n);
-        } else {
-            run_pass(be, true, a, seqs.n);
-        }
+        if (!dv && !shared) a.hs = NULL; // the walk for dstate_in alone keeps no states
+        run_pass(be, true, a, seqs.n);
     }
     if (dk) {
         ChunkArgs a = base;
