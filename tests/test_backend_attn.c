@@ -358,29 +358,19 @@ START_TEST(test_lightning) {
 }
 END_TEST
 
-// The lightning cases on one path of the CUDA backend, whichever the plan would take
-// (BOLT_LIGHTNING, read when the backend is made): the recurrent and the chunk-parallel
-// kernels each meet the reference.
-static void lightning_on_path(const char *path, int i) {
+// The lightning cases on each path of the CUDA backend, whichever the plan would take
+// (BOLT_LIGHTNING, read when the backend is made): the recurrent kernel for the first
+// COUNT(cases), the chunk-parallel ones for the next; each meets the reference.
+START_TEST(test_lightning_paths) {
+    NEED(lightning_attn_forward);
+    NEED(lightning_attn_backward);
+    int n = COUNT(LIGHTNING_SMALL) + (big ? COUNT(LIGHTNING_BIG) : 0), i = _i % n;
     backend_free(be);
-    setenv("BOLT_LIGHTNING", path, 1);
+    setenv("BOLT_LIGHTNING", _i < n ? "recurrent" : "parallel", 1);
     be = backend_create(device);
     unsetenv("BOLT_LIGHTNING"); // read once, above: later tests get the plan again
     pad_cols = i % 2 ? 3 : 8;
     check_lin_case(PICK(LIGHTNING_SMALL, LIGHTNING_BIG, i), 100 + i);
-}
-
-START_TEST(test_lightning_recurrent) {
-    NEED(lightning_attn_forward);
-    NEED(lightning_attn_backward);
-    lightning_on_path("recurrent", _i);
-}
-END_TEST
-
-START_TEST(test_lightning_parallel) {
-    NEED(lightning_attn_forward);
-    NEED(lightning_attn_backward);
-    lightning_on_path("parallel", _i);
 }
 END_TEST
 
@@ -619,11 +609,9 @@ static Suite *backend_attn_suite(void) {
     tcase_set_timeout(tc, 300);
     tcase_add_loop_test(tc, test_lightning, 0,
                         COUNT(LIGHTNING_SMALL) + (big ? COUNT(LIGHTNING_BIG) : 0));
-    if (strcmp(device, "cuda") == 0) { // the two paths of kernels/lightning_attn.cu
-        int n = COUNT(LIGHTNING_SMALL) + (big ? COUNT(LIGHTNING_BIG) : 0);
-        tcase_add_loop_test(tc, test_lightning_recurrent, 0, n);
-        tcase_add_loop_test(tc, test_lightning_parallel, 0, n);
-    }
+    if (strcmp(device, "cuda") == 0) // the two paths of kernels/lightning_attn.cu
+        tcase_add_loop_test(tc, test_lightning_paths, 0,
+                            2 * (COUNT(LIGHTNING_SMALL) + (big ? COUNT(LIGHTNING_BIG) : 0)));
     tcase_add_loop_test(tc, test_gla, 0, COUNT(GLA_SMALL) + (big ? COUNT(GLA_BIG) : 0));
     tcase_add_test(tc, test_state_round_trip);
     tcase_add_test(tc, test_documents);
