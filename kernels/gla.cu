@@ -3,6 +3,7 @@
 // the per-chunk state slots in scratch (sequences in groups under a memory budget), and the
 // order of the passes.
 #include "gla_chunk.cuh"
+#include "gla_states.cuh"
 
 namespace {
 
@@ -34,16 +35,16 @@ void launch(Backend *be, Kern kern, dim3 grid, int bytes, const GlaArgs &a) {
 // The launches of one group of sequences [a.seq0, a.seq0 + nseq), for fixed K and BV.
 template <int K, int BV> void run_group(Backend *be, const GlaArgs &a, int nseq, bool backward) {
     typedef Lay<K, BV> L;
-    dim3 sgrid(a.V / BV, a.H, nseq), cgrid(a.max_chunks, a.H, nseq);
+    dim3 sgrid(K / state_rows(K) * (a.V / BV), a.H, nseq), cgrid(a.max_chunks, a.H, nseq);
     if (!backward) {
-        launch(be, gla_state_kernel<K, BV, false>, sgrid, L::st_bytes, a);
+        launch(be, gla_states_kernel<K, BV, false>, sgrid, 0, a);
         if (a.max_chunks > 0) launch(be, gla_fwd_chunk_kernel<K, BV>, cgrid, L::fw_bytes, a);
         return;
     }
     GlaArgs f = a; // the forward sweep only recomputes the chunk states
     f.state_out = NULL;
-    launch(be, gla_state_kernel<K, BV, false>, sgrid, L::st_bytes, f);
-    launch(be, gla_state_kernel<K, BV, true>, sgrid, L::st_bytes, a);
+    launch(be, gla_states_kernel<K, BV, false>, sgrid, 0, f);
+    launch(be, gla_states_kernel<K, BV, true>, sgrid, 0, a);
     if (a.max_chunks > 0) launch(be, gla_bwd_chunk_kernel<K, BV>, cgrid, L::bw_bytes, a);
 }
 

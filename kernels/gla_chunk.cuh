@@ -13,9 +13,8 @@
 // - o = (scale q exp2(gc)) h + (scale A) v, h the state entering the chunk;
 // - h <- diag(exp2(gl)) h + (k exp2(gl - gc))^T v, gl = gc of the chunk's last row.
 // Kernels (256 threads each):
-// - gla_state_kernel: one block per (value tile, head, sequence) walks the chunks in order
-//   (forward) or in reverse (the state gradient), keeps the [kdim, BV] state tile in fp32
-//   shared memory and stores it, as bf16, once per chunk into a scratch slot;
+// - gla_states_kernel (gla_states.cuh): the state walks, in order (forward) or in reverse
+//   (the state gradient), each storing its state, as bf16, once per chunk into a slot;
 // - gla_fwd_chunk_kernel: one block per (chunk, head): scores, then o tile by tile;
 // - gla_bwd_chunk_kernel: one block per (chunk, head): scores, then over value tiles dA =
 //   do v^T, dq += do h^T, dk += v dh^T, dv = A^T do + (k exp2(gl - gc)) dh, then the
@@ -74,15 +73,11 @@ template <int K, int BV> struct Lay {
     static constexpr int LDX = K + 8;  // bf16 [CH][K]: q, k and gated copies
     static constexpr int LDY = BV + 8; // bf16 [*][BV]: v, do, h, dh tiles
     static constexpr int LDF = K + 4;  // fp32 [CH][K]: dq, dk
-    static constexpr int LDS = BV + 4; // fp32 [K][BV]: the state tile
     static constexpr int X = align128(CH * LDX * 2), G = align128(CH * K * 4);
     static constexpr int A = align128(CH * LDA * 4), AB = align128(CH * LDAB * 2);
     static constexpr int Y = align128(CH * LDY * 2), HY = align128(K * LDY * 2);
-    static constexpr int F = align128(CH * LDF * 4), S = align128(K * LDS * 4);
+    static constexpr int F = align128(CH * LDF * 4);
     static constexpr int WB = NW * 512 * 2, WF = NW * 256 * 4, TOT = NT * 4;
-    // gla_state_kernel: S | X | Y | gc | tot
-    static constexpr int st_x = S, st_y = st_x + X, st_g = st_y + Y, st_tot = st_g + G;
-    static constexpr int st_bytes = st_tot + TOT;
     // gla_fwd_chunk_kernel: q | A | Ab | {k, gc} or {h, v} | wb | wf | tot
     static constexpr int fw_a = X, fw_ab = fw_a + A, fw_u = fw_ab + AB;
     static constexpr int fw_k = fw_u, fw_g = fw_k + X, fw_h = fw_u, fw_v = fw_h + HY;
@@ -100,6 +95,17 @@ template <int K, int BV> struct Lay {
 
 __device__ __forceinline__ float bf(bf16 x) {
     return __bfloat162float(x);
+}
+
+// Eight consecutive floats of shared memory (16-byte aligned) into registers, and back.
+__device__ __forceinline__ void load8f(float (&v)[8], const float *p) {
+    const float4 a = *reinterpret_cast<const float4 *>(p),
+                 b = *reinterpret_cast<const float4 *>(p + 4);
+    v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
+}
+__device__ __forceinline__ void store8f(float *p, const float (&v)[8]) {
+    *reinterpret_cast<float4 *>(p) = make_float4(v[0], v[1], v[2], v[3]);
+    *reinterpret_cast<float4 *>(p + 4) = make_float4(v[4], v[5], v[6], v[7]);
 }
 
 // True when 16-byte vector access works for rows `ld` elements apart starting at p.
@@ -222,15 +228,21 @@ __device__ void chunk_scores(float *A, const bf16 *q, const bf16 *k, const float
         bf16 *qa = wb + warp * 512, *kb = qa + 256;
         FragC acc;
         wmma::fill_fragment(acc, 0.0f);
+        const int r = lane / 2, c = lane % 2 * 8; // the lane's 8 values of the 16 x 16 factors
         for (int n = 0; n < K / SUB; n++) {
-            for (int e = lane; e < 256; e += 32) {
-                const int r = e / 16, i = n * SUB + e % 16;
-                const float gr = gc[ref * K + i];
-                const float eq = exp2f(gc[(ref + r) * K + i] - gr);
-                const float ek = exp2f(gr - gc[(pk * SUB + r) * K + i]);
-                qa[e] = __float2bfloat16(bf(q[(ref + r) * LDX + i]) * eq);
-                kb[e] = __float2bfloat16(bf(k[(pk * SUB + r) * LDX + i]) * ek);
+            const int i = n * SUB + c;
+            float gr[8], gq[8], gk[8], qv[8], kv[8];
+            load8f(gr, gc + ref * K + i);
+            load8f(gq, gc + (ref + r) * K + i);
+            load8f(gk, gc + (pk * SUB + r) * K + i);
+            unpack8(qv, *reinterpret_cast<const uint4 *>(q + (ref + r) * LDX + i));
+            unpack8(kv, *reinterpret_cast<const uint4 *>(k + (pk * SUB + r) * LDX + i));
+            for (int j = 0; j < 8; j++) {
+                qv[j] *= exp2f(gq[j] - gr[j]);
+                kv[j] *= exp2f(gr[j] - gk[j]);
             }
+            *reinterpret_cast<uint4 *>(qa + r * 16 + c) = pack8(qv);
+            *reinterpret_cast<uint4 *>(kb + r * 16 + c) = pack8(kv);
             __syncwarp();
             FragAr a;
             FragBc b;
@@ -241,17 +253,21 @@ __device__ void chunk_scores(float *A, const bf16 *q, const bf16 *k, const float
         }
         wmma::store_matrix_sync(A + ref * LDA + pk * SUB, acc, LDA, wmma::mem_row_major);
     }
-    constexpr int PAIRS = SUB * (SUB + 1) / 2;
+    constexpr int PAIRS = SUB * (SUB + 1) / 2, G = K / 8;
     for (int e = threadIdx.x; e < NSUB * PAIRS; e += NT) {
         const int b = e / PAIRS;
         int s = e % PAIRS, t = 0;
         while (s > t) s -= ++t; // pair (t, s), s <= t, in row order
         const int tr = b * SUB + t, sr = b * SUB + s;
         float acc = 0.0f;
-        for (int j = 0; j < K; j++) {
-            const int i = (j + lane) & (K - 1); // staggered start: fewer bank conflicts
-            acc +=
-                bf(q[tr * LDX + i]) * bf(k[sr * LDX + i]) * exp2f(gc[tr * K + i] - gc[sr * K + i]);
+        for (int n = 0; n < G; n++) { // eight channels at a time, staggered: fewer conflicts
+            const int i = (n + lane) % G * 8;
+            float qv[8], kv[8], gt[8], gs[8];
+            unpack8(qv, *reinterpret_cast<const uint4 *>(q + tr * LDX + i));
+            unpack8(kv, *reinterpret_cast<const uint4 *>(k + sr * LDX + i));
+            load8f(gt, gc + tr * K + i);
+            load8f(gs, gc + sr * K + i);
+            for (int j = 0; j < 8; j++) acc += qv[j] * kv[j] * exp2f(gt[j] - gs[j]);
         }
         A[tr * LDA + sr] = acc;
     }
@@ -280,13 +296,15 @@ __device__ void intra_grads(float *dq, float *dk, const float *dA, const bf16 *d
         FragC acc;
         wmma::fill_fragment(acc, 0.0f);
         const int lo = is_k ? blk + 1 : 0, hi = is_k ? NSUB : blk;
+        const int r = lane / 2, c = lane % 2 * 8, i = n * SUB + c; // the lane's 8 values
+        float gr[8], gx[8], xv[8];
+        load8f(gr, gc + ref * K + i);
         for (int o = lo; o < hi; o++) {
-            for (int e = lane; e < 256; e += 32) {
-                const int row = o * SUB + e / 16, i = n * SUB + e % 16;
-                const float d =
-                    is_k ? gc[row * K + i] - gc[ref * K + i] : gc[ref * K + i] - gc[row * K + i];
-                xb[e] = __float2bfloat16(bf(x[row * LDX + i]) * exp2f(d));
-            }
+            const int row = o * SUB + r;
+            load8f(gx, gc + row * K + i);
+            unpack8(xv, *reinterpret_cast<const uint4 *>(x + row * LDX + i));
+            for (int j = 0; j < 8; j++) xv[j] *= exp2f(is_k ? gx[j] - gr[j] : gr[j] - gx[j]);
+            *reinterpret_cast<uint4 *>(xb + r * 16 + c) = pack8(xv);
             __syncwarp();
             FragBr b;
             wmma::load_matrix_sync(b, xb, 16);
@@ -304,25 +322,38 @@ __device__ void intra_grads(float *dq, float *dk, const float *dA, const bf16 *d
         wmma::store_matrix_sync(stage, acc, 16, wmma::mem_row_major);
         __syncwarp();
         float *out = is_k ? dk : dq;
-        for (int e = lane; e < 256; e += 32) {
-            const int row = blk * SUB + e / 16, i = n * SUB + e % 16;
-            const float d =
-                is_k ? gc[ref * K + i] - gc[row * K + i] : gc[row * K + i] - gc[ref * K + i];
-            out[row * LDF + i] += stage[e] * exp2f(d);
-        }
+        const int row = blk * SUB + r;
+        float acc8[8];
+        load8f(gx, gc + row * K + i);
+        load8f(acc8, out + row * LDF + i);
+        for (int j = 0; j < 8; j++)
+            acc8[j] += stage[r * 16 + c + j] * exp2f(is_k ? gr[j] - gx[j] : gx[j] - gr[j]);
+        store8f(out + row * LDF + i, acc8);
         __syncwarp();
     }
     __syncthreads();
-    for (int e = threadIdx.x; e < CH * K; e += NT) {
-        const int t = e / K, i = e - t * K, b0 = t / SUB * SUB;
-        const float gt = gc[t * K + i];
-        float aq = 0.0f, ak = 0.0f;
-        for (int s = b0; s <= t; s++)
-            aq += dA[t * LDA + s] * bf(k[s * LDX + i]) * exp2f(gt - gc[s * K + i]);
-        for (int u = t; u < b0 + SUB; u++)
-            ak += dA[u * LDA + t] * bf(q[u * LDX + i]) * exp2f(gc[u * K + i] - gt);
-        dq[t * LDF + i] += aq;
-        dk[t * LDF + i] += ak;
+    for (int e = threadIdx.x; e < CH * K / 8; e += NT) { // eight channels a thread
+        const int t = e / (K / 8), i = (e - t * (K / 8)) * 8, b0 = t / SUB * SUB;
+        float gt[8], aq[8], ak[8], x[8], gx[8];
+        load8f(gt, gc + t * K + i);
+        load8f(aq, dq + t * LDF + i);
+        load8f(ak, dk + t * LDF + i);
+        float sq[8] = {}, sk[8] = {};
+        for (int s = b0; s <= t; s++) {
+            const float d = dA[t * LDA + s];
+            unpack8(x, *reinterpret_cast<const uint4 *>(k + s * LDX + i));
+            load8f(gx, gc + s * K + i);
+            for (int j = 0; j < 8; j++) sq[j] += d * x[j] * exp2f(gt[j] - gx[j]);
+        }
+        for (int u = t; u < b0 + SUB; u++) {
+            const float d = dA[u * LDA + t];
+            unpack8(x, *reinterpret_cast<const uint4 *>(q + u * LDX + i));
+            load8f(gx, gc + u * K + i);
+            for (int j = 0; j < 8; j++) sk[j] += d * x[j] * exp2f(gx[j] - gt[j]);
+        }
+        for (int j = 0; j < 8; j++) aq[j] += sq[j], ak[j] += sk[j];
+        store8f(dq + t * LDF + i, aq);
+        store8f(dk + t * LDF + i, ak);
     }
     __syncthreads();
 }
@@ -339,81 +370,6 @@ __device__ ChunkPos chunk_pos(const GlaArgs &a, int seq, int c) {
     p.L = max(0, min(CH, len - c * CH));
     p.slot = (long)(seq - a.seq0) * a.max_chunks + c;
     return p;
-}
-
-// The state sweep of one (value tile, head, sequence). Forward (REV false): from
-// state_in, chunks in order, slot c <- state entering chunk c, then
-// S <- diag(exp2(gl)) S + (k exp2(gl - gc))^T v; the last S is state_out. Reverse: from
-// dstate_out, chunks backwards, slot c <- gradient of the state leaving chunk c, then
-// S <- diag(exp2(gl)) S + (scale q exp2(gc))^T do; the last S is dstate_in.
-template <int K, int BV, bool REV>
-__global__ void __launch_bounds__(NT) gla_state_kernel(const GlaArgs a) {
-    typedef Lay<K, BV> L;
-    extern __shared__ __align__(128) unsigned char smem[];
-    float *S = (float *)smem, *gc = (float *)(smem + L::st_g), *tot = (float *)(smem + L::st_tot);
-    bf16 *X = (bf16 *)(smem + L::st_x), *Y = (bf16 *)(smem + L::st_y);
-    const int j0 = blockIdx.x * BV, hh = blockIdx.y, seq = a.seq0 + blockIdx.z, H = a.H, V = a.V;
-    const int warp = threadIdx.x / 32;
-    const int start = a.cu[seq], len = a.cu[seq + 1] - start;
-    const int nc = min((len + CH - 1) / CH, a.max_chunks);
-    const float *init = REV ? a.dstate_out : a.state_in;
-    float *fin = REV ? a.dstate_in : a.state_out;
-    bf16 *slots = REV ? a.dh : a.h;
-    const bf16 *xs = REV ? a.q : a.k, *ys = REV ? a.dout : a.v;
-    const long ldy = REV ? (long)H * V : a.ld, HK = (long)H * K;
-    const long soff = ((long)seq * H + hh) * K * V + j0;
-    for (int e = threadIdx.x; e < K * BV; e += NT) {
-        const int i = e / BV, j = e - i * BV;
-        S[i * L::LDS + j] = init ? init[soff + (long)i * V + j] : 0.0f;
-    }
-    for (int n = 0; n < nc; n++) {
-        const int c = REV ? nc - 1 - n : n;
-        const ChunkPos cp = chunk_pos(a, seq, c);
-        load_tile(X, L::LDX, xs + cp.row0 * a.ld + hh * K, a.ld, cp.L, CH, K);
-        load_tile(Y, L::LDY, ys + cp.row0 * ldy + (long)hh * V + j0, ldy, cp.L, CH, BV);
-        load_gates<K>(gc, a.g + cp.row0 * HK + hh * K, HK, cp.L);
-        __syncthreads();
-        scan_columns<K>(gc, K, tot, false, LOG2E);
-        const float *gl = gc + (CH - 1) * K;
-        bf16 *dst = slots + (cp.slot * H + hh) * (long)K * V + j0;
-        for (int e = threadIdx.x; e < K * BV / 8; e += NT) {
-            const int i = e / (BV / 8), j = (e - i * (BV / 8)) * 8;
-            float *s = S + i * L::LDS + j;
-            *reinterpret_cast<uint4 *>(dst + (long)i * V + j) = pack8(s);
-            const float d = exp2f(gl[i]);
-            for (int u = 0; u < 8; u++) s[u] *= d;
-        }
-        for (int e = threadIdx.x; e < CH * K; e += NT) {
-            const int t = e / K, i = e - t * K;
-            const float x = bf(X[t * L::LDX + i]);
-            const float w = REV ? a.scale * exp2f(gc[e]) : exp2f(gl[i] - gc[e]);
-            X[t * L::LDX + i] = __float2bfloat16(x * w);
-        }
-        __syncthreads();
-        constexpr int TILES = (K / SUB) * (BV / SUB);
-        for (int tau = warp; tau < TILES; tau += NW) {
-            const int ib = tau / (BV / SUB), jb = tau % (BV / SUB);
-            float *sp = S + ib * SUB * L::LDS + jb * SUB;
-            FragC acc;
-            wmma::load_matrix_sync(acc, sp, L::LDS, wmma::mem_row_major);
-            for (int ts = 0; ts < NSUB; ts++) {
-                FragAc fa;
-                FragBr fb;
-                wmma::load_matrix_sync(fa, X + ts * SUB * L::LDX + ib * SUB, L::LDX);
-                wmma::load_matrix_sync(fb, Y + ts * SUB * L::LDY + jb * SUB, L::LDY);
-                wmma::mma_sync(acc, fa, fb, acc);
-            }
-            wmma::store_matrix_sync(sp, acc, L::LDS, wmma::mem_row_major);
-        }
-        __syncthreads();
-    }
-    __syncthreads();
-    if (fin) {
-        for (int e = threadIdx.x; e < K * BV; e += NT) {
-            const int i = e / BV, j = e - i * BV;
-            fin[soff + (long)i * V + j] = S[i * L::LDS + j];
-        }
-    }
 }
 
 // Loads the chunk's q, k (bf16) and cumulative log2 gates gc (fp32) and computes the
@@ -452,9 +408,13 @@ __global__ void __launch_bounds__(NT) gla_fwd_chunk_kernel(const GlaArgs a) {
         const int t = e / CH, s = e - t * CH;
         Ab[t * LDAB + s] = __float2bfloat16(s <= t ? a.scale * A[t * LDA + s] : 0.0f);
     }
-    for (int e = threadIdx.x; e < CH * K; e += NT) { // q <- scale q exp2(gc), in place
-        const int t = e / K, i = e - t * K;
-        sq[t * L::LDX + i] = __float2bfloat16(a.scale * bf(sq[t * L::LDX + i]) * exp2f(gc[e]));
+    for (int e = threadIdx.x; e < CH * K / 8; e += NT) { // q <- scale q exp2(gc), in place
+        const int t = e / (K / 8), i = (e - t * (K / 8)) * 8;
+        float x[8], g[8];
+        unpack8(x, *reinterpret_cast<const uint4 *>(sq + t * L::LDX + i));
+        load8f(g, gc + t * K + i);
+        for (int j = 0; j < 8; j++) x[j] = a.scale * x[j] * exp2f(g[j]);
+        *reinterpret_cast<uint4 *>(sq + t * L::LDX + i) = pack8(x);
     }
     __syncthreads();
     const long hoff = (cp.slot * a.H + hh) * (long)K * V, HV = (long)a.H * V;
@@ -520,9 +480,14 @@ __global__ void __launch_bounds__(NT) gla_bwd_chunk_kernel(const GlaArgs a) {
         const int t = e / CH, s = e - t * CH;
         Ab[t * LDAB + s] = __float2bfloat16(s <= t ? a.scale * A[t * LDA + s] : 0.0f);
     }
-    for (int e = threadIdx.x; e < CH * K; e += NT) { // kd = k exp2(gl - gc)
-        const int t = e / K, i = e - t * K;
-        skd[t * LDX + i] = __float2bfloat16(bf(sk[t * LDX + i]) * exp2f(gl[i] - gc[e]));
+    for (int e = threadIdx.x; e < CH * K / 8; e += NT) { // kd = k exp2(gl - gc)
+        const int t = e / (K / 8), i = (e - t * (K / 8)) * 8;
+        float x[8], g[8], l[8];
+        unpack8(x, *reinterpret_cast<const uint4 *>(sk + t * LDX + i));
+        load8f(g, gc + t * K + i);
+        load8f(l, gl + i);
+        for (int j = 0; j < 8; j++) x[j] *= exp2f(l[j] - g[j]);
+        *reinterpret_cast<uint4 *>(skd + t * LDX + i) = pack8(x);
     }
     // Over value tiles: dA = do v^T (lower tiles), dq = do h^T, dk = v dh^T in fragments;
     // dv written per tile; rowsum(h .* dh) per thread.
@@ -628,10 +593,19 @@ __global__ void __launch_bounds__(NT) gla_bwd_chunk_kernel(const GlaArgs a) {
         A[t * LDA + s] = d;
         Ab[t * LDAB + s] = __float2bfloat16(d);
     }
-    for (int e = threadIdx.x; e < CH * K; e += NT) {
-        const int t = e / K, i = e - t * K;
-        dqf[t * LDF + i] *= a.scale * exp2f(gc[e]);
-        dkf[t * LDF + i] *= exp2f(gl[i] - gc[e]);
+    for (int e = threadIdx.x; e < CH * K / 8; e += NT) {
+        const int t = e / (K / 8), i = (e - t * (K / 8)) * 8;
+        float x[8], y[8], g[8], l[8];
+        load8f(x, dqf + t * LDF + i);
+        load8f(y, dkf + t * LDF + i);
+        load8f(g, gc + t * K + i);
+        load8f(l, gl + i);
+        for (int j = 0; j < 8; j++) {
+            x[j] *= a.scale * exp2f(g[j]);
+            y[j] *= exp2f(l[j] - g[j]);
+        }
+        store8f(dqf + t * LDF + i, x);
+        store8f(dkf + t * LDF + i, y);
     }
     __syncthreads();
     // The state term of the gate gradient: rowsum(dh .* h_out), by way of h_in.
@@ -649,10 +623,15 @@ __global__ void __launch_bounds__(NT) gla_bwd_chunk_kernel(const GlaArgs a) {
     if (a.dk) store_tile(a.dk + qoff, a.ld, dkf, LDF, cp.L, K, NULL);
     if (!a.dg) return;
     __syncthreads();
-    for (int e = threadIdx.x; e < CH * K; e += NT) {
-        const int t = e / K, i = e - t * K;
-        dqf[t * LDF + i] =
-            bf(sq[t * LDX + i]) * dqf[t * LDF + i] - bf(sk[t * LDX + i]) * dkf[t * LDF + i];
+    for (int e = threadIdx.x; e < CH * K / 8; e += NT) {
+        const int t = e / (K / 8), i = (e - t * (K / 8)) * 8;
+        float x[8], y[8], dx[8], dy[8];
+        unpack8(x, *reinterpret_cast<const uint4 *>(sq + t * LDX + i));
+        unpack8(y, *reinterpret_cast<const uint4 *>(sk + t * LDX + i));
+        load8f(dx, dqf + t * LDF + i);
+        load8f(dy, dkf + t * LDF + i);
+        for (int j = 0; j < 8; j++) dx[j] = x[j] * dx[j] - y[j] * dy[j];
+        store8f(dqf + t * LDF + i, dx);
     }
     __syncthreads();
     scan_columns<K>(dqf, LDF, tot, true, 1.0f);
