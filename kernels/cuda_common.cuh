@@ -7,6 +7,7 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include <string.h>
 #include <type_traits>
 
 #include "../core/util.h"
@@ -63,14 +64,16 @@ static inline const bf16 *as_bf16c(const Act *p) {
     return (const bf16 *)p;
 }
 
-// Eight floats as eight bf16 in one 16-byte word (16-byte vector loads and stores).
+// Eight floats as eight bf16 in one 16-byte word (16-byte vector loads and stores). Built
+// from four 32-bit words: a union with bf16 pairs made the compiler split some stores of the
+// word into four.
 __device__ inline uint4 pack8(const float *v) {
-    union {
-        uint4 u;
-        __nv_bfloat162 h[4];
-    } r;
-    for (int e = 0; e < 4; e++) r.h[e] = __floats2bfloat162_rn(v[2 * e], v[2 * e + 1]);
-    return r.u;
+    uint32_t w[4];
+    for (int e = 0; e < 4; e++) {
+        const __nv_bfloat162 h = __floats2bfloat162_rn(v[2 * e], v[2 * e + 1]);
+        memcpy(&w[e], &h, sizeof w[e]);
+    }
+    return make_uint4(w[0], w[1], w[2], w[3]);
 }
 
 // Eight bf16 of one 16-byte word as floats.

@@ -161,7 +161,7 @@ __device__ void store_tile(bf16 *dst, long ldd, const float *src, int lds, int v
             const int r = e / per, c = (e - r * per) * 8;
             float f[8];
             for (int j = 0; j < 8; j++) f[j] = src[r * lds + c + j] + (add ? add[c + j] : 0.0f);
-            *reinterpret_cast<uint4 *>(dst + r * ldd + c) = pack8(f);
+            __stwb(reinterpret_cast<uint4 *>(dst + r * ldd + c), pack8(f)); // one 16-byte store
         }
     } else {
         for (int e = threadIdx.x; e < valid * cols; e += NT) {
@@ -179,7 +179,7 @@ __device__ void store_warp_tile(bf16 *dst, long ldd, const FragC &acc, float *st
     __syncwarp();
     if (r < valid) {
         if (vec_ok(dst, ldd)) {
-            *reinterpret_cast<uint4 *>(dst + r * ldd + c) = pack8(stage + r * 16 + c);
+            __stwb(reinterpret_cast<uint4 *>(dst + r * ldd + c), pack8(stage + r * 16 + c));
         } else {
             for (int j = 0; j < 8; j++)
                 dst[r * ldd + c + j] = __float2bfloat16(stage[r * 16 + c + j]);
@@ -561,9 +561,18 @@ __global__ void __launch_bounds__(NT) gla_bwd_chunk_kernel(const GlaArgs a) {
                 store_warp_tile(dst, a.ld, acc, wf + warp * 256, cp.L - rb * SUB);
             }
         }
-        for (int jj = 0; jj < SEGJ; jj++) {
-            const int j = hpart * SEGJ + ((jj + hi) & (SEGJ - 1));
-            hdh += bf(sh[hi * LDY + j]) * bf(sdh[hi * LDY + j]);
+        if constexpr (SEGJ % 8 == 0) { // 16-byte reads: the warp's 32 rows hit every bank
+            for (int jj = 0; jj < SEGJ; jj += 8) {
+                float x[8], y[8];
+                unpack8(x, *reinterpret_cast<const uint4 *>(sh + hi * LDY + hpart * SEGJ + jj));
+                unpack8(y, *reinterpret_cast<const uint4 *>(sdh + hi * LDY + hpart * SEGJ + jj));
+                for (int e = 0; e < 8; e++) hdh += x[e] * y[e];
+            }
+        } else {
+            for (int jj = 0; jj < SEGJ; jj++) {
+                const int j = hpart * SEGJ + ((jj + hi) & (SEGJ - 1));
+                hdh += bf(sh[hi * LDY + j]) * bf(sdh[hi * LDY + j]);
+            }
         }
         __syncthreads();
     }
