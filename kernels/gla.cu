@@ -1,7 +1,7 @@
 // kernels/gla.cu: the CUDA backend's gla_forward / gla_backward (ops.h) on the kernels of
-// gla_chunk.cuh: the shape checks, the launch of each kernel instance for the head sizes,
-// the per-chunk state slots in scratch (sequences in groups under a memory budget), and the
-// order of the passes.
+// gla_chunk.cuh and gla_states.cuh: the shape checks, the launch of each kernel instance for the
+// head sizes, the per-chunk state slots in scratch (sequences in groups under a memory budget), and
+// the order of the passes.
 #include "gla_chunk.cuh"
 #include "gla_states.cuh"
 

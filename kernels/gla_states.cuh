@@ -11,9 +11,11 @@
 // (gc the chunk's cumulative log2 gates, gl its last row). The next chunk's rows are
 // loaded into registers while this chunk is worked on, so a step waits on shared memory
 // and the tensor cores rather than on DRAM. The walk is serial in the chunks, so it is
-// cut along both state dimensions (64 x 64 tiles: 4 blocks a head at d = 128) and kept
-// small (36 KB of shared memory, 4 blocks an SM) for as many walks at once as possible.
+// cut along both state dimensions (64 x 64 tiles: 4 blocks a head at kdim = vdim = 128)
+// and kept small (35 KiB of shared memory, 4 blocks an SM) for as many walks at once as
+// possible.
 #pragma once
+#include "gla_chunk.cuh"
 #include "mma.cuh"
 
 namespace {
@@ -137,11 +139,11 @@ __global__ void __launch_bounds__(NT, 4) gla_states_kernel(const GlaArgs a) {
         const float *gl = gc + (CH - 1) * BK;
         for (int e = threadIdx.x; e < CH * BK / 8; e += NT) { // eight channels a thread
             const int t = e / (BK / 8), i = (e - t * (BK / 8)) * 8;
-            float x[8], g[8], l[8];
+            float x[8], gt[8], l[8];
             unpack8(x, *reinterpret_cast<const uint4 *>(X + t * LDX + i));
-            load8f(g, gc + t * BK + i);
+            load8f(gt, gc + t * BK + i);
             load8f(l, gl + i);
-            for (int j = 0; j < 8; j++) x[j] *= REV ? a.scale * exp2f(g[j]) : exp2f(l[j] - g[j]);
+            for (int j = 0; j < 8; j++) x[j] *= REV ? a.scale * exp2f(gt[j]) : exp2f(l[j] - gt[j]);
             *reinterpret_cast<uint4 *>(X + t * LDX + i) = pack8(x);
         }
         __syncthreads();

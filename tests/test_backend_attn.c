@@ -380,6 +380,9 @@ static const LinCase GLA_SMALL[] = {
     {true, 5, {17, 33, 5, 33, 33}, 2, 16, 16, 16, false, false, false},
     {true, 2, {24, 24}, 1, 64, 128, 64, false, true, false},
     {true, 2, {9, 20}, 1, 64, 64, 8, false, false, true},
+    {true, 2, {70, 130}, 2, 32, 64, 64, false, true, true}, // the state walks' shapes:
+    {true, 1, {200}, 1, 128, 32, 64, false, true, false},   // kdim 32, value tiles of 32
+    {true, 2, {65, 64}, 1, 64, 16, 64, false, false, true}, // and of 16 under kdim 64
 };
 static const LinCase GLA_BIG[] = {
     {true, 1, {1000}, 4, 128, 128, 64, false, true, true},

@@ -27,14 +27,15 @@
 #   resume     a 2-GPU run checkpointed halfway continues on 1 GPU and on 4 (ZeRO-1; when
 #              the host has 4) == the uninterrupted 2-GPU run
 # A loss curve "==" another: every logged step's loss within TOL (default 0.01) relative,
-# the issue's bf16 tolerance, over the first WINDOW steps compared (default 10 on the GPU,
-# every step on the CPU; see `same` for why). The shared stage also runs two controls
-# without communication (1 rank again; 1 rank accumulating 2 x B) and prints how far they
-# drift. Stages needing more GPUs than the host has print SKIP.
+# the issue's bf16 tolerance, over the first WINDOW logged steps compared (default 10 on
+# the GPU, every step on the CPU), and within LOOSE (GPU default 0.25, CPU TOL) over the
+# whole run; see `same` for why. The shared stage also runs two controls without
+# communication (1 rank again; 1 rank accumulating 2 x B) and prints how far they drift.
+# Stages needing more GPUs than the host has print SKIP.
 #
-# Environment: BUDGET_S (default 560) caps the whole call; TOL, WINDOW (above); CONTROLS=0
-# skips the shared stage's controls; KEEP_BUILD=1 skips `make clean`;
-# NGPU overrides the GPU count. DEVICE=cpu runs every stage on the CPU backend with small
+# Environment: BUDGET_S (default 560) caps the whole call; TOL, WINDOW, LOOSE (above);
+# CONTROLS=0 skips the shared stage's controls; KEEP_BUILD=1 skips `make clean`; NGPU
+# overrides the GPU count. DEVICE=cpu runs every stage on the CPU backend with small
 # shapes (ranks over shared memory, `shared` over MPI) to try the script itself anywhere.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
@@ -43,6 +44,7 @@ BUDGET_S=${BUDGET_S:-560}
 DEVICE=${DEVICE:-cuda}
 TOL=${TOL:-0.01}
 WINDOW=${WINDOW:-$([ "$DEVICE" = cpu ] && echo 0 || echo 10)}
+LOOSE=${LOOSE:-$([ "$DEVICE" = cpu ] && echo "$TOL" || echo 0.25)}
 
 ALL_STAGES="shared equality transport scaling sp-long faults resume"
 want=""
@@ -160,36 +162,41 @@ train() {
     return $rc
 }
 
-# same A B [FROM]: the loss curves of runs A and B agree within TOL over the WINDOW steps
-# from step FROM on (WINDOW 0: every step). The line also gives the worst difference over
-# the whole run and the difference at the first step, so a failure tells a divergence that
-# starts at once (a bug) from one that grows (rounding, amplified). On the GPU (bf16) the
-# window is 10 steps: there even a single process, reshaped (2 micro-batches of B against
-# one of 2B), drifts 5-6% from itself by step 20-30 of tnl-tiny or gla-tiny at their lr,
-# while a bug (wrong data shard, gradient scale, optimizer shard) shows from step 1 or 2.
+# same A B [FROM]: the loss curves of runs A and B agree within TOL over the first WINDOW
+# logged steps from step FROM on (WINDOW 0: every step), and within LOOSE over all of them.
+# The line also gives the whole run's worst difference and the difference at the first
+# step, so a failure tells a divergence that starts at once (a bug) from one that grows
+# (rounding, amplified). On the GPU (bf16) the window is 10 steps and LOOSE 25%: there
+# even a single process, reshaped (2 micro-batches of B against one of 2B), drifts 5-12%
+# from itself by step 20-30 of tnl-tiny or gla-tiny at their lr, while a bug (wrong data
+# shard, gradient scale, optimizer shard) shows from step 1 or 2; LOOSE still catches a
+# run that goes its own way later.
 same() {
-    python3 - "$tmp/$1/metrics.jsonl" "$tmp/$2/metrics.jsonl" "$TOL" "${3:-1}" "$WINDOW" <<'EOF'
+    python3 - "$tmp/$1/metrics.jsonl" "$tmp/$2/metrics.jsonl" "$TOL" "${3:-1}" "$WINDOW" "$LOOSE" <<'EOF'
 import json, sys
 def losses(p):
     recs = [json.loads(l) for l in open(p)]
     return {r["step"]: r["loss"] for r in recs if "loss" in r and "step" in r}
 a, b = losses(sys.argv[1]), losses(sys.argv[2])
-tol, first, window = float(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+tol, first, window, loose = float(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), float(sys.argv[6])
 steps = sorted(s for s in a if s >= first)
-if not steps or steps != sorted(s for s in b if s >= first):
-    print(f"the runs logged different steps ({len(steps)} against {len(b)})")
+other = sorted(s for s in b if s >= first)
+if not steps or steps != other:
+    print(f"the runs logged different steps from step {first} on ({len(steps)} against {len(other)})")
     sys.exit(1)
 rel = {s: abs(a[s] - b[s]) / abs(b[s]) for s in steps}
 def worst(ss):
     w = max(ss, key=lambda s: rel[s])
-    return w, f"worst relative difference {rel[w]:.2e} at step {w} ({a[w]:.4f} vs {b[w]:.4f})"
-checked = [s for s in steps if window <= 0 or s < first + window]
-w, text = worst(checked)
+    return rel[w], f"worst relative difference {rel[w]:.2e} at step {w} ({a[w]:.4f} vs {b[w]:.4f})"
+checked = steps[:window] if window > 0 else steps
+near, text = worst(checked)
 line = f"steps {checked[0]}-{checked[-1]}: {text}; step {steps[0]}: {rel[steps[0]]:.2e}"
+far = near
 if len(checked) < len(steps):
-    line += f"; all {len(steps)} steps (not judged): {worst(steps)[1]}"
+    far, text = worst(steps)
+    line += f"; all {len(steps)} steps: {text} (limit {loose:g})"
 print(line)
-sys.exit(0 if rel[w] <= tol else 1)
+sys.exit(0 if near <= tol and far <= loose else 1)
 EOF
 }
 
@@ -224,24 +231,26 @@ needs() {
 }
 
 # The schedules of a model against one rank: 1 rank with batch 2B is the reference of DP
-# (2 x B), ZeRO-1 and SP (2 ranks, each sequence halved). LABEL, B, steps, options.
+# (2 x B), ZeRO-1 and SP (2 ranks, each sequence halved). LABEL, B, steps, options. With
+# controls=1 (a local of the caller) it also runs two controls without any communication
+# and prints, unjudged, how far they drift: the same run again (is the GPU run
+# repeatable?) and 1 rank accumulating two micro-batches of B (DP's per-rank shapes).
 schedules_equal() {
-    local label=$1 b=$2 steps=$3 vars=$4
+    local label=$1 b=$2 steps=$3 vars=$4 acc_ok=0
     shift 4
     local opts=("$@" --steps="$steps" --log_every=1 --save_every=0)
     train "$label-1" 1 $vars -- "${opts[@]}" --batch_size=$((2 * b)) || { fail "$label: 1 rank"; return; }
-    # Controls without any communication: the same run again (is the GPU run repeatable?)
-    # and 1 rank accumulating two micro-batches of B (DP's per-rank shapes and sums).
-    if [ "${CONTROLS:-1}" = 1 ]; then
+    if [ "${controls:-0}" = 1 ]; then
         train "$label-again" 1 $vars -- "${opts[@]}" --batch_size=$((2 * b)) &&
             note "$label control, 1 rank == 1 rank again: $(same "$label-again" "$label-1")"
-        train "$label-acc2" 1 $vars -- "${opts[@]}" --batch_size="$b" --grad_accum=2 &&
+        train "$label-acc2" 1 $vars -- "${opts[@]}" --batch_size="$b" --grad_accum=2 && acc_ok=1 &&
             note "$label control, 1 rank 2 x B accumulated == 1 rank 2B: $(same "$label-acc2" "$label-1")"
     fi
-    train "$label-dp2" 2 $vars -- "${opts[@]}" --batch_size="$b" &&
+    if train "$label-dp2" 2 $vars -- "${opts[@]}" --batch_size="$b"; then
         check_same "$label: DP 2 == 1" "$label-dp2" "$label-1"
-    [ -e "$tmp/$label-acc2/metrics.jsonl" ] && [ -e "$tmp/$label-dp2/metrics.jsonl" ] &&
-        note "$label control, DP 2 == 1 rank 2 x B accumulated: $(same "$label-dp2" "$label-acc2")"
+        [ $acc_ok = 1 ] &&
+            note "$label control, DP 2 == 1 rank 2 x B accumulated: $(same "$label-dp2" "$label-acc2")"
+    fi
     train "$label-zero2" 2 $vars -- "${opts[@]}" --batch_size="$b" --zero=1 &&
         check_same "$label: ZeRO-1 2 == DP 2" "$label-zero2" "$label-dp2"
     train "$label-sp2" 2 $vars -- "${opts[@]}" --batch_size=$((2 * b)) --sp=2 &&
@@ -252,7 +261,7 @@ schedules_equal() {
 do_shared() {
     echo; echo "==== shared: 2 ranks on one GPU through MPI"
     [ $have_mpirun -eq 1 ] || { skip "shared (needs mpirun and an MPI build)"; return; }
-    local vars="LAUNCH=mpirun BOLT_COMM=mpi BOLT_CUDA_DEVICE=0"
+    local vars="LAUNCH=mpirun BOLT_COMM=mpi BOLT_CUDA_DEVICE=0" controls=${CONTROLS:-1}
     schedules_equal shared-tnl 4 "$EQ_STEPS" "$vars" "${SMALL[@]}"
     schedules_equal shared-gla 4 "$EQ_STEPS" "$vars" configs/gla-tiny.conf "${SMALL[@]:1}" \
         --doc_reset=1
