@@ -235,14 +235,14 @@ __device__ void chunk_scores(float *A, const bf16 *q, const bf16 *k, const float
             load8f(gr, gc + ref * K + i);
             load8f(gq, gc + (ref + r) * K + i);
             load8f(gk, gc + (pk * SUB + r) * K + i);
-            unpack8(qv, *reinterpret_cast<const uint4 *>(q + (ref + r) * LDX + i));
-            unpack8(kv, *reinterpret_cast<const uint4 *>(k + (pk * SUB + r) * LDX + i));
+            load_bf16<8>(qv, q + (ref + r) * LDX + i);
+            load_bf16<8>(kv, k + (pk * SUB + r) * LDX + i);
             for (int j = 0; j < 8; j++) {
                 qv[j] *= exp2f(gq[j] - gr[j]);
                 kv[j] *= exp2f(gr[j] - gk[j]);
             }
-            *reinterpret_cast<uint4 *>(qa + r * 16 + c) = pack8(qv);
-            *reinterpret_cast<uint4 *>(kb + r * 16 + c) = pack8(kv);
+            store_bf16<8>(qa + r * 16 + c, qv);
+            store_bf16<8>(kb + r * 16 + c, kv);
             __syncwarp();
             FragAr a;
             FragBc b;
@@ -263,8 +263,8 @@ __device__ void chunk_scores(float *A, const bf16 *q, const bf16 *k, const float
         for (int n = 0; n < G; n++) { // eight channels at a time, staggered: fewer conflicts
             const int i = (n + lane) % G * 8;
             float qv[8], kv[8], gt[8], gs[8];
-            unpack8(qv, *reinterpret_cast<const uint4 *>(q + tr * LDX + i));
-            unpack8(kv, *reinterpret_cast<const uint4 *>(k + sr * LDX + i));
+            load_bf16<8>(qv, q + tr * LDX + i);
+            load_bf16<8>(kv, k + sr * LDX + i);
             load8f(gt, gc + tr * K + i);
             load8f(gs, gc + sr * K + i);
             for (int j = 0; j < 8; j++) acc += qv[j] * kv[j] * exp2f(gt[j] - gs[j]);
@@ -302,9 +302,9 @@ __device__ void intra_grads(float *dq, float *dk, const float *dA, const bf16 *d
         for (int o = lo; o < hi; o++) {
             const int row = o * SUB + r;
             load8f(gx, gc + row * K + i);
-            unpack8(xv, *reinterpret_cast<const uint4 *>(x + row * LDX + i));
+            load_bf16<8>(xv, x + row * LDX + i);
             for (int j = 0; j < 8; j++) xv[j] *= exp2f(is_k ? gx[j] - gr[j] : gr[j] - gx[j]);
-            *reinterpret_cast<uint4 *>(xb + r * 16 + c) = pack8(xv);
+            store_bf16<8>(xb + r * 16 + c, xv);
             __syncwarp();
             FragBr b;
             wmma::load_matrix_sync(b, xb, 16);
@@ -341,13 +341,13 @@ __device__ void intra_grads(float *dq, float *dk, const float *dA, const bf16 *d
         float sq[8] = {}, sk[8] = {};
         for (int s = b0; s <= t; s++) {
             const float d = dA[t * LDA + s];
-            unpack8(x, *reinterpret_cast<const uint4 *>(k + s * LDX + i));
+            load_bf16<8>(x, k + s * LDX + i);
             load8f(gx, gc + s * K + i);
             for (int j = 0; j < 8; j++) sq[j] += d * x[j] * exp2f(gt[j] - gx[j]);
         }
         for (int u = t; u < b0 + SUB; u++) {
             const float d = dA[u * LDA + t];
-            unpack8(x, *reinterpret_cast<const uint4 *>(q + u * LDX + i));
+            load_bf16<8>(x, q + u * LDX + i);
             load8f(gx, gc + u * K + i);
             for (int j = 0; j < 8; j++) sk[j] += d * x[j] * exp2f(gx[j] - gt[j]);
         }
@@ -411,10 +411,10 @@ __global__ void __launch_bounds__(NT) gla_fwd_chunk_kernel(const GlaArgs a) {
     for (int e = threadIdx.x; e < CH * K / 8; e += NT) { // q <- scale q exp2(gc), in place
         const int t = e / (K / 8), i = (e - t * (K / 8)) * 8;
         float x[8], g[8];
-        unpack8(x, *reinterpret_cast<const uint4 *>(sq + t * L::LDX + i));
+        load_bf16<8>(x, sq + t * L::LDX + i);
         load8f(g, gc + t * K + i);
         for (int j = 0; j < 8; j++) x[j] = a.scale * x[j] * exp2f(g[j]);
-        *reinterpret_cast<uint4 *>(sq + t * L::LDX + i) = pack8(x);
+        store_bf16<8>(sq + t * L::LDX + i, x);
     }
     __syncthreads();
     const long hoff = (cp.slot * a.H + hh) * (long)K * V, HV = (long)a.H * V;
@@ -483,11 +483,11 @@ __global__ void __launch_bounds__(NT) gla_bwd_chunk_kernel(const GlaArgs a) {
     for (int e = threadIdx.x; e < CH * K / 8; e += NT) { // kd = k exp2(gl - gc)
         const int t = e / (K / 8), i = (e - t * (K / 8)) * 8;
         float x[8], g[8], l[8];
-        unpack8(x, *reinterpret_cast<const uint4 *>(sk + t * LDX + i));
+        load_bf16<8>(x, sk + t * LDX + i);
         load8f(g, gc + t * K + i);
         load8f(l, gl + i);
         for (int j = 0; j < 8; j++) x[j] *= exp2f(l[j] - g[j]);
-        *reinterpret_cast<uint4 *>(skd + t * LDX + i) = pack8(x);
+        store_bf16<8>(skd + t * LDX + i, x);
     }
     // Over value tiles: dA = do v^T (lower tiles), dq = do h^T, dk = v dh^T in fragments;
     // dv written per tile; rowsum(h .* dh) per thread.
@@ -564,8 +564,8 @@ __global__ void __launch_bounds__(NT) gla_bwd_chunk_kernel(const GlaArgs a) {
         if constexpr (SEGJ % 8 == 0) { // 16-byte reads: the warp's 32 rows hit every bank
             for (int jj = 0; jj < SEGJ; jj += 8) {
                 float x[8], y[8];
-                unpack8(x, *reinterpret_cast<const uint4 *>(sh + hi * LDY + hpart * SEGJ + jj));
-                unpack8(y, *reinterpret_cast<const uint4 *>(sdh + hi * LDY + hpart * SEGJ + jj));
+                load_bf16<8>(x, sh + hi * LDY + hpart * SEGJ + jj);
+                load_bf16<8>(y, sdh + hi * LDY + hpart * SEGJ + jj);
                 for (int e = 0; e < 8; e++) hdh += x[e] * y[e];
             }
         } else {
@@ -635,8 +635,8 @@ __global__ void __launch_bounds__(NT) gla_bwd_chunk_kernel(const GlaArgs a) {
     for (int e = threadIdx.x; e < CH * K / 8; e += NT) {
         const int t = e / (K / 8), i = (e - t * (K / 8)) * 8;
         float x[8], y[8], dx[8], dy[8];
-        unpack8(x, *reinterpret_cast<const uint4 *>(sq + t * LDX + i));
-        unpack8(y, *reinterpret_cast<const uint4 *>(sk + t * LDX + i));
+        load_bf16<8>(x, sq + t * LDX + i);
+        load_bf16<8>(y, sk + t * LDX + i);
         load8f(dx, dqf + t * LDF + i);
         load8f(dy, dkf + t * LDF + i);
         for (int j = 0; j < 8; j++) dx[j] = x[j] * dx[j] - y[j] * dy[j];

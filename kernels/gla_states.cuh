@@ -140,11 +140,11 @@ __global__ void __launch_bounds__(NT, 4) gla_states_kernel(const GlaArgs a) {
         for (int e = threadIdx.x; e < CH * BK / 8; e += NT) { // eight channels a thread
             const int t = e / (BK / 8), i = (e - t * (BK / 8)) * 8;
             float x[8], gt[8], l[8];
-            unpack8(x, *reinterpret_cast<const uint4 *>(X + t * LDX + i));
+            load_bf16<8>(x, X + t * LDX + i);
             load8f(gt, gc + t * BK + i);
             load8f(l, gl + i);
             for (int j = 0; j < 8; j++) x[j] *= REV ? a.scale * exp2f(gt[j]) : exp2f(l[j] - gt[j]);
-            *reinterpret_cast<uint4 *>(X + t * LDX + i) = pack8(x);
+            store_bf16<8>(X + t * LDX + i, x);
         }
         __syncthreads();
 #pragma unroll
@@ -158,16 +158,7 @@ __global__ void __launch_bounds__(NT, 4) gla_states_kernel(const GlaArgs a) {
                 st[m][nn][2] *= d1;
                 st[m][nn][3] *= d1;
             }
-#pragma unroll
-            for (int kb = 0; kb < CH / 16; kb++) {
-                uint32_t fa[4], fb[4];
-                ldsm_x4_t(fa, X + (kb * 16 + lane % 8 + (lane / 16) * 8) * LDX + r0 +
-                                  ((lane / 8) % 2) * 8);
-                ldsm_x4_t(fb, Y + (kb * 16 + lane % 8 + ((lane / 8) % 2) * 8) * LDY + c0 +
-                                  (lane / 16) * 8);
-                mma_bf16(st[m][0], fa, fb[0], fb[1]);
-                mma_bf16(st[m][1], fa, fb[2], fb[3]);
-            }
+            mma_at_b<CH>(st[m], X, LDX, r0, Y, LDY, c0);
         }
         __syncthreads();
     }

@@ -355,7 +355,6 @@ __device__ inline void put_state_bf16(const float (&st)[state_tiles(KP, VT, NSW)
 template <int KP, int VT, int NSW = SW>
 __device__ inline void chunk_state(float (&st)[state_tiles(KP, VT, NSW)][2][4], int sw, float dec,
                                    const bf16 *Ys, const bf16 *Zws, bf16 *Sb) {
-    const int lane = threadIdx.x % 32;
     constexpr int ldk = KP + 8, ldv = VT + 8;
 #pragma unroll
     for (int m = 0; m < state_tiles(KP, VT, NSW); m++) {
@@ -363,16 +362,7 @@ __device__ inline void chunk_state(float (&st)[state_tiles(KP, VT, NSW)][2][4], 
         if (!state_tile<KP, VT, NSW>(sw, m, &r0, &c0)) break;
         for (int n = 0; n < 2; n++)
             for (int e = 0; e < 4; e++) st[m][n][e] *= dec;
-#pragma unroll
-        for (int kb = 0; kb < BT / 16; kb++) {
-            uint32_t a[4], b[4];
-            ldsm_x4_t(a, Ys + (kb * 16 + lane % 8 + (lane / 16) * 8) * ldk + r0 +
-                             ((lane / 8) % 2) * 8);
-            ldsm_x4_t(b, Zws + (kb * 16 + lane % 8 + ((lane / 8) % 2) * 8) * ldv + c0 +
-                             (lane / 16) * 8);
-            mma_bf16(st[m][0], a, b[0], b[1]);
-            mma_bf16(st[m][1], a, b[2], b[3]);
-        }
+        mma_at_b<BT>(st[m], Ys, ldk, r0, Zws, ldv, c0);
         if (Sb) store_tile_bf16(st[m], Sb, ldv, r0, c0);
     }
 }

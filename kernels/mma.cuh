@@ -63,6 +63,24 @@ static __device__ __forceinline__ void mma_bf16(float (&c)[4], const uint32_t (&
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
+// tile += A^T B over ROWS rows (a multiple of 16) for one 16 x 16 tile held as two m16n8
+// accumulators (tile[n]: columns 8n ..). A and B are row-major bf16 in shared memory, rows
+// lda and ldb apart; the tile's rows are A's columns a0 .., its columns B's columns b0 ...
+// The state update S += Y^T Z of the linear-attention walks.
+template <int ROWS>
+static __device__ __forceinline__ void mma_at_b(float (&tile)[2][4], const bf16 *A, int lda, int a0,
+                                                const bf16 *B, int ldb, int b0) {
+    const int lane = threadIdx.x % 32;
+#pragma unroll
+    for (int kb = 0; kb < ROWS / 16; kb++) {
+        uint32_t a[4], b[4];
+        ldsm_x4_t(a, A + (kb * 16 + lane % 8 + (lane / 16) * 8) * lda + a0 + ((lane / 8) % 2) * 8);
+        ldsm_x4_t(b, B + (kb * 16 + lane % 8 + ((lane / 8) % 2) * 8) * ldb + b0 + (lane / 16) * 8);
+        mma_bf16(tile[0], a, b[0], b[1]);
+        mma_bf16(tile[1], a, b[2], b[3]);
+    }
+}
+
 // Two floats as a bf16 pair, lo in the low half (the lower column of a fragment).
 static __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
     const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
