@@ -102,6 +102,14 @@ template <int V> __device__ inline void store_bf16(bf16 *p, const float *v) {
         *p = __float2bfloat16(v[0]);
 }
 
+// 2^x by the hardware approximation, subnormal results flushed to zero (2^-inf = 0): one
+// instruction, where exp2f adds a range check and two multiplies around it.
+__device__ __forceinline__ float fast_exp2(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+    return y;
+}
+
 // True if p is 16-byte aligned (NULL counts as aligned: an absent operand).
 static inline bool aligned16(const void *p) {
     return ((uintptr_t)p & 15) == 0;

@@ -4,12 +4,12 @@
 //
 // Per sequence and head, with per-channel log-gates g_t <= 0:
 //   S_t = diag(exp(g_t)) S_{t-1} + k_t^T v_t,   o_t = scale * q_t S_t.
-// Chunks of CH = 64 rows, sub-chunks of 16 (the wmma tile). Inside a chunk the gates are
+// Chunks of CH = 64 rows, sub-chunks of 16 (the mma tile). Inside a chunk the gates are
 // kept as local cumulative sums gc_t = log2(e) * (g_0 + ... + g_t), so every decay is an
 // exp2 of a difference with exponent <= 0:
 // - scores A[t][s] = sum_i q_t k_s exp2(gc_t - gc_s), s <= t: off-diagonal sub-chunk
-//   blocks on tensor cores, factored through a reference row between the two sub-chunks;
-//   diagonal blocks elementwise in fp32;
+//   blocks on tensor cores (mma.sync and ldmatrix, kernels/mma.cuh), factored through a
+//   reference row between the two sub-chunks; diagonal blocks elementwise in fp32;
 // - o = (scale q exp2(gc)) h + (scale A) v, h the state entering the chunk;
 // - h <- diag(exp2(gl)) h + (k exp2(gl - gc))^T v, gl = gc of the chunk's last row.
 // Kernels (256 threads each):
@@ -22,30 +22,24 @@
 //   state term exp2(gl) rowsum(h .* dh) + sum_s k_s dk_s^state (= rowsum(dh .* h_out)).
 // The `chunk` hint is not used (CH is fixed at 64).
 #pragma once
-#include <mma.h>
 #include <stdint.h>
 
 #include "cuda_common.cuh"
-
-using namespace nvcuda;
+#include "mma.cuh"
 
 namespace {
 
-constexpr int CH = 64;         // rows per chunk
-constexpr int SUB = 16;        // rows per sub-chunk (the wmma tile)
-constexpr int NSUB = CH / SUB; // sub-chunks per chunk
-constexpr int NT = 256;        // threads per block
-constexpr int NW = NT / 32;    // warps per block
-constexpr int LDA = CH + 4;    // fp32 [CH][CH] rows
-constexpr int LDAB = CH + 8;   // bf16 [CH][CH] rows
+constexpr int CH = 64;              // rows per chunk
+constexpr int SUB = 16;             // rows per sub-chunk (the mma tile)
+constexpr int NSUB = CH / SUB;      // sub-chunks per chunk
+constexpr int NT = 256;             // threads per block
+constexpr int NW = NT / 32;         // warps per block
+constexpr int LDA = CH + 8;         // fp32 [CH][CH] rows (8 mod 32: conflict-free fragment stores)
+constexpr int LDAB = CH + 8;        // bf16 [CH][CH] rows (conflict-free ldmatrix)
+constexpr int SLD = SUB + 8;        // bf16 rows of a warp's 16 x 16 staging tiles
+constexpr int WBUF = 2 * SUB * SLD; // bf16 staging per warp: two tiles
 constexpr float LOG2E = 1.4426950408889634f;
 constexpr long SLOT_BUDGET = 1L << 30; // bytes of per-chunk states per call (soft cap)
-
-typedef wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::row_major> FragAr;
-typedef wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::col_major> FragAc;
-typedef wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::row_major> FragBr;
-typedef wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::col_major> FragBc;
-typedef wmma::fragment<wmma::accumulator, 16, 16, 16, float> FragC;
 
 // Everything a launch needs (passed by value). States are [nseq, H, K, V] fp32; slots
 // are bf16 [nseq_group * max_chunks, H, K, V]: slot (seq - seq0) * max_chunks + chunk.
@@ -68,28 +62,29 @@ constexpr int imax(int a, int b) {
     return a > b ? a : b;
 }
 
-// Shared-memory layouts (byte offsets), one source for the kernels and the launches.
+// Shared-memory layouts (byte offsets), one source for the kernels and the launches. The
+// fp32 [CH][K] tiles (gates, dq, dk) have rows K + 8 apart: fragment stores and loads of
+// rows g = 0..7 then hit distinct banks.
 template <int K, int BV> struct Lay {
     static constexpr int LDX = K + 8;  // bf16 [CH][K]: q, k and gated copies
     static constexpr int LDY = BV + 8; // bf16 [*][BV]: v, do, h, dh tiles
-    static constexpr int LDF = K + 4;  // fp32 [CH][K]: dq, dk
-    static constexpr int X = align128(CH * LDX * 2), G = align128(CH * K * 4);
+    static constexpr int LDF = K + 8;  // fp32 [CH][K]: gc, dq, dk
+    static constexpr int X = align128(CH * LDX * 2), F = align128(CH * LDF * 4);
     static constexpr int A = align128(CH * LDA * 4), AB = align128(CH * LDAB * 2);
     static constexpr int Y = align128(CH * LDY * 2), HY = align128(K * LDY * 2);
-    static constexpr int F = align128(CH * LDF * 4);
-    static constexpr int WB = NW * 512 * 2, WF = NW * 256 * 4, TOT = NT * 4;
-    // gla_fwd_chunk_kernel: q | A | Ab | {k, gc} or {h, v} | wb | wf | tot
+    static constexpr int WB = NW * WBUF * 2, TOT = NT * 4;
+    // gla_fwd_chunk_kernel: q | A | Ab | {k, gc} or {h, v} | wb | tot
     static constexpr int fw_a = X, fw_ab = fw_a + A, fw_u = fw_ab + AB;
     static constexpr int fw_k = fw_u, fw_g = fw_k + X, fw_h = fw_u, fw_v = fw_h + HY;
-    static constexpr int fw_wb = fw_u + imax(X + G, HY + Y), fw_wf = fw_wb + WB;
-    static constexpr int fw_tot = fw_wf + WF, fw_bytes = fw_tot + TOT;
-    // gla_bwd_chunk_kernel: q | k | gc | A | Ab | {kd, v, do, h, dh} or {dq, dk} | wb | wf |
-    // tot | red | st
-    static constexpr int bw_k = X, bw_g = bw_k + X, bw_a = bw_g + G, bw_ab = bw_a + A;
+    static constexpr int fw_wb = fw_u + imax(X + F, HY + Y), fw_tot = fw_wb + WB;
+    static constexpr int fw_bytes = fw_tot + TOT;
+    // gla_bwd_chunk_kernel: q | k | gc | A | Ab | {kd, v, do, h, dh} or {dq, dk} | wb | tot |
+    // red | st
+    static constexpr int bw_k = X, bw_g = bw_k + X, bw_a = bw_g + F, bw_ab = bw_a + A;
     static constexpr int bw_u = bw_ab + AB, bw_kd = bw_u, bw_v = bw_kd + X, bw_do = bw_v + Y;
     static constexpr int bw_h = bw_do + Y, bw_dh = bw_h + HY, bw_dq = bw_u, bw_dk = bw_dq + F;
-    static constexpr int bw_wb = bw_u + imax(X + 2 * Y + 2 * HY, 2 * F), bw_wf = bw_wb + WB;
-    static constexpr int bw_tot = bw_wf + WF, bw_red = bw_tot + TOT, bw_st = bw_red + TOT;
+    static constexpr int bw_wb = bw_u + imax(X + 2 * Y + 2 * HY, 2 * F), bw_tot = bw_wb + WB;
+    static constexpr int bw_red = bw_tot + TOT, bw_st = bw_red + TOT;
     static constexpr int bw_bytes = bw_st + align128(K * 4);
 };
 
@@ -114,17 +109,17 @@ __device__ __forceinline__ bool vec_ok(const void *p, long ld) {
 }
 
 // rows x cols bf16 from global (rows lds apart) to shared (ldd apart); rows >= valid are
-// zero (the padding of a short last chunk). Vector loads when aligned.
+// zero (the padding of a short last chunk). When aligned, by cp.async: every copy of the
+// block in flight at once, complete after tile_loads_wait().
 __device__ void load_tile(bf16 *dst, int ldd, const bf16 *src, long lds, int valid, int rows,
                           int cols) {
     if (vec_ok(src, lds)) {
         const int per = cols / 8;
         for (int e = threadIdx.x; e < rows * per; e += NT) {
             const int r = e / per, c = (e - r * per) * 8;
-            uint4 x = make_uint4(0, 0, 0, 0);
-            if (r < valid) x = *reinterpret_cast<const uint4 *>(src + r * lds + c);
-            *reinterpret_cast<uint4 *>(dst + r * ldd + c) = x;
+            cp_async16(dst + r * ldd + c, src + (r < valid ? r * lds + c : 0), r < valid);
         }
+        cp_async_commit();
     } else {
         for (int e = threadIdx.x; e < rows * cols; e += NT) {
             const int r = e / cols, c = e - r * cols;
@@ -133,20 +128,35 @@ __device__ void load_tile(bf16 *dst, int ldd, const bf16 *src, long lds, int val
     }
 }
 
-// The chunk's gates, bf16 global (rows lds apart) to fp32 shared [CH][K]; rows >= valid
-// are zero, so the cumulative gates of padding rows repeat the last real row's.
+// Waits for this thread's load_tile copies; a __syncthreads() after it makes every
+// thread's visible.
+__device__ __forceinline__ void tile_loads_wait() {
+    cp_async_wait<0>();
+}
+
+// The chunk's gates, bf16 global (rows lds apart) to fp32 shared [CH][K] (rows K + 8
+// apart); rows >= valid are zero, so the cumulative gates of padding rows repeat the last
+// real row's.
 template <int K> __device__ void load_gates(float *dst, const bf16 *src, long lds, int valid) {
+    constexpr int LDF = K + 8, PER = K / 8, N = (CH * PER + NT - 1) / NT;
     if (vec_ok(src, lds)) {
-        for (int e = threadIdx.x; e < CH * K / 8; e += NT) {
-            const int r = e / (K / 8), c = (e - r * (K / 8)) * 8;
-            uint4 x = make_uint4(0, 0, 0, 0);
-            if (r < valid) x = *reinterpret_cast<const uint4 *>(src + r * lds + c);
-            unpack8(dst + r * K + c, x);
+        uint4 x[N]; // all of the thread's loads issued before the first is unpacked
+#pragma unroll
+        for (int j = 0; j < N; j++) {
+            const int e = threadIdx.x + j * NT, r = e / PER, c = (e - r * PER) * 8;
+            x[j] = make_uint4(0, 0, 0, 0);
+            if (e < CH * PER && r < valid)
+                x[j] = *reinterpret_cast<const uint4 *>(src + r * lds + c);
+        }
+#pragma unroll
+        for (int j = 0; j < N; j++) {
+            const int e = threadIdx.x + j * NT, r = e / PER, c = (e - r * PER) * 8;
+            if (e < CH * PER) unpack8(dst + r * LDF + c, x[j]);
         }
     } else {
         for (int e = threadIdx.x; e < CH * K; e += NT) {
             const int r = e / K, c = e - r * K;
-            dst[e] = r < valid ? bf(src[r * lds + c]) : 0.0f;
+            dst[r * LDF + c] = r < valid ? bf(src[r * lds + c]) : 0.0f;
         }
     }
 }
@@ -171,18 +181,27 @@ __device__ void store_tile(bf16 *dst, long ldd, const float *src, int lds, int v
     }
 }
 
-// One warp: an accumulator tile to bf16 global (rows ldd apart, `valid` rows written)
-// through the warp's 16x16 fp32 staging buffer.
-__device__ void store_warp_tile(bf16 *dst, long ldd, const FragC &acc, float *stage, int valid) {
-    const int lane = threadIdx.x % 32, r = lane / 2, c = (lane % 2) * 8;
-    wmma::store_matrix_sync(stage, acc, 16, wmma::mem_row_major);
+// One warp: a 16 x 16 accumulator tile to bf16 global (rows ldd apart, `valid` rows
+// written), staged through the warp's bf16 tile `stage` so that each row goes out as two
+// 16-byte stores.
+__device__ void store_warp_tile(bf16 *dst, long ldd, const float (&acc)[2][4], bf16 *stage,
+                                int valid) {
+    const int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+    for (int n = 0; n < 2; n++) {
+        *reinterpret_cast<uint32_t *>(stage + g * SLD + 8 * n + 2 * t) =
+            pack_bf16(acc[n][0], acc[n][1]);
+        *reinterpret_cast<uint32_t *>(stage + (g + 8) * SLD + 8 * n + 2 * t) =
+            pack_bf16(acc[n][2], acc[n][3]);
+    }
     __syncwarp();
+    const int r = lane / 2, c = (lane % 2) * 8;
     if (r < valid) {
+        const uint4 x = *reinterpret_cast<const uint4 *>(stage + r * SLD + c);
         if (vec_ok(dst, ldd)) {
-            __stwb(reinterpret_cast<uint4 *>(dst + r * ldd + c), pack8(stage + r * 16 + c));
+            __stwb(reinterpret_cast<uint4 *>(dst + r * ldd + c), x); // one 16-byte store
         } else {
-            for (int j = 0; j < 8; j++)
-                dst[r * ldd + c + j] = __float2bfloat16(stage[r * 16 + c + j]);
+            const bf16 *e = stage + r * SLD + c;
+            for (int j = 0; j < 8; j++) dst[r * ldd + c + j] = e[j];
         }
     }
     __syncwarp();
@@ -216,64 +235,67 @@ __device__ void scan_columns(float *x, int ld, float *tot, bool reverse, float m
 // (fp32, rows LDA apart; entries above the diagonal are left unset). The six off-diagonal
 // sub-chunk blocks run on tensor cores, one warp each, factored through the first row p of
 // the query sub-chunk: (q_t exp2(gc_t - gc_p)) . (k_s exp2(gc_p - gc_s)), both exponents
-// <= 0, the factors built 16x16 at a time in the warp's buffer wb. The 4 x 136 pairs of
-// the diagonal blocks are elementwise fp32.
+// <= 0, the factors built 16x16 at a time in the warp's staging tiles wb. The 4 x 136 pairs
+// of the diagonal blocks are elementwise fp32.
 template <int K>
 __device__ void chunk_scores(float *A, const bf16 *q, const bf16 *k, const float *gc, bf16 *wb) {
-    constexpr int LDX = K + 8;
+    constexpr int LDX = K + 8, LDF = K + 8;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     if (warp < 6) {
         const int p = warp < 1 ? 1 : warp < 3 ? 2 : 3, pk = warp - p * (p - 1) / 2;
         const int ref = p * SUB;
-        bf16 *qa = wb + warp * 512, *kb = qa + 256;
-        FragC acc;
-        wmma::fill_fragment(acc, 0.0f);
+        bf16 *qa = wb + warp * WBUF, *kb = qa + SUB * SLD;
+        float acc[2][4] = {};
         const int r = lane / 2, c = lane % 2 * 8; // the lane's 8 values of the 16 x 16 factors
         for (int n = 0; n < K / SUB; n++) {
             const int i = n * SUB + c;
             float gr[8], gq[8], gk[8], qv[8], kv[8];
-            load8f(gr, gc + ref * K + i);
-            load8f(gq, gc + (ref + r) * K + i);
-            load8f(gk, gc + (pk * SUB + r) * K + i);
+            load8f(gr, gc + ref * LDF + i);
+            load8f(gq, gc + (ref + r) * LDF + i);
+            load8f(gk, gc + (pk * SUB + r) * LDF + i);
             load_bf16<8>(qv, q + (ref + r) * LDX + i);
             load_bf16<8>(kv, k + (pk * SUB + r) * LDX + i);
             for (int j = 0; j < 8; j++) {
-                qv[j] *= exp2f(gq[j] - gr[j]);
-                kv[j] *= exp2f(gr[j] - gk[j]);
+                qv[j] *= fast_exp2(gq[j] - gr[j]);
+                kv[j] *= fast_exp2(gr[j] - gk[j]);
             }
-            store_bf16<8>(qa + r * 16 + c, qv);
-            store_bf16<8>(kb + r * 16 + c, kv);
+            store_bf16<8>(qa + r * SLD + c, qv);
+            store_bf16<8>(kb + r * SLD + c, kv);
             __syncwarp();
-            FragAr a;
-            FragBc b;
-            wmma::load_matrix_sync(a, qa, 16);
-            wmma::load_matrix_sync(b, kb, 16);
-            wmma::mma_sync(acc, a, b, acc);
+            uint32_t fa[4], fb[4];
+            load_a(fa, qa, SLD, 0, 0);
+            load_b_trans(fb, kb, SLD, 0, 0); // B[i][s] = k-factor[s][i]
+            mma_tile(acc, fa, fb);
             __syncwarp();
         }
-        wmma::store_matrix_sync(A + ref * LDA + pk * SUB, acc, LDA, wmma::mem_row_major);
+        store_acc(A + ref * LDA + pk * SUB, LDA, acc);
     }
+    // Diagonal blocks: one pair (t, s) a thread, all K channels, threads counted from warp
+    // 6: the pairs left over after whole rounds go to warp 6, which had no tensor-core block.
     constexpr int PAIRS = SUB * (SUB + 1) / 2, G = K / 8;
-    for (int e = threadIdx.x; e < NSUB * PAIRS; e += NT) {
+    const int tid = (threadIdx.x + NT - 6 * 32) % NT;
+    for (int e = tid; e < NSUB * PAIRS; e += NT) {
         const int b = e / PAIRS;
         int s = e % PAIRS, t = 0;
         while (s > t) s -= ++t; // pair (t, s), s <= t, in row order
         const int tr = b * SUB + t, sr = b * SUB + s;
-        float acc = 0.0f;
+        float acc[8] = {}; // eight independent sums, not one chain of K adds
+#pragma unroll 4
         for (int n = 0; n < G; n++) { // eight channels at a time, staggered: fewer conflicts
             const int i = (n + lane) % G * 8;
             float qv[8], kv[8], gt[8], gs[8];
             load_bf16<8>(qv, q + tr * LDX + i);
             load_bf16<8>(kv, k + sr * LDX + i);
-            load8f(gt, gc + tr * K + i);
-            load8f(gs, gc + sr * K + i);
-            for (int j = 0; j < 8; j++) acc += qv[j] * kv[j] * exp2f(gt[j] - gs[j]);
+            load8f(gt, gc + tr * LDF + i);
+            load8f(gs, gc + sr * LDF + i);
+            for (int j = 0; j < 8; j++) acc[j] += qv[j] * kv[j] * fast_exp2(gt[j] - gs[j]);
         }
-        A[tr * LDA + sr] = acc;
+        A[tr * LDA + sr] =
+            ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
     }
 }
 
-// Adds the intra-chunk gradients through the scores to dq and dk (fp32, rows K + 4 apart),
+// Adds the intra-chunk gradients through the scores to dq and dk (fp32, rows K + 8 apart),
 // given dA (fp32, masked, scaled) and its bf16 copy dAb:
 //   dq_t += sum_{s<=t} dA[t][s] k_s exp2(gc_t - gc_s),  dk_s += sum_{t>=s} dA[t][s] q_t ...
 // Off-diagonal blocks on tensor cores, one warp per (sub-chunk, 16 channels) item, through
@@ -282,74 +304,74 @@ __device__ void chunk_scores(float *A, const bf16 *q, const bf16 *k, const float
 // elementwise in fp32. All threads call; ends synced.
 template <int K>
 __device__ void intra_grads(float *dq, float *dk, const float *dA, const bf16 *dAb, const bf16 *q,
-                            const bf16 *k, const float *gc, bf16 *wb, float *wf) {
-    constexpr int LDX = K + 8, LDF = K + 4, NCB = K / SUB, ITEMS = 2 * (NSUB - 1) * NCB;
+                            const bf16 *k, const float *gc, bf16 *wb) {
+    constexpr int LDX = K + 8, LDF = K + 8, NCB = K / SUB, ITEMS = 2 * (NSUB - 1) * NCB;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    bf16 *xb = wb + warp * 256;
-    float *stage = wf + warp * 256;
+    bf16 *xb = wb + warp * WBUF;
     for (int item = warp; item < ITEMS; item += NW) {
         const bool is_k = item >= (NSUB - 1) * NCB;
         const int it = is_k ? item - (NSUB - 1) * NCB : item, n = it % NCB;
         const int blk = is_k ? it / NCB : it / NCB + 1; // the output sub-chunk
         const int ref = is_k ? blk * SUB + SUB - 1 : blk * SUB;
         const bf16 *x = is_k ? q : k;
-        FragC acc;
-        wmma::fill_fragment(acc, 0.0f);
+        float acc[2][4] = {};
         const int lo = is_k ? blk + 1 : 0, hi = is_k ? NSUB : blk;
         const int r = lane / 2, c = lane % 2 * 8, i = n * SUB + c; // the lane's 8 values
         float gr[8], gx[8], xv[8];
-        load8f(gr, gc + ref * K + i);
+        load8f(gr, gc + ref * LDF + i);
         for (int o = lo; o < hi; o++) {
             const int row = o * SUB + r;
-            load8f(gx, gc + row * K + i);
+            load8f(gx, gc + row * LDF + i);
             load_bf16<8>(xv, x + row * LDX + i);
-            for (int j = 0; j < 8; j++) xv[j] *= exp2f(is_k ? gx[j] - gr[j] : gr[j] - gx[j]);
-            store_bf16<8>(xb + r * 16 + c, xv);
+            for (int j = 0; j < 8; j++) xv[j] *= fast_exp2(is_k ? gx[j] - gr[j] : gr[j] - gx[j]);
+            store_bf16<8>(xb + r * SLD + c, xv);
             __syncwarp();
-            FragBr b;
-            wmma::load_matrix_sync(b, xb, 16);
-            if (is_k) { // dA[o block rows][blk block cols] transposed
-                FragAc a;
-                wmma::load_matrix_sync(a, dAb + o * SUB * LDAB + blk * SUB, LDAB);
-                wmma::mma_sync(acc, a, b, acc);
-            } else {
-                FragAr a;
-                wmma::load_matrix_sync(a, dAb + blk * SUB * LDAB + o * SUB, LDAB);
-                wmma::mma_sync(acc, a, b, acc);
-            }
+            uint32_t fa[4], fb[4];
+            load_b(fb, xb, SLD, 0, 0);
+            if (is_k) // dA[o block rows][blk block cols] transposed
+                load_a_trans(fa, dAb, LDAB, o * SUB, blk * SUB);
+            else
+                load_a(fa, dAb, LDAB, blk * SUB, o * SUB);
+            mma_tile(acc, fa, fb);
             __syncwarp();
         }
-        wmma::store_matrix_sync(stage, acc, 16, wmma::mem_row_major);
-        __syncwarp();
+        // Gated into dq or dk straight from the fragment: rows g, g + 8, columns 2t, 2t + 1
+        // of each 8-column half.
         float *out = is_k ? dk : dq;
-        const int row = blk * SUB + r;
-        float acc8[8];
-        load8f(gx, gc + row * K + i);
-        load8f(acc8, out + row * LDF + i);
-        for (int j = 0; j < 8; j++)
-            acc8[j] += stage[r * 16 + c + j] * exp2f(is_k ? gr[j] - gx[j] : gx[j] - gr[j]);
-        store8f(out + row * LDF + i, acc8);
-        __syncwarp();
+        const int g = lane / 4, t = lane % 4;
+        for (int h = 0; h < 2; h++) {
+            const int col = n * SUB + 8 * h + 2 * t;
+            const float2 gref = *reinterpret_cast<const float2 *>(gc + ref * LDF + col);
+            for (int v = 0; v < 2; v++) {
+                const int row = blk * SUB + g + 8 * v;
+                const float2 gv = *reinterpret_cast<const float2 *>(gc + row * LDF + col);
+                float2 *po = reinterpret_cast<float2 *>(out + row * LDF + col);
+                float2 o2 = *po;
+                o2.x += acc[h][2 * v] * fast_exp2(is_k ? gref.x - gv.x : gv.x - gref.x);
+                o2.y += acc[h][2 * v + 1] * fast_exp2(is_k ? gref.y - gv.y : gv.y - gref.y);
+                *po = o2;
+            }
+        }
     }
     __syncthreads();
     for (int e = threadIdx.x; e < CH * K / 8; e += NT) { // eight channels a thread
         const int t = e / (K / 8), i = (e - t * (K / 8)) * 8, b0 = t / SUB * SUB;
         float gt[8], aq[8], ak[8], x[8], gx[8];
-        load8f(gt, gc + t * K + i);
+        load8f(gt, gc + t * LDF + i);
         load8f(aq, dq + t * LDF + i);
         load8f(ak, dk + t * LDF + i);
         float sq[8] = {}, sk[8] = {};
         for (int s = b0; s <= t; s++) {
             const float d = dA[t * LDA + s];
             load_bf16<8>(x, k + s * LDX + i);
-            load8f(gx, gc + s * K + i);
-            for (int j = 0; j < 8; j++) sq[j] += d * x[j] * exp2f(gt[j] - gx[j]);
+            load8f(gx, gc + s * LDF + i);
+            for (int j = 0; j < 8; j++) sq[j] += d * x[j] * fast_exp2(gt[j] - gx[j]);
         }
         for (int u = t; u < b0 + SUB; u++) {
             const float d = dA[u * LDA + t];
             load_bf16<8>(x, q + u * LDX + i);
-            load8f(gx, gc + u * K + i);
-            for (int j = 0; j < 8; j++) sk[j] += d * x[j] * exp2f(gx[j] - gt[j]);
+            load8f(gx, gc + u * LDF + i);
+            for (int j = 0; j < 8; j++) sk[j] += d * x[j] * fast_exp2(gx[j] - gt[j]);
         }
         for (int j = 0; j < 8; j++) aq[j] += sq[j], ak[j] += sk[j];
         store8f(dq + t * LDF + i, aq);
@@ -382,8 +404,9 @@ __device__ void chunk_prologue(const GlaArgs &a, const ChunkPos &cp, int hh, bf1
     load_tile(sq, LDX, a.q + qoff, a.ld, cp.L, CH, K);
     load_tile(sk, LDX, a.k + qoff, a.ld, cp.L, CH, K);
     load_gates<K>(gc, a.g + cp.row0 * HK + (long)hh * K, HK, cp.L);
+    tile_loads_wait();
     __syncthreads();
-    scan_columns<K>(gc, K, tot, false, LOG2E);
+    scan_columns<K>(gc, K + 8, tot, false, LOG2E);
     chunk_scores<K>(A, sq, sk, gc, wb);
     __syncthreads();
 }
@@ -401,7 +424,7 @@ __global__ void __launch_bounds__(NT) gla_fwd_chunk_kernel(const GlaArgs a) {
     bf16 *sh = (bf16 *)(smem + L::fw_h), *sv = (bf16 *)(smem + L::fw_v);
     bf16 *wb = (bf16 *)(smem + L::fw_wb);
     float *A = (float *)(smem + L::fw_a), *gc = (float *)(smem + L::fw_g);
-    float *wf = (float *)(smem + L::fw_wf), *tot = (float *)(smem + L::fw_tot);
+    float *tot = (float *)(smem + L::fw_tot);
     const int warp = threadIdx.x / 32;
     chunk_prologue<K>(a, cp, hh, sq, sk, gc, A, wb, tot);
     for (int e = threadIdx.x; e < CH * CH; e += NT) {
@@ -412,8 +435,8 @@ __global__ void __launch_bounds__(NT) gla_fwd_chunk_kernel(const GlaArgs a) {
         const int t = e / (K / 8), i = (e - t * (K / 8)) * 8;
         float x[8], g[8];
         load_bf16<8>(x, sq + t * L::LDX + i);
-        load8f(g, gc + t * K + i);
-        for (int j = 0; j < 8; j++) x[j] = a.scale * x[j] * exp2f(g[j]);
+        load8f(g, gc + t * L::LDF + i);
+        for (int j = 0; j < 8; j++) x[j] = a.scale * x[j] * fast_exp2(g[j]);
         store_bf16<8>(sq + t * L::LDX + i, x);
     }
     __syncthreads();
@@ -421,27 +444,41 @@ __global__ void __launch_bounds__(NT) gla_fwd_chunk_kernel(const GlaArgs a) {
     for (int j0 = 0; j0 < V; j0 += BV) {
         load_tile(sh, L::LDY, a.h + hoff + j0, V, K, K, BV);
         load_tile(sv, L::LDY, a.v + cp.row0 * a.ld + (long)hh * V + j0, a.ld, cp.L, CH, BV);
+        tile_loads_wait();
         __syncthreads();
-        for (int tau = warp; tau < NSUB * (BV / SUB); tau += NW) {
-            const int rb = tau / (BV / SUB), cb = tau % (BV / SUB);
-            FragC acc;
-            wmma::fill_fragment(acc, 0.0f);
+        // The warp's TPW tiles (row blocks rb0, rb0 + RS, .., one column block) at once:
+        // independent accumulator chains, and each B fragment loaded once for all of them.
+        constexpr int VB = BV / SUB, TPW = NSUB * VB / NW > 0 ? NSUB * VB / NW : 1;
+        constexpr int RS = NW / VB > 0 ? NW / VB : 1;
+        const int cb = warp % VB, rb0 = warp / VB;
+        if (rb0 < NSUB) {
+            float acc[TPW][2][4] = {};
+            uint32_t fa[4], fb[4];
+#pragma unroll
             for (int is = 0; is < K / SUB; is++) {
-                FragAr fa;
-                FragBr fb;
-                wmma::load_matrix_sync(fa, sq + rb * SUB * L::LDX + is * SUB, L::LDX);
-                wmma::load_matrix_sync(fb, sh + is * SUB * L::LDY + cb * SUB, L::LDY);
-                wmma::mma_sync(acc, fa, fb, acc);
+                load_b(fb, sh, L::LDY, is * SUB, cb * SUB);
+#pragma unroll
+                for (int m = 0; m < TPW; m++) {
+                    load_a(fa, sq, L::LDX, (rb0 + m * RS) * SUB, is * SUB);
+                    mma_tile(acc[m], fa, fb);
+                }
             }
-            for (int ts = 0; ts <= rb; ts++) {
-                FragAr fa;
-                FragBr fb;
-                wmma::load_matrix_sync(fa, Ab + rb * SUB * LDAB + ts * SUB, LDAB);
-                wmma::load_matrix_sync(fb, sv + ts * SUB * L::LDY + cb * SUB, L::LDY);
-                wmma::mma_sync(acc, fa, fb, acc);
+#pragma unroll
+            for (int ts = 0; ts < NSUB; ts++) {
+                load_b(fb, sv, L::LDY, ts * SUB, cb * SUB);
+#pragma unroll
+                for (int m = 0; m < TPW; m++) {
+                    if (ts > rb0 + m * RS) continue;
+                    load_a(fa, Ab, LDAB, (rb0 + m * RS) * SUB, ts * SUB);
+                    mma_tile(acc[m], fa, fb);
+                }
             }
-            bf16 *dst = a.o + (cp.row0 + rb * SUB) * HV + (long)hh * V + j0 + cb * SUB;
-            store_warp_tile(dst, HV, acc, wf + warp * 256, cp.L - rb * SUB);
+#pragma unroll
+            for (int m = 0; m < TPW; m++) {
+                const int rb = rb0 + m * RS;
+                bf16 *dst = a.o + (cp.row0 + rb * SUB) * HV + (long)hh * V + j0 + cb * SUB;
+                store_warp_tile(dst, HV, acc[m], wb + warp * WBUF, cp.L - rb * SUB);
+            }
         }
         __syncthreads();
     }
@@ -470,12 +507,12 @@ __global__ void __launch_bounds__(NT) gla_bwd_chunk_kernel(const GlaArgs a) {
     bf16 *sdh = (bf16 *)(smem + L::bw_dh), *wb = (bf16 *)(smem + L::bw_wb);
     float *gc = (float *)(smem + L::bw_g), *A = (float *)(smem + L::bw_a);
     float *dqf = (float *)(smem + L::bw_dq), *dkf = (float *)(smem + L::bw_dk);
-    float *wf = (float *)(smem + L::bw_wf), *tot = (float *)(smem + L::bw_tot);
+    float *tot = (float *)(smem + L::bw_tot);
     float *red = (float *)(smem + L::bw_red), *st = (float *)(smem + L::bw_st);
     const int warp = threadIdx.x / 32;
     const long HK = (long)H * K, HV = (long)H * V, qoff = cp.row0 * a.ld + (long)hh * K;
     chunk_prologue<K>(a, cp, hh, sq, sk, gc, A, wb, tot);
-    const float *gl = gc + (CH - 1) * K;
+    const float *gl = gc + (CH - 1) * LDF;
     for (int e = threadIdx.x; e < CH * CH; e += NT) {
         const int t = e / CH, s = e - t * CH;
         Ab[t * LDAB + s] = __float2bfloat16(s <= t ? a.scale * A[t * LDA + s] : 0.0f);
@@ -484,20 +521,14 @@ __global__ void __launch_bounds__(NT) gla_bwd_chunk_kernel(const GlaArgs a) {
         const int t = e / (K / 8), i = (e - t * (K / 8)) * 8;
         float x[8], g[8], l[8];
         load_bf16<8>(x, sk + t * LDX + i);
-        load8f(g, gc + t * K + i);
+        load8f(g, gc + t * LDF + i);
         load8f(l, gl + i);
-        for (int j = 0; j < 8; j++) x[j] *= exp2f(l[j] - g[j]);
+        for (int j = 0; j < 8; j++) x[j] *= fast_exp2(l[j] - g[j]);
         store_bf16<8>(skd + t * LDX + i, x);
     }
     // Over value tiles: dA = do v^T (lower tiles), dq = do h^T, dk = v dh^T in fragments;
     // dv written per tile; rowsum(h .* dh) per thread.
-    FragC fdA[2], fdq[NQ], fdk[NQ];
-    for (int m = 0; m < 2; m++) wmma::fill_fragment(fdA[m], 0.0f);
-#pragma unroll
-    for (int m = 0; m < NQ; m++) {
-        wmma::fill_fragment(fdq[m], 0.0f);
-        wmma::fill_fragment(fdk[m], 0.0f);
-    }
+    float fdA[2][2][4] = {}, fdq[NQ][2][4] = {}, fdk[NQ][2][4] = {};
     constexpr int P = NT / K, SEGJ = BV / P;
     const int hi = threadIdx.x % K, hpart = threadIdx.x / K;
     float hdh = 0.0f;
@@ -507,19 +538,20 @@ __global__ void __launch_bounds__(NT) gla_bwd_chunk_kernel(const GlaArgs a) {
         load_tile(sdo, LDY, a.dout + cp.row0 * HV + (long)hh * V + j0, HV, cp.L, CH, BV);
         load_tile(sh, LDY, a.h + hoff + j0, V, K, K, BV);
         load_tile(sdh, LDY, a.dh + hoff + j0, V, K, K, BV);
+        tile_loads_wait();
         __syncthreads();
+        uint32_t fa[4], fb[4];
 #pragma unroll
         for (int m = 0; m < 2; m++) {
             const int tau = warp + m * NW;
             if (tau >= NSUB * (NSUB + 1) / 2) continue;
             int rb, cb;
             tri_tile(tau, rb, cb);
+#pragma unroll
             for (int js = 0; js < VB; js++) {
-                FragAr fa;
-                FragBc fb;
-                wmma::load_matrix_sync(fa, sdo + rb * SUB * LDY + js * SUB, LDY);
-                wmma::load_matrix_sync(fb, sv + cb * SUB * LDY + js * SUB, LDY);
-                wmma::mma_sync(fdA[m], fa, fb, fdA[m]);
+                load_a(fa, sdo, LDY, rb * SUB, js * SUB);
+                load_b_trans(fb, sv, LDY, cb * SUB, js * SUB);
+                mma_tile(fdA[m], fa, fb);
             }
         }
 #pragma unroll
@@ -527,38 +559,47 @@ __global__ void __launch_bounds__(NT) gla_bwd_chunk_kernel(const GlaArgs a) {
             const int tau = warp + m * NW;
             if (tau >= NSUB * KB) continue;
             const int rb = tau / KB, cb = tau % KB;
+#pragma unroll
             for (int js = 0; js < VB; js++) {
-                FragAr fa;
-                FragBc fb;
-                wmma::load_matrix_sync(fa, sdo + rb * SUB * LDY + js * SUB, LDY);
-                wmma::load_matrix_sync(fb, sh + cb * SUB * LDY + js * SUB, LDY);
-                wmma::mma_sync(fdq[m], fa, fb, fdq[m]);
-                wmma::load_matrix_sync(fa, sv + rb * SUB * LDY + js * SUB, LDY);
-                wmma::load_matrix_sync(fb, sdh + cb * SUB * LDY + js * SUB, LDY);
-                wmma::mma_sync(fdk[m], fa, fb, fdk[m]);
+                load_a(fa, sdo, LDY, rb * SUB, js * SUB);
+                load_b_trans(fb, sh, LDY, cb * SUB, js * SUB);
+                mma_tile(fdq[m], fa, fb);
+                load_a(fa, sv, LDY, rb * SUB, js * SUB);
+                load_b_trans(fb, sdh, LDY, cb * SUB, js * SUB);
+                mma_tile(fdk[m], fa, fb);
             }
         }
-        if (a.dv) {
-            for (int tau = warp; tau < NSUB * VB; tau += NW) {
-                const int rb = tau / VB, cb = tau % VB;
-                FragC acc;
-                wmma::fill_fragment(acc, 0.0f);
-                for (int ts = rb; ts < NSUB; ts++) { // (scale A)^T do
-                    FragAc fa;
-                    FragBr fb;
-                    wmma::load_matrix_sync(fa, Ab + ts * SUB * LDAB + rb * SUB, LDAB);
-                    wmma::load_matrix_sync(fb, sdo + ts * SUB * LDY + cb * SUB, LDY);
-                    wmma::mma_sync(acc, fa, fb, acc);
+        if (a.dv) { // tiles dealt out as in the forward's output
+            constexpr int TPW = NSUB * VB / NW > 0 ? NSUB * VB / NW : 1;
+            constexpr int RS = NW / VB > 0 ? NW / VB : 1;
+            const int cb = warp % VB, rb0 = warp / VB;
+            if (rb0 < NSUB) {
+                float acc[TPW][2][4] = {};
+#pragma unroll
+                for (int ts = 0; ts < NSUB; ts++) { // (scale A)^T do
+                    load_b(fb, sdo, LDY, ts * SUB, cb * SUB);
+#pragma unroll
+                    for (int m = 0; m < TPW; m++) {
+                        if (ts < rb0 + m * RS) continue;
+                        load_a_trans(fa, Ab, LDAB, ts * SUB, (rb0 + m * RS) * SUB);
+                        mma_tile(acc[m], fa, fb);
+                    }
                 }
+#pragma unroll
                 for (int is = 0; is < KB; is++) { // + kd dh
-                    FragAr fa;
-                    FragBr fb;
-                    wmma::load_matrix_sync(fa, skd + rb * SUB * LDX + is * SUB, LDX);
-                    wmma::load_matrix_sync(fb, sdh + is * SUB * LDY + cb * SUB, LDY);
-                    wmma::mma_sync(acc, fa, fb, acc);
+                    load_b(fb, sdh, LDY, is * SUB, cb * SUB);
+#pragma unroll
+                    for (int m = 0; m < TPW; m++) {
+                        load_a(fa, skd, LDX, (rb0 + m * RS) * SUB, is * SUB);
+                        mma_tile(acc[m], fa, fb);
+                    }
                 }
-                bf16 *dst = a.dv + (cp.row0 + rb * SUB) * a.ld + (long)hh * V + j0 + cb * SUB;
-                store_warp_tile(dst, a.ld, acc, wf + warp * 256, cp.L - rb * SUB);
+#pragma unroll
+                for (int m = 0; m < TPW; m++) {
+                    const int rb = rb0 + m * RS;
+                    bf16 *dst = a.dv + (cp.row0 + rb * SUB) * a.ld + (long)hh * V + j0 + cb * SUB;
+                    store_warp_tile(dst, a.ld, acc[m], wb + warp * WBUF, cp.L - rb * SUB);
+                }
             }
         }
         if constexpr (SEGJ % 8 == 0) { // 16-byte reads: the warp's 32 rows hit every bank
@@ -583,15 +624,15 @@ __global__ void __launch_bounds__(NT) gla_bwd_chunk_kernel(const GlaArgs a) {
         if (tau >= NSUB * (NSUB + 1) / 2) continue;
         int rb, cb;
         tri_tile(tau, rb, cb);
-        wmma::store_matrix_sync(A + rb * SUB * LDA + cb * SUB, fdA[m], LDA, wmma::mem_row_major);
+        store_acc(A + rb * SUB * LDA + cb * SUB, LDA, fdA[m]);
     }
 #pragma unroll
     for (int m = 0; m < NQ; m++) {
         const int tau = warp + m * NW;
         if (tau >= NSUB * KB) continue;
         const int rb = tau / KB, cb = tau % KB;
-        wmma::store_matrix_sync(dqf + rb * SUB * LDF + cb * SUB, fdq[m], LDF, wmma::mem_row_major);
-        wmma::store_matrix_sync(dkf + rb * SUB * LDF + cb * SUB, fdk[m], LDF, wmma::mem_row_major);
+        store_acc(dqf + rb * SUB * LDF + cb * SUB, LDF, fdq[m]);
+        store_acc(dkf + rb * SUB * LDF + cb * SUB, LDF, fdk[m]);
     }
     red[hpart * K + hi] = hdh;
     __syncthreads();
@@ -607,11 +648,11 @@ __global__ void __launch_bounds__(NT) gla_bwd_chunk_kernel(const GlaArgs a) {
         float x[8], y[8], g[8], l[8];
         load8f(x, dqf + t * LDF + i);
         load8f(y, dkf + t * LDF + i);
-        load8f(g, gc + t * K + i);
+        load8f(g, gc + t * LDF + i);
         load8f(l, gl + i);
         for (int j = 0; j < 8; j++) {
-            x[j] *= a.scale * exp2f(g[j]);
-            y[j] *= exp2f(l[j] - g[j]);
+            x[j] *= a.scale * fast_exp2(g[j]);
+            y[j] *= fast_exp2(l[j] - g[j]);
         }
         store8f(dqf + t * LDF + i, x);
         store8f(dkf + t * LDF + i, y);
@@ -622,12 +663,12 @@ __global__ void __launch_bounds__(NT) gla_bwd_chunk_kernel(const GlaArgs a) {
         const int i = threadIdx.x;
         float s = 0.0f;
         for (int p = 0; p < P; p++) s += red[p * K + i];
-        s *= exp2f(gl[i]);
+        s *= fast_exp2(gl[i]);
         for (int t = 0; t < CH; t++) s += bf(sk[t * LDX + i]) * dkf[t * LDF + i];
         st[i] = s;
     }
     __syncthreads();
-    intra_grads<K>(dqf, dkf, A, Ab, sq, sk, gc, wb, wf);
+    intra_grads<K>(dqf, dkf, A, Ab, sq, sk, gc, wb);
     if (a.dq) store_tile(a.dq + qoff, a.ld, dqf, LDF, cp.L, K, NULL);
     if (a.dk) store_tile(a.dk + qoff, a.ld, dkf, LDF, cp.L, K, NULL);
     if (!a.dg) return;

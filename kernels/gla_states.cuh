@@ -143,7 +143,8 @@ __global__ void __launch_bounds__(NT, 4) gla_states_kernel(const GlaArgs a) {
             load_bf16<8>(x, X + t * LDX + i);
             load8f(gt, gc + t * BK + i);
             load8f(l, gl + i);
-            for (int j = 0; j < 8; j++) x[j] *= REV ? a.scale * exp2f(gt[j]) : exp2f(l[j] - gt[j]);
+            for (int j = 0; j < 8; j++)
+                x[j] *= REV ? a.scale * fast_exp2(gt[j]) : fast_exp2(l[j] - gt[j]);
             store_bf16<8>(X + t * LDX + i, x);
         }
         __syncthreads();
@@ -151,7 +152,7 @@ __global__ void __launch_bounds__(NT, 4) gla_states_kernel(const GlaArgs a) {
         for (int m = 0; m < NST; m++) {
             const int tile = warp + m * NW, r0 = tile / NVB * 16, c0 = tile % NVB * 16;
             if (tile >= TILES) break;
-            const float d0 = exp2f(gl[r0 + g]), d1 = exp2f(gl[r0 + g + 8]);
+            const float d0 = fast_exp2(gl[r0 + g]), d1 = fast_exp2(gl[r0 + g + 8]);
             for (int nn = 0; nn < 2; nn++) {
                 st[m][nn][0] *= d0;
                 st[m][nn][1] *= d0;

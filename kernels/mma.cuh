@@ -63,21 +63,63 @@ static __device__ __forceinline__ void mma_bf16(float (&c)[4], const uint32_t (&
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-// tile += A^T B over ROWS rows (a multiple of 16) for one 16 x 16 tile held as two m16n8
-// accumulators (tile[n]: columns 8n ..). A and B are row-major bf16 in shared memory, rows
-// lda and ldb apart; the tile's rows are A's columns a0 .., its columns B's columns b0 ...
-// The state update S += Y^T Z of the linear-attention walks.
+// Fragments of 16 x 16 bf16 operand tiles from shared memory (rows ld elements apart, each
+// row 16-byte aligned). An A operand [m][k] whose first element is X[m0][k0] (load_a), or the
+// transpose of X[k][m] (load_a_trans); a B operand [k][n] at Y[k0][n0] (load_b), or the
+// transpose of Y[n][k] (load_b_trans). A B fragment holds two 16 x 8 halves: b[0], b[1] for
+// columns 0-7, b[2], b[3] for columns 8-15.
+static __device__ __forceinline__ void load_a(uint32_t (&a)[4], const bf16 *X, int ld, int m0,
+                                              int k0) {
+    const int lane = threadIdx.x % 32;
+    ldsm_x4(a, X + (m0 + lane % 8 + (lane / 8) % 2 * 8) * ld + k0 + lane / 16 * 8);
+}
+static __device__ __forceinline__ void load_a_trans(uint32_t (&a)[4], const bf16 *X, int ld, int k0,
+                                                    int m0) {
+    const int lane = threadIdx.x % 32;
+    ldsm_x4_t(a, X + (k0 + lane % 8 + lane / 16 * 8) * ld + m0 + (lane / 8) % 2 * 8);
+}
+static __device__ __forceinline__ void load_b(uint32_t (&b)[4], const bf16 *Y, int ld, int k0,
+                                              int n0) {
+    const int lane = threadIdx.x % 32;
+    ldsm_x4_t(b, Y + (k0 + lane % 8 + (lane / 8) % 2 * 8) * ld + n0 + lane / 16 * 8);
+}
+static __device__ __forceinline__ void load_b_trans(uint32_t (&b)[4], const bf16 *Y, int ld, int n0,
+                                                    int k0) {
+    const int lane = threadIdx.x % 32;
+    ldsm_x4(b, Y + (n0 + lane % 8 + lane / 16 * 8) * ld + k0 + (lane / 8) % 2 * 8);
+}
+
+// c[16 x 16] += a b: the tile as two m16n8 accumulators (c[n]: columns 8n ..).
+static __device__ __forceinline__ void mma_tile(float (&c)[2][4], const uint32_t (&a)[4],
+                                                const uint32_t (&b)[4]) {
+    mma_bf16(c[0], a, b[0], b[1]);
+    mma_bf16(c[1], a, b[2], b[3]);
+}
+
+// A 16 x 16 accumulator tile into fp32 shared memory at D (rows ld apart; ld = 8 mod 32
+// makes the stores conflict-free).
+static __device__ __forceinline__ void store_acc(float *D, int ld, const float (&c)[2][4]) {
+    const int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+#pragma unroll
+    for (int n = 0; n < 2; n++) {
+        *reinterpret_cast<float2 *>(D + g * ld + 8 * n + 2 * t) = make_float2(c[n][0], c[n][1]);
+        *reinterpret_cast<float2 *>(D + (g + 8) * ld + 8 * n + 2 * t) =
+            make_float2(c[n][2], c[n][3]);
+    }
+}
+
+// tile += A^T B over ROWS rows (a multiple of 16) for one 16 x 16 tile. A and B are row-major
+// bf16 in shared memory, rows lda and ldb apart; the tile's rows are A's columns a0 .., its
+// columns B's columns b0 ... The state update S += Y^T Z of the linear-attention walks.
 template <int ROWS>
 static __device__ __forceinline__ void mma_at_b(float (&tile)[2][4], const bf16 *A, int lda, int a0,
                                                 const bf16 *B, int ldb, int b0) {
-    const int lane = threadIdx.x % 32;
 #pragma unroll
     for (int kb = 0; kb < ROWS / 16; kb++) {
         uint32_t a[4], b[4];
-        ldsm_x4_t(a, A + (kb * 16 + lane % 8 + (lane / 16) * 8) * lda + a0 + ((lane / 8) % 2) * 8);
-        ldsm_x4_t(b, B + (kb * 16 + lane % 8 + ((lane / 8) % 2) * 8) * ldb + b0 + (lane / 16) * 8);
-        mma_bf16(tile[0], a, b[0], b[1]);
-        mma_bf16(tile[1], a, b[2], b[3]);
+        load_a_trans(a, A, lda, kb * 16, a0);
+        load_b(b, B, ldb, kb * 16, b0);
+        mma_tile(tile, a, b);
     }
 }
 

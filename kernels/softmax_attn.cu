@@ -44,13 +44,6 @@ template <int HD> struct Cfg {
     static constexpr int DQ_NW = 4, DQ_MS = HD >= 128 ? 1 : 2, DQ_BN = HD == 64 ? 32 : 64;
 };
 
-// 2^x by the hardware approximation (2^-inf = 0).
-__device__ __forceinline__ float fast_exp2(float x) {
-    float y;
-    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
-    return y;
-}
-
 // ---- tiles and warp-level products -------------------------------------------------------
 
 // Copies ROWS rows of hd <= HD bf16 (rows ld apart in global memory) into shared memory
