@@ -4,8 +4,8 @@
 # thermal drift fall on all of them alike). Each REF (a commit, branch or tag; "." is the
 # working tree as it is) is checked out into its own worktree under $WORK (default
 # /tmp/bench-refs) and built (`make bolt`; with TESTS=1 also the backend suites, which then
-# run on cuda). Then `bolt bench ARGS...` runs ROUNDS times (default 2) over the refs in
-# turn; every table is printed under its ref and round.
+# run on cuda; TESTS="REF ..." tests those refs only). Then `bolt bench ARGS...` runs ROUNDS
+# times (default 2) over the refs in turn; every table is printed under its ref and round.
 #
 #   tools/bench-refs.sh REF... -- BENCH_ARGS...
 #   tools/bench-refs.sh main gla-bwd-512 . -- attn --kind=gla --lengths=4096,32768
@@ -48,7 +48,7 @@ for ref in "${refs[@]}"; do
         status=1
         continue
     fi
-    if [ "${TESTS:-0}" = 1 ]; then
+    if [ "${TESTS:-0}" = 1 ] || [[ " ${TESTS:-} " == *" $ref "* ]]; then
         for f in "$dir"/tests/test_backend*.c; do
             t=build/tests/$(basename "$f" .c)
             if make -C "$dir" -j"$nproc" "$t" >"$work/build.log" 2>&1 &&
