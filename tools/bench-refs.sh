@@ -4,8 +4,10 @@
 # thermal drift fall on all of them alike). Each REF (a commit, branch or tag; "." is the
 # working tree as it is) is checked out into its own worktree under $WORK (default
 # /tmp/bench-refs) and built (`make bolt`; with TESTS=1 also the backend suites, which then
-# run on cuda; TESTS="REF ..." tests those refs only). Then `bolt bench ARGS...` runs ROUNDS
-# times (default 2) over the refs in turn; every table is printed under its ref and round.
+# run on cuda; TESTS="REF ..." tests those refs only); a worktree already at REF's commit
+# is reused with its build, so a second run (another bench) costs no rebuild. Then `bolt
+# bench ARGS...` runs ROUNDS times (default 2) over the refs in turn; every table is printed
+# under its ref and round.
 #
 #   tools/bench-refs.sh REF... -- BENCH_ARGS...
 #   tools/bench-refs.sh main gla-bwd-512 . -- attn --kind=gla --lengths=4096,32768
@@ -19,7 +21,7 @@ while [ $# -gt 0 ] && [ "$1" != "--" ]; do
     refs+=("$1")
     shift
 done
-[ $# -ge 2 ] && [ ${#refs[@]} -ge 1 ] || { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+[ $# -ge 2 ] && [ ${#refs[@]} -ge 1 ] || { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 shift
 work=${WORK:-/tmp/bench-refs}
 nproc=${NPROC:-$(nproc)}
@@ -33,7 +35,8 @@ tree_of() {
 
 for ref in "${refs[@]}"; do
     dir=$(tree_of "$ref")
-    if [ "$ref" != . ]; then
+    if [ "$ref" != . ] && [ "$(git -C "$dir" rev-parse HEAD 2>/dev/null)" != \
+        "$(git rev-parse "$ref^{commit}" 2>/dev/null)" ]; then # else reuse it and its build
         git worktree remove --force "$dir" >/dev/null 2>&1
         git worktree add --detach "$dir" "$ref" >/dev/null 2>&1 || {
             echo "bench-refs: $ref: no such commit" >&2
