@@ -9,7 +9,8 @@
 #   ops            tests/test_backend*.c on the GPU (BOLT_TEST_DEVICE=cuda)
 #   cpu-tests      the whole CPU suite (make test)
 #   sanitize       compute-sanitizer memcheck and racecheck on the backend suites, with
-#                  BOLT_TEST_QUICK=1 (asks the suites for their small shapes)
+#                  BOLT_TEST_QUICK=1 (asks the suites for their small shapes); the tools
+#                  are SANITIZE_TOOLS (default "memcheck racecheck"; synccheck, initcheck)
 #   train-compare  tools/train-compare.sh: CPU vs GPU losses, GPU resume bit-exactness
 #   hf-parity      tools/hf-parity.sh --device cuda (GLA cases when .peers/fla-src exists)
 #   kernel-check   tools/cuda/lightning_attn_check.cu: the lightning kernel against an fp64
@@ -207,7 +208,7 @@ do_sanitize() {
     stage sanitize 300 || return
     build_tests || { fail "sanitize: the test programs did not build"; return; }
     command -v compute-sanitizer >/dev/null || { fail "sanitize: no compute-sanitizer"; return; }
-    for tool in memcheck racecheck; do
+    for tool in ${SANITIZE_TOOLS:-memcheck racecheck}; do
         for t in $(backend_suites); do
             T=$(limit 150)
             [ "$T" -eq 0 ] && { fail "sanitize $tool $t: skipped, no time left"; continue; }
