@@ -412,6 +412,14 @@ __device__ void chunk_prologue(const GlaArgs &a, const ChunkPos &cp, int hh, bf1
     __syncthreads();
 }
 
+// How the NSUB x (BV / 16) output tiles of o and dv are dealt out: warp w takes column
+// block w % VB and row blocks w / VB, w / VB + RS, .. (TPW of them; none when w / VB >=
+// NSUB), so that its tiles share their B fragments and their accumulator chains interleave.
+template <int BV> struct OutTiles {
+    static constexpr int VB = BV / SUB, TPW = NSUB * VB / NW > 0 ? NSUB *VB / NW : 1;
+    static constexpr int RS = NW / VB > 0 ? NW / VB : 1;
+};
+
 // Forward outputs of one (chunk, head): o = (scale q exp2(gc)) h + (scale A) v, value tile
 // by value tile (h from the forward state sweep).
 template <int K, int BV>
@@ -447,10 +455,8 @@ __global__ void __launch_bounds__(NT) gla_fwd_chunk_kernel(const GlaArgs a) {
         load_tile(sv, L::LDY, a.v + cp.row0 * a.ld + (long)hh * V + j0, a.ld, cp.L, CH, BV);
         tile_loads_wait();
         __syncthreads();
-        // The warp's TPW tiles (row blocks rb0, rb0 + RS, .., one column block) at once:
-        // independent accumulator chains, and each B fragment loaded once for all of them.
-        constexpr int VB = BV / SUB, TPW = NSUB * VB / NW > 0 ? NSUB * VB / NW : 1;
-        constexpr int RS = NW / VB > 0 ? NW / VB : 1;
+        // The warp's tiles (OutTiles) at once, each B fragment loaded once for all of them.
+        constexpr int VB = OutTiles<BV>::VB, TPW = OutTiles<BV>::TPW, RS = OutTiles<BV>::RS;
         const int cb = warp % VB, rb0 = warp / VB;
         if (rb0 < NSUB) {
             float acc[TPW][2][4] = {};
@@ -570,9 +576,8 @@ __global__ void __launch_bounds__(NT) gla_bwd_chunk_kernel(const GlaArgs a) {
                 mma_tile(fdk[m], fa, fb);
             }
         }
-        if (a.dv) { // tiles dealt out as in the forward's output
-            constexpr int TPW = NSUB * VB / NW > 0 ? NSUB * VB / NW : 1;
-            constexpr int RS = NW / VB > 0 ? NW / VB : 1;
+        if (a.dv) { // tiles dealt out as the forward's (OutTiles)
+            constexpr int TPW = OutTiles<BV>::TPW, RS = OutTiles<BV>::RS;
             const int cb = warp % VB, rb0 = warp / VB;
             if (rb0 < NSUB) {
                 float acc[TPW][2][4] = {};
