@@ -12,7 +12,8 @@
 //   reference row between the two sub-chunks; diagonal blocks elementwise in fp32;
 // - o = (scale q exp2(gc)) h + (scale A) v, h the state entering the chunk;
 // - h <- diag(exp2(gl)) h + (k exp2(gl - gc))^T v, gl = gc of the chunk's last row.
-// Kernels (256 threads each):
+// Kernels (256 threads; the backward chunks 512, 16 warps in the one block its 195 KB of
+// shared memory leaves room for on an SM):
 // - gla_states_kernel (gla_states.cuh): the state walks, in order (forward) or in reverse
 //   (the state gradient), each storing its state, as bf16, once per chunk into a slot;
 // - gla_fwd_chunk_kernel: one block per (chunk, head): scores, then o tile by tile;
@@ -32,8 +33,9 @@ namespace {
 constexpr int CH = 64;              // rows per chunk
 constexpr int SUB = 16;             // rows per sub-chunk (the mma tile)
 constexpr int NSUB = CH / SUB;      // sub-chunks per chunk
-constexpr int NT = 256;             // threads per block
+constexpr int NT = 256;             // threads per block (the state walks, the forward chunks)
 constexpr int NW = NT / 32;         // warps per block
+constexpr int NT_BWD = 512;         // threads per backward chunk block
 constexpr int LDA = CH + 8;         // fp32 [CH][CH] rows (8 mod 32: conflict-free fragment stores)
 constexpr int LDAB = CH + 8;        // bf16 [CH][CH] rows (conflict-free ldmatrix)
 constexpr int SLD = SUB + 8;        // bf16 rows of a warp's 16 x 16 staging tiles
@@ -65,14 +67,14 @@ constexpr int imax(int a, int b) {
 // Shared-memory layouts (byte offsets), one source for the kernels and the launches. The
 // fp32 [CH][K] tiles (gates, dq, dk) have rows K + 8 apart: fragment stores and loads of
 // rows g = 0..7 then hit distinct banks.
-template <int K, int BV> struct Lay {
+template <int K, int BV, int NTH> struct Lay {
     static constexpr int LDX = K + 8;  // bf16 [CH][K]: q, k and gated copies
     static constexpr int LDY = BV + 8; // bf16 [*][BV]: v, do, h, dh tiles
     static constexpr int LDF = K + 8;  // fp32 [CH][K]: gc, dq, dk
     static constexpr int X = align128(CH * LDX * 2), F = align128(CH * LDF * 4);
     static constexpr int A = align128(CH * LDA * 4), AB = align128(CH * LDAB * 2);
     static constexpr int Y = align128(CH * LDY * 2), HY = align128(K * LDY * 2);
-    static constexpr int WB = NW * WBUF * 2, TOT = NT * 4;
+    static constexpr int WB = NTH / 32 * WBUF * 2, TOT = NTH * 4;
     // gla_fwd_chunk_kernel: q | A | Ab | {k, gc} or {h, v} | wb | tot
     static constexpr int fw_a = X, fw_ab = fw_a + A, fw_u = fw_ab + AB;
     static constexpr int fw_k = fw_u, fw_g = fw_k + X, fw_h = fw_u, fw_v = fw_h + HY;
@@ -111,17 +113,18 @@ __device__ __forceinline__ bool vec_ok(const void *p, long ld) {
 // rows x cols bf16 from global (rows lds apart) to shared (ldd apart); rows >= valid are
 // zero (the padding of a short last chunk). When aligned, by cp.async: every copy of the
 // block in flight at once, complete after tile_loads_wait().
+template <int NTH>
 __device__ void load_tile(bf16 *dst, int ldd, const bf16 *src, long lds, int valid, int rows,
                           int cols) {
     if (vec_ok(src, lds)) {
         const int per = cols / 8;
-        for (int e = threadIdx.x; e < rows * per; e += NT) {
+        for (int e = threadIdx.x; e < rows * per; e += NTH) {
             const int r = e / per, c = (e - r * per) * 8;
             cp_async16(dst + r * ldd + c, src + (r < valid ? r * lds + c : 0), r < valid);
         }
         cp_async_commit();
     } else {
-        for (int e = threadIdx.x; e < rows * cols; e += NT) {
+        for (int e = threadIdx.x; e < rows * cols; e += NTH) {
             const int r = e / cols, c = e - r * cols;
             dst[r * ldd + c] = r < valid ? src[r * lds + c] : __float2bfloat16(0.0f);
         }
@@ -137,24 +140,25 @@ __device__ __forceinline__ void tile_loads_wait() {
 // The chunk's gates, bf16 global (rows lds apart) to fp32 shared [CH][K] (rows K + 8
 // apart); rows >= valid are zero, so the cumulative gates of padding rows repeat the last
 // real row's.
-template <int K> __device__ void load_gates(float *dst, const bf16 *src, long lds, int valid) {
-    constexpr int LDF = K + 8, PER = K / 8, N = (CH * PER + NT - 1) / NT;
+template <int K, int NTH>
+__device__ void load_gates(float *dst, const bf16 *src, long lds, int valid) {
+    constexpr int LDF = K + 8, PER = K / 8, N = (CH * PER + NTH - 1) / NTH;
     if (vec_ok(src, lds)) {
         uint4 x[N]; // all of the thread's loads issued before the first is unpacked
 #pragma unroll
         for (int j = 0; j < N; j++) {
-            const int e = threadIdx.x + j * NT, r = e / PER, c = (e - r * PER) * 8;
+            const int e = threadIdx.x + j * NTH, r = e / PER, c = (e - r * PER) * 8;
             x[j] = make_uint4(0, 0, 0, 0);
             if (e < CH * PER && r < valid)
                 x[j] = *reinterpret_cast<const uint4 *>(src + r * lds + c);
         }
 #pragma unroll
         for (int j = 0; j < N; j++) {
-            const int e = threadIdx.x + j * NT, r = e / PER, c = (e - r * PER) * 8;
+            const int e = threadIdx.x + j * NTH, r = e / PER, c = (e - r * PER) * 8;
             if (e < CH * PER) unpack8(dst + r * LDF + c, x[j]);
         }
     } else {
-        for (int e = threadIdx.x; e < CH * K; e += NT) {
+        for (int e = threadIdx.x; e < CH * K; e += NTH) {
             const int r = e / K, c = e - r * K;
             dst[r * LDF + c] = r < valid ? bf(src[r * lds + c]) : 0.0f;
         }
@@ -163,18 +167,19 @@ template <int K> __device__ void load_gates(float *dst, const bf16 *src, long ld
 
 // Rows [0, valid) of an fp32 shared tile (rows lds apart) to bf16 global (ldd apart),
 // plus add[c] on column c when add is set.
+template <int NTH>
 __device__ void store_tile(bf16 *dst, long ldd, const float *src, int lds, int valid, int cols,
                            const float *add) {
     if (vec_ok(dst, ldd)) {
         const int per = cols / 8;
-        for (int e = threadIdx.x; e < valid * per; e += NT) {
+        for (int e = threadIdx.x; e < valid * per; e += NTH) {
             const int r = e / per, c = (e - r * per) * 8;
             float f[8];
             for (int j = 0; j < 8; j++) f[j] = src[r * lds + c + j] + (add ? add[c + j] : 0.0f);
             __stwb(reinterpret_cast<uint4 *>(dst + r * ldd + c), pack8(f)); // one 16-byte store
         }
     } else {
-        for (int e = threadIdx.x; e < valid * cols; e += NT) {
+        for (int e = threadIdx.x; e < valid * cols; e += NTH) {
             const int r = e / cols, c = e - r * cols;
             dst[r * ldd + c] = __float2bfloat16(src[r * lds + c] + (add ? add[c] : 0.0f));
         }
@@ -210,9 +215,9 @@ __device__ void store_warp_tile(bf16 *dst, long ldd, const float (&acc)[2][4], b
 // In-place inclusive scan of the NCOL columns of x[CH][ld] along the rows (from the last
 // row when reverse), then times mul. NT / NCOL threads share a column, each scanning a
 // segment and adding the totals of the segments before it. All threads call; ends synced.
-template <int NCOL>
+template <int NCOL, int NTH>
 __device__ void scan_columns(float *x, int ld, float *tot, bool reverse, float mul) {
-    constexpr int P = NT / NCOL, SEG = CH / P;
+    constexpr int P = NTH / NCOL, SEG = CH / P;
     const int col = threadIdx.x % NCOL, part = threadIdx.x / NCOL;
     float run = 0.0f;
     for (int n = 0; n < SEG; n++) {
@@ -237,7 +242,7 @@ __device__ void scan_columns(float *x, int ld, float *tot, bool reverse, float m
 // the query sub-chunk: (q_t exp2(gc_t - gc_p)) . (k_s exp2(gc_p - gc_s)), both exponents
 // <= 0, the factors built 16x16 at a time in the warp's staging tiles wb. The 4 x 136 pairs
 // of the diagonal blocks are elementwise fp32.
-template <int K>
+template <int K, int NTH>
 __device__ void chunk_scores(float *A, const bf16 *q, const bf16 *k, const float *gc, bf16 *wb) {
     constexpr int LDX = K + 8, LDF = K + 8;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -273,8 +278,8 @@ __device__ void chunk_scores(float *A, const bf16 *q, const bf16 *k, const float
     // Diagonal blocks: one pair (t, s) a thread, all K channels, threads counted from warp
     // 6: the pairs left over after whole rounds go to warp 6, which had no tensor-core block.
     constexpr int PAIRS = SUB * (SUB + 1) / 2, G = K / 8;
-    const int tid = (threadIdx.x + NT - 6 * 32) % NT;
-    for (int e = tid; e < NSUB * PAIRS; e += NT) {
+    const int tid = (threadIdx.x + NTH - 6 * 32) % NTH;
+    for (int e = tid; e < NSUB * PAIRS; e += NTH) {
         const int b = e / PAIRS;
         int s = e % PAIRS, t = 0;
         while (s > t) s -= ++t; // pair (t, s), s <= t, in row order
@@ -302,13 +307,14 @@ __device__ void chunk_scores(float *A, const bf16 *q, const bf16 *k, const float
 // a reference row between the sub-chunks (the first row of the query sub-chunk for dq, the
 // last row of the key sub-chunk for dk), so every exponent is <= 0; diagonal blocks
 // elementwise in fp32. All threads call; ends synced.
-template <int K>
+template <int K, int NTH>
 __device__ void intra_grads(float *dq, float *dk, const float *dA, const bf16 *dAb, const bf16 *q,
                             const bf16 *k, const float *gc, bf16 *wb) {
     constexpr int LDX = K + 8, LDF = K + 8, NCB = K / SUB, ITEMS = 2 * (NSUB - 1) * NCB;
+    constexpr int NWARP = NTH / 32;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     bf16 *xb = wb + warp * WBUF;
-    for (int item = warp; item < ITEMS; item += NW) {
+    for (int item = warp; item < ITEMS; item += NWARP) {
         const bool is_k = item >= (NSUB - 1) * NCB;
         const int it = is_k ? item - (NSUB - 1) * NCB : item, n = it % NCB;
         const int blk = is_k ? it / NCB : it / NCB + 1; // the output sub-chunk
@@ -354,7 +360,7 @@ __device__ void intra_grads(float *dq, float *dk, const float *dA, const bf16 *d
         }
     }
     __syncthreads();
-    for (int e = threadIdx.x; e < CH * K / 8; e += NT) { // eight channels a thread
+    for (int e = threadIdx.x; e < CH * K / 8; e += NTH) { // eight channels a thread
         const int t = e / (K / 8), i = (e - t * (K / 8)) * 8, b0 = t / SUB * SUB;
         float gt[8], aq[8], ak[8], x[8], gx[8];
         load8f(gt, gc + t * LDF + i);
@@ -396,18 +402,18 @@ __device__ ChunkPos chunk_pos(const GlaArgs &a, int seq, int c) {
 
 // Loads the chunk's q, k (bf16) and cumulative log2 gates gc (fp32) and computes the
 // unscaled scores A. Leaves everything synced.
-template <int K>
+template <int K, int NTH>
 __device__ void chunk_prologue(const GlaArgs &a, const ChunkPos &cp, int hh, bf16 *sq, bf16 *sk,
                                float *gc, float *A, bf16 *wb, float *tot) {
     constexpr int LDX = K + 8;
     const long qoff = cp.row0 * a.ld + (long)hh * K, HK = (long)a.H * K;
-    load_tile(sq, LDX, a.q + qoff, a.ld, cp.L, CH, K);
-    load_tile(sk, LDX, a.k + qoff, a.ld, cp.L, CH, K);
-    load_gates<K>(gc, a.g + cp.row0 * HK + (long)hh * K, HK, cp.L);
+    load_tile<NTH>(sq, LDX, a.q + qoff, a.ld, cp.L, CH, K);
+    load_tile<NTH>(sk, LDX, a.k + qoff, a.ld, cp.L, CH, K);
+    load_gates<K, NTH>(gc, a.g + cp.row0 * HK + (long)hh * K, HK, cp.L);
     tile_loads_wait();
     __syncthreads();
-    scan_columns<K>(gc, K + 8, tot, false, LOG2E);
-    chunk_scores<K>(A, sq, sk, gc, wb);
+    scan_columns<K, NTH>(gc, K + 8, tot, false, LOG2E);
+    chunk_scores<K, NTH>(A, sq, sk, gc, wb);
     __syncthreads();
 }
 
@@ -415,7 +421,7 @@ __device__ void chunk_prologue(const GlaArgs &a, const ChunkPos &cp, int hh, bf1
 // by value tile (h from the forward state sweep).
 template <int K, int BV>
 __global__ void __launch_bounds__(NT) gla_fwd_chunk_kernel(const GlaArgs a) {
-    typedef Lay<K, BV> L;
+    typedef Lay<K, BV, NT> L;
     extern __shared__ __align__(128) unsigned char smem[];
     const int c = blockIdx.x, hh = blockIdx.y, seq = a.seq0 + blockIdx.z, V = a.V;
     const ChunkPos cp = chunk_pos(a, seq, c);
@@ -426,7 +432,7 @@ __global__ void __launch_bounds__(NT) gla_fwd_chunk_kernel(const GlaArgs a) {
     float *A = (float *)(smem + L::fw_a), *gc = (float *)(smem + L::fw_g);
     float *tot = (float *)(smem + L::fw_tot);
     const int warp = threadIdx.x / 32;
-    chunk_prologue<K>(a, cp, hh, sq, sk, gc, A, wb, tot);
+    chunk_prologue<K, NT>(a, cp, hh, sq, sk, gc, A, wb, tot);
     for (int e = threadIdx.x; e < CH * CH; e += NT) {
         const int t = e / CH, s = e - t * CH;
         Ab[t * LDAB + s] = __float2bfloat16(s <= t ? a.scale * A[t * LDA + s] : 0.0f);
@@ -442,8 +448,8 @@ __global__ void __launch_bounds__(NT) gla_fwd_chunk_kernel(const GlaArgs a) {
     __syncthreads();
     const long hoff = (cp.slot * a.H + hh) * (long)K * V, HV = (long)a.H * V;
     for (int j0 = 0; j0 < V; j0 += BV) {
-        load_tile(sh, L::LDY, a.h + hoff + j0, V, K, K, BV);
-        load_tile(sv, L::LDY, a.v + cp.row0 * a.ld + (long)hh * V + j0, a.ld, cp.L, CH, BV);
+        load_tile<NT>(sh, L::LDY, a.h + hoff + j0, V, K, K, BV);
+        load_tile<NT>(sv, L::LDY, a.v + cp.row0 * a.ld + (long)hh * V + j0, a.ld, cp.L, CH, BV);
         tile_loads_wait();
         __syncthreads();
         // The warp's TPW tiles (row blocks rb0, rb0 + RS, .., one column block) at once:
@@ -493,10 +499,11 @@ __device__ __forceinline__ void tri_tile(int tau, int &rb, int &cb) {
 // Backward of one (chunk, head): dq, dk, dv and dg (see the file comment); h and dh come
 // from the two state sweeps.
 template <int K, int BV>
-__global__ void __launch_bounds__(NT) gla_bwd_chunk_kernel(const GlaArgs a) {
-    typedef Lay<K, BV> L;
+__global__ void __launch_bounds__(NT_BWD) gla_bwd_chunk_kernel(const GlaArgs a) {
+    constexpr int NTH = NT_BWD, NWARP = NTH / 32;
+    typedef Lay<K, BV, NTH> L;
     constexpr int LDX = L::LDX, LDY = L::LDY, LDF = L::LDF, KB = K / SUB, VB = BV / SUB;
-    constexpr int NQ = (NSUB * KB + NW - 1) / NW; // dq (and dk) tiles per warp
+    constexpr int NQ = (NSUB * KB + NWARP - 1) / NWARP; // dq (and dk) tiles per warp
     extern __shared__ __align__(128) unsigned char smem[];
     const int c = blockIdx.x, hh = blockIdx.y, seq = a.seq0 + blockIdx.z, H = a.H, V = a.V;
     const ChunkPos cp = chunk_pos(a, seq, c);
@@ -511,13 +518,13 @@ __global__ void __launch_bounds__(NT) gla_bwd_chunk_kernel(const GlaArgs a) {
     float *red = (float *)(smem + L::bw_red), *st = (float *)(smem + L::bw_st);
     const int warp = threadIdx.x / 32;
     const long HK = (long)H * K, HV = (long)H * V, qoff = cp.row0 * a.ld + (long)hh * K;
-    chunk_prologue<K>(a, cp, hh, sq, sk, gc, A, wb, tot);
+    chunk_prologue<K, NTH>(a, cp, hh, sq, sk, gc, A, wb, tot);
     const float *gl = gc + (CH - 1) * LDF;
-    for (int e = threadIdx.x; e < CH * CH; e += NT) {
+    for (int e = threadIdx.x; e < CH * CH; e += NTH) {
         const int t = e / CH, s = e - t * CH;
         Ab[t * LDAB + s] = __float2bfloat16(s <= t ? a.scale * A[t * LDA + s] : 0.0f);
     }
-    for (int e = threadIdx.x; e < CH * K / 8; e += NT) { // kd = k exp2(gl - gc)
+    for (int e = threadIdx.x; e < CH * K / 8; e += NTH) { // kd = k exp2(gl - gc)
         const int t = e / (K / 8), i = (e - t * (K / 8)) * 8;
         float x[8], g[8], l[8];
         load_bf16<8>(x, sk + t * LDX + i);
@@ -529,21 +536,21 @@ __global__ void __launch_bounds__(NT) gla_bwd_chunk_kernel(const GlaArgs a) {
     // Over value tiles: dA = do v^T (lower tiles), dq = do h^T, dk = v dh^T in fragments;
     // dv written per tile; rowsum(h .* dh) per thread.
     float fdA[2][2][4] = {}, fdq[NQ][2][4] = {}, fdk[NQ][2][4] = {};
-    constexpr int P = NT / K, SEGJ = BV / P;
+    constexpr int P = NTH / K < BV ? NTH / K : BV, SEGJ = BV / P; // threads >= P K idle
     const int hi = threadIdx.x % K, hpart = threadIdx.x / K;
     float hdh = 0.0f;
     const long hoff = (cp.slot * H + hh) * (long)K * V;
     for (int j0 = 0; j0 < V; j0 += BV) {
-        load_tile(sv, LDY, a.v + cp.row0 * a.ld + (long)hh * V + j0, a.ld, cp.L, CH, BV);
-        load_tile(sdo, LDY, a.dout + cp.row0 * HV + (long)hh * V + j0, HV, cp.L, CH, BV);
-        load_tile(sh, LDY, a.h + hoff + j0, V, K, K, BV);
-        load_tile(sdh, LDY, a.dh + hoff + j0, V, K, K, BV);
+        load_tile<NTH>(sv, LDY, a.v + cp.row0 * a.ld + (long)hh * V + j0, a.ld, cp.L, CH, BV);
+        load_tile<NTH>(sdo, LDY, a.dout + cp.row0 * HV + (long)hh * V + j0, HV, cp.L, CH, BV);
+        load_tile<NTH>(sh, LDY, a.h + hoff + j0, V, K, K, BV);
+        load_tile<NTH>(sdh, LDY, a.dh + hoff + j0, V, K, K, BV);
         tile_loads_wait();
         __syncthreads();
         uint32_t fa[4], fb[4];
 #pragma unroll
         for (int m = 0; m < 2; m++) {
-            const int tau = warp + m * NW;
+            const int tau = warp + m * NWARP;
             if (tau >= NSUB * (NSUB + 1) / 2) continue;
             int rb, cb;
             tri_tile(tau, rb, cb);
@@ -556,7 +563,7 @@ __global__ void __launch_bounds__(NT) gla_bwd_chunk_kernel(const GlaArgs a) {
         }
 #pragma unroll
         for (int m = 0; m < NQ; m++) {
-            const int tau = warp + m * NW;
+            const int tau = warp + m * NWARP;
             if (tau >= NSUB * KB) continue;
             const int rb = tau / KB, cb = tau % KB;
 #pragma unroll
@@ -570,8 +577,8 @@ __global__ void __launch_bounds__(NT) gla_bwd_chunk_kernel(const GlaArgs a) {
             }
         }
         if (a.dv) { // tiles dealt out as in the forward's output
-            constexpr int TPW = NSUB * VB / NW > 0 ? NSUB * VB / NW : 1;
-            constexpr int RS = NW / VB > 0 ? NW / VB : 1;
+            constexpr int TPW = NSUB * VB / NWARP > 0 ? NSUB * VB / NWARP : 1;
+            constexpr int RS = NWARP / VB > 0 ? NWARP / VB : 1;
             const int cb = warp % VB, rb0 = warp / VB;
             if (rb0 < NSUB) {
                 float acc[TPW][2][4] = {};
@@ -602,15 +609,13 @@ __global__ void __launch_bounds__(NT) gla_bwd_chunk_kernel(const GlaArgs a) {
                 }
             }
         }
-        if constexpr (SEGJ % 8 == 0) { // 16-byte reads: the warp's 32 rows hit every bank
-            for (int jj = 0; jj < SEGJ; jj += 8) {
+        for (int jj = 0; hpart < P && jj < SEGJ; jj += SEGJ % 8 == 0 ? 8 : 1) {
+            if constexpr (SEGJ % 8 == 0) { // 16-byte reads: the warp's 32 rows hit every bank
                 float x[8], y[8];
                 load_bf16<8>(x, sh + hi * LDY + hpart * SEGJ + jj);
                 load_bf16<8>(y, sdh + hi * LDY + hpart * SEGJ + jj);
                 for (int e = 0; e < 8; e++) hdh += x[e] * y[e];
-            }
-        } else {
-            for (int jj = 0; jj < SEGJ; jj++) {
+            } else {
                 const int j = hpart * SEGJ + ((jj + hi) & (SEGJ - 1));
                 hdh += bf(sh[hi * LDY + j]) * bf(sdh[hi * LDY + j]);
             }
@@ -620,7 +625,7 @@ __global__ void __launch_bounds__(NT) gla_bwd_chunk_kernel(const GlaArgs a) {
     // Fragments to shared memory (dA over A, dq and dk over the value tiles).
 #pragma unroll
     for (int m = 0; m < 2; m++) {
-        const int tau = warp + m * NW;
+        const int tau = warp + m * NWARP;
         if (tau >= NSUB * (NSUB + 1) / 2) continue;
         int rb, cb;
         tri_tile(tau, rb, cb);
@@ -628,22 +633,22 @@ __global__ void __launch_bounds__(NT) gla_bwd_chunk_kernel(const GlaArgs a) {
     }
 #pragma unroll
     for (int m = 0; m < NQ; m++) {
-        const int tau = warp + m * NW;
+        const int tau = warp + m * NWARP;
         if (tau >= NSUB * KB) continue;
         const int rb = tau / KB, cb = tau % KB;
         store_acc(dqf + rb * SUB * LDF + cb * SUB, LDF, fdq[m]);
         store_acc(dkf + rb * SUB * LDF + cb * SUB, LDF, fdk[m]);
     }
-    red[hpart * K + hi] = hdh;
+    if (hpart < P) red[hpart * K + hi] = hdh;
     __syncthreads();
     // dA masked and scaled (fp32 and bf16); the state parts of dq and dk gated.
-    for (int e = threadIdx.x; e < CH * CH; e += NT) {
+    for (int e = threadIdx.x; e < CH * CH; e += NTH) {
         const int t = e / CH, s = e - t * CH;
         const float d = s <= t ? a.scale * A[t * LDA + s] : 0.0f;
         A[t * LDA + s] = d;
         Ab[t * LDAB + s] = __float2bfloat16(d);
     }
-    for (int e = threadIdx.x; e < CH * K / 8; e += NT) {
+    for (int e = threadIdx.x; e < CH * K / 8; e += NTH) {
         const int t = e / (K / 8), i = (e - t * (K / 8)) * 8;
         float x[8], y[8], g[8], l[8];
         load8f(x, dqf + t * LDF + i);
@@ -668,12 +673,12 @@ __global__ void __launch_bounds__(NT) gla_bwd_chunk_kernel(const GlaArgs a) {
         st[i] = s;
     }
     __syncthreads();
-    intra_grads<K>(dqf, dkf, A, Ab, sq, sk, gc, wb);
-    if (a.dq) store_tile(a.dq + qoff, a.ld, dqf, LDF, cp.L, K, NULL);
-    if (a.dk) store_tile(a.dk + qoff, a.ld, dkf, LDF, cp.L, K, NULL);
+    intra_grads<K, NTH>(dqf, dkf, A, Ab, sq, sk, gc, wb);
+    if (a.dq) store_tile<NTH>(a.dq + qoff, a.ld, dqf, LDF, cp.L, K, NULL);
+    if (a.dk) store_tile<NTH>(a.dk + qoff, a.ld, dkf, LDF, cp.L, K, NULL);
     if (!a.dg) return;
     __syncthreads();
-    for (int e = threadIdx.x; e < CH * K / 8; e += NT) {
+    for (int e = threadIdx.x; e < CH * K / 8; e += NTH) {
         const int t = e / (K / 8), i = (e - t * (K / 8)) * 8;
         float x[8], y[8], dx[8], dy[8];
         load_bf16<8>(x, sq + t * LDX + i);
@@ -684,8 +689,8 @@ __global__ void __launch_bounds__(NT) gla_bwd_chunk_kernel(const GlaArgs a) {
         store8f(dqf + t * LDF + i, dx);
     }
     __syncthreads();
-    scan_columns<K>(dqf, LDF, tot, true, 1.0f);
-    store_tile(a.dg + cp.row0 * HK + (long)hh * K, HK, dqf, LDF, cp.L, K, st);
+    scan_columns<K, NTH>(dqf, LDF, tot, true, 1.0f);
+    store_tile<NTH>(a.dg + cp.row0 * HK + (long)hh * K, HK, dqf, LDF, cp.L, K, st);
 }
 
 } // namespace
