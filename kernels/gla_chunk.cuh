@@ -12,8 +12,8 @@
 //   reference row between the two sub-chunks; diagonal blocks elementwise in fp32;
 // - o = (scale q exp2(gc)) h + (scale A) v, h the state entering the chunk;
 // - h <- diag(exp2(gl)) h + (k exp2(gl - gc))^T v, gl = gc of the chunk's last row.
-// Kernels (256 threads; the backward chunks 512, 16 warps in the one block its 195 KB of
-// shared memory leaves room for on an SM):
+// Kernels (the walks 256 threads, the chunk kernels 512: two forward blocks of 105 KB or one
+// backward block of 195 KB of shared memory fit an SM):
 // - gla_states_kernel (gla_states.cuh): the state walks, in order (forward) or in reverse
 //   (the state gradient), each storing its state, as bf16, once per chunk into a slot;
 // - gla_fwd_chunk_kernel: one block per (chunk, head): scores, then o tile by tile;
@@ -33,9 +33,9 @@ namespace {
 constexpr int CH = 64;              // rows per chunk
 constexpr int SUB = 16;             // rows per sub-chunk (the mma tile)
 constexpr int NSUB = CH / SUB;      // sub-chunks per chunk
-constexpr int NT = 256;             // threads per block (the state walks, the forward chunks)
-constexpr int NW = NT / 32;         // warps per block
-constexpr int NT_BWD = 512;         // threads per backward chunk block
+constexpr int NT = 256;             // threads per block of the state walks
+constexpr int NW = NT / 32;         // warps per block of the state walks
+constexpr int NT_CHUNK = 512;       // threads per block of the chunk kernels
 constexpr int LDA = CH + 8;         // fp32 [CH][CH] rows (8 mod 32: conflict-free fragment stores)
 constexpr int LDAB = CH + 8;        // bf16 [CH][CH] rows (conflict-free ldmatrix)
 constexpr int SLD = SUB + 8;        // bf16 rows of a warp's 16 x 16 staging tiles
@@ -75,8 +75,8 @@ template <int K, int BV, int NTH> struct Lay {
     static constexpr int A = align128(CH * LDA * 4), AB = align128(CH * LDAB * 2);
     static constexpr int Y = align128(CH * LDY * 2), HY = align128(K * LDY * 2);
     static constexpr int WB = NTH / 32 * WBUF * 2, TOT = NTH * 4;
-    // gla_fwd_chunk_kernel: q | A | Ab | {k, gc} or {h, v} | wb | tot
-    static constexpr int fw_a = X, fw_ab = fw_a + A, fw_u = fw_ab + AB;
+    // gla_fwd_chunk_kernel: q | Ab | {k, gc} or {h, v} | wb | tot
+    static constexpr int fw_ab = X, fw_u = fw_ab + AB;
     static constexpr int fw_k = fw_u, fw_g = fw_k + X, fw_h = fw_u, fw_v = fw_h + HY;
     static constexpr int fw_wb = fw_u + imax(X + F, HY + Y), fw_tot = fw_wb + WB;
     static constexpr int fw_bytes = fw_tot + TOT;
@@ -236,14 +236,16 @@ __device__ void scan_columns(float *x, int ld, float *tot, bool reverse, float m
     __syncthreads();
 }
 
-// The unscaled intra-chunk scores A[t][s] = sum_i q_t k_s exp2(gc_t - gc_s) for s <= t
-// (fp32, rows LDA apart; entries above the diagonal are left unset). The six off-diagonal
+// The intra-chunk scores scale A[t][s], A[t][s] = sum_i q_t k_s exp2(gc_t - gc_s) for s
+// <= t, as bf16 into Ab (rows LDAB apart; zero above the diagonal inside the diagonal
+// blocks, unset in the blocks above them, which no product reads). The six off-diagonal
 // sub-chunk blocks run on tensor cores, one warp each, factored through the first row p of
 // the query sub-chunk: (q_t exp2(gc_t - gc_p)) . (k_s exp2(gc_p - gc_s)), both exponents
 // <= 0, the factors built 16x16 at a time in the warp's staging tiles wb. The 4 x 136 pairs
 // of the diagonal blocks are elementwise fp32.
 template <int K, int NTH>
-__device__ void chunk_scores(float *A, const bf16 *q, const bf16 *k, const float *gc, bf16 *wb) {
+__device__ void chunk_scores(bf16 *Ab, float scale, const bf16 *q, const bf16 *k, const float *gc,
+                             bf16 *wb) {
     constexpr int LDX = K + 8, LDF = K + 8;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     if (warp < 6) {
@@ -273,7 +275,11 @@ __device__ void chunk_scores(float *A, const bf16 *q, const bf16 *k, const float
             mma_tile(acc, fa, fb);
             __syncwarp();
         }
-        store_acc(A + ref * LDA + pk * SUB, LDA, acc);
+        store_acc_bf16(Ab + ref * LDAB + pk * SUB, LDAB, acc, scale);
+    }
+    for (int e = threadIdx.x; e < NSUB * SUB * SUB; e += NTH) { // zeros above the diagonal
+        const int b = e / (SUB * SUB), t = e / SUB % SUB, s = e % SUB;
+        if (s > t) Ab[(b * SUB + t) * LDAB + b * SUB + s] = __float2bfloat16(0.0f);
     }
     // Diagonal blocks: one pair (t, s) a thread, all K channels, threads counted from warp
     // 6: the pairs left over after whole rounds go to warp 6, which had no tensor-core block.
@@ -295,8 +301,8 @@ __device__ void chunk_scores(float *A, const bf16 *q, const bf16 *k, const float
             load8f(gs, gc + sr * LDF + i);
             for (int j = 0; j < 8; j++) acc[j] += qv[j] * kv[j] * fast_exp2(gt[j] - gs[j]);
         }
-        A[tr * LDA + sr] =
-            ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+        Ab[tr * LDAB + sr] = __float2bfloat16(scale * (((acc[0] + acc[1]) + (acc[2] + acc[3])) +
+                                                       ((acc[4] + acc[5]) + (acc[6] + acc[7]))));
     }
 }
 
@@ -401,10 +407,10 @@ __device__ ChunkPos chunk_pos(const GlaArgs &a, int seq, int c) {
 }
 
 // Loads the chunk's q, k (bf16) and cumulative log2 gates gc (fp32) and computes the
-// unscaled scores A. Leaves everything synced.
+// scaled scores Ab. Leaves everything synced.
 template <int K, int NTH>
 __device__ void chunk_prologue(const GlaArgs &a, const ChunkPos &cp, int hh, bf16 *sq, bf16 *sk,
-                               float *gc, float *A, bf16 *wb, float *tot) {
+                               float *gc, bf16 *Ab, bf16 *wb, float *tot) {
     constexpr int LDX = K + 8;
     const long qoff = cp.row0 * a.ld + (long)hh * K, HK = (long)a.H * K;
     load_tile<NTH>(sq, LDX, a.q + qoff, a.ld, cp.L, CH, K);
@@ -413,15 +419,16 @@ __device__ void chunk_prologue(const GlaArgs &a, const ChunkPos &cp, int hh, bf1
     tile_loads_wait();
     __syncthreads();
     scan_columns<K, NTH>(gc, K + 8, tot, false, LOG2E);
-    chunk_scores<K, NTH>(A, sq, sk, gc, wb);
+    chunk_scores<K, NTH>(Ab, a.scale, sq, sk, gc, wb);
     __syncthreads();
 }
 
 // Forward outputs of one (chunk, head): o = (scale q exp2(gc)) h + (scale A) v, value tile
 // by value tile (h from the forward state sweep).
 template <int K, int BV>
-__global__ void __launch_bounds__(NT) gla_fwd_chunk_kernel(const GlaArgs a) {
-    typedef Lay<K, BV, NT> L;
+__global__ void __launch_bounds__(NT_CHUNK, 2) gla_fwd_chunk_kernel(const GlaArgs a) {
+    constexpr int NTH = NT_CHUNK, NWARP = NTH / 32;
+    typedef Lay<K, BV, NTH> L;
     extern __shared__ __align__(128) unsigned char smem[];
     const int c = blockIdx.x, hh = blockIdx.y, seq = a.seq0 + blockIdx.z, V = a.V;
     const ChunkPos cp = chunk_pos(a, seq, c);
@@ -429,15 +436,11 @@ __global__ void __launch_bounds__(NT) gla_fwd_chunk_kernel(const GlaArgs a) {
     bf16 *sq = (bf16 *)smem, *Ab = (bf16 *)(smem + L::fw_ab), *sk = (bf16 *)(smem + L::fw_k);
     bf16 *sh = (bf16 *)(smem + L::fw_h), *sv = (bf16 *)(smem + L::fw_v);
     bf16 *wb = (bf16 *)(smem + L::fw_wb);
-    float *A = (float *)(smem + L::fw_a), *gc = (float *)(smem + L::fw_g);
+    float *gc = (float *)(smem + L::fw_g);
     float *tot = (float *)(smem + L::fw_tot);
     const int warp = threadIdx.x / 32;
-    chunk_prologue<K, NT>(a, cp, hh, sq, sk, gc, A, wb, tot);
-    for (int e = threadIdx.x; e < CH * CH; e += NT) {
-        const int t = e / CH, s = e - t * CH;
-        Ab[t * LDAB + s] = __float2bfloat16(s <= t ? a.scale * A[t * LDA + s] : 0.0f);
-    }
-    for (int e = threadIdx.x; e < CH * K / 8; e += NT) { // q <- scale q exp2(gc), in place
+    chunk_prologue<K, NTH>(a, cp, hh, sq, sk, gc, Ab, wb, tot);
+    for (int e = threadIdx.x; e < CH * K / 8; e += NTH) { // q <- scale q exp2(gc), in place
         const int t = e / (K / 8), i = (e - t * (K / 8)) * 8;
         float x[8], g[8];
         load_bf16<8>(x, sq + t * L::LDX + i);
@@ -448,14 +451,14 @@ __global__ void __launch_bounds__(NT) gla_fwd_chunk_kernel(const GlaArgs a) {
     __syncthreads();
     const long hoff = (cp.slot * a.H + hh) * (long)K * V, HV = (long)a.H * V;
     for (int j0 = 0; j0 < V; j0 += BV) {
-        load_tile<NT>(sh, L::LDY, a.h + hoff + j0, V, K, K, BV);
-        load_tile<NT>(sv, L::LDY, a.v + cp.row0 * a.ld + (long)hh * V + j0, a.ld, cp.L, CH, BV);
+        load_tile<NTH>(sh, L::LDY, a.h + hoff + j0, V, K, K, BV);
+        load_tile<NTH>(sv, L::LDY, a.v + cp.row0 * a.ld + (long)hh * V + j0, a.ld, cp.L, CH, BV);
         tile_loads_wait();
         __syncthreads();
         // The warp's TPW tiles (row blocks rb0, rb0 + RS, .., one column block) at once:
         // independent accumulator chains, and each B fragment loaded once for all of them.
-        constexpr int VB = BV / SUB, TPW = NSUB * VB / NW > 0 ? NSUB * VB / NW : 1;
-        constexpr int RS = NW / VB > 0 ? NW / VB : 1;
+        constexpr int VB = BV / SUB, TPW = NSUB * VB / NWARP > 0 ? NSUB * VB / NWARP : 1;
+        constexpr int RS = NWARP / VB > 0 ? NWARP / VB : 1;
         const int cb = warp % VB, rb0 = warp / VB;
         if (rb0 < NSUB) {
             float acc[TPW][2][4] = {};
@@ -499,8 +502,8 @@ __device__ __forceinline__ void tri_tile(int tau, int &rb, int &cb) {
 // Backward of one (chunk, head): dq, dk, dv and dg (see the file comment); h and dh come
 // from the two state sweeps.
 template <int K, int BV>
-__global__ void __launch_bounds__(NT_BWD) gla_bwd_chunk_kernel(const GlaArgs a) {
-    constexpr int NTH = NT_BWD, NWARP = NTH / 32;
+__global__ void __launch_bounds__(NT_CHUNK) gla_bwd_chunk_kernel(const GlaArgs a) {
+    constexpr int NTH = NT_CHUNK, NWARP = NTH / 32;
     typedef Lay<K, BV, NTH> L;
     constexpr int LDX = L::LDX, LDY = L::LDY, LDF = L::LDF, KB = K / SUB, VB = BV / SUB;
     constexpr int NQ = (NSUB * KB + NWARP - 1) / NWARP; // dq (and dk) tiles per warp
@@ -518,12 +521,8 @@ __global__ void __launch_bounds__(NT_BWD) gla_bwd_chunk_kernel(const GlaArgs a) 
     float *red = (float *)(smem + L::bw_red), *st = (float *)(smem + L::bw_st);
     const int warp = threadIdx.x / 32;
     const long HK = (long)H * K, HV = (long)H * V, qoff = cp.row0 * a.ld + (long)hh * K;
-    chunk_prologue<K, NTH>(a, cp, hh, sq, sk, gc, A, wb, tot);
+    chunk_prologue<K, NTH>(a, cp, hh, sq, sk, gc, Ab, wb, tot);
     const float *gl = gc + (CH - 1) * LDF;
-    for (int e = threadIdx.x; e < CH * CH; e += NTH) {
-        const int t = e / CH, s = e - t * CH;
-        Ab[t * LDAB + s] = __float2bfloat16(s <= t ? a.scale * A[t * LDA + s] : 0.0f);
-    }
     for (int e = threadIdx.x; e < CH * K / 8; e += NTH) { // kd = k exp2(gl - gc)
         const int t = e / (K / 8), i = (e - t * (K / 8)) * 8;
         float x[8], g[8], l[8];
