@@ -34,19 +34,20 @@ void launch(Backend *be, Kern kern, dim3 grid, int threads, int bytes, const Gla
 
 // The launches of one group of sequences [a.seq0, a.seq0 + nseq), for fixed K and BV.
 template <int K, int BV> void run_group(Backend *be, const GlaArgs &a, int nseq, bool backward) {
-    typedef Lay<K, BV, NT_CHUNK> L;
+    typedef Lay<K, BV, chunk_threads(K)> L;
     dim3 sgrid(K / state_rows(K) * (a.V / BV), a.H, nseq), cgrid(a.max_chunks, a.H, nseq);
     if (!backward) {
         launch(be, gla_states_kernel<K, BV, false>, sgrid, NT, 0, a);
         if (a.max_chunks > 0)
-            launch(be, gla_fwd_chunk_kernel<K, BV>, cgrid, NT_CHUNK, L::fw_bytes, a);
+            launch(be, gla_fwd_chunk_kernel<K, BV>, cgrid, chunk_threads(K), L::fw_bytes, a);
         return;
     }
     GlaArgs f = a; // the forward sweep only recomputes the chunk states
     f.state_out = NULL;
     launch(be, gla_states_kernel<K, BV, false>, sgrid, NT, 0, f);
     launch(be, gla_states_kernel<K, BV, true>, sgrid, NT, 0, a);
-    if (a.max_chunks > 0) launch(be, gla_bwd_chunk_kernel<K, BV>, cgrid, NT_CHUNK, L::bw_bytes, a);
+    if (a.max_chunks > 0)
+        launch(be, gla_bwd_chunk_kernel<K, BV>, cgrid, chunk_threads(K), L::bw_bytes, a);
 }
 
 // run_group for the runtime kdim and value tile (min(vdim, 64)).

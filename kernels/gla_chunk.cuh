@@ -12,8 +12,8 @@
 //   reference row between the two sub-chunks; diagonal blocks elementwise in fp32;
 // - o = (scale q exp2(gc)) h + (scale A) v, h the state entering the chunk;
 // - h <- diag(exp2(gl)) h + (k exp2(gl - gc))^T v, gl = gc of the chunk's last row.
-// Kernels (the walks 256 threads, the chunk kernels 512: two forward blocks of 105 KB or one
-// backward block of 195 KB of shared memory fit an SM):
+// Kernels (the walks 256 threads, the chunk kernels chunk_threads(K): at K = 128, 512, as
+// two forward blocks of 105 KB or one backward block of 195 KB of shared memory fit an SM):
 // - gla_states_kernel (gla_states.cuh): the state walks, in order (forward) or in reverse
 //   (the state gradient), each storing its state, as bf16, once per chunk into a slot;
 // - gla_fwd_chunk_kernel: one block per (chunk, head): scores, then o tile by tile;
@@ -30,12 +30,16 @@
 
 namespace {
 
-constexpr int CH = 64;              // rows per chunk
-constexpr int SUB = 16;             // rows per sub-chunk (the mma tile)
-constexpr int NSUB = CH / SUB;      // sub-chunks per chunk
-constexpr int NT = 256;             // threads per block of the state walks
-constexpr int NW = NT / 32;         // warps per block of the state walks
-constexpr int NT_CHUNK = 512;       // threads per block of the chunk kernels
+constexpr int CH = 64;         // rows per chunk
+constexpr int SUB = 16;        // rows per sub-chunk (the mma tile)
+constexpr int NSUB = CH / SUB; // sub-chunks per chunk
+constexpr int NT = 256;        // threads per block of the state walks
+constexpr int NW = NT / 32;    // warps per block of the state walks
+// Threads per block of the chunk kernels: 512 where the shared memory of K >= 64 allows one
+// backward (or two forward) blocks an SM, 256 where smaller blocks fit two or more anyway.
+constexpr int chunk_threads(int K) {
+    return K >= 64 ? 512 : 256;
+}
 constexpr int LDA = CH + 8;         // fp32 [CH][CH] rows (8 mod 32: conflict-free fragment stores)
 constexpr int LDAB = CH + 8;        // bf16 [CH][CH] rows (conflict-free ldmatrix)
 constexpr int SLD = SUB + 8;        // bf16 rows of a warp's 16 x 16 staging tiles
@@ -213,7 +217,7 @@ __device__ void store_warp_tile(bf16 *dst, long ldd, const float (&acc)[2][4], b
 }
 
 // In-place inclusive scan of the NCOL columns of x[CH][ld] along the rows (from the last
-// row when reverse), then times mul. NT / NCOL threads share a column, each scanning a
+// row when reverse), then times mul. NTH / NCOL threads share a column, each scanning a
 // segment and adding the totals of the segments before it. All threads call; ends synced.
 template <int NCOL, int NTH>
 __device__ void scan_columns(float *x, int ld, float *tot, bool reverse, float mul) {
@@ -426,8 +430,8 @@ __device__ void chunk_prologue(const GlaArgs &a, const ChunkPos &cp, int hh, bf1
 // Forward outputs of one (chunk, head): o = (scale q exp2(gc)) h + (scale A) v, value tile
 // by value tile (h from the forward state sweep).
 template <int K, int BV>
-__global__ void __launch_bounds__(NT_CHUNK, 2) gla_fwd_chunk_kernel(const GlaArgs a) {
-    constexpr int NTH = NT_CHUNK, NWARP = NTH / 32;
+__global__ void __launch_bounds__(chunk_threads(K), 2) gla_fwd_chunk_kernel(const GlaArgs a) {
+    constexpr int NTH = chunk_threads(K), NWARP = NTH / 32;
     typedef Lay<K, BV, NTH> L;
     extern __shared__ __align__(128) unsigned char smem[];
     const int c = blockIdx.x, hh = blockIdx.y, seq = a.seq0 + blockIdx.z, V = a.V;
@@ -502,8 +506,8 @@ __device__ __forceinline__ void tri_tile(int tau, int &rb, int &cb) {
 // Backward of one (chunk, head): dq, dk, dv and dg (see the file comment); h and dh come
 // from the two state sweeps.
 template <int K, int BV>
-__global__ void __launch_bounds__(NT_CHUNK) gla_bwd_chunk_kernel(const GlaArgs a) {
-    constexpr int NTH = NT_CHUNK, NWARP = NTH / 32;
+__global__ void __launch_bounds__(chunk_threads(K)) gla_bwd_chunk_kernel(const GlaArgs a) {
+    constexpr int NTH = chunk_threads(K), NWARP = NTH / 32;
     typedef Lay<K, BV, NTH> L;
     constexpr int LDX = L::LDX, LDY = L::LDY, LDF = L::LDF, KB = K / SUB, VB = BV / SUB;
     constexpr int NQ = (NSUB * KB + NWARP - 1) / NWARP; // dq (and dk) tiles per warp
