@@ -115,8 +115,9 @@ __device__ __forceinline__ bool vec_ok(const void *p, long ld) {
 }
 
 // rows x cols bf16 from global (rows lds apart) to shared (ldd apart); rows >= valid are
-// zero (the padding of a short last chunk). When aligned, by cp.async: every copy of the
-// block in flight at once, complete after tile_loads_wait().
+// zero (the padding of a short last chunk; their zero-filling copies name row 0, so valid
+// must be >= 1, as every caller's is). When aligned, by cp.async: every copy of the block
+// in flight at once, complete after tile_loads_wait().
 template <int NTH>
 __device__ void load_tile(bf16 *dst, int ldd, const bf16 *src, long lds, int valid, int rows,
                           int cols) {

@@ -60,8 +60,8 @@ def alibi_log_decay(H):
 
 
 # The layout of `bolt bench attn` (train/bench_attn.c), so the tables read side by side.
-HEADER = "%8s %6s | %10s %10s | %12s %10s" % ("T", "B", "fwd ms", "fwd+bwd ms", "fwd floor ms",
-                                              "fwd+bwd fl")
+HEADER = "%8s %6s | %10s %10s | %12s %12s" % ("T", "B", "fwd ms", "fwd+bwd ms", "fwd floor ms",
+                                              "f+b floor ms")
 COPY_BYTES_PER_S = 4.24e12  # device copy rate measured on an H200 (as bench_attn.c)
 
 
@@ -77,4 +77,4 @@ def row(T, B, fwd, both, floor_f, floor_b):
     def ms(x):
         return "%10.3f" % x if x is not None else "%10s" % "-"
 
-    return "%8d %6d | %s %s | %12.3f %10.3f" % (T, B, ms(fwd), ms(both), floor_f, floor_b)
+    return "%8d %6d | %s %s | %12.3f %12.3f" % (T, B, ms(fwd), ms(both), floor_f, floor_b)
