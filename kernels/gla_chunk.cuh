@@ -255,30 +255,41 @@ __device__ void scan_columns(float *x, int ld, float *tot, bool reverse, float m
 
 // The intra-chunk scores scale A[t][s], A[t][s] = sum_i q_t k_s exp2(gc_t - gc_s) for s
 // <= t, as bf16 into Ab (rows LDAB apart; zero above the diagonal inside the diagonal
-// blocks, unset in the blocks above them, which no product reads). The six off-diagonal
-// sub-chunk blocks run on tensor cores, one warp each, factored through the first row p of
-// the query sub-chunk: (q_t exp2(gc_t - gc_p)) . (k_s exp2(gc_p - gc_s)), both exponents
-// <= 0, the factors built 16x16 at a time in the warp's staging tiles wb. The 4 x 136 pairs
-// of the diagonal blocks are elementwise fp32.
+// blocks, unset in the blocks above them, which no product reads), all blocks factored
+// through a reference row p between query and key rows: (q_t exp2(gc_t - gc_p)) . (k_s
+// exp2(gc_p - gc_s)), both exponents <= 0, the factors built 16 x 16 at a time in the warp's
+// staging tiles wb, the products on tensor cores:
+// - warps 0-5: the six off-diagonal 16 x 16 sub-chunk blocks, p the query block's first row;
+// - warps 6, 7: the lower-left 8 x 8 quarter of two diagonal blocks each, p the block's
+//   row 8 (one mma for both blocks: rows 0-7 and keys 0-7 of the 16 x 16 product are the
+//   first block's, rows and keys 8-15 the second's);
+// then the 8 x 36 pairs of the eight 8-row diagonal triangles elementwise in fp32 (all
+// warps).
 template <int K, int NTH>
 __device__ void chunk_scores(bf16 *Ab, float scale, const bf16 *q, const bf16 *k, const float *gc,
                              bf16 *wb) {
     constexpr int LDX = K + 8, LDF = K + 8;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    if (warp < 6) {
-        const int p = warp < 1 ? 1 : warp < 3 ? 2 : 3, pk = warp - p * (p - 1) / 2;
-        const int ref = p * SUB;
+    const int r = lane / 2, c = lane % 2 * 8; // the lane's 8 values of the 16 x 16 factors
+    if (warp < 8) { // the tensor-core blocks; qrow, krow, ref: of the lane's factor row r
+        int qrow, krow, ref;
+        if (warp < 6) {
+            const int p = warp < 1 ? 1 : warp < 3 ? 2 : 3, pk = warp - p * (p - 1) / 2;
+            ref = p * SUB, qrow = ref + r, krow = pk * SUB + r;
+        } else {
+            const int b = (warp - 6) * 2 + r / 8; // the diagonal block of row r
+            ref = b * SUB + 8, qrow = ref + r % 8, krow = b * SUB + r % 8;
+        }
         bf16 *qa = wb + warp * WBUF, *kb = qa + SUB * SLD;
         float acc[2][4] = {};
-        const int r = lane / 2, c = lane % 2 * 8; // the lane's 8 values of the 16 x 16 factors
         for (int n = 0; n < K / SUB; n++) {
             const int i = n * SUB + c;
             float gr[8], gq[8], gk[8], qv[8], kv[8];
             load8f(gr, gc + ref * LDF + i);
-            load8f(gq, gc + (ref + r) * LDF + i);
-            load8f(gk, gc + (pk * SUB + r) * LDF + i);
-            load_bf16<8>(qv, q + (ref + r) * LDX + i);
-            load_bf16<8>(kv, k + (pk * SUB + r) * LDX + i);
+            load8f(gq, gc + qrow * LDF + i);
+            load8f(gk, gc + krow * LDF + i);
+            load_bf16<8>(qv, q + qrow * LDX + i);
+            load_bf16<8>(kv, k + krow * LDX + i);
             for (int j = 0; j < 8; j++) {
                 qv[j] *= fast_exp2(gq[j] - gr[j]);
                 kv[j] *= fast_exp2(gr[j] - gk[j]);
@@ -292,34 +303,48 @@ __device__ void chunk_scores(bf16 *Ab, float scale, const bf16 *q, const bf16 *k
             mma_tile(acc, fa, fb);
             __syncwarp();
         }
-        store_acc_bf16(Ab + ref * LDAB + pk * SUB, LDAB, acc, scale);
+        if (warp < 6) {
+            const int p = warp < 1 ? 1 : warp < 3 ? 2 : 3, pk = warp - p * (p - 1) / 2;
+            store_acc_bf16(Ab + p * SUB * LDAB + pk * SUB, LDAB, acc, scale);
+        } else { // the two quarters: rows g of the first block, g + 8 of the second
+            const int g = lane / 4, t = lane % 4, b0 = (warp - 6) * 2, b1 = b0 + 1;
+            *reinterpret_cast<uint32_t *>(Ab + (b0 * SUB + 8 + g) * LDAB + b0 * SUB + 2 * t) =
+                pack_bf16(scale * acc[0][0], scale * acc[0][1]);
+            *reinterpret_cast<uint32_t *>(Ab + (b1 * SUB + 8 + g) * LDAB + b1 * SUB + 2 * t) =
+                pack_bf16(scale * acc[1][2], scale * acc[1][3]);
+        }
     }
     for (int e = threadIdx.x; e < NSUB * SUB * SUB; e += NTH) { // zeros above the diagonal
         const int b = e / (SUB * SUB), t = e / SUB % SUB, s = e % SUB;
         if (s > t) Ab[(b * SUB + t) * LDAB + b * SUB + s] = __float2bfloat16(0.0f);
     }
-    // Diagonal blocks: one pair (t, s) a thread, all K channels, threads counted from warp
-    // 6: the pairs left over after whole rounds go to warp 6, which had no tensor-core block.
-    constexpr int PAIRS = SUB * (SUB + 1) / 2, G = K / 8;
-    const int tid = (threadIdx.x + NTH - 6 * 32) % NTH;
-    for (int e = tid; e < NSUB * PAIRS; e += NTH) {
-        const int b = e / PAIRS;
-        int s = e % PAIRS, t = 0;
-        while (s > t) s -= ++t; // pair (t, s), s <= t, in row order
-        const int tr = b * SUB + t, sr = b * SUB + s;
-        float acc[8] = {}; // eight independent sums, not one chain of K adds
-#pragma unroll 4
-        for (int n = 0; n < G; n++) { // eight channels at a time, staggered: fewer conflicts
-            const int i = (n + lane) % G * 8;
-            float qv[8], kv[8], gt[8], gs[8];
-            load_bf16<8>(qv, q + tr * LDX + i);
-            load_bf16<8>(kv, k + sr * LDX + i);
-            load8f(gt, gc + tr * LDF + i);
-            load8f(gs, gc + sr * LDF + i);
-            for (int j = 0; j < 8; j++) acc[j] += qv[j] * kv[j] * fast_exp2(gt[j] - gs[j]);
+    // The triangles: each pair's channels in QP parts on QP neighbouring lanes, summed by
+    // shuffles, so that the 288 pairs spread over all the block's threads.
+    constexpr int TRI = 8 * 9 / 2, QP = K >= 32 ? 4 : K / 8, G = K / 8 / QP;
+    constexpr int ITEMS = 2 * NSUB * TRI * QP;
+    for (int e0 = 0; e0 < ITEMS; e0 += NTH) {
+        const int e = e0 + threadIdx.x, pair = e / QP, part = e % QP;
+        int tr = 0, sr = 0;
+        float sum = 0.0f;
+        if (e < ITEMS) {
+            int s = pair % TRI, t = 0;
+            while (s > t) s -= ++t; // pair (t, s), s <= t, of triangle pair / TRI
+            tr = pair / TRI * 8 + t, sr = pair / TRI * 8 + s;
+            float x[8] = {}; // eight independent sums, not one chain of adds
+#pragma unroll
+            for (int n = 0; n < G; n++) { // eight channels at a time, staggered: fewer conflicts
+                const int i = (part * G + (n + lane / QP) % G) * 8;
+                float qv[8], kv[8], gt[8], gs[8];
+                load_bf16<8>(qv, q + tr * LDX + i);
+                load_bf16<8>(kv, k + sr * LDX + i);
+                load8f(gt, gc + tr * LDF + i);
+                load8f(gs, gc + sr * LDF + i);
+                for (int j = 0; j < 8; j++) x[j] += qv[j] * kv[j] * fast_exp2(gt[j] - gs[j]);
+            }
+            sum = ((x[0] + x[1]) + (x[2] + x[3])) + ((x[4] + x[5]) + (x[6] + x[7]));
         }
-        Ab[tr * LDAB + sr] = __float2bfloat16(scale * (((acc[0] + acc[1]) + (acc[2] + acc[3])) +
-                                                       ((acc[4] + acc[5]) + (acc[6] + acc[7]))));
+        for (int o = 1; o < QP; o *= 2) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+        if (e < ITEMS && part == 0) Ab[tr * LDAB + sr] = __float2bfloat16(scale * sum);
     }
 }
 
@@ -328,7 +353,8 @@ __device__ void chunk_scores(bf16 *Ab, float scale, const bf16 *q, const bf16 *k
 //   dq_t += sum_{s<=t} dA[t][s] k_s exp2(gc_t - gc_s),  dk_s += sum_{t>=s} dA[t][s] q_t ...
 // Off-diagonal blocks on tensor cores, one warp per (sub-chunk, 16 channels) item, through
 // a reference row between the sub-chunks (the first row of the query sub-chunk for dq, the
-// last row of the key sub-chunk for dk), so every exponent is <= 0; diagonal blocks
+// last row of the key sub-chunk for dk), so every exponent is <= 0; the lower-left quarters
+// of the diagonal blocks the same way through their row 8; the 8-row triangles left
 // elementwise in fp32. All threads call; ends synced.
 template <int K, int NTH>
 __device__ void intra_grads(float *dq, float *dk, const float *dA, const bf16 *dAb, const bf16 *q,
@@ -383,8 +409,59 @@ __device__ void intra_grads(float *dq, float *dk, const float *dA, const bf16 *d
         }
     }
     __syncthreads();
+    // The lower-left 8 x 8 quarters of the diagonal blocks (query rows 8-15, key rows 0-7),
+    // factored through the block's row 8: an item is one kind, two blocks (b0, b0 + 1) and
+    // 16 channels, one mma whose A operand is block-diagonal (b0's dA quarter in rows and
+    // columns 0-7, b1's in 8-15, zero elsewhere) and whose B rows r are block b0 + r / 8's.
+    for (int item = warp; item < 4 * NCB; item += NWARP) {
+        const bool is_k = item >= 2 * NCB;
+        const int it = is_k ? item - 2 * NCB : item, n = it % NCB, b0 = it / NCB * 2;
+        const int r = lane / 2, c = lane % 2 * 8, i = n * SUB + c, rb = b0 + r / 8;
+        const int ref = rb * SUB + 8, row = is_k ? ref + r % 8 : rb * SUB + r % 8;
+        float gr[8], gx[8], xv[8];
+        load8f(gr, gc + ref * LDF + i);
+        load8f(gx, gc + row * LDF + i);
+        load_bf16<8>(xv, (is_k ? q : k) + row * LDX + i);
+        for (int j = 0; j < 8; j++) xv[j] *= fast_exp2(is_k ? gx[j] - gr[j] : gr[j] - gx[j]);
+        store_bf16<8>(xb + r * SLD + c, xv);
+        __syncwarp();
+        const int g = lane / 4, t = lane % 4;
+        uint32_t fa[4] = {0, 0, 0, 0}, fb[4];
+        for (int h = 0; h < 2; h++) { // a[0]: b0's quarter, a[3]: b1's
+            const bf16 *d = dAb + (b0 + h) * SUB * (LDAB + 1);
+            uint32_t v;
+            if (!is_k) { // A[t][s] = dA[8 + t][s]
+                v = *reinterpret_cast<const uint32_t *>(d + (8 + g) * LDAB + 2 * t);
+            } else { // A[s][t] = dA[8 + t][s]
+                const __nv_bfloat162 p2 =
+                    __halves2bfloat162(d[(8 + 2 * t) * LDAB + g], d[(9 + 2 * t) * LDAB + g]);
+                memcpy(&v, &p2, sizeof v);
+            }
+            fa[h * 3] = v;
+        }
+        load_b(fb, xb, SLD, 0, 0);
+        float acc[2][4] = {};
+        mma_tile(acc, fa, fb);
+        __syncwarp();
+        float *out = is_k ? dk : dq;
+        for (int h = 0; h < 2; h++) {
+            const int col = n * SUB + 8 * h + 2 * t;
+            for (int v = 0; v < 2; v++) { // fragment rows g + 8 v: block b0 + v
+                const int rf = (b0 + v) * SUB + 8, orow = is_k ? rf - 8 + g : rf + g;
+                const float2 gref = *reinterpret_cast<const float2 *>(gc + rf * LDF + col);
+                const float2 gv = *reinterpret_cast<const float2 *>(gc + orow * LDF + col);
+                float2 *po = reinterpret_cast<float2 *>(out + orow * LDF + col);
+                float2 o2 = *po;
+                o2.x += acc[h][2 * v] * fast_exp2(is_k ? gref.x - gv.x : gv.x - gref.x);
+                o2.y += acc[h][2 * v + 1] * fast_exp2(is_k ? gref.y - gv.y : gv.y - gref.y);
+                *po = o2;
+            }
+        }
+    }
+    __syncthreads();
+    // The rest: the pairs of the 8-row triangles, elementwise.
     for (int e = threadIdx.x; e < CH * K / 8; e += NTH) { // eight channels a thread
-        const int t = e / (K / 8), i = (e - t * (K / 8)) * 8, b0 = t / SUB * SUB;
+        const int t = e / (K / 8), i = (e - t * (K / 8)) * 8, b0 = t / 8 * 8;
         float gt[8], aq[8], ak[8], x[8], gx[8];
         load8f(gt, gc + t * LDF + i);
         load8f(aq, dq + t * LDF + i);
@@ -396,7 +473,7 @@ __device__ void intra_grads(float *dq, float *dk, const float *dA, const bf16 *d
             load8f(gx, gc + s * LDF + i);
             for (int j = 0; j < 8; j++) sq[j] += d * x[j] * fast_exp2(gt[j] - gx[j]);
         }
-        for (int u = t; u < b0 + SUB; u++) {
+        for (int u = t; u < b0 + 8; u++) {
             const float d = dA[u * LDA + t];
             load_bf16<8>(x, q + u * LDX + i);
             load8f(gx, gc + u * LDF + i);
