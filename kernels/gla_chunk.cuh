@@ -9,7 +9,8 @@
 // exp2 of a difference with exponent <= 0:
 // - scores A[t][s] = sum_i q_t k_s exp2(gc_t - gc_s), s <= t: off-diagonal sub-chunk
 //   blocks on tensor cores (mma.sync and ldmatrix, kernels/mma.cuh), factored through a
-//   reference row between the two sub-chunks; diagonal blocks elementwise in fp32;
+//   reference row between the two sub-chunks; diagonal blocks' lower-left 8 x 8 quarters
+//   the same way through their row 8, their 8-row triangles elementwise in fp32;
 // - o = (scale q exp2(gc)) h + (scale A) v, h the state entering the chunk;
 // - h <- diag(exp2(gl)) h + (k exp2(gl - gc))^T v, gl = gc of the chunk's last row.
 // Kernels (the walks 256 threads, the chunk kernels chunk_threads(K): at K = 128, 512, as
