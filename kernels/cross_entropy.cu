@@ -8,7 +8,9 @@
 //   2. one block per row: an online max and sum of exp in one pass, loss = log(sum) +
 //      max - logit[target] (0 for target < 0); with gradients, in a second pass,
 //      dlogits = grad_scale (softmax - onehot) as bf16 into a second buffer (zero rows
-//      for ignored targets);
+//      for ignored targets). Rows of up to REG_COLS logits stay in registers between the
+//      passes (ce_rows_reg_kernel: the row is read from memory once); longer rows are
+//      read twice (ce_rows_kernel);
 //   3. dh_chunk = dlogits W (written), dW += dlogits^T h_chunk (fp32, chunk by chunk in
 //      row order).
 // Every reduction has a fixed order and each matmul shape a fixed algorithm, so the
@@ -20,28 +22,30 @@
 
 static const size_t CE_BUDGET = (size_t)512 << 20; // scratch bytes for one chunk
 enum { CE_MAX_ROWS = 4096, CE_THREADS = 512, CE_WARPS = CE_THREADS / 32 };
+enum { REG_THREADS = 1024, REG_MAX_R = 8, REG_COLS = 4 * REG_MAX_R * REG_THREADS };
 
-// max over the block (every thread gets the same value; fixed order).
-static __device__ float block_max(float v, float *shared) {
+// max over the block of W warps (every thread gets the same value; fixed order).
+template <int W = CE_WARPS> static __device__ float block_max(float v, float *shared) {
     for (int off = 16; off > 0; off >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, off));
     int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     __syncthreads(); // `shared` may still be read from the previous reduction
     if (lane == 0) shared[warp] = v;
     __syncthreads();
     float m = shared[0];
-    for (int w = 1; w < CE_WARPS; w++) m = fmaxf(m, shared[w]);
+    for (int w = 1; w < W; w++) m = fmaxf(m, shared[w]);
     return m;
 }
 
-// sum over the block (every thread gets the same value: the warp sums added in order).
-static __device__ float block_sum(float v, float *shared) {
+// sum over the block of W warps (every thread gets the same value: the warp sums added in
+// order).
+template <int W = CE_WARPS> static __device__ float block_sum(float v, float *shared) {
     for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
     int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     __syncthreads();
     if (lane == 0) shared[warp] = v;
     __syncthreads();
     float s = 0.0f;
-    for (int w = 0; w < CE_WARPS; w++) s += shared[w];
+    for (int w = 0; w < W; w++) s += shared[w];
     return s;
 }
 
@@ -109,6 +113,92 @@ static __global__ void __launch_bounds__(CE_THREADS)
     }
 }
 
+// ce_rows_kernel for rows of at most 4 R REG_THREADS logits: each thread keeps its R groups
+// of four (and one of the last V % 4) in registers from the max-and-sum pass to the
+// gradient pass, so the fp32 row is read from memory once instead of twice.
+template <int R>
+static __global__ void __launch_bounds__(REG_THREADS)
+    ce_rows_reg_kernel(float *losses, bf16 *dlogits, const float *logits, int ldv,
+                       const int *targets, int V, float grad_scale) {
+    constexpr int W = REG_THREADS / 32;
+    __shared__ float shared[W];
+    const long off = (long)blockIdx.x * ldv;
+    const float *lr = logits + off;
+    const float4 *lr4 = (const float4 *)lr;
+    const int target = targets[blockIdx.x], V4 = V / 4, tail = 4 * V4 + threadIdx.x;
+    if (target < 0 || target >= V) {
+        if (threadIdx.x == 0) losses[blockIdx.x] = target < 0 ? 0.0f : NAN;
+        if (dlogits) {
+            for (int j = threadIdx.x; j < V; j += REG_THREADS)
+                dlogits[off + j] = __float2bfloat16(0.0f);
+        }
+        return;
+    }
+    float4 x[R];
+    float xt = 0.0f;
+#pragma unroll
+    for (int r = 0; r < R; r++) { // every load issued before the first is used
+        const int j = threadIdx.x + r * REG_THREADS;
+        if (j < V4) x[r] = lr4[j];
+    }
+    if (tail < V) xt = lr[tail];
+    float m = -INFINITY, s = 0.0f;
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+        if (threadIdx.x + r * REG_THREADS >= V4) break;
+        online_add(&m, &s, x[r].x);
+        online_add(&m, &s, x[r].y);
+        online_add(&m, &s, x[r].z);
+        online_add(&m, &s, x[r].w);
+    }
+    if (tail < V) online_add(&m, &s, xt);
+    const float row_max = block_max<W>(m, shared);
+    s = block_sum<W>(s > 0.0f ? s * expf(m - row_max) : 0.0f, shared);
+    if (threadIdx.x == 0)
+        losses[blockIdx.x] = (float)(log((double)s) + ((double)row_max - (double)lr[target]));
+    if (!dlogits) return;
+    const float scale = grad_scale / s;
+    __nv_bfloat162 *d2 = (__nv_bfloat162 *)(dlogits + off);
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+        const int j = threadIdx.x + r * REG_THREADS;
+        if (j >= V4) break;
+        float p[4] = {expf(x[r].x - row_max) * scale, expf(x[r].y - row_max) * scale,
+                      expf(x[r].z - row_max) * scale, expf(x[r].w - row_max) * scale};
+        if (target / 4 == j) p[target % 4] -= grad_scale;
+        d2[2 * j] = __floats2bfloat162_rn(p[0], p[1]);
+        d2[2 * j + 1] = __floats2bfloat162_rn(p[2], p[3]);
+    }
+    if (tail < V) {
+        float p = expf(xt - row_max) * scale;
+        if (tail == target) p -= grad_scale;
+        dlogits[off + tail] = __float2bfloat16(p);
+    }
+}
+
+// The row kernel for V: ce_rows_reg_kernel<R> with the fewest groups of four a thread that
+// hold the row, else ce_rows_kernel.
+static void launch_rows(cudaStream_t stream, int rows, float *losses, bf16 *dlogits,
+                        const float *logits, int ldv, const int *targets, int V, float grad_scale) {
+    const int per = (V / 4 + REG_THREADS - 1) / REG_THREADS; // groups of four a thread
+    if (V > REG_COLS)
+        ce_rows_kernel<<<rows, CE_THREADS, 0, stream>>>(losses, dlogits, logits, ldv, targets, V,
+                                                        grad_scale);
+    else if (per <= 1)
+        ce_rows_reg_kernel<1><<<rows, REG_THREADS, 0, stream>>>(losses, dlogits, logits, ldv,
+                                                                targets, V, grad_scale);
+    else if (per <= 2)
+        ce_rows_reg_kernel<2><<<rows, REG_THREADS, 0, stream>>>(losses, dlogits, logits, ldv,
+                                                                targets, V, grad_scale);
+    else if (per <= 4)
+        ce_rows_reg_kernel<4><<<rows, REG_THREADS, 0, stream>>>(losses, dlogits, logits, ldv,
+                                                                targets, V, grad_scale);
+    else
+        ce_rows_reg_kernel<REG_MAX_R><<<rows, REG_THREADS, 0, stream>>>(
+            losses, dlogits, logits, ldv, targets, V, grad_scale);
+    CUDA_CHECK_LAUNCH();
+}
+
 // losses[n] = -log softmax(h W^T)[n, targets[n]] (0 where targets[n] < 0); with dh,
 // dh = grad_scale * d(sum losses)/dh (written) and dW += grad_scale * d(sum losses)/dW.
 static void cuda_lm_head_cross_entropy(Backend *be, float *losses, Act *dh, float *dW, const Act *h,
@@ -136,9 +226,7 @@ static void cuda_lm_head_cross_entropy(Backend *be, float *losses, Act *dh, floa
         // logits^T[V, rows] = W h_chunk^T (column-major terms; see kernels/matmul.cu)
         cuda_gemm(be, true, false, V, rows, D, w, D, hc, D, logits, CUDA_R_32F, ldv, 1.0f, 0.0f,
                   NULL);
-        ce_rows_kernel<<<rows, CE_THREADS, 0, stream>>>(losses + r0, dlogits, logits, ldv,
-                                                        targets + r0, V, grad_scale);
-        CUDA_CHECK_LAUNCH();
+        launch_rows(stream, rows, losses + r0, dlogits, logits, ldv, targets + r0, V, grad_scale);
         if (dh) {
             // dh_chunk^T[D, rows] = W^T[D, V] dlogits^T[V, rows]
             cuda_gemm(be, false, false, D, rows, V, w, D, dlogits, ldv, as_bf16(dh) + (long)r0 * D,

@@ -22,30 +22,32 @@ void check_shape(const char *fn, Seqs seqs, int H, int kdim, int vdim, int ld) {
 
 // Sets the dynamic shared memory of a kernel (dying if the GPU has less) and launches it.
 template <typename Kern>
-void launch(Backend *be, Kern kern, dim3 grid, int bytes, const GlaArgs &a) {
+void launch(Backend *be, Kern kern, dim3 grid, int threads, int bytes, const GlaArgs &a) {
     CudaContext *ctx = cuda_ctx(be);
     if (bytes > ctx->smem_optin)
         die("gla (cuda): these head dims need %d bytes of shared memory, the GPU has %d", bytes,
             ctx->smem_optin);
     CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
-    kern<<<grid, NT, bytes, ctx->stream>>>(a);
+    kern<<<grid, threads, bytes, ctx->stream>>>(a);
     CUDA_CHECK_LAUNCH();
 }
 
 // The launches of one group of sequences [a.seq0, a.seq0 + nseq), for fixed K and BV.
 template <int K, int BV> void run_group(Backend *be, const GlaArgs &a, int nseq, bool backward) {
-    typedef Lay<K, BV> L;
+    typedef Lay<K, BV, chunk_threads(K)> L;
     dim3 sgrid(K / state_rows(K) * (a.V / BV), a.H, nseq), cgrid(a.max_chunks, a.H, nseq);
     if (!backward) {
-        launch(be, gla_states_kernel<K, BV, false>, sgrid, 0, a);
-        if (a.max_chunks > 0) launch(be, gla_fwd_chunk_kernel<K, BV>, cgrid, L::fw_bytes, a);
+        launch(be, gla_states_kernel<K, BV, false>, sgrid, NT, 0, a);
+        if (a.max_chunks > 0)
+            launch(be, gla_fwd_chunk_kernel<K, BV>, cgrid, chunk_threads(K), L::fw_bytes, a);
         return;
     }
     GlaArgs f = a; // the forward sweep only recomputes the chunk states
     f.state_out = NULL;
-    launch(be, gla_states_kernel<K, BV, false>, sgrid, 0, f);
-    launch(be, gla_states_kernel<K, BV, true>, sgrid, 0, a);
-    if (a.max_chunks > 0) launch(be, gla_bwd_chunk_kernel<K, BV>, cgrid, L::bw_bytes, a);
+    launch(be, gla_states_kernel<K, BV, false>, sgrid, NT, 0, f);
+    launch(be, gla_states_kernel<K, BV, true>, sgrid, NT, 0, a);
+    if (a.max_chunks > 0)
+        launch(be, gla_bwd_chunk_kernel<K, BV>, cgrid, chunk_threads(K), L::bw_bytes, a);
 }
 
 // run_group for the runtime kdim and value tile (min(vdim, 64)).

@@ -9,10 +9,12 @@
 // exp2 of a difference with exponent <= 0:
 // - scores A[t][s] = sum_i q_t k_s exp2(gc_t - gc_s), s <= t: off-diagonal sub-chunk
 //   blocks on tensor cores (mma.sync and ldmatrix, kernels/mma.cuh), factored through a
-//   reference row between the two sub-chunks; diagonal blocks elementwise in fp32;
+//   reference row between the two sub-chunks; diagonal blocks' lower-left 8 x 8 quarters
+//   the same way through their row 8, their 8-row triangles elementwise in fp32;
 // - o = (scale q exp2(gc)) h + (scale A) v, h the state entering the chunk;
 // - h <- diag(exp2(gl)) h + (k exp2(gl - gc))^T v, gl = gc of the chunk's last row.
-// Kernels (256 threads each):
+// Kernels (the walks 256 threads, the chunk kernels chunk_threads(K): at K = 128, 512, as
+// two forward blocks of 105 KB or one backward block of 195 KB of shared memory fit an SM):
 // - gla_states_kernel (gla_states.cuh): the state walks, in order (forward) or in reverse
 //   (the state gradient), each storing its state, as bf16, once per chunk into a slot;
 // - gla_fwd_chunk_kernel: one block per (chunk, head): scores, then o tile by tile;
@@ -29,11 +31,16 @@
 
 namespace {
 
-constexpr int CH = 64;              // rows per chunk
-constexpr int SUB = 16;             // rows per sub-chunk (the mma tile)
-constexpr int NSUB = CH / SUB;      // sub-chunks per chunk
-constexpr int NT = 256;             // threads per block
-constexpr int NW = NT / 32;         // warps per block
+constexpr int CH = 64;         // rows per chunk
+constexpr int SUB = 16;        // rows per sub-chunk (the mma tile)
+constexpr int NSUB = CH / SUB; // sub-chunks per chunk
+constexpr int NT = 256;        // threads per block of the state walks
+constexpr int NW = NT / 32;    // warps per block of the state walks
+// Threads per block of the chunk kernels: 512 where the shared memory of K >= 64 allows one
+// backward (or two forward) blocks an SM, 256 where smaller blocks fit two or more anyway.
+constexpr int chunk_threads(int K) {
+    return K >= 64 ? 512 : 256;
+}
 constexpr int LDA = CH + 8;         // fp32 [CH][CH] rows (8 mod 32: conflict-free fragment stores)
 constexpr int LDAB = CH + 8;        // bf16 [CH][CH] rows (conflict-free ldmatrix)
 constexpr int SLD = SUB + 8;        // bf16 rows of a warp's 16 x 16 staging tiles
@@ -65,16 +72,16 @@ constexpr int imax(int a, int b) {
 // Shared-memory layouts (byte offsets), one source for the kernels and the launches. The
 // fp32 [CH][K] tiles (gates, dq, dk) have rows K + 8 apart: fragment stores and loads of
 // rows g = 0..7 then hit distinct banks.
-template <int K, int BV> struct Lay {
+template <int K, int BV, int NTH> struct Lay {
     static constexpr int LDX = K + 8;  // bf16 [CH][K]: q, k and gated copies
     static constexpr int LDY = BV + 8; // bf16 [*][BV]: v, do, h, dh tiles
     static constexpr int LDF = K + 8;  // fp32 [CH][K]: gc, dq, dk
     static constexpr int X = align128(CH * LDX * 2), F = align128(CH * LDF * 4);
     static constexpr int A = align128(CH * LDA * 4), AB = align128(CH * LDAB * 2);
     static constexpr int Y = align128(CH * LDY * 2), HY = align128(K * LDY * 2);
-    static constexpr int WB = NW * WBUF * 2, TOT = NT * 4;
-    // gla_fwd_chunk_kernel: q | A | Ab | {k, gc} or {h, v} | wb | tot
-    static constexpr int fw_a = X, fw_ab = fw_a + A, fw_u = fw_ab + AB;
+    static constexpr int WB = NTH / 32 * WBUF * 2, TOT = NTH * 4;
+    // gla_fwd_chunk_kernel: q | Ab | {k, gc} or {h, v} | wb | tot
+    static constexpr int fw_ab = X, fw_u = fw_ab + AB;
     static constexpr int fw_k = fw_u, fw_g = fw_k + X, fw_h = fw_u, fw_v = fw_h + HY;
     static constexpr int fw_wb = fw_u + imax(X + F, HY + Y), fw_tot = fw_wb + WB;
     static constexpr int fw_bytes = fw_tot + TOT;
@@ -112,17 +119,18 @@ __device__ __forceinline__ bool vec_ok(const void *p, long ld) {
 // zero (the padding of a short last chunk; their zero-filling copies name row 0, so valid
 // must be >= 1, as every caller's is). When aligned, by cp.async: every copy of the block
 // in flight at once, complete after tile_loads_wait().
+template <int NTH>
 __device__ void load_tile(bf16 *dst, int ldd, const bf16 *src, long lds, int valid, int rows,
                           int cols) {
     if (vec_ok(src, lds)) {
         const int per = cols / 8;
-        for (int e = threadIdx.x; e < rows * per; e += NT) {
+        for (int e = threadIdx.x; e < rows * per; e += NTH) {
             const int r = e / per, c = (e - r * per) * 8;
             cp_async16(dst + r * ldd + c, src + (r < valid ? r * lds + c : 0), r < valid);
         }
         cp_async_commit();
     } else {
-        for (int e = threadIdx.x; e < rows * cols; e += NT) {
+        for (int e = threadIdx.x; e < rows * cols; e += NTH) {
             const int r = e / cols, c = e - r * cols;
             dst[r * ldd + c] = r < valid ? src[r * lds + c] : __float2bfloat16(0.0f);
         }
@@ -138,24 +146,25 @@ __device__ __forceinline__ void tile_loads_wait() {
 // The chunk's gates, bf16 global (rows lds apart) to fp32 shared [CH][K] (rows K + 8
 // apart); rows >= valid are zero, so the cumulative gates of padding rows repeat the last
 // real row's.
-template <int K> __device__ void load_gates(float *dst, const bf16 *src, long lds, int valid) {
-    constexpr int LDF = K + 8, PER = K / 8, N = (CH * PER + NT - 1) / NT;
+template <int K, int NTH>
+__device__ void load_gates(float *dst, const bf16 *src, long lds, int valid) {
+    constexpr int LDF = K + 8, PER = K / 8, N = (CH * PER + NTH - 1) / NTH;
     if (vec_ok(src, lds)) {
         uint4 x[N]; // all of the thread's loads issued before the first is unpacked
 #pragma unroll
         for (int j = 0; j < N; j++) {
-            const int e = threadIdx.x + j * NT, r = e / PER, c = (e - r * PER) * 8;
+            const int e = threadIdx.x + j * NTH, r = e / PER, c = (e - r * PER) * 8;
             x[j] = make_uint4(0, 0, 0, 0);
             if (e < CH * PER && r < valid)
                 x[j] = *reinterpret_cast<const uint4 *>(src + r * lds + c);
         }
 #pragma unroll
         for (int j = 0; j < N; j++) {
-            const int e = threadIdx.x + j * NT, r = e / PER, c = (e - r * PER) * 8;
+            const int e = threadIdx.x + j * NTH, r = e / PER, c = (e - r * PER) * 8;
             if (e < CH * PER) unpack8(dst + r * LDF + c, x[j]);
         }
     } else {
-        for (int e = threadIdx.x; e < CH * K; e += NT) {
+        for (int e = threadIdx.x; e < CH * K; e += NTH) {
             const int r = e / K, c = e - r * K;
             dst[r * LDF + c] = r < valid ? bf(src[r * lds + c]) : 0.0f;
         }
@@ -164,18 +173,19 @@ template <int K> __device__ void load_gates(float *dst, const bf16 *src, long ld
 
 // Rows [0, valid) of an fp32 shared tile (rows lds apart) to bf16 global (ldd apart),
 // plus add[c] on column c when add is set.
+template <int NTH>
 __device__ void store_tile(bf16 *dst, long ldd, const float *src, int lds, int valid, int cols,
                            const float *add) {
     if (vec_ok(dst, ldd)) {
         const int per = cols / 8;
-        for (int e = threadIdx.x; e < valid * per; e += NT) {
+        for (int e = threadIdx.x; e < valid * per; e += NTH) {
             const int r = e / per, c = (e - r * per) * 8;
             float f[8];
             for (int j = 0; j < 8; j++) f[j] = src[r * lds + c + j] + (add ? add[c + j] : 0.0f);
             __stwb(reinterpret_cast<uint4 *>(dst + r * ldd + c), pack8(f)); // one 16-byte store
         }
     } else {
-        for (int e = threadIdx.x; e < valid * cols; e += NT) {
+        for (int e = threadIdx.x; e < valid * cols; e += NTH) {
             const int r = e / cols, c = e - r * cols;
             dst[r * ldd + c] = __float2bfloat16(src[r * lds + c] + (add ? add[c] : 0.0f));
         }
@@ -209,53 +219,78 @@ __device__ void store_warp_tile(bf16 *dst, long ldd, const float (&acc)[2][4], b
 }
 
 // In-place inclusive scan of the NCOL columns of x[CH][ld] along the rows (from the last
-// row when reverse), then times mul. NT / NCOL threads share a column, each scanning a
-// segment and adding the totals of the segments before it. All threads call; ends synced.
-template <int NCOL>
+// row when reverse), then times mul. NTH / NCOL threads share a column, each scanning a
+// segment and adding the totals of the segments before it. The segment's rows are read
+// four at a time ahead of their sums, so the serial sum waits on a quarter of the loads
+// (the sums are the same, in the same order). All threads call; ends synced.
+template <int NCOL, int NTH>
 __device__ void scan_columns(float *x, int ld, float *tot, bool reverse, float mul) {
-    constexpr int P = NT / NCOL, SEG = CH / P;
+    constexpr int P = NTH / NCOL, SEG = CH / P, B = SEG < 4 ? SEG : 4;
     const int col = threadIdx.x % NCOL, part = threadIdx.x / NCOL;
+    const int r0 = reverse ? CH - 1 - part * SEG : part * SEG, dr = reverse ? -ld : ld;
+    float *p0 = x + r0 * ld + col;
     float run = 0.0f;
-    for (int n = 0; n < SEG; n++) {
-        const int r = reverse ? CH - 1 - (part * SEG + n) : part * SEG + n;
-        run += x[r * ld + col];
-        x[r * ld + col] = run;
+    for (int n = 0; n < SEG; n += B) {
+        float v[B];
+#pragma unroll
+        for (int b = 0; b < B; b++) v[b] = p0[(n + b) * dr];
+#pragma unroll
+        for (int b = 0; b < B; b++) {
+            run += v[b];
+            p0[(n + b) * dr] = run;
+        }
     }
     tot[part * NCOL + col] = run;
     __syncthreads();
     float off = 0.0f;
     for (int p = 0; p < part; p++) off += tot[p * NCOL + col];
-    for (int n = 0; n < SEG; n++) {
-        const int r = reverse ? CH - 1 - (part * SEG + n) : part * SEG + n;
-        x[r * ld + col] = (x[r * ld + col] + off) * mul;
+    for (int n = 0; n < SEG; n += B) {
+        float v[B];
+#pragma unroll
+        for (int b = 0; b < B; b++) v[b] = p0[(n + b) * dr];
+#pragma unroll
+        for (int b = 0; b < B; b++) p0[(n + b) * dr] = (v[b] + off) * mul;
     }
     __syncthreads();
 }
 
-// The unscaled intra-chunk scores A[t][s] = sum_i q_t k_s exp2(gc_t - gc_s) for s <= t
-// (fp32, rows LDA apart; entries above the diagonal are left unset). The six off-diagonal
-// sub-chunk blocks run on tensor cores, one warp each, factored through the first row p of
-// the query sub-chunk: (q_t exp2(gc_t - gc_p)) . (k_s exp2(gc_p - gc_s)), both exponents
-// <= 0, the factors built 16x16 at a time in the warp's staging tiles wb. The 4 x 136 pairs
-// of the diagonal blocks are elementwise fp32.
-template <int K>
-__device__ void chunk_scores(float *A, const bf16 *q, const bf16 *k, const float *gc, bf16 *wb) {
+// The intra-chunk scores scale A[t][s], A[t][s] = sum_i q_t k_s exp2(gc_t - gc_s) for s
+// <= t, as bf16 into Ab (rows LDAB apart; zero above the diagonal inside the diagonal
+// blocks, unset in the blocks above them, which no product reads), all blocks factored
+// through a reference row p between query and key rows: (q_t exp2(gc_t - gc_p)) . (k_s
+// exp2(gc_p - gc_s)), both exponents <= 0, the factors built 16 x 16 at a time in the warp's
+// staging tiles wb, the products on tensor cores:
+// - warps 0-5: the six off-diagonal 16 x 16 sub-chunk blocks, p the query block's first row;
+// - warps 6, 7: the lower-left 8 x 8 quarter of two diagonal blocks each, p the block's
+//   row 8 (one mma for both blocks: rows 0-7 and keys 0-7 of the 16 x 16 product are the
+//   first block's, rows and keys 8-15 the second's);
+// then the 8 x 36 pairs of the eight 8-row diagonal triangles elementwise in fp32 (all
+// warps).
+template <int K, int NTH>
+__device__ void chunk_scores(bf16 *Ab, float scale, const bf16 *q, const bf16 *k, const float *gc,
+                             bf16 *wb) {
     constexpr int LDX = K + 8, LDF = K + 8;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    if (warp < 6) {
-        const int p = warp < 1 ? 1 : warp < 3 ? 2 : 3, pk = warp - p * (p - 1) / 2;
-        const int ref = p * SUB;
+    const int r = lane / 2, c = lane % 2 * 8; // the lane's 8 values of the 16 x 16 factors
+    if (warp < 8) { // the tensor-core blocks; qrow, krow, ref: of the lane's factor row r
+        int qrow, krow, ref;
+        if (warp < 6) {
+            const int p = warp < 1 ? 1 : warp < 3 ? 2 : 3, pk = warp - p * (p - 1) / 2;
+            ref = p * SUB, qrow = ref + r, krow = pk * SUB + r;
+        } else {
+            const int b = (warp - 6) * 2 + r / 8; // the diagonal block of row r
+            ref = b * SUB + 8, qrow = ref + r % 8, krow = b * SUB + r % 8;
+        }
         bf16 *qa = wb + warp * WBUF, *kb = qa + SUB * SLD;
         float acc[2][4] = {};
-        const int r = lane / 2, c = lane % 2 * 8; // the lane's 8 values of the 16 x 16 factors
         for (int n = 0; n < K / SUB; n++) {
             const int i = n * SUB + c;
             float gr[8], gq[8], gk[8], qv[8], kv[8];
             load8f(gr, gc + ref * LDF + i);
-            load8f(gq, gc + (ref + r) * LDF + i);
-            load8f(gk, gc + (pk * SUB + r) * LDF + i);
-            load_bf16<8>(qv, q + (ref + r) * LDX + i);
-            load_bf16<8>(kv, k + (pk * SUB + r) * LDX + i);
+            load8f(gq, gc + qrow * LDF + i);
+            load8f(gk, gc + krow * LDF + i);
+            load_bf16<8>(qv, q + qrow * LDX + i);
+            load_bf16<8>(kv, k + krow * LDX + i);
             for (int j = 0; j < 8; j++) {
                 qv[j] *= fast_exp2(gq[j] - gr[j]);
                 kv[j] *= fast_exp2(gr[j] - gk[j]);
@@ -269,30 +304,48 @@ __device__ void chunk_scores(float *A, const bf16 *q, const bf16 *k, const float
             mma_tile(acc, fa, fb);
             __syncwarp();
         }
-        store_acc(A + ref * LDA + pk * SUB, LDA, acc);
-    }
-    // Diagonal blocks: one pair (t, s) a thread, all K channels, threads counted from warp
-    // 6: the pairs left over after whole rounds go to warp 6, which had no tensor-core block.
-    constexpr int PAIRS = SUB * (SUB + 1) / 2, G = K / 8;
-    const int tid = (threadIdx.x + NT - 6 * 32) % NT;
-    for (int e = tid; e < NSUB * PAIRS; e += NT) {
-        const int b = e / PAIRS;
-        int s = e % PAIRS, t = 0;
-        while (s > t) s -= ++t; // pair (t, s), s <= t, in row order
-        const int tr = b * SUB + t, sr = b * SUB + s;
-        float acc[8] = {}; // eight independent sums, not one chain of K adds
-#pragma unroll 4
-        for (int n = 0; n < G; n++) { // eight channels at a time, staggered: fewer conflicts
-            const int i = (n + lane) % G * 8;
-            float qv[8], kv[8], gt[8], gs[8];
-            load_bf16<8>(qv, q + tr * LDX + i);
-            load_bf16<8>(kv, k + sr * LDX + i);
-            load8f(gt, gc + tr * LDF + i);
-            load8f(gs, gc + sr * LDF + i);
-            for (int j = 0; j < 8; j++) acc[j] += qv[j] * kv[j] * fast_exp2(gt[j] - gs[j]);
+        if (warp < 6) {
+            const int p = warp < 1 ? 1 : warp < 3 ? 2 : 3, pk = warp - p * (p - 1) / 2;
+            store_acc_bf16(Ab + p * SUB * LDAB + pk * SUB, LDAB, acc, scale);
+        } else { // the two quarters: rows g of the first block, g + 8 of the second
+            const int g = lane / 4, t = lane % 4, b0 = (warp - 6) * 2, b1 = b0 + 1;
+            *reinterpret_cast<uint32_t *>(Ab + (b0 * SUB + 8 + g) * LDAB + b0 * SUB + 2 * t) =
+                pack_bf16(scale * acc[0][0], scale * acc[0][1]);
+            *reinterpret_cast<uint32_t *>(Ab + (b1 * SUB + 8 + g) * LDAB + b1 * SUB + 2 * t) =
+                pack_bf16(scale * acc[1][2], scale * acc[1][3]);
         }
-        A[tr * LDA + sr] =
-            ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    }
+    for (int e = threadIdx.x; e < NSUB * SUB * SUB; e += NTH) { // zeros above the diagonal
+        const int b = e / (SUB * SUB), t = e / SUB % SUB, s = e % SUB;
+        if (s > t) Ab[(b * SUB + t) * LDAB + b * SUB + s] = __float2bfloat16(0.0f);
+    }
+    // The triangles: each pair's channels in QP parts on QP neighbouring lanes, summed by
+    // shuffles, so that the 288 pairs spread over all the block's threads.
+    constexpr int TRI = 8 * 9 / 2, QP = K >= 32 ? 4 : K / 8, G = K / 8 / QP;
+    constexpr int ITEMS = 2 * NSUB * TRI * QP;
+    for (int e0 = 0; e0 < ITEMS; e0 += NTH) {
+        const int e = e0 + threadIdx.x, pair = e / QP, part = e % QP;
+        int tr = 0, sr = 0;
+        float sum = 0.0f;
+        if (e < ITEMS) {
+            int s = pair % TRI, t = 0;
+            while (s > t) s -= ++t; // pair (t, s), s <= t, of triangle pair / TRI
+            tr = pair / TRI * 8 + t, sr = pair / TRI * 8 + s;
+            float x[8] = {}; // eight independent sums, not one chain of adds
+#pragma unroll
+            for (int n = 0; n < G; n++) { // eight channels at a time, staggered: fewer conflicts
+                const int i = (part * G + (n + lane / QP) % G) * 8;
+                float qv[8], kv[8], gt[8], gs[8];
+                load_bf16<8>(qv, q + tr * LDX + i);
+                load_bf16<8>(kv, k + sr * LDX + i);
+                load8f(gt, gc + tr * LDF + i);
+                load8f(gs, gc + sr * LDF + i);
+                for (int j = 0; j < 8; j++) x[j] += qv[j] * kv[j] * fast_exp2(gt[j] - gs[j]);
+            }
+            sum = ((x[0] + x[1]) + (x[2] + x[3])) + ((x[4] + x[5]) + (x[6] + x[7]));
+        }
+        for (int o = 1; o < QP; o *= 2) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+        if (e < ITEMS && part == 0) Ab[tr * LDAB + sr] = __float2bfloat16(scale * sum);
     }
 }
 
@@ -301,15 +354,17 @@ __device__ void chunk_scores(float *A, const bf16 *q, const bf16 *k, const float
 //   dq_t += sum_{s<=t} dA[t][s] k_s exp2(gc_t - gc_s),  dk_s += sum_{t>=s} dA[t][s] q_t ...
 // Off-diagonal blocks on tensor cores, one warp per (sub-chunk, 16 channels) item, through
 // a reference row between the sub-chunks (the first row of the query sub-chunk for dq, the
-// last row of the key sub-chunk for dk), so every exponent is <= 0; diagonal blocks
+// last row of the key sub-chunk for dk), so every exponent is <= 0; the lower-left quarters
+// of the diagonal blocks the same way through their row 8; the 8-row triangles left
 // elementwise in fp32. All threads call; ends synced.
-template <int K>
+template <int K, int NTH>
 __device__ void intra_grads(float *dq, float *dk, const float *dA, const bf16 *dAb, const bf16 *q,
                             const bf16 *k, const float *gc, bf16 *wb) {
     constexpr int LDX = K + 8, LDF = K + 8, NCB = K / SUB, ITEMS = 2 * (NSUB - 1) * NCB;
+    constexpr int NWARP = NTH / 32;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     bf16 *xb = wb + warp * WBUF;
-    for (int item = warp; item < ITEMS; item += NW) {
+    for (int item = warp; item < ITEMS; item += NWARP) {
         const bool is_k = item >= (NSUB - 1) * NCB;
         const int it = is_k ? item - (NSUB - 1) * NCB : item, n = it % NCB;
         const int blk = is_k ? it / NCB : it / NCB + 1; // the output sub-chunk
@@ -355,8 +410,59 @@ __device__ void intra_grads(float *dq, float *dk, const float *dA, const bf16 *d
         }
     }
     __syncthreads();
-    for (int e = threadIdx.x; e < CH * K / 8; e += NT) { // eight channels a thread
-        const int t = e / (K / 8), i = (e - t * (K / 8)) * 8, b0 = t / SUB * SUB;
+    // The lower-left 8 x 8 quarters of the diagonal blocks (query rows 8-15, key rows 0-7),
+    // factored through the block's row 8: an item is one kind, two blocks (b0, b0 + 1) and
+    // 16 channels, one mma whose A operand is block-diagonal (b0's dA quarter in rows and
+    // columns 0-7, b1's in 8-15, zero elsewhere) and whose B rows r are block b0 + r / 8's.
+    for (int item = warp; item < 4 * NCB; item += NWARP) {
+        const bool is_k = item >= 2 * NCB;
+        const int it = is_k ? item - 2 * NCB : item, n = it % NCB, b0 = it / NCB * 2;
+        const int r = lane / 2, c = lane % 2 * 8, i = n * SUB + c, rb = b0 + r / 8;
+        const int ref = rb * SUB + 8, row = is_k ? ref + r % 8 : rb * SUB + r % 8;
+        float gr[8], gx[8], xv[8];
+        load8f(gr, gc + ref * LDF + i);
+        load8f(gx, gc + row * LDF + i);
+        load_bf16<8>(xv, (is_k ? q : k) + row * LDX + i);
+        for (int j = 0; j < 8; j++) xv[j] *= fast_exp2(is_k ? gx[j] - gr[j] : gr[j] - gx[j]);
+        store_bf16<8>(xb + r * SLD + c, xv);
+        __syncwarp();
+        const int g = lane / 4, t = lane % 4;
+        uint32_t fa[4] = {0, 0, 0, 0}, fb[4];
+        for (int h = 0; h < 2; h++) { // a[0]: b0's quarter, a[3]: b1's
+            const bf16 *d = dAb + (b0 + h) * SUB * (LDAB + 1);
+            uint32_t v;
+            if (!is_k) { // A[t][s] = dA[8 + t][s]
+                v = *reinterpret_cast<const uint32_t *>(d + (8 + g) * LDAB + 2 * t);
+            } else { // A[s][t] = dA[8 + t][s]
+                const __nv_bfloat162 p2 =
+                    __halves2bfloat162(d[(8 + 2 * t) * LDAB + g], d[(9 + 2 * t) * LDAB + g]);
+                memcpy(&v, &p2, sizeof v);
+            }
+            fa[h * 3] = v;
+        }
+        load_b(fb, xb, SLD, 0, 0);
+        float acc[2][4] = {};
+        mma_tile(acc, fa, fb);
+        __syncwarp();
+        float *out = is_k ? dk : dq;
+        for (int h = 0; h < 2; h++) {
+            const int col = n * SUB + 8 * h + 2 * t;
+            for (int v = 0; v < 2; v++) { // fragment rows g + 8 v: block b0 + v
+                const int rf = (b0 + v) * SUB + 8, orow = is_k ? rf - 8 + g : rf + g;
+                const float2 gref = *reinterpret_cast<const float2 *>(gc + rf * LDF + col);
+                const float2 gv = *reinterpret_cast<const float2 *>(gc + orow * LDF + col);
+                float2 *po = reinterpret_cast<float2 *>(out + orow * LDF + col);
+                float2 o2 = *po;
+                o2.x += acc[h][2 * v] * fast_exp2(is_k ? gref.x - gv.x : gv.x - gref.x);
+                o2.y += acc[h][2 * v + 1] * fast_exp2(is_k ? gref.y - gv.y : gv.y - gref.y);
+                *po = o2;
+            }
+        }
+    }
+    __syncthreads();
+    // The rest: the pairs of the 8-row triangles, elementwise.
+    for (int e = threadIdx.x; e < CH * K / 8; e += NTH) { // eight channels a thread
+        const int t = e / (K / 8), i = (e - t * (K / 8)) * 8, b0 = t / 8 * 8;
         float gt[8], aq[8], ak[8], x[8], gx[8];
         load8f(gt, gc + t * LDF + i);
         load8f(aq, dq + t * LDF + i);
@@ -368,7 +474,7 @@ __device__ void intra_grads(float *dq, float *dk, const float *dA, const bf16 *d
             load8f(gx, gc + s * LDF + i);
             for (int j = 0; j < 8; j++) sq[j] += d * x[j] * fast_exp2(gt[j] - gx[j]);
         }
-        for (int u = t; u < b0 + SUB; u++) {
+        for (int u = t; u < b0 + 8; u++) {
             const float d = dA[u * LDA + t];
             load_bf16<8>(x, q + u * LDX + i);
             load8f(gx, gc + u * LDF + i);
@@ -396,35 +502,36 @@ __device__ ChunkPos chunk_pos(const GlaArgs &a, int seq, int c) {
 }
 
 // Loads the chunk's q, k (bf16) and cumulative log2 gates gc (fp32) and computes the
-// unscaled scores A. Leaves everything synced.
-template <int K>
+// scaled scores Ab. Leaves everything synced.
+template <int K, int NTH>
 __device__ void chunk_prologue(const GlaArgs &a, const ChunkPos &cp, int hh, bf16 *sq, bf16 *sk,
-                               float *gc, float *A, bf16 *wb, float *tot) {
+                               float *gc, bf16 *Ab, bf16 *wb, float *tot) {
     constexpr int LDX = K + 8;
     const long qoff = cp.row0 * a.ld + (long)hh * K, HK = (long)a.H * K;
-    load_tile(sq, LDX, a.q + qoff, a.ld, cp.L, CH, K);
-    load_tile(sk, LDX, a.k + qoff, a.ld, cp.L, CH, K);
-    load_gates<K>(gc, a.g + cp.row0 * HK + (long)hh * K, HK, cp.L);
+    load_tile<NTH>(sq, LDX, a.q + qoff, a.ld, cp.L, CH, K);
+    load_tile<NTH>(sk, LDX, a.k + qoff, a.ld, cp.L, CH, K);
+    load_gates<K, NTH>(gc, a.g + cp.row0 * HK + (long)hh * K, HK, cp.L);
     tile_loads_wait();
     __syncthreads();
-    scan_columns<K>(gc, K + 8, tot, false, LOG2E);
-    chunk_scores<K>(A, sq, sk, gc, wb);
+    scan_columns<K, NTH>(gc, K + 8, tot, false, LOG2E);
+    chunk_scores<K, NTH>(Ab, a.scale, sq, sk, gc, wb);
     __syncthreads();
 }
 
 // How the NSUB x (BV / 16) output tiles of o and dv are dealt out: warp w takes column
 // block w % VB and row blocks w / VB, w / VB + RS, .. (TPW of them; none when w / VB >=
 // NSUB), so that its tiles share their B fragments and their accumulator chains interleave.
-template <int BV> struct OutTiles {
-    static constexpr int VB = BV / SUB, TPW = NSUB * VB / NW > 0 ? NSUB *VB / NW : 1;
-    static constexpr int RS = NW / VB > 0 ? NW / VB : 1;
+template <int BV, int NWARP> struct OutTiles {
+    static constexpr int VB = BV / SUB, TPW = NSUB * VB / NWARP > 0 ? NSUB *VB / NWARP : 1;
+    static constexpr int RS = NWARP / VB > 0 ? NWARP / VB : 1;
 };
 
 // Forward outputs of one (chunk, head): o = (scale q exp2(gc)) h + (scale A) v, value tile
 // by value tile (h from the forward state sweep).
 template <int K, int BV>
-__global__ void __launch_bounds__(NT) gla_fwd_chunk_kernel(const GlaArgs a) {
-    typedef Lay<K, BV> L;
+__global__ void __launch_bounds__(chunk_threads(K), 2) gla_fwd_chunk_kernel(const GlaArgs a) {
+    constexpr int NTH = chunk_threads(K), NWARP = NTH / 32;
+    typedef Lay<K, BV, NTH> L;
     extern __shared__ __align__(128) unsigned char smem[];
     const int c = blockIdx.x, hh = blockIdx.y, seq = a.seq0 + blockIdx.z, V = a.V;
     const ChunkPos cp = chunk_pos(a, seq, c);
@@ -432,15 +539,11 @@ __global__ void __launch_bounds__(NT) gla_fwd_chunk_kernel(const GlaArgs a) {
     bf16 *sq = (bf16 *)smem, *Ab = (bf16 *)(smem + L::fw_ab), *sk = (bf16 *)(smem + L::fw_k);
     bf16 *sh = (bf16 *)(smem + L::fw_h), *sv = (bf16 *)(smem + L::fw_v);
     bf16 *wb = (bf16 *)(smem + L::fw_wb);
-    float *A = (float *)(smem + L::fw_a), *gc = (float *)(smem + L::fw_g);
+    float *gc = (float *)(smem + L::fw_g);
     float *tot = (float *)(smem + L::fw_tot);
     const int warp = threadIdx.x / 32;
-    chunk_prologue<K>(a, cp, hh, sq, sk, gc, A, wb, tot);
-    for (int e = threadIdx.x; e < CH * CH; e += NT) {
-        const int t = e / CH, s = e - t * CH;
-        Ab[t * LDAB + s] = __float2bfloat16(s <= t ? a.scale * A[t * LDA + s] : 0.0f);
-    }
-    for (int e = threadIdx.x; e < CH * K / 8; e += NT) { // q <- scale q exp2(gc), in place
+    chunk_prologue<K, NTH>(a, cp, hh, sq, sk, gc, Ab, wb, tot);
+    for (int e = threadIdx.x; e < CH * K / 8; e += NTH) { // q <- scale q exp2(gc), in place
         const int t = e / (K / 8), i = (e - t * (K / 8)) * 8;
         float x[8], g[8];
         load_bf16<8>(x, sq + t * L::LDX + i);
@@ -451,12 +554,13 @@ __global__ void __launch_bounds__(NT) gla_fwd_chunk_kernel(const GlaArgs a) {
     __syncthreads();
     const long hoff = (cp.slot * a.H + hh) * (long)K * V, HV = (long)a.H * V;
     for (int j0 = 0; j0 < V; j0 += BV) {
-        load_tile(sh, L::LDY, a.h + hoff + j0, V, K, K, BV);
-        load_tile(sv, L::LDY, a.v + cp.row0 * a.ld + (long)hh * V + j0, a.ld, cp.L, CH, BV);
+        load_tile<NTH>(sh, L::LDY, a.h + hoff + j0, V, K, K, BV);
+        load_tile<NTH>(sv, L::LDY, a.v + cp.row0 * a.ld + (long)hh * V + j0, a.ld, cp.L, CH, BV);
         tile_loads_wait();
         __syncthreads();
         // The warp's tiles (OutTiles) at once, each B fragment loaded once for all of them.
-        constexpr int VB = OutTiles<BV>::VB, TPW = OutTiles<BV>::TPW, RS = OutTiles<BV>::RS;
+        using T = OutTiles<BV, NWARP>;
+        constexpr int VB = T::VB, TPW = T::TPW, RS = T::RS;
         const int cb = warp % VB, rb0 = warp / VB;
         if (rb0 < NSUB) {
             float acc[TPW][2][4] = {};
@@ -500,10 +604,11 @@ __device__ __forceinline__ void tri_tile(int tau, int &rb, int &cb) {
 // Backward of one (chunk, head): dq, dk, dv and dg (see the file comment); h and dh come
 // from the two state sweeps.
 template <int K, int BV>
-__global__ void __launch_bounds__(NT) gla_bwd_chunk_kernel(const GlaArgs a) {
-    typedef Lay<K, BV> L;
+__global__ void __launch_bounds__(chunk_threads(K)) gla_bwd_chunk_kernel(const GlaArgs a) {
+    constexpr int NTH = chunk_threads(K), NWARP = NTH / 32;
+    typedef Lay<K, BV, NTH> L;
     constexpr int LDX = L::LDX, LDY = L::LDY, LDF = L::LDF, KB = K / SUB, VB = BV / SUB;
-    constexpr int NQ = (NSUB * KB + NW - 1) / NW; // dq (and dk) tiles per warp
+    constexpr int NQ = (NSUB * KB + NWARP - 1) / NWARP; // dq (and dk) tiles per warp
     extern __shared__ __align__(128) unsigned char smem[];
     const int c = blockIdx.x, hh = blockIdx.y, seq = a.seq0 + blockIdx.z, H = a.H, V = a.V;
     const ChunkPos cp = chunk_pos(a, seq, c);
@@ -518,13 +623,9 @@ __global__ void __launch_bounds__(NT) gla_bwd_chunk_kernel(const GlaArgs a) {
     float *red = (float *)(smem + L::bw_red), *st = (float *)(smem + L::bw_st);
     const int warp = threadIdx.x / 32;
     const long HK = (long)H * K, HV = (long)H * V, qoff = cp.row0 * a.ld + (long)hh * K;
-    chunk_prologue<K>(a, cp, hh, sq, sk, gc, A, wb, tot);
+    chunk_prologue<K, NTH>(a, cp, hh, sq, sk, gc, Ab, wb, tot);
     const float *gl = gc + (CH - 1) * LDF;
-    for (int e = threadIdx.x; e < CH * CH; e += NT) {
-        const int t = e / CH, s = e - t * CH;
-        Ab[t * LDAB + s] = __float2bfloat16(s <= t ? a.scale * A[t * LDA + s] : 0.0f);
-    }
-    for (int e = threadIdx.x; e < CH * K / 8; e += NT) { // kd = k exp2(gl - gc)
+    for (int e = threadIdx.x; e < CH * K / 8; e += NTH) { // kd = k exp2(gl - gc)
         const int t = e / (K / 8), i = (e - t * (K / 8)) * 8;
         float x[8], g[8], l[8];
         load_bf16<8>(x, sk + t * LDX + i);
@@ -536,21 +637,21 @@ __global__ void __launch_bounds__(NT) gla_bwd_chunk_kernel(const GlaArgs a) {
     // Over value tiles: dA = do v^T (lower tiles), dq = do h^T, dk = v dh^T in fragments;
     // dv written per tile; rowsum(h .* dh) per thread.
     float fdA[2][2][4] = {}, fdq[NQ][2][4] = {}, fdk[NQ][2][4] = {};
-    constexpr int P = NT / K, SEGJ = BV / P;
+    constexpr int P = NTH / K < BV ? NTH / K : BV, SEGJ = BV / P; // threads >= P K idle
     const int hi = threadIdx.x % K, hpart = threadIdx.x / K;
     float hdh = 0.0f;
     const long hoff = (cp.slot * H + hh) * (long)K * V;
     for (int j0 = 0; j0 < V; j0 += BV) {
-        load_tile(sv, LDY, a.v + cp.row0 * a.ld + (long)hh * V + j0, a.ld, cp.L, CH, BV);
-        load_tile(sdo, LDY, a.dout + cp.row0 * HV + (long)hh * V + j0, HV, cp.L, CH, BV);
-        load_tile(sh, LDY, a.h + hoff + j0, V, K, K, BV);
-        load_tile(sdh, LDY, a.dh + hoff + j0, V, K, K, BV);
+        load_tile<NTH>(sv, LDY, a.v + cp.row0 * a.ld + (long)hh * V + j0, a.ld, cp.L, CH, BV);
+        load_tile<NTH>(sdo, LDY, a.dout + cp.row0 * HV + (long)hh * V + j0, HV, cp.L, CH, BV);
+        load_tile<NTH>(sh, LDY, a.h + hoff + j0, V, K, K, BV);
+        load_tile<NTH>(sdh, LDY, a.dh + hoff + j0, V, K, K, BV);
         tile_loads_wait();
         __syncthreads();
         uint32_t fa[4], fb[4];
 #pragma unroll
         for (int m = 0; m < 2; m++) {
-            const int tau = warp + m * NW;
+            const int tau = warp + m * NWARP;
             if (tau >= NSUB * (NSUB + 1) / 2) continue;
             int rb, cb;
             tri_tile(tau, rb, cb);
@@ -563,7 +664,7 @@ __global__ void __launch_bounds__(NT) gla_bwd_chunk_kernel(const GlaArgs a) {
         }
 #pragma unroll
         for (int m = 0; m < NQ; m++) {
-            const int tau = warp + m * NW;
+            const int tau = warp + m * NWARP;
             if (tau >= NSUB * KB) continue;
             const int rb = tau / KB, cb = tau % KB;
 #pragma unroll
@@ -577,7 +678,7 @@ __global__ void __launch_bounds__(NT) gla_bwd_chunk_kernel(const GlaArgs a) {
             }
         }
         if (a.dv) { // tiles dealt out as the forward's (OutTiles)
-            constexpr int TPW = OutTiles<BV>::TPW, RS = OutTiles<BV>::RS;
+            constexpr int TPW = OutTiles<BV, NWARP>::TPW, RS = OutTiles<BV, NWARP>::RS;
             const int cb = warp % VB, rb0 = warp / VB;
             if (rb0 < NSUB) {
                 float acc[TPW][2][4] = {};
@@ -608,15 +709,13 @@ __global__ void __launch_bounds__(NT) gla_bwd_chunk_kernel(const GlaArgs a) {
                 }
             }
         }
-        if constexpr (SEGJ % 8 == 0) { // 16-byte reads: the warp's 32 rows hit every bank
-            for (int jj = 0; jj < SEGJ; jj += 8) {
+        for (int jj = 0; hpart < P && jj < SEGJ; jj += SEGJ % 8 == 0 ? 8 : 1) {
+            if constexpr (SEGJ % 8 == 0) { // 16-byte reads: the warp's 32 rows hit every bank
                 float x[8], y[8];
                 load_bf16<8>(x, sh + hi * LDY + hpart * SEGJ + jj);
                 load_bf16<8>(y, sdh + hi * LDY + hpart * SEGJ + jj);
                 for (int e = 0; e < 8; e++) hdh += x[e] * y[e];
-            }
-        } else {
-            for (int jj = 0; jj < SEGJ; jj++) {
+            } else {
                 const int j = hpart * SEGJ + ((jj + hi) & (SEGJ - 1));
                 hdh += bf(sh[hi * LDY + j]) * bf(sdh[hi * LDY + j]);
             }
@@ -626,7 +725,7 @@ __global__ void __launch_bounds__(NT) gla_bwd_chunk_kernel(const GlaArgs a) {
     // Fragments to shared memory (dA over A, dq and dk over the value tiles).
 #pragma unroll
     for (int m = 0; m < 2; m++) {
-        const int tau = warp + m * NW;
+        const int tau = warp + m * NWARP;
         if (tau >= NSUB * (NSUB + 1) / 2) continue;
         int rb, cb;
         tri_tile(tau, rb, cb);
@@ -634,22 +733,22 @@ __global__ void __launch_bounds__(NT) gla_bwd_chunk_kernel(const GlaArgs a) {
     }
 #pragma unroll
     for (int m = 0; m < NQ; m++) {
-        const int tau = warp + m * NW;
+        const int tau = warp + m * NWARP;
         if (tau >= NSUB * KB) continue;
         const int rb = tau / KB, cb = tau % KB;
         store_acc(dqf + rb * SUB * LDF + cb * SUB, LDF, fdq[m]);
         store_acc(dkf + rb * SUB * LDF + cb * SUB, LDF, fdk[m]);
     }
-    red[hpart * K + hi] = hdh;
+    if (hpart < P) red[hpart * K + hi] = hdh;
     __syncthreads();
     // dA masked and scaled (fp32 and bf16); the state parts of dq and dk gated.
-    for (int e = threadIdx.x; e < CH * CH; e += NT) {
+    for (int e = threadIdx.x; e < CH * CH; e += NTH) {
         const int t = e / CH, s = e - t * CH;
         const float d = s <= t ? a.scale * A[t * LDA + s] : 0.0f;
         A[t * LDA + s] = d;
         Ab[t * LDAB + s] = __float2bfloat16(d);
     }
-    for (int e = threadIdx.x; e < CH * K / 8; e += NT) {
+    for (int e = threadIdx.x; e < CH * K / 8; e += NTH) {
         const int t = e / (K / 8), i = (e - t * (K / 8)) * 8;
         float x[8], y[8], g[8], l[8];
         load8f(x, dqf + t * LDF + i);
@@ -674,12 +773,12 @@ __global__ void __launch_bounds__(NT) gla_bwd_chunk_kernel(const GlaArgs a) {
         st[i] = s;
     }
     __syncthreads();
-    intra_grads<K>(dqf, dkf, A, Ab, sq, sk, gc, wb);
-    if (a.dq) store_tile(a.dq + qoff, a.ld, dqf, LDF, cp.L, K, NULL);
-    if (a.dk) store_tile(a.dk + qoff, a.ld, dkf, LDF, cp.L, K, NULL);
+    intra_grads<K, NTH>(dqf, dkf, A, Ab, sq, sk, gc, wb);
+    if (a.dq) store_tile<NTH>(a.dq + qoff, a.ld, dqf, LDF, cp.L, K, NULL);
+    if (a.dk) store_tile<NTH>(a.dk + qoff, a.ld, dkf, LDF, cp.L, K, NULL);
     if (!a.dg) return;
     __syncthreads();
-    for (int e = threadIdx.x; e < CH * K / 8; e += NT) {
+    for (int e = threadIdx.x; e < CH * K / 8; e += NTH) {
         const int t = e / (K / 8), i = (e - t * (K / 8)) * 8;
         float x[8], y[8], dx[8], dy[8];
         load_bf16<8>(x, sq + t * LDX + i);
@@ -690,8 +789,8 @@ __global__ void __launch_bounds__(NT) gla_bwd_chunk_kernel(const GlaArgs a) {
         store8f(dqf + t * LDF + i, dx);
     }
     __syncthreads();
-    scan_columns<K>(dqf, LDF, tot, true, 1.0f);
-    store_tile(a.dg + cp.row0 * HK + (long)hh * K, HK, dqf, LDF, cp.L, K, st);
+    scan_columns<K, NTH>(dqf, LDF, tot, true, 1.0f);
+    store_tile<NTH>(a.dg + cp.row0 * HK + (long)hh * K, HK, dqf, LDF, cp.L, K, st);
 }
 
 } // namespace

@@ -135,7 +135,7 @@ __global__ void __launch_bounds__(NT, 4) gla_states_kernel(const GlaArgs a) {
             fetch_rows<BV>(ry, ys + (long)c1 * CH * ldy, ldy, L1, vy);
             fetch_rows<BK>(rg, gs + (long)c1 * CH * HK, HK, L1, vg);
         }
-        scan_columns<BK>(gc, BK, tot, false, LOG2E);
+        scan_columns<BK, NT>(gc, BK, tot, false, LOG2E);
         const float *gl = gc + (CH - 1) * BK;
         for (int e = threadIdx.x; e < CH * BK / 8; e += NT) { // eight channels a thread
             const int t = e / (BK / 8), i = (e - t * (BK / 8)) * 8;

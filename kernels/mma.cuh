@@ -63,6 +63,14 @@ static __device__ __forceinline__ void mma_bf16(float (&c)[4], const uint32_t (&
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
+// Two floats as a bf16 pair, lo in the low half (the lower column of a fragment).
+static __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
+    const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    uint32_t u;
+    memcpy(&u, &v, sizeof u);
+    return u;
+}
+
 // Fragments of 16 x 16 bf16 operand tiles from shared memory (rows ld elements apart, each
 // row 16-byte aligned). An A operand [m][k] whose first element is X[m0][k0] (load_a), or the
 // transpose of X[k][m] (load_a_trans); a B operand [k][n] at Y[k0][n0] (load_b), or the
@@ -108,6 +116,19 @@ static __device__ __forceinline__ void store_acc(float *D, int ld, const float (
     }
 }
 
+// The same tile times scale as bf16 (rows ld apart; ld = 8 mod 64 keeps it conflict-free).
+static __device__ __forceinline__ void store_acc_bf16(bf16 *D, int ld, const float (&c)[2][4],
+                                                      float scale) {
+    const int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+#pragma unroll
+    for (int n = 0; n < 2; n++) {
+        *reinterpret_cast<uint32_t *>(D + g * ld + 8 * n + 2 * t) =
+            pack_bf16(scale * c[n][0], scale * c[n][1]);
+        *reinterpret_cast<uint32_t *>(D + (g + 8) * ld + 8 * n + 2 * t) =
+            pack_bf16(scale * c[n][2], scale * c[n][3]);
+    }
+}
+
 // tile += A^T B over ROWS rows (a multiple of 16) for one 16 x 16 tile. A and B are row-major
 // bf16 in shared memory, rows lda and ldb apart; the tile's rows are A's columns a0 .., its
 // columns B's columns b0 ... The state update S += Y^T Z of the linear-attention walks.
@@ -121,12 +142,4 @@ static __device__ __forceinline__ void mma_at_b(float (&tile)[2][4], const bf16 
         load_b(b, B, ldb, kb * 16, b0);
         mma_tile(tile, a, b);
     }
-}
-
-// Two floats as a bf16 pair, lo in the low half (the lower column of a fragment).
-static __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
-    const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-    uint32_t u;
-    memcpy(&u, &v, sizeof u);
-    return u;
 }
