@@ -8,7 +8,7 @@ first. `--steps` is how many optimizer steps the profiled run took, so totals ar
 divided by it (kernels of the one-time start-up are spread over them too; they are few
 and short).
 
-    python3 tools/ncu_summary.py --steps=4 < ncu.csv
+    python3 tools/ncu_summary.py --steps=3 < ncu.csv
 """
 import argparse
 import csv

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # tools/profile-step.sh: where a training step's GPU time goes, kernel by kernel. Runs
-# `bolt bench train CONFIG` (4 optimizer steps: the first, 2 warm-up, 1 timed) under
+# `bolt bench train CONFIG` (3 optimizer steps: the first, 1 warm-up, 1 timed) under
 # Nsight Compute with one metric (each kernel's duration; kernels run one at a time, so
 # the sum is the step's GPU work without overlap or launch gaps) and prints the kernels
 # grouped by name with their time per step (tools/ncu_summary.py).
@@ -22,4 +22,4 @@ csv=${OUT:-/tmp}/profile-$name.csv
 ncu --clock-control none --metrics gpu__time_duration.sum --csv --page raw --print-units base \
     ./bolt bench train "$config" --device=cuda --grad_accum=1 --bench_steps=1 "$@" >"$csv"
 echo "profile of $config $*:"
-python3 tools/ncu_summary.py --steps=4 <"$csv"
+python3 tools/ncu_summary.py --steps=3 <"$csv"
