@@ -10,7 +10,8 @@
 #   cpu-tests      the whole CPU suite (make test)
 #   sanitize       compute-sanitizer memcheck and racecheck on the backend suites, with
 #                  BOLT_TEST_QUICK=1 (asks the suites for their small shapes); the tools
-#                  are SANITIZE_TOOLS (default "memcheck racecheck"; synccheck, initcheck)
+#                  are SANITIZE_TOOLS (default "memcheck racecheck"; synccheck, initcheck);
+#                  racecheck hazards all inside cuBLASLt's kernels (nvjet*) pass, named
 #   train-compare  tools/train-compare.sh: CPU vs GPU losses, GPU resume bit-exactness
 #   hf-parity      tools/hf-parity.sh --device cuda (GLA cases when .peers/fla-src exists)
 #   kernel-check   tools/cuda/lightning_attn_check.cu: the lightning kernel against an fp64
@@ -204,6 +205,19 @@ do_cpu_tests() {
     grep '^failing:' "$tmp/out" >>"$summary"
 }
 
+# Whether a racecheck log's hazards all lie inside cuBLASLt's own kernels (nvjet*: its
+# split-K kernels at small matmul shapes), with every hazard printed and the tests passed.
+# Those are not bolt's to fix; excluding the kernels from racecheck (--kernel-name-exclude)
+# made the sanitizer fail on them instead.
+cublas_races_only() {
+    local shown total
+    shown=$(grep -c 'Race reported' "$1")
+    total=$(grep -oE 'RACECHECK SUMMARY: [0-9]+ hazards displayed \([0-9]+ errors' "$1" | grep -oE '[0-9]+ errors' | grep -oE '[0-9]+')
+    [ "$shown" -gt 0 ] && [ "$shown" = "$total" ] || return 1
+    ! grep -E 'access at ' "$1" | grep -qv 'access at nvjet' &&
+        grep -qE '^100%: Checks: [0-9]+, Failures: 0, Errors: 0' "$1"
+}
+
 do_sanitize() {
     stage sanitize 300 || return
     build_tests || { fail "sanitize: the test programs did not build"; return; }
@@ -219,6 +233,8 @@ do_sanitize() {
             line=$(grep -E 'SUMMARY' "$tmp/out" | tail -1 | sed 's/^=* *//')
             if [ $rc -eq 0 ]; then
                 pass "sanitize $tool $t (${secs}s): ${line:-no summary}"
+            elif [ "$tool" = racecheck ] && cublas_races_only "$tmp/out"; then
+                pass "sanitize $tool $t (${secs}s): ${line:-no summary}, all inside cuBLASLt's nvjet kernels"
             else
                 fail "sanitize $tool $t: $(why $rc) (${secs}s)${line:+, $line}"
             fi
