@@ -32,28 +32,20 @@ void launch(Backend *be, Kern kern, dim3 grid, int threads, int bytes, const Gla
     CUDA_CHECK_LAUNCH();
 }
 
-// One state walk, on 16-byte loads where its rows allow.
-template <int K, int BV, bool REV> void walk(Backend *be, dim3 grid, const GlaArgs &a) {
-    if (walk_aligned(a, REV))
-        launch(be, gla_states_kernel<K, BV, REV, true>, grid, NT, 0, a);
-    else
-        launch(be, gla_states_kernel<K, BV, REV, false>, grid, NT, 0, a);
-}
-
 // The launches of one group of sequences [a.seq0, a.seq0 + nseq), for fixed K and BV.
 template <int K, int BV> void run_group(Backend *be, const GlaArgs &a, int nseq, bool backward) {
     typedef Lay<K, BV, chunk_threads(K)> L;
     dim3 sgrid(K / state_rows(K) * (a.V / BV), a.H, nseq), cgrid(a.max_chunks, a.H, nseq);
     if (!backward) {
-        walk<K, BV, false>(be, sgrid, a);
+        launch(be, gla_states_kernel<K, BV, false>, sgrid, NT, 0, a);
         if (a.max_chunks > 0)
             launch(be, gla_fwd_chunk_kernel<K, BV>, cgrid, chunk_threads(K), L::fw_bytes, a);
         return;
     }
     GlaArgs f = a; // the forward sweep only recomputes the chunk states
     f.state_out = NULL;
-    walk<K, BV, false>(be, sgrid, f);
-    walk<K, BV, true>(be, sgrid, a);
+    launch(be, gla_states_kernel<K, BV, false>, sgrid, NT, 0, f);
+    launch(be, gla_states_kernel<K, BV, true>, sgrid, NT, 0, a);
     if (a.max_chunks > 0)
         launch(be, gla_bwd_chunk_kernel<K, BV>, cgrid, chunk_threads(K), L::bw_bytes, a);
 }

@@ -28,11 +28,9 @@ constexpr int walk_groups(int cols) { // 8-value groups of a [CH, cols] tile per
 }
 
 // This thread's groups of eight bf16 of the [CH, COLS] tile at src (rows ld apart), rows
-// >= L zero: group i = threadIdx.x + j * NT. Issued together, ahead of their use. VEC (16-byte
-// aligned rows) is a template parameter, not a runtime flag: with a flag, ptxas predicated
-// both paths, and every walk step issued the eight 2-byte loads of each group as well.
-template <int COLS, int G, bool VEC>
-__device__ inline void fetch_rows(uint4 (&raw)[G], const bf16 *src, long ld, int L) {
+// >= L zero: group i = threadIdx.x + j * NT. Issued together, ahead of their use.
+template <int COLS, int G>
+__device__ inline void fetch_rows(uint4 (&raw)[G], const bf16 *src, long ld, int L, bool vec) {
     constexpr int PER = COLS / 8;
 #pragma unroll
     for (int j = 0; j < G; j++) {
@@ -40,7 +38,7 @@ __device__ inline void fetch_rows(uint4 (&raw)[G], const bf16 *src, long ld, int
         uint4 u = make_uint4(0, 0, 0, 0);
         if (r < L) {
             const bf16 *p = src + r * ld + c;
-            if (VEC) {
+            if (vec) {
                 u = __ldg(reinterpret_cast<const uint4 *>(p));
             } else {
                 union {
@@ -70,10 +68,9 @@ __device__ inline void stash_rows(const uint4 (&raw)[G], bf16 *dst, int ldd, flo
 }
 
 // The walk (see the top). Grid: x = state row tile * (V / BV) + column tile, y = head,
-// z = sequence of the group. VEC: the rows of x, y and the gates are 16-byte aligned
-// (walk_aligned, checked on the host). st[m][n] holds columns 8n .. 8n + 7 of the warp's tile
+// z = sequence of the group. st[m][n] holds columns 8n .. 8n + 7 of the warp's tile
 // warp + m * NW (row block tile / (BV / 16), column block tile % (BV / 16)).
-template <int K, int BV, bool REV, bool VEC>
+template <int K, int BV, bool REV>
 __global__ void __launch_bounds__(NT, 4) gla_states_kernel(const GlaArgs a) {
     constexpr int BK = state_rows(K), LDX = BK + 8, LDY = BV + 8;
     constexpr int NVB = BV / 16, TILES = (BK / 16) * NVB, NST = (TILES + NW - 1) / NW;
@@ -93,6 +90,7 @@ __global__ void __launch_bounds__(NT, 4) gla_states_kernel(const GlaArgs a) {
     const bf16 *xs = (REV ? a.q : a.k) + (long)start * a.ld + (long)hh * K + i0;
     const bf16 *ys = (REV ? a.dout : a.v) + (long)start * ldy + (long)hh * V + j0;
     const bf16 *gs = a.g + (long)start * HK + (long)hh * K + i0;
+    const bool vx = vec_ok(xs, a.ld), vy = vec_ok(ys, ldy), vg = vec_ok(gs, HK);
 
     float st[NST][2][4];
     const float *src = init ? init + ((long)seq * H + hh) * KV + (long)i0 * V + j0 : NULL;
@@ -108,9 +106,9 @@ __global__ void __launch_bounds__(NT, 4) gla_states_kernel(const GlaArgs a) {
     uint4 rx[GX], ry[GY], rg[GX];
     if (nc > 0) {
         const int c = REV ? nc - 1 : 0, L = min(CH, len - c * CH);
-        fetch_rows<BK, GX, VEC>(rx, xs + (long)c * CH * a.ld, a.ld, L);
-        fetch_rows<BV, GY, VEC>(ry, ys + (long)c * CH * ldy, ldy, L);
-        fetch_rows<BK, GX, VEC>(rg, gs + (long)c * CH * HK, HK, L);
+        fetch_rows<BK>(rx, xs + (long)c * CH * a.ld, a.ld, L, vx);
+        fetch_rows<BV>(ry, ys + (long)c * CH * ldy, ldy, L, vy);
+        fetch_rows<BK>(rg, gs + (long)c * CH * HK, HK, L, vg);
     }
     for (int n = 0; n < nc; n++) {
         const int c = REV ? nc - 1 - n : n;
@@ -133,9 +131,9 @@ __global__ void __launch_bounds__(NT, 4) gla_states_kernel(const GlaArgs a) {
         __syncthreads();
         if (n + 1 < nc) { // the next chunk's rows, in flight during this one
             const int c1 = REV ? c - 1 : c + 1, L1 = min(CH, len - c1 * CH);
-            fetch_rows<BK, GX, VEC>(rx, xs + (long)c1 * CH * a.ld, a.ld, L1);
-            fetch_rows<BV, GY, VEC>(ry, ys + (long)c1 * CH * ldy, ldy, L1);
-            fetch_rows<BK, GX, VEC>(rg, gs + (long)c1 * CH * HK, HK, L1);
+            fetch_rows<BK>(rx, xs + (long)c1 * CH * a.ld, a.ld, L1, vx);
+            fetch_rows<BV>(ry, ys + (long)c1 * CH * ldy, ldy, L1, vy);
+            fetch_rows<BK>(rg, gs + (long)c1 * CH * HK, HK, L1, vg);
         }
         scan_columns<BK, NT>(gc, BK, tot, false, LOG2E);
         const float *gl = gc + (CH - 1) * BK;
@@ -175,16 +173,6 @@ __global__ void __launch_bounds__(NT, 4) gla_states_kernel(const GlaArgs a) {
             for (int e = 0; e < 4; e++)
                 out[(long)(r0 + g + (e / 2) * 8) * V + c0 + n * 8 + 2 * t4 + e % 2] = st[m][n][e];
     }
-}
-
-// Whether every row a walk fetches starts on 16 bytes (its VEC): the bases of x (k, or q in
-// reverse), y (v, or do) and g, and their row strides (ld for q, k, v; H * K and H * V,
-// multiples of 8, for g and do); column offsets are multiples of 8.
-inline bool walk_aligned(const GlaArgs &a, bool reverse) {
-    const void *p[3] = {reverse ? a.q : a.k, reverse ? a.dout : a.v, a.g};
-    for (int i = 0; i < 3; i++)
-        if (reinterpret_cast<uintptr_t>(p[i]) % 16) return false;
-    return a.ld % 8 == 0;
 }
 
 } // namespace
