@@ -3,17 +3,17 @@
 # kernels on one GPU (every tree measured in the same call, interleaved, so clock and
 # thermal drift fall on all of them alike). Each REF (a commit, branch or tag; "." is the
 # working tree as it is) is checked out into its own worktree under $WORK (default
-# /tmp/bench-refs) and built (`make bolt`; with TESTS=1 also the backend suites, which then
-# run on cuda; TESTS="REF ..." tests those refs only); a worktree already at REF's commit
-# is reused with its build, so a second run (another bench) costs no rebuild. Then `bolt
-# bench ARGS...` runs ROUNDS times (default 2) over the refs in turn; every table is printed
-# under its ref and round.
+# /tmp/bench-refs); all are built at once (`make bolt`, NPROC / refs jobs each); with
+# TESTS=1 the backend suites of every ref then run on cuda (TESTS="REF ..." tests those
+# refs only). A worktree already at REF's commit is reused with its build, so a second run
+# (another bench) costs no rebuild. Then `bolt bench ARGS...` runs ROUNDS times (default 2)
+# over the refs in turn; every table is printed under its ref and round.
 #
 #   tools/bench-refs.sh REF... -- BENCH_ARGS...
 #   tools/bench-refs.sh main gla-bwd-512 . -- attn --kind=gla --lengths=4096,32768
 #
 # On a GPU host source tools/device-env.sh first (for TESTS=1: Check). NPROC (default
-# nproc) sets the build's parallelism. Exit status 1 if a build or a test failed.
+# nproc) is the cores the builds share. Exit status 1 if a build or a test failed.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 refs=()
@@ -33,6 +33,10 @@ tree_of() {
     if [ "$1" = . ]; then echo "$PWD"; else echo "$work/$(echo "$1" | tr '/' '_')"; fi
 }
 
+# Check out every ref, then build them all at once (each with an equal share of the
+# cores: builds are mostly single-file nvcc runs, so side by side they finish sooner
+# than one after the other), then test the ones asked for.
+built=()
 for ref in "${refs[@]}"; do
     dir=$(tree_of "$ref")
     if [ "$ref" != . ] && [ "$(git -C "$dir" rev-parse HEAD 2>/dev/null)" != \
@@ -44,9 +48,22 @@ for ref in "${refs[@]}"; do
             continue
         }
     fi
-    echo "== $ref ($(git -C "$dir" rev-parse --short HEAD)): building"
-    if ! make -C "$dir" -j"$nproc" bolt >"$work/build.log" 2>&1; then
-        tail -20 "$work/build.log"
+    built+=("$ref")
+done
+jobs=$((nproc / (${#built[@]} > 0 ? ${#built[@]} : 1)))
+[ "$jobs" -ge 1 ] || jobs=1
+pids=()
+for i in "${!built[@]}"; do
+    dir=$(tree_of "${built[$i]}")
+    echo "== ${built[$i]} ($(git -C "$dir" rev-parse --short HEAD)): building"
+    make -C "$dir" -j"$jobs" bolt >"$work/build.$i.log" 2>&1 &
+    pids+=($!)
+done
+for i in "${!built[@]}"; do
+    ref=${built[$i]}
+    dir=$(tree_of "$ref")
+    if ! wait "${pids[$i]}"; then
+        tail -20 "$work/build.$i.log"
         echo "bench-refs: $ref: the build failed" >&2
         status=1
         continue
