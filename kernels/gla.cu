@@ -32,8 +32,10 @@ void launch(Backend *be, Kern kern, dim3 grid, int threads, int bytes, const Gla
     CUDA_CHECK_LAUNCH();
 }
 
-// The launches of one group of sequences [a.seq0, a.seq0 + nseq), for fixed K and BV.
-template <int K, int BV> void run_group(Backend *be, const GlaArgs &a, int nseq, bool backward) {
+// The launches of one group of sequences [a.seq0, a.seq0 + nseq), for fixed K and BV. The
+// backward walks the forward's states again unless a.h already holds them (kept).
+template <int K, int BV>
+void run_group(Backend *be, const GlaArgs &a, int nseq, bool backward, bool kept) {
     typedef Lay<K, BV, chunk_threads(K)> L;
     dim3 sgrid(K / state_rows(K) * (a.V / BV), a.H, nseq), cgrid(a.max_chunks, a.H, nseq);
     if (!backward) {
@@ -42,20 +44,22 @@ template <int K, int BV> void run_group(Backend *be, const GlaArgs &a, int nseq,
             launch(be, gla_fwd_chunk_kernel<K, BV>, cgrid, chunk_threads(K), L::fw_bytes, a);
         return;
     }
-    GlaArgs f = a; // the forward sweep only recomputes the chunk states
-    f.state_out = NULL;
-    launch(be, gla_states_kernel<K, BV, false>, sgrid, NT, 0, f);
+    if (!kept) {
+        GlaArgs f = a; // the forward sweep only recomputes the chunk states
+        f.state_out = NULL;
+        launch(be, gla_states_kernel<K, BV, false>, sgrid, NT, 0, f);
+    }
     launch(be, gla_states_kernel<K, BV, true>, sgrid, NT, 0, a);
     if (a.max_chunks > 0)
         launch(be, gla_bwd_chunk_kernel<K, BV>, cgrid, chunk_threads(K), L::bw_bytes, a);
 }
 
 // run_group for the runtime kdim and value tile (min(vdim, 64)).
-void dispatch(Backend *be, const GlaArgs &a, int kdim, int nseq, bool backward) {
+void dispatch(Backend *be, const GlaArgs &a, int kdim, int nseq, bool backward, bool kept) {
     const int bv = a.V < 64 ? a.V : 64;
 #define GLA_CASE(KK, BB)                                                                           \
     case KK * 1000 + BB:                                                                           \
-        run_group<KK, BB>(be, a, nseq, backward);                                                  \
+        run_group<KK, BB>(be, a, nseq, backward, kept);                                            \
         return;
     switch (kdim * 1000 + bv) {
         // clang-format off (one case a line; clang-format reflows macro calls)
@@ -77,31 +81,36 @@ void dispatch(Backend *be, const GlaArgs &a, int kdim, int nseq, bool backward) 
     die("gla (cuda): no kernel for kdim=%d vdim=%d", kdim, a.V);
 }
 
-// Runs all sequences in groups whose per-chunk state slots (nbuf buffers, each
-// max_chunks slots per sequence) fit SLOT_BUDGET; a single sequence may exceed it.
-// The slot count is a bound from max_len: the op gets no host-side row total.
-void run_all(Backend *be, GlaArgs a, Seqs seqs, int kdim, int nbuf, bool backward) {
+// Runs all sequences in groups whose per-chunk state slots in scratch (h, and dh in the
+// backward, max_chunks slots per sequence) fit SLOT_BUDGET; a single sequence may exceed
+// it. The slot count is a bound from max_len: the op gets no host-side row total. With
+// `kept` (ops.h's chunk_states) and every sequence's slots within it, h lives there
+// instead, whole: the forward leaves it, the backward reads it and skips its walk.
+void run_all(Backend *be, GlaArgs a, Seqs seqs, int kdim, bool backward, bf16 *kept) {
     a.max_chunks = (seqs.max_len + CH - 1) / CH;
-    const long slot_bytes = (long)a.H * kdim * a.V * (long)sizeof(bf16);
-    const long per_seq = (long)(a.max_chunks > 0 ? a.max_chunks : 1) * slot_bytes * nbuf;
-    long group = SLOT_BUDGET / per_seq;
+    const long slot = (long)a.H * kdim * a.V; // values of one chunk state
+    const bool keep = kept && (long)seqs.n * a.max_chunks * CH <= seqs.rows;
+    const int nbuf = (keep ? 0 : 1) + (backward ? 1 : 0); // scratch: h unless kept, dh
+    const long per_seq = (long)(a.max_chunks > 0 ? a.max_chunks : 1) * slot * (long)sizeof(bf16);
+    long group = nbuf > 0 ? SLOT_BUDGET / (per_seq * nbuf) : seqs.n;
     if (group < 1) group = 1;
     if (group > seqs.n) group = seqs.n;
     if (group > 65535) group = 65535;
-    unsigned char *scratch = (unsigned char *)cuda_scratch(be, (size_t)(group * per_seq));
-    a.h = (bf16 *)scratch;
-    a.dh = nbuf > 1 ? (bf16 *)(scratch + group * per_seq / nbuf) : NULL;
+    unsigned char *scratch =
+        nbuf > 0 ? (unsigned char *)cuda_scratch(be, (size_t)(group * per_seq * nbuf)) : NULL;
     for (int s0 = 0; s0 < seqs.n; s0 += (int)group) {
-        a.seq0 = s0;
+        a.seq0 = s0; // slots count from the group's first sequence
+        a.h = keep ? kept + (long)s0 * a.max_chunks * slot : (bf16 *)scratch;
+        a.dh = backward ? (bf16 *)(scratch + (keep ? 0 : group * per_seq)) : NULL;
         const int n = seqs.n - s0 < group ? seqs.n - s0 : (int)group;
-        dispatch(be, a, kdim, n, backward);
+        dispatch(be, a, kdim, n, backward, backward && keep);
     }
 }
 
 // ops->gla_forward: o and state_out from q, k, v, g and state_in.
 void gla_forward_cuda(Backend *be, Act *o, float *state_out, const Act *q, const Act *k,
                       const Act *v, int ld, const Act *g, const float *state_in, float scale,
-                      Seqs seqs, int H, int kdim, int vdim, int chunk) {
+                      Seqs seqs, int H, int kdim, int vdim, int chunk, Act *chunk_states) {
     (void)chunk;
     check_shape("gla_forward", seqs, H, kdim, vdim, ld);
     if (seqs.n == 0) return;
@@ -118,7 +127,7 @@ void gla_forward_cuda(Backend *be, Act *o, float *state_out, const Act *q, const
     a.scale = scale;
     a.H = H;
     a.V = vdim;
-    run_all(be, a, seqs, kdim, 1, false);
+    run_all(be, a, seqs, kdim, false, chunk_states ? as_bf16(chunk_states) : NULL);
 }
 
 // ops->gla_backward: dq, dk, dv, dg and dstate_in (each may be NULL: not wanted). The
@@ -127,7 +136,7 @@ void gla_forward_cuda(Backend *be, Act *o, float *state_out, const Act *q, const
 void gla_backward_cuda(Backend *be, Act *dq, Act *dk, Act *dv, Act *dg, float *dstate_in,
                        const Act *dout, const float *dstate_out, const Act *q, const Act *k,
                        const Act *v, int ld, const Act *g, const float *state_in, float scale,
-                       Seqs seqs, int H, int kdim, int vdim, int chunk) {
+                       Seqs seqs, int H, int kdim, int vdim, int chunk, const Act *chunk_states) {
     (void)chunk;
     check_shape("gla_backward", seqs, H, kdim, vdim, ld);
     if (seqs.n == 0) return;
@@ -149,7 +158,7 @@ void gla_backward_cuda(Backend *be, Act *dq, Act *dk, Act *dv, Act *dg, float *d
     a.scale = scale;
     a.H = H;
     a.V = vdim;
-    run_all(be, a, seqs, kdim, 2, true);
+    run_all(be, a, seqs, kdim, true, chunk_states ? (bf16 *)as_bf16c(chunk_states) : NULL);
 }
 
 } // namespace

@@ -144,14 +144,20 @@ typedef struct Ops {
     // Gated linear attention: S_t = diag(exp(g_t)) S_{t-1} + k_t^T v_t, o_t = scale q_t S_t.
     // q, k [N, H*kdim], v [N, H*vdim] rows ld apart; g [N, H*kdim] contiguous log-gates
     // (natural log, <= 0); o contiguous. States as for lightning. `chunk`: chunk size hint.
+    // chunk_states: NULL, or room for seqs.rows * H * kdim * vdim / 64 values, where the
+    // forward may leave the state entering each chunk for the backward of the same inputs
+    // (a backend may ignore it; CUDA uses it when every sequence's chunks fit, which equal
+    // lengths that are multiples of 64 always do).
     void (*gla_forward)(Backend *be, Act *o, float *state_out, const Act *q, const Act *k,
                         const Act *v, int ld, const Act *g, const float *state_in, float scale,
-                        Seqs seqs, int H, int kdim, int vdim, int chunk);
-    // dq, dk, dv (ld as q), dg (contiguous) and dstate_in written.
+                        Seqs seqs, int H, int kdim, int vdim, int chunk, Act *chunk_states);
+    // dq, dk, dv (ld as q), dg (contiguous) and dstate_in written. chunk_states: NULL, or
+    // what the forward of these q, k, v, g, state_in and seqs left there (then the backward
+    // does not recompute the chunk states).
     void (*gla_backward)(Backend *be, Act *dq, Act *dk, Act *dv, Act *dg, float *dstate_in,
                          const Act *dout, const float *dstate_out, const Act *q, const Act *k,
                          const Act *v, int ld, const Act *g, const float *state_in, float scale,
-                         Seqs seqs, int H, int kdim, int vdim, int chunk);
+                         Seqs seqs, int H, int kdim, int vdim, int chunk, const Act *chunk_states);
     // Causal softmax attention with GQA (H query heads, Hkv key/value heads), scale
     // 1/sqrt(hd). Sequence i's queries are rows [sq.cu[i], sq.cu[i+1]) of q (rows ld_q
     // apart) and attend to its keys, rows [sk.cu[i], sk.cu[i+1]) of k and v (rows ld_kv

@@ -355,10 +355,11 @@ static void cpu_lightning_attn_backward(Backend *be, Act *dq, Act *dk, Act *dv, 
     scatter_rows(fp(dv), ld, gv, N, vw);
 }
 
-// Gated linear attention: g is already contiguous [N, H*kdim].
+// Gated linear attention: g is already contiguous [N, H*kdim]. The reference recomputes
+// its chunk states in the backward, so chunk_states is not used.
 static void cpu_gla_forward(Backend *be, Act *o, float *state_out, const Act *q, const Act *k,
                             const Act *v, int ld, const Act *g, const float *state_in, float scale,
-                            Seqs seqs, int H, int kdim, int vdim, int chunk) {
+                            Seqs seqs, int H, int kdim, int vdim, int chunk, Act *chunk_states) {
     long N = seqs.cu[seqs.n], qw = (long)H * kdim, vw = (long)H * vdim;
     long sd = (long)H * kdim * vdim;
     float *qt = gather_rows(0, cfp(q), ld, N, qw), *kt = gather_rows(1, cfp(k), ld, N, qw);
@@ -382,7 +383,8 @@ static void cpu_gla_forward(Backend *be, Act *o, float *state_out, const Act *q,
 static void cpu_gla_backward(Backend *be, Act *dq, Act *dk, Act *dv, Act *dg, float *dstate_in,
                              const Act *dout, const float *dstate_out, const Act *q, const Act *k,
                              const Act *v, int ld, const Act *g, const float *state_in, float scale,
-                             Seqs seqs, int H, int kdim, int vdim, int chunk) {
+                             Seqs seqs, int H, int kdim, int vdim, int chunk,
+                             const Act *chunk_states) {
     long N = seqs.cu[seqs.n], qw = (long)H * kdim, vw = (long)H * vdim;
     long sd = (long)H * kdim * vdim;
     float *qt = gather_rows(0, cfp(q), ld, N, qw), *kt = gather_rows(1, cfp(k), ld, N, qw);

@@ -9,7 +9,7 @@
 #include "mixer.h"
 
 enum { P_Q, P_K, P_V, P_G, P_GK0, P_GK1, P_GK1_BIAS, P_GNORM, P_O }; // tensors
-enum { S_PROJ, S_GK_LOW, S_GK_PRE, S_GK, S_O, S_ONORM, S_ORSTD, S_GATED };
+enum { S_PROJ, S_GK_LOW, S_GK_PRE, S_GK, S_O, S_ONORM, S_ORSTD, S_GATED, S_CHUNK };
 enum { D_GATED, D_ONORM, D_O, D_PROJ, D_GK, D_GK_PRE, D_GK_LOW };
 
 static void add_params(Model *m, int l, const char *pre, LayerParams *lp) {
@@ -48,7 +48,11 @@ static int saved(const ModelConfig *c, BufSpec *out) {
     out[S_ONORM] = (BufSpec){"onorm", D, false};
     out[S_ORSTD] = (BufSpec){"orstd", (size_t)c->n_heads, true};
     out[S_GATED] = (BufSpec){"gated", D, false};
-    return 8;
+    // The state entering each 64-token chunk, kept by the op's forward for its backward
+    // (ops.h: H * hk * hv / 64 values a token; 4 KB a token in bf16 at D 1024, H 4).
+    size_t H = c->n_heads, hk = Dk / H, hv = D / H;
+    out[S_CHUNK] = (BufSpec){"chunk_states", (H * hk * hv + 63) / 64, false};
+    return 9;
 }
 
 static int scratch(const ModelConfig *c, BufSpec *out) {
@@ -73,7 +77,7 @@ static void attn_forward(const MixerCall *mc, Act *o, float *state_out, const fl
     Act *proj = mc->a->mixer[S_PROJ];
     be->ops->gla_forward(be, o, state_out, proj, act_at(be, proj, Dk), act_at(be, proj, 2 * Dk), W,
                          mc->a->mixer[S_GK], state_in, 1.0f / sqrtf((float)hk), m->seqs, H, hk, hv,
-                         c->attn_block);
+                         c->attn_block, mc->a->mixer[S_CHUNK]);
 }
 
 // Its backward into d_proj's q, k, v columns and d_gk, with the final-state gradient
@@ -88,7 +92,8 @@ static void attn_backward(const MixerCall *mc, const Act *d_o, float *dstate_in,
     be->ops->gla_backward(be, d_proj, act_at(be, d_proj, Dk), act_at(be, d_proj, 2 * Dk),
                           mc->scratch[D_GK], dstate_in, d_o, dstate_out, proj, act_at(be, proj, Dk),
                           act_at(be, proj, 2 * Dk), W, mc->a->mixer[S_GK], mc->st->state_in,
-                          1.0f / sqrtf((float)hk), m->seqs, H, hk, hv, c->attn_block);
+                          1.0f / sqrtf((float)hk), m->seqs, H, hk, hv, c->attn_block,
+                          mc->a->mixer[S_CHUNK]);
 }
 
 static void forward(const MixerCall *mc, Act *out) {

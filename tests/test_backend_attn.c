@@ -134,23 +134,30 @@ static void lin_free(LinProblem *p) {
 
 // The op's outputs in backend memory, poisoned when made: o, state_out, the gradient of
 // the qkv projection (its q, k, v blocks written, the pad_cols columns left alone), dg and
-// dstate_in.
+// dstate_in; and GLA's chunk_states (ops.h: what its forward keeps for the backward), a
+// row's share (chunk_width values) for every row, so calls on disjoint rows keep theirs
+// apart.
 typedef struct LinOut {
-    Act *o, *dqkv, *dg;
+    Act *o, *dqkv, *dg, *chunks;
     float *s_out, *ds_in;
 } LinOut;
+
+static long chunk_width(const LinProblem *p) {
+    return (p->qw * p->c.vdim + 63) / 64;
+}
 
 static LinOut lin_out(const LinProblem *p) {
     LinOut d = {be_poison(be, (size_t)p->N * p->vw * be->act_size),
                 be_poison(be, (size_t)p->N * p->ld * be->act_size),
                 p->c.gla ? be_poison(be, (size_t)p->N * p->qw * be->act_size) : NULL,
+                p->c.gla ? be_poison(be, (size_t)p->N * chunk_width(p) * be->act_size) : NULL,
                 be_poison(be, (size_t)p->c.n * p->sd * sizeof(float)),
                 be_poison(be, (size_t)p->c.n * p->sd * sizeof(float))};
     return d;
 }
 
 static void lin_out_free(LinOut *d) {
-    dfree(d->o), dfree(d->dqkv), dfree(d->dg), dfree(d->s_out), dfree(d->ds_in);
+    dfree(d->o), dfree(d->dqkv), dfree(d->dg), dfree(d->chunks), dfree(d->s_out), dfree(d->ds_in);
 }
 
 // Where one call's rows and states sit: rows [r0, ...) of every row tensor, the packing,
@@ -171,7 +178,8 @@ static void lin_forward(const LinProblem *p, const LinOut *d, const LinCall *k) 
     if (c->gla) {
         be->ops->gla_forward(be, o, k->s_out, q, kk, v, p->ld,
                              act_at(be, p->dg_in, (size_t)k->r0 * p->qw), k->s_in, p->scale,
-                             k->seqs, c->H, c->kdim, c->vdim, c->block);
+                             k->seqs, c->H, c->kdim, c->vdim, c->block,
+                             act_at(be, d->chunks, (size_t)k->r0 * chunk_width(p)));
     } else {
         be->ops->lightning_attn_forward(be, o, k->s_out, q, kk, v, p->ld, k->s_in, p->ddecay,
                                         k->seqs, c->H, c->kdim, c->vdim, c->silu, c->block);
@@ -190,7 +198,8 @@ static void lin_backward(const LinProblem *p, const LinOut *d, const LinCall *k)
         be->ops->gla_backward(be, dq, dk, dv, act_at(be, d->dg, (size_t)k->r0 * p->qw), k->ds_in,
                               dout, k->ds_out, q, kk, v, p->ld,
                               act_at(be, p->dg_in, (size_t)k->r0 * p->qw), k->s_in, p->scale,
-                              k->seqs, c->H, c->kdim, c->vdim, c->block);
+                              k->seqs, c->H, c->kdim, c->vdim, c->block,
+                              act_at(be, d->chunks, (size_t)k->r0 * chunk_width(p)));
     } else {
         be->ops->lightning_attn_backward(be, dq, dk, dv, k->ds_in, dout, k->ds_out, q, kk, v, p->ld,
                                          k->s_in, p->ddecay, k->seqs, c->H, c->kdim, c->vdim,
@@ -383,6 +392,9 @@ static const LinCase GLA_SMALL[] = {
     {true, 2, {70, 130}, 2, 32, 64, 64, false, true, true}, // the state walks' shapes:
     {true, 1, {200}, 1, 128, 32, 64, false, true, false},   // kdim 32, value tiles of 32
     {true, 2, {65, 64}, 1, 64, 16, 64, false, false, true}, // and of 16 under kdim 64
+    // equal lengths, multiples of 64: the backward reads the forward's chunk states
+    {true, 3, {128, 128, 128}, 2, 64, 128, 64, false, true, true},
+    {true, 1, {256}, 2, 128, 64, 64, false, false, true},
 };
 static const LinCase GLA_BIG[] = {
     {true, 1, {1000}, 4, 128, 128, 64, false, true, true},
