@@ -383,6 +383,8 @@ static const LinCase GLA_SMALL[] = {
     {true, 2, {70, 130}, 2, 32, 64, 64, false, true, true}, // the state walks' shapes:
     {true, 1, {200}, 1, 128, 32, 64, false, true, false},   // kdim 32, value tiles of 32
     {true, 2, {65, 64}, 1, 64, 16, 64, false, false, true}, // and of 16 under kdim 64
+    // 384 walks: more than two an SM (their four-an-SM instance) on GPUs of up to 192 SMs
+    {true, 3, {40, 64, 17}, 32, 128, 128, 64, false, true, true},
 };
 static const LinCase GLA_BIG[] = {
     {true, 1, {1000}, 4, 128, 128, 64, false, true, true},
