@@ -32,6 +32,15 @@ void launch(Backend *be, Kern kern, dim3 grid, int threads, int bytes, const Gla
     CUDA_CHECK_LAUNCH();
 }
 
+// One state walk: the instance of four blocks an SM when there are more than two walks an
+// SM, else the one of two, which does not spill (see gla_states_kernel's MINB).
+template <int K, int BV, bool REV> void walk(Backend *be, dim3 grid, const GlaArgs &a) {
+    if ((long)grid.x * grid.y * grid.z > 2L * cuda_ctx(be)->sm_count)
+        launch(be, gla_states_kernel<K, BV, REV, 4>, grid, NT, 0, a);
+    else
+        launch(be, gla_states_kernel<K, BV, REV, 2>, grid, NT, 0, a);
+}
+
 // The launches of one group of sequences [a.seq0, a.seq0 + nseq), for fixed K and BV. The
 // backward walks the forward's states again unless a.h already holds them (kept).
 template <int K, int BV>
@@ -39,7 +48,7 @@ void run_group(Backend *be, const GlaArgs &a, int nseq, bool backward, bool kept
     typedef Lay<K, BV, chunk_threads(K)> L;
     dim3 sgrid(K / state_rows(K) * (a.V / BV), a.H, nseq), cgrid(a.max_chunks, a.H, nseq);
     if (!backward) {
-        launch(be, gla_states_kernel<K, BV, false>, sgrid, NT, 0, a);
+        walk<K, BV, false>(be, sgrid, a);
         if (a.max_chunks > 0)
             launch(be, gla_fwd_chunk_kernel<K, BV>, cgrid, chunk_threads(K), L::fw_bytes, a);
         return;
@@ -47,9 +56,9 @@ void run_group(Backend *be, const GlaArgs &a, int nseq, bool backward, bool kept
     if (!kept) {
         GlaArgs f = a; // the forward sweep only recomputes the chunk states
         f.state_out = NULL;
-        launch(be, gla_states_kernel<K, BV, false>, sgrid, NT, 0, f);
+        walk<K, BV, false>(be, sgrid, f);
     }
-    launch(be, gla_states_kernel<K, BV, true>, sgrid, NT, 0, a);
+    walk<K, BV, true>(be, sgrid, a);
     if (a.max_chunks > 0)
         launch(be, gla_bwd_chunk_kernel<K, BV>, cgrid, chunk_threads(K), L::bw_bytes, a);
 }

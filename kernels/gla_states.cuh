@@ -13,7 +13,8 @@
 // and the tensor cores rather than on DRAM. The walk is serial in the chunks, so it is
 // cut along both state dimensions (64 x 64 tiles: 4 blocks a head at kdim = vdim = 128)
 // and kept small (35 KiB of shared memory, 4 blocks an SM) for as many walks at once as
-// possible.
+// possible; when there are no more than two walks an SM, an instance for two an SM runs
+// them without register spills.
 #pragma once
 #include "gla_chunk.cuh"
 #include "mma.cuh"
@@ -68,10 +69,14 @@ __device__ inline void stash_rows(const uint4 (&raw)[G], bf16 *dst, int ldd, flo
 }
 
 // The walk (see the top). Grid: x = state row tile * (V / BV) + column tile, y = head,
-// z = sequence of the group. st[m][n] holds columns 8n .. 8n + 7 of the warp's tile
-// warp + m * NW (row block tile / (BV / 16), column block tile % (BV / 16)).
-template <int K, int BV, bool REV>
-__global__ void __launch_bounds__(NT, 4) gla_states_kernel(const GlaArgs a) {
+// z = sequence of the group. MINB, the blocks an SM must hold, caps the registers: at 4
+// (64 registers) the walk spills 40 to 60 bytes, the price of four walks an SM when there
+// are that many; with at most two walks an SM (long sequences, few heads) it runs at 2,
+// where 128 registers hold everything and a step waits on no local memory. st[m][n] holds columns
+// 8n .. 8n + 7 of the warp's tile warp + m * NW (row block tile / (BV / 16), column block tile %
+// (BV / 16)).
+template <int K, int BV, bool REV, int MINB>
+__global__ void __launch_bounds__(NT, MINB) gla_states_kernel(const GlaArgs a) {
     constexpr int BK = state_rows(K), LDX = BK + 8, LDY = BV + 8;
     constexpr int NVB = BV / 16, TILES = (BK / 16) * NVB, NST = (TILES + NW - 1) / NW;
     constexpr int GX = walk_groups(BK), GY = walk_groups(BV);

@@ -395,6 +395,8 @@ static const LinCase GLA_SMALL[] = {
     // equal lengths, multiples of 64: the backward reads the forward's chunk states
     {true, 3, {128, 128, 128}, 2, 64, 128, 64, false, true, true},
     {true, 1, {256}, 2, 128, 64, 64, false, false, true},
+    // 384 walks: more than two an SM (their four-an-SM instance) on GPUs of up to 192 SMs
+    {true, 3, {40, 64, 17}, 32, 128, 128, 64, false, true, true},
 };
 static const LinCase GLA_BIG[] = {
     {true, 1, {1000}, 4, 128, 128, 64, false, true, true},
