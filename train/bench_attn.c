@@ -56,7 +56,7 @@ static Act *random_gates(Backend *be, uint64_t seed, long n) {
 // The buffers of one shape.
 typedef struct Shape {
     int B, T, N, W; // W: the projection's width (row stride of q, k, v)
-    Act *qkv, *o, *dout, *dqkv, *g, *dg;
+    Act *qkv, *o, *dout, *dqkv, *g, *dg, *chunk_states; // lightning's, as a layer keeps them
     float *lse, *log_decay;
     int *cu;
     Seqs seqs;
@@ -74,6 +74,7 @@ static Shape make_shape(AttnBench *ab, int T, uint64_t seed) {
     s.o = be->ops->alloc(be, (size_t)s.N * Hd * be->act_size);
     s.dqkv = be->ops->alloc(be, (size_t)s.N * s.W * be->act_size);
     s.dg = be->ops->alloc(be, (size_t)s.N * Hd * be->act_size);
+    s.chunk_states = be->ops->alloc(be, (size_t)s.N * Hd * ab->d / 64 * be->act_size);
     s.lse = be->ops->alloc(be, (size_t)s.N * ab->H * sizeof(float));
     int *cu = xmalloc((size_t)(s.B + 1) * sizeof(int));
     for (int b = 0; b <= s.B; b++) cu[b] = b * T;
@@ -90,7 +91,8 @@ static Shape make_shape(AttnBench *ab, int T, uint64_t seed) {
 }
 
 static void free_shape(Backend *be, Shape *s) {
-    void *bufs[] = {s->qkv, s->o, s->dout, s->dqkv, s->g, s->dg, s->lse, s->log_decay, s->cu};
+    void *bufs[] = {s->qkv, s->o,   s->dout,      s->dqkv, s->g,
+                    s->dg,  s->lse, s->log_decay, s->cu,   s->chunk_states};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) be->ops->free(be, bufs[i]);
 }
 
@@ -103,10 +105,11 @@ static void run_op(AttnBench *ab, Shape *s, bool backward) {
     Act *dq = s->dqkv, *dk = act_at(be, s->dqkv, Hd), *dv = act_at(be, s->dqkv, 2 * Hd);
     if (strcmp(ab->kind, "lightning") == 0) {
         ops->lightning_attn_forward(be, s->o, NULL, q, k, v, s->W, NULL, s->log_decay, s->seqs, H,
-                                    d, d, ab->silu, 64);
+                                    d, d, ab->silu, 64, s->chunk_states);
         if (backward)
             ops->lightning_attn_backward(be, dq, dk, dv, NULL, s->dout, NULL, q, k, v, s->W, NULL,
-                                         s->log_decay, s->seqs, H, d, d, ab->silu, 64);
+                                         s->log_decay, s->seqs, H, d, d, ab->silu, 64,
+                                         s->chunk_states);
     } else if (strcmp(ab->kind, "gla") == 0) {
         float scale = 1.0f / sqrtf((float)d);
         ops->gla_forward(be, s->o, NULL, q, k, v, s->W, s->g, NULL, scale, s->seqs, H, d, d, 64);
