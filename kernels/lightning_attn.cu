@@ -136,9 +136,10 @@ template <bool REV, bool ST> ChunkKernel output_kp(int KP) {
 }
 
 // Every chunk's output at once (the chunk-parallel path), from the states in a.hs (with
-// trans, each state transposed: dk's, read from the dv walk).
+// trans, each state transposed: dk's, read from the dv walk, and dq's, read from the
+// forward's kept chunk states).
 void launch_outputs(Backend *be, bool rev, const ChunkArgs &a, int nseq, bool trans = false) {
-    ChunkKernel k = trans ? output_kp<true, true>(a.KP)
+    ChunkKernel k = trans ? (rev ? output_kp<true, true>(a.KP) : output_kp<false, true>(a.KP))
                     : rev ? output_kp<true, false>(a.KP)
                           : output_kp<false, false>(a.KP);
     dim3 grid((unsigned)(nseq * a.maxch), (unsigned)a.H, (unsigned)((a.VC + OT - 1) / OT));
@@ -216,6 +217,13 @@ void set_dims(ChunkArgs *a, int KR, int VC) {
     a->VT = choose_vt(VC, a->KP);
 }
 
+// The caller's chunk_states (ops.h) when the call takes the chunk-parallel path (maxch
+// chunks a sequence) and they hold every sequence's chunks on a 16-byte boundary, else NULL.
+bf16 *kept_states(const Act *chunk_states, Seqs seqs, int maxch) {
+    bf16 *p = chunk_states ? (bf16 *)as_bf16c(chunk_states) : NULL;
+    return p && maxch > 0 && (long)seqs.n * maxch * BT <= seqs.rows && aligned16(p) ? p : NULL;
+}
+
 // Scratch for one call: the activated q and k (when silu_qk; [rows, H*kdim] each), nstates
 // fp32 segment states and nhs bf16 per-chunk states (the chunk-parallel path), carved from
 // the backend's scratch buffer.
@@ -268,7 +276,7 @@ void activate_qk(Backend *be, const CallScratch &cs, const bf16 *q, const bf16 *
 // ops->lightning_attn_forward: o (and state_out) from q, k, v (and state_in).
 void la_forward(Backend *be, Act *o, float *state_out, const Act *q, const Act *k, const Act *v,
                 int ld, const float *state_in, const float *log_decay, Seqs seqs, int H, int kdim,
-                int vdim, bool silu_qk, int block) {
+                int vdim, bool silu_qk, int block, Act *chunk_states) {
     (void)block;
     check_shape("lightning_attn_forward", seqs, H, kdim, vdim, ld);
     if (seqs.n == 0) return;
@@ -279,9 +287,10 @@ void la_forward(Backend *be, Act *o, float *state_out, const Act *q, const Act *
     set_dims(&a, kdim, vdim);
     plan_walks(be, seqs, &a);
     size_t nstates = a.nseg > 1 ? (size_t)seqs.n * a.nseg * H * kdim * vdim : 0;
-    size_t nhs = (size_t)seqs.n * a.maxch * H * kdim * vdim;
+    bf16 *kept = kept_states(chunk_states, seqs, a.maxch); // the walk's states go there
+    size_t nhs = kept ? 0 : (size_t)seqs.n * a.maxch * H * kdim * vdim;
     CallScratch cs = call_scratch(be, seqs, H, kdim, silu_qk, nstates, nhs);
-    a.hs = cs.hs;
+    a.hs = kept ? kept : cs.hs;
     Operand Q = {qb, ld}, K = {kb, ld}, V = {vb, ld};
     if (silu_qk) activate_qk(be, cs, qb, kb, ld, seqs, H * kdim, vec, &Q, &K);
     if (a.nseg > 1) segment_states(be, false, a, K, V, cs.states, state_in, seqs.n);
@@ -303,7 +312,7 @@ void la_forward(Backend *be, Act *o, float *state_out, const Act *q, const Act *
 void la_backward(Backend *be, Act *dq, Act *dk, Act *dv, float *dstate_in, const Act *dout,
                  const float *dstate_out, const Act *q, const Act *k, const Act *v, int ld,
                  const float *state_in, const float *log_decay, Seqs seqs, int H, int kdim,
-                 int vdim, bool silu_qk, int block) {
+                 int vdim, bool silu_qk, int block, const Act *chunk_states) {
     (void)block;
     check_shape("lightning_attn_backward", seqs, H, kdim, vdim, ld);
     if (seqs.n == 0) return;
@@ -321,10 +330,13 @@ void la_backward(Backend *be, Act *dq, Act *dk, Act *dv, float *dstate_in, const
     Operand Q = {qb, ld}, K = {kb, ld}, V = {vb, ld}, dO = {gb, ldo};
     if (silu_qk) activate_qk(be, cs, qb, kb, ld, seqs, H * kdim, vec, &Q, &K);
     float *segS = NULL, *segG = NULL;
+    // The forward's chunk states, when it kept them: then dq reads them, transposed, as dk
+    // reads the dv walk's, and needs neither a walk nor segment states of its own.
+    bf16 *kept = kept_states(chunk_states, seqs, base.maxch);
     if (base.nseg > 1) {
         segS = cs.states;
         segG = segS + n;
-        if (dq) segment_states(be, false, base, K, V, segS, state_in, seqs.n);
+        if (dq && !kept) segment_states(be, false, base, K, V, segS, state_in, seqs.n);
         if (dk || dv || dstate_in) segment_states(be, true, base, Q, dO, segG, dstate_out, seqs.n);
     }
     if (dq) { // dq = ((do v^T) .* M) k + Lambda do S^T
@@ -338,7 +350,12 @@ void la_backward(Backend *be, Act *dq, Act *dk, Act *dv, float *dstate_in, const
         a.init = state_in;
         a.seg = segS;
         a.trans = 1;
-        run_pass(be, false, a, seqs.n);
+        if (kept) {
+            a.hs = kept; // S entering each chunk as [kdim, vdim]: this pass's S^T
+            launch_outputs(be, false, a, seqs.n, true);
+        } else {
+            run_pass(be, false, a, seqs.n);
+        }
     }
     // dv = ((k q^T) .* M^T) do + (w k) G, G ending as dstate_in; dk = ((v do^T) .* M^T) q +
     // (w v) G^T. On the chunk-parallel path dk reads the dv walk's G transposed.

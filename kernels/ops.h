@@ -129,18 +129,24 @@ typedef struct Ops {
     // apart; o is contiguous [N, H*vdim]. With silu_qk, q and k pass through SiLU first
     // (TNL). States are fp32 [seqs.n, H, kdim, vdim]; state_in / state_out may be NULL.
     // `block` is a hint for the block size (the CPU form takes it as given).
+    // chunk_states: NULL, or room for seqs.rows * H * kdim * vdim / 64 values, where the
+    // forward may leave the state entering each 64-row chunk for the backward of the same
+    // inputs (a backend may ignore it; CUDA uses it on its chunk-parallel path when every
+    // sequence's chunks fit, which equal lengths that are multiples of 64 always do).
     void (*lightning_attn_forward)(Backend *be, Act *o, float *state_out, const Act *q,
                                    const Act *k, const Act *v, int ld, const float *state_in,
                                    const float *log_decay, Seqs seqs, int H, int kdim, int vdim,
-                                   bool silu_qk, int block);
+                                   bool silu_qk, int block, Act *chunk_states);
     // dq, dk, dv written with the same ld as q, k, v (with silu_qk: gradients of the
     // inputs before SiLU); dstate_in written (may be NULL); dstate_out is the incoming
-    // gradient of state_out (NULL: zero).
+    // gradient of state_out (NULL: zero). chunk_states: NULL, or what the forward of these
+    // q, k, v, state_in and seqs left there (then dq is computed from them, not from a
+    // walk of its own).
     void (*lightning_attn_backward)(Backend *be, Act *dq, Act *dk, Act *dv, float *dstate_in,
                                     const Act *dout, const float *dstate_out, const Act *q,
                                     const Act *k, const Act *v, int ld, const float *state_in,
                                     const float *log_decay, Seqs seqs, int H, int kdim, int vdim,
-                                    bool silu_qk, int block);
+                                    bool silu_qk, int block, const Act *chunk_states);
     // Gated linear attention: S_t = diag(exp(g_t)) S_{t-1} + k_t^T v_t, o_t = scale q_t S_t.
     // q, k [N, H*kdim], v [N, H*vdim] rows ld apart; g [N, H*kdim] contiguous log-gates
     // (natural log, <= 0); o contiguous. States as for lightning. `chunk`: chunk size hint.

@@ -279,11 +279,12 @@ static void cpu_rope_backward(Backend *be, Act *dx, int ld, const int *pos, int 
 // q, k and v are gathered out of their projection into contiguous [N, H, d] copies, the
 // layout of the references, and each run of equal-length sequences is one reference call.
 
-// Lightning attention: SiLU on the gathered q and k when silu_qk, then the block form.
+// Lightning attention: SiLU on the gathered q and k when silu_qk, then the block form
+// (which recomputes its chunk states in the backward: chunk_states is not used).
 static void cpu_lightning_attn_forward(Backend *be, Act *o, float *state_out, const Act *q,
                                        const Act *k, const Act *v, int ld, const float *state_in,
                                        const float *log_decay, Seqs seqs, int H, int kdim, int vdim,
-                                       bool silu_qk, int block) {
+                                       bool silu_qk, int block, Act *chunk_states) {
     long N = seqs.cu[seqs.n], qw = (long)H * kdim, vw = (long)H * vdim;
     long sd = (long)H * kdim * vdim;
     float *qt = gather_rows(0, cfp(q), ld, N, qw), *kt = gather_rows(1, cfp(k), ld, N, qw);
@@ -314,7 +315,8 @@ static void cpu_lightning_attn_backward(Backend *be, Act *dq, Act *dk, Act *dv, 
                                         const Act *dout, const float *dstate_out, const Act *q,
                                         const Act *k, const Act *v, int ld, const float *state_in,
                                         const float *log_decay, Seqs seqs, int H, int kdim,
-                                        int vdim, bool silu_qk, int block) {
+                                        int vdim, bool silu_qk, int block,
+                                        const Act *chunk_states) {
     long N = seqs.cu[seqs.n], qw = (long)H * kdim, vw = (long)H * vdim;
     long sd = (long)H * kdim * vdim;
     float *q0 = gather_rows(0, cfp(q), ld, N, qw), *k0 = gather_rows(1, cfp(k), ld, N, qw);

@@ -10,9 +10,9 @@
 #include "../core/util.h"
 #include "mixer.h"
 
-enum { P_QKVU, P_OUT };                          // tensors
-enum { S_PROJ, S_O, S_ONORM, S_ORSTD, S_GATED }; // saved buffers
-enum { D_GATED, D_ONORM, D_O, D_PROJ };          // backward scratch
+enum { P_QKVU, P_OUT };                                   // tensors
+enum { S_PROJ, S_O, S_ONORM, S_ORSTD, S_GATED, S_CHUNK }; // saved buffers
+enum { D_GATED, D_ONORM, D_O, D_PROJ };                   // backward scratch
 
 static void add_params(Model *m, int l, const char *pre, LayerParams *lp) {
     int D = m->cfg.dim;
@@ -37,7 +37,11 @@ static int saved(const ModelConfig *c, BufSpec *out) {
     out[S_ONORM] = (BufSpec){"onorm", D, false};
     out[S_ORSTD] = (BufSpec){"orstd", 1, true};
     out[S_GATED] = (BufSpec){"gated", D, false};
-    return 5;
+    // The state entering each 64-token chunk, kept by the op's forward for its backward's
+    // dq (ops.h: H * hd * hd / 64 values a token; 4 KB a token in bf16 at D 1024, H 8).
+    size_t H = c->n_heads, hd = D / H;
+    out[S_CHUNK] = (BufSpec){"chunk_states", (H * hd * hd + 63) / 64, false};
+    return 6;
 }
 
 static int scratch(const ModelConfig *c, BufSpec *out) {
@@ -61,10 +65,10 @@ static void attn_forward(const MixerCall *mc, Act *o, float *state_out, const fl
     const ModelConfig *c = &m->cfg;
     int D = c->dim, H = c->n_heads, hd = D / H;
     Act *proj = mc->a->mixer[S_PROJ];
-    be->ops->lightning_attn_forward(be, o, state_out, proj, act_at(be, proj, D),
-                                    act_at(be, proj, 2 * D), 4 * D, state_in,
-                                    layer_decay(m, mc->layer), m->seqs, H, hd, hd,
-                                    c->lightning_qk == LIGHTNING_QK_SILU, c->attn_block);
+    be->ops->lightning_attn_forward(
+        be, o, state_out, proj, act_at(be, proj, D), act_at(be, proj, 2 * D), 4 * D, state_in,
+        layer_decay(m, mc->layer), m->seqs, H, hd, hd, c->lightning_qk == LIGHTNING_QK_SILU,
+        c->attn_block, mc->a->mixer[S_CHUNK]);
 }
 
 // Its backward into d_proj's q, k, v columns, with the final-state gradient dstate_out
@@ -76,11 +80,11 @@ static void attn_backward(const MixerCall *mc, const Act *d_o, float *dstate_in,
     const ModelConfig *c = &m->cfg;
     int D = c->dim, H = c->n_heads, hd = D / H;
     Act *proj = mc->a->mixer[S_PROJ], *d_proj = mc->scratch[D_PROJ];
-    be->ops->lightning_attn_backward(be, d_proj, act_at(be, d_proj, D), act_at(be, d_proj, 2 * D),
-                                     dstate_in, d_o, dstate_out, proj, act_at(be, proj, D),
-                                     act_at(be, proj, 2 * D), 4 * D, mc->st->state_in,
-                                     layer_decay(m, mc->layer), m->seqs, H, hd, hd,
-                                     c->lightning_qk == LIGHTNING_QK_SILU, c->attn_block);
+    be->ops->lightning_attn_backward(
+        be, d_proj, act_at(be, d_proj, D), act_at(be, d_proj, 2 * D), dstate_in, d_o, dstate_out,
+        proj, act_at(be, proj, D), act_at(be, proj, 2 * D), 4 * D, mc->st->state_in,
+        layer_decay(m, mc->layer), m->seqs, H, hd, hd, c->lightning_qk == LIGHTNING_QK_SILU,
+        c->attn_block, mc->a->mixer[S_CHUNK]);
 }
 
 static void forward(const MixerCall *mc, Act *out) {

@@ -134,7 +134,7 @@ static void lin_free(LinProblem *p) {
 
 // The op's outputs in backend memory, poisoned when made: o, state_out, the gradient of
 // the qkv projection (its q, k, v blocks written, the pad_cols columns left alone), dg and
-// dstate_in; and GLA's chunk_states (ops.h: what its forward keeps for the backward), a
+// dstate_in; and the chunk_states (ops.h: what the forward keeps for the backward), a
 // row's share (chunk_width values) for every row, so calls on disjoint rows keep theirs
 // apart.
 typedef struct LinOut {
@@ -150,7 +150,7 @@ static LinOut lin_out(const LinProblem *p) {
     LinOut d = {be_poison(be, (size_t)p->N * p->vw * be->act_size),
                 be_poison(be, (size_t)p->N * p->ld * be->act_size),
                 p->c.gla ? be_poison(be, (size_t)p->N * p->qw * be->act_size) : NULL,
-                p->c.gla ? be_poison(be, (size_t)p->N * chunk_width(p) * be->act_size) : NULL,
+                be_poison(be, (size_t)p->N * chunk_width(p) * be->act_size),
                 be_poison(be, (size_t)p->c.n * p->sd * sizeof(float)),
                 be_poison(be, (size_t)p->c.n * p->sd * sizeof(float))};
     return d;
@@ -182,7 +182,8 @@ static void lin_forward(const LinProblem *p, const LinOut *d, const LinCall *k) 
                              act_at(be, d->chunks, (size_t)k->r0 * chunk_width(p)));
     } else {
         be->ops->lightning_attn_forward(be, o, k->s_out, q, kk, v, p->ld, k->s_in, p->ddecay,
-                                        k->seqs, c->H, c->kdim, c->vdim, c->silu, c->block);
+                                        k->seqs, c->H, c->kdim, c->vdim, c->silu, c->block,
+                                        act_at(be, d->chunks, (size_t)k->r0 * chunk_width(p)));
     }
 }
 
@@ -203,7 +204,8 @@ static void lin_backward(const LinProblem *p, const LinOut *d, const LinCall *k)
     } else {
         be->ops->lightning_attn_backward(be, dq, dk, dv, k->ds_in, dout, k->ds_out, q, kk, v, p->ld,
                                          k->s_in, p->ddecay, k->seqs, c->H, c->kdim, c->vdim,
-                                         c->silu, c->block);
+                                         c->silu, c->block,
+                                         act_at(be, d->chunks, (size_t)k->r0 * chunk_width(p)));
     }
 }
 
@@ -350,6 +352,10 @@ static const LinCase LIGHTNING_SMALL[] = {
     {false, 2, {24, 24}, 1, 64, 64, 64, true, true, false},
     {false, 2, {9, 20}, 1, 128, 128, 8, true, false, true},
     {false, 4, {1, 7, 1, 12}, 3, 16, 32, 4, false, true, true},
+    // equal lengths, multiples of 64: the backward's dq reads the forward's chunk states
+    // (at 1024 rows and one head the sequence is also cut into segments)
+    {false, 2, {128, 128}, 2, 64, 64, 64, true, true, true},
+    {false, 1, {1024}, 1, 64, 64, 64, false, true, true},
 };
 static const LinCase LIGHTNING_BIG[] = {
     {false, 1, {1000}, 4, 128, 128, 64, true, true, true},

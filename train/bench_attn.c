@@ -56,7 +56,7 @@ static Act *random_gates(Backend *be, uint64_t seed, long n) {
 // The buffers of one shape.
 typedef struct Shape {
     int B, T, N, W; // W: the projection's width (row stride of q, k, v)
-    Act *qkv, *o, *dout, *dqkv, *g, *dg, *chunk_states; // GLA's, as a layer keeps them
+    Act *qkv, *o, *dout, *dqkv, *g, *dg, *chunk_states; // linear attention's, as a layer keeps them
     float *lse, *log_decay;
     int *cu;
     Seqs seqs;
@@ -105,10 +105,11 @@ static void run_op(AttnBench *ab, Shape *s, bool backward) {
     Act *dq = s->dqkv, *dk = act_at(be, s->dqkv, Hd), *dv = act_at(be, s->dqkv, 2 * Hd);
     if (strcmp(ab->kind, "lightning") == 0) {
         ops->lightning_attn_forward(be, s->o, NULL, q, k, v, s->W, NULL, s->log_decay, s->seqs, H,
-                                    d, d, ab->silu, 64);
+                                    d, d, ab->silu, 64, s->chunk_states);
         if (backward)
             ops->lightning_attn_backward(be, dq, dk, dv, NULL, s->dout, NULL, q, k, v, s->W, NULL,
-                                         s->log_decay, s->seqs, H, d, d, ab->silu, 64);
+                                         s->log_decay, s->seqs, H, d, d, ab->silu, 64,
+                                         s->chunk_states);
     } else if (strcmp(ab->kind, "gla") == 0) {
         float scale = 1.0f / sqrtf((float)d);
         ops->gla_forward(be, s->o, NULL, q, k, v, s->W, s->g, NULL, scale, s->seqs, H, d, d, 64,

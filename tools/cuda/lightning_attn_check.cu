@@ -266,11 +266,11 @@ static bool run_case(const Case &c, Backend *be, const Ops *ops) {
         CUDA_CHECK(cudaMemset(dsin_out, 0xff, n * H * sd * sizeof(float)));
         ops->lightning_attn_forward(be, (Act *)o_, sout, (const Act *)dq_, (const Act *)dk_,
                                     (const Act *)dv_, ld, dsin, dlog, seqs, H, K, V, c.silu != 0,
-                                    64);
+                                    64, NULL);
         ops->lightning_attn_backward(be, (Act *)gq, (Act *)gk, (Act *)gv, dsin_out,
                                      (const Act *)ddo, ddsout, (const Act *)dq_, (const Act *)dk_,
                                      (const Act *)dv_, ld, dsin, dlog, seqs, H, K, V, c.silu != 0,
-                                     64);
+                                     64, NULL);
         CUDA_CHECK(cudaStreamSynchronize(cuda_ctx(be)->stream));
         std::vector<float> got[6] = {
             from_dev_bf16(o_, N * H * V), from_dev_f32(sout, n * H * sd),
@@ -303,13 +303,13 @@ static bool run_case(const Case &c, Backend *be, const Ops *ops) {
         CUDA_CHECK(cudaMemset(dsin_out, 0xff, n * H * sd * sizeof(float)));
         ops->lightning_attn_backward(be, NULL, NULL, NULL, dsin_out, (const Act *)ddo, ddsout,
                                      (const Act *)dq_, (const Act *)dk_, (const Act *)dv_, ld, dsin,
-                                     dlog, seqs, H, K, V, c.silu != 0, 64);
+                                     dlog, seqs, H, K, V, c.silu != 0, 64, NULL);
         ok &= compare("dstate_in (alone)", from_dev_f32(dsin_out, n * H * sd), rds, all, tol);
         if (dsin) {
             float *s_copy = to_dev_f32(s_in);
             ops->lightning_attn_forward(be, (Act *)o_, s_copy, (const Act *)dq_, (const Act *)dk_,
                                         (const Act *)dv_, ld, s_copy, dlog, seqs, H, K, V,
-                                        c.silu != 0, 64);
+                                        c.silu != 0, 64, NULL);
             ok &= compare("state_out (in place)", from_dev_f32(s_copy, n * H * sd), rs, all, tol);
             CUDA_CHECK(cudaFree(s_copy));
         }
@@ -353,7 +353,7 @@ static void bench(Backend *be, const Ops *ops, int T, int d, int path) {
         CUDA_CHECK(cudaEventRecord(e0, st));
         for (int it = 0; it < iters; it++)
             ops->lightning_attn_forward(be, (Act *)o, NULL, q, k, v, ld, NULL, logd, seqs, H, d, d,
-                                        true, 64);
+                                        true, 64, NULL);
         CUDA_CHECK(cudaEventRecord(e1, st));
         CUDA_CHECK(cudaEventSynchronize(e1));
         CUDA_CHECK(cudaEventElapsedTime(&ms_f, e0, e1));
@@ -361,7 +361,7 @@ static void bench(Backend *be, const Ops *ops, int T, int d, int path) {
         for (int it = 0; it < iters; it++)
             ops->lightning_attn_backward(be, (Act *)g, (Act *)(g + H * d), (Act *)(g + 2 * H * d),
                                          NULL, (const Act *)dout, NULL, q, k, v, ld, NULL, logd,
-                                         seqs, H, d, d, true, 64);
+                                         seqs, H, d, d, true, 64, NULL);
         CUDA_CHECK(cudaEventRecord(e1, st));
         CUDA_CHECK(cudaEventSynchronize(e1));
         CUDA_CHECK(cudaEventElapsedTime(&ms_b, e0, e1));
