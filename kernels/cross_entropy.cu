@@ -60,6 +60,36 @@ static __device__ void online_add(float *m, float *s, float x) {
     }
 }
 
+// online_add over a group of four logits, in column order.
+static __device__ void online_add4(float *m, float *s, float4 x) {
+    online_add(m, s, x.x);
+    online_add(m, s, x.y);
+    online_add(m, s, x.z);
+    online_add(m, s, x.w);
+}
+
+// A row whose target is out of range (< 0: ignored, >= V: bad) gets loss 0 or NaN and a
+// zero gradient, from the block's NTH threads; returns whether the row was such.
+static __device__ bool skip_row(float *losses, bf16 *dlogits, long off, int target, int V,
+                                int nth) {
+    if (target >= 0 && target < V) return false;
+    if (threadIdx.x == 0) losses[blockIdx.x] = target < 0 ? 0.0f : NAN;
+    if (dlogits)
+        for (int j = threadIdx.x; j < V; j += nth) dlogits[off + j] = __float2bfloat16(0.0f);
+    return true;
+}
+
+// The gradient of group j (columns 4j .. 4j + 3) of a row, logits x: scale exp(x - max),
+// less grad_scale at the target, as two bf16 pairs into d2.
+static __device__ void store_grad4(__nv_bfloat162 *d2, int j, float4 x, float row_max, float scale,
+                                   int target, float grad_scale) {
+    float p[4] = {expf(x.x - row_max) * scale, expf(x.y - row_max) * scale,
+                  expf(x.z - row_max) * scale, expf(x.w - row_max) * scale};
+    if (target / 4 == j) p[target % 4] -= grad_scale;
+    d2[2 * j] = __floats2bfloat162_rn(p[0], p[1]);
+    d2[2 * j + 1] = __floats2bfloat162_rn(p[2], p[3]);
+}
+
 // One block per row r of the chunk: losses[r] and, if dlogits, the row's gradient
 // grad_scale * (softmax - onehot(target)) as bf16. A target < 0 gives loss 0 and a zero
 // gradient; a target >= V (the caller checks targets; it cannot die here) gives a NaN
@@ -74,22 +104,9 @@ static __global__ void __launch_bounds__(CE_THREADS)
     const float *lr = logits + off;
     const float4 *lr4 = (const float4 *)lr;
     int target = targets[blockIdx.x], V4 = V / 4;
-    if (target < 0 || target >= V) {
-        if (threadIdx.x == 0) losses[blockIdx.x] = target < 0 ? 0.0f : NAN;
-        if (dlogits) {
-            for (int j = threadIdx.x; j < V; j += CE_THREADS)
-                dlogits[off + j] = __float2bfloat16(0.0f);
-        }
-        return;
-    }
+    if (skip_row(losses, dlogits, off, target, V, CE_THREADS)) return;
     float m = -INFINITY, s = 0.0f;
-    for (int j = threadIdx.x; j < V4; j += CE_THREADS) {
-        float4 x = lr4[j];
-        online_add(&m, &s, x.x);
-        online_add(&m, &s, x.y);
-        online_add(&m, &s, x.z);
-        online_add(&m, &s, x.w);
-    }
+    for (int j = threadIdx.x; j < V4; j += CE_THREADS) online_add4(&m, &s, lr4[j]);
     for (int j = 4 * V4 + threadIdx.x; j < V; j += CE_THREADS) online_add(&m, &s, lr[j]);
     float row_max = block_max(m, shared);
     s = block_sum(s > 0.0f ? s * expf(m - row_max) : 0.0f, shared);
@@ -98,14 +115,8 @@ static __global__ void __launch_bounds__(CE_THREADS)
     if (!dlogits) return;
     float scale = grad_scale / s;
     __nv_bfloat162 *d2 = (__nv_bfloat162 *)(dlogits + off);
-    for (int j = threadIdx.x; j < V4; j += CE_THREADS) {
-        float4 x = lr4[j];
-        float p[4] = {expf(x.x - row_max) * scale, expf(x.y - row_max) * scale,
-                      expf(x.z - row_max) * scale, expf(x.w - row_max) * scale};
-        if (target / 4 == j) p[target % 4] -= grad_scale;
-        d2[2 * j] = __floats2bfloat162_rn(p[0], p[1]);
-        d2[2 * j + 1] = __floats2bfloat162_rn(p[2], p[3]);
-    }
+    for (int j = threadIdx.x; j < V4; j += CE_THREADS)
+        store_grad4(d2, j, lr4[j], row_max, scale, target, grad_scale);
     for (int j = 4 * V4 + threadIdx.x; j < V; j += CE_THREADS) {
         float p = expf(lr[j] - row_max) * scale;
         if (j == target) p -= grad_scale;
@@ -126,14 +137,7 @@ static __global__ void __launch_bounds__(REG_THREADS)
     const float *lr = logits + off;
     const float4 *lr4 = (const float4 *)lr;
     const int target = targets[blockIdx.x], V4 = V / 4, tail = 4 * V4 + threadIdx.x;
-    if (target < 0 || target >= V) {
-        if (threadIdx.x == 0) losses[blockIdx.x] = target < 0 ? 0.0f : NAN;
-        if (dlogits) {
-            for (int j = threadIdx.x; j < V; j += REG_THREADS)
-                dlogits[off + j] = __float2bfloat16(0.0f);
-        }
-        return;
-    }
+    if (skip_row(losses, dlogits, off, target, V, REG_THREADS)) return;
     float4 x[R];
     float xt = 0.0f;
 #pragma unroll
@@ -146,10 +150,7 @@ static __global__ void __launch_bounds__(REG_THREADS)
 #pragma unroll
     for (int r = 0; r < R; r++) {
         if (threadIdx.x + r * REG_THREADS >= V4) break;
-        online_add(&m, &s, x[r].x);
-        online_add(&m, &s, x[r].y);
-        online_add(&m, &s, x[r].z);
-        online_add(&m, &s, x[r].w);
+        online_add4(&m, &s, x[r]);
     }
     if (tail < V) online_add(&m, &s, xt);
     const float row_max = block_max<W>(m, shared);
@@ -163,11 +164,7 @@ static __global__ void __launch_bounds__(REG_THREADS)
     for (int r = 0; r < R; r++) {
         const int j = threadIdx.x + r * REG_THREADS;
         if (j >= V4) break;
-        float p[4] = {expf(x[r].x - row_max) * scale, expf(x[r].y - row_max) * scale,
-                      expf(x[r].z - row_max) * scale, expf(x[r].w - row_max) * scale};
-        if (target / 4 == j) p[target % 4] -= grad_scale;
-        d2[2 * j] = __floats2bfloat162_rn(p[0], p[1]);
-        d2[2 * j + 1] = __floats2bfloat162_rn(p[2], p[3]);
+        store_grad4(d2, j, x[r], row_max, scale, target, grad_scale);
     }
     if (tail < V) {
         float p = expf(xt - row_max) * scale;

@@ -352,6 +352,34 @@ __device__ void chunk_scores(bf16 *Ab, float scale, const bf16 *q, const bf16 *k
 // Adds the intra-chunk gradients through the scores to dq and dk (fp32, rows K + 8 apart),
 // given dA (fp32, masked, scaled) and its bf16 copy dAb:
 //   dq_t += sum_{s<=t} dA[t][s] k_s exp2(gc_t - gc_s),  dk_s += sum_{t>=s} dA[t][s] q_t ...
+// One lane's 8 values of a staged factor row for intra_grads: x (k for dq, q for dk) at
+// channels i .. i + 7 of row `row`, times exp2 of its gates' distance to the reference
+// row's gr (exponent <= 0 on both sides), into the warp's staging tile at (r, c).
+template <int K>
+__device__ void stage_gated(bf16 *xb, int r, int c, const bf16 *x, const float *gc, int row, int i,
+                            const float (&gr)[8], bool is_k) {
+    constexpr int LDX = K + 8, LDF = K + 8;
+    float gx[8], xv[8];
+    load8f(gx, gc + row * LDF + i);
+    load_bf16<8>(xv, x + row * LDX + i);
+    for (int j = 0; j < 8; j++) xv[j] *= fast_exp2(is_k ? gx[j] - gr[j] : gr[j] - gx[j]);
+    store_bf16<8>(xb + r * SLD + c, xv);
+}
+
+// Two accumulator values (columns col, col + 1 of output row `row`) gated into dq or dk by
+// exp2 of the row's distance to the reference row's gates gref there (exponent <= 0).
+template <int K>
+__device__ void add_gated(float *out, const float *gc, float2 gref, int row, int col, float a0,
+                          float a1, bool is_k) {
+    constexpr int LDF = K + 8;
+    const float2 gv = *reinterpret_cast<const float2 *>(gc + row * LDF + col);
+    float2 *po = reinterpret_cast<float2 *>(out + row * LDF + col);
+    float2 o2 = *po;
+    o2.x += a0 * fast_exp2(is_k ? gref.x - gv.x : gv.x - gref.x);
+    o2.y += a1 * fast_exp2(is_k ? gref.y - gv.y : gv.y - gref.y);
+    *po = o2;
+}
+
 // Off-diagonal blocks on tensor cores, one warp per (sub-chunk, 16 channels) item, through
 // a reference row between the sub-chunks (the first row of the query sub-chunk for dq, the
 // last row of the key sub-chunk for dk), so every exponent is <= 0; the lower-left quarters
@@ -373,14 +401,10 @@ __device__ void intra_grads(float *dq, float *dk, const float *dA, const bf16 *d
         float acc[2][4] = {};
         const int lo = is_k ? blk + 1 : 0, hi = is_k ? NSUB : blk;
         const int r = lane / 2, c = lane % 2 * 8, i = n * SUB + c; // the lane's 8 values
-        float gr[8], gx[8], xv[8];
+        float gr[8];
         load8f(gr, gc + ref * LDF + i);
         for (int o = lo; o < hi; o++) {
-            const int row = o * SUB + r;
-            load8f(gx, gc + row * LDF + i);
-            load_bf16<8>(xv, x + row * LDX + i);
-            for (int j = 0; j < 8; j++) xv[j] *= fast_exp2(is_k ? gx[j] - gr[j] : gr[j] - gx[j]);
-            store_bf16<8>(xb + r * SLD + c, xv);
+            stage_gated<K>(xb, r, c, x, gc, o * SUB + r, i, gr, is_k);
             __syncwarp();
             uint32_t fa[4], fb[4];
             load_b(fb, xb, SLD, 0, 0);
@@ -398,15 +422,9 @@ __device__ void intra_grads(float *dq, float *dk, const float *dA, const bf16 *d
         for (int h = 0; h < 2; h++) {
             const int col = n * SUB + 8 * h + 2 * t;
             const float2 gref = *reinterpret_cast<const float2 *>(gc + ref * LDF + col);
-            for (int v = 0; v < 2; v++) {
-                const int row = blk * SUB + g + 8 * v;
-                const float2 gv = *reinterpret_cast<const float2 *>(gc + row * LDF + col);
-                float2 *po = reinterpret_cast<float2 *>(out + row * LDF + col);
-                float2 o2 = *po;
-                o2.x += acc[h][2 * v] * fast_exp2(is_k ? gref.x - gv.x : gv.x - gref.x);
-                o2.y += acc[h][2 * v + 1] * fast_exp2(is_k ? gref.y - gv.y : gv.y - gref.y);
-                *po = o2;
-            }
+            for (int v = 0; v < 2; v++)
+                add_gated<K>(out, gc, gref, blk * SUB + g + 8 * v, col, acc[h][2 * v],
+                             acc[h][2 * v + 1], is_k);
         }
     }
     __syncthreads();
@@ -419,12 +437,9 @@ __device__ void intra_grads(float *dq, float *dk, const float *dA, const bf16 *d
         const int it = is_k ? item - 2 * NCB : item, n = it % NCB, b0 = it / NCB * 2;
         const int r = lane / 2, c = lane % 2 * 8, i = n * SUB + c, rb = b0 + r / 8;
         const int ref = rb * SUB + 8, row = is_k ? ref + r % 8 : rb * SUB + r % 8;
-        float gr[8], gx[8], xv[8];
+        float gr[8];
         load8f(gr, gc + ref * LDF + i);
-        load8f(gx, gc + row * LDF + i);
-        load_bf16<8>(xv, (is_k ? q : k) + row * LDX + i);
-        for (int j = 0; j < 8; j++) xv[j] *= fast_exp2(is_k ? gx[j] - gr[j] : gr[j] - gx[j]);
-        store_bf16<8>(xb + r * SLD + c, xv);
+        stage_gated<K>(xb, r, c, is_k ? q : k, gc, row, i, gr, is_k);
         __syncwarp();
         const int g = lane / 4, t = lane % 4;
         uint32_t fa[4] = {0, 0, 0, 0}, fb[4];
@@ -450,12 +465,7 @@ __device__ void intra_grads(float *dq, float *dk, const float *dA, const bf16 *d
             for (int v = 0; v < 2; v++) { // fragment rows g + 8 v: block b0 + v
                 const int rf = (b0 + v) * SUB + 8, orow = is_k ? rf - 8 + g : rf + g;
                 const float2 gref = *reinterpret_cast<const float2 *>(gc + rf * LDF + col);
-                const float2 gv = *reinterpret_cast<const float2 *>(gc + orow * LDF + col);
-                float2 *po = reinterpret_cast<float2 *>(out + orow * LDF + col);
-                float2 o2 = *po;
-                o2.x += acc[h][2 * v] * fast_exp2(is_k ? gref.x - gv.x : gv.x - gref.x);
-                o2.y += acc[h][2 * v + 1] * fast_exp2(is_k ? gref.y - gv.y : gv.y - gref.y);
-                *po = o2;
+                add_gated<K>(out, gc, gref, orow, col, acc[h][2 * v], acc[h][2 * v + 1], is_k);
             }
         }
     }
