@@ -51,8 +51,14 @@ static int saved(const ModelConfig *c, BufSpec *out) {
     // The state entering each 64-token chunk, kept by the op's forward for its backward
     // (ops.h: H * hk * hv / 64 values a token; 4 KB a token in bf16 at D 1024, H 4).
     size_t H = c->n_heads, hk = Dk / H, hv = D / H;
-    out[S_CHUNK] = (BufSpec){"chunk_states", (H * hk * hv + 63) / 64, false};
+    size_t width = c->recompute_states ? 0 : (H * hk * hv + 63) / 64;
+    out[S_CHUNK] = (BufSpec){"chunk_states", width, false};
     return 9;
+}
+
+// Where the op keeps its chunk states: the saved buffer, or NULL with recompute_states.
+static Act *chunk_states(const MixerCall *mc) {
+    return mc->m->cfg.recompute_states ? NULL : mc->a->mixer[S_CHUNK];
 }
 
 static int scratch(const ModelConfig *c, BufSpec *out) {
@@ -77,7 +83,7 @@ static void attn_forward(const MixerCall *mc, Act *o, float *state_out, const fl
     Act *proj = mc->a->mixer[S_PROJ];
     be->ops->gla_forward(be, o, state_out, proj, act_at(be, proj, Dk), act_at(be, proj, 2 * Dk), W,
                          mc->a->mixer[S_GK], state_in, 1.0f / sqrtf((float)hk), m->seqs, H, hk, hv,
-                         c->attn_block, mc->a->mixer[S_CHUNK]);
+                         c->attn_block, chunk_states(mc));
 }
 
 // Its backward into d_proj's q, k, v columns and d_gk, with the final-state gradient
@@ -93,7 +99,7 @@ static void attn_backward(const MixerCall *mc, const Act *d_o, float *dstate_in,
                           mc->scratch[D_GK], dstate_in, d_o, dstate_out, proj, act_at(be, proj, Dk),
                           act_at(be, proj, 2 * Dk), W, mc->a->mixer[S_GK], mc->st->state_in,
                           1.0f / sqrtf((float)hk), m->seqs, H, hk, hv, c->attn_block,
-                          mc->a->mixer[S_CHUNK]);
+                          chunk_states(mc));
 }
 
 static void forward(const MixerCall *mc, Act *out) {

@@ -14,6 +14,7 @@ struct Arena {
     char *base;
     size_t bytes, capacity;       // capacity: tokens the buffers hold
     bool shared;                  // recompute layout: one set of layer internals
+    bool chunk_states;            // linear layers keep their chunk states (not recompute_states)
     LayerBufs layers[MAX_LAYERS]; // each layer's buffers (internals shared when `shared`)
     Act *final_in, *final_ln;     // [N, D] residual after the last block and its norm
     float *final_rstd, *losses;   // [N]
@@ -184,11 +185,13 @@ static size_t lay_out(const Model *m, Arena *a, size_t N, char *base, bool share
 // mid-training does not reallocate the training buffers).
 static Arena *ensure_arena(Model *m, size_t N) {
     Arena *a = m->arena;
-    if (a && N <= a->capacity && a->shared == m->cfg.recompute) return a;
+    bool keep = !m->cfg.recompute_states;
+    if (a && N <= a->capacity && a->shared == m->cfg.recompute && a->chunk_states == keep) return a;
     if (a && N < a->capacity) N = a->capacity;
     free_arena(m);
     a = xcalloc(1, sizeof *a);
     a->shared = m->cfg.recompute;
+    a->chunk_states = keep;
     a->capacity = N;
     a->bytes = lay_out(m, a, N, NULL, a->shared);
     a->base = m->be->ops->alloc(m->be, a->bytes);

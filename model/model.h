@@ -41,6 +41,7 @@ typedef struct ModelConfig {
     int attn_block;           // block / chunk size of the linear-attention kernels
     bool doc_reset;           // reset linear-attention state at EOT (packed documents)
     bool recompute;           // save only each layer's input; recompute its internals in backward
+    bool recompute_states;    // linear layers' backward walks its chunk states again, unkept
     int eot_token;
     int seq_len; // the sequence length it was trained at (0: unknown); eval's default
 } ModelConfig;

@@ -1,5 +1,6 @@
 // tests/test_seam.c: what the backend seam promises the code around the model:
-// recomputation gives the same gradients bit for bit, linear layers' state in/out through
+// recomputation (of layers, or of the linear layers' chunk states) gives the same
+// gradients bit for bit, linear layers' state in/out through
 // the training path equals running the whole sequence, frozen tensors get no gradient
 // work, the gradients-ready hook reports each range once and only when final, the
 // residual-gradient hook adds an extra loss's gradient, and the no-gradient forward
@@ -63,6 +64,54 @@ END_TEST
 START_TEST(test_recompute_hybrid) {
     check_recompute(FAMILY_TNL, "lightning,softmax");
     check_recompute(FAMILY_GLA, "softmax,gla");
+}
+END_TEST
+
+// The chunk states a linear layer keeps for its backward (ops.h): H * kdim * vdim / 64
+// values a token, lightning with kdim = vdim = D / H, GLA with kdim = D / 2H, vdim = D / H.
+static size_t chunk_state_values(const ModelConfig *c, int l) {
+    size_t D = c->dim, H = c->n_heads;
+    if (c->mixer[l] == MIXER_LIGHTNING) return (H * (D / H) * (D / H) + 63) / 64;
+    if (c->mixer[l] == MIXER_GLA) return (H * (D / 2 / H) * (D / H) + 63) / 64;
+    return 0;
+}
+
+// recompute_states drops the kept chunk states: the same loss and gradients bit for bit
+// (the CPU reference never reads them), and the arena, rebuilt, smaller by each linear
+// layer's buffer (N tokens' worth, rounded up to the arena's 256-byte alignment).
+static void check_recompute_states(Family family, const char *mixers) {
+    Model m;
+    int tokens[B * T], targets[B * T];
+    setup(&m, family, mixers, false, tokens, targets);
+    Backend *be = m.be;
+    float loss0, loss1;
+    float *g0 = gradients(&m, tokens, targets, B, T, &loss0);
+    size_t kept = be->ops->memory_in_use(be);
+    m.cfg.recompute_states = true;
+    float *g1 = gradients(&m, tokens, targets, B, T, &loss1);
+    size_t dropped = be->ops->memory_in_use(be);
+    ck_assert(memcmp(&loss0, &loss1, sizeof loss0) == 0);
+    ck_assert_msg(memcmp(g0, g1, m.n_weights * sizeof(float)) == 0,
+                  "%s/%s: recompute_states changes the gradients", family_name(family),
+                  mixers ? mixers : "-");
+    size_t want = 0, linear = 0;
+    for (int l = 0; l < m.cfg.n_layers; l++) {
+        size_t bytes = B * T * chunk_state_values(&m.cfg, l) * be->act_size;
+        want += bytes;
+        linear += bytes > 0;
+    }
+    ck_assert_msg(want > 0 && kept >= dropped + want && kept < dropped + want + 256 * linear,
+                  "%s/%s: the arena shrank by %zu bytes, the chunk states are %zu",
+                  family_name(family), mixers ? mixers : "-", kept - dropped, want);
+    free(g0);
+    free(g1);
+    model_free(&m);
+}
+
+START_TEST(test_recompute_states) {
+    check_recompute_states(FAMILY_TNL, NULL);
+    check_recompute_states(FAMILY_GLA, NULL);
+    check_recompute_states(FAMILY_TNL, "lightning,softmax");
 }
 END_TEST
 
@@ -317,6 +366,7 @@ static Suite *seam_suite(void) {
     tcase_add_test(tc, test_recompute_gla);
     tcase_add_test(tc, test_recompute_llama);
     tcase_add_test(tc, test_recompute_hybrid);
+    tcase_add_test(tc, test_recompute_states);
     tcase_add_test(tc, test_state_round_trip_tnl);
     tcase_add_test(tc, test_state_round_trip_gla);
     tcase_add_test(tc, test_state_round_trip_mixed);

@@ -67,6 +67,9 @@ static const Option KEYS[] = {
      "run each document (from one EOT token to the next) as its own sequence"},
     {"recompute", OPT_BOOL, offsetof(Config, model.recompute), 0, 0, 0, NULL, NULL,
      "save only each layer's input and recompute its internals in backward (less memory)"},
+    {"recompute_states", OPT_BOOL, offsetof(Config, model.recompute_states), 0, 0, 0, NULL, NULL,
+     "linear-attention backward walks its chunk states again instead of keeping the forward's "
+     "(4 KB less a token a layer at head size 128, a few percent slower on CUDA)"},
     {"tokenizer", OPT_STRING, offsetof(Config, tokenizer), FIELD_SIZE(tokenizer), 0, 0, NULL, NULL,
      "byte, a tokenizer.json or a .tiktoken file"},
     {"init_from", OPT_STRING, offsetof(Config, init_from), FIELD_SIZE(init_from), 0, 0, NULL, NULL,
@@ -237,6 +240,7 @@ void config_defaults(Config *c) {
     m->attn_block = 64;
     m->doc_reset = false;
     m->recompute = false;
+    m->recompute_states = false;
     m->eot_token = 0;
     strcpy(c->tokenizer, "byte");
     strcpy(c->out_dir, "out");

@@ -124,6 +124,7 @@ static void setup_student(DistillRun *r) {
     distill_student_config(&r->teacher.cfg, c->student_mixer, &want);
     want.doc_reset = c->model.doc_reset;
     want.recompute = c->model.recompute;
+    want.recompute_states = c->model.recompute_states;
     want.attn_block = c->model.attn_block;
     want.lightning_qk = c->model.lightning_qk;
     want.eot_token = r->tok.eot;

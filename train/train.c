@@ -178,6 +178,7 @@ static void setup_model(Run *r) {
         // The weights fix the architecture; how to run it stays the config's choice.
         mc.doc_reset = c->model.doc_reset;
         mc.recompute = c->model.recompute;
+        mc.recompute_states = c->model.recompute_states;
         mc.attn_block = c->model.attn_block;
         mc.eot_token = c->model.eot_token;
         mc.seq_len = c->seq_len;
