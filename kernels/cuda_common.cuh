@@ -115,6 +115,16 @@ static inline bool aligned16(const void *p) {
     return ((uintptr_t)p & 15) == 0;
 }
 
+// The caller's chunk_states of a linear-attention op (ops.h) when they hold every one of
+// the seqs.n sequences' max_chunks chunks of 64 rows, on a 16-byte boundary; else NULL, and
+// the op keeps its chunk states in scratch (and its backward walks them again).
+static inline bf16 *kept_chunk_states(const Act *chunk_states, Seqs seqs, int max_chunks) {
+    bf16 *p = (bf16 *)as_bf16c(chunk_states);
+    return p && max_chunks > 0 && (long)seqs.n * max_chunks * 64 <= seqs.rows && aligned16(p)
+               ? p
+               : NULL;
+}
+
 // True if groups of 8 bf16 tile every row of `cols` columns of each of the n operands:
 // cols and every row stride (lds; NULL: rows are cols apart) multiples of 8, every base
 // 16-byte aligned. The elementwise kernels take their 16-byte path then.

@@ -93,13 +93,14 @@ void dispatch(Backend *be, const GlaArgs &a, int kdim, int nseq, bool backward, 
 // Runs all sequences in groups whose per-chunk state slots in scratch (h, and dh in the
 // backward, max_chunks slots per sequence) fit SLOT_BUDGET; a single sequence may exceed
 // it. The slot count is a bound from max_len: the op gets no host-side row total. With
-// `kept` (ops.h's chunk_states) and every sequence's slots within it, h lives there
-// instead, whole: the forward leaves it, the backward reads it and skips its walk.
-void run_all(Backend *be, GlaArgs a, Seqs seqs, int kdim, bool backward, bf16 *kept) {
+// chunk_states (ops.h) that hold every sequence's slots, h lives there instead, whole: the
+// forward leaves it, the backward reads it and skips its walk.
+void run_all(Backend *be, GlaArgs a, Seqs seqs, int kdim, bool backward, const Act *chunk_states) {
+    static_assert(CH == 64, "kept_chunk_states counts chunks of 64 rows");
     a.max_chunks = (seqs.max_len + CH - 1) / CH;
     const long slot = (long)a.H * kdim * a.V; // values of one chunk state
-    const bool keep = kept && (long)seqs.n * a.max_chunks * CH <= seqs.rows;
-    const int nbuf = (keep ? 0 : 1) + (backward ? 1 : 0); // scratch: h unless kept, dh
+    bf16 *kept = kept_chunk_states(chunk_states, seqs, a.max_chunks);
+    const int nbuf = (kept ? 0 : 1) + (backward ? 1 : 0); // scratch: h unless kept, dh
     const long per_seq = (long)(a.max_chunks > 0 ? a.max_chunks : 1) * slot * (long)sizeof(bf16);
     long group = nbuf > 0 ? SLOT_BUDGET / (per_seq * nbuf) : seqs.n;
     if (group < 1) group = 1;
@@ -109,10 +110,10 @@ void run_all(Backend *be, GlaArgs a, Seqs seqs, int kdim, bool backward, bf16 *k
         nbuf > 0 ? (unsigned char *)cuda_scratch(be, (size_t)(group * per_seq * nbuf)) : NULL;
     for (int s0 = 0; s0 < seqs.n; s0 += (int)group) {
         a.seq0 = s0; // slots count from the group's first sequence
-        a.h = keep ? kept + (long)s0 * a.max_chunks * slot : (bf16 *)scratch;
-        a.dh = backward ? (bf16 *)(scratch + (keep ? 0 : group * per_seq)) : NULL;
+        a.h = kept ? kept + (long)s0 * a.max_chunks * slot : (bf16 *)scratch;
+        a.dh = backward ? (bf16 *)(scratch + (kept ? 0 : group * per_seq)) : NULL;
         const int n = seqs.n - s0 < group ? seqs.n - s0 : (int)group;
-        dispatch(be, a, kdim, n, backward, backward && keep);
+        dispatch(be, a, kdim, n, backward, backward && kept != NULL);
     }
 }
 
@@ -136,7 +137,7 @@ void gla_forward_cuda(Backend *be, Act *o, float *state_out, const Act *q, const
     a.scale = scale;
     a.H = H;
     a.V = vdim;
-    run_all(be, a, seqs, kdim, false, chunk_states ? as_bf16(chunk_states) : NULL);
+    run_all(be, a, seqs, kdim, false, chunk_states);
 }
 
 // ops->gla_backward: dq, dk, dv, dg and dstate_in (each may be NULL: not wanted). The
@@ -167,7 +168,7 @@ void gla_backward_cuda(Backend *be, Act *dq, Act *dk, Act *dv, Act *dg, float *d
     a.scale = scale;
     a.H = H;
     a.V = vdim;
-    run_all(be, a, seqs, kdim, true, chunk_states ? (bf16 *)as_bf16c(chunk_states) : NULL);
+    run_all(be, a, seqs, kdim, true, chunk_states);
 }
 
 } // namespace

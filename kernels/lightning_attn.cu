@@ -217,13 +217,6 @@ void set_dims(ChunkArgs *a, int KR, int VC) {
     a->VT = choose_vt(VC, a->KP);
 }
 
-// The caller's chunk_states (ops.h) when the call takes the chunk-parallel path (maxch
-// chunks a sequence) and they hold every sequence's chunks on a 16-byte boundary, else NULL.
-bf16 *kept_states(const Act *chunk_states, Seqs seqs, int maxch) {
-    bf16 *p = chunk_states ? (bf16 *)as_bf16c(chunk_states) : NULL;
-    return p && maxch > 0 && (long)seqs.n * maxch * BT <= seqs.rows && aligned16(p) ? p : NULL;
-}
-
 // Scratch for one call: the activated q and k (when silu_qk; [rows, H*kdim] each), nstates
 // fp32 segment states and nhs bf16 per-chunk states (the chunk-parallel path), carved from
 // the backend's scratch buffer.
@@ -287,7 +280,8 @@ void la_forward(Backend *be, Act *o, float *state_out, const Act *q, const Act *
     set_dims(&a, kdim, vdim);
     plan_walks(be, seqs, &a);
     size_t nstates = a.nseg > 1 ? (size_t)seqs.n * a.nseg * H * kdim * vdim : 0;
-    bf16 *kept = kept_states(chunk_states, seqs, a.maxch); // the walk's states go there
+    static_assert(BT == 64, "kept_chunk_states counts chunks of 64 rows");
+    bf16 *kept = kept_chunk_states(chunk_states, seqs, a.maxch); // (chunk-parallel path only)
     size_t nhs = kept ? 0 : (size_t)seqs.n * a.maxch * H * kdim * vdim;
     CallScratch cs = call_scratch(be, seqs, H, kdim, silu_qk, nstates, nhs);
     a.hs = kept ? kept : cs.hs;
@@ -332,7 +326,7 @@ void la_backward(Backend *be, Act *dq, Act *dk, Act *dv, float *dstate_in, const
     float *segS = NULL, *segG = NULL;
     // The forward's chunk states, when it kept them: then dq reads them, transposed, as dk
     // reads the dv walk's, and needs neither a walk nor segment states of its own.
-    bf16 *kept = kept_states(chunk_states, seqs, base.maxch);
+    bf16 *kept = kept_chunk_states(chunk_states, seqs, base.maxch);
     if (base.nseg > 1) {
         segS = cs.states;
         segG = segS + n;

@@ -11,6 +11,10 @@ const Mixer *const mixer_table[N_MIXER_KINDS] = {
     [MIXER_SOFTMAX] = &mixer_softmax,
 };
 
+BufSpec chunk_states_spec(const ModelConfig *c, size_t H, size_t kdim, size_t vdim) {
+    return (BufSpec){"chunk_states", c->recompute_states ? 0 : (H * kdim * vdim + 63) / 64, false};
+}
+
 const Act *param_weight(const Model *m, int i) {
     return i < 0 ? NULL : act_at(m->be, m->weights_act, m->params[i].offset);
 }

@@ -16,7 +16,8 @@ typedef struct BufSpec {
 } BufSpec;
 
 // A layer's buffers in the arena: the ones every block has, then the mixer's own (in the
-// order of its `saved` list). With recompute, all layers share one set except resid_in.
+// order of its `saved` list; NULL for one of width 0). With recompute, all layers share one
+// set except resid_in.
 struct LayerBufs {
     Act *resid_in;         // block input x [N, D]
     Act *ln1;              // norm(x), the mixer's input
@@ -68,6 +69,9 @@ extern const Mixer *const mixer_table[N_MIXER_KINDS];
 
 // ---- helpers the mixers share (model/mixer.c) ------------------------------------------
 
+// The saved buffer of a linear op's chunk states (ops.h: the state entering each 64-token
+// chunk, H * kdim * vdim / 64 values a token), or of width 0 (absent) with recompute_states.
+BufSpec chunk_states_spec(const ModelConfig *c, size_t H, size_t kdim, size_t vdim);
 // The compute copy of parameter i (NULL for i < 0).
 const Act *param_weight(const Model *m, int i);
 // The gradient of parameter i, or NULL if i < 0 or the tensor is frozen.

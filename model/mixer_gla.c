@@ -48,17 +48,10 @@ static int saved(const ModelConfig *c, BufSpec *out) {
     out[S_ONORM] = (BufSpec){"onorm", D, false};
     out[S_ORSTD] = (BufSpec){"orstd", (size_t)c->n_heads, true};
     out[S_GATED] = (BufSpec){"gated", D, false};
-    // The state entering each 64-token chunk, kept by the op's forward for its backward
-    // (ops.h: H * hk * hv / 64 values a token; 4 KB a token in bf16 at D 1024, H 4).
-    size_t H = c->n_heads, hk = Dk / H, hv = D / H;
-    size_t width = c->recompute_states ? 0 : (H * hk * hv + 63) / 64;
-    out[S_CHUNK] = (BufSpec){"chunk_states", width, false};
+    // Kept by the op's forward for its backward (4 KB a token in bf16 at D 1024, H 4).
+    size_t H = c->n_heads;
+    out[S_CHUNK] = chunk_states_spec(c, H, Dk / H, D / H);
     return 9;
-}
-
-// Where the op keeps its chunk states: the saved buffer, or NULL with recompute_states.
-static Act *chunk_states(const MixerCall *mc) {
-    return mc->m->cfg.recompute_states ? NULL : mc->a->mixer[S_CHUNK];
 }
 
 static int scratch(const ModelConfig *c, BufSpec *out) {
@@ -83,7 +76,7 @@ static void attn_forward(const MixerCall *mc, Act *o, float *state_out, const fl
     Act *proj = mc->a->mixer[S_PROJ];
     be->ops->gla_forward(be, o, state_out, proj, act_at(be, proj, Dk), act_at(be, proj, 2 * Dk), W,
                          mc->a->mixer[S_GK], state_in, 1.0f / sqrtf((float)hk), m->seqs, H, hk, hv,
-                         c->attn_block, chunk_states(mc));
+                         c->attn_block, mc->a->mixer[S_CHUNK]);
 }
 
 // Its backward into d_proj's q, k, v columns and d_gk, with the final-state gradient
@@ -99,7 +92,7 @@ static void attn_backward(const MixerCall *mc, const Act *d_o, float *dstate_in,
                           mc->scratch[D_GK], dstate_in, d_o, dstate_out, proj, act_at(be, proj, Dk),
                           act_at(be, proj, 2 * Dk), W, mc->a->mixer[S_GK], mc->st->state_in,
                           1.0f / sqrtf((float)hk), m->seqs, H, hk, hv, c->attn_block,
-                          chunk_states(mc));
+                          mc->a->mixer[S_CHUNK]);
 }
 
 static void forward(const MixerCall *mc, Act *out) {

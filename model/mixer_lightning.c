@@ -37,17 +37,10 @@ static int saved(const ModelConfig *c, BufSpec *out) {
     out[S_ONORM] = (BufSpec){"onorm", D, false};
     out[S_ORSTD] = (BufSpec){"orstd", 1, true};
     out[S_GATED] = (BufSpec){"gated", D, false};
-    // The state entering each 64-token chunk, kept by the op's forward for its backward's
-    // dq (ops.h: H * hd * hd / 64 values a token; 4 KB a token in bf16 at D 1024, H 8).
-    size_t H = c->n_heads, hd = D / H;
-    size_t width = c->recompute_states ? 0 : (H * hd * hd + 63) / 64;
-    out[S_CHUNK] = (BufSpec){"chunk_states", width, false};
+    // Kept by the op's forward for its backward's dq (4 KB a token in bf16 at D 1024, H 8).
+    size_t H = c->n_heads;
+    out[S_CHUNK] = chunk_states_spec(c, H, D / H, D / H);
     return 6;
-}
-
-// Where the op keeps its chunk states: the saved buffer, or NULL with recompute_states.
-static Act *chunk_states(const MixerCall *mc) {
-    return mc->m->cfg.recompute_states ? NULL : mc->a->mixer[S_CHUNK];
 }
 
 static int scratch(const ModelConfig *c, BufSpec *out) {
@@ -74,7 +67,7 @@ static void attn_forward(const MixerCall *mc, Act *o, float *state_out, const fl
     be->ops->lightning_attn_forward(
         be, o, state_out, proj, act_at(be, proj, D), act_at(be, proj, 2 * D), 4 * D, state_in,
         layer_decay(m, mc->layer), m->seqs, H, hd, hd, c->lightning_qk == LIGHTNING_QK_SILU,
-        c->attn_block, chunk_states(mc));
+        c->attn_block, mc->a->mixer[S_CHUNK]);
 }
 
 // Its backward into d_proj's q, k, v columns, with the final-state gradient dstate_out
@@ -90,7 +83,7 @@ static void attn_backward(const MixerCall *mc, const Act *d_o, float *dstate_in,
         be, d_proj, act_at(be, d_proj, D), act_at(be, d_proj, 2 * D), dstate_in, d_o, dstate_out,
         proj, act_at(be, proj, D), act_at(be, proj, 2 * D), 4 * D, mc->st->state_in,
         layer_decay(m, mc->layer), m->seqs, H, hd, hd, c->lightning_qk == LIGHTNING_QK_SILU,
-        c->attn_block, chunk_states(mc));
+        c->attn_block, mc->a->mixer[S_CHUNK]);
 }
 
 static void forward(const MixerCall *mc, Act *out) {

@@ -133,8 +133,10 @@ static void lay_out_internals(const Model *m, int l, size_t N, char *base, size_
     lb->mlp_h = take(base, at, N * F, act);
     BufSpec spec[MAX_BUFS];
     int n = mixer_table[c->mixer[l]]->saved(c, spec);
-    for (int i = 0; i < n; i++)
-        lb->mixer[i] = take(base, at, N * spec[i].width, spec[i].f32 ? sizeof(float) : act);
+    for (int i = 0; i < n; i++) // width 0: the buffer is not kept (NULL to the ops)
+        lb->mixer[i] = spec[i].width
+                           ? take(base, at, N * spec[i].width, spec[i].f32 ? sizeof(float) : act)
+                           : NULL;
 }
 
 // Place every buffer for N tokens from base (NULL: measure); returns the bytes needed.
