@@ -2,6 +2,7 @@
 // gla_chunk.cuh and gla_states.cuh: the shape checks, the launch of each kernel instance for the
 // head sizes, the per-chunk state slots in scratch (sequences in groups under a memory budget), and
 // the order of the passes.
+#include "gla_bwd.cuh"
 #include "gla_chunk.cuh"
 #include "gla_states.cuh"
 
