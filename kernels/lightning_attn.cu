@@ -146,6 +146,18 @@ void launch_outputs(Backend *be, bool rev, const ChunkArgs &a, int nseq, bool tr
     launch_kernel(be, k, grid, la_output_layout(a.KP).bytes, a);
 }
 
+// dv and dk of every chunk at once (la_dkdv_kernel) from the dv walk's states in a.hs; a
+// is the dv pass's.
+void launch_dkdv(Backend *be, const ChunkArgs &a, Operand v, bf16 *dk, int nseq) {
+    CudaContext *ctx = cuda_ctx(be);
+    const int bytes = la_dkdv_bytes();
+    CUDA_CHECK(
+        cudaFuncSetAttribute(la_dkdv_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+    la_dkdv_kernel<<<dim3((unsigned)(nseq * a.maxch), (unsigned)a.H), NT, bytes, ctx->stream>>>(
+        a, v, dk);
+    CUDA_CHECK_LAUNCH();
+}
+
 // The states walk over n sequences (la_states_kernel): every chunk's starting state into
 // a.hs when set, the final state or the segment's contribution at the end.
 void launch_states(Backend *be, bool rev, const ChunkArgs &a, int nseq) {
@@ -300,9 +312,9 @@ void la_forward(Backend *be, Act *o, float *state_out, const Act *q, const Act *
 }
 
 // ops->lightning_attn_backward: dq, dk, dv, dstate_in from dout and dstate_out. Three
-// passes of the chunk kernels (dq forward, dv and dk reverse, sharing one walk on the
-// chunk-parallel path), after the segment states of S (forward) and of its gradient
-// (reverse) when sequences are cut into segments.
+// passes of the chunk kernels (dq forward, dv and dk reverse, sharing one walk and, at
+// head sizes in (64, 128], one output kernel on the chunk-parallel path), after the segment states
+// of S (forward) and of its gradient (reverse) when sequences are cut into segments.
 void la_backward(Backend *be, Act *dq, Act *dk, Act *dv, float *dstate_in, const Act *dout,
                  const float *dstate_out, const Act *q, const Act *k, const Act *v, int ld,
                  const float *state_in, const float *log_decay, Seqs seqs, int H, int kdim,
@@ -352,9 +364,24 @@ void la_backward(Backend *be, Act *dq, Act *dk, Act *dv, float *dstate_in, const
         }
     }
     // dv = ((k q^T) .* M^T) do + (w k) G, G ending as dstate_in; dk = ((v do^T) .* M^T) q +
-    // (w v) G^T. On the chunk-parallel path dk reads the dv walk's G transposed.
+    // (w v) G^T. On the chunk-parallel path dk reads the dv walk's G transposed, and at head
+    // sizes in (64, 128] one kernel gives both from one load of their inputs.
     const bool shared = base.hs && dk;
-    if (dv || dstate_in || shared) {
+    const bool fused = shared && dv && choose_kp(kdim) == OT && choose_kp(vdim) == OT &&
+                       la_dkdv_bytes() <= cuda_ctx(be)->smem_optin;
+    if (fused) {
+        ChunkArgs a = base;
+        a.x = K;
+        a.y = Q;
+        a.z = dO;
+        a.init = dstate_out;
+        a.fin = dstate_in;
+        a.seg = segG;
+        a.out = as_bf16(dv);
+        a.ld_out = ld;
+        launch_states(be, true, a, seqs.n);
+        launch_dkdv(be, a, V, as_bf16(dk), seqs.n);
+    } else if (dv || dstate_in || shared) {
         ChunkArgs a = base;
         a.x = K;
         a.y = Q;
@@ -367,7 +394,7 @@ void la_backward(Backend *be, Act *dq, Act *dk, Act *dv, float *dstate_in, const
         if (!dv && !shared) a.hs = NULL; // the walk for dstate_in alone keeps no states
         run_pass(be, true, a, seqs.n);
     }
-    if (dk) {
+    if (dk && !fused) {
         ChunkArgs a = base;
         set_dims(&a, vdim, kdim);
         a.x = V;
