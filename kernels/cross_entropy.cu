@@ -9,8 +9,9 @@
 //      max - logit[target] (0 for target < 0); with gradients, in a second pass,
 //      dlogits = grad_scale (softmax - onehot) as bf16 into a second buffer (zero rows
 //      for ignored targets). Rows of up to REG_COLS logits stay in registers between the
-//      passes (ce_rows_reg_kernel: the row is read from memory once); longer rows are
-//      read twice (ce_rows_kernel);
+//      passes (ce_rows_reg_kernel: the row is read from memory once), rows of up to about
+//      58K in shared memory (ce_rows_smem_kernel: GPT-2's 50257); longer rows are read
+//      twice (ce_rows_kernel);
 //   3. dh_chunk = dlogits W (written), dW += dlogits^T h_chunk (fp32, chunk by chunk in
 //      row order).
 // Every reduction has a fixed order and each matmul shape a fixed algorithm, so the
@@ -173,12 +174,68 @@ static __global__ void __launch_bounds__(REG_THREADS)
     }
 }
 
+// ce_rows_kernel for rows too long for registers but short enough for shared memory (the
+// caller checks V / 4 groups of four fit): each thread keeps its groups (and one of the
+// last V % 4) in shared memory from the max-and-sum pass to the gradient pass, so the fp32
+// row is read from memory once, as in ce_rows_reg_kernel. A thread reads back only the
+// groups it wrote, so the passes need no barrier of their own. Loads go four groups at a
+// time, all issued before the first is used.
+static __global__ void __launch_bounds__(REG_THREADS)
+    ce_rows_smem_kernel(float *losses, bf16 *dlogits, const float *logits, int ldv,
+                        const int *targets, int V, float grad_scale) {
+    constexpr int W = REG_THREADS / 32, B = 4;
+    __shared__ float shared[W];
+    extern __shared__ float4 row[]; // [V / 4]
+    const long off = (long)blockIdx.x * ldv;
+    const float *lr = logits + off;
+    const float4 *lr4 = (const float4 *)lr;
+    const int target = targets[blockIdx.x], V4 = V / 4, tail = 4 * V4 + threadIdx.x;
+    if (skip_row(losses, dlogits, off, target, V, REG_THREADS)) return;
+    float m = -INFINITY, s = 0.0f;
+    for (int j0 = threadIdx.x; j0 < V4; j0 += B * REG_THREADS) {
+        float4 x[B];
+#pragma unroll
+        for (int b = 0; b < B; b++)
+            if (j0 + b * REG_THREADS < V4) x[b] = lr4[j0 + b * REG_THREADS];
+#pragma unroll
+        for (int b = 0; b < B; b++) {
+            if (j0 + b * REG_THREADS >= V4) break;
+            row[j0 + b * REG_THREADS] = x[b];
+            online_add4(&m, &s, x[b]);
+        }
+    }
+    const float xt = tail < V ? lr[tail] : 0.0f;
+    if (tail < V) online_add(&m, &s, xt);
+    const float row_max = block_max<W>(m, shared);
+    s = block_sum<W>(s > 0.0f ? s * expf(m - row_max) : 0.0f, shared);
+    if (threadIdx.x == 0)
+        losses[blockIdx.x] = (float)(log((double)s) + ((double)row_max - (double)lr[target]));
+    if (!dlogits) return;
+    const float scale = grad_scale / s;
+    __nv_bfloat162 *d2 = (__nv_bfloat162 *)(dlogits + off);
+    for (int j = threadIdx.x; j < V4; j += REG_THREADS)
+        store_grad4(d2, j, row[j], row_max, scale, target, grad_scale);
+    if (tail < V) {
+        float p = expf(xt - row_max) * scale;
+        if (tail == target) p -= grad_scale;
+        dlogits[off + tail] = __float2bfloat16(p);
+    }
+}
+
 // The row kernel for V: ce_rows_reg_kernel<R> with the fewest groups of four a thread that
-// hold the row, else ce_rows_kernel.
-static void launch_rows(cudaStream_t stream, int rows, float *losses, bf16 *dlogits,
-                        const float *logits, int ldv, const int *targets, int V, float grad_scale) {
+// hold the row; else, with a gradient pass and a row that fits the shared memory of an SM,
+// ce_rows_smem_kernel; else ce_rows_kernel (a loss-only call reads the row once anyway).
+static void launch_rows(Backend *be, int rows, float *losses, bf16 *dlogits, const float *logits,
+                        int ldv, const int *targets, int V, float grad_scale) {
+    cudaStream_t stream = cuda_ctx(be)->stream;
     const int per = (V / 4 + REG_THREADS - 1) / REG_THREADS; // groups of four a thread
-    if (V > REG_COLS)
+    const int smem = V / 4 * (int)sizeof(float4);
+    if (V > REG_COLS && dlogits && smem + 32 * (int)sizeof(float) <= cuda_ctx(be)->smem_optin) {
+        CUDA_CHECK(cudaFuncSetAttribute(ce_rows_smem_kernel,
+                                        cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+        ce_rows_smem_kernel<<<rows, REG_THREADS, smem, stream>>>(losses, dlogits, logits, ldv,
+                                                                 targets, V, grad_scale);
+    } else if (V > REG_COLS)
         ce_rows_kernel<<<rows, CE_THREADS, 0, stream>>>(losses, dlogits, logits, ldv, targets, V,
                                                         grad_scale);
     else if (per <= 1)
@@ -215,7 +272,6 @@ static void cuda_lm_head_cross_entropy(Backend *be, float *losses, Act *dh, floa
     char *scratch = (char *)cuda_scratch(be, logits_bytes + dlogits_bytes);
     float *logits = (float *)scratch;
     bf16 *dlogits = grad ? (bf16 *)(scratch + logits_bytes) : NULL;
-    cudaStream_t stream = cuda_ctx(be)->stream;
     const bf16 *w = as_bf16c(W);
     for (int r0 = 0; r0 < N; r0 += (int)chunk) {
         int rows = N - r0 < chunk ? N - r0 : (int)chunk;
@@ -223,7 +279,7 @@ static void cuda_lm_head_cross_entropy(Backend *be, float *losses, Act *dh, floa
         // logits^T[V, rows] = W h_chunk^T (column-major terms; see kernels/matmul.cu)
         cuda_gemm(be, true, false, V, rows, D, w, D, hc, D, logits, CUDA_R_32F, ldv, 1.0f, 0.0f,
                   NULL);
-        launch_rows(stream, rows, losses + r0, dlogits, logits, ldv, targets + r0, V, grad_scale);
+        launch_rows(be, rows, losses + r0, dlogits, logits, ldv, targets + r0, V, grad_scale);
         if (dh) {
             // dh_chunk^T[D, rows] = W^T[D, V] dlogits^T[V, rows]
             cuda_gemm(be, false, false, D, rows, V, w, D, dlogits, ldv, as_bf16(dh) + (long)r0 * D,

@@ -516,16 +516,16 @@ END_TEST
 
 // The fused LM head + cross-entropy, V = 1000 and V no multiple of 8 (on CUDA rows held
 // in registers with one, two, four and eight groups of four logits a thread, the longest
-// such row, and a row too long for that), about a fifth of the targets ignored; losses and dh
-// written, dW accumulating, in three modes: both gradients, dh alone (dW NULL), neither (losses
-// only).
+// such row, rows held in shared memory, 40000 and 50257, and a row too long for that,
+// 65537), about a fifth of the targets ignored; losses and dh written, dW accumulating, in
+// three modes: both gradients, dh alone (dW NULL), neither (losses only).
 START_TEST(test_cross_entropy) {
     NEED(lm_head_cross_entropy);
     Rng rng = test_rng(11);
-    static const int SHAPES[][3] = {{50, 32, 1000},  {37, 40, 997},     {48, 32, 5001},
-                                    {32, 40, 12289}, {40, 32, 32003},   {32, 48, 32768},
-                                    {33, 32, 40000}, {1024, 512, 50257}};
-    for (int s = 0; s < (big ? 8 : 7); s++) {
+    static const int SHAPES[][3] = {{50, 32, 1000},  {37, 40, 997},   {48, 32, 5001},
+                                    {32, 40, 12289}, {40, 32, 32003}, {32, 48, 32768},
+                                    {33, 32, 40000}, {17, 32, 65537}, {1024, 512, 50257}};
+    for (int s = 0; s < (big ? 9 : 8); s++) {
         int N = SHAPES[s][0], D = SHAPES[s][1], V = SHAPES[s][2];
         for (int mode = 0; mode < 3; mode++) {
             bool with_dh = mode < 2, with_dw = mode == 0;
