@@ -283,7 +283,8 @@ static int load_batch(Model *m, const int *tokens, const int *targets, int B, in
 
 // ---- forward --------------------------------------------------------------------------
 
-// The MLP of layer l on a->ln2, result in out [N, D]: SGLU (TNL, no activation) or SwiGLU.
+// The MLP of layer l on a->ln2, result in out [N, D] (with out NULL, only its hidden state
+// a->mlp_h): SGLU (TNL, no activation) or SwiGLU.
 static void mlp_forward(Model *m, int l, LayerBufs *a, int N, Act *out) {
     Backend *be = m->be;
     const ModelConfig *c = &m->cfg;
@@ -292,7 +293,7 @@ static void mlp_forward(Model *m, int l, LayerBufs *a, int N, Act *out) {
     linear_forward(m, a->mlp_ab, a->ln2, m->layer_params[l].mlp_in, 2, N);
     be->ops->gate_forward(be, a->mlp_h, a->mlp_ab, 2 * F, act_at(be, a->mlp_ab, F), 2 * F, N, F,
                           kind);
-    linear_forward(m, out, a->mlp_h, m->layer_params[l].mlp_out, 1, N);
+    if (out) linear_forward(m, out, a->mlp_h, m->layer_params[l].mlp_out, 1, N);
 }
 
 // The weight of the norm that opens layer l + 1 (the final norm after the last layer).
@@ -301,8 +302,10 @@ static int next_norm(const Model *m, int l) {
 }
 
 // Layer l from its a->ln1 on: mixer, residual + norm, MLP, and (with write_next) the
-// residual + norm that gives layer l+1's input and ln1 (or the final norm). `fn`, when
-// non-NULL, sees the layer's hidden states after its mixer.
+// residual + norm that gives layer l+1's input and ln1 (or the final norm). Without
+// write_next (recomputing the internals for the backward) the MLP stops at its hidden
+// state: the backward does not read the MLP's output, and its last matmul is a fifth of
+// a TNL layer's forward. `fn`, when non-NULL, sees the hidden states after the mixer.
 static void layer_forward(Model *m, int l, MixerCall *mc, bool write_next, LayerFn fn, void *ctx) {
     Backend *be = m->be;
     const ModelConfig *c = &m->cfg;
@@ -315,7 +318,7 @@ static void layer_forward(Model *m, int l, MixerCall *mc, bool write_next, Layer
     be->ops->residual_norm_forward(be, a->resid_mid, a->ln2, a->rstd2, a->resid_in, ar->branch,
                                    param_weight(m, m->layer_params[l].mlp_norm), N, D, c->norm_eps,
                                    nk);
-    mlp_forward(m, l, a, N, ar->branch);
+    mlp_forward(m, l, a, N, write_next ? ar->branch : NULL);
     if (!write_next) return;
     bool last = l + 1 == c->n_layers;
     LayerBufs *next = last ? NULL : &ar->layers[l + 1];
