@@ -146,15 +146,16 @@ void launch_outputs(Backend *be, bool rev, const ChunkArgs &a, int nseq, bool tr
     launch_kernel(be, k, grid, la_output_layout(a.KP).bytes, a);
 }
 
-// dv and dk of every chunk at once (la_dkdv_kernel) from the dv walk's states in a.hs; a
-// is the dv pass's.
-void launch_dkdv(Backend *be, const ChunkArgs &a, Operand v, bf16 *dk, int nseq) {
+// dv, dk and (with kept) dq of every chunk at once (la_grads_kernel) from the dv walk's
+// states in a.hs and the forward's in kept; a is the dv pass's.
+void launch_grads(Backend *be, const ChunkArgs &a, Operand v, bf16 *dk, const bf16 *kept, bf16 *dq,
+                  int nseq) {
     CudaContext *ctx = cuda_ctx(be);
-    const int bytes = la_dkdv_bytes();
+    const int bytes = la_grads_bytes();
     CUDA_CHECK(
-        cudaFuncSetAttribute(la_dkdv_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
-    la_dkdv_kernel<<<dim3((unsigned)(nseq * a.maxch), (unsigned)a.H), NT, bytes, ctx->stream>>>(
-        a, v, dk);
+        cudaFuncSetAttribute(la_grads_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+    la_grads_kernel<<<dim3((unsigned)(nseq * a.maxch), (unsigned)a.H), NT, bytes, ctx->stream>>>(
+        a, v, dk, kept, dq);
     CUDA_CHECK_LAUNCH();
 }
 
@@ -313,8 +314,8 @@ void la_forward(Backend *be, Act *o, float *state_out, const Act *q, const Act *
 
 // ops->lightning_attn_backward: dq, dk, dv, dstate_in from dout and dstate_out. Three
 // passes of the chunk kernels (dq forward, dv and dk reverse, sharing one walk and, at
-// head sizes in (64, 128], one output kernel on the chunk-parallel path), after the segment states
-// of S (forward) and of its gradient (reverse) when sequences are cut into segments.
+// head sizes in (64, 128], one output kernel with dq on the chunk-parallel path), after the segment
+// states of S (forward) and of its gradient (reverse) when sequences are cut into segments.
 void la_backward(Backend *be, Act *dq, Act *dk, Act *dv, float *dstate_in, const Act *dout,
                  const float *dstate_out, const Act *q, const Act *k, const Act *v, int ld,
                  const float *state_in, const float *log_decay, Seqs seqs, int H, int kdim,
@@ -345,7 +346,13 @@ void la_backward(Backend *be, Act *dq, Act *dk, Act *dv, float *dstate_in, const
         if (dq && !kept) segment_states(be, false, base, K, V, segS, state_in, seqs.n);
         if (dk || dv || dstate_in) segment_states(be, true, base, Q, dO, segG, dstate_out, seqs.n);
     }
-    if (dq) { // dq = ((do v^T) .* M) k + Lambda do S^T
+    // dv = ((k q^T) .* M^T) do + (w k) G, G ending as dstate_in; dk = ((v do^T) .* M^T) q +
+    // (w v) G^T. On the chunk-parallel path dk reads the dv walk's G transposed, and at head
+    // sizes in (64, 128] one kernel gives dv, dk and (from the kept states) dq after the walk.
+    const bool shared = base.hs && dk;
+    const bool fused = shared && dv && choose_kp(kdim) == OT && choose_kp(vdim) == OT &&
+                       la_grads_bytes() <= cuda_ctx(be)->smem_optin;
+    if (dq && !(fused && kept)) { // dq = ((do v^T) .* M) k + Lambda do S^T
         ChunkArgs a = base;
         set_dims(&a, vdim, kdim);
         a.x = dO;
@@ -363,12 +370,6 @@ void la_backward(Backend *be, Act *dq, Act *dk, Act *dv, float *dstate_in, const
             run_pass(be, false, a, seqs.n);
         }
     }
-    // dv = ((k q^T) .* M^T) do + (w k) G, G ending as dstate_in; dk = ((v do^T) .* M^T) q +
-    // (w v) G^T. On the chunk-parallel path dk reads the dv walk's G transposed, and at head
-    // sizes in (64, 128] one kernel gives both from one load of their inputs.
-    const bool shared = base.hs && dk;
-    const bool fused = shared && dv && choose_kp(kdim) == OT && choose_kp(vdim) == OT &&
-                       la_dkdv_bytes() <= cuda_ctx(be)->smem_optin;
     if (fused) {
         ChunkArgs a = base;
         a.x = K;
@@ -380,7 +381,7 @@ void la_backward(Backend *be, Act *dq, Act *dk, Act *dv, float *dstate_in, const
         a.out = as_bf16(dv);
         a.ld_out = ld;
         launch_states(be, true, a, seqs.n);
-        launch_dkdv(be, a, V, as_bf16(dk), seqs.n);
+        launch_grads(be, a, V, as_bf16(dk), kept, dq && kept ? as_bf16(dq) : NULL, seqs.n);
     } else if (dv || dstate_in || shared) {
         ChunkArgs a = base;
         a.x = K;

@@ -162,9 +162,9 @@ __global__ void __launch_bounds__(NT, 2) la_output_kernel(ChunkArgs a) {
                       strip, L, cols, a.vec);
 }
 
-// Shared memory of the dk-and-dv kernel: q, k, v, do [BT, 128] and G_c [128, 128] (rows
-// padded by 8), powers.
-__host__ __device__ inline int la_dkdv_bytes() {
+// Shared memory of the gradients kernel: q, k, v, do [BT, 128] and one [128, 128] state
+// (rows padded by 8), powers.
+__host__ __device__ inline int la_grads_bytes() {
     int off = 0;
     for (int t = 0; t < 4; t++) take(&off, BT * (OT + 8) * 2);
     take(&off, OT * (OT + 8) * 2);
@@ -172,14 +172,18 @@ __host__ __device__ inline int la_dkdv_bytes() {
     return off;
 }
 
-// dv and dk of one chunk in one block, for head sizes in (64, 128] (KP = OT = 128: one
-// column tile), from the dv walk's state gradient G_c in a.hs. It does the work of two
-// output kernels (dv: X = k, Y = q, Z = do, S = G; dk: X = v, Y = do, Z = q, S = G^T),
-// which between them loaded q, do and G_c twice; here each input is loaded once, and one
-// [128, 128] tile of G_c is dv's state and, read transposed, dk's. The products are those
-// of the two kernels, in the same order. a: the dv pass's (KR = kdim, VC = vdim); v and
-// dk (rows a.ld_out apart, as dv's) come apart. Grid as la_output_kernel's, z = 1.
-__global__ void __launch_bounds__(NT, 2) la_dkdv_kernel(ChunkArgs a, Operand v, bf16 *dk) {
+// dv, dk and (with the forward's kept states) dq of one chunk in one block, for head sizes
+// in (64, 128] (KP = OT = 128: one column tile). It does the work of three output kernels
+//   dv: X = k,  Y = q, Z = do, S = G     (the dv walk's state gradient, in a.hs)
+//   dk: X = v,  Y = do, Z = q, S = G^T
+//   dq: X = do, Y = v, Z = k,  S = S_c^T  (the forward's state, in kept)
+// which loaded q, k, v, do and G between them six and two times; here each is loaded
+// once, one [128, 128] tile of G is dv's state and, read transposed, dk's, and S_c takes
+// its place for dq. The products are those of the three kernels, in the same order. a: the
+// dv pass's (KR = kdim, VC = vdim); v, dk and dq (rows a.ld_out apart, as dv's) come apart.
+// Grid as la_output_kernel's, z = 1.
+__global__ void __launch_bounds__(NT, 2)
+    la_grads_kernel(ChunkArgs a, Operand v, bf16 *dk, const bf16 *kept, bf16 *dq) {
     constexpr int KP = OT, LD = KP + 8;
     extern __shared__ __align__(128) unsigned char smem[];
     const int seq = blockIdx.x / a.maxch, ci = blockIdx.x % a.maxch, h = blockIdx.y;
@@ -191,34 +195,46 @@ __global__ void __launch_bounds__(NT, 2) la_dkdv_kernel(ChunkArgs a, Operand v, 
     bf16 *Qs = (bf16 *)(smem + take(&off, BT * LD * 2));
     bf16 *Vs = (bf16 *)(smem + take(&off, BT * LD * 2));
     bf16 *Ds = (bf16 *)(smem + take(&off, BT * LD * 2));
-    bf16 *Gs = (bf16 *)(smem + take(&off, KP * LD * 2));
+    bf16 *Ss = (bf16 *)(smem + take(&off, KP * LD * 2));
     float *pw = (float *)(smem + take(&off, (BT + 1) * 4));
-    const long row0 = (long)beg + t0;
-    const bf16 *hs = a.hs + (((long)seq * a.maxch + ci) * a.H + h) * (long)KR * VC;
+    const long row0 = (long)beg + t0, state = (((long)seq * a.maxch + ci) * a.H + h) * KR * VC;
     load_tile(Ks, LD, a.x.p + row0 * a.x.ld + (long)h * KR, a.x.ld, BT, KP, L, KR, a.vec);
     load_tile(Qs, LD, a.y.p + row0 * a.y.ld + (long)h * KR, a.y.ld, BT, KP, L, KR, a.vec);
     load_tile(Ds, LD, a.z.p + row0 * a.z.ld + (long)h * VC, a.z.ld, BT, KP, L, VC, a.vec);
     load_tile(Vs, LD, v.p + row0 * v.ld + (long)h * VC, v.ld, BT, KP, L, VC, a.vec);
-    load_tile(Gs, LD, hs, VC, KP, KP, KR, VC, a.vec);
+    load_tile(Ss, LD, a.hs + state, VC, KP, KP, KR, VC, a.vec);
     cp_async_commit();
     for (int n = threadIdx.x; n <= BT; n += NT) pw[n] = expf(a.log_decay[h] * (float)n);
     cp_async_wait<0>();
     __syncthreads();
 
     const int warp = threadIdx.x / 32, strip = warp % OW, half = warp / OW;
-    if (strip * 16 >= L) return;
+    const bool rows = strip * 16 < L;
+    const long out0 = row0 * a.ld_out + half * OVT;
     float acc[OVT / 8][4];
-    if (VC > half * OVT) { // dv = ((k q^T) .* M^T) do + Lambda k G
+    if (rows && VC > half * OVT) { // dv = ((k q^T) .* M^T) do + Lambda k G
         chunk_output<true, KP, OVT, LD, false>(acc, strip, L, Ks, Qs, Ds + half * OVT,
-                                               Gs + half * OVT, pw);
-        store_output<OVT>(a.out + row0 * a.ld_out + (long)h * VC + half * OVT, a.ld_out, acc, strip,
-                          L, VC - half * OVT, a.vec);
+                                               Ss + half * OVT, pw);
+        store_output<OVT>(a.out + out0 + (long)h * VC, a.ld_out, acc, strip, L, VC - half * OVT,
+                          a.vec);
     }
-    if (KR > half * OVT) { // dk = ((v do^T) .* M^T) q + Lambda v G^T
+    if (rows && KR > half * OVT) { // dk = ((v do^T) .* M^T) q + Lambda v G^T
         chunk_output<true, KP, OVT, LD, true>(acc, strip, L, Vs, Ds, Qs + half * OVT,
-                                              Gs + half * OVT * LD, pw);
-        store_output<OVT>(dk + row0 * a.ld_out + (long)h * KR + half * OVT, a.ld_out, acc, strip, L,
-                          KR - half * OVT, a.vec);
+                                              Ss + half * OVT * LD, pw);
+        store_output<OVT>(dk + out0 + (long)h * KR, a.ld_out, acc, strip, L, KR - half * OVT,
+                          a.vec);
+    }
+    if (!dq) return;
+    __syncthreads(); // every warp is done with G
+    load_tile(Ss, LD, kept + state, VC, KP, KP, KR, VC, a.vec);
+    cp_async_commit();
+    cp_async_wait<0>();
+    __syncthreads();
+    if (rows && KR > half * OVT) { // dq = ((do v^T) .* M) k + Lambda do S_c^T
+        chunk_output<false, KP, OVT, LD, true>(acc, strip, L, Ds, Vs, Ks + half * OVT,
+                                               Ss + half * OVT * LD, pw);
+        store_output<OVT>(dq + out0 + (long)h * KR, a.ld_out, acc, strip, L, KR - half * OVT,
+                          a.vec);
     }
 }
 

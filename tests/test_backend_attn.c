@@ -356,9 +356,11 @@ static const LinCase LIGHTNING_SMALL[] = {
     // (at 1024 rows and one head the sequence is also cut into segments)
     {false, 2, {128, 128}, 2, 64, 64, 64, true, true, true},
     {false, 1, {1024}, 1, 64, 64, 64, false, true, true},
-    // head sizes in (64, 128], equal and not: one CUDA kernel gives dk and dv together
+    // head sizes in (64, 128], equal and not: one CUDA kernel gives dv, dk and, from the
+    // kept chunk states (lengths of whole chunks), dq
     {false, 2, {100, 64}, 2, 96, 96, 64, true, true, true},
     {false, 1, {130}, 2, 96, 128, 64, false, false, true},
+    {false, 2, {128, 128}, 2, 128, 96, 64, true, true, true},
 };
 static const LinCase LIGHTNING_BIG[] = {
     {false, 1, {1000}, 4, 128, 128, 64, true, true, true},
