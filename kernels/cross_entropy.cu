@@ -9,9 +9,12 @@
 //      max - logit[target] (0 for target < 0); with gradients, in a second pass,
 //      dlogits = grad_scale (softmax - onehot) as bf16 into a second buffer (zero rows
 //      for ignored targets). Rows of up to REG_COLS logits stay in registers between the
-//      passes (ce_rows_reg_kernel: the row is read from memory once), rows of up to about
-//      58K in shared memory (ce_rows_smem_kernel: GPT-2's 50257); longer rows are read
-//      twice (ce_rows_kernel);
+//      passes (ce_rows_reg_kernel: the row is read from memory once); with a gradient
+//      pass, rows that fit an SM's shared memory stay there (ce_rows_smem_kernel: up to
+//      about 58K logits on Hopper's 227 KB, GPT-2's 50257); the others, and loss-only
+//      calls of rows longer than REG_COLS, read the row twice or once (ce_rows_kernel, whose
+//      sums run in another order: a validation loss can differ from the training loss
+//      of the same rows in the last bits);
 //   3. dh_chunk = dlogits W (written), dW += dlogits^T h_chunk (fp32, chunk by chunk in
 //      row order).
 // Every reduction has a fixed order and each matmul shape a fixed algorithm, so the
@@ -175,11 +178,11 @@ static __global__ void __launch_bounds__(REG_THREADS)
 }
 
 // ce_rows_kernel for rows too long for registers but short enough for shared memory (the
-// caller checks V / 4 groups of four fit): each thread keeps its groups (and one of the
-// last V % 4) in shared memory from the max-and-sum pass to the gradient pass, so the fp32
-// row is read from memory once, as in ce_rows_reg_kernel. A thread reads back only the
-// groups it wrote, so the passes need no barrier of their own. Loads go four groups at a
-// time, all issued before the first is used.
+// caller checks V / 4 groups of four fit): each thread keeps its groups in shared memory
+// (and one of the last V % 4 in a register) from the max-and-sum pass to the gradient
+// pass, so the fp32 row is read from memory once, as in ce_rows_reg_kernel. A thread reads
+// back only the groups it wrote, so the passes need no barrier of their own. Loads go four
+// groups at a time, all issued before the first is used.
 static __global__ void __launch_bounds__(REG_THREADS)
     ce_rows_smem_kernel(float *losses, bf16 *dlogits, const float *logits, int ldv,
                         const int *targets, int V, float grad_scale) {
@@ -230,7 +233,8 @@ static void launch_rows(Backend *be, int rows, float *losses, bf16 *dlogits, con
     cudaStream_t stream = cuda_ctx(be)->stream;
     const int per = (V / 4 + REG_THREADS - 1) / REG_THREADS; // groups of four a thread
     const int smem = V / 4 * (int)sizeof(float4);
-    if (V > REG_COLS && dlogits && smem + 32 * (int)sizeof(float) <= cuda_ctx(be)->smem_optin) {
+    const int smem_static = REG_THREADS / 32 * (int)sizeof(float); // block_max's, block_sum's
+    if (V > REG_COLS && dlogits && smem + smem_static <= cuda_ctx(be)->smem_optin) {
         CUDA_CHECK(cudaFuncSetAttribute(ce_rows_smem_kernel,
                                         cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
         ce_rows_smem_kernel<<<rows, REG_THREADS, smem, stream>>>(losses, dlogits, logits, ldv,

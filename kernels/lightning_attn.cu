@@ -313,9 +313,10 @@ void la_forward(Backend *be, Act *o, float *state_out, const Act *q, const Act *
 }
 
 // ops->lightning_attn_backward: dq, dk, dv, dstate_in from dout and dstate_out. Three
-// passes of the chunk kernels (dq forward, dv and dk reverse, sharing one walk and, at
-// head sizes in (64, 128], one output kernel with dq on the chunk-parallel path), after the segment
-// states of S (forward) and of its gradient (reverse) when sequences are cut into segments.
+// passes of the chunk kernels (dq forward, dv and dk reverse, sharing one walk on the
+// chunk-parallel path; there, at head sizes in (64, 128], one output kernel gives dv, dk
+// and, when the forward kept its states, dq), after the segment states of S (forward)
+// and of its gradient (reverse) when sequences are cut into segments.
 void la_backward(Backend *be, Act *dq, Act *dk, Act *dv, float *dstate_in, const Act *dout,
                  const float *dstate_out, const Act *q, const Act *k, const Act *v, int ld,
                  const float *state_in, const float *log_decay, Seqs seqs, int H, int kdim,

@@ -16,7 +16,9 @@
 // gradient (dk's is the transpose of dv's), so here dk reads the dv walk's states
 // transposed instead of walking its own (its w weights then round with do instead of q).
 // The price is hs (bf16, twice the size of q for d = 128) written once and read once. The
-// states kernel also serves the segment passes (the state-only walk) of both paths.
+// states kernel also serves the segment passes (the state-only walk) of both paths. At
+// head sizes in (64, 128] the backward's three output passes (dv, dk and, from the
+// forward's kept states, dq) are one kernel, la_grads_kernel, that loads each input once.
 #pragma once
 #include "lightning_chunk.cuh"
 
@@ -177,11 +179,11 @@ __host__ __device__ inline int la_grads_bytes() {
 //   dv: X = k,  Y = q, Z = do, S = G     (the dv walk's state gradient, in a.hs)
 //   dk: X = v,  Y = do, Z = q, S = G^T
 //   dq: X = do, Y = v, Z = k,  S = S_c^T  (the forward's state, in kept)
-// which loaded q, k, v, do and G between them six and two times; here each is loaded
-// once, one [128, 128] tile of G is dv's state and, read transposed, dk's, and S_c takes
-// its place for dq. The products are those of the three kernels, in the same order. a: the
-// dv pass's (KR = kdim, VC = vdim); v, dk and dq (rows a.ld_out apart, as dv's) come apart.
-// Grid as la_output_kernel's, z = 1.
+// which made twelve tile loads between them (four each); here there are six: q, k, v, do
+// and one [128, 128] tile that is G for dv and, read transposed, for dk, and then S_c for
+// dq (dq NULL: no dq pass). The products are those of the three kernels, in the same
+// order. a: the dv pass's (KR = kdim, VC = vdim); v (rows v.ld apart), dk and dq (rows
+// a.ld_out apart, as dv's) come apart. Grid as la_output_kernel's, z = 1.
 __global__ void __launch_bounds__(NT, 2)
     la_grads_kernel(ChunkArgs a, Operand v, bf16 *dk, const bf16 *kept, bf16 *dq) {
     constexpr int KP = OT, LD = KP + 8;

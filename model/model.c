@@ -283,8 +283,8 @@ static int load_batch(Model *m, const int *tokens, const int *targets, int B, in
 
 // ---- forward --------------------------------------------------------------------------
 
-// The MLP of layer l on a->ln2, result in out [N, D] (with out NULL, only its hidden state
-// a->mlp_h): SGLU (TNL, no activation) or SwiGLU.
+// The MLP of layer l on a->ln2, result in out [N, D] (with out NULL it stops at what its
+// backward reads, a->mlp_ab and a->mlp_h): SGLU (TNL, no activation) or SwiGLU.
 static void mlp_forward(Model *m, int l, LayerBufs *a, int N, Act *out) {
     Backend *be = m->be;
     const ModelConfig *c = &m->cfg;

@@ -361,6 +361,8 @@ static const LinCase LIGHTNING_SMALL[] = {
     {false, 2, {100, 64}, 2, 96, 96, 64, true, true, true},
     {false, 1, {130}, 2, 96, 128, 64, false, false, true},
     {false, 2, {128, 128}, 2, 128, 96, 64, true, true, true},
+    {false, 2, {64, 64}, 1, 96, 128, 64, false, true, false},
+    {false, 1, {192}, 2, 128, 128, 64, true, false, true},
 };
 static const LinCase LIGHTNING_BIG[] = {
     {false, 1, {1000}, 4, 128, 128, 64, true, true, true},

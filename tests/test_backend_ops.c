@@ -516,9 +516,10 @@ END_TEST
 
 // The fused LM head + cross-entropy, V = 1000 and V no multiple of 8 (on CUDA rows held
 // in registers with one, two, four and eight groups of four logits a thread, the longest
-// such row, rows held in shared memory, 40000 and 50257, and a row too long for that,
-// 65537), about a fifth of the targets ignored; losses and dh written, dW accumulating, in
-// three modes: both gradients, dh alone (dW NULL), neither (losses only).
+// such row, rows held in shared memory when there is a gradient pass, 40000 and 50257 (on
+// a GPU with 227 KB of it a block), and a row too long for that, 65537), about a fifth of
+// the targets ignored; losses and dh written, dW accumulating, in three modes: both
+// gradients, dh alone (dW NULL), neither (losses only).
 START_TEST(test_cross_entropy) {
     NEED(lm_head_cross_entropy);
     Rng rng = test_rng(11);

@@ -29,8 +29,9 @@
 # A loss curve "==" another: every logged step's loss within TOL (default 0.01) relative,
 # the bf16 tolerance, over the first WINDOW logged steps compared (default 5 on
 # the GPU, every step on the CPU), the gradient norm of the first two within TOL too, and
-# the loss within LOOSE (GPU default 0.25, CPU TOL) over the whole run; see `same` for why. The shared stage also runs two controls without
-# communication (1 rank again; 1 rank accumulating 2 x B) and prints how far they drift.
+# the loss within LOOSE (GPU default 0.25, CPU TOL) over the whole run; see `same` for
+# why. The shared stage also runs two controls without communication (1 rank again; 1
+# rank accumulating 2 x B) and prints how far they drift.
 # Stages needing more GPUs than the host has print SKIP.
 #
 # Environment: BUDGET_S (default 560) caps the whole call; TOL, WINDOW, LOOSE (above);
