@@ -151,7 +151,7 @@ void launch_outputs(Backend *be, bool rev, const ChunkArgs &a, int nseq, bool tr
 void launch_grads(Backend *be, const ChunkArgs &a, Operand v, bf16 *dk, const bf16 *kept, bf16 *dq,
                   int nseq) {
     CudaContext *ctx = cuda_ctx(be);
-    const int bytes = la_grads_bytes();
+    const int bytes = la_grads_layout().bytes;
     CUDA_CHECK(
         cudaFuncSetAttribute(la_grads_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
     la_grads_kernel<<<dim3((unsigned)(nseq * a.maxch), (unsigned)a.H), NT, bytes, ctx->stream>>>(
@@ -352,7 +352,7 @@ void la_backward(Backend *be, Act *dq, Act *dk, Act *dv, float *dstate_in, const
     // sizes in (64, 128] one kernel gives dv, dk and (from the kept states) dq after the walk.
     const bool shared = base.hs && dk;
     const bool fused = shared && dv && choose_kp(kdim) == OT && choose_kp(vdim) == OT &&
-                       la_grads_bytes() <= cuda_ctx(be)->smem_optin;
+                       la_grads_layout().bytes <= cuda_ctx(be)->smem_optin;
     if (dq && !(fused && kept)) { // dq = ((do v^T) .* M) k + Lambda do S^T
         ChunkArgs a = base;
         set_dims(&a, vdim, kdim);
@@ -371,19 +371,7 @@ void la_backward(Backend *be, Act *dq, Act *dk, Act *dv, float *dstate_in, const
             run_pass(be, false, a, seqs.n);
         }
     }
-    if (fused) {
-        ChunkArgs a = base;
-        a.x = K;
-        a.y = Q;
-        a.z = dO;
-        a.init = dstate_out;
-        a.fin = dstate_in;
-        a.seg = segG;
-        a.out = as_bf16(dv);
-        a.ld_out = ld;
-        launch_states(be, true, a, seqs.n);
-        launch_grads(be, a, V, as_bf16(dk), kept, dq && kept ? as_bf16(dq) : NULL, seqs.n);
-    } else if (dv || dstate_in || shared) {
+    if (dv || dstate_in || shared) {
         ChunkArgs a = base;
         a.x = K;
         a.y = Q;
@@ -394,7 +382,12 @@ void la_backward(Backend *be, Act *dq, Act *dk, Act *dv, float *dstate_in, const
         a.out = dv ? as_bf16(dv) : NULL;
         a.ld_out = ld;
         if (!dv && !shared) a.hs = NULL; // the walk for dstate_in alone keeps no states
-        run_pass(be, true, a, seqs.n);
+        if (fused) {
+            launch_states(be, true, a, seqs.n);
+            launch_grads(be, a, V, as_bf16(dk), kept, dq && kept ? as_bf16(dq) : NULL, seqs.n);
+        } else {
+            run_pass(be, true, a, seqs.n);
+        }
     }
     if (dk && !fused) {
         ChunkArgs a = base;

@@ -164,14 +164,23 @@ __global__ void __launch_bounds__(NT, 2) la_output_kernel(ChunkArgs a) {
                       strip, L, cols, a.vec);
 }
 
-// Shared memory of the gradients kernel: q, k, v, do [BT, 128] and one [128, 128] state
-// (rows padded by 8), powers.
-__host__ __device__ inline int la_grads_bytes() {
+// Byte offsets of the gradients kernel's shared memory: k, q, v, do [BT, OT + 8], one
+// state [OT, OT + 8] (G, then S_c), powers.
+struct GradsLayout {
+    int k, q, v, d, s, pw, bytes;
+};
+
+__host__ __device__ inline GradsLayout la_grads_layout() {
+    GradsLayout l = {};
     int off = 0;
-    for (int t = 0; t < 4; t++) take(&off, BT * (OT + 8) * 2);
-    take(&off, OT * (OT + 8) * 2);
-    take(&off, (BT + 1) * 4);
-    return off;
+    l.k = take(&off, BT * (OT + 8) * 2);
+    l.q = take(&off, BT * (OT + 8) * 2);
+    l.v = take(&off, BT * (OT + 8) * 2);
+    l.d = take(&off, BT * (OT + 8) * 2);
+    l.s = take(&off, OT * (OT + 8) * 2);
+    l.pw = take(&off, (BT + 1) * 4);
+    l.bytes = off;
+    return l;
 }
 
 // dv, dk and (with the forward's kept states) dq of one chunk in one block, for head sizes
@@ -192,13 +201,10 @@ __global__ void __launch_bounds__(NT, 2)
     const int t0 = ci * BT, beg = a.cu[seq], len = a.cu[seq + 1] - beg;
     if (t0 >= len) return;
     const int L = min(BT, len - t0), KR = a.KR, VC = a.VC;
-    int off = 0;
-    bf16 *Ks = (bf16 *)(smem + take(&off, BT * LD * 2));
-    bf16 *Qs = (bf16 *)(smem + take(&off, BT * LD * 2));
-    bf16 *Vs = (bf16 *)(smem + take(&off, BT * LD * 2));
-    bf16 *Ds = (bf16 *)(smem + take(&off, BT * LD * 2));
-    bf16 *Ss = (bf16 *)(smem + take(&off, KP * LD * 2));
-    float *pw = (float *)(smem + take(&off, (BT + 1) * 4));
+    const GradsLayout lay = la_grads_layout();
+    bf16 *Ks = (bf16 *)(smem + lay.k), *Qs = (bf16 *)(smem + lay.q);
+    bf16 *Vs = (bf16 *)(smem + lay.v), *Ds = (bf16 *)(smem + lay.d), *Ss = (bf16 *)(smem + lay.s);
+    float *pw = (float *)(smem + lay.pw);
     const long row0 = (long)beg + t0, state = (((long)seq * a.maxch + ci) * a.H + h) * KR * VC;
     load_tile(Ks, LD, a.x.p + row0 * a.x.ld + (long)h * KR, a.x.ld, BT, KP, L, KR, a.vec);
     load_tile(Qs, LD, a.y.p + row0 * a.y.ld + (long)h * KR, a.y.ld, BT, KP, L, KR, a.vec);
