@@ -94,6 +94,26 @@ static __device__ void store_grad4(__nv_bfloat162 *d2, int j, float4 x, float ro
     d2[2 * j + 1] = __floats2bfloat162_rn(p[2], p[3]);
 }
 
+// The gradient of column j of a row, logit x, as bf16 into d (the row's start).
+static __device__ void store_grad1(bf16 *d, int j, float x, float row_max, float scale, int target,
+                                   float grad_scale) {
+    float p = expf(x - row_max) * scale;
+    if (j == target) p -= grad_scale;
+    d[j] = __float2bfloat16(p);
+}
+
+// The row's max (into *row_max) and sum of exp(x - max) over a block of W warps, from each
+// thread's running (m, s); thread 0 writes the row's loss. Returns the sum.
+template <int W = CE_WARPS>
+static __device__ float row_loss(float m, float s, float *shared, float *losses, const float *lr,
+                                 int target, float *row_max) {
+    *row_max = block_max<W>(m, shared);
+    s = block_sum<W>(s > 0.0f ? s * expf(m - *row_max) : 0.0f, shared);
+    if (threadIdx.x == 0)
+        losses[blockIdx.x] = (float)(log((double)s) + ((double)*row_max - (double)lr[target]));
+    return s;
+}
+
 // One block per row r of the chunk: losses[r] and, if dlogits, the row's gradient
 // grad_scale * (softmax - onehot(target)) as bf16. A target < 0 gives loss 0 and a zero
 // gradient; a target >= V (the caller checks targets; it cannot die here) gives a NaN
@@ -112,20 +132,15 @@ static __global__ void __launch_bounds__(CE_THREADS)
     float m = -INFINITY, s = 0.0f;
     for (int j = threadIdx.x; j < V4; j += CE_THREADS) online_add4(&m, &s, lr4[j]);
     for (int j = 4 * V4 + threadIdx.x; j < V; j += CE_THREADS) online_add(&m, &s, lr[j]);
-    float row_max = block_max(m, shared);
-    s = block_sum(s > 0.0f ? s * expf(m - row_max) : 0.0f, shared);
-    if (threadIdx.x == 0)
-        losses[blockIdx.x] = (float)(log((double)s) + ((double)row_max - (double)lr[target]));
+    float row_max;
+    s = row_loss(m, s, shared, losses, lr, target, &row_max);
     if (!dlogits) return;
     float scale = grad_scale / s;
     __nv_bfloat162 *d2 = (__nv_bfloat162 *)(dlogits + off);
     for (int j = threadIdx.x; j < V4; j += CE_THREADS)
         store_grad4(d2, j, lr4[j], row_max, scale, target, grad_scale);
-    for (int j = 4 * V4 + threadIdx.x; j < V; j += CE_THREADS) {
-        float p = expf(lr[j] - row_max) * scale;
-        if (j == target) p -= grad_scale;
-        dlogits[off + j] = __float2bfloat16(p);
-    }
+    for (int j = 4 * V4 + threadIdx.x; j < V; j += CE_THREADS)
+        store_grad1(dlogits + off, j, lr[j], row_max, scale, target, grad_scale);
 }
 
 // ce_rows_kernel for rows of at most 4 R REG_THREADS logits: each thread keeps its R groups
@@ -157,10 +172,8 @@ static __global__ void __launch_bounds__(REG_THREADS)
         online_add4(&m, &s, x[r]);
     }
     if (tail < V) online_add(&m, &s, xt);
-    const float row_max = block_max<W>(m, shared);
-    s = block_sum<W>(s > 0.0f ? s * expf(m - row_max) : 0.0f, shared);
-    if (threadIdx.x == 0)
-        losses[blockIdx.x] = (float)(log((double)s) + ((double)row_max - (double)lr[target]));
+    float row_max;
+    s = row_loss<W>(m, s, shared, losses, lr, target, &row_max);
     if (!dlogits) return;
     const float scale = grad_scale / s;
     __nv_bfloat162 *d2 = (__nv_bfloat162 *)(dlogits + off);
@@ -170,11 +183,7 @@ static __global__ void __launch_bounds__(REG_THREADS)
         if (j >= V4) break;
         store_grad4(d2, j, x[r], row_max, scale, target, grad_scale);
     }
-    if (tail < V) {
-        float p = expf(xt - row_max) * scale;
-        if (tail == target) p -= grad_scale;
-        dlogits[off + tail] = __float2bfloat16(p);
-    }
+    if (tail < V) store_grad1(dlogits + off, tail, xt, row_max, scale, target, grad_scale);
 }
 
 // ce_rows_kernel for rows too long for registers but short enough for shared memory (the
@@ -209,20 +218,14 @@ static __global__ void __launch_bounds__(REG_THREADS)
     }
     const float xt = tail < V ? lr[tail] : 0.0f;
     if (tail < V) online_add(&m, &s, xt);
-    const float row_max = block_max<W>(m, shared);
-    s = block_sum<W>(s > 0.0f ? s * expf(m - row_max) : 0.0f, shared);
-    if (threadIdx.x == 0)
-        losses[blockIdx.x] = (float)(log((double)s) + ((double)row_max - (double)lr[target]));
+    float row_max;
+    s = row_loss<W>(m, s, shared, losses, lr, target, &row_max);
     if (!dlogits) return;
     const float scale = grad_scale / s;
     __nv_bfloat162 *d2 = (__nv_bfloat162 *)(dlogits + off);
     for (int j = threadIdx.x; j < V4; j += REG_THREADS)
         store_grad4(d2, j, row[j], row_max, scale, target, grad_scale);
-    if (tail < V) {
-        float p = expf(xt - row_max) * scale;
-        if (tail == target) p -= grad_scale;
-        dlogits[off + tail] = __float2bfloat16(p);
-    }
+    if (tail < V) store_grad1(dlogits + off, tail, xt, row_max, scale, target, grad_scale);
 }
 
 // The row kernel for V: ce_rows_reg_kernel<R> with the fewest groups of four a thread that
