@@ -163,7 +163,7 @@ void launch_grads(Backend *be, const ChunkArgs &a, Operand v, bf16 *dk, const bf
 // a.hs when set, the final state or the segment's contribution at the end.
 void launch_states(Backend *be, bool rev, const ChunkArgs &a, int nseq) {
     launch_kernel(be, pick<StatesKernel>(rev, a), walk_grid(a, nseq),
-                  la_layout(a.KP, a.VT, 1).bytes, a);
+                  la_walk_layout(a.KP, a.VT).bytes, a);
 }
 
 // One pass of the chunk kernels over n sequences: out from X, Y, Z and the state from

@@ -61,14 +61,70 @@ __device__ inline void load_tile(bf16 *dst, int ldd, const bf16 *src, long ld, i
     }
 }
 
+// Chunks a states walk keeps in flight: its Y and Z stages in shared memory, the one in use
+// and the next NS - 1 loading (cp.async). Two blocks an SM still fit: 90 KB at KP 128 with
+// three stages, 83 KB at KP 256 with two.
+__host__ __device__ constexpr int walk_stages(int KP) {
+    return KP <= 128 ? 3 : 2;
+}
+
+// Shared memory of the states kernel: walk_stages(KP) stages of Y [BT, KP] (at ys) and Z
+// [BT, VT] (at zs), w .* Z [BT, VT], powers.
+__host__ __device__ inline Layout la_walk_layout(int KP, int VT) {
+    Layout l = {};
+    int off = 0;
+    l.ys = take(&off, walk_stages(KP) * BT * (KP + 8) * 2);
+    l.zs = take(&off, walk_stages(KP) * BT * (VT + 8) * 2);
+    l.zws = take(&off, BT * (VT + 8) * 2);
+    l.pw = take(&off, (BT + 1) * 4);
+    l.bytes = off;
+    return l;
+}
+
+// Start the loads of a walk's chunk `it` (of nch) into its stage it % NS: Y at Ys, Z at Zs
+// (rows past the chunk and columns past the head zero). Past the last chunk it only
+// commits an empty group, so that every iteration commits one and the waits stay in step.
+template <bool REV, int KP, int VT, int NS>
+__device__ inline void walk_issue(const ChunkArgs &a, int it, int nch, int s0, int s1,
+                                  const bf16 *yh, const bf16 *zh, bf16 *Ys, bf16 *Zs,
+                                  int vc_valid) {
+    if (it < nch) {
+        int t0, L;
+        chunk_at(REV, it, nch, s0, s1, &t0, &L);
+        const int stage = it % NS;
+        load_tile(Ys + stage * BT * (KP + 8), KP + 8, yh + t0 * a.y.ld, a.y.ld, BT, KP, L, a.KR,
+                  a.vec);
+        load_tile(Zs + stage * BT * (VT + 8), VT + 8, zh + t0 * a.z.ld, a.z.ld, BT, VT, L, vc_valid,
+                  a.vec);
+    }
+    cp_async_commit();
+}
+
+// Zws = each row r < L of the [BT, cols] tile Z scaled by its state weight (forward
+// lambda^(L-1-r), reverse lambda^(r+1)); rows >= L zero. The rounding is stash's.
+__device__ inline void weigh_rows(const bf16 *Z, bf16 *Zws, int ld, int L, int cols,
+                                  const float *pw, bool rev) {
+    const int groups = cols / 8;
+    for (int i = threadIdx.x; i < BT * groups; i += NT) {
+        int r = i / groups, c = (i % groups) * 8;
+        float v[8];
+        unpack8(v, *(const uint4 *)(Z + r * ld + c));
+        float wt = r < L ? pw[rev ? r + 1 : L - 1 - r] : 0.0f;
+        for (int e = 0; e < 8; e++) v[e] *= wt;
+        *(uint4 *)(Zws + r * ld + c) = pack8(v);
+    }
+}
+
 // The states kernel (see the top). Grid and start as la_chunk_kernel's: x = sequence *
 // nseg + segment, y = head, z = tile of VT state columns; all NW warps own state tiles.
 // With a.hs it writes S_c before each chunk c; at the end it writes the segment's
 // contribution (state_only) or the sequence's final state (fin), as the recurrent kernel.
+// The chunks' Y and Z arrive by cp.async, NS - 1 chunks ahead of the one in use, so a
+// chunk's loads wait behind the products of the chunks before it and not in front of its
+// own.
 template <bool REV, int KP, int VT>
 __global__ void __launch_bounds__(NT, 2) la_states_kernel(ChunkArgs a) {
-    constexpr int GY = groups_per_thread(KP), GZ = groups_per_thread(VT);
-    constexpr int NST = state_tiles(KP, VT, NW);
+    constexpr int NST = state_tiles(KP, VT, NW), NS = walk_stages(KP);
     extern __shared__ __align__(128) unsigned char smem[];
     const int seq = blockIdx.x / a.nseg, sg = blockIdx.x % a.nseg, h = blockIdx.y;
     const int c0 = blockIdx.z * a.VT;
@@ -80,44 +136,35 @@ __global__ void __launch_bounds__(NT, 2) la_states_kernel(ChunkArgs a) {
 
     const int KR = a.KR, VC = a.VC, warp = threadIdx.x / 32;
     constexpr int ldk = KP + 8, ldv = VT + 8;
-    const Layout lay = la_layout(KP, VT, 1);
-    bf16 *Ys = (bf16 *)(smem + lay.ys), *Zws = (bf16 *)(smem + lay.zws);
+    const Layout lay = la_walk_layout(KP, VT);
+    bf16 *Ys = (bf16 *)(smem + lay.ys), *Zs = (bf16 *)(smem + lay.zs);
+    bf16 *Zws = (bf16 *)(smem + lay.zws);
     float *pw = (float *)(smem + lay.pw);
     const int vc_valid = min(VT, VC - c0);
     const long sd = (long)KR * VC;
+    const bf16 *yh = a.y.p + (long)beg * a.y.ld + (long)h * KR;
+    const bf16 *zh = a.z.p + (long)beg * a.z.ld + (long)h * VC + c0;
+    const int nch = (s1 - s0 + BT - 1) / BT;
+    for (int it = 0; it < NS - 1; it++)
+        walk_issue<REV, KP, VT, NS>(a, it, nch, s0, s1, yh, zh, Ys, Zs, vc_valid);
     for (int n = threadIdx.x; n <= BT; n += NT) pw[n] = expf(a.log_decay[h] * (float)n);
     float st[NST][2][4];
     load_state<KP, VT, NW>(st, start_state(a, seq, sg, h, has_rows), a, warp, c0, vc_valid);
-    __syncthreads(); // pw
 
-    const bf16 *yh = a.y.p + (long)h * KR, *zh = a.z.p + (long)h * VC + c0;
-    const int nch = (s1 - s0 + BT - 1) / BT;
-    uint4 ry[GY], rz[GZ]; // the next chunk's Y, Z
-    int t0, L;
-    if (nch > 0) {
-        chunk_at(REV, 0, nch, s0, s1, &t0, &L);
-        const long row0 = (long)beg + t0;
-        fetch(ry, yh + row0 * a.y.ld, a.y.ld, L, KR, KP, a.vec);
-        fetch(rz, zh + row0 * a.z.ld, a.z.ld, L, vc_valid, VT, a.vec);
-    }
     for (int it = 0; it < nch; it++) {
+        int t0, L;
         chunk_at(REV, it, nch, s0, s1, &t0, &L);
-        stash(ry, Ys, NULL, ldk, L, KP, pw, REV);
-        stash(rz, NULL, Zws, ldv, L, VT, pw, REV);
+        const bf16 *Yc = Ys + (it % NS) * BT * ldk, *Zc = Zs + (it % NS) * BT * ldv;
+        cp_async_wait<NS - 2>(); // this thread's copies of chunk it
+        __syncthreads();         // everyone's; and chunk it - 1's products are done
+        walk_issue<REV, KP, VT, NS>(a, it + NS - 1, nch, s0, s1, yh, zh, Ys, Zs, vc_valid);
+        weigh_rows(Zc, Zws, ldv, L, VT, pw, REV);
         if (a.hs && t0 / BT < a.maxch) { // (a max_len too small must not write past hs)
             bf16 *dst = a.hs + (((long)seq * a.maxch + t0 / BT) * a.H + h) * sd + c0;
             put_state_bf16<KP, VT, NW>(st, warp, dst, VC, KR, vc_valid);
         }
-        __syncthreads();
-        if (it + 1 < nch) {
-            int t1, L1;
-            chunk_at(REV, it + 1, nch, s0, s1, &t1, &L1);
-            const long row1 = (long)beg + t1;
-            fetch(ry, yh + row1 * a.y.ld, a.y.ld, L1, KR, KP, a.vec);
-            fetch(rz, zh + row1 * a.z.ld, a.z.ld, L1, vc_valid, VT, a.vec);
-        }
-        chunk_state<KP, VT, NW>(st, warp, pw[L], Ys, Zws, NULL);
-        __syncthreads();
+        __syncthreads(); // Zws
+        chunk_state<KP, VT, NW>(st, warp, pw[L], Yc, Zws, NULL);
     }
     store_state<KP, VT, NW>(st, end_state(a, REV, seq, sg, h, s1 == len), warp, c0, KR, VC,
                             vc_valid);
