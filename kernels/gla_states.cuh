@@ -68,6 +68,34 @@ __device__ inline void stash_rows(const uint4 (&raw)[G], bf16 *dst, int ldd, flo
     }
 }
 
+// The bf16 copy of one 16 x 16 state tile (rows r0 .., columns c0 ..) into the shared Sb
+// (rows ld apart).
+__device__ inline void tile_to_smem(const float (&tile)[2][4], bf16 *Sb, int ld, int r0, int c0) {
+    const int lane = threadIdx.x % 32, g = lane / 4, t4 = lane % 4;
+    for (int nn = 0; nn < 2; nn++)
+        for (int hf = 0; hf < 2; hf++)
+            *reinterpret_cast<uint32_t *>(Sb + (r0 + g + hf * 8) * ld + c0 + nn * 8 + 2 * t4) =
+                pack_bf16(tile[nn][2 * hf], tile[nn][2 * hf + 1]);
+}
+
+// The shared [BK, BV] bf16 state Sb (rows BV + 8 apart) to dst (rows ld apart), a row's
+// 16-byte stores together when vec, else one value at a time: whole lines, where the
+// mma fragments would store 16 bytes of a row at a time.
+template <int BK, int BV>
+__device__ inline void copy_state_out(const bf16 *Sb, bf16 *dst, long ld, bool vec) {
+    constexpr int PER = BV / 8;
+    for (int i = threadIdx.x; i < BK * PER; i += NT) {
+        const int r = i / PER, c = (i % PER) * 8;
+        const bf16 *s = Sb + r * (BV + 8) + c;
+        bf16 *d = dst + r * ld + c;
+        if (vec) {
+            *reinterpret_cast<uint4 *>(d) = *reinterpret_cast<const uint4 *>(s);
+        } else {
+            for (int e = 0; e < 8; e++) d[e] = s[e];
+        }
+    }
+}
+
 // The walk (see the top). Grid: x = state row tile * (V / BV) + column tile, y = head,
 // z = sequence of the group. MINB, the blocks an SM must hold, caps the registers: at 4
 // (64 registers) the walk spills 40 to 60 bytes, the price of four walks an SM when there
@@ -80,7 +108,7 @@ __global__ void __launch_bounds__(NT, MINB) gla_states_kernel(const GlaArgs a) {
     constexpr int BK = state_rows(K), LDX = BK + 8, LDY = BV + 8;
     constexpr int NVB = BV / 16, TILES = (BK / 16) * NVB, NST = (TILES + NW - 1) / NW;
     constexpr int GX = walk_groups(BK), GY = walk_groups(BV);
-    __shared__ __align__(16) bf16 X[CH * LDX], Y[CH * LDY];
+    __shared__ __align__(16) bf16 X[CH * LDX], Y[CH * LDY], Sb[BK * LDY];
     __shared__ __align__(16) float gc[CH * BK];
     __shared__ float tot[NT];
     const int H = a.H, V = a.V, hh = blockIdx.y, seq = a.seq0 + blockIdx.z;
@@ -107,7 +135,10 @@ __global__ void __launch_bounds__(NT, MINB) gla_states_kernel(const GlaArgs a) {
                 const int r = r0 + g + (e / 2) * 8, c = c0 + n * 8 + 2 * t4 + e % 2;
                 st[m][n][e] = src && tile < TILES ? src[(long)r * V + c] : 0.0f;
             }
+        if (tile < TILES) tile_to_smem(st[m], Sb, LDY, r0, c0);
     }
+    __syncthreads();                       // Sb
+    const bool vs = vec_ok(slots + j0, V); // every slot's rows alike
     uint4 rx[GX], ry[GY], rg[GX];
     if (nc > 0) {
         const int c = REV ? nc - 1 : 0, L = min(CH, len - c * CH);
@@ -122,17 +153,7 @@ __global__ void __launch_bounds__(NT, MINB) gla_states_kernel(const GlaArgs a) {
         stash_rows<BK>(rg, NULL, 0, gc);
         // The state entering chunk c (forward) or leaving it (reverse), as bf16, to its slot.
         bf16 *dst = slots + (chunk_pos(a, seq, c).slot * H + hh) * KV + (long)i0 * V + j0;
-#pragma unroll
-        for (int m = 0; m < NST; m++) {
-            const int tile = warp + m * NW, r0 = tile / NVB * 16, c0 = tile % NVB * 16;
-            if (tile >= TILES) break;
-            for (int nn = 0; nn < 2; nn++)
-                for (int hf = 0; hf < 2; hf++) {
-                    const int r = r0 + g + hf * 8, col = c0 + nn * 8 + 2 * t4;
-                    *reinterpret_cast<uint32_t *>(dst + (long)r * V + col) =
-                        pack_bf16(st[m][nn][2 * hf], st[m][nn][2 * hf + 1]);
-                }
-        }
+        copy_state_out<BK, BV>(Sb, dst, V, vs);
         __syncthreads();
         if (n + 1 < nc) { // the next chunk's rows, in flight during this one
             const int c1 = REV ? c - 1 : c + 1, L1 = min(CH, len - c1 * CH);
@@ -165,6 +186,7 @@ __global__ void __launch_bounds__(NT, MINB) gla_states_kernel(const GlaArgs a) {
                 st[m][nn][3] *= d1;
             }
             mma_at_b<CH>(st[m], X, LDX, r0, Y, LDY, c0);
+            tile_to_smem(st[m], Sb, LDY, r0, c0); // the next chunk's copy out
         }
         __syncthreads();
     }

@@ -325,28 +325,15 @@ __device__ inline void store_tile_bf16(const float (&tile)[2][4], bf16 *Sb, int 
         }
 }
 
-// The bf16 copy of state warp sw's tiles into the global dst (rows ld apart): the rows < rows
-// and columns < cols of the tiles, in pairs where aligned.
+// The bf16 copy of state warp sw's tiles into the shared state Sb (rows ldv apart).
 template <int KP, int VT, int NSW = SW>
-__device__ inline void put_state_bf16(const float (&st)[state_tiles(KP, VT, NSW)][2][4], int sw,
-                                      bf16 *dst, long ld, int rows, int cols) {
-    const int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+__device__ inline void put_state_smem(const float (&st)[state_tiles(KP, VT, NSW)][2][4], int sw,
+                                      bf16 *Sb, int ldv) {
 #pragma unroll
     for (int m = 0; m < state_tiles(KP, VT, NSW); m++) {
         int r0, c0;
         if (!state_tile<KP, VT, NSW>(sw, m, &r0, &c0)) break;
-        for (int n = 0; n < 2; n++)
-            for (int half = 0; half < 2; half++) {
-                int r = r0 + g + half * 8, c = c0 + n * 8 + 2 * t;
-                if (r >= rows || c >= cols) continue;
-                bf16 *p = dst + r * ld + c;
-                if (c + 1 < cols && (((uintptr_t)p) & 3) == 0) {
-                    *(uint32_t *)p = pack_bf16(st[m][n][2 * half], st[m][n][2 * half + 1]);
-                } else {
-                    p[0] = __float2bfloat16(st[m][n][2 * half]);
-                    if (c + 1 < cols) p[1] = __float2bfloat16(st[m][n][2 * half + 1]);
-                }
-            }
+        store_tile_bf16(st[m], Sb, ldv, r0, c0);
     }
 }
 
@@ -466,13 +453,7 @@ __global__ void __launch_bounds__(NT, 1) la_chunk_kernel(ChunkArgs a) {
     float st[NST][2][4];
     load_state<KP, VT>(st, start_state(a, seq, sg, h, has_rows), a, state_warp ? sw : -1, c0,
                        vc_valid);
-    if (state_warp && !a.state_only)
-#pragma unroll
-        for (int m = 0; m < NST; m++) {
-            int r0, cb;
-            if (!state_tile<KP, VT>(sw, m, &r0, &cb)) break;
-            store_tile_bf16(st[m], Sb0, ldv, r0, cb);
-        }
+    if (state_warp && !a.state_only) put_state_smem<KP, VT>(st, sw, Sb0, ldv);
     __syncthreads(); // pw and Sb0 before the first chunk
 
     const bf16 *xh = a.x.p + (long)h * KR, *yh = a.y.p + (long)h * KR;

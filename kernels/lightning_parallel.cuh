@@ -62,23 +62,45 @@ __device__ inline void load_tile(bf16 *dst, int ldd, const bf16 *src, long ld, i
 }
 
 // Chunks a states walk keeps in flight: its Y and Z stages in shared memory, the one in use
-// and the next NS - 1 loading (cp.async). Two blocks an SM still fit: 90 KB at KP 128 with
-// three stages, 83 KB at KP 256 with two.
+// and the next NS - 1 loading (cp.async). Two blocks an SM still fit: 108 KB at KP 128 with
+// three stages, 104 KB at KP 256 with two.
 __host__ __device__ constexpr int walk_stages(int KP) {
     return KP <= 128 ? 3 : 2;
 }
 
 // Shared memory of the states kernel: walk_stages(KP) stages of Y [BT, KP] (at ys) and Z
-// [BT, VT] (at zs), w .* Z [BT, VT], powers.
+// [BT, VT] (at zs), w .* Z [BT, VT], the bf16 state [KP, VT], powers.
 __host__ __device__ inline Layout la_walk_layout(int KP, int VT) {
     Layout l = {};
     int off = 0;
     l.ys = take(&off, walk_stages(KP) * BT * (KP + 8) * 2);
     l.zs = take(&off, walk_stages(KP) * BT * (VT + 8) * 2);
     l.zws = take(&off, BT * (VT + 8) * 2);
+    l.sb = take(&off, KP * (VT + 8) * 2);
     l.pw = take(&off, (BT + 1) * 4);
     l.bytes = off;
     return l;
+}
+
+// The [rows, cols] corner of the shared bf16 state Sb ([KP, VT], rows VT + 8 apart) to dst
+// (rows ld apart): 16-byte stores, a row's together, when vec; else one value at a time.
+// Staged so, a state leaves in whole lines, where its mma fragments would store 16 bytes
+// of a row at a time.
+template <int KP, int VT>
+__device__ inline void copy_state_out(const bf16 *Sb, bf16 *dst, long ld, int rows, int cols,
+                                      bool vec) {
+    constexpr int groups = VT / 8;
+    for (int i = threadIdx.x; i < KP * groups; i += NT) {
+        int r = i / groups, c = (i % groups) * 8;
+        if (r >= rows || c >= cols) continue;
+        const bf16 *s = Sb + r * (VT + 8) + c;
+        bf16 *d = dst + r * ld + c;
+        if (vec && cols - c >= 8) {
+            *(uint4 *)d = *(const uint4 *)s;
+        } else {
+            for (int e = 0; e < 8 && c + e < cols; e++) d[e] = s[e];
+        }
+    }
 }
 
 // Start the loads of a walk's chunk `it` (of nch) into its stage it % NS: Y at Ys, Z at Zs
@@ -121,7 +143,7 @@ __device__ inline void weigh_rows(const bf16 *Z, bf16 *Zws, int ld, int L, int c
 // contribution (state_only) or the sequence's final state (fin), as the recurrent kernel.
 // The chunks' Y and Z arrive by cp.async, NS - 1 chunks ahead of the one in use, so a
 // chunk's loads wait behind the products of the chunks before it and not in front of its
-// own.
+// own. S_c goes out through the shared Sb, in whole rows (copy_state_out).
 template <bool REV, int KP, int VT>
 __global__ void __launch_bounds__(NT, 2) la_states_kernel(ChunkArgs a) {
     constexpr int NST = state_tiles(KP, VT, NW), NS = walk_stages(KP);
@@ -138,9 +160,10 @@ __global__ void __launch_bounds__(NT, 2) la_states_kernel(ChunkArgs a) {
     constexpr int ldk = KP + 8, ldv = VT + 8;
     const Layout lay = la_walk_layout(KP, VT);
     bf16 *Ys = (bf16 *)(smem + lay.ys), *Zs = (bf16 *)(smem + lay.zs);
-    bf16 *Zws = (bf16 *)(smem + lay.zws);
+    bf16 *Zws = (bf16 *)(smem + lay.zws), *Sb = a.hs ? (bf16 *)(smem + lay.sb) : NULL;
     float *pw = (float *)(smem + lay.pw);
     const int vc_valid = min(VT, VC - c0);
+    const bool hvec = VC % 8 == 0 && ((uintptr_t)a.hs & 15) == 0; // S_c's rows 16-byte aligned
     const long sd = (long)KR * VC;
     const bf16 *yh = a.y.p + (long)beg * a.y.ld + (long)h * KR;
     const bf16 *zh = a.z.p + (long)beg * a.z.ld + (long)h * VC + c0;
@@ -150,21 +173,22 @@ __global__ void __launch_bounds__(NT, 2) la_states_kernel(ChunkArgs a) {
     for (int n = threadIdx.x; n <= BT; n += NT) pw[n] = expf(a.log_decay[h] * (float)n);
     float st[NST][2][4];
     load_state<KP, VT, NW>(st, start_state(a, seq, sg, h, has_rows), a, warp, c0, vc_valid);
+    if (Sb) put_state_smem<KP, VT, NW>(st, warp, Sb, ldv); // S_c of the first chunk
 
     for (int it = 0; it < nch; it++) {
         int t0, L;
         chunk_at(REV, it, nch, s0, s1, &t0, &L);
         const bf16 *Yc = Ys + (it % NS) * BT * ldk, *Zc = Zs + (it % NS) * BT * ldv;
         cp_async_wait<NS - 2>(); // this thread's copies of chunk it
-        __syncthreads();         // everyone's; and chunk it - 1's products are done
+        __syncthreads();         // everyone's, and S_c in Sb; chunk it - 1's products are done
         walk_issue<REV, KP, VT, NS>(a, it + NS - 1, nch, s0, s1, yh, zh, Ys, Zs, vc_valid);
         weigh_rows(Zc, Zws, ldv, L, VT, pw, REV);
-        if (a.hs && t0 / BT < a.maxch) { // (a max_len too small must not write past hs)
+        if (Sb && t0 / BT < a.maxch) { // (a max_len too small must not write past hs)
             bf16 *dst = a.hs + (((long)seq * a.maxch + t0 / BT) * a.H + h) * sd + c0;
-            put_state_bf16<KP, VT, NW>(st, warp, dst, VC, KR, vc_valid);
+            copy_state_out<KP, VT>(Sb, dst, VC, KR, vc_valid, hvec);
         }
-        __syncthreads(); // Zws
-        chunk_state<KP, VT, NW>(st, warp, pw[L], Yc, Zws, NULL);
+        __syncthreads();                                       // Zws; Sb is copied out
+        chunk_state<KP, VT, NW>(st, warp, pw[L], Yc, Zws, Sb); // Sb: the next chunk's S_c
     }
     store_state<KP, VT, NW>(st, end_state(a, REV, seq, sg, h, s1 == len), warp, c0, KR, VC,
                             vc_valid);
