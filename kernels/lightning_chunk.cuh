@@ -84,7 +84,7 @@ struct ChunkArgs {
 // Byte offsets of the shared-memory buffers, each 128-byte aligned. Rows padded by 8 bf16
 // keep ldmatrix off a single bank.
 struct Layout {
-    int xs, ys, zs, zws, sb, sb2, pw, bytes;
+    int xs, ys, zs, zws, sb, sb2, ws, pw, bytes;
 };
 
 // Reserve `bytes` at *off (128-byte aligned) and return its offset.
