@@ -10,9 +10,10 @@
 //   reverse: S <- diag(exp2(gl)) S + (scale q exp2(gc))^T do
 // (gc the chunk's cumulative log2 gates, gl its last row). The next chunk's rows are
 // loaded into registers while this chunk is worked on, so a step waits on shared memory
-// and the tensor cores rather than on DRAM. The walk is serial in the chunks, so it is
-// cut along both state dimensions (64 x 64 tiles: 4 blocks a head at kdim = vdim = 128)
-// and kept small (35 KiB of shared memory, 4 blocks an SM) for as many walks at once as
+// and the tensor cores rather than on DRAM; the bf16 state leaves through shared memory
+// in whole rows. The walk is serial in the chunks, so it is cut along both state
+// dimensions (64 x 64 tiles: 4 blocks a head at kdim = vdim = 128) and kept small (44 KiB
+// of shared memory, 4 blocks an SM) for as many walks at once as
 // possible; when there are no more than two walks an SM, an instance for two an SM runs
 // them without register spills.
 #pragma once
