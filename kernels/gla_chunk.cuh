@@ -111,11 +111,6 @@ __device__ __forceinline__ void store8f(float *p, const float (&v)[8]) {
     *reinterpret_cast<float4 *>(p + 4) = make_float4(v[4], v[5], v[6], v[7]);
 }
 
-// True when 16-byte vector access works for rows `ld` elements apart starting at p.
-__device__ __forceinline__ bool vec_ok(const void *p, long ld) {
-    return ((reinterpret_cast<uintptr_t>(p) | (uintptr_t)(ld * 2)) & 15) == 0;
-}
-
 // rows x cols bf16 from global (rows lds apart) to shared (ldd apart); rows >= valid are
 // zero (the padding of a short last chunk; their zero-filling copies name row 0, so valid
 // must be >= 1, as every caller's is). When aligned, by cp.async: every copy of the block

@@ -81,7 +81,9 @@ __device__ inline void tile_to_smem(const float (&tile)[2][4], bf16 *Sb, int ld,
 
 // The shared [BK, BV] bf16 state Sb (rows BV + 8 apart) to dst (rows ld apart), a row's
 // 16-byte stores together when vec, else one value at a time: whole lines, where the
-// mma fragments would store 16 bytes of a row at a time.
+// mma fragments would store 16 bytes of a row at a time. (mma.cuh's copy_tile_out and
+// store_acc_bf16 do this and tile_to_smem's work, with bounds and a scale; in the walk's
+// four-an-SM instance, at 64 registers, they raised its spills from 16 to 76 bytes.)
 template <int BK, int BV>
 __device__ inline void copy_state_out(const bf16 *Sb, bf16 *dst, long ld, bool vec) {
     constexpr int PER = BV / 8;

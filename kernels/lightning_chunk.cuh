@@ -161,6 +161,16 @@ __device__ inline void fetch(uint4 (&raw)[G], const bf16 *src, long ld, int L, i
     }
 }
 
+// Eight bf16 of row r of a chunk of L rows times the row's state weight (forward
+// lambda^(L-1-r), reverse lambda^(r+1); rows >= L get 0), rounded back to bf16.
+__device__ inline uint4 weigh8(uint4 raw, int r, int L, const float *pw, bool rev) {
+    float v[8];
+    unpack8(v, raw);
+    float wt = r < L ? pw[rev ? r + 1 : L - 1 - r] : 0.0f;
+    for (int e = 0; e < 8; e++) v[e] *= wt;
+    return pack8(v);
+}
+
 // Store fetched groups into the shared [BT, cols] bf16 tile dst (row stride ldd); dstw (if
 // set) gets each row r < L scaled by the state weight (forward lambda^(L-1-r), reverse
 // lambda^(r+1)). Either destination may be NULL.
@@ -173,13 +183,7 @@ __device__ inline void stash(const uint4 (&raw)[G], bf16 *dst, bf16 *dstw, int l
         int i = threadIdx.x + j * NT, r = i / groups, c = (i % groups) * 8;
         if (r >= BT) break;
         if (dst) *(uint4 *)(dst + r * ldd + c) = raw[j];
-        if (dstw) {
-            float v[8];
-            unpack8(v, raw[j]);
-            float wt = r < L ? pw[rev ? r + 1 : L - 1 - r] : 0.0f;
-            for (int e = 0; e < 8; e++) v[e] *= wt;
-            *(uint4 *)(dstw + r * ldd + c) = pack8(v);
-        }
+        if (dstw) *(uint4 *)(dstw + r * ldd + c) = weigh8(raw[j], r, L, pw, rev);
     }
 }
 

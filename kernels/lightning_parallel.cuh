@@ -83,27 +83,6 @@ __host__ __device__ inline Layout la_walk_layout(int KP, int VT) {
     return l;
 }
 
-// The [rows, cols] corner of the shared bf16 state Sb ([KP, VT], rows VT + 8 apart) to dst
-// (rows ld apart): 16-byte stores, a row's together, when vec; else one value at a time.
-// Staged so, a state leaves in whole lines, where its mma fragments would store 16 bytes
-// of a row at a time.
-template <int KP, int VT>
-__device__ inline void copy_state_out(const bf16 *Sb, bf16 *dst, long ld, int rows, int cols,
-                                      bool vec) {
-    constexpr int groups = VT / 8;
-    for (int i = threadIdx.x; i < KP * groups; i += NT) {
-        int r = i / groups, c = (i % groups) * 8;
-        if (r >= rows || c >= cols) continue;
-        const bf16 *s = Sb + r * (VT + 8) + c;
-        bf16 *d = dst + r * ld + c;
-        if (vec && cols - c >= 8) {
-            *(uint4 *)d = *(const uint4 *)s;
-        } else {
-            for (int e = 0; e < 8 && c + e < cols; e++) d[e] = s[e];
-        }
-    }
-}
-
 // Start the loads of a walk's chunk `it` (of nch) into its stage it % NS: Y at Ys, Z at Zs
 // (rows past the chunk and columns past the head zero). Past the last chunk it only
 // commits an empty group, so that every iteration commits one and the waits stay in step.
@@ -123,18 +102,13 @@ __device__ inline void walk_issue(const ChunkArgs &a, int it, int nch, int s0, i
     cp_async_commit();
 }
 
-// Zws = each row r < L of the [BT, cols] tile Z scaled by its state weight (forward
-// lambda^(L-1-r), reverse lambda^(r+1)); rows >= L zero. The rounding is stash's.
+// Zws = the [BT, cols] tile Z, each row times its state weight (weigh8, as stash).
 __device__ inline void weigh_rows(const bf16 *Z, bf16 *Zws, int ld, int L, int cols,
                                   const float *pw, bool rev) {
     const int groups = cols / 8;
     for (int i = threadIdx.x; i < BT * groups; i += NT) {
         int r = i / groups, c = (i % groups) * 8;
-        float v[8];
-        unpack8(v, *(const uint4 *)(Z + r * ld + c));
-        float wt = r < L ? pw[rev ? r + 1 : L - 1 - r] : 0.0f;
-        for (int e = 0; e < 8; e++) v[e] *= wt;
-        *(uint4 *)(Zws + r * ld + c) = pack8(v);
+        *(uint4 *)(Zws + r * ld + c) = weigh8(*(const uint4 *)(Z + r * ld + c), r, L, pw, rev);
     }
 }
 
@@ -147,24 +121,15 @@ template <int VT>
 __device__ inline void store_output_rows(bf16 *dst, long ld, const float (&acc)[VT / 8][4], int w,
                                          int L, int vc_valid, int vec, bf16 *Ws) {
     const int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
-    constexpr int ldw = VT + 8, groups = VT / 8;
+    constexpr int ldw = VT + 8;
 #pragma unroll
     for (int j = 0; j < VT / 8; j++)
         for (int half = 0; half < 2; half++)
             *(uint32_t *)(Ws + (g + half * 8) * ldw + j * 8 + 2 * t) =
                 pack_bf16(acc[j][2 * half], acc[j][2 * half + 1]);
     __syncwarp();
-    for (int i = lane; i < 16 * groups; i += 32) {
-        int r = i / groups, c = (i % groups) * 8, row = w * 16 + r;
-        if (row >= L || c >= vc_valid) continue;
-        const bf16 *s = Ws + r * ldw + c;
-        bf16 *d = dst + (long)row * ld + c;
-        if (vec && vc_valid - c >= 8) {
-            *(uint4 *)d = *(const uint4 *)s;
-        } else {
-            for (int e = 0; e < 8 && c + e < vc_valid; e++) d[e] = s[e];
-        }
-    }
+    copy_tile_out<16, VT>(dst + (long)w * 16 * ld, ld, Ws, ldw, L - w * 16, vc_valid, vec, lane,
+                          32);
 }
 
 // The states kernel (see the top). Grid and start as la_chunk_kernel's: x = sequence *
@@ -173,7 +138,7 @@ __device__ inline void store_output_rows(bf16 *dst, long ld, const float (&acc)[
 // contribution (state_only) or the sequence's final state (fin), as the recurrent kernel.
 // The chunks' Y and Z arrive by cp.async, NS - 1 chunks ahead of the one in use, so a
 // chunk's loads wait behind the products of the chunks before it and not in front of its
-// own. S_c goes out through the shared Sb, in whole rows (copy_state_out).
+// own. S_c goes out through the shared Sb, in whole rows (copy_tile_out).
 template <bool REV, int KP, int VT>
 __global__ void __launch_bounds__(NT, 2) la_states_kernel(ChunkArgs a) {
     constexpr int NST = state_tiles(KP, VT, NW), NS = walk_stages(KP);
@@ -193,7 +158,7 @@ __global__ void __launch_bounds__(NT, 2) la_states_kernel(ChunkArgs a) {
     bf16 *Zws = (bf16 *)(smem + lay.zws), *Sb = a.hs ? (bf16 *)(smem + lay.sb) : NULL;
     float *pw = (float *)(smem + lay.pw);
     const int vc_valid = min(VT, VC - c0);
-    const bool hvec = VC % 8 == 0 && ((uintptr_t)a.hs & 15) == 0; // S_c's rows 16-byte aligned
+    const bool hvec = vec_ok(a.hs, VC); // (every S_c starts a multiple of 8 values in)
     const long sd = (long)KR * VC;
     const bf16 *yh = a.y.p + (long)beg * a.y.ld + (long)h * KR;
     const bf16 *zh = a.z.p + (long)beg * a.z.ld + (long)h * VC + c0;
@@ -215,7 +180,7 @@ __global__ void __launch_bounds__(NT, 2) la_states_kernel(ChunkArgs a) {
         weigh_rows(Zc, Zws, ldv, L, VT, pw, REV);
         if (Sb && t0 / BT < a.maxch) { // (a max_len too small must not write past hs)
             bf16 *dst = a.hs + (((long)seq * a.maxch + t0 / BT) * a.H + h) * sd + c0;
-            copy_state_out<KP, VT>(Sb, dst, VC, KR, vc_valid, hvec);
+            copy_tile_out<KP, VT>(dst, VC, Sb, ldv, KR, vc_valid, hvec, threadIdx.x, NT);
         }
         __syncthreads();                                       // Zws; Sb is copied out
         chunk_state<KP, VT, NW>(st, warp, pw[L], Yc, Zws, Sb); // Sb: the next chunk's S_c

@@ -1,6 +1,6 @@
 // kernels/mma.cuh: the warp-level tensor-core building blocks that the attention kernels
 // share: shared-memory addresses, cp.async, ldmatrix and mma.sync.m16n8k16 (bf16 in, fp32
-// accumulate), as thin PTX wrappers.
+// accumulate), as thin PTX wrappers, and the copy of a shared bf16 tile to global memory.
 //
 // Fragment layout of m16n8k16 (g = lane / 4, t = lane % 4):
 //   A [16 x 16] row-major: a0 (row g, cols 2t, 2t+1), a1 (row g+8, same cols),
@@ -126,6 +126,34 @@ static __device__ __forceinline__ void store_acc_bf16(bf16 *D, int ld, const flo
             pack_bf16(scale * c[n][0], scale * c[n][1]);
         *reinterpret_cast<uint32_t *>(D + (g + 8) * ld + 8 * n + 2 * t) =
             pack_bf16(scale * c[n][2], scale * c[n][3]);
+    }
+}
+
+// True when 16-byte vector access works for rows `ld` elements apart starting at p.
+static __device__ __forceinline__ bool vec_ok(const void *p, long ld) {
+    return ((reinterpret_cast<uintptr_t>(p) | (uintptr_t)(ld * 2)) & 15) == 0;
+}
+
+// Rows < rows and columns < cols of the shared [ROWS, COLS] bf16 tile src (rows lds apart)
+// to dst (rows ld apart): 16-byte stores of eight columns when vec, else one value at a
+// time. Threads first, first + step, ... share the tile's groups of eight in row order, so
+// a block (threadIdx.x, its size) or one warp (its lane, 32) can call it. Staged so, a
+// tile leaves in whole rows, where mma fragments would store 4-byte pairs.
+template <int ROWS, int COLS>
+static __device__ __forceinline__ void copy_tile_out(bf16 *dst, long ld, const bf16 *src, int lds,
+                                                     int rows, int cols, bool vec, int first,
+                                                     int step) {
+    constexpr int groups = COLS / 8;
+    for (int i = first; i < ROWS * groups; i += step) {
+        const int r = i / groups, c = (i % groups) * 8;
+        if (r >= rows || c >= cols) continue;
+        const bf16 *s = src + r * lds + c;
+        bf16 *d = dst + r * ld + c;
+        if (vec && cols - c >= 8) {
+            *reinterpret_cast<uint4 *>(d) = *reinterpret_cast<const uint4 *>(s);
+        } else {
+            for (int e = 0; e < 8 && c + e < cols; e++) d[e] = s[e];
+        }
     }
 }
 
